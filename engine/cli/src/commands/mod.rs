@@ -1,0 +1,71 @@
+//! One function per subcommand, each returning its exit code.
+
+mod graph;
+mod plan;
+mod validate;
+
+pub(crate) use graph::graph;
+pub(crate) use plan::plan;
+pub(crate) use validate::validate;
+
+use crate::args::CompileArgs;
+use crate::exit;
+use crate::output::Output;
+use clap::CommandFactory;
+use twinflow_workflow::{CompileOptions, Plan, SiteSource, compile_file, parse_param_arg};
+
+/// Compiles the file named on the command line, or reports why not (exit 2).
+fn compile(out: &Output, args: &CompileArgs) -> Result<Plan, u8> {
+    let mut options = CompileOptions {
+        local: args.local,
+        max_tasks: args.max_tasks,
+        ..CompileOptions::default()
+    };
+    for raw in &args.params {
+        match parse_param_arg(raw) {
+            Ok(kv) => options.params.push(kv),
+            Err(d) => {
+                out.diagnostic(&d);
+                return Err(exit::INVALID);
+            }
+        }
+    }
+    if let Some(site) = &args.site {
+        match SiteSource::read(site) {
+            Ok(s) => options.site = Some(s),
+            Err(e) => {
+                out.compile_error(&site.display().to_string(), &e);
+                return Err(exit::INVALID);
+            }
+        }
+    }
+    compile_file(&args.file, &options).map_err(|e| {
+        out.compile_error(&args.file.display().to_string(), &e);
+        exit::INVALID
+    })
+}
+
+pub(crate) fn schema(out: &Output, site: bool) -> u8 {
+    let schema = if site {
+        twinflow_workflow::site_schema()
+    } else {
+        twinflow_workflow::workflow_schema()
+    };
+    match serde_json::to_string_pretty(&schema) {
+        Ok(text) => {
+            out.print(&text);
+            out.print("\n");
+            exit::SUCCESS
+        }
+        Err(e) => {
+            out.error(&format!("failed to write the schema: {e}"));
+            exit::INVALID
+        }
+    }
+}
+
+pub(crate) fn completions(shell: clap_complete::Shell) -> u8 {
+    let mut cmd = crate::args::Cli::command();
+    clap_complete::generate(shell, &mut cmd, "twinflow", &mut std::io::stdout());
+    exit::SUCCESS
+}

@@ -1,0 +1,68 @@
+//! `twinflow plan`: the task DAG as text or as documented JSON.
+
+use super::compile;
+use crate::args::CompileArgs;
+use crate::exit;
+use crate::output::Output;
+use std::fmt::Write as _;
+use std::io::{BufWriter, Write};
+use twinflow_core::{PlanJson, TaskId};
+use twinflow_workflow::Plan;
+
+pub(crate) fn plan(out: &Output, args: &CompileArgs, json: bool) -> u8 {
+    let plan = match compile(out, args) {
+        Ok(plan) => plan,
+        Err(code) => return code,
+    };
+    if json {
+        let stdout = std::io::stdout().lock();
+        let mut writer = BufWriter::with_capacity(1 << 16, stdout);
+        let written = serde_json::to_writer(&mut writer, &PlanJson(&plan))
+            .map_err(std::io::Error::from)
+            .and_then(|()| writer.write_all(b"\n"))
+            .and_then(|()| writer.flush());
+        if let Err(e) = written
+            && e.kind() != std::io::ErrorKind::BrokenPipe
+        {
+            out.error(&format!("failed to write the plan: {e}"));
+            return exit::INVALID;
+        }
+    } else {
+        out.print(&text(&plan));
+    }
+    exit::SUCCESS
+}
+
+/// One block per task: id, name, executor, resources, dependencies, command.
+pub(crate) fn text(plan: &Plan) -> String {
+    let mut s = String::new();
+    for i in 0..plan.task_count() as u32 {
+        let id = TaskId(i);
+        let step = plan.step_of(id);
+        let e = plan.executor_of(id);
+        let r = &step.resources;
+        let _ = writeln!(s, "#{id} {}", plan.task_name(id));
+        let mut res = format!("cpus={}", r.cpus);
+        if let Some(m) = r.memory_bytes {
+            let _ = write!(res, " memory={}MiB", m.div_ceil(1 << 20));
+        }
+        if let Some(t) = r.time_seconds {
+            let _ = write!(res, " time={t}s");
+        }
+        if r.gpus > 0 {
+            let _ = write!(res, " gpus={}", r.gpus);
+        }
+        let _ = writeln!(s, "  executor: {} ({})  {res}", e.name, e.backend.kind());
+        let deps = plan.dependencies(id);
+        if !deps.is_empty() {
+            let shown: Vec<String> = deps.iter().take(8).map(|d| format!("#{d}")).collect();
+            let more = if deps.len() > 8 { format!(" (+{} more)", deps.len() - 8) } else { String::new() };
+            let _ = writeln!(s, "  after: {}{more}", shown.join(" "));
+        }
+        for line in plan.task(id).command.lines() {
+            let _ = writeln!(s, "  $ {line}");
+        }
+    }
+    let _ = writeln!(s, "{} tasks", plan.task_count());
+    s
+}

@@ -1,0 +1,58 @@
+//! `twinflow validate`: checks a workflow and summarises it.
+
+use super::compile;
+use crate::args::CompileArgs;
+use crate::exit;
+use crate::output::Output;
+use std::fmt::Write as _;
+use twinflow_workflow::Plan;
+
+pub(crate) fn validate(out: &Output, args: &CompileArgs) -> u8 {
+    match compile(out, args) {
+        Ok(plan) => {
+            out.print(&summary(&plan, &args.file.display().to_string()));
+            exit::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+/// Tasks per step, their executors and shapes, and the total.
+pub(crate) fn summary(plan: &Plan, file: &str) -> String {
+    let mut s = String::new();
+    let width = plan.steps.iter().map(|st| st.name.len()).max().unwrap_or(4).max(4);
+    let _ = writeln!(s, "{file}: workflow `{}` is valid", plan.workflow.name);
+    if let Some(c) = &plan.cycle {
+        let ahead = c.runahead.map_or("unlimited".to_owned(), |r| r.to_string());
+        let _ = writeln!(
+            s,
+            "cycle: {} .. {} every {} ({} points, runahead {ahead})",
+            c.start,
+            c.stop,
+            c.step,
+            c.points.len()
+        );
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(s, "  {:<width$}  {:>9}  {:<22}  shape", "step", "tasks", "executor");
+    for step in &plan.steps {
+        let e = &plan.executors[step.executor.index()];
+        let mut shape: Vec<String> = step
+            .for_each
+            .iter()
+            .map(|k| format!("{}[{}]", k.name, k.values.len()))
+            .collect();
+        if step.cycling {
+            shape.push(format!("cycle[{}]", plan.cycle.as_ref().map_or(0, |c| c.points.len())));
+        }
+        let gathers: Vec<&str> = step.inputs.iter().filter(|i| i.gather).map(|i| i.name.as_str()).collect();
+        let mut shape = if shape.is_empty() { "single".to_owned() } else { shape.join(" x ") };
+        if !gathers.is_empty() {
+            let _ = write!(shape, ", gathers {}", gathers.join(", "));
+        }
+        let executor = format!("{} ({})", e.name, e.backend.kind());
+        let _ = writeln!(s, "  {:<width$}  {:>9}  {:<22}  {shape}", step.name, step.tasks.len(), executor);
+    }
+    let _ = writeln!(s, "  {:<width$}  {:>9}", "total", plan.task_count());
+    s
+}

@@ -1,0 +1,177 @@
+//! Executors as a plan names them: a role (`hpc`, `cloud`) bound to a backend
+//! kind with that backend's settings.
+
+use serde::Serialize;
+use std::fmt;
+
+/// The backend kinds of language v1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutorKind {
+    /// Processes on this machine.
+    Local,
+    /// Jobs on a Slurm cluster, from its login node or over SSH.
+    Slurm,
+    /// A VM reached over SSH, artefacts through an S3 store.
+    Cloud,
+}
+
+impl ExecutorKind {
+    /// The spelling used in workflow files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Slurm => "slurm",
+            Self::Cloud => "cloud",
+        }
+    }
+}
+
+impl fmt::Display for ExecutorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Container runtimes a step's image can run under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerRuntime {
+    /// Apptainer (the HPC default).
+    Apptainer,
+    /// Singularity, Apptainer's predecessor.
+    Singularity,
+    /// Podman.
+    Podman,
+    /// Docker.
+    Docker,
+}
+
+/// An image a step runs inside.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContainerSpec {
+    /// Image reference, e.g. `docker://ghcr.io/biodt/landis:7`.
+    pub image: String,
+    /// Runtime; `None` means the executor's `container_runtime`.
+    pub runtime: Option<ContainerRuntime>,
+    /// Extra options passed to the runtime.
+    pub options: Vec<String>,
+}
+
+/// `user@host[:port]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SshTarget {
+    /// Login name; `None` means the current user.
+    pub user: Option<String>,
+    /// Host name or address.
+    pub host: String,
+    /// Port; `None` means 22.
+    pub port: Option<u16>,
+}
+
+impl fmt::Display for SshTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(user) = &self.user {
+            write!(f, "{user}@")?;
+        }
+        f.write_str(&self.host)?;
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `s3://bucket/prefix`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct S3Location {
+    /// Bucket name.
+    pub bucket: String,
+    /// Key prefix, without leading or trailing `/` (may be empty).
+    pub prefix: String,
+}
+
+impl fmt::Display for S3Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.prefix)
+    }
+}
+
+/// Settings of a local executor.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LocalConfig {
+    /// Concurrent cpu slots; `None` means the machine's cores at run time.
+    pub slots: Option<u32>,
+}
+
+/// Settings of a Slurm executor.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SlurmConfig {
+    /// `--partition`.
+    pub partition: Option<String>,
+    /// `--account`.
+    pub account: Option<String>,
+    /// `--qos`.
+    pub qos: Option<String>,
+    /// Submit over SSH to this login node; `None` runs `sbatch` here.
+    pub ssh: Option<SshTarget>,
+    /// The most jobs of one run queued at once.
+    pub max_jobs: Option<u32>,
+    /// Extra `sbatch` options, passed as given.
+    pub sbatch: Vec<String>,
+    /// Working directory on the cluster's shared file system.
+    pub workdir: Option<String>,
+}
+
+/// Settings of a cloud executor.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CloudConfig {
+    /// The VM.
+    pub ssh: Option<SshTarget>,
+    /// Object store for artefacts.
+    pub store: Option<S3Location>,
+    /// Working directory on the VM.
+    pub workdir: Option<String>,
+}
+
+/// A backend and its settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum BackendConfig {
+    /// See [`LocalConfig`].
+    Local(LocalConfig),
+    /// See [`SlurmConfig`].
+    Slurm(SlurmConfig),
+    /// See [`CloudConfig`].
+    Cloud(CloudConfig),
+}
+
+impl BackendConfig {
+    /// The kind of this backend.
+    pub fn kind(&self) -> ExecutorKind {
+        match self {
+            Self::Local(_) => ExecutorKind::Local,
+            Self::Slurm(_) => ExecutorKind::Slurm,
+            Self::Cloud(_) => ExecutorKind::Cloud,
+        }
+    }
+}
+
+/// An executor role of a workflow, bound to a backend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExecutorSpec {
+    /// The role's name in the workflow file.
+    pub name: String,
+    /// The backend it is bound to.
+    #[serde(flatten)]
+    pub backend: BackendConfig,
+    /// Shell lines run before each task.
+    pub prologue: Option<String>,
+    /// Environment for every task on this executor.
+    pub env: Vec<(String, String)>,
+    /// Default runtime for steps with a container.
+    pub container_runtime: Option<ContainerRuntime>,
+    /// Where the binding came from when not the workflow file: a site file's
+    /// path, or `--local`.
+    pub bound_by: Option<String>,
+}

@@ -1,0 +1,25 @@
+//! twinflow-core owns the data every part of twinflow shares: ids, the compiled
+//! [`Plan`] (an immutable task DAG) and its stable JSON form.
+//!
+//! It knows nothing of YAML, files, tokio or any backend: the workflow compiler
+//! builds a `Plan`, the runtime executes one.
+
+mod executor;
+mod ids;
+mod json;
+mod plan;
+mod resources;
+mod template;
+
+pub use executor::{
+    BackendConfig, CloudConfig, ContainerRuntime, ContainerSpec, ExecutorKind, ExecutorSpec,
+    LocalConfig, S3Location, SlurmConfig, SshTarget,
+};
+pub use ids::{ExecutorId, StepId, TaskId};
+pub use json::{PLAN_FORMAT, PlanJson};
+pub use plan::{
+    AfterSpec, CyclePoint, CycleSpec, ForEachKey, InputSpec, OutputSpec, ParamValue, Plan,
+    PlanBuilder, StepSpec, Task, TaskInput, WorkflowInfo, input_paths,
+};
+pub use resources::Resources;
+pub use template::{Piece, Ref, Template, push_shell_quoted, shell_quote, shell_words};

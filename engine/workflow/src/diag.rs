@@ -1,0 +1,237 @@
+//! Compile diagnostics: rustc-style errors with a code, the file, labelled
+//! spans and a hint, rendered by miette. A compile reports every error it
+//! can find in a file, not only the first.
+
+use crate::span::Span;
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode};
+use std::fmt;
+use std::sync::Arc;
+
+/// A named source text that diagnostics point into.
+pub type Source = Arc<NamedSource<String>>;
+
+/// Makes a named source.
+pub fn source(name: impl AsRef<str>, text: impl Into<String>) -> Source {
+    Arc::new(NamedSource::new(name, text.into()).with_language("yaml"))
+}
+
+/// One problem with a workflow (or site file, or command-line argument).
+#[derive(Debug, Clone)]
+pub struct Diagnostic {
+    code: &'static str,
+    message: String,
+    labels: Vec<(Span, String)>,
+    help: Option<String>,
+    source: Option<Source>,
+}
+
+impl Diagnostic {
+    /// A diagnostic with a code (`twinflow::...`) and a message.
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            labels: Vec::new(),
+            help: None,
+            source: None,
+        }
+    }
+
+    /// Points into `source`.
+    pub fn in_source(mut self, source: &Source) -> Self {
+        self.source = Some(source.clone());
+        self
+    }
+
+    /// Adds a labelled span (the first one is the primary label).
+    pub fn label(mut self, span: Span, text: impl Into<String>) -> Self {
+        self.labels.push((span, text.into()));
+        self
+    }
+
+    /// Sets the hint.
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// Sets the hint if there is one.
+    pub fn maybe_help(mut self, help: Option<String>) -> Self {
+        if help.is_some() {
+            self.help = help;
+        }
+        self
+    }
+
+    /// The stable code, e.g. `twinflow::unknown-key`.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// The one-line message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The hint, if any.
+    pub fn hint(&self) -> Option<&str> {
+        self.help.as_deref()
+    }
+
+    /// `(line, column)` of the primary label, 1-based.
+    pub fn line_col(&self) -> Option<(usize, usize)> {
+        let (span, _) = self.labels.first()?;
+        let text = self.source.as_ref()?.inner();
+        let before = text.get(..span.start)?;
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        Some((line, col))
+    }
+
+    /// Renders like rustc: message, `file:line:col`, the source with labels, the hint.
+    pub fn render(&self, color: bool) -> String {
+        let theme = if color {
+            GraphicalTheme::unicode()
+        } else {
+            GraphicalTheme::unicode_nocolor()
+        };
+        let handler = GraphicalReportHandler::new_themed(theme)
+            .with_width(100)
+            .with_links(false);
+        let mut out = String::new();
+        if handler.render_report(&mut out, self).is_err() {
+            out = format!("error: {}\n", self.message);
+        }
+        out
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Diagnostic {}
+
+impl miette::Diagnostic for Diagnostic {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new(self.code))
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        if self.labels.is_empty() {
+            return None;
+        }
+        self.source.as_deref().map(|s| s as &dyn SourceCode)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        self.source.as_ref()?;
+        if self.labels.is_empty() {
+            return None;
+        }
+        Some(Box::new(self.labels.iter().enumerate().map(|(i, (span, text))| {
+            let label = (!text.is_empty()).then(|| text.clone());
+            if i == 0 {
+                LabeledSpan::new_primary_with_span(label, *span)
+            } else {
+                LabeledSpan::new_with_span(label, *span)
+            }
+        })))
+    }
+}
+
+/// Why a workflow did not compile: one or more diagnostics, in file order.
+#[derive(Debug, Clone)]
+pub struct CompileError {
+    /// What went wrong, in source order.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl CompileError {
+    /// Renders every diagnostic and a closing count, like rustc.
+    pub fn render(&self, color: bool) -> String {
+        let mut out = String::new();
+        for d in &self.diagnostics {
+            out.push_str(&d.render(color));
+            out.push('\n');
+        }
+        out
+    }
+}
+
+impl fmt::Display for CompileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.diagnostics.as_slice() {
+            [one] => write!(f, "{}", one.message),
+            many => write!(f, "{} errors, the first: {}", many.len(), many.first().map_or("", |d| d.message.as_str())),
+        }
+    }
+}
+
+impl std::error::Error for CompileError {}
+
+/// Collects diagnostics during a compile.
+#[derive(Debug)]
+pub(crate) struct Diags {
+    pub(crate) source: Source,
+    pub(crate) list: Vec<Diagnostic>,
+}
+
+impl Diags {
+    pub(crate) fn new(source: Source) -> Self {
+        Self {
+            source,
+            list: Vec::new(),
+        }
+    }
+
+    /// Starts a diagnostic pointing at `span` in this file.
+    pub(crate) fn at(&mut self, code: &'static str, span: Span, message: impl Into<String>, label: impl Into<String>) -> &mut Diagnostic {
+        let d = Diagnostic::new(code, message)
+            .in_source(&self.source)
+            .label(span, label);
+        self.list.push(d);
+        let last = self.list.len() - 1;
+        &mut self.list[last]
+    }
+
+    pub(crate) fn push(&mut self, d: Diagnostic) {
+        self.list.push(d);
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// Sorts by position (diagnostics without labels last) and hands them over.
+    pub(crate) fn into_error(mut self) -> CompileError {
+        self.list.sort_by_key(|d| d.labels.first().map_or(usize::MAX, |(s, _)| s.start));
+        CompileError {
+            diagnostics: self.list,
+        }
+    }
+}
+
+impl Diagnostic {
+    /// In-place hint setter for diagnostics built through [`Diags::at`].
+    pub(crate) fn set_help(&mut self, help: Option<String>) -> &mut Self {
+        if help.is_some() {
+            self.help = help;
+        }
+        self
+    }
+
+    /// In-place secondary label.
+    pub(crate) fn add_label(&mut self, span: Span, text: impl Into<String>) -> &mut Self {
+        self.labels.push((span, text.into()));
+        self
+    }
+}

@@ -1,0 +1,308 @@
+//! Expands lowered steps into tasks: the `for_each` product and cycle points,
+//! producer matching (single, gather, `@-k`) and command substitution with
+//! every value shell-quoted. Linear in tasks plus edges; values are quoted
+//! once, not per task.
+
+use crate::diag::Diags;
+use crate::lower::{Lowered, StepIr};
+use twinflow_core::{
+    CyclePoint, ParamValue, Piece, Plan, PlanBuilder, Ref, StepId, StepSpec, TaskId, input_paths,
+    push_shell_quoted, shell_quote, shell_words,
+};
+
+/// How a consumer finds its producers along one link (`needs` or `after`).
+struct Link {
+    producer_first: u32,
+    /// (consumer key slot, producer stride, consumer value -> producer value)
+    fixed: Vec<(usize, u32, Vec<u32>)>,
+    /// (producer stride, count): dimensions gathered over, outermost first.
+    free: Vec<(u32, u32)>,
+    /// `Some(k)`: the producer's point is the consumer's minus k.
+    same_point: Option<u32>,
+}
+
+impl Link {
+    fn new(consumer: &StepSpec, producer: &StepSpec, offset: u32, points: u32) -> Self {
+        let p_points = if producer.cycling { points } else { 1 };
+        let mut strides = vec![0u32; producer.for_each.len()];
+        let mut stride = p_points;
+        for (j, key) in producer.for_each.iter().enumerate().rev() {
+            strides[j] = stride;
+            stride *= key.values.len() as u32;
+        }
+        let mut fixed = Vec::new();
+        let mut free = Vec::new();
+        for (j, key) in producer.for_each.iter().enumerate() {
+            match consumer.for_each.iter().position(|k| k.name == key.name) {
+                Some(slot) => {
+                    let map = consumer.for_each[slot]
+                        .values
+                        .iter()
+                        .map(|v| key.values.iter().position(|p| p == v).unwrap_or(0) as u32)
+                        .collect();
+                    fixed.push((slot, strides[j], map));
+                }
+                None => free.push((strides[j], key.values.len() as u32)),
+            }
+        }
+        let same_point = match (producer.cycling, consumer.cycling) {
+            (true, true) => Some(offset),
+            (true, false) => {
+                free.push((1, points));
+                None
+            }
+            _ => None,
+        };
+        Self {
+            producer_first: producer.tasks.start,
+            fixed,
+            free,
+            same_point,
+        }
+    }
+
+    /// Appends the producers of the consumer at `coords`/`point` to `out`.
+    fn producers(&self, coords: &[u32], point: u32, out: &mut Vec<TaskId>) {
+        let mut base = self.producer_first;
+        for (slot, stride, map) in &self.fixed {
+            base += map[coords[*slot] as usize] * stride;
+        }
+        if let Some(k) = self.same_point {
+            if point < k {
+                return;
+            }
+            base += point - k;
+        }
+        if self.free.is_empty() {
+            out.push(TaskId(base));
+            return;
+        }
+        let mut counters = vec![0u32; self.free.len()];
+        loop {
+            let offset: u32 = counters.iter().zip(&self.free).map(|(c, (s, _))| c * s).sum();
+            out.push(TaskId(base + offset));
+            let mut dim = self.free.len();
+            loop {
+                if dim == 0 {
+                    return;
+                }
+                dim -= 1;
+                counters[dim] += 1;
+                if counters[dim] < self.free[dim].1 {
+                    break;
+                }
+                counters[dim] = 0;
+            }
+        }
+    }
+}
+
+/// Number of tasks of a step, if it fits in u32.
+fn instance_count(step: &StepSpec, points: u32) -> Option<u32> {
+    let mut n: u32 = if step.cycling { points } else { 1 };
+    for key in &step.for_each {
+        n = n.checked_mul(key.values.len() as u32)?;
+    }
+    Some(n)
+}
+
+pub(crate) fn expand(mut lowered: Lowered, max_tasks: usize, d: &mut Diags) -> Option<Plan> {
+    let points = lowered.cycle.as_ref().map_or(1, |c| c.points.len() as u32);
+    let mut next: u64 = 0;
+    for ir in &mut lowered.steps {
+        let count = instance_count(&ir.spec, points).map(u64::from);
+        let total = count.map(|c| c + next);
+        match total {
+            Some(total) if total <= max_tasks as u64 => {
+                ir.spec.tasks = next as u32..total as u32;
+                next = total;
+            }
+            _ => {
+                let what = count.map_or_else(|| "more than 4 billion".to_owned(), |c| c.to_string());
+                d.at(
+                    "twinflow::too-many-tasks",
+                    ir.name_span,
+                    format!("the workflow would have more than {max_tasks} tasks (this step alone: {what})"),
+                    "too many tasks",
+                )
+                .set_help(Some("reduce the for_each lists or the cycle, or raise the limit with `--max-tasks`".into()));
+                return None;
+            }
+        }
+    }
+    let run_ir: Vec<_> = lowered.steps.iter().map(|s| s.run.clone()).collect();
+    let specs: Vec<StepSpec> = lowered.steps.into_iter().map(|s: StepIr| s.spec).collect();
+    let consts = Consts::new(&lowered.info.dir.display().to_string(), &lowered.info.name, &lowered.info.run_id, &lowered.params, lowered.cycle.as_ref().map(|c| c.points.as_slice()).unwrap_or(&[]));
+    let mut builder = PlanBuilder::new(lowered.info, lowered.params, lowered.cycle, lowered.executors, specs);
+    for (s, template) in run_ir.iter().enumerate() {
+        expand_step(&mut builder, StepId(s as u32), template, &consts, points);
+    }
+    Some(builder.finish())
+}
+
+/// Values quoted once for the whole plan.
+struct Consts {
+    dir: String,
+    name: String,
+    run_id: String,
+    params: Vec<String>,
+    /// Per cycle point: label, year, month, day.
+    cycle: Vec<[String; 4]>,
+    labels: Vec<String>,
+}
+
+impl Consts {
+    fn new(dir: &str, name: &str, run_id: &str, params: &[(String, ParamValue)], points: &[CyclePoint]) -> Self {
+        Self {
+            dir: shell_quote(dir),
+            name: shell_quote(name),
+            run_id: shell_quote(run_id),
+            params: params.iter().map(|(_, v)| shell_words(v.as_slice().iter().map(String::as_str))).collect(),
+            cycle: points
+                .iter()
+                .map(|p| [shell_quote(&p.label), p.year.to_string(), p.month.to_string(), p.day.to_string()])
+                .collect(),
+            labels: points.iter().map(|p| p.label.clone()).collect(),
+        }
+    }
+}
+
+/// What an input substitutes to, by number of producers.
+struct InputWords {
+    name: String,
+    file: String,
+    gather: bool,
+    cached: Option<(usize, String)>,
+}
+
+impl InputWords {
+    fn words(&mut self, count: usize) -> &str {
+        if self.cached.as_ref().is_none_or(|(n, _)| *n != count) {
+            let paths = input_paths(&self.name, &self.file, self.gather, count);
+            let text = if !self.gather && count == 0 {
+                "''".to_owned()
+            } else {
+                shell_words(paths.iter().map(String::as_str))
+            };
+            self.cached = Some((count, text));
+        }
+        self.cached.as_ref().map_or("", |(_, s)| s.as_str())
+    }
+}
+
+fn expand_step(builder: &mut PlanBuilder, id: StepId, template: &twinflow_core::Template, consts: &Consts, points: u32) {
+    let steps = builder.steps();
+    let step = &steps[id.index()];
+    let input_links: Vec<Link> = step
+        .inputs
+        .iter()
+        .map(|i| Link::new(step, &steps[i.from_step.index()], i.offset, points))
+        .collect();
+    let after_links: Vec<Link> = step
+        .after
+        .iter()
+        .map(|a| Link::new(step, &steps[a.step.index()], a.offset, points))
+        .collect();
+    let mut input_words: Vec<InputWords> = step
+        .inputs
+        .iter()
+        .map(|i| {
+            let file = steps[i.from_step.index()]
+                .outputs
+                .iter()
+                .find(|o| o.name == i.output)
+                .map_or(i.output.clone(), |o| o.file_name().to_owned());
+            InputWords { name: i.name.clone(), file, gather: i.gather, cached: None }
+        })
+        .collect();
+    let key_words: Vec<Vec<String>> = step
+        .for_each
+        .iter()
+        .map(|k| k.values.iter().map(|v| shell_quote(v)).collect())
+        .collect();
+    let output_words: Vec<String> = step.outputs.iter().map(|o| shell_quote(&o.path)).collect();
+    let step_name = step.name.clone();
+    let key_names: Vec<String> = step.for_each.iter().map(|k| k.name.clone()).collect();
+    let key_values: Vec<Vec<String>> = step.for_each.iter().map(|k| k.values.clone()).collect();
+    let cycling = step.cycling;
+    let count = step.tasks.len();
+    let n_points = if cycling { points } else { 1 };
+    let mut coords = vec![0u32; step.for_each.len()];
+    let mut point = 0u32;
+    let mut producers: Vec<Vec<TaskId>> = vec![Vec::new(); input_links.len()];
+    let mut deps: Vec<TaskId> = Vec::new();
+    let mut last_len = 64;
+    for _ in 0..count {
+        deps.clear();
+        for (slot, link) in input_links.iter().enumerate() {
+            producers[slot].clear();
+            link.producers(&coords, point, &mut producers[slot]);
+            builder.push_input(&producers[slot]);
+            deps.extend_from_slice(&producers[slot]);
+        }
+        for link in &after_links {
+            link.producers(&coords, point, &mut deps);
+        }
+        let mut command = String::with_capacity(last_len);
+        for piece in &template.pieces {
+            match piece {
+                Piece::Lit(s) => command.push_str(s),
+                Piece::Ref(r) => match *r {
+                    Ref::Param(i) => command.push_str(&consts.params[i as usize]),
+                    Ref::Key(slot) => command.push_str(&key_words[slot as usize][coords[slot as usize] as usize]),
+                    Ref::Input(slot) => {
+                        let n = producers[slot as usize].len();
+                        command.push_str(input_words[slot as usize].words(n));
+                    }
+                    Ref::Output(slot) => command.push_str(&output_words[slot as usize]),
+                    Ref::CyclePoint => command.push_str(&consts.cycle[point as usize][0]),
+                    Ref::CycleYear => command.push_str(&consts.cycle[point as usize][1]),
+                    Ref::CycleMonth => command.push_str(&consts.cycle[point as usize][2]),
+                    Ref::CycleDay => command.push_str(&consts.cycle[point as usize][3]),
+                    Ref::WorkflowDir => command.push_str(&consts.dir),
+                    Ref::WorkflowName => command.push_str(&consts.name),
+                    Ref::RunId => command.push_str(&consts.run_id),
+                    Ref::TaskName => {
+                        let name = task_name(&step_name, &key_names, &key_values, &coords, cycling.then(|| consts.labels[point as usize].as_str()));
+                        push_shell_quoted(&mut command, &name);
+                    }
+                },
+            }
+        }
+        last_len = command.len();
+        builder.push_task(id, command, &mut deps);
+        // Advance the odometer: point innermost, then keys from last to first.
+        point += 1;
+        if point == n_points {
+            point = 0;
+            for slot in (0..coords.len()).rev() {
+                coords[slot] += 1;
+                if (coords[slot] as usize) < key_values[slot].len() {
+                    break;
+                }
+                coords[slot] = 0;
+            }
+        }
+    }
+}
+
+fn task_name(step: &str, keys: &[String], values: &[Vec<String>], coords: &[u32], point: Option<&str>) -> String {
+    let mut name = step.to_owned();
+    if !keys.is_empty() {
+        name.push('[');
+        for (i, key) in keys.iter().enumerate() {
+            if i > 0 {
+                name.push(',');
+            }
+            name.push_str(key);
+            name.push('=');
+            name.push_str(&values[i][coords[i] as usize]);
+        }
+        name.push(']');
+    }
+    if let Some(p) = point {
+        name.push('@');
+        name.push_str(p);
+    }
+    name
+}

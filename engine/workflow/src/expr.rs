@@ -1,0 +1,118 @@
+//! `${{ expr }}` in strings: splitting text into literal pieces and expression
+//! names, and finding each expression's span in the source for diagnostics.
+
+use crate::span::Span;
+
+/// A piece of a string before name resolution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RawPiece {
+    Lit(String),
+    /// A dotted name, e.g. `params.region`, with its span in the source.
+    Expr { name: String, span: Span },
+}
+
+/// A problem in a string's expressions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ExprError {
+    pub(crate) message: String,
+    pub(crate) span: Span,
+    pub(crate) help: Option<String>,
+}
+
+/// Splits `text` (the value of the node at `at`) into pieces. `source` is the
+/// whole file, used to point at the n-th `${{` inside the node.
+pub(crate) fn split(text: &str, at: Span, source: &str) -> Result<Vec<RawPiece>, ExprError> {
+    let mut pieces = Vec::new();
+    let mut rest = text;
+    let mut nth = 0;
+    while let Some(open) = rest.find("${{") {
+        if open > 0 {
+            pieces.push(RawPiece::Lit(rest[..open].to_owned()));
+        }
+        let span = locate(source, at, nth);
+        let after = &rest[open + 3..];
+        let Some(close) = after.find("}}") else {
+            return Err(ExprError {
+                message: "unclosed `${{`".into(),
+                span,
+                help: Some("close the expression with `}}`".into()),
+            });
+        };
+        let name = after[..close].trim();
+        if !is_dotted_name(name) {
+            return Err(ExprError {
+                message: format!("`{name}` is not an expression twinflow understands"),
+                span,
+                help: Some(
+                    "expressions are names such as `params.X`, `inputs.X`, `outputs.X`, a for_each key, `cycle.year`, `workflow.dir`, `run.id` or `task.name`".into(),
+                ),
+            });
+        }
+        pieces.push(RawPiece::Expr {
+            name: name.to_owned(),
+            span,
+        });
+        rest = &after[close + 2..];
+        nth += 1;
+    }
+    if !rest.is_empty() {
+        pieces.push(RawPiece::Lit(rest.to_owned()));
+    }
+    Ok(pieces)
+}
+
+/// `a.b-c.d_e`: segments of letters, digits, `_` and `-`, not starting with a digit or `-`.
+fn is_dotted_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.split('.').all(|seg| {
+            let mut chars = seg.chars();
+            chars
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        })
+}
+
+/// The span of the n-th `${{ ... }}` at or after the node's start; the node's
+/// own span when the source does not show it (e.g. built by escapes).
+fn locate(source: &str, at: Span, nth: usize) -> Span {
+    let Some(tail) = source.get(at.start..) else {
+        return at;
+    };
+    let Some((offset, _)) = tail.match_indices("${{").nth(nth) else {
+        return at;
+    };
+    let start = at.start + offset;
+    let len = source[start..]
+        .find("}}")
+        .map_or(3, |end| end + 2)
+        .min(200);
+    Span::new(start, len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_and_locates() {
+        let source = "run: echo ${{ params.a }} and ${{ b }}\n";
+        let at = Span::new(5, source.len() - 6);
+        let pieces = split(&source[5..source.len() - 1], at, source).unwrap();
+        assert_eq!(pieces.len(), 4);
+        let RawPiece::Expr { name, span } = &pieces[3] else {
+            panic!("not an expression")
+        };
+        assert_eq!(name, "b");
+        assert_eq!(&source[span.start..span.end()], "${{ b }}");
+    }
+
+    #[test]
+    fn refuses_unclosed_and_odd_expressions() {
+        let at = Span::default();
+        assert!(split("echo ${{ params.a", at, "").is_err());
+        assert!(split("echo ${{ a + b }}", at, "").is_err());
+        assert!(split("echo ${{ }}", at, "").is_err());
+        assert_eq!(split("plain $HOME ${x}", at, "").unwrap().len(), 1);
+    }
+}

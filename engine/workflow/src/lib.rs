@@ -1,0 +1,207 @@
+//! twinflow-workflow compiles workflow files (language v1) into a [`Plan`]:
+//! YAML is parsed under a resource budget into a spanned tree (`node`),
+//! read into the typed model (`model`, via the recovering deserializer `de`),
+//! given its meaning (`lower`) and expanded into tasks (`expand`). Every
+//! problem becomes a rustc-style [`Diagnostic`]; all of a file's problems are
+//! reported together.
+//!
+//! ```
+//! use twinflow_workflow::{CompileOptions, compile_str};
+//!
+//! let yaml = r#"
+//! version: 1
+//! name: hello
+//! params:
+//!   who: [world, twins]
+//! steps:
+//!   greet:
+//!     for_each: { name: "${{ params.who }}" }
+//!     run: echo hello ${{ name }} > ${{ outputs.greeting }}
+//!     outputs: { greeting: greeting.txt }
+//!   collect:
+//!     needs: { all: greet.greeting }
+//!     run: cat ${{ inputs.all }}
+//! "#;
+//! let plan = compile_str("hello.yaml", yaml, &CompileOptions::default()).unwrap();
+//! assert_eq!(plan.task_count(), 3);
+//! let collect = plan.find_task("collect").unwrap();
+//! assert_eq!(
+//!     &*plan.task(collect).command,
+//!     "cat inputs/all/0/greeting.txt inputs/all/1/greeting.txt"
+//! );
+//!
+//! let broken = "version: 1\nsteps:\n  a:\n    runn: echo\n";
+//! let err = compile_str("broken.yaml", broken, &CompileOptions::default()).unwrap_err();
+//! assert_eq!(err.diagnostics[0].code(), "twinflow::unknown-key");
+//! assert_eq!(err.diagnostics[0].hint(), Some("did you mean `run`?"));
+//! ```
+
+mod cycle;
+mod de;
+mod diag;
+mod expand;
+mod expr;
+mod lower;
+mod model;
+mod node;
+mod options;
+mod schema;
+mod span;
+mod suggest;
+mod units;
+
+pub use diag::{CompileError, Diagnostic, Source, source};
+pub use node::MAX_SOURCE_BYTES;
+pub use options::{CompileOptions, DEFAULT_MAX_TASKS, DRY_RUN_ID, SiteSource, parse_param_arg};
+pub use schema::{site_schema, workflow_schema};
+pub use span::{Span, Spanned};
+pub use twinflow_core::Plan;
+
+use diag::Diags;
+use std::path::Path;
+
+/// Reads and compiles a workflow file. `workflow.dir` becomes the file's
+/// directory (absolute) and the default name its stem.
+pub fn compile_file(path: &Path, options: &CompileOptions) -> Result<Plan, CompileError> {
+    let text = read_source(path, "workflow file")?;
+    let mut options = options.clone();
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    options.workflow_dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    options.file = Some(path.to_path_buf());
+    compile_named(&path.display().to_string(), &text, &options, &stem(path))
+}
+
+/// Compiles workflow text; `name` labels diagnostics (usually the file name).
+pub fn compile_str(name: &str, text: &str, options: &CompileOptions) -> Result<Plan, CompileError> {
+    compile_named(name, text, options, &stem(Path::new(name)))
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "workflow".to_owned())
+}
+
+fn compile_named(name: &str, text: &str, options: &CompileOptions, default_name: &str) -> Result<Plan, CompileError> {
+    let mut d = Diags::new(source(name, text));
+    let doc = parse_into::<model::WorkflowDoc>(text, &mut d);
+    let Some(doc) = doc else {
+        return Err(d.into_error());
+    };
+    let Some(lowered) = lower::lower(&doc, &mut d, options, default_name) else {
+        return Err(d.into_error());
+    };
+    match expand::expand(lowered, options.max_tasks, &mut d) {
+        Some(plan) if d.is_empty() => Ok(plan),
+        _ => Err(d.into_error()),
+    }
+}
+
+/// Reads a source file, refusing directories and files over [`MAX_SOURCE_BYTES`]
+/// before reading them.
+pub(crate) fn read_source(path: &Path, what: &str) -> Result<String, CompileError> {
+    let fail = |message: String, help: Option<String>| CompileError {
+        diagnostics: vec![Diagnostic::new("twinflow::io", message).maybe_help(help)],
+    };
+    let meta = std::fs::metadata(path)
+        .map_err(|e| fail(format!("failed to read {what} `{}`: {e}", path.display()), None))?;
+    if meta.is_dir() {
+        return Err(fail(format!("{what} `{}` is a directory", path.display()), None));
+    }
+    if meta.len() > MAX_SOURCE_BYTES as u64 {
+        return Err(fail(
+            format!("{what} `{}` is {} bytes, more than the limit of {MAX_SOURCE_BYTES}", path.display(), meta.len()),
+            Some("workflow files are small; generate large sweeps with for_each and params".into()),
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| fail(format!("failed to read {what} `{}`: {e}", path.display()), None))?;
+    String::from_utf8(bytes).map_err(|e| {
+        fail(
+            format!("{what} `{}` is not UTF-8 (invalid byte at offset {})", path.display(), e.utf8_error().valid_up_to()),
+            None,
+        )
+    })
+}
+
+/// Parses YAML text into a typed document, recording every problem in `d`.
+pub(crate) fn parse_into<T: for<'de> serde::Deserialize<'de>>(text: &str, d: &mut Diags) -> Option<T> {
+    if text.len() > MAX_SOURCE_BYTES {
+        d.push(Diagnostic::new(
+            "twinflow::too-large",
+            format!("the file is {} bytes, more than the limit of {MAX_SOURCE_BYTES}", text.len()),
+        ));
+        return None;
+    }
+    let node = match node::parse(text) {
+        Ok(node) => node,
+        Err(e) => {
+            d.push(yaml_error(&d.source, text, &e));
+            return None;
+        }
+    };
+    let sink = de::Sink::default();
+    let doc = de::from_node::<T>(&node, &sink);
+    for e in sink.into_inner() {
+        let span = e.span.unwrap_or_default();
+        d.at(e.code, span, e.message, e.label.unwrap_or_default()).set_help(e.help);
+    }
+    if doc.is_none() && d.is_empty() {
+        d.push(Diagnostic::new("twinflow::invalid", "the file could not be read as a workflow"));
+    }
+    doc
+}
+
+/// A YAML syntax or budget error as a diagnostic.
+fn yaml_error(source: &Source, text: &str, e: &serde_saphyr::Error) -> Diagnostic {
+    let raw = e.to_string();
+    let message = raw
+        .split(" at line ")
+        .next()
+        .unwrap_or(&raw)
+        .trim()
+        .to_owned();
+    let offset = e.location().and_then(|loc| {
+        loc.span()
+            .byte_offset()
+            .map(|o| o as usize)
+            .or_else(|| offset_of(text, loc.line() as usize, loc.column() as usize))
+    });
+    let line_has_tab = offset.is_some_and(|o| {
+        let start = text[..o.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+        let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+        text[start..end].contains('\t')
+    });
+    let help = if line_has_tab || (message.to_lowercase().contains("tab") && text.contains('\t')) {
+        Some("YAML does not allow tabs for indentation; indent with spaces".to_owned())
+    } else if message.contains("budget") || message.contains("limit") || message.contains("alias") {
+        Some("the file is refused to protect twinflow from runaway YAML (alias bombs, very deep nesting)".to_owned())
+    } else {
+        None
+    };
+    let code = if message.to_lowercase().contains("duplicate") {
+        "twinflow::duplicate-key"
+    } else {
+        "twinflow::yaml"
+    };
+    let mut diag = Diagnostic::new(code, format!("invalid YAML: {message}")).in_source(source).maybe_help(help);
+    if let Some(o) = offset {
+        diag = diag.label(Span::new(o.min(text.len()), 0), "here");
+    }
+    diag
+}
+
+/// Byte offset of a 1-based line and column.
+fn offset_of(text: &str, line: usize, column: usize) -> Option<usize> {
+    let start = if line <= 1 {
+        0
+    } else {
+        text.match_indices('\n').nth(line - 2).map(|(i, _)| i + 1)?
+    };
+    let line_text = &text[start..];
+    let col = line_text
+        .char_indices()
+        .nth(column.saturating_sub(1))
+        .map_or(line_text.len(), |(i, _)| i);
+    Some(start + col)
+}

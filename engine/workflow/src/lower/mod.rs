@@ -1,0 +1,215 @@
+//! Gives the written workflow its meaning: checks names, references, units,
+//! the cycle and the step graph, applies `--param`, `--site` and `--local`,
+//! and resolves every `${{ }}`. Reports all it finds; expansion into tasks
+//! happens only when nothing was wrong.
+
+mod executors;
+mod graph;
+mod steps;
+mod templates;
+
+use crate::cycle;
+use crate::diag::{Diagnostic, Diags};
+use crate::model::{ParamDoc, WorkflowDoc};
+use crate::options::CompileOptions;
+use crate::span::Span;
+use crate::suggest::did_you_mean;
+use twinflow_core::{CycleSpec, ExecutorSpec, ParamValue, StepSpec, Template, WorkflowInfo};
+
+/// A step ready for expansion.
+#[derive(Debug)]
+pub(crate) struct StepIr {
+    pub(crate) spec: StepSpec,
+    pub(crate) run: Template,
+    pub(crate) name_span: Span,
+}
+
+/// The workflow ready for expansion.
+#[derive(Debug)]
+pub(crate) struct Lowered {
+    pub(crate) info: WorkflowInfo,
+    pub(crate) params: Vec<(String, ParamValue)>,
+    pub(crate) cycle: Option<CycleSpec>,
+    pub(crate) executors: Vec<ExecutorSpec>,
+    pub(crate) steps: Vec<StepIr>,
+}
+
+/// Names of steps, outputs, inputs, keys, params and executors.
+pub(crate) fn is_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && name.len() <= 128
+}
+
+pub(crate) fn check_name(d: &mut Diags, span: Span, what: &str, name: &str) -> bool {
+    if is_name(name) {
+        return true;
+    }
+    d.at(
+        "twinflow::bad-name",
+        span,
+        format!("`{name}` is not a valid {what} name"),
+        "invalid name",
+    )
+    .set_help(Some(
+        "names start with a letter or `_` and contain letters, digits, `_` and `-` (at most 128)".into(),
+    ));
+    false
+}
+
+/// Lowers a parsed workflow. `doc` may have holes where the file was wrong
+/// (already reported in `d`).
+pub(crate) fn lower(doc: &WorkflowDoc, d: &mut Diags, opts: &CompileOptions, default_name: &str) -> Option<Lowered> {
+    if doc.version.value != 1 {
+        d.at(
+            "twinflow::version",
+            doc.version.span,
+            format!("unsupported workflow version {}", doc.version.value),
+            "this twinflow reads version 1",
+        )
+        .set_help(Some("write `version: 1`".into()));
+    }
+    let name = match &doc.name {
+        Some(n) => {
+            check_name(d, n.span, "workflow", &n.value);
+            n.value.clone()
+        }
+        None => default_name.to_owned(),
+    };
+    let params = lower_params(doc, d, opts);
+    let cycle = lower_cycle(doc, d);
+    let executors = executors::lower_all(doc, d, opts);
+    let info = WorkflowInfo {
+        name,
+        description: doc.description.clone(),
+        file: opts.file.clone(),
+        dir: opts.workflow_dir.clone(),
+        run_id: opts.run_id.clone(),
+    };
+    let steps = steps::lower_all(doc, d, &params, cycle.as_ref(), &executors);
+    if !d.is_empty() {
+        return None;
+    }
+    graph::check_cycles(&steps, doc, d);
+    if !d.is_empty() {
+        return None;
+    }
+    Some(Lowered {
+        info,
+        params,
+        cycle,
+        executors: executors.into_iter().map(|e| e.spec).collect(),
+        steps,
+    })
+}
+
+fn lower_params(doc: &WorkflowDoc, d: &mut Diags, opts: &CompileOptions) -> Vec<(String, ParamValue)> {
+    let mut params = Vec::new();
+    for (name, value) in doc.params.iter() {
+        check_name(d, name.span, "parameter", &name.value);
+        let value = match &value.value {
+            ParamDoc::One(v) => ParamValue::One(v.clone()),
+            ParamDoc::Many(items) => {
+                if items.is_empty() {
+                    d.at(
+                        "twinflow::empty-list",
+                        value.span,
+                        format!("parameter `{}` is an empty list", name.value),
+                        "no values",
+                    )
+                    .set_help(Some("give at least one value".into()));
+                }
+                ParamValue::Many(items.iter().map(|i| i.value.clone()).collect())
+            }
+        };
+        params.push((name.value.clone(), value));
+    }
+    for (key, raw) in &opts.params {
+        match params.iter_mut().find(|(n, _)| n == key) {
+            Some((_, value)) => {
+                *value = match value {
+                    ParamValue::Many(_) => ParamValue::Many(
+                        raw.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
+                    ),
+                    ParamValue::One(_) => ParamValue::One(raw.clone()),
+                };
+                if matches!(value, ParamValue::Many(v) if v.is_empty()) {
+                    d.push(Diagnostic::new(
+                        "twinflow::empty-list",
+                        format!("--param {key}={raw} gives `{key}` no values"),
+                    ));
+                }
+            }
+            None => {
+                let known: Vec<&str> = params.iter().map(|(n, _)| n.as_str()).collect();
+                let help = did_you_mean(key, known.iter().copied()).unwrap_or_else(|| {
+                    if known.is_empty() {
+                        "this workflow declares no params".to_owned()
+                    } else {
+                        format!("declared params: {}", known.join(", "))
+                    }
+                });
+                d.push(
+                    Diagnostic::new(
+                        "twinflow::unknown-param",
+                        format!("--param {key}={raw}: the workflow has no parameter `{key}`"),
+                    )
+                    .help(help),
+                );
+            }
+        }
+    }
+    params
+}
+
+fn lower_cycle(doc: &WorkflowDoc, d: &mut Diags) -> Option<CycleSpec> {
+    let spanned = doc.cycle.as_ref()?;
+    let c = spanned.value.0.as_ref()?;
+    let start = cycle::parse_point(&c.start.value.0);
+    let stop = cycle::parse_point(&c.stop.value.0);
+    let step = cycle::parse_step(&c.step.value);
+    let mut bad = false;
+    for (result, span, what) in [
+        (start.as_ref().err(), c.start.span, "start"),
+        (stop.as_ref().err(), c.stop.span, "stop"),
+    ] {
+        if let Some(message) = result {
+            d.at("twinflow::bad-date", span, message.clone(), format!("invalid cycle {what}"))
+                .set_help(Some("write a date like `2020-01-01` or a date-time like `2020-01-01T06:00`".into()));
+            bad = true;
+        }
+    }
+    if let Err(message) = &step {
+        d.at("twinflow::bad-duration", c.step.span, message.clone(), "invalid cycle step")
+            .set_help(Some("ISO 8601 durations: `P10Y`, `P1M`, `P7D`, `PT6H`, `P1DT12H`".into()));
+        bad = true;
+    }
+    if let Some(r) = &c.runahead
+        && r.value == 0
+    {
+        d.at("twinflow::bad-runahead", r.span, "runahead must be at least 1", "zero would never run")
+            .set_help(Some("leave `runahead` out for no limit".into()));
+    }
+    if bad {
+        return None;
+    }
+    let (Ok((start, t1)), Ok((stop, t2)), Ok((step, t3))) = (start, stop, step) else {
+        return None;
+    };
+    match cycle::points(start, stop, step, t1 || t2 || t3) {
+        Ok(points) => Some(CycleSpec {
+            start: c.start.value.0.clone(),
+            stop: c.stop.value.0.clone(),
+            step: c.step.value.clone(),
+            runahead: c.runahead.as_ref().map(|r| r.value),
+            points,
+        }),
+        Err(message) => {
+            d.at("twinflow::bad-cycle", spanned.span, message, "in this cycle");
+            None
+        }
+    }
+}
