@@ -1,0 +1,2 @@
+//! placeholder, replaced by the compile benchmark
+fn main() {}
