@@ -16,7 +16,11 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Validate(compile) => commands::validate(&out, &compile),
         Command::Plan { compile, json } => commands::plan(&out, &compile, json),
-        Command::Graph { compile, tasks, format } => commands::graph(&out, &compile, tasks, format),
+        Command::Graph {
+            compile,
+            tasks,
+            format,
+        } => commands::graph(&out, &compile, tasks, format),
         Command::Schema { site } => commands::schema(&out, site),
         Command::Completions { shell } => commands::completions(shell),
     };

@@ -35,12 +35,17 @@ impl Output {
         let _ = stderr.write_all(err.render(self.color).as_bytes());
         let n = err.diagnostics.len();
         let noun = if n == 1 { "error" } else { "errors" };
-        let _ = writeln!(stderr, "error: could not compile `{what}` due to {n} {noun}");
+        let _ = writeln!(
+            stderr,
+            "error: could not compile `{what}` due to {n} {noun}"
+        );
     }
 
     /// Renders one diagnostic to stderr.
     pub(crate) fn diagnostic(&self, d: &Diagnostic) {
-        let _ = std::io::stderr().lock().write_all(d.render(self.color).as_bytes());
+        let _ = std::io::stderr()
+            .lock()
+            .write_all(d.render(self.color).as_bytes());
     }
 
     /// Writes a plain error line to stderr.

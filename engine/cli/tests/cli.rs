@@ -1,4 +1,8 @@
 //! The `twinflow` binary as a user runs it: outputs and documented exit codes.
+#![expect(
+    clippy::expect_used,
+    reason = "test helpers fail the test with a message"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -42,7 +46,12 @@ fn validate_summarises_tasks_per_step_and_exits_0() {
     let out = stdout(&o);
     assert!(out.contains("workflow `forest-bird` is valid"), "{out}");
     assert!(out.contains("9 points, runahead 2"), "{out}");
-    for line in ["climate-ingest             3", "forest-structure          81", "summary                    1", "total                    166"] {
+    for line in [
+        "climate-ingest             3",
+        "forest-structure          81",
+        "summary                    1",
+        "total                    166",
+    ] {
         assert!(out.contains(line), "missing `{line}` in\n{out}");
     }
 }
@@ -57,7 +66,10 @@ fn the_normative_example_validates_unchanged() {
 
 #[test]
 fn an_invalid_workflow_exits_2_with_a_located_diagnostic() {
-    let bad = write_temp("bad.yaml", "version: 1\nsteps:\n  a:\n    run: echo\n    need: {}\n");
+    let bad = write_temp(
+        "bad.yaml",
+        "version: 1\nsteps:\n  a:\n    run: echo\n    need: {}\n",
+    );
     let o = twinflow(&["validate", bad.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
@@ -77,7 +89,11 @@ fn missing_files_unknown_params_and_bad_arguments_exit_2() {
     let fb = forest_bird();
     let o = twinflow(&["validate", fb.to_str().unwrap(), "--param", "climat=ssp126"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("did you mean `climate`?"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("did you mean `climate`?"),
+        "{}",
+        stderr(&o)
+    );
 
     let o = twinflow(&["validate", fb.to_str().unwrap(), "--param", "novalue"]);
     assert_eq!(o.status.code(), Some(2));
@@ -86,7 +102,12 @@ fn missing_files_unknown_params_and_bad_arguments_exit_2() {
     let o = twinflow(&["frobnicate"]);
     assert_eq!(o.status.code(), Some(2));
 
-    let o = twinflow(&["validate", fb.to_str().unwrap(), "--site", "/nonexistent/site.yaml"]);
+    let o = twinflow(&[
+        "validate",
+        fb.to_str().unwrap(),
+        "--site",
+        "/nonexistent/site.yaml",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("failed to read site file"));
 }
@@ -94,9 +115,20 @@ fn missing_files_unknown_params_and_bad_arguments_exit_2() {
 #[test]
 fn param_overrides_change_the_plan() {
     let fb = forest_bird();
-    let o = twinflow(&["validate", fb.to_str().unwrap(), "-p", "climate=ssp126", "--param", "management=set-aside"]);
+    let o = twinflow(&[
+        "validate",
+        fb.to_str().unwrap(),
+        "-p",
+        "climate=ssp126",
+        "--param",
+        "management=set-aside",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(stdout(&o).contains("total                     20"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("total                     20"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
@@ -106,9 +138,15 @@ fn plan_json_is_the_documented_form() {
     let json: serde_json::Value = serde_json::from_slice(&o.stdout).expect("valid JSON");
     assert_eq!(json["format"], "twinflow.plan/v1");
     assert_eq!(json["tasks"].as_array().map(Vec::len), Some(166));
-    assert_eq!(json["steps"][1]["needs"]["previous"], "forest-structure.stands@-1");
+    assert_eq!(
+        json["steps"][1]["needs"]["previous"],
+        "forest-structure.stands@-1"
+    );
     let cmd = json["tasks"][0]["command"].as_str().unwrap();
-    assert!(cmd.contains("--scenario ssp126 --region south-finland --out drivers.csv"), "{cmd}");
+    assert!(
+        cmd.contains("--scenario ssp126 --region south-finland --out drivers.csv"),
+        "{cmd}"
+    );
 }
 
 #[test]
@@ -128,8 +166,14 @@ fn graphs_in_dot_and_mermaid() {
     assert_eq!(o.status.code(), Some(0));
     let dot = stdout(&o);
     assert!(dot.starts_with("digraph \"forest-bird\""), "{dot}");
-    assert!(dot.contains("s1 -> s1 [label=\"previous @-1\", style=dashed]"), "{dot}");
-    assert!(dot.contains("s2 -> s3 [label=\"richness (gather)\"]"), "{dot}");
+    assert!(
+        dot.contains("s1 -> s1 [label=\"previous @-1\", style=dashed]"),
+        "{dot}"
+    );
+    assert!(
+        dot.contains("s2 -> s3 [label=\"richness (gather)\"]"),
+        "{dot}"
+    );
 
     let o = twinflow(&["graph", fb.to_str().unwrap(), "--format", "mermaid"]);
     let mermaid = stdout(&o);
@@ -154,7 +198,14 @@ fn schema_and_completions_print() {
 
 #[test]
 fn every_command_has_help() {
-    for args in [&["--help"][..], &["validate", "--help"], &["plan", "--help"], &["graph", "--help"], &["schema", "--help"], &["completions", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["validate", "--help"],
+        &["plan", "--help"],
+        &["graph", "--help"],
+        &["schema", "--help"],
+        &["completions", "--help"],
+    ] {
         let o = twinflow(args);
         assert_eq!(o.status.code(), Some(0), "{args:?}");
         assert!(stdout(&o).contains("Usage:"), "{args:?}");

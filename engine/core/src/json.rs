@@ -2,8 +2,8 @@
 //! `docs/plan-json.md`. Tasks are streamed, never collected into a JSON tree.
 
 use crate::{ParamValue, Plan, TaskId};
-use serde::ser::{SerializeMap, SerializeSeq, SerializeStruct, Serializer};
 use serde::Serialize;
+use serde::ser::{SerializeMap, SerializeSeq, SerializeStruct, Serializer};
 
 /// Format tag written as `"format"`; bumped on any incompatible change.
 pub const PLAN_FORMAT: &str = "twinflow.plan/v1";

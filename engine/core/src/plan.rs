@@ -5,7 +5,9 @@
 //! order (first key outermost) with the cycle point innermost, so a task's
 //! coordinates are derived from its position and never stored.
 
-use crate::{ContainerSpec, ExecutorId, ExecutorSpec, Piece, Ref, Resources, StepId, TaskId, Template};
+use crate::{
+    ContainerSpec, ExecutorId, ExecutorSpec, Piece, Ref, Resources, StepId, TaskId, Template,
+};
 use std::fmt::Write as _;
 use std::ops::Range;
 use std::path::PathBuf;
@@ -318,7 +320,12 @@ impl Plan {
             .iter()
             .find(|o| o.name == input.spec.output)
             .map_or(input.spec.output.as_str(), OutputSpec::file_name);
-        input_paths(&input.spec.name, file, input.spec.gather, input.producers.len())
+        input_paths(
+            &input.spec.name,
+            file,
+            input.spec.gather,
+            input.producers.len(),
+        )
     }
 }
 
@@ -371,7 +378,10 @@ impl Plan {
             ("TWINFLOW_RUN_ID".to_owned(), self.workflow.run_id.clone()),
             ("TWINFLOW_TASK_NAME".to_owned(), self.task_name(id)),
             ("TWINFLOW_STEP".to_owned(), step.name.clone()),
-            ("TWINFLOW_WORKFLOW_NAME".to_owned(), self.workflow.name.clone()),
+            (
+                "TWINFLOW_WORKFLOW_NAME".to_owned(),
+                self.workflow.name.clone(),
+            ),
             (
                 "TWINFLOW_WORKFLOW_DIR".to_owned(),
                 self.workflow.dir.display().to_string(),
@@ -384,7 +394,10 @@ impl Plan {
             env.push(("TWINFLOW_CYCLE_DAY".to_owned(), p.day.to_string()));
         }
         for (name, value) in &self.params {
-            env.push((env_name("TWINFLOW_PARAM_", name), value.as_slice().join("\n")));
+            env.push((
+                env_name("TWINFLOW_PARAM_", name),
+                value.as_slice().join("\n"),
+            ));
         }
         for (key, value) in self.coordinates(id) {
             env.push((env_name("TWINFLOW_KEY_", key), value.to_owned()));
@@ -396,7 +409,10 @@ impl Plan {
             ));
         }
         for output in &step.outputs {
-            env.push((env_name("TWINFLOW_OUTPUT_", &output.name), output.path.clone()));
+            env.push((
+                env_name("TWINFLOW_OUTPUT_", &output.name),
+                output.path.clone(),
+            ));
         }
         for (name, template) in &step.env {
             let value = self.render(template, id);
@@ -413,7 +429,13 @@ impl Plan {
 fn env_name(prefix: &str, name: &str) -> String {
     let mut out = String::with_capacity(prefix.len() + name.len());
     out.push_str(prefix);
-    out.extend(name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }));
+    out.extend(name.chars().map(|c| {
+        if c.is_ascii_alphanumeric() {
+            c.to_ascii_uppercase()
+        } else {
+            '_'
+        }
+    }));
     out
 }
 
@@ -421,7 +443,9 @@ fn env_name(prefix: &str, name: &str) -> String {
 /// these paths into commands) and the runtime (which places files there).
 pub fn input_paths(name: &str, file: &str, gather: bool, count: usize) -> Vec<String> {
     if gather {
-        (0..count).map(|i| format!("inputs/{name}/{i}/{file}")).collect()
+        (0..count)
+            .map(|i| format!("inputs/{name}/{i}/{file}"))
+            .collect()
     } else if count == 0 {
         Vec::new()
     } else {

@@ -116,7 +116,17 @@ mod tests {
 
     #[test]
     fn quoted_words_survive_a_real_shell() {
-        let nasty = ["plain", "a b", "it's", "$(echo pwned)", "`x`", "*", "\"q\"", "new\nline", ""];
+        let nasty = [
+            "plain",
+            "a b",
+            "it's",
+            "$(echo pwned)",
+            "`x`",
+            "*",
+            "\"q\"",
+            "new\nline",
+            "",
+        ];
         let script = format!("printf '%s\\n' {}", shell_words(nasty));
         let out = std::process::Command::new("/bin/sh")
             .arg("-c")

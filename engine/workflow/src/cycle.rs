@@ -1,8 +1,8 @@
 //! Date cycling: ISO 8601 dates and durations, proleptic Gregorian calendar
 //! arithmetic (by jiff), every point from start to stop inclusive.
 
-use jiff::civil::{Date, DateTime};
 use jiff::Span as Duration;
+use jiff::civil::{Date, DateTime};
 use twinflow_core::CyclePoint;
 
 /// The most cycle points a workflow may have.

@@ -127,7 +127,10 @@ impl de::Error for DeError {
     }
 
     fn duplicate_field(field: &'static str) -> Self {
-        Self::new("twinflow::duplicate-key", format!("duplicate key `{field}`"))
+        Self::new(
+            "twinflow::duplicate-key",
+            format!("duplicate key `{field}`"),
+        )
     }
 }
 
@@ -173,10 +176,7 @@ impl<'a> NodeDeserializer<'a> {
     fn wrong_type(&self, expected: &str) -> DeError {
         let mut e = DeError::new(
             "twinflow::wrong-type",
-            format!(
-                "expected {expected}, found {}",
-                self.node.kind.describe()
-            ),
+            format!("expected {expected}, found {}", self.node.kind.describe()),
         );
         e.label = Some(format!("expected {expected}"));
         self.record(e)
@@ -357,7 +357,10 @@ struct Map<'a> {
 impl<'de> MapAccess<'de> for Map<'_> {
     type Error = DeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
         for (key, value) in self.entries.by_ref() {
             if let Some(fields) = self.fields {
                 let NodeKind::Str(name) = &key.kind else {
@@ -369,12 +372,12 @@ impl<'de> MapAccess<'de> for Map<'_> {
                     continue;
                 };
                 if !fields.contains(&name.as_str()) {
-                    let mut e = DeError::new("twinflow::unknown-key", format!("unknown key `{name}`"));
+                    let mut e =
+                        DeError::new("twinflow::unknown-key", format!("unknown key `{name}`"));
                     e.span = Some(key.span);
                     e.label = Some("not a key here".into());
-                    e.help = did_you_mean(name, fields.iter().copied()).or_else(|| {
-                        Some(format!("expected one of {}", one_of(fields)))
-                    });
+                    e.help = did_you_mean(name, fields.iter().copied())
+                        .or_else(|| Some(format!("expected one of {}", one_of(fields))));
                     NodeDeserializer {
                         node: key,
                         sink: self.sink,
@@ -419,7 +422,10 @@ struct SpannedAccess<'a> {
 impl<'de> MapAccess<'de> for SpannedAccess<'_> {
     type Error = DeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
         let key = match self.state {
             0 => SPANNED_START,
             1 => SPANNED_LEN,
@@ -460,7 +466,10 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Lenient<T> {
                 f.write_str("a value")
             }
 
-            fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Lenient<T>, D::Error> {
+            fn visit_newtype_struct<D: Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> Result<Lenient<T>, D::Error> {
                 // The error was recorded by the node deserializer it came from.
                 Ok(Lenient(T::deserialize(d).ok()))
             }

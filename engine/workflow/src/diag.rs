@@ -137,14 +137,16 @@ impl miette::Diagnostic for Diagnostic {
         if self.labels.is_empty() {
             return None;
         }
-        Some(Box::new(self.labels.iter().enumerate().map(|(i, (span, text))| {
-            let label = (!text.is_empty()).then(|| text.clone());
-            if i == 0 {
-                LabeledSpan::new_primary_with_span(label, *span)
-            } else {
-                LabeledSpan::new_with_span(label, *span)
-            }
-        })))
+        Some(Box::new(self.labels.iter().enumerate().map(
+            |(i, (span, text))| {
+                let label = (!text.is_empty()).then(|| text.clone());
+                if i == 0 {
+                    LabeledSpan::new_primary_with_span(label, *span)
+                } else {
+                    LabeledSpan::new_with_span(label, *span)
+                }
+            },
+        )))
     }
 }
 
@@ -171,7 +173,12 @@ impl fmt::Display for CompileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.diagnostics.as_slice() {
             [one] => write!(f, "{}", one.message),
-            many => write!(f, "{} errors, the first: {}", many.len(), many.first().map_or("", |d| d.message.as_str())),
+            many => write!(
+                f,
+                "{} errors, the first: {}",
+                many.len(),
+                many.first().map_or("", |d| d.message.as_str())
+            ),
         }
     }
 }
@@ -194,7 +201,13 @@ impl Diags {
     }
 
     /// Starts a diagnostic pointing at `span` in this file.
-    pub(crate) fn at(&mut self, code: &'static str, span: Span, message: impl Into<String>, label: impl Into<String>) -> &mut Diagnostic {
+    pub(crate) fn at(
+        &mut self,
+        code: &'static str,
+        span: Span,
+        message: impl Into<String>,
+        label: impl Into<String>,
+    ) -> &mut Diagnostic {
         let d = Diagnostic::new(code, message)
             .in_source(&self.source)
             .label(span, label);
@@ -213,7 +226,8 @@ impl Diags {
 
     /// Sorts by position (diagnostics without labels last) and hands them over.
     pub(crate) fn into_error(mut self) -> CompileError {
-        self.list.sort_by_key(|d| d.labels.first().map_or(usize::MAX, |(s, _)| s.start));
+        self.list
+            .sort_by_key(|d| d.labels.first().map_or(usize::MAX, |(s, _)| s.start));
         CompileError {
             diagnostics: self.list,
         }

@@ -79,7 +79,11 @@ impl Link {
         }
         let mut counters = vec![0u32; self.free.len()];
         loop {
-            let offset: u32 = counters.iter().zip(&self.free).map(|(c, (s, _))| c * s).sum();
+            let offset: u32 = counters
+                .iter()
+                .zip(&self.free)
+                .map(|(c, (s, _))| c * s)
+                .sum();
             out.push(TaskId(base + offset));
             let mut dim = self.free.len();
             loop {
@@ -118,7 +122,8 @@ pub(crate) fn expand(mut lowered: Lowered, max_tasks: usize, d: &mut Diags) -> O
                 next = total;
             }
             _ => {
-                let what = count.map_or_else(|| "more than 4 billion".to_owned(), |c| c.to_string());
+                let what =
+                    count.map_or_else(|| "more than 4 billion".to_owned(), |c| c.to_string());
                 d.at(
                     "twinflow::too-many-tasks",
                     ir.name_span,
@@ -132,8 +137,24 @@ pub(crate) fn expand(mut lowered: Lowered, max_tasks: usize, d: &mut Diags) -> O
     }
     let run_ir: Vec<_> = lowered.steps.iter().map(|s| s.run.clone()).collect();
     let specs: Vec<StepSpec> = lowered.steps.into_iter().map(|s: StepIr| s.spec).collect();
-    let consts = Consts::new(&lowered.info.dir.display().to_string(), &lowered.info.name, &lowered.info.run_id, &lowered.params, lowered.cycle.as_ref().map(|c| c.points.as_slice()).unwrap_or(&[]));
-    let mut builder = PlanBuilder::new(lowered.info, lowered.params, lowered.cycle, lowered.executors, specs);
+    let consts = Consts::new(
+        &lowered.info.dir.display().to_string(),
+        &lowered.info.name,
+        &lowered.info.run_id,
+        &lowered.params,
+        lowered
+            .cycle
+            .as_ref()
+            .map(|c| c.points.as_slice())
+            .unwrap_or(&[]),
+    );
+    let mut builder = PlanBuilder::new(
+        lowered.info,
+        lowered.params,
+        lowered.cycle,
+        lowered.executors,
+        specs,
+    );
     for (s, template) in run_ir.iter().enumerate() {
         expand_step(&mut builder, StepId(s as u32), template, &consts, points);
     }
@@ -152,15 +173,31 @@ struct Consts {
 }
 
 impl Consts {
-    fn new(dir: &str, name: &str, run_id: &str, params: &[(String, ParamValue)], points: &[CyclePoint]) -> Self {
+    fn new(
+        dir: &str,
+        name: &str,
+        run_id: &str,
+        params: &[(String, ParamValue)],
+        points: &[CyclePoint],
+    ) -> Self {
         Self {
             dir: shell_quote(dir),
             name: shell_quote(name),
             run_id: shell_quote(run_id),
-            params: params.iter().map(|(_, v)| shell_words(v.as_slice().iter().map(String::as_str))).collect(),
+            params: params
+                .iter()
+                .map(|(_, v)| shell_words(v.as_slice().iter().map(String::as_str)))
+                .collect(),
             cycle: points
                 .iter()
-                .map(|p| [shell_quote(&p.label), p.year.to_string(), p.month.to_string(), p.day.to_string()])
+                .map(|p| {
+                    [
+                        shell_quote(&p.label),
+                        p.year.to_string(),
+                        p.month.to_string(),
+                        p.day.to_string(),
+                    ]
+                })
                 .collect(),
             labels: points.iter().map(|p| p.label.clone()).collect(),
         }
@@ -190,7 +227,13 @@ impl InputWords {
     }
 }
 
-fn expand_step(builder: &mut PlanBuilder, id: StepId, template: &twinflow_core::Template, consts: &Consts, points: u32) {
+fn expand_step(
+    builder: &mut PlanBuilder,
+    id: StepId,
+    template: &twinflow_core::Template,
+    consts: &Consts,
+    points: u32,
+) {
     let steps = builder.steps();
     let step = &steps[id.index()];
     let input_links: Vec<Link> = step
@@ -212,7 +255,12 @@ fn expand_step(builder: &mut PlanBuilder, id: StepId, template: &twinflow_core::
                 .iter()
                 .find(|o| o.name == i.output)
                 .map_or(i.output.clone(), |o| o.file_name().to_owned());
-            InputWords { name: i.name.clone(), file, gather: i.gather, cached: None }
+            InputWords {
+                name: i.name.clone(),
+                file,
+                gather: i.gather,
+                cached: None,
+            }
         })
         .collect();
     let key_words: Vec<Vec<String>> = step
@@ -249,7 +297,9 @@ fn expand_step(builder: &mut PlanBuilder, id: StepId, template: &twinflow_core::
                 Piece::Lit(s) => command.push_str(s),
                 Piece::Ref(r) => match *r {
                     Ref::Param(i) => command.push_str(&consts.params[i as usize]),
-                    Ref::Key(slot) => command.push_str(&key_words[slot as usize][coords[slot as usize] as usize]),
+                    Ref::Key(slot) => {
+                        command.push_str(&key_words[slot as usize][coords[slot as usize] as usize])
+                    }
                     Ref::Input(slot) => {
                         let n = producers[slot as usize].len();
                         command.push_str(input_words[slot as usize].words(n));
@@ -263,7 +313,13 @@ fn expand_step(builder: &mut PlanBuilder, id: StepId, template: &twinflow_core::
                     Ref::WorkflowName => command.push_str(&consts.name),
                     Ref::RunId => command.push_str(&consts.run_id),
                     Ref::TaskName => {
-                        let name = task_name(&step_name, &key_names, &key_values, &coords, cycling.then(|| consts.labels[point as usize].as_str()));
+                        let name = task_name(
+                            &step_name,
+                            &key_names,
+                            &key_values,
+                            &coords,
+                            cycling.then(|| consts.labels[point as usize].as_str()),
+                        );
                         push_shell_quoted(&mut command, &name);
                     }
                 },
@@ -286,7 +342,13 @@ fn expand_step(builder: &mut PlanBuilder, id: StepId, template: &twinflow_core::
     }
 }
 
-fn task_name(step: &str, keys: &[String], values: &[Vec<String>], coords: &[u32], point: Option<&str>) -> String {
+fn task_name(
+    step: &str,
+    keys: &[String],
+    values: &[Vec<String>],
+    coords: &[u32],
+    point: Option<&str>,
+) -> String {
     let mut name = step.to_owned();
     if !keys.is_empty() {
         name.push('[');

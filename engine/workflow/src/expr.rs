@@ -8,7 +8,10 @@ use crate::span::Span;
 pub(crate) enum RawPiece {
     Lit(String),
     /// A dotted name, e.g. `params.region`, with its span in the source.
-    Expr { name: String, span: Span },
+    Expr {
+        name: String,
+        span: Span,
+    },
 }
 
 /// A problem in a string's expressions.
@@ -83,10 +86,7 @@ fn locate(source: &str, at: Span, nth: usize) -> Span {
         return at;
     };
     let start = at.start + offset;
-    let len = source[start..]
-        .find("}}")
-        .map_or(3, |end| end + 2)
-        .min(200);
+    let len = source[start..].find("}}").map_or(3, |end| end + 2).min(200);
     Span::new(start, len)
 }
 

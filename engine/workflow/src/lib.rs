@@ -65,7 +65,10 @@ use std::path::Path;
 pub fn compile_file(path: &Path, options: &CompileOptions) -> Result<Plan, CompileError> {
     let text = read_source(path, "workflow file")?;
     let mut options = options.clone();
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     options.workflow_dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
     options.file = Some(path.to_path_buf());
     compile_named(&path.display().to_string(), &text, &options, &stem(path))
@@ -83,7 +86,12 @@ fn stem(path: &Path) -> String {
         .unwrap_or_else(|| "workflow".to_owned())
 }
 
-fn compile_named(name: &str, text: &str, options: &CompileOptions, default_name: &str) -> Result<Plan, CompileError> {
+fn compile_named(
+    name: &str,
+    text: &str,
+    options: &CompileOptions,
+    default_name: &str,
+) -> Result<Plan, CompileError> {
     let mut d = Diags::new(source(name, text));
     let doc = parse_into::<model::WorkflowDoc>(text, &mut d);
     let Some(doc) = doc else {
@@ -104,32 +112,58 @@ pub(crate) fn read_source(path: &Path, what: &str) -> Result<String, CompileErro
     let fail = |message: String, help: Option<String>| CompileError {
         diagnostics: vec![Diagnostic::new("twinflow::io", message).maybe_help(help)],
     };
-    let meta = std::fs::metadata(path)
-        .map_err(|e| fail(format!("failed to read {what} `{}`: {e}", path.display()), None))?;
+    let meta = std::fs::metadata(path).map_err(|e| {
+        fail(
+            format!("failed to read {what} `{}`: {e}", path.display()),
+            None,
+        )
+    })?;
     if meta.is_dir() {
-        return Err(fail(format!("{what} `{}` is a directory", path.display()), None));
+        return Err(fail(
+            format!("{what} `{}` is a directory", path.display()),
+            None,
+        ));
     }
     if meta.len() > MAX_SOURCE_BYTES as u64 {
         return Err(fail(
-            format!("{what} `{}` is {} bytes, more than the limit of {MAX_SOURCE_BYTES}", path.display(), meta.len()),
+            format!(
+                "{what} `{}` is {} bytes, more than the limit of {MAX_SOURCE_BYTES}",
+                path.display(),
+                meta.len()
+            ),
             Some("workflow files are small; generate large sweeps with for_each and params".into()),
         ));
     }
-    let bytes = std::fs::read(path).map_err(|e| fail(format!("failed to read {what} `{}`: {e}", path.display()), None))?;
+    let bytes = std::fs::read(path).map_err(|e| {
+        fail(
+            format!("failed to read {what} `{}`: {e}", path.display()),
+            None,
+        )
+    })?;
     String::from_utf8(bytes).map_err(|e| {
         fail(
-            format!("{what} `{}` is not UTF-8 (invalid byte at offset {})", path.display(), e.utf8_error().valid_up_to()),
+            format!(
+                "{what} `{}` is not UTF-8 (invalid byte at offset {})",
+                path.display(),
+                e.utf8_error().valid_up_to()
+            ),
             None,
         )
     })
 }
 
 /// Parses YAML text into a typed document, recording every problem in `d`.
-pub(crate) fn parse_into<T: for<'de> serde::Deserialize<'de>>(text: &str, d: &mut Diags) -> Option<T> {
+pub(crate) fn parse_into<T: for<'de> serde::Deserialize<'de>>(
+    text: &str,
+    d: &mut Diags,
+) -> Option<T> {
     if text.len() > MAX_SOURCE_BYTES {
         d.push(Diagnostic::new(
             "twinflow::too-large",
-            format!("the file is {} bytes, more than the limit of {MAX_SOURCE_BYTES}", text.len()),
+            format!(
+                "the file is {} bytes, more than the limit of {MAX_SOURCE_BYTES}",
+                text.len()
+            ),
         ));
         return None;
     }
@@ -144,10 +178,14 @@ pub(crate) fn parse_into<T: for<'de> serde::Deserialize<'de>>(text: &str, d: &mu
     let doc = de::from_node::<T>(&node, &sink);
     for e in sink.into_inner() {
         let span = e.span.unwrap_or_default();
-        d.at(e.code, span, e.message, e.label.unwrap_or_default()).set_help(e.help);
+        d.at(e.code, span, e.message, e.label.unwrap_or_default())
+            .set_help(e.help);
     }
     if doc.is_none() && d.is_empty() {
-        d.push(Diagnostic::new("twinflow::invalid", "the file could not be read as a workflow"));
+        d.push(Diagnostic::new(
+            "twinflow::invalid",
+            "the file could not be read as a workflow",
+        ));
     }
     doc
 }
@@ -184,7 +222,9 @@ fn yaml_error(source: &Source, text: &str, e: &serde_saphyr::Error) -> Diagnosti
     } else {
         "twinflow::yaml"
     };
-    let mut diag = Diagnostic::new(code, format!("invalid YAML: {message}")).in_source(source).maybe_help(help);
+    let mut diag = Diagnostic::new(code, format!("invalid YAML: {message}"))
+        .in_source(source)
+        .maybe_help(help);
     if let Some(o) = offset {
         diag = diag.label(Span::new(o.min(text.len()), 0), "here");
     }

@@ -53,9 +53,7 @@ pub(crate) fn parse_duration(text: &str) -> Result<u64, String> {
         return parse_clock(t);
     }
     if t.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "`{t}` has no unit; write `{t}s`, `{t}m` or `{t}h`"
-        ));
+        return Err(format!("`{t}` has no unit; write `{t}s`, `{t}m` or `{t}h`"));
     }
     let mut total: u64 = 0;
     let mut number = String::new();

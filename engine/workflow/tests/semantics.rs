@@ -1,6 +1,7 @@
 //! The language's rules, checked on small workflows: instance naming, the
 //! matching rule (single, gather, `@-k`), substitution with quoting, env,
 //! `--param`, `--site` and `--local`.
+#![expect(clippy::panic, reason = "test helpers fail the test with a message")]
 
 use twinflow_core::{BackendConfig, Plan, TaskId};
 use twinflow_workflow::{CompileOptions, SiteSource, compile_str};
@@ -101,7 +102,11 @@ steps:
     );
     assert_eq!(
         dep_names(&plan, "stats[region=north]"),
-        ["sim[member=a,region=north]", "sim[member=b,region=north]", "sim[member=c,region=north]"]
+        [
+            "sim[member=a,region=north]",
+            "sim[member=b,region=north]",
+            "sim[member=c,region=north]"
+        ]
     );
     assert_eq!(
         command(&plan, "stats[region=south]"),
@@ -163,8 +168,12 @@ steps:
 #[test]
 fn values_are_shell_quoted_and_lists_become_words() {
     let mut options = CompileOptions::default();
-    options.params.push(("greeting".into(), "it's $(rm -rf ~)".into()));
-    options.params.push(("names".into(), "ann,bob smith".into()));
+    options
+        .params
+        .push(("greeting".into(), "it's $(rm -rf ~)".into()));
+    options
+        .params
+        .push(("names".into(), "ann,bob smith".into()));
     let plan = compile_with(
         r#"
 version: 1
@@ -186,7 +195,9 @@ steps:
 #[test]
 fn for_each_from_a_param_follows_its_override() {
     let mut options = CompileOptions::default();
-    options.params.push(("climate".into(), "ssp126,ssp585".into()));
+    options
+        .params
+        .push(("climate".into(), "ssp126,ssp585".into()));
     let plan = compile_with(FOREST_BIRD, &options);
     let counts: Vec<usize> = plan.steps.iter().map(|s| s.tasks.len()).collect();
     assert_eq!(counts, [2, 54, 54, 1]);
@@ -235,7 +246,10 @@ fn site_files_rebind_roles_and_local_binds_everything_locally() {
         panic!("not slurm")
     };
     assert_eq!(slurm.partition.as_deref(), Some("standard-g"));
-    assert_eq!(slurm.ssh.as_ref().unwrap().to_string(), "alice@lumi.example.org");
+    assert_eq!(
+        slurm.ssh.as_ref().unwrap().to_string(),
+        "alice@lumi.example.org"
+    );
     assert_eq!(hpc.bound_by.as_deref(), Some("lumi.yaml"));
 
     let options = CompileOptions {
@@ -243,10 +257,12 @@ fn site_files_rebind_roles_and_local_binds_everything_locally() {
         ..CompileOptions::default()
     };
     let plan = compile_with(FOREST_BIRD, &options);
-    assert!(plan
-        .executors
-        .iter()
-        .all(|e| matches!(e.backend, BackendConfig::Local(_)) && e.bound_by.as_deref() == Some("--local")));
+    assert!(
+        plan.executors
+            .iter()
+            .all(|e| matches!(e.backend, BackendConfig::Local(_))
+                && e.bound_by.as_deref() == Some("--local"))
+    );
 }
 
 #[test]
@@ -321,7 +337,10 @@ fn plan_json_is_stable_and_complete() {
     assert_eq!(json["format"], "twinflow.plan/v1");
     assert_eq!(json["task_count"], 166);
     assert_eq!(json["executors"]["hpc"]["kind"], "slurm");
-    assert_eq!(json["executors"]["cloud"]["store"]["bucket"], "dtwin-artefacts");
+    assert_eq!(
+        json["executors"]["cloud"]["store"]["bucket"],
+        "dtwin-artefacts"
+    );
     let task = &json["tasks"][12];
     assert_eq!(
         task["name"],
@@ -332,7 +351,10 @@ fn plan_json_is_stable_and_complete() {
     assert_eq!(task["executor"], "hpc");
     assert_eq!(task["resources"]["memory_bytes"], 8u64 << 30);
     assert_eq!(task["dependencies"], serde_json::json!([0]));
-    assert_eq!(task["inputs"]["drivers"]["paths"][0], "inputs/drivers/drivers.csv");
+    assert_eq!(
+        task["inputs"]["drivers"]["paths"][0],
+        "inputs/drivers/drivers.csv"
+    );
     assert_eq!(task["inputs"]["previous"]["paths"], serde_json::json!([]));
     assert_eq!(task["outputs"]["stands"], "stands.csv");
     assert_eq!(json["tasks"][165]["inputs"]["richness"]["gather"], true);

@@ -11,8 +11,16 @@ use twinflow_workflow::Plan;
 pub(crate) fn graph(out: &Output, args: &CompileArgs, tasks: bool, format: GraphFormat) -> u8 {
     match compile(out, args) {
         Ok(plan) => {
-            let edges = if tasks { task_edges(&plan) } else { step_edges(&plan) };
-            let nodes = if tasks { task_nodes(&plan) } else { step_nodes(&plan) };
+            let edges = if tasks {
+                task_edges(&plan)
+            } else {
+                step_edges(&plan)
+            };
+            let nodes = if tasks {
+                task_nodes(&plan)
+            } else {
+                step_nodes(&plan)
+            };
             out.print(&match format {
                 GraphFormat::Dot => dot(&plan.workflow.name, &nodes, &edges),
                 GraphFormat::Mermaid => mermaid(&nodes, &edges),
@@ -73,7 +81,11 @@ fn step_edges(plan: &Plan) -> Vec<Edge> {
             edges.push(Edge {
                 from: format!("s{}", a.step),
                 to: format!("s{i}"),
-                label: if a.offset > 0 { format!("after @-{}", a.offset) } else { "after".into() },
+                label: if a.offset > 0 {
+                    format!("after @-{}", a.offset)
+                } else {
+                    "after".into()
+                },
                 earlier: a.offset > 0,
             });
         }
@@ -110,7 +122,10 @@ fn escape(label: &str) -> String {
 }
 
 pub(crate) fn dot(name: &str, nodes: &[Node], edges: &[Edge]) -> String {
-    let mut s = format!("digraph \"{}\" {{\n  rankdir=LR;\n  node [shape=box, style=rounded];\n", escape(name));
+    let mut s = format!(
+        "digraph \"{}\" {{\n  rankdir=LR;\n  node [shape=box, style=rounded];\n",
+        escape(name)
+    );
     for n in nodes {
         let _ = writeln!(s, "  {} [label=\"{}\"];", n.id, escape(&n.label));
     }
@@ -119,7 +134,13 @@ pub(crate) fn dot(name: &str, nodes: &[Node], edges: &[Edge]) -> String {
         if e.label.is_empty() {
             let _ = writeln!(s, "  {} -> {};", e.from, e.to);
         } else {
-            let _ = writeln!(s, "  {} -> {} [label=\"{}\"{style}];", e.from, e.to, escape(&e.label));
+            let _ = writeln!(
+                s,
+                "  {} -> {} [label=\"{}\"{style}];",
+                e.from,
+                e.to,
+                escape(&e.label)
+            );
         }
     }
     s.push_str("}\n");

@@ -56,7 +56,11 @@ pub(crate) fn text(plan: &Plan) -> String {
         let deps = plan.dependencies(id);
         if !deps.is_empty() {
             let shown: Vec<String> = deps.iter().take(8).map(|d| format!("#{d}")).collect();
-            let more = if deps.len() > 8 { format!(" (+{} more)", deps.len() - 8) } else { String::new() };
+            let more = if deps.len() > 8 {
+                format!(" (+{} more)", deps.len() - 8)
+            } else {
+                String::new()
+            };
             let _ = writeln!(s, "  after: {}{more}", shown.join(" "));
         }
         for line in plan.task(id).command.lines() {

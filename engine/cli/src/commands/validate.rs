@@ -20,7 +20,13 @@ pub(crate) fn validate(out: &Output, args: &CompileArgs) -> u8 {
 /// Tasks per step, their executors and shapes, and the total.
 pub(crate) fn summary(plan: &Plan, file: &str) -> String {
     let mut s = String::new();
-    let width = plan.steps.iter().map(|st| st.name.len()).max().unwrap_or(4).max(4);
+    let width = plan
+        .steps
+        .iter()
+        .map(|st| st.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     let _ = writeln!(s, "{file}: workflow `{}` is valid", plan.workflow.name);
     if let Some(c) = &plan.cycle {
         let ahead = c.runahead.map_or("unlimited".to_owned(), |r| r.to_string());
@@ -34,7 +40,11 @@ pub(crate) fn summary(plan: &Plan, file: &str) -> String {
         );
     }
     let _ = writeln!(s);
-    let _ = writeln!(s, "  {:<width$}  {:>9}  {:<22}  shape", "step", "tasks", "executor");
+    let _ = writeln!(
+        s,
+        "  {:<width$}  {:>9}  {:<22}  shape",
+        "step", "tasks", "executor"
+    );
     for step in &plan.steps {
         let e = &plan.executors[step.executor.index()];
         let mut shape: Vec<String> = step
@@ -43,15 +53,33 @@ pub(crate) fn summary(plan: &Plan, file: &str) -> String {
             .map(|k| format!("{}[{}]", k.name, k.values.len()))
             .collect();
         if step.cycling {
-            shape.push(format!("cycle[{}]", plan.cycle.as_ref().map_or(0, |c| c.points.len())));
+            shape.push(format!(
+                "cycle[{}]",
+                plan.cycle.as_ref().map_or(0, |c| c.points.len())
+            ));
         }
-        let gathers: Vec<&str> = step.inputs.iter().filter(|i| i.gather).map(|i| i.name.as_str()).collect();
-        let mut shape = if shape.is_empty() { "single".to_owned() } else { shape.join(" x ") };
+        let gathers: Vec<&str> = step
+            .inputs
+            .iter()
+            .filter(|i| i.gather)
+            .map(|i| i.name.as_str())
+            .collect();
+        let mut shape = if shape.is_empty() {
+            "single".to_owned()
+        } else {
+            shape.join(" x ")
+        };
         if !gathers.is_empty() {
             let _ = write!(shape, ", gathers {}", gathers.join(", "));
         }
         let executor = format!("{} ({})", e.name, e.backend.kind());
-        let _ = writeln!(s, "  {:<width$}  {:>9}  {:<22}  {shape}", step.name, step.tasks.len(), executor);
+        let _ = writeln!(
+            s,
+            "  {:<width$}  {:>9}  {:<22}  {shape}",
+            step.name,
+            step.tasks.len(),
+            executor
+        );
     }
     let _ = writeln!(s, "  {:<width$}  {:>9}", "total", plan.task_count());
     s

@@ -45,7 +45,11 @@ pub(crate) fn lower_all(doc: &WorkflowDoc, d: &mut Diags, opts: &CompileOptions)
         };
         if let Some(spec) = lower_one(&name.value, e, d, None) {
             let env = e.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            out.push(ExecIr { spec, env, site_env: Vec::new() });
+            out.push(ExecIr {
+                spec,
+                env,
+                site_env: Vec::new(),
+            });
         }
     }
     if doc.executors.is_empty() {
@@ -92,7 +96,11 @@ fn rebind_to_site(out: &mut [ExecIr], doc: &WorkflowDoc, d: &mut Diags, name: &s
                 "this twinflow reads version 1",
             );
         }
-        let roles: Vec<&str> = doc.executors.iter().map(|(k, _)| k.value.as_str()).collect();
+        let roles: Vec<&str> = doc
+            .executors
+            .iter()
+            .map(|(k, _)| k.value.as_str())
+            .collect();
         for (role, spanned) in site.executors.iter() {
             let Some(slot) = out.iter_mut().find(|e| e.spec.name == role.value) else {
                 let help = did_you_mean(&role.value, roles.iter().copied())
@@ -100,7 +108,10 @@ fn rebind_to_site(out: &mut [ExecIr], doc: &WorkflowDoc, d: &mut Diags, name: &s
                 sd.at(
                     "twinflow::unknown-executor",
                     role.span,
-                    format!("the site binds `{}`, which the workflow does not use", role.value),
+                    format!(
+                        "the site binds `{}`, which the workflow does not use",
+                        role.value
+                    ),
                     "no such executor in the workflow",
                 )
                 .set_help(Some(help));
@@ -129,7 +140,12 @@ fn rebind_to_site(out: &mut [ExecIr], doc: &WorkflowDoc, d: &mut Diags, name: &s
     d.list.append(&mut sd.list);
 }
 
-fn lower_one(name: &str, e: &ExecutorDoc, d: &mut Diags, bound_by: Option<&str>) -> Option<ExecutorSpec> {
+fn lower_one(
+    name: &str,
+    e: &ExecutorDoc,
+    d: &mut Diags,
+    bound_by: Option<&str>,
+) -> Option<ExecutorSpec> {
     let kind = e.kind.value;
     let kind_name = match kind {
         KindDoc::Local => "local",
@@ -138,13 +154,37 @@ fn lower_one(name: &str, e: &ExecutorDoc, d: &mut Diags, bound_by: Option<&str>)
     };
     let fields: [(&str, Option<Span>, &[KindDoc]); 9] = [
         ("slots", e.slots.as_ref().map(|s| s.span), &[KindDoc::Local]),
-        ("partition", e.partition.as_ref().map(|s| s.span), &[KindDoc::Slurm]),
-        ("account", e.account.as_ref().map(|s| s.span), &[KindDoc::Slurm]),
+        (
+            "partition",
+            e.partition.as_ref().map(|s| s.span),
+            &[KindDoc::Slurm],
+        ),
+        (
+            "account",
+            e.account.as_ref().map(|s| s.span),
+            &[KindDoc::Slurm],
+        ),
         ("qos", e.qos.as_ref().map(|s| s.span), &[KindDoc::Slurm]),
-        ("max_jobs", e.max_jobs.as_ref().map(|s| s.span), &[KindDoc::Slurm]),
-        ("sbatch", e.sbatch.as_ref().map(|s| s.span), &[KindDoc::Slurm]),
-        ("ssh", e.ssh.as_ref().map(|s| s.span), &[KindDoc::Slurm, KindDoc::Cloud]),
-        ("workdir", e.workdir.as_ref().map(|s| s.span), &[KindDoc::Slurm, KindDoc::Cloud]),
+        (
+            "max_jobs",
+            e.max_jobs.as_ref().map(|s| s.span),
+            &[KindDoc::Slurm],
+        ),
+        (
+            "sbatch",
+            e.sbatch.as_ref().map(|s| s.span),
+            &[KindDoc::Slurm],
+        ),
+        (
+            "ssh",
+            e.ssh.as_ref().map(|s| s.span),
+            &[KindDoc::Slurm, KindDoc::Cloud],
+        ),
+        (
+            "workdir",
+            e.workdir.as_ref().map(|s| s.span),
+            &[KindDoc::Slurm, KindDoc::Cloud],
+        ),
         ("store", e.store.as_ref().map(|s| s.span), &[KindDoc::Cloud]),
     ];
     let before = d.list.len();
@@ -172,16 +212,30 @@ fn lower_one(name: &str, e: &ExecutorDoc, d: &mut Diags, bound_by: Option<&str>)
     let ssh = e.ssh.as_ref().and_then(|s| match parse_ssh(&s.value) {
         Ok(t) => Some(t),
         Err(msg) => {
-            d.at("twinflow::bad-ssh", s.span, msg, "expected user@host[:port]")
-                .set_help(Some("for example `ubuntu@vm.example.org` or `alice@lumi.csc.fi:22`".into()));
+            d.at(
+                "twinflow::bad-ssh",
+                s.span,
+                msg,
+                "expected user@host[:port]",
+            )
+            .set_help(Some(
+                "for example `ubuntu@vm.example.org` or `alice@lumi.csc.fi:22`".into(),
+            ));
             None
         }
     });
     let store = e.store.as_ref().and_then(|s| match parse_s3(&s.value) {
         Ok(t) => Some(t),
         Err(msg) => {
-            d.at("twinflow::bad-store", s.span, msg, "expected s3://bucket/prefix")
-                .set_help(Some("for example `s3://dtwin-artefacts/forest-bird`".into()));
+            d.at(
+                "twinflow::bad-store",
+                s.span,
+                msg,
+                "expected s3://bucket/prefix",
+            )
+            .set_help(Some(
+                "for example `s3://dtwin-artefacts/forest-bird`".into(),
+            ));
             None
         }
     });
@@ -189,7 +243,12 @@ fn lower_one(name: &str, e: &ExecutorDoc, d: &mut Diags, bound_by: Option<&str>)
         if let Some(v) = value
             && v.value == 0
         {
-            d.at("twinflow::zero", v.span, format!("`{field}` must be at least 1"), "zero");
+            d.at(
+                "twinflow::zero",
+                v.span,
+                format!("`{field}` must be at least 1"),
+                "zero",
+            );
         }
     }
     if kind == KindDoc::Cloud {
@@ -222,7 +281,11 @@ fn lower_one(name: &str, e: &ExecutorDoc, d: &mut Diags, bound_by: Option<&str>)
             qos: text(&e.qos),
             ssh,
             max_jobs: e.max_jobs.as_ref().map(|s| s.value),
-            sbatch: e.sbatch.as_ref().map(|s| s.value.clone()).unwrap_or_default(),
+            sbatch: e
+                .sbatch
+                .as_ref()
+                .map(|s| s.value.clone())
+                .unwrap_or_default(),
             workdir: text(&e.workdir),
         }),
         KindDoc::Cloud => BackendConfig::Cloud(CloudConfig {
@@ -235,7 +298,11 @@ fn lower_one(name: &str, e: &ExecutorDoc, d: &mut Diags, bound_by: Option<&str>)
         name: name.to_owned(),
         backend,
         prologue: text(&e.prologue),
-        env: e.env.iter().map(|(k, v)| (k.value.clone(), v.value.clone())).collect(),
+        env: e
+            .env
+            .iter()
+            .map(|(k, v)| (k.value.clone(), v.value.clone()))
+            .collect(),
         container_runtime: e.container_runtime.as_ref().map(|r| runtime(r.value)),
         bound_by: bound_by.map(str::to_owned),
     })
@@ -258,7 +325,11 @@ pub(crate) fn parse_ssh(text: &str) -> Result<SshTarget, String> {
         }
         _ => (rest, None),
     };
-    let word_ok = |w: &str| !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    let word_ok = |w: &str| {
+        !w.is_empty()
+            && w.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    };
     if let Some(u) = user
         && !word_ok(u)
     {
@@ -327,7 +398,10 @@ mod tests {
     #[test]
     fn s3_locations() {
         let s = parse_s3("s3://dtwin-artefacts/forest-bird/").unwrap();
-        assert_eq!((s.bucket.as_str(), s.prefix.as_str()), ("dtwin-artefacts", "forest-bird"));
+        assert_eq!(
+            (s.bucket.as_str(), s.prefix.as_str()),
+            ("dtwin-artefacts", "forest-bird")
+        );
         assert!(parse_s3("http://x/y").is_err());
         assert!(parse_s3("s3://Bad_Bucket/x").is_err());
         assert!(parse_s3("s3://bucket/../x").is_err());

@@ -19,7 +19,13 @@ fn step_graph(steps: &[StepIr]) -> DiGraph<usize, ()> {
             .iter()
             .filter(|x| x.offset == 0)
             .map(|x| x.from_step.index())
-            .chain(s.spec.after.iter().filter(|a| a.offset == 0).map(|a| a.step.index()));
+            .chain(
+                s.spec
+                    .after
+                    .iter()
+                    .filter(|a| a.offset == 0)
+                    .map(|a| a.step.index()),
+            );
         for p in producers {
             if p < nodes.len() {
                 g.update_edge(nodes[p], nodes[i], ());
@@ -41,7 +47,9 @@ fn reference_span(doc: &WorkflowDoc, steps: &[StepIr], c: usize, p: usize) -> Sp
             Lenient(Some(step)) => Some(step),
             Lenient(None) => None,
         });
-    let refers = |text: &str| text.split(['.', '@']).next() == Some(producer.as_str()) && !text.contains("@-");
+    let refers = |text: &str| {
+        text.split(['.', '@']).next() == Some(producer.as_str()) && !text.contains("@-")
+    };
     doc_step
         .and_then(|s| {
             s.needs
@@ -102,7 +110,8 @@ pub(crate) fn check_cycles(steps: &[StepIr], doc: &WorkflowDoc, d: &mut Diags) {
 /// The shortest cycle through the first step of the set, in dependency order.
 fn cycle_path(g: &DiGraph<usize, ()>, scc: &[NodeIndex]) -> Vec<usize> {
     let start = scc.iter().copied().min_by_key(|n| g[*n]).unwrap_or(scc[0]);
-    let mut parent: std::collections::HashMap<NodeIndex, NodeIndex> = std::collections::HashMap::new();
+    let mut parent: std::collections::HashMap<NodeIndex, NodeIndex> =
+        std::collections::HashMap::new();
     let mut queue = std::collections::VecDeque::from([start]);
     'search: while let Some(n) = queue.pop_front() {
         let mut next: Vec<NodeIndex> = g.neighbors(n).filter(|m| scc.contains(m)).collect();

@@ -55,14 +55,20 @@ pub(crate) fn check_name(d: &mut Diags, span: Span, what: &str, name: &str) -> b
         "invalid name",
     )
     .set_help(Some(
-        "names start with a letter or `_` and contain letters, digits, `_` and `-` (at most 128)".into(),
+        "names start with a letter or `_` and contain letters, digits, `_` and `-` (at most 128)"
+            .into(),
     ));
     false
 }
 
 /// Lowers a parsed workflow. `doc` may have holes where the file was wrong
 /// (already reported in `d`).
-pub(crate) fn lower(doc: &WorkflowDoc, d: &mut Diags, opts: &CompileOptions, default_name: &str) -> Option<Lowered> {
+pub(crate) fn lower(
+    doc: &WorkflowDoc,
+    d: &mut Diags,
+    opts: &CompileOptions,
+    default_name: &str,
+) -> Option<Lowered> {
     if doc.version.value != 1 {
         d.at(
             "twinflow::version",
@@ -89,7 +95,7 @@ pub(crate) fn lower(doc: &WorkflowDoc, d: &mut Diags, opts: &CompileOptions, def
         dir: opts.workflow_dir.clone(),
         run_id: opts.run_id.clone(),
     };
-    let steps = steps::lower_all(doc, d, &params, cycle.as_ref(), &executors);
+    let steps = steps::lower_all(doc, d, &params, &executors);
     if !d.is_empty() {
         return None;
     }
@@ -106,7 +112,11 @@ pub(crate) fn lower(doc: &WorkflowDoc, d: &mut Diags, opts: &CompileOptions, def
     })
 }
 
-fn lower_params(doc: &WorkflowDoc, d: &mut Diags, opts: &CompileOptions) -> Vec<(String, ParamValue)> {
+fn lower_params(
+    doc: &WorkflowDoc,
+    d: &mut Diags,
+    opts: &CompileOptions,
+) -> Vec<(String, ParamValue)> {
     let mut params = Vec::new();
     for (name, value) in doc.params.iter() {
         check_name(d, name.span, "parameter", &name.value);
@@ -132,7 +142,10 @@ fn lower_params(doc: &WorkflowDoc, d: &mut Diags, opts: &CompileOptions) -> Vec<
             Some((_, value)) => {
                 *value = match value {
                     ParamValue::Many(_) => ParamValue::Many(
-                        raw.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
+                        raw.split(',')
+                            .map(|s| s.trim().to_owned())
+                            .filter(|s| !s.is_empty())
+                            .collect(),
                     ),
                     ParamValue::One(_) => ParamValue::One(raw.clone()),
                 };
@@ -177,21 +190,40 @@ fn lower_cycle(doc: &WorkflowDoc, d: &mut Diags) -> Option<CycleSpec> {
         (stop.as_ref().err(), c.stop.span, "stop"),
     ] {
         if let Some(message) = result {
-            d.at("twinflow::bad-date", span, message.clone(), format!("invalid cycle {what}"))
-                .set_help(Some("write a date like `2020-01-01` or a date-time like `2020-01-01T06:00`".into()));
+            d.at(
+                "twinflow::bad-date",
+                span,
+                message.clone(),
+                format!("invalid cycle {what}"),
+            )
+            .set_help(Some(
+                "write a date like `2020-01-01` or a date-time like `2020-01-01T06:00`".into(),
+            ));
             bad = true;
         }
     }
     if let Err(message) = &step {
-        d.at("twinflow::bad-duration", c.step.span, message.clone(), "invalid cycle step")
-            .set_help(Some("ISO 8601 durations: `P10Y`, `P1M`, `P7D`, `PT6H`, `P1DT12H`".into()));
+        d.at(
+            "twinflow::bad-duration",
+            c.step.span,
+            message.clone(),
+            "invalid cycle step",
+        )
+        .set_help(Some(
+            "ISO 8601 durations: `P10Y`, `P1M`, `P7D`, `PT6H`, `P1DT12H`".into(),
+        ));
         bad = true;
     }
     if let Some(r) = &c.runahead
         && r.value == 0
     {
-        d.at("twinflow::bad-runahead", r.span, "runahead must be at least 1", "zero would never run")
-            .set_help(Some("leave `runahead` out for no limit".into()));
+        d.at(
+            "twinflow::bad-runahead",
+            r.span,
+            "runahead must be at least 1",
+            "zero would never run",
+        )
+        .set_help(Some("leave `runahead` out for no limit".into()));
     }
     if bad {
         return None;
@@ -208,7 +240,12 @@ fn lower_cycle(doc: &WorkflowDoc, d: &mut Diags) -> Option<CycleSpec> {
             points,
         }),
         Err(message) => {
-            d.at("twinflow::bad-cycle", spanned.span, message, "in this cycle");
+            d.at(
+                "twinflow::bad-cycle",
+                spanned.span,
+                message,
+                "in this cycle",
+            );
             None
         }
     }

@@ -12,12 +12,14 @@ use crate::suggest::did_you_mean;
 use crate::units::{parse_duration, parse_memory};
 use std::collections::HashSet;
 use twinflow_core::{
-    AfterSpec, ContainerSpec, CycleSpec, ExecutorId, ForEachKey, InputSpec, OutputSpec, ParamValue,
-    Piece, Resources, StepId, StepSpec, Template,
+    AfterSpec, ContainerSpec, ExecutorId, ForEachKey, InputSpec, OutputSpec, ParamValue, Piece,
+    Resources, StepId, StepSpec, Template,
 };
 
 /// Names a `for_each` key may not take: they are expression namespaces.
-const RESERVED: [&str; 7] = ["params", "inputs", "outputs", "cycle", "workflow", "run", "task"];
+const RESERVED: [&str; 7] = [
+    "params", "inputs", "outputs", "cycle", "workflow", "run", "task",
+];
 
 /// The most retries a step may ask for.
 const MAX_RETRIES: u32 = 100;
@@ -46,7 +48,9 @@ fn parse_reference(text: &str, with_output: bool) -> Result<Reference<'_>, Strin
                 .strip_prefix('-')
                 .and_then(|k| k.parse::<u32>().ok())
                 .filter(|&k| k >= 1)
-                .ok_or_else(|| format!("`@{o}` is not a cycle offset; write `@-1` for the previous point"))?;
+                .ok_or_else(|| {
+                    format!("`@{o}` is not a cycle offset; write `@-1` for the previous point")
+                })?;
             (t, k)
         }
         None => (text, 0),
@@ -55,9 +59,17 @@ fn parse_reference(text: &str, with_output: bool) -> Result<Reference<'_>, Strin
         let (step, output) = target
             .split_once('.')
             .ok_or_else(|| format!("`{text}` does not name an output; write `step.output`"))?;
-        Ok(Reference { step: step.trim(), output: Some(output.trim()), offset })
+        Ok(Reference {
+            step: step.trim(),
+            output: Some(output.trim()),
+            offset,
+        })
     } else {
-        Ok(Reference { step: target.trim(), output: None, offset })
+        Ok(Reference {
+            step: target.trim(),
+            output: None,
+            offset,
+        })
     }
 }
 
@@ -65,12 +77,16 @@ pub(crate) fn lower_all(
     doc: &WorkflowDoc,
     d: &mut Diags,
     params: &[(String, ParamValue)],
-    cycle: Option<&CycleSpec>,
     executors: &[ExecIr],
 ) -> Vec<StepIr> {
     if doc.steps.value.is_empty() {
-        d.at("twinflow::no-steps", doc.steps.span, "the workflow has no steps", "empty")
-            .set_help(Some("add at least one step under `steps:`".into()));
+        d.at(
+            "twinflow::no-steps",
+            doc.steps.span,
+            "the workflow has no steps",
+            "empty",
+        )
+        .set_help(Some("add at least one step under `steps:`".into()));
         return Vec::new();
     }
     let entries: Vec<(&Spanned<String>, Option<&StepDoc>)> = doc
@@ -86,7 +102,7 @@ pub(crate) fn lower_all(
         .iter()
         .map(|(name, s)| {
             check_name(d, name.span, "step", &name.value);
-            s.and_then(|s| shape(name, s, d, params, doc, cycle))
+            s.and_then(|s| shape(name, s, d, params, doc))
         })
         .collect();
     let mut out = Vec::new();
@@ -114,7 +130,6 @@ fn shape(
     d: &mut Diags,
     params: &[(String, ParamValue)],
     doc: &WorkflowDoc,
-    cycle: Option<&CycleSpec>,
 ) -> Option<Shape> {
     let before = d.list.len();
     let mut for_each = Vec::new();
@@ -126,7 +141,10 @@ fn shape(
             d.at(
                 "twinflow::reserved-key",
                 key.span,
-                format!("`{}` cannot be a for_each key: it is an expression namespace", key.value),
+                format!(
+                    "`{}` cannot be a for_each key: it is an expression namespace",
+                    key.value
+                ),
                 "reserved",
             )
             .set_help(Some(format!("reserved names: {}", RESERVED.join(", "))));
@@ -150,10 +168,18 @@ fn shape(
             ForEachDoc::Expr(text) => match for_each_param(text, params) {
                 Ok(v) => v,
                 Err((message, help)) => {
-                    d.at("twinflow::bad-for-each", values.span, message, "invalid for_each values")
-                        .set_help(help);
+                    d.at(
+                        "twinflow::bad-for-each",
+                        values.span,
+                        message,
+                        "invalid for_each values",
+                    )
+                    .set_help(help);
                     // Keep the key so expressions naming it are not reported too.
-                    for_each.push(ForEachKey { name: key.value.clone(), values: Vec::new() });
+                    for_each.push(ForEachKey {
+                        name: key.value.clone(),
+                        values: Vec::new(),
+                    });
                     continue;
                 }
             },
@@ -166,27 +192,45 @@ fn shape(
                 "no values, so no tasks",
             );
         }
-        for_each.push(ForEachKey { name: key.value.clone(), values: list });
+        for_each.push(ForEachKey {
+            name: key.value.clone(),
+            values: list,
+        });
     }
     let cycling = s.cycling.as_ref().is_some_and(|c| c.value);
-    if cycling && doc.cycle.is_none() {
-        if let Some(c) = &s.cycling {
+    if cycling
+        && doc.cycle.is_none()
+        && let Some(c) = &s.cycling
+    {
+        {
             d.at(
                 "twinflow::no-cycle",
                 c.span,
-                format!("step `{}` cycles, but the workflow has no `cycle`", name.value),
+                format!(
+                    "step `{}` cycles, but the workflow has no `cycle`",
+                    name.value
+                ),
                 "needs a top-level `cycle`",
             )
-            .set_help(Some("add `cycle: { start: 2020-01-01, stop: 2030-01-01, step: P1Y }`".into()));
+            .set_help(Some(
+                "add `cycle: { start: 2020-01-01, stop: 2030-01-01, step: P1Y }`".into(),
+            ));
         }
     }
-    let _ = cycle;
     let outputs = s.outputs.iter().map(|(k, _)| k.value.clone()).collect();
     let complete = d.list.len() == before;
-    Some(Shape { for_each, cycling, outputs, complete })
+    Some(Shape {
+        for_each,
+        cycling,
+        outputs,
+        complete,
+    })
 }
 
-fn for_each_param(text: &str, params: &[(String, ParamValue)]) -> Result<Vec<String>, (String, Option<String>)> {
+fn for_each_param(
+    text: &str,
+    params: &[(String, ParamValue)],
+) -> Result<Vec<String>, (String, Option<String>)> {
     let inner = text
         .trim()
         .strip_prefix("${{")
@@ -220,13 +264,21 @@ impl Ctx<'_> {
         self.entries.iter().map(|(n, _)| n.value.as_str())
     }
 
-    fn lower_step(&self, d: &mut Diags, name: &Spanned<String>, s: &StepDoc, shape: &Shape) -> Option<StepIr> {
+    fn lower_step(
+        &self,
+        d: &mut Diags,
+        name: &Spanned<String>,
+        s: &StepDoc,
+        shape: &Shape,
+    ) -> Option<StepIr> {
         let before = d.list.len();
         let executor = self.executor(d, name, s);
         let mut inputs = Vec::new();
         for (input, reference) in s.needs.iter() {
             check_name(d, input.span, "input", &input.value);
-            if let Some((from_step, output, offset, gather)) = self.link(d, name, shape, reference, true) {
+            if let Some((from_step, output, offset, gather)) =
+                self.link(d, name, shape, reference, true)
+            {
                 inputs.push(InputSpec {
                     name: input.value.clone(),
                     from_step,
@@ -248,7 +300,15 @@ impl Ctx<'_> {
         if let Some(r) = &s.retries
             && r.value > MAX_RETRIES
         {
-            d.at("twinflow::too-many-retries", r.span, format!("{} retries is more than the limit of {MAX_RETRIES}", r.value), "too many");
+            d.at(
+                "twinflow::too-many-retries",
+                r.span,
+                format!(
+                    "{} retries is more than the limit of {MAX_RETRIES}",
+                    r.value
+                ),
+                "too many",
+            );
         }
         let timeout_seconds = s.timeout.as_ref().and_then(|t| duration(d, t, "timeout"));
         let input_names: Vec<String> = s.needs.iter().map(|(k, _)| k.value.clone()).collect();
@@ -289,22 +349,33 @@ impl Ctx<'_> {
     }
 
     fn executor(&self, d: &mut Diags, name: &Spanned<String>, s: &StepDoc) -> Option<ExecutorId> {
-        let declared: Vec<&str> = self.doc.executors.iter().map(|(k, _)| k.value.as_str()).collect();
+        let declared: Vec<&str> = self
+            .doc
+            .executors
+            .iter()
+            .map(|(k, _)| k.value.as_str())
+            .collect();
         match &s.executor {
             Some(e) => {
                 if let Some(i) = self.executors.iter().position(|x| x.spec.name == e.value) {
                     return Some(ExecutorId(i as u32));
                 }
                 if !declared.contains(&e.value.as_str()) {
-                    let help = did_you_mean(&e.value, declared.iter().copied()).unwrap_or_else(|| {
-                        if declared.is_empty() {
-                            "declare it under `executors:` (e.g. `kind: local`)".into()
-                        } else {
-                            format!("declared executors: {}", declared.join(", "))
-                        }
-                    });
-                    d.at("twinflow::unknown-executor", e.span, format!("unknown executor `{}`", e.value), "not declared under `executors`")
-                        .set_help(Some(help));
+                    let help =
+                        did_you_mean(&e.value, declared.iter().copied()).unwrap_or_else(|| {
+                            if declared.is_empty() {
+                                "declare it under `executors:` (e.g. `kind: local`)".into()
+                            } else {
+                                format!("declared executors: {}", declared.join(", "))
+                            }
+                        });
+                    d.at(
+                        "twinflow::unknown-executor",
+                        e.span,
+                        format!("unknown executor `{}`", e.value),
+                        "not declared under `executors`",
+                    )
+                    .set_help(Some(help));
                 }
                 None
             }
@@ -334,15 +405,28 @@ impl Ctx<'_> {
         let r = match parse_reference(&reference.value, with_output) {
             Ok(r) => r,
             Err(message) => {
-                d.at("twinflow::bad-reference", reference.span, message, "invalid reference");
+                d.at(
+                    "twinflow::bad-reference",
+                    reference.span,
+                    message,
+                    "invalid reference",
+                );
                 return None;
             }
         };
         let Some(index) = self.entries.iter().position(|(n, _)| n.value == r.step) else {
-            d.at("twinflow::unknown-step", reference.span, format!("unknown step `{}`", r.step), "no step of this name")
-                .set_help(did_you_mean(r.step, self.step_names()).or_else(|| {
-                    Some(format!("steps: {}", self.step_names().collect::<Vec<_>>().join(", ")))
-                }));
+            d.at(
+                "twinflow::unknown-step",
+                reference.span,
+                format!("unknown step `{}`", r.step),
+                "no step of this name",
+            )
+            .set_help(did_you_mean(r.step, self.step_names()).or_else(|| {
+                Some(format!(
+                    "steps: {}",
+                    self.step_names().collect::<Vec<_>>().join(", ")
+                ))
+            }));
             return None;
         };
         let producer = self.shapes[index].as_ref()?;
@@ -366,15 +450,24 @@ impl Ctx<'_> {
             return None;
         }
         if r.offset > 0 {
-            for (who, cycles) in [(r.step, producer.cycling), (consumer.value.as_str(), shape.cycling)] {
+            for (who, cycles) in [
+                (r.step, producer.cycling),
+                (consumer.value.as_str(), shape.cycling),
+            ] {
                 if !cycles {
                     d.at(
                         "twinflow::offset-without-cycling",
                         reference.span,
-                        format!("`@-{}` refers to earlier cycle points, but `{who}` does not cycle", r.offset),
+                        format!(
+                            "`@-{}` refers to earlier cycle points, but `{who}` does not cycle",
+                            r.offset
+                        ),
                         "cycle offset on a non-cycling step",
                     )
-                    .set_help(Some(format!("add `cycling: true` to `{who}`, or drop `@-{}`", r.offset)));
+                    .set_help(Some(format!(
+                        "add `cycling: true` to `{who}`, or drop `@-{}`",
+                        r.offset
+                    )));
                     return None;
                 }
             }
@@ -408,11 +501,22 @@ impl Ctx<'_> {
                 }
             }
         }
-        Some((StepId(index as u32), r.output.map(str::to_owned), r.offset, gather))
+        Some((
+            StepId(index as u32),
+            r.output.map(str::to_owned),
+            r.offset,
+            gather,
+        ))
     }
 
     /// Workflow, executor (or site) and step `env`, later ones winning.
-    fn env(&self, d: &mut Diags, s: &StepDoc, executor: Option<ExecutorId>, scope: &Scope<'_>) -> Vec<(String, Template)> {
+    fn env(
+        &self,
+        d: &mut Diags,
+        s: &StepDoc,
+        executor: Option<ExecutorId>,
+        scope: &Scope<'_>,
+    ) -> Vec<(String, Template)> {
         let mut entries: Vec<(String, EnvValue<'_>)> = Vec::new();
         fn set<'a>(name: &str, value: EnvValue<'a>, entries: &mut Vec<(String, EnvValue<'a>)>) {
             match entries.iter_mut().find(|(n, _)| n == name) {
@@ -438,11 +542,23 @@ impl Ctx<'_> {
         let mut out = Vec::new();
         for (name, value) in entries {
             match value {
-                EnvValue::Lit(v) => out.push((name, Template { pieces: vec![Piece::Lit(v.to_owned())] })),
+                EnvValue::Lit(v) => out.push((
+                    name,
+                    Template {
+                        pieces: vec![Piece::Lit(v.to_owned())],
+                    },
+                )),
                 EnvValue::Raw(k, v) => {
                     if !is_env_name(&k.value) {
-                        d.at("twinflow::bad-env-name", k.span, format!("`{}` is not an environment variable name", k.value), "invalid name")
-                            .set_help(Some("use letters, digits and `_`, not starting with a digit".into()));
+                        d.at(
+                            "twinflow::bad-env-name",
+                            k.span,
+                            format!("`{}` is not an environment variable name", k.value),
+                            "invalid name",
+                        )
+                        .set_help(Some(
+                            "use letters, digits and `_`, not starting with a digit".into(),
+                        ));
                         continue;
                     }
                     if let Some(t) = resolve(d, v, scope) {
@@ -463,7 +579,9 @@ enum EnvValue<'a> {
 
 fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -474,9 +592,20 @@ fn outputs(d: &mut Diags, s: &StepDoc) -> Vec<OutputSpec> {
         match normalise_output_path(&path.value) {
             Ok(p) => {
                 if let Some(other) = out.iter().find(|o| o.path == p) {
-                    d.at("twinflow::duplicate-output", path.span, format!("outputs `{}` and `{}` are the same path `{p}`", other.name, name.value), "same path");
+                    d.at(
+                        "twinflow::duplicate-output",
+                        path.span,
+                        format!(
+                            "outputs `{}` and `{}` are the same path `{p}`",
+                            other.name, name.value
+                        ),
+                        "same path",
+                    );
                 }
-                out.push(OutputSpec { name: name.value.clone(), path: p });
+                out.push(OutputSpec {
+                    name: name.value.clone(),
+                    path: p,
+                });
             }
             Err(message) => {
                 d.at("twinflow::bad-output-path", path.span, message, "invalid output path")
@@ -495,7 +624,10 @@ pub(crate) fn normalise_output_path(path: &str) -> Result<String, String> {
     if path.contains('\0') || path.contains('\\') {
         return Err(format!("output path `{path}` contains a NUL or backslash"));
     }
-    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
     if parts.contains(&"..") {
         return Err(format!("output path `{path}` leaves the task's directory"));
     }
@@ -503,7 +635,9 @@ pub(crate) fn normalise_output_path(path: &str) -> Result<String, String> {
         return Err("an output path is empty".into());
     }
     if parts[0] == "inputs" {
-        return Err(format!("output path `{path}` is under `inputs/`, where twinflow stages inputs"));
+        return Err(format!(
+            "output path `{path}` is under `inputs/`, where twinflow stages inputs"
+        ));
     }
     Ok(parts.join("/"))
 }
@@ -512,8 +646,15 @@ fn duration(d: &mut Diags, v: &Spanned<crate::model::ScalarString>, what: &str) 
     match parse_duration(&v.value.0) {
         Ok(s) => Some(s),
         Err(message) => {
-            d.at("twinflow::bad-duration", v.span, message, format!("invalid {what}"))
-                .set_help(Some("durations: `90s`, `30m`, `2h`, `1d`, `1h30m`, `HH:MM:SS` or `D-HH:MM:SS`".into()));
+            d.at(
+                "twinflow::bad-duration",
+                v.span,
+                message,
+                format!("invalid {what}"),
+            )
+            .set_help(Some(
+                "durations: `90s`, `30m`, `2h`, `1d`, `1h30m`, `HH:MM:SS` or `D-HH:MM:SS`".into(),
+            ));
             None
         }
     }
@@ -526,7 +667,12 @@ fn resources(d: &mut Diags, s: &StepDoc) -> Resources {
     };
     if let Some(c) = &doc.value.cpus {
         if c.value == 0 {
-            d.at("twinflow::zero", c.span, "`cpus` must be at least 1", "zero");
+            d.at(
+                "twinflow::zero",
+                c.span,
+                "`cpus` must be at least 1",
+                "zero",
+            );
         }
         r.cpus = c.value;
     }
@@ -551,14 +697,30 @@ fn resources(d: &mut Diags, s: &StepDoc) -> Resources {
 fn container(d: &mut Diags, c: &Spanned<ContainerDoc>) -> Option<ContainerSpec> {
     let (image, runtime_doc, options, span) = match &c.value {
         ContainerDoc::Image(i) => (i.clone(), None, Vec::new(), c.span),
-        ContainerDoc::Full(f) => (f.image.value.clone(), f.runtime.as_ref().map(|r| r.value), f.options.clone(), f.image.span),
+        ContainerDoc::Full(f) => (
+            f.image.value.clone(),
+            f.runtime.as_ref().map(|r| r.value),
+            f.options.clone(),
+            f.image.span,
+        ),
     };
     if image.trim().is_empty() || image.chars().any(char::is_whitespace) {
-        d.at("twinflow::bad-image", span, format!("`{image}` is not an image reference"), "invalid image")
-            .set_help(Some("for example `docker://ghcr.io/biodt/landis:7` or `/scratch/images/landis.sif`".into()));
+        d.at(
+            "twinflow::bad-image",
+            span,
+            format!("`{image}` is not an image reference"),
+            "invalid image",
+        )
+        .set_help(Some(
+            "for example `docker://ghcr.io/biodt/landis:7` or `/scratch/images/landis.sif`".into(),
+        ));
         return None;
     }
-    Some(ContainerSpec { image, runtime: runtime_doc.map(runtime), options })
+    Some(ContainerSpec {
+        image,
+        runtime: runtime_doc.map(runtime),
+        options,
+    })
 }
 
 #[cfg(test)]

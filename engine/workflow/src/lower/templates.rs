@@ -36,13 +36,20 @@ impl Scope<'_> {
     fn lookup(&self, name: &str) -> Result<Ref, (String, Option<String>)> {
         let position = |list: &[String], n: &str| list.iter().position(|x| x == n);
         let found = match name.split_once('.') {
-            Some(("params", p)) => self.params.iter().position(|(n, _)| n == p).map(|i| Ref::Param(i as u32)),
+            Some(("params", p)) => self
+                .params
+                .iter()
+                .position(|(n, _)| n == p)
+                .map(|i| Ref::Param(i as u32)),
             Some(("inputs", p)) => position(self.inputs, p).map(|i| Ref::Input(i as u32)),
             Some(("outputs", p)) => position(self.outputs, p).map(|i| Ref::Output(i as u32)),
             Some(("cycle", f)) if CYCLE_FIELDS.contains(&f) => {
                 if !self.cycling {
                     return Err((
-                        format!("`{name}` is only defined in cycling steps, and `{}` does not cycle", self.step),
+                        format!(
+                            "`{name}` is only defined in cycling steps, and `{}` does not cycle",
+                            self.step
+                        ),
                         Some("add `cycling: true` to the step".into()),
                     ));
                 }
@@ -57,7 +64,11 @@ impl Scope<'_> {
             Some(("workflow", "name")) => Some(Ref::WorkflowName),
             Some(("run", "id")) => Some(Ref::RunId),
             Some(("task", "name")) => Some(Ref::TaskName),
-            None => self.keys.iter().position(|k| k.name == name).map(|i| Ref::Key(i as u32)),
+            None => self
+                .keys
+                .iter()
+                .position(|k| k.name == name)
+                .map(|i| Ref::Key(i as u32)),
             Some(_) => None,
         };
         found.ok_or_else(|| {
@@ -71,18 +82,26 @@ impl Scope<'_> {
                     .collect();
                 (!same_head.is_empty()).then(|| format!("available here: {}", same_head.join(", ")))
             });
-            (format!("unknown expression `{name}` in step `{}`", self.step), help)
+            (
+                format!("unknown expression `{name}` in step `{}`", self.step),
+                help,
+            )
         })
     }
 }
 
 /// Resolves a string's expressions; `None` (with diagnostics) when a name is unknown.
-pub(crate) fn resolve(d: &mut Diags, text: &Spanned<String>, scope: &Scope<'_>) -> Option<Template> {
+pub(crate) fn resolve(
+    d: &mut Diags,
+    text: &Spanned<String>,
+    scope: &Scope<'_>,
+) -> Option<Template> {
     let source = d.source.inner().clone();
     let pieces = match split(&text.value, text.span, &source) {
         Ok(p) => p,
         Err(e) => {
-            d.at("twinflow::bad-expression", e.span, e.message, "here").set_help(e.help);
+            d.at("twinflow::bad-expression", e.span, e.message, "here")
+                .set_help(e.help);
             return None;
         }
     };
@@ -94,8 +113,13 @@ pub(crate) fn resolve(d: &mut Diags, text: &Spanned<String>, scope: &Scope<'_>) 
             RawPiece::Expr { name, span } => match scope.lookup(&name) {
                 Ok(r) => out.push(Piece::Ref(r)),
                 Err((message, help)) => {
-                    d.at("twinflow::unknown-expression", span, message, "not defined here")
-                        .set_help(help);
+                    d.at(
+                        "twinflow::unknown-expression",
+                        span,
+                        message,
+                        "not defined here",
+                    )
+                    .set_help(help);
                     ok = false;
                 }
             },
