@@ -37,3 +37,45 @@ fn schema_describes_the_language() {
     assert_eq!(defs["StepDoc"]["additionalProperties"], false);
     assert_eq!(schema["required"], serde_json::json!(["version", "steps"]));
 }
+
+fn as_json(yaml: &str) -> serde_json::Value {
+    serde_saphyr::from_str::<serde_json::Value>(yaml).expect("YAML parses")
+}
+
+fn validator(name: &str) -> jsonschema::Validator {
+    jsonschema::validator_for(&committed(name)).expect("the committed schema is a valid JSON Schema")
+}
+
+#[test]
+fn every_example_conforms_to_the_committed_schema() {
+    let workflows = validator("workflow.v1.schema.json");
+    let sites = validator("site.v1.schema.json");
+    let mut files = twinflow_tests::yaml_files(&repo_root().join("workflows"));
+    files.push(twinflow_tests::shared_dir().join("spec/forest-bird.yaml"));
+    for path in files {
+        let text = std::fs::read_to_string(&path).expect("read example");
+        let is_site = path.components().any(|c| c.as_os_str() == "sites");
+        let v = if is_site { &sites } else { &workflows };
+        let errors: Vec<String> = v.iter_errors(&as_json(&text)).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+        assert!(errors.is_empty(), "{} does not conform: {errors:#?}", path.display());
+    }
+}
+
+#[test]
+fn the_schema_flags_what_editors_should_flag() {
+    let v = validator("workflow.v1.schema.json");
+    let ok = "version: 1\nexecutors:\n  hpc: { kind: slurm, partition: small }\nsteps:\n  a: { executor: hpc, run: echo }\n";
+    assert!(v.is_valid(&as_json(ok)));
+    for bad in [
+        "version: 2\nsteps:\n  a: { run: echo }\n",
+        "version: 1\nstepz: {}\nsteps:\n  a: { run: echo }\n",
+        "version: 1\nsteps:\n  a: { run: echo, need: {} }\n",
+        "version: 1\nsteps:\n  a: { for_each: { k: [] }, run: echo }\n",
+        "version: 1\nexecutors:\n  here: { kind: local, partition: small }\nsteps:\n  a: { run: echo }\n",
+        "version: 1\nexecutors:\n  vm: { kind: cloud, ssh: u@h }\nsteps:\n  a: { run: echo }\n",
+        "version: 1\nexecutors:\n  x: { kind: slurmm }\nsteps:\n  a: { run: echo }\n",
+        "version: 1\nsteps:\n  a: { retries: many, run: echo }\n",
+    ] {
+        assert!(!v.is_valid(&as_json(bad)), "the schema accepts:\n{bad}");
+    }
+}

@@ -15,6 +15,7 @@ use std::fmt;
 #[schemars(title = "twinflow workflow, language v1")]
 pub(crate) struct WorkflowDoc {
     /// Language version; must be 1.
+    #[schemars(range(min = 1, max = 1))]
     pub(crate) version: Spanned<u32>,
     /// Workflow name (default: the file name without extension).
     #[serde(default)]
@@ -210,10 +211,49 @@ pub(crate) enum RuntimeDoc {
     Docker,
 }
 
+/// Keys that belong to one executor kind (or two), for the schema and the checks.
+pub(crate) const KIND_KEYS: [(&str, &[KindDoc]); 9] = [
+    ("slots", &[KindDoc::Local]),
+    ("partition", &[KindDoc::Slurm]),
+    ("account", &[KindDoc::Slurm]),
+    ("qos", &[KindDoc::Slurm]),
+    ("max_jobs", &[KindDoc::Slurm]),
+    ("sbatch", &[KindDoc::Slurm]),
+    ("ssh", &[KindDoc::Slurm, KindDoc::Cloud]),
+    ("workdir", &[KindDoc::Slurm, KindDoc::Cloud]),
+    ("store", &[KindDoc::Cloud]),
+];
+
+/// Adds to the executor schema what the compiler checks per kind: keys of
+/// other kinds are refused, a cloud executor needs `ssh` and `store`.
+fn executor_kind_rules(schema: &mut Schema) {
+    let kinds = [(KindDoc::Local, "local"), (KindDoc::Slurm, "slurm"), (KindDoc::Cloud, "cloud")];
+    let rules: Vec<serde_json::Value> = kinds
+        .iter()
+        .map(|(kind, name)| {
+            let forbidden: serde_json::Map<String, serde_json::Value> = KIND_KEYS
+                .iter()
+                .filter(|(_, owners)| !owners.contains(kind))
+                .map(|(key, _)| ((*key).to_owned(), serde_json::Value::Bool(false)))
+                .collect();
+            let mut then = serde_json::json!({ "properties": forbidden });
+            if *kind == KindDoc::Cloud {
+                then["required"] = serde_json::json!(["ssh", "store"]);
+            }
+            serde_json::json!({
+                "if": { "properties": { "kind": { "const": name } }, "required": ["kind"] },
+                "then": then
+            })
+        })
+        .collect();
+    schema.insert("allOf".to_owned(), serde_json::Value::Array(rules));
+}
+
 /// An executor role. Keys other than `kind`, `prologue`, `env` and
 /// `container_runtime` belong to one kind each.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = executor_kind_rules)]
 pub(crate) struct ExecutorDoc {
     /// Backend kind.
     pub(crate) kind: Spanned<KindDoc>,
@@ -416,6 +456,7 @@ impl JsonSchema for ContainerDoc {
 #[schemars(title = "twinflow site file, version 1")]
 pub(crate) struct SiteDoc {
     /// Site file version; must be 1.
+    #[schemars(range(min = 1, max = 1))]
     pub(crate) version: Spanned<u32>,
     /// What this site is.
     #[serde(default)]

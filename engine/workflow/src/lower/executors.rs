@@ -5,7 +5,7 @@ use crate::de::Lenient;
 #[cfg(test)]
 use crate::de::{Entries, Sink, from_node};
 use crate::diag::{Diags, source};
-use crate::model::{ExecutorDoc, KindDoc, RuntimeDoc, SiteDoc, WorkflowDoc};
+use crate::model::{ExecutorDoc, KIND_KEYS, KindDoc, RuntimeDoc, SiteDoc, WorkflowDoc};
 use crate::options::CompileOptions;
 use crate::span::{Span, Spanned};
 use crate::suggest::did_you_mean;
@@ -152,41 +152,18 @@ fn lower_one(
         KindDoc::Slurm => "slurm",
         KindDoc::Cloud => "cloud",
     };
-    let fields: [(&str, Option<Span>, &[KindDoc]); 9] = [
-        ("slots", e.slots.as_ref().map(|s| s.span), &[KindDoc::Local]),
-        (
-            "partition",
-            e.partition.as_ref().map(|s| s.span),
-            &[KindDoc::Slurm],
-        ),
-        (
-            "account",
-            e.account.as_ref().map(|s| s.span),
-            &[KindDoc::Slurm],
-        ),
-        ("qos", e.qos.as_ref().map(|s| s.span), &[KindDoc::Slurm]),
-        (
-            "max_jobs",
-            e.max_jobs.as_ref().map(|s| s.span),
-            &[KindDoc::Slurm],
-        ),
-        (
-            "sbatch",
-            e.sbatch.as_ref().map(|s| s.span),
-            &[KindDoc::Slurm],
-        ),
-        (
-            "ssh",
-            e.ssh.as_ref().map(|s| s.span),
-            &[KindDoc::Slurm, KindDoc::Cloud],
-        ),
-        (
-            "workdir",
-            e.workdir.as_ref().map(|s| s.span),
-            &[KindDoc::Slurm, KindDoc::Cloud],
-        ),
-        ("store", e.store.as_ref().map(|s| s.span), &[KindDoc::Cloud]),
+    let spans: [Option<Span>; 9] = [
+        e.slots.as_ref().map(|s| s.span),
+        e.partition.as_ref().map(|s| s.span),
+        e.account.as_ref().map(|s| s.span),
+        e.qos.as_ref().map(|s| s.span),
+        e.max_jobs.as_ref().map(|s| s.span),
+        e.sbatch.as_ref().map(|s| s.span),
+        e.ssh.as_ref().map(|s| s.span),
+        e.workdir.as_ref().map(|s| s.span),
+        e.store.as_ref().map(|s| s.span),
     ];
+    let fields = KIND_KEYS.iter().zip(spans).map(|((f, k), s)| (*f, s, *k));
     let before = d.list.len();
     for (field, span, kinds) in fields {
         if let Some(span) = span
