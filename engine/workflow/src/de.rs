@@ -6,7 +6,7 @@
 
 use crate::node::{Node, NodeKind};
 use crate::span::{SPANNED_LEN, SPANNED_MARKER, SPANNED_START, SPANNED_VALUE, Span};
-use crate::suggest::did_you_mean;
+use crate::suggest::{closest, did_you_mean};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::de::{
     self, DeserializeSeed, Deserializer, EnumAccess, IntoDeserializer, MapAccess, SeqAccess,
@@ -91,19 +91,28 @@ impl de::Error for DeError {
             format!("expected {expected}, found {found}"),
         );
         e.label = Some(format!("expected {expected}"));
+        e.help = match (&unexpected, expected.as_str()) {
+            (de::Unexpected::Str(s), exp)
+                if exp.contains("number") && s.trim().parse::<f64>().is_ok() =>
+            {
+                Some(format!("write the number without quotes: `{}`", s.trim()))
+            }
+            (_, "a list") => Some("write a list, e.g. `[a, b]`".to_owned()),
+            _ => None,
+        };
         e
     }
 
     fn invalid_value(unexpected: de::Unexpected<'_>, expected: &dyn de::Expected) -> Self {
+        let expected = plain_expected(&expected.to_string());
         let mut e = Self::new(
             "twinflow::invalid-value",
             format!(
-                "invalid value {}, expected {}",
-                plain_unexpected(&unexpected),
-                plain_expected(&expected.to_string())
+                "expected {expected}, found {}",
+                plain_unexpected(&unexpected)
             ),
         );
-        e.label = Some("invalid value".into());
+        e.label = Some(format!("expected {expected}"));
         e
     }
 
@@ -123,6 +132,13 @@ impl de::Error for DeError {
             format!("missing required key `{field}`"),
         );
         e.label = Some(format!("this mapping needs `{field}`"));
+        e.help = match field {
+            "kind" => Some("an executor's kind is one of `local`, `slurm`, `cloud`".into()),
+            "run" => Some("`run` is the shell script each task of the step runs".into()),
+            "version" => Some("start the file with `version: 1`".into()),
+            "steps" => Some("a workflow needs at least one step under `steps:`".into()),
+            _ => None,
+        };
         e
     }
 
@@ -198,12 +214,7 @@ impl<'de> Deserializer<'de> for NodeDeserializer<'_> {
                 items: items.iter(),
                 sink: self.sink,
             }),
-            NodeKind::Map(entries) => visitor.visit_map(Map {
-                entries: entries.iter(),
-                fields: None,
-                pending: None,
-                sink: self.sink,
-            }),
+            NodeKind::Map(entries) => visitor.visit_map(Map::new(entries, None, self.sink)),
         };
         self.finish(result)
     }
@@ -232,12 +243,7 @@ impl<'de> Deserializer<'de> for NodeDeserializer<'_> {
         let NodeKind::Map(entries) = &self.node.kind else {
             return Err(self.wrong_type("a mapping"));
         };
-        let result = visitor.visit_map(Map {
-            entries: entries.iter(),
-            fields: Some(fields),
-            pending: None,
-            sink: self.sink,
-        });
+        let result = visitor.visit_map(Map::new(entries, Some(fields), self.sink));
         self.finish(result)
     }
 
@@ -350,8 +356,36 @@ struct Map<'a> {
     entries: std::slice::Iter<'a, (Node, Node)>,
     /// For a struct: its keys; unknown ones are recorded and skipped.
     fields: Option<&'static [&'static str]>,
+    /// For a struct: the string keys written in this mapping.
+    present: Vec<&'a str>,
     pending: Option<&'a Node>,
     sink: &'a Sink,
+}
+
+impl<'a> Map<'a> {
+    fn new(
+        entries: &'a [(Node, Node)],
+        fields: Option<&'static [&'static str]>,
+        sink: &'a Sink,
+    ) -> Self {
+        let present = match fields {
+            Some(_) => entries
+                .iter()
+                .filter_map(|(k, _)| match &k.kind {
+                    NodeKind::Str(s) => Some(s.as_str()),
+                    _ => None,
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        Self {
+            entries: entries.iter(),
+            fields,
+            present,
+            pending: None,
+            sink,
+        }
+    }
 }
 
 impl<'de> MapAccess<'de> for Map<'_> {
@@ -376,13 +410,24 @@ impl<'de> MapAccess<'de> for Map<'_> {
                         DeError::new("twinflow::unknown-key", format!("unknown key `{name}`"));
                     e.span = Some(key.span);
                     e.label = Some("not a key here".into());
-                    e.help = did_you_mean(name, fields.iter().copied())
+                    let suggestion = closest(name, fields.iter().copied());
+                    e.help = suggestion
+                        .map(|s| format!("did you mean `{s}`?"))
                         .or_else(|| Some(format!("expected one of {}", one_of(fields))));
                     NodeDeserializer {
                         node: key,
                         sink: self.sink,
                     }
                     .record(e);
+                    // Read a near miss as the key it was meant to be (unless
+                    // that key is also present), so its value is still checked
+                    // and nothing that refers to it is reported twice.
+                    if let Some(meant) = suggestion
+                        && !self.present.contains(&meant)
+                    {
+                        self.pending = Some(value);
+                        return seed.deserialize(meant.into_deserializer()).map(Some);
+                    }
                     continue;
                 }
             }

@@ -224,10 +224,11 @@ impl Diags {
         self.list.is_empty()
     }
 
-    /// Sorts by position (diagnostics without labels last) and hands them over.
+    /// Sorts by position, diagnostics without a place (about command-line
+    /// arguments, usually the cause of the rest) first, and hands them over.
     pub(crate) fn into_error(mut self) -> CompileError {
         self.list
-            .sort_by_key(|d| d.labels.first().map_or(usize::MAX, |(s, _)| s.start));
+            .sort_by_key(|d| d.labels.first().map(|(s, _)| s.start));
         CompileError {
             diagnostics: self.list,
         }

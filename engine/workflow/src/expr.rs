@@ -34,14 +34,22 @@ pub(crate) fn split(text: &str, at: Span, source: &str) -> Result<Vec<RawPiece>,
         }
         let span = locate(source, at, nth);
         let after = &rest[open + 3..];
-        let Some(close) = after.find("}}") else {
+        let close = after.find("}}").filter(|&c| !after[..c].contains("${{"));
+        let Some(close) = close else {
             return Err(ExprError {
-                message: "unclosed `${{`".into(),
-                span,
-                help: Some("close the expression with `}}`".into()),
+                message: "unclosed `${{`: no matching `}}`".into(),
+                span: Span::new(span.start, 3),
+                help: Some("close the expression with `}}`, as in `${{ params.region }}`".into()),
             });
         };
         let name = after[..close].trim();
+        if name.is_empty() {
+            return Err(ExprError {
+                message: "empty expression `${{ }}`".into(),
+                span,
+                help: Some("write a name inside, e.g. `${{ params.region }}`".into()),
+            });
+        }
         if !is_dotted_name(name) {
             return Err(ExprError {
                 message: format!("`{name}` is not an expression twinflow understands"),

@@ -217,18 +217,64 @@ fn yaml_error(source: &Source, text: &str, e: &serde_saphyr::Error) -> Diagnosti
     } else {
         None
     };
-    let code = if message.to_lowercase().contains("duplicate") {
-        "twinflow::duplicate-key"
-    } else {
-        "twinflow::yaml"
-    };
-    let mut diag = Diagnostic::new(code, format!("invalid YAML: {message}"))
+    if let Some(key) = message
+        .strip_prefix("duplicate mapping key: ")
+        .and_then(|rest| rest.split(", set DuplicateKeyPolicy").next())
+    {
+        return duplicate_key(source, text, key, offset);
+    }
+    let mut diag = Diagnostic::new("twinflow::yaml", format!("invalid YAML: {message}"))
         .in_source(source)
         .maybe_help(help);
     if let Some(o) = offset {
         diag = diag.label(Span::new(o.min(text.len()), 0), "here");
     }
     diag
+}
+
+/// A key written twice in one mapping: points at both.
+fn duplicate_key(source: &Source, text: &str, key: &str, offset: Option<usize>) -> Diagnostic {
+    let mut diag = Diagnostic::new("twinflow::duplicate-key", format!("duplicate key `{key}`"))
+        .in_source(source)
+        .help("a mapping holds each key once: merge the two entries or rename one");
+    let Some(at) = offset.filter(|&o| o <= text.len()) else {
+        return diag;
+    };
+    diag = diag.label(
+        Span::new(at, key.len().min(text.len() - at)),
+        "written again here",
+    );
+    if let Some(first) = first_definition(text, at, key) {
+        diag = diag.label(Span::new(first, key.len()), "first written here");
+    }
+    diag
+}
+
+/// The earlier `key:` at the same indentation in the same block, if any.
+fn first_definition(text: &str, at: usize, key: &str) -> Option<usize> {
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let column = at - line_start;
+    let mut end = line_start;
+    while end > 0 {
+        let start = text[..end - 1].rfind('\n').map_or(0, |i| i + 1);
+        let line = &text[start..end - 1];
+        end = start;
+        let indent = line.len() - line.trim_start().len();
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        if indent < column {
+            return None;
+        }
+        let rest = &line[indent..];
+        let rest = rest.strip_prefix("- ").unwrap_or(rest);
+        if indent == column
+            && (rest.starts_with(&format!("{key}:")) || rest.starts_with(&format!("\"{key}\":")))
+        {
+            return Some(start + indent);
+        }
+    }
+    None
 }
 
 /// Byte offset of a 1-based line and column.

@@ -227,7 +227,11 @@ pub(crate) const KIND_KEYS: [(&str, &[KindDoc]); 9] = [
 /// Adds to the executor schema what the compiler checks per kind: keys of
 /// other kinds are refused, a cloud executor needs `ssh` and `store`.
 fn executor_kind_rules(schema: &mut Schema) {
-    let kinds = [(KindDoc::Local, "local"), (KindDoc::Slurm, "slurm"), (KindDoc::Cloud, "cloud")];
+    let kinds = [
+        (KindDoc::Local, "local"),
+        (KindDoc::Slurm, "slurm"),
+        (KindDoc::Cloud, "cloud"),
+    ];
     let rules: Vec<serde_json::Value> = kinds
         .iter()
         .map(|(kind, name)| {

@@ -52,6 +52,14 @@ pub(crate) fn parse_duration(text: &str) -> Result<u64, String> {
     if t.contains(':') {
         return parse_clock(t);
     }
+    if t.contains(char::is_whitespace) {
+        return Err(match compact_duration(t) {
+            Some(c) => format!("`{t}` is not a duration; write `{c}`"),
+            None => format!(
+                "`{t}` is not a duration; write e.g. `90s`, `30m`, `2h` or `1h30m` (no spaces)"
+            ),
+        });
+    }
     if t.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("`{t}` has no unit; write `{t}s`, `{t}m` or `{t}h`"));
     }
@@ -88,6 +96,27 @@ pub(crate) fn parse_duration(text: &str) -> Result<u64, String> {
         return Err(format!("`{number}` at the end has no unit"));
     }
     check_positive(total)
+}
+
+/// `2 hours 30 minutes` -> `2h30m`, when every word is a known unit.
+fn compact_duration(t: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut words = t.split_whitespace();
+    while let Some(number) = words.next() {
+        number.parse::<u64>().ok()?;
+        let word = words.next()?.to_lowercase();
+        let unit = match word.trim_end_matches('s') {
+            "" | "sec" | "second" => "s",
+            "min" | "minute" => "m",
+            "h" | "hr" | "hour" => "h",
+            "d" | "day" => "d",
+            "w" | "week" => "w",
+            _ => return None,
+        };
+        out.push_str(number);
+        out.push_str(unit);
+    }
+    Some(out)
 }
 
 /// `HH:MM:SS`, `MM:SS`, `D-HH:MM:SS` (Slurm's forms).
@@ -159,7 +188,20 @@ mod tests {
         assert_eq!(parse_duration("05:00"), Ok(300));
         assert_eq!(parse_duration("2-00:00:00"), Ok(172_800));
         assert!(parse_duration("90").unwrap_err().contains("90s"));
-        assert!(parse_duration("2 hours").is_err());
+        assert_eq!(
+            parse_duration("2 hours").unwrap_err(),
+            "`2 hours` is not a duration; write `2h`"
+        );
+        assert!(
+            parse_duration("1 hour 30 minutes")
+                .unwrap_err()
+                .contains("`1h30m`")
+        );
+        assert!(
+            parse_duration("2 fortnights")
+                .unwrap_err()
+                .contains("no spaces")
+        );
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("01:75:00").is_err());
         assert!(parse_duration("99999999999999999999h").is_err());

@@ -287,6 +287,11 @@ fn lower_one(
 
 /// `[user@]host[:port]`.
 pub(crate) fn parse_ssh(text: &str) -> Result<SshTarget, String> {
+    if let Some(rest) = text.strip_prefix("ssh://") {
+        return Err(format!(
+            "`{text}` is a URL; write `{rest}` (user@host[:port], without `ssh://`)"
+        ));
+    }
     let (user, rest) = match text.rsplit_once('@') {
         Some((u, r)) => (Some(u), r),
         None => (None, text),
@@ -307,6 +312,12 @@ pub(crate) fn parse_ssh(text: &str) -> Result<SshTarget, String> {
             && w.chars()
                 .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
     };
+    if user == Some("") {
+        return Err(format!("`{text}` has no user name before `@`"));
+    }
+    if host.is_empty() {
+        return Err(format!("`{text}` has no host name"));
+    }
     if let Some(u) = user
         && !word_ok(u)
     {

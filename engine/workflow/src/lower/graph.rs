@@ -37,6 +37,11 @@ fn step_graph(steps: &[StepIr]) -> DiGraph<usize, ()> {
 
 /// Where consumer `c` refers to producer `p` (a `needs` value or `after` item).
 fn reference_span(doc: &WorkflowDoc, steps: &[StepIr], c: usize, p: usize) -> Span {
+    reference(doc, steps, c, p).map_or(steps[c].name_span, |(span, _)| span)
+}
+
+/// The span and text of the reference from consumer `c` to producer `p`.
+fn reference(doc: &WorkflowDoc, steps: &[StepIr], c: usize, p: usize) -> Option<(Span, String)> {
     let producer = &steps[p].spec.name;
     let doc_step = doc
         .steps
@@ -50,16 +55,14 @@ fn reference_span(doc: &WorkflowDoc, steps: &[StepIr], c: usize, p: usize) -> Sp
     let refers = |text: &str| {
         text.split(['.', '@']).next() == Some(producer.as_str()) && !text.contains("@-")
     };
-    doc_step
-        .and_then(|s| {
-            s.needs
-                .iter()
-                .map(|(_, v)| v)
-                .chain(s.after.iter())
-                .find(|v| refers(&v.value))
-                .map(|v| v.span)
-        })
-        .unwrap_or(steps[c].name_span)
+    doc_step.and_then(|s| {
+        s.needs
+            .iter()
+            .map(|(_, v)| v)
+            .chain(s.after.iter())
+            .find(|v| refers(&v.value))
+            .map(|v| (v.span, v.value.clone()))
+    })
 }
 
 pub(crate) fn check_cycles(steps: &[StepIr], doc: &WorkflowDoc, d: &mut Diags) {
@@ -72,14 +75,17 @@ pub(crate) fn check_cycles(steps: &[StepIr], doc: &WorkflowDoc, d: &mut Diags) {
         if self_loop {
             let i = g[scc[0]];
             let name = &steps[i].spec.name;
+            let (span, text) =
+                reference(doc, steps, i, i).unwrap_or((steps[i].name_span, name.clone()));
             d.at(
                 "twinflow::cycle",
-                reference_span(doc, steps, i, i),
+                span,
                 format!("step `{name}` depends on itself at the same cycle point"),
                 "refers to its own step",
             )
             .set_help(Some(format!(
-                "to use the previous cycle point's result, add `@-1` (e.g. `{name}.output@-1`)"
+                "to use the previous cycle point's result, write `{}@-1`",
+                text.trim()
             )));
             continue;
         }

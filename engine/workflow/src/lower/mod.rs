@@ -132,48 +132,79 @@ fn lower_params(
                     )
                     .set_help(Some("give at least one value".into()));
                 }
+                for (i, item) in items.iter().enumerate() {
+                    if let Some(first) = items[..i].iter().find(|x| x.value == item.value) {
+                        d.at(
+                            "twinflow::duplicate-value",
+                            item.span,
+                            format!(
+                                "`{}` appears twice in parameter `{}`",
+                                item.value, name.value
+                            ),
+                            "repeated",
+                        )
+                        .add_label(first.span, "first here")
+                        .set_help(Some("each value makes its own tasks; list it once".into()));
+                    }
+                }
                 ParamValue::Many(items.iter().map(|i| i.value.clone()).collect())
             }
         };
         params.push((name.value.clone(), value));
     }
     for (key, raw) in &opts.params {
-        match params.iter_mut().find(|(n, _)| n == key) {
-            Some((_, value)) => {
-                *value = match value {
-                    ParamValue::Many(_) => ParamValue::Many(
-                        raw.split(',')
-                            .map(|s| s.trim().to_owned())
-                            .filter(|s| !s.is_empty())
-                            .collect(),
-                    ),
-                    ParamValue::One(_) => ParamValue::One(raw.clone()),
-                };
-                if matches!(value, ParamValue::Many(v) if v.is_empty()) {
-                    d.push(Diagnostic::new(
-                        "twinflow::empty-list",
-                        format!("--param {key}={raw} gives `{key}` no values"),
-                    ));
+        let Some((_, value)) = params.iter_mut().find(|(n, _)| n == key) else {
+            let known: Vec<&str> = params.iter().map(|(n, _)| n.as_str()).collect();
+            let help = did_you_mean(key, known.iter().copied()).unwrap_or_else(|| {
+                if known.is_empty() {
+                    "this workflow declares no params".to_owned()
+                } else {
+                    format!("declared params: {}", known.join(", "))
                 }
+            });
+            d.push(
+                Diagnostic::new(
+                    "twinflow::unknown-param",
+                    format!("--param {key}={raw}: the workflow has no parameter `{key}`"),
+                )
+                .help(help),
+            );
+            continue;
+        };
+        let new = match value {
+            ParamValue::One(_) => ParamValue::One(raw.clone()),
+            ParamValue::Many(_) => ParamValue::Many(
+                raw.split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+            ),
+        };
+        // A refused override is not applied, so the file is checked as written.
+        if let ParamValue::Many(list) = &new {
+            if list.is_empty() {
+                d.push(
+                    Diagnostic::new("twinflow::empty-list", format!("--param {key}={raw} gives `{key}` no values"))
+                        .help(format!("`{key}` is a list: give values separated by commas, e.g. `--param {key}=a,b`")),
+                );
+                continue;
             }
-            None => {
-                let known: Vec<&str> = params.iter().map(|(n, _)| n.as_str()).collect();
-                let help = did_you_mean(key, known.iter().copied()).unwrap_or_else(|| {
-                    if known.is_empty() {
-                        "this workflow declares no params".to_owned()
-                    } else {
-                        format!("declared params: {}", known.join(", "))
-                    }
-                });
+            if let Some(dup) = list
+                .iter()
+                .enumerate()
+                .find_map(|(i, v)| list[..i].contains(v).then_some(v))
+            {
                 d.push(
                     Diagnostic::new(
-                        "twinflow::unknown-param",
-                        format!("--param {key}={raw}: the workflow has no parameter `{key}`"),
+                        "twinflow::duplicate-value",
+                        format!("--param {key}={raw} lists `{dup}` twice"),
                     )
-                    .help(help),
+                    .help("each value makes its own tasks; list it once"),
                 );
+                continue;
             }
         }
+        *value = new;
     }
     params
 }
@@ -231,6 +262,22 @@ fn lower_cycle(doc: &WorkflowDoc, d: &mut Diags) -> Option<CycleSpec> {
     let (Ok((start, t1)), Ok((stop, t2)), Ok((step, t3))) = (start, stop, step) else {
         return None;
     };
+    if stop < start {
+        d.at(
+            "twinflow::bad-cycle",
+            c.stop.span,
+            format!(
+                "the cycle stops ({}) before it starts ({})",
+                c.stop.value.0, c.start.value.0
+            ),
+            "stop is before start",
+        )
+        .add_label(c.start.span, "start")
+        .set_help(Some(
+            "swap `start` and `stop`; `stop` is the last point, inclusive".into(),
+        ));
+        return None;
+    }
     match cycle::points(start, stop, step, t1 || t2 || t3) {
         Ok(points) => Some(CycleSpec {
             start: c.start.value.0.clone(),

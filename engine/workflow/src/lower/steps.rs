@@ -402,6 +402,24 @@ impl Ctx<'_> {
         reference: &Spanned<String>,
         with_output: bool,
     ) -> Option<(StepId, Option<String>, u32, bool)> {
+        if reference.value.contains("${{") {
+            let what = if with_output {
+                "`needs` takes a reference `step.output`"
+            } else {
+                "`after` takes a step name"
+            };
+            d.at(
+                "twinflow::bad-reference",
+                reference.span,
+                format!("{what}, not an expression"),
+                "expression in a reference",
+            )
+            .set_help(Some(format!(
+                "write it without `${{{{ }}}}`: `{}`",
+                reference.value.replace("${{", "").replace("}}", "").trim()
+            )));
+            return None;
+        }
         let r = match parse_reference(&reference.value, with_output) {
             Ok(r) => r,
             Err(message) => {
@@ -589,6 +607,18 @@ fn outputs(d: &mut Diags, s: &StepDoc) -> Vec<OutputSpec> {
     let mut out: Vec<OutputSpec> = Vec::new();
     for (name, path) in s.outputs.iter() {
         check_name(d, name.span, "output", &name.value);
+        if path.value.contains("${{") {
+            d.at(
+                "twinflow::bad-output-path",
+                path.span,
+                format!("output path `{}` uses an expression", path.value),
+                "outputs are fixed paths",
+            )
+            .set_help(Some(
+                "every task has its own working directory, so a fixed name such as `summary.csv` never collides".into(),
+            ));
+            continue;
+        }
         match normalise_output_path(&path.value) {
             Ok(p) => {
                 if let Some(other) = out.iter().find(|o| o.path == p) {
