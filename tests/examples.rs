@@ -8,7 +8,8 @@ use twinflow_workflow::{CompileOptions, SiteSource, compile_file};
 #[test]
 fn the_normative_example_compiles_to_166_tasks() {
     let path = shared_dir().join("spec/forest-bird.yaml");
-    let plan = compile_file(&path, &CompileOptions::default()).unwrap_or_else(|e| panic!("{}", e.render(false)));
+    let plan = compile_file(&path, &CompileOptions::default())
+        .unwrap_or_else(|e| panic!("{}", e.render(false)));
     let counts: Vec<usize> = plan.steps.iter().map(|s| s.tasks.len()).collect();
     assert_eq!(counts, [3, 81, 81, 1]);
     assert_eq!(plan.task_count(), 166);
@@ -20,7 +21,10 @@ fn every_example_workflow_compiles() {
         .into_iter()
         .filter(|p| !p.components().any(|c| c.as_os_str() == "sites"))
         .collect();
-    assert!(files.len() >= 3, "expected at least three example workflows, found {files:?}");
+    assert!(
+        files.len() >= 3,
+        "expected at least three example workflows, found {files:?}"
+    );
     for path in files {
         let text = std::fs::read_to_string(&path).expect("read example");
         assert!(
@@ -43,7 +47,18 @@ fn every_site_file_binds_the_forest_bird_demo() {
             site: Some(SiteSource::read(&site).unwrap_or_else(|e| panic!("{}", e.render(false)))),
             ..CompileOptions::default()
         };
-        let plan = compile_file(&demo, &options).unwrap_or_else(|e| panic!("{} with {}:\n{}", demo.display(), site.display(), e.render(false)));
-        assert!(plan.executors.iter().any(|e| e.bound_by.is_some()), "{} rebinds nothing", site.display());
+        let plan = compile_file(&demo, &options).unwrap_or_else(|e| {
+            panic!(
+                "{} with {}:\n{}",
+                demo.display(),
+                site.display(),
+                e.render(false)
+            )
+        });
+        assert!(
+            plan.executors.iter().any(|e| e.bound_by.is_some()),
+            "{} rebinds nothing",
+            site.display()
+        );
     }
 }

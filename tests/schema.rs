@@ -6,7 +6,8 @@ use twinflow_tests::repo_root;
 
 fn committed(name: &str) -> serde_json::Value {
     let path = repo_root().join("schemas").join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
 }
 
@@ -31,8 +32,24 @@ fn schema_describes_the_language() {
     let schema = twinflow_workflow::workflow_schema();
     let defs = &schema["$defs"];
     let step = &defs["StepDoc"]["properties"];
-    for key in ["for_each", "cycling", "needs", "after", "outputs", "run", "resources", "retries", "timeout", "env", "container", "executor"] {
-        assert!(step[key].is_object(), "step key `{key}` missing from the schema");
+    for key in [
+        "for_each",
+        "cycling",
+        "needs",
+        "after",
+        "outputs",
+        "run",
+        "resources",
+        "retries",
+        "timeout",
+        "env",
+        "container",
+        "executor",
+    ] {
+        assert!(
+            step[key].is_object(),
+            "step key `{key}` missing from the schema"
+        );
     }
     assert_eq!(defs["StepDoc"]["additionalProperties"], false);
     assert_eq!(schema["required"], serde_json::json!(["version", "steps"]));
@@ -43,7 +60,8 @@ fn as_json(yaml: &str) -> serde_json::Value {
 }
 
 fn validator(name: &str) -> jsonschema::Validator {
-    jsonschema::validator_for(&committed(name)).expect("the committed schema is a valid JSON Schema")
+    jsonschema::validator_for(&committed(name))
+        .expect("the committed schema is a valid JSON Schema")
 }
 
 #[test]
@@ -56,8 +74,15 @@ fn every_example_conforms_to_the_committed_schema() {
         let text = std::fs::read_to_string(&path).expect("read example");
         let is_site = path.components().any(|c| c.as_os_str() == "sites");
         let v = if is_site { &sites } else { &workflows };
-        let errors: Vec<String> = v.iter_errors(&as_json(&text)).map(|e| format!("{} at {}", e, e.instance_path())).collect();
-        assert!(errors.is_empty(), "{} does not conform: {errors:#?}", path.display());
+        let errors: Vec<String> = v
+            .iter_errors(&as_json(&text))
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{} does not conform: {errors:#?}",
+            path.display()
+        );
     }
 }
 

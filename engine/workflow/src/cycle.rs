@@ -58,10 +58,10 @@ pub(crate) fn points(
             ));
         }
         // From the start each time, so month ends do not drift (Jan 31 + 2 x P1M = Mar 31).
-        let point = step
-            .checked_mul(i)
-            .and_then(|s| start.checked_add(s))
-            .map_err(|e| format!("cycle arithmetic overflowed: {e}"))?;
+        // Past the calendar's last day (9999-12-31) there is nothing left: the cycle ends.
+        let Ok(point) = step.checked_mul(i).and_then(|s| start.checked_add(s)) else {
+            break;
+        };
         if point > stop {
             break;
         }

@@ -229,6 +229,13 @@ impl Diags {
     pub(crate) fn into_error(mut self) -> CompileError {
         self.list
             .sort_by_key(|d| d.labels.first().map(|(s, _)| s.start));
+        // The same mistake seen from several places (e.g. a top-level `env`
+        // checked for every step) is reported once.
+        self.list.dedup_by(|a, b| {
+            !a.labels.is_empty()
+                && a.code == b.code
+                && a.labels.first().map(|l| l.0) == b.labels.first().map(|l| l.0)
+        });
         CompileError {
             diagnostics: self.list,
         }

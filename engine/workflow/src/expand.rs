@@ -5,6 +5,7 @@
 
 use crate::diag::Diags;
 use crate::lower::{Lowered, StepIr};
+use std::collections::HashMap;
 use twinflow_core::{
     CyclePoint, ParamValue, Piece, Plan, PlanBuilder, Ref, StepId, StepSpec, TaskId, input_paths,
     push_shell_quoted, shell_quote, shell_words,
@@ -35,10 +36,16 @@ impl Link {
         for (j, key) in producer.for_each.iter().enumerate() {
             match consumer.for_each.iter().position(|k| k.name == key.name) {
                 Some(slot) => {
+                    let index: HashMap<&str, u32> = key
+                        .values
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| (v.as_str(), i as u32))
+                        .collect();
                     let map = consumer.for_each[slot]
                         .values
                         .iter()
-                        .map(|v| key.values.iter().position(|p| p == v).unwrap_or(0) as u32)
+                        .map(|v| index.get(v.as_str()).copied().unwrap_or(0))
                         .collect();
                     fixed.push((slot, strides[j], map));
                 }
@@ -110,7 +117,17 @@ fn instance_count(step: &StepSpec, points: u32) -> Option<u32> {
     Some(n)
 }
 
-pub(crate) fn expand(mut lowered: Lowered, max_tasks: usize, d: &mut Diags) -> Option<Plan> {
+/// Limits checked before anything is expanded.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) max_tasks: usize,
+    pub(crate) max_edges: u64,
+    pub(crate) max_command_bytes: u64,
+}
+
+pub(crate) fn expand(mut lowered: Lowered, limits: Limits, d: &mut Diags) -> Option<Plan> {
+    // Task ids are u32: a larger limit cannot be honoured.
+    let max_tasks = limits.max_tasks.min(u32::MAX as usize);
     let points = lowered.cycle.as_ref().map_or(1, |c| c.points.len() as u32);
     let mut next: u64 = 0;
     for ir in &mut lowered.steps {
@@ -134,6 +151,9 @@ pub(crate) fn expand(mut lowered: Lowered, max_tasks: usize, d: &mut Diags) -> O
                 return None;
             }
         }
+    }
+    if !within_size_limits(&lowered, limits, points, d) {
+        return None;
     }
     let run_ir: Vec<_> = lowered.steps.iter().map(|s| s.run.clone()).collect();
     let specs: Vec<StepSpec> = lowered.steps.into_iter().map(|s: StepIr| s.spec).collect();
@@ -340,6 +360,124 @@ fn expand_step(
             }
         }
     }
+}
+
+/// How many producers one consumer task gets along a link: the product of the
+/// dimensions it gathers over.
+fn gather_size(consumer: &StepSpec, producer: &StepSpec, points: u32) -> u64 {
+    let mut n: u64 = 1;
+    for key in &producer.for_each {
+        if !consumer.for_each.iter().any(|k| k.name == key.name) {
+            n = n.saturating_mul(key.values.len() as u64);
+        }
+    }
+    if producer.cycling && !consumer.cycling {
+        n = n.saturating_mul(u64::from(points));
+    }
+    n
+}
+
+/// Upper bound of the bytes one reference adds to a command.
+fn reference_bytes(lowered: &Lowered, s: &StepSpec, r: Ref, gathers: &[u64]) -> u64 {
+    let quoted = |w: &str| shell_quote(w).len() as u64;
+    match r {
+        Ref::Param(i) => lowered.params[i as usize]
+            .1
+            .as_slice()
+            .iter()
+            .map(|w| quoted(w) + 1)
+            .sum(),
+        Ref::Key(k) => s.for_each[k as usize]
+            .values
+            .iter()
+            .map(|v| quoted(v))
+            .max()
+            .unwrap_or(0),
+        Ref::Input(i) => {
+            let input = &s.inputs[i as usize];
+            let path = 32 + input.name.len() as u64 + input.output.len() as u64;
+            gathers[i as usize].saturating_mul(path)
+        }
+        Ref::TaskName => {
+            let keys: u64 = s
+                .for_each
+                .iter()
+                .map(|k| {
+                    k.name.len() as u64 + 2 + k.values.iter().map(|v| quoted(v)).max().unwrap_or(0)
+                })
+                .sum();
+            s.name.len() as u64 + keys + 40
+        }
+        Ref::WorkflowDir => quoted(&lowered.info.dir.display().to_string()),
+        _ => 64,
+    }
+}
+
+/// Refuses, before expansion, plans whose dependency edges or command text
+/// would outgrow memory: both can grow with the square of a small file (a
+/// list param in every command, every task gathering every task).
+fn within_size_limits(lowered: &Lowered, limits: Limits, points: u32, d: &mut Diags) -> bool {
+    let steps = &lowered.steps;
+    let mut edges: u64 = 0;
+    let mut bytes: u64 = 0;
+    for ir in steps {
+        let s = &ir.spec;
+        let tasks = s.tasks.len() as u64;
+        let gathers: Vec<u64> = s
+            .inputs
+            .iter()
+            .map(|i| gather_size(s, &steps[i.from_step.index()].spec, points))
+            .collect();
+        let per_task_edges = s
+            .after
+            .iter()
+            .map(|a| gather_size(s, &steps[a.step.index()].spec, points))
+            .chain(gathers.iter().copied())
+            .fold(0u64, u64::saturating_add);
+        let per_task_bytes = ir
+            .run
+            .pieces
+            .iter()
+            .map(|piece| match piece {
+                Piece::Lit(text) => text.len() as u64,
+                Piece::Ref(r) => reference_bytes(lowered, s, *r, &gathers),
+            })
+            .fold(0u64, u64::saturating_add);
+        edges = edges.saturating_add(tasks.saturating_mul(per_task_edges));
+        bytes = bytes.saturating_add(tasks.saturating_mul(per_task_bytes));
+        if edges > limits.max_edges {
+            d.at(
+                "twinflow::plan-too-large",
+                ir.name_span,
+                format!(
+                    "the plan would have more than {} dependency edges (each task of this step waits for {per_task_edges})",
+                    limits.max_edges
+                ),
+                "too many dependencies",
+            )
+            .set_help(Some(
+                "gather in two stages (collect per key first, then collect those), or wait for fewer tasks".into(),
+            ));
+            return false;
+        }
+        if bytes > limits.max_command_bytes {
+            d.at(
+                "twinflow::plan-too-large",
+                ir.name_span,
+                format!(
+                    "the plan's commands would take more than the limit of {} MiB (this step's about {} KiB each)",
+                    limits.max_command_bytes >> 20,
+                    per_task_bytes >> 10
+                ),
+                "commands too large",
+            )
+            .set_help(Some(
+                "pass long lists through a file instead of substituting them into every command".into(),
+            ));
+            return false;
+        }
+    }
+    true
 }
 
 fn task_name(

@@ -52,7 +52,10 @@ mod units;
 
 pub use diag::{CompileError, Diagnostic, Source, source};
 pub use node::MAX_SOURCE_BYTES;
-pub use options::{CompileOptions, DEFAULT_MAX_TASKS, DRY_RUN_ID, SiteSource, parse_param_arg};
+pub use options::{
+    CompileOptions, DEFAULT_MAX_COMMAND_BYTES, DEFAULT_MAX_EDGES, DEFAULT_MAX_TASKS, DRY_RUN_ID,
+    SiteSource, parse_param_arg,
+};
 pub use schema::{site_schema, workflow_schema};
 pub use span::{Span, Spanned};
 pub use twinflow_core::Plan;
@@ -100,7 +103,12 @@ fn compile_named(
     let Some(lowered) = lower::lower(&doc, &mut d, options, default_name) else {
         return Err(d.into_error());
     };
-    match expand::expand(lowered, options.max_tasks, &mut d) {
+    let limits = expand::Limits {
+        max_tasks: options.max_tasks,
+        max_edges: options.max_edges,
+        max_command_bytes: options.max_command_bytes,
+    };
+    match expand::expand(lowered, limits, &mut d) {
         Some(plan) if d.is_empty() => Ok(plan),
         _ => Err(d.into_error()),
     }
@@ -167,6 +175,19 @@ pub(crate) fn parse_into<T: for<'de> serde::Deserialize<'de>>(
         ));
         return None;
     }
+    let is_blank = text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));
+    if is_blank {
+        d.push(
+            Diagnostic::new(
+                "twinflow::empty",
+                "the file is empty (nothing but blank lines and comments)",
+            )
+            .help("a workflow starts with `version: 1` and has a `steps:` mapping"),
+        );
+        return None;
+    }
     let node = match node::parse(text) {
         Ok(node) => node,
         Err(e) => {
@@ -178,7 +199,8 @@ pub(crate) fn parse_into<T: for<'de> serde::Deserialize<'de>>(
     let doc = de::from_node::<T>(&node, &sink);
     for e in sink.into_inner() {
         let span = e.span.unwrap_or_default();
-        d.at(e.code, span, e.message, e.label.unwrap_or_default())
+        let message = as_written(&e.message, text, span);
+        d.at(e.code, span, message, e.label.unwrap_or_default())
             .set_help(e.help);
     }
     if doc.is_none() && d.is_empty() {
@@ -190,21 +212,41 @@ pub(crate) fn parse_into<T: for<'de> serde::Deserialize<'de>>(
     doc
 }
 
+/// Shows a wrongly typed scalar as the file wrote it (`1.0`, not `1`).
+fn as_written(message: &str, text: &str, span: Span) -> String {
+    let written = text
+        .get(span.start..span.end())
+        .filter(|w| !w.is_empty() && !w.contains('\n'));
+    match (message.split_once(", found the "), written) {
+        (Some((expected, found)), Some(w))
+            if found.starts_with("number") || found.starts_with("integer") =>
+        {
+            format!("{expected}, found `{w}`")
+        }
+        _ => message.to_owned(),
+    }
+}
+
 /// A YAML syntax or budget error as a diagnostic.
 fn yaml_error(source: &Source, text: &str, e: &serde_saphyr::Error) -> Diagnostic {
     let raw = e.to_string();
-    let message = raw
-        .split(" at line ")
-        .next()
-        .unwrap_or(&raw)
-        .trim()
-        .to_owned();
+    let message = plain_yaml_message(raw.split(" at line ").next().unwrap_or(&raw).trim());
     let offset = e.location().and_then(|loc| {
         loc.span()
             .byte_offset()
             .map(|o| o as usize)
             .or_else(|| offset_of(text, loc.line() as usize, loc.column() as usize))
     });
+    // serde-saphyr reports a tab where its scan began; point at the tab itself.
+    let tab = offset
+        .filter(|_| message.to_lowercase().contains("tab"))
+        .and_then(|o| first_indenting_tab(text, o));
+    let offset = tab.or(offset);
+    let message = if tab.is_some() {
+        "a tab is used for indentation".to_owned()
+    } else {
+        message
+    };
     let line_has_tab = offset.is_some_and(|o| {
         let start = text[..o.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
         let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
@@ -212,7 +254,7 @@ fn yaml_error(source: &Source, text: &str, e: &serde_saphyr::Error) -> Diagnosti
     });
     let help = if line_has_tab || (message.to_lowercase().contains("tab") && text.contains('\t')) {
         Some("YAML does not allow tabs for indentation; indent with spaces".to_owned())
-    } else if message.contains("budget") || message.contains("limit") || message.contains("alias") {
+    } else if message.starts_with("the file is refused") {
         Some("the file is refused to protect twinflow from runaway YAML (alias bombs, very deep nesting)".to_owned())
     } else {
         None
@@ -230,6 +272,32 @@ fn yaml_error(source: &Source, text: &str, e: &serde_saphyr::Error) -> Diagnosti
         diag = diag.label(Span::new(o.min(text.len()), 0), "here");
     }
     diag
+}
+
+/// serde-saphyr's wording, made for workflow authors: no library API advice,
+/// no Rust debug output.
+fn plain_yaml_message(message: &str) -> String {
+    let budget = |what: &str| format!("the file is refused: {what}");
+    if message.contains("recursion limit") {
+        return budget("it nests too deeply");
+    }
+    if message.contains("multiple YAML documents") {
+        return "the file holds several YAML documents (separated by `---`); a workflow is one document".into();
+    }
+    if let Some(rest) = message.strip_prefix("budget breached: ") {
+        let kind = rest.split([' ', '{', '(']).next().unwrap_or(rest);
+        return match kind {
+            "Depth" => budget("it nests more than 48 levels deep"),
+            "RecordedAnchorEvents" | "Aliases" | "AliasExpansions" | "ReplayedEvents" => {
+                budget("its aliases expand to too much (an alias bomb?)")
+            }
+            "Anchors" => budget("it defines more than 1,000 anchors"),
+            "Events" | "Nodes" => budget("it has too many YAML nodes"),
+            "TotalScalarBytes" => budget("its text values are too large"),
+            other => budget(&format!("it exceeds the parser's `{other}` limit")),
+        };
+    }
+    message.to_owned()
 }
 
 /// A key written twice in one mapping: points at both.
@@ -273,6 +341,20 @@ fn first_definition(text: &str, at: usize, key: &str) -> Option<usize> {
         {
             return Some(start + indent);
         }
+    }
+    None
+}
+
+/// The first tab in the indentation of a line at or after the line of `from`.
+fn first_indenting_tab(text: &str, from: usize) -> Option<usize> {
+    let line_start = text.get(..from)?.rfind('\n').map_or(0, |i| i + 1);
+    let mut at = line_start;
+    for line in text[line_start..].split_inclusive('\n') {
+        let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
+        if let Some(tab) = line[..indent].find('\t') {
+            return Some(at + tab);
+        }
+        at += line.len();
     }
     None
 }

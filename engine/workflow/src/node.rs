@@ -147,6 +147,7 @@ pub(crate) fn parse(source: &str) -> Result<Node, serde_saphyr::Error> {
     budget.max_events = 2_000_000;
     budget.max_nodes = 1_000_000;
     budget.max_total_scalar_bytes = MAX_SOURCE_BYTES;
+    budget.max_recorded_anchor_events = 100_000;
     let options = serde_saphyr::options! {
         budget: Some(budget),
         with_snippet: false,

@@ -7,6 +7,12 @@ use std::path::{Path, PathBuf};
 /// Default for [`CompileOptions::max_tasks`].
 pub const DEFAULT_MAX_TASKS: usize = 5_000_000;
 
+/// Default for [`CompileOptions::max_edges`].
+pub const DEFAULT_MAX_EDGES: u64 = 50_000_000;
+
+/// Default for [`CompileOptions::max_command_bytes`]: 1 GiB.
+pub const DEFAULT_MAX_COMMAND_BYTES: u64 = 1 << 30;
+
 /// `run.id` substituted when no run exists yet (`validate`, `plan`, `graph`).
 pub const DRY_RUN_ID: &str = "dry-run";
 
@@ -47,6 +53,10 @@ pub struct CompileOptions {
     pub file: Option<PathBuf>,
     /// Refuse plans with more tasks than this.
     pub max_tasks: usize,
+    /// Refuse plans with more dependency edges than this.
+    pub max_edges: u64,
+    /// Refuse plans whose commands would take more bytes than this.
+    pub max_command_bytes: u64,
 }
 
 impl Default for CompileOptions {
@@ -59,6 +69,8 @@ impl Default for CompileOptions {
             workflow_dir: PathBuf::from("."),
             file: None,
             max_tasks: DEFAULT_MAX_TASKS,
+            max_edges: DEFAULT_MAX_EDGES,
+            max_command_bytes: DEFAULT_MAX_COMMAND_BYTES,
         }
     }
 }

@@ -23,9 +23,12 @@ pub(crate) fn parse_memory(text: &str) -> Result<u64, String> {
         "GB" => 1_000_000_000,
         "TB" => 1_000_000_000_000,
         "" => {
-            return Err(format!(
-                "a memory size needs a unit: write `{number}MiB` or `{number}GiB`"
-            ));
+            let n: f64 = number.parse().unwrap_or(0.0);
+            return Err(if n >= 64.0 {
+                format!("a memory size needs a unit: write `{number}MiB`")
+            } else {
+                format!("a memory size needs a unit: write `{number}GiB` or `{number}MiB`")
+            });
         }
         other => {
             return Err(format!(

@@ -14,6 +14,7 @@ use crate::model::{ParamDoc, WorkflowDoc};
 use crate::options::CompileOptions;
 use crate::span::Span;
 use crate::suggest::did_you_mean;
+use std::collections::{HashMap, HashSet};
 use twinflow_core::{CycleSpec, ExecutorSpec, ParamValue, StepSpec, Template, WorkflowInfo};
 
 /// A step ready for expansion.
@@ -48,10 +49,19 @@ pub(crate) fn check_name(d: &mut Diags, span: Span, what: &str, name: &str) -> b
     if is_name(name) {
         return true;
     }
+    let odd = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    let shown: String = if name.chars().any(odd) {
+        name.escape_default().collect()
+    } else {
+        name.to_owned()
+    };
     d.at(
         "twinflow::bad-name",
         span,
-        format!("`{name}` is not a valid {what} name"),
+        format!("`{shown}` is not a valid {what} name"),
         "invalid name",
     )
     .set_help(Some(
@@ -132,8 +142,9 @@ fn lower_params(
                     )
                     .set_help(Some("give at least one value".into()));
                 }
-                for (i, item) in items.iter().enumerate() {
-                    if let Some(first) = items[..i].iter().find(|x| x.value == item.value) {
+                let mut seen: HashMap<&str, Span> = HashMap::with_capacity(items.len());
+                for item in items {
+                    if let Some(first) = seen.insert(item.value.as_str(), item.span) {
                         d.at(
                             "twinflow::duplicate-value",
                             item.span,
@@ -143,7 +154,7 @@ fn lower_params(
                             ),
                             "repeated",
                         )
-                        .add_label(first.span, "first here")
+                        .add_label(first, "first here")
                         .set_help(Some("each value makes its own tasks; list it once".into()));
                     }
                 }
@@ -173,27 +184,26 @@ fn lower_params(
         };
         let new = match value {
             ParamValue::One(_) => ParamValue::One(raw.clone()),
-            ParamValue::Many(_) => ParamValue::Many(
-                raw.split(',')
-                    .map(|s| s.trim().to_owned())
-                    .filter(|s| !s.is_empty())
-                    .collect(),
-            ),
+            ParamValue::Many(_) => {
+                ParamValue::Many(raw.split(',').map(|s| s.trim().to_owned()).collect())
+            }
         };
         // A refused override is not applied, so the file is checked as written.
         if let ParamValue::Many(list) = &new {
-            if list.is_empty() {
+            if raw.trim().is_empty() || list.iter().any(String::is_empty) {
+                let message = if raw.trim().is_empty() {
+                    format!("--param {key}={raw} gives `{key}` no values")
+                } else {
+                    format!("--param {key}={raw} has an empty value")
+                };
                 d.push(
-                    Diagnostic::new("twinflow::empty-list", format!("--param {key}={raw} gives `{key}` no values"))
+                    Diagnostic::new("twinflow::empty-list", message)
                         .help(format!("`{key}` is a list: give values separated by commas, e.g. `--param {key}=a,b`")),
                 );
                 continue;
             }
-            if let Some(dup) = list
-                .iter()
-                .enumerate()
-                .find_map(|(i, v)| list[..i].contains(v).then_some(v))
-            {
+            let mut seen = HashSet::with_capacity(list.len());
+            if let Some(dup) = list.iter().find(|v| !seen.insert(v.as_str())) {
                 d.push(
                     Diagnostic::new(
                         "twinflow::duplicate-value",

@@ -498,7 +498,13 @@ impl Ctx<'_> {
             match shape.for_each.iter().find(|k| k.name == key.name) {
                 None => gather = true,
                 Some(mine) => {
-                    if let Some(missing) = mine.values.iter().find(|v| !key.values.contains(v)) {
+                    let producer_values: HashSet<&str> =
+                        key.values.iter().map(String::as_str).collect();
+                    if let Some(missing) = mine
+                        .values
+                        .iter()
+                        .find(|v| !producer_values.contains(v.as_str()))
+                    {
                         d.at(
                             "twinflow::no-matching-task",
                             reference.span,
