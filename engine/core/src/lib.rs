@@ -9,6 +9,7 @@ mod ids;
 mod json;
 mod plan;
 mod resources;
+pub mod scheduler;
 mod template;
 
 pub use executor::{
