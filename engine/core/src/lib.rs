@@ -20,7 +20,7 @@ pub use ids::{ExecutorId, StepId, TaskId};
 pub use json::{PLAN_FORMAT, PlanJson};
 pub use plan::{
     AfterSpec, CyclePoint, CycleSpec, ForEachKey, InputSpec, OutputSpec, ParamValue, Plan,
-    PlanBuilder, StepSpec, Task, TaskInput, WorkflowInfo, input_paths,
+    PlanBuilder, StepSpec, Task, TaskInput, WorkflowInfo, input_paths, task_name,
 };
 pub use resources::Resources;
 pub use template::{Piece, Ref, Template, push_shell_quoted, shell_quote, shell_words};

@@ -8,7 +8,6 @@
 use crate::{
     ContainerSpec, ExecutorId, ExecutorSpec, Piece, Ref, Resources, StepId, TaskId, Template,
 };
-use std::fmt::Write as _;
 use std::ops::Range;
 use std::path::PathBuf;
 
@@ -280,24 +279,11 @@ impl Plan {
 
     /// The task's name: `step[key=value,...]@point`.
     pub fn task_name(&self, id: TaskId) -> String {
-        let step = self.step_of(id);
-        let mut name = step.name.clone();
-        let coords = self.coordinates(id);
-        if !coords.is_empty() {
-            name.push('[');
-            for (i, (key, value)) in coords.iter().enumerate() {
-                if i > 0 {
-                    name.push(',');
-                }
-                let _ = write!(name, "{key}={value}");
-            }
-            name.push(']');
-        }
-        if let Some(point) = self.cycle_point(id) {
-            name.push('@');
-            name.push_str(&point.label);
-        }
-        name
+        task_name(
+            &self.step_of(id).name,
+            self.coordinates(id),
+            self.cycle_point(id).map(|p| p.label.as_str()),
+        )
     }
 
     /// Finds a task by its name (a linear scan over the named step's tasks).
@@ -437,6 +423,31 @@ fn env_name(prefix: &str, name: &str) -> String {
         }
     }));
     out
+}
+
+/// A task's name from its step, `for_each` values and cycle point:
+/// `step[key=value,...]@point`. The one spelling of task names, used by the
+/// compiler while expanding and by [`Plan::task_name`].
+pub fn task_name<'a>(
+    step: &str,
+    coordinates: impl IntoIterator<Item = (&'a str, &'a str)>,
+    point: Option<&str>,
+) -> String {
+    let mut name = step.to_owned();
+    for (i, (key, value)) in coordinates.into_iter().enumerate() {
+        name.push(if i == 0 { '[' } else { ',' });
+        name.push_str(key);
+        name.push('=');
+        name.push_str(value);
+    }
+    if name.len() > step.len() {
+        name.push(']');
+    }
+    if let Some(p) = point {
+        name.push('@');
+        name.push_str(p);
+    }
+    name
 }
 
 /// The staging layout of an input, shared by the compiler (which substitutes

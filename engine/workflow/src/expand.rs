@@ -8,7 +8,7 @@ use crate::lower::{Lowered, StepIr};
 use std::collections::HashMap;
 use twinflow_core::{
     CyclePoint, ParamValue, Piece, Plan, PlanBuilder, Ref, StepId, StepSpec, TaskId, input_paths,
-    push_shell_quoted, shell_quote, shell_words,
+    push_shell_quoted, shell_quote, shell_words, task_name,
 };
 
 /// How a consumer finds its producers along one link (`needs` or `after`).
@@ -333,11 +333,14 @@ fn expand_step(
                     Ref::WorkflowName => command.push_str(&consts.name),
                     Ref::RunId => command.push_str(&consts.run_id),
                     Ref::TaskName => {
+                        let pairs = key_names
+                            .iter()
+                            .zip(&key_values)
+                            .zip(&coords)
+                            .map(|((k, vs), c)| (k.as_str(), vs[*c as usize].as_str()));
                         let name = task_name(
                             &step_name,
-                            &key_names,
-                            &key_values,
-                            &coords,
+                            pairs,
                             cycling.then(|| consts.labels[point as usize].as_str()),
                         );
                         push_shell_quoted(&mut command, &name);
@@ -478,31 +481,4 @@ fn within_size_limits(lowered: &Lowered, limits: Limits, points: u32, d: &mut Di
         }
     }
     true
-}
-
-fn task_name(
-    step: &str,
-    keys: &[String],
-    values: &[Vec<String>],
-    coords: &[u32],
-    point: Option<&str>,
-) -> String {
-    let mut name = step.to_owned();
-    if !keys.is_empty() {
-        name.push('[');
-        for (i, key) in keys.iter().enumerate() {
-            if i > 0 {
-                name.push(',');
-            }
-            name.push_str(key);
-            name.push('=');
-            name.push_str(&values[i][coords[i] as usize]);
-        }
-        name.push(']');
-    }
-    if let Some(p) = point {
-        name.push('@');
-        name.push_str(p);
-    }
-    name
 }
