@@ -359,3 +359,17 @@ fn plan_json_is_stable_and_complete() {
     assert_eq!(task["outputs"]["stands"], "stands.csv");
     assert_eq!(json["tasks"][165]["inputs"]["richness"]["gather"], true);
 }
+
+#[test]
+fn every_repeat_of_a_param_value_points_at_its_first_occurrence() {
+    let text = "version: 1\nparams:\n  p: [a, b, a, a]\nsteps:\n  s:\n    run: \"true\"\n";
+    let err = compile_str("dup.yaml", text, &CompileOptions::default()).unwrap_err();
+    let first = text.find("a,").unwrap();
+    assert_eq!(err.diagnostics.len(), 2, "{}", err.render(false));
+    for d in &err.diagnostics {
+        assert_eq!(d.code(), "twinflow::duplicate-value");
+        let labels: Vec<_> = miette::Diagnostic::labels(d).unwrap().collect();
+        assert_eq!(labels[1].offset(), first, "{}", d.render(false));
+        assert_eq!(labels[1].label(), Some("first here"));
+    }
+}

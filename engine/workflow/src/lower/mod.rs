@@ -144,7 +144,8 @@ fn lower_params(
                 }
                 let mut seen: HashMap<&str, Span> = HashMap::with_capacity(items.len());
                 for item in items {
-                    if let Some(first) = seen.insert(item.value.as_str(), item.span) {
+                    let first = *seen.entry(item.value.as_str()).or_insert(item.span);
+                    if first != item.span {
                         d.at(
                             "twinflow::duplicate-value",
                             item.span,
