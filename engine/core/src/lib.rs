@@ -4,6 +4,7 @@
 //! It knows nothing of YAML, files, tokio or any backend: the workflow compiler
 //! builds a `Plan`, the runtime executes one.
 
+mod contract;
 mod executor;
 mod ids;
 mod json;
@@ -12,6 +13,10 @@ mod resources;
 pub mod scheduler;
 mod template;
 
+pub use contract::{
+    AttemptKey, AttemptStatus, Executor, ExecutorError, ExecutorFactory, Handle, Job, Update,
+    UpdateSink,
+};
 pub use executor::{
     BackendConfig, CloudConfig, ContainerRuntime, ContainerSpec, ExecutorKind, ExecutorSpec,
     LocalConfig, S3Location, SlurmConfig, SshTarget,

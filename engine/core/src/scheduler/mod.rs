@@ -16,7 +16,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-pub use state::Scheduler;
+pub use state::{Scheduler, TaskState};
 
 use crate::TaskId;
 

@@ -1,0 +1,163 @@
+//! The executor contract: what the runtime asks of a backend (local processes,
+//! Slurm, a cloud VM) and what a backend reports back.
+//!
+//! The runtime calls [`Executor::submit`] for one attempt of one task and
+//! persists the returned [`Handle`] before it moves on, so a restarted process
+//! can find the work again with [`Executor::reattach`]. Backends report
+//! progress by pushing [`Update`]s into the [`UpdateSink`] they were built
+//! with: a local executor as each child exits, a batch backend from one
+//! polling loop that asks about all of its jobs at once (one `squeue`, never
+//! one per job). [`Executor::cancel`] kills an attempt's whole process tree or
+//! job; an `Update` with [`AttemptStatus::Cancelled`] (or an exit) follows.
+
+use crate::{Resources, TaskId};
+use std::fmt;
+use std::path::PathBuf;
+
+/// One attempt of one task: the key the runtime and its backends share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AttemptKey {
+    /// The task.
+    pub task: TaskId,
+    /// Its attempt, 0 for the first.
+    pub attempt: u32,
+}
+
+/// Everything a backend needs to start an attempt. The runtime has already
+/// created `workdir`, staged the inputs under `workdir/inputs/` and created
+/// the parent directories of the outputs.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Which attempt.
+    pub key: AttemptKey,
+    /// `step[key=value]@point`, for job names and messages.
+    pub name: String,
+    /// The shell script, run by `/bin/sh -e`.
+    pub script: String,
+    /// Environment added to the backend's own.
+    pub env: Vec<(String, String)>,
+    /// The task's working directory.
+    pub workdir: PathBuf,
+    /// Where its standard output goes.
+    pub stdout: PathBuf,
+    /// Where its standard error goes.
+    pub stderr: PathBuf,
+    /// What it asked for.
+    pub resources: Resources,
+}
+
+/// How a backend finds an attempt again: opaque to the runtime, which only
+/// stores it. A local pid with its start time, a Slurm job id, a VM and pid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handle(pub String);
+
+impl fmt::Display for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where an attempt is, as its backend sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptStatus {
+    /// Accepted, waiting for resources.
+    Queued,
+    /// Running.
+    Running,
+    /// Ended with this exit status (0 is success).
+    Exited(i32),
+    /// Killed by a signal it did not ask for (the backend's words).
+    Signalled(String),
+    /// Killed on the runtime's request.
+    Cancelled,
+    /// The backend has no record of it and it left no status.
+    Lost,
+    /// The backend could not run it (its words).
+    Error(String),
+}
+
+impl AttemptStatus {
+    /// Whether the attempt is over.
+    pub fn is_final(&self) -> bool {
+        !matches!(self, Self::Queued | Self::Running)
+    }
+}
+
+/// A status change of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Update {
+    /// Which attempt.
+    pub key: AttemptKey,
+    /// Its new status.
+    pub status: AttemptStatus,
+}
+
+/// Where backends push [`Update`]s. Sending never blocks.
+pub trait UpdateSink: Send + Sync + fmt::Debug {
+    /// Delivers one update; dropped silently once the runtime has gone.
+    fn send(&self, update: Update);
+}
+
+/// A backend could not do what was asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutorError {
+    /// Lowercase, carrying the command or path: "failed to run sbatch: ...".
+    pub message: String,
+    /// Whether trying again later may work (a busy controller, a dropped link).
+    pub transient: bool,
+}
+
+impl fmt::Display for ExecutorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ExecutorError {}
+
+impl ExecutorError {
+    /// A permanent error.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            transient: false,
+        }
+    }
+}
+
+/// A backend that runs attempts. Implementations are cheap to share
+/// (`Arc<dyn Executor>`) and safe to call from several tasks.
+#[async_trait::async_trait]
+pub trait Executor: Send + Sync + fmt::Debug {
+    /// Starts an attempt and returns its handle once the backend has it.
+    async fn submit(&self, job: Job) -> Result<Handle, ExecutorError>;
+
+    /// Takes back attempts started by an earlier process of the runtime
+    /// (found in its state store) and returns those it follows: their
+    /// statuses arrive through the sink as usual. The others are gone: a
+    /// backend that cannot follow work it did not start (a local process is
+    /// not its child, so its exit status is out of reach) ends what is left of
+    /// them, and the runtime runs them again.
+    async fn reattach(
+        &self,
+        attempts: Vec<(AttemptKey, Handle)>,
+    ) -> Result<Vec<AttemptKey>, ExecutorError>;
+
+    /// Kills an attempt's whole process tree or job.
+    async fn cancel(&self, key: AttemptKey, handle: &Handle) -> Result<(), ExecutorError>;
+
+    /// Ends everything this executor still runs (the run is over or the
+    /// process is going down) and waits until it has.
+    async fn shutdown(&self);
+}
+
+/// Builds the executor of one plan executor (one `executors:` entry of a
+/// workflow), for the backend kind it is registered under.
+pub trait ExecutorFactory: Send + Sync + fmt::Debug {
+    /// An executor for `spec`, reporting into `sink`.
+    fn create(
+        &self,
+        spec: &crate::ExecutorSpec,
+        sink: std::sync::Arc<dyn UpdateSink>,
+    ) -> Result<std::sync::Arc<dyn Executor>, ExecutorError>;
+}

@@ -1,0 +1,251 @@
+//! Artefacts: sealing a task's outputs (size + SHA-256), checking a sealed
+//! result is still intact, staging inputs as links, and the cache key.
+
+use sha2::{Digest, Sha256};
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// A sealed output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Sealed {
+    /// The output's name.
+    pub output: String,
+    /// Absolute path.
+    pub path: PathBuf,
+    /// Bytes (all files, for a directory).
+    pub size: u64,
+    /// SHA-256, lowercase hex. A directory's digest covers its files' relative
+    /// paths and digests in sorted order.
+    pub sha256: String,
+    /// Modification time in nanoseconds, to re-hash only what changed.
+    pub mtime_ns: i64,
+}
+
+/// Seals the outputs `(name, relative path)` of a task that exited 0 in
+/// `workdir`; an output it did not write is an error naming it.
+pub(crate) fn seal(workdir: &Path, outputs: &[(String, String)]) -> Result<Vec<Sealed>, String> {
+    let mut sealed = Vec::with_capacity(outputs.len());
+    for (name, rel) in outputs {
+        let path = workdir.join(rel);
+        match fs::metadata(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(format!("output `{name}` ({rel}) was not written"));
+            }
+            Err(e) => return Err(format!("failed to read output `{name}` ({rel}): {e}")),
+            Ok(_) => {}
+        }
+        let (size, sha256, mtime_ns) =
+            digest(&path).map_err(|e| format!("failed to seal output `{name}` ({rel}): {e}"))?;
+        sealed.push(Sealed {
+            output: name.clone(),
+            path,
+            size,
+            sha256,
+            mtime_ns,
+        });
+    }
+    Ok(sealed)
+}
+
+/// Whether a sealed artefact is still what was sealed: the same size and
+/// modification time, or else the same digest.
+pub(crate) fn intact(sealed: &Sealed) -> bool {
+    let Ok(meta) = fs::metadata(&sealed.path) else {
+        return false;
+    };
+    if meta.is_file() && meta.len() == sealed.size && mtime_ns(&meta) == sealed.mtime_ns {
+        return true;
+    }
+    digest(&sealed.path).is_ok_and(|(size, sha, _)| size == sealed.size && sha == sealed.sha256)
+}
+
+/// (size, sha256 hex, mtime ns) of a file or a directory tree.
+pub(crate) fn digest(path: &Path) -> io::Result<(u64, String, i64)> {
+    let meta = fs::metadata(path)?;
+    if meta.is_dir() {
+        let mut files = Vec::new();
+        walk(path, Path::new(""), &mut files)?;
+        files.sort();
+        let mut hasher = Sha256::new();
+        let mut size = 0;
+        for rel in &files {
+            let (n, sha) = file_digest(&path.join(rel))?;
+            size += n;
+            hasher.update(rel.to_string_lossy().as_bytes());
+            hasher.update([0]);
+            hasher.update(sha.as_bytes());
+            hasher.update([0]);
+        }
+        return Ok((size, hex(&hasher.finalize()), mtime_ns(&meta)));
+    }
+    let (size, sha) = file_digest(path)?;
+    Ok((size, sha, mtime_ns(&meta)))
+}
+
+fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+    for entry in fs::read_dir(root.join(rel))? {
+        let entry = entry?;
+        let rel = rel.join(entry.file_name());
+        if fs::metadata(entry.path())?.is_dir() {
+            walk(root, &rel, out)?;
+        } else {
+            out.push(rel);
+        }
+    }
+    Ok(())
+}
+
+fn file_digest(path: &Path) -> io::Result<(u64, String)> {
+    let mut file = fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    Ok((size, hex(&hasher.finalize())))
+}
+
+fn mtime_ns(meta: &fs::Metadata) -> i64 {
+    meta.mtime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(meta.mtime_nsec())
+}
+
+/// Lowercase hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// Makes `workdir/rel` a symbolic link to `target`, creating its parents.
+pub(crate) fn link_input(workdir: &Path, rel: &str, target: &Path) -> io::Result<()> {
+    let at = workdir.join(rel);
+    if let Some(parent) = at.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    std::os::unix::fs::symlink(target, &at)
+}
+
+/// Puts a cached artefact at `to` (in a new task directory): hard links
+/// where the file system allows, copies otherwise.
+pub(crate) fn adopt(from: &Path, to: &Path) -> io::Result<()> {
+    if let Some(parent) = to.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    if fs::metadata(from)?.is_dir() {
+        fs::create_dir_all(to)?;
+        for entry in fs::read_dir(from)? {
+            let entry = entry?;
+            adopt(&entry.path(), &to.join(entry.file_name()))?;
+        }
+        return Ok(());
+    }
+    match fs::hard_link(from, to) {
+        Ok(()) => Ok(()),
+        Err(_) => fs::copy(from, to).map(drop),
+    }
+}
+
+/// Empties (or creates) a task's working directory for a new attempt.
+pub(crate) fn fresh_dir(dir: &Path) -> io::Result<()> {
+    match fs::remove_dir_all(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    fs::create_dir_all(dir)
+}
+
+/// The cache key of a task: what determines its result. The step name, the
+/// script, the environment the workflow sets (not `TWINFLOW_RUN_ID`, which
+/// changes every run: a script that uses the run id has it in its text), the
+/// container image, the declared outputs and the digests of its inputs.
+pub(crate) struct CacheKey(Sha256);
+
+impl CacheKey {
+    pub(crate) fn new(step: &str, script: &str) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"twinflow-cache-v1\0");
+        let mut key = Self(h);
+        key.field(step);
+        key.field(script);
+        key
+    }
+
+    /// Adds one field, delimited so that fields cannot run into each other.
+    pub(crate) fn field(&mut self, value: &str) {
+        self.0.update((value.len() as u64).to_le_bytes());
+        self.0.update(value.as_bytes());
+    }
+
+    pub(crate) fn finish(self) -> String {
+        hex(&self.0.finalize())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealing_files_and_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("a.txt"), "hello").unwrap();
+        fs::create_dir_all(dir.path().join("d/e")).unwrap();
+        fs::write(dir.path().join("d/e/x"), "1").unwrap();
+        fs::write(dir.path().join("d/y"), "22").unwrap();
+        let outputs = [
+            ("a".to_owned(), "a.txt".to_owned()),
+            ("d".to_owned(), "d".to_owned()),
+        ];
+        let sealed = seal(dir.path(), &outputs).unwrap();
+        assert_eq!(sealed[0].size, 5);
+        assert_eq!(
+            sealed[0].sha256,
+            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        );
+        assert_eq!(sealed[1].size, 3);
+        assert!(sealed.iter().all(intact));
+        fs::write(dir.path().join("d/y"), "33").unwrap();
+        assert!(!intact(&sealed[1]), "a changed file in a directory is seen");
+        let missing = seal(dir.path(), &[("m".to_owned(), "m.csv".to_owned())]).unwrap_err();
+        assert_eq!(missing, "output `m` (m.csv) was not written");
+    }
+
+    #[test]
+    fn a_rewritten_file_with_the_same_bytes_is_still_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        fs::write(&path, "same").unwrap();
+        let sealed = seal(dir.path(), &[("f".to_owned(), "f".to_owned())]).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs::write(&path, "same").unwrap();
+        assert!(intact(&sealed[0]));
+        fs::write(&path, "diff").unwrap();
+        assert!(!intact(&sealed[0]));
+    }
+
+    #[test]
+    fn cache_key_fields_do_not_run_together() {
+        let key = |a: &str, b: &str| {
+            let mut k = CacheKey::new("s", "run");
+            k.field(a);
+            k.field(b);
+            k.finish()
+        };
+        assert_ne!(key("ab", "c"), key("a", "bc"));
+        assert_eq!(key("a", "b"), key("a", "b"));
+    }
+}

@@ -1,0 +1,783 @@
+//! The dispatch loop of one run: the only place with `tokio::select!`. It
+//! feeds the scheduler events (executor updates, sealed outputs, timers,
+//! cancellation), carries out its actions (prepare + submit, kill, record),
+//! and journals every change before acting on the next batch.
+
+use crate::artefact::{self, CacheKey, Sealed};
+use crate::event::{Outcome, RunEvent, RunSummary, StepSize};
+use crate::journal::{Journal, Op};
+use crate::state::StateStore;
+use crate::{EngineError, layout};
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use twinflow_core::scheduler::{
+    Action, Event, KillReason, Outcome as TaskOutcome, RunOutcome, Scheduler, SchedulerConfig,
+    TaskState,
+};
+use twinflow_core::{AttemptKey, AttemptStatus, Executor, Handle, Job, Plan, TaskId, Update};
+
+/// What reaches the loop.
+#[derive(Debug)]
+pub(crate) enum Msg {
+    /// An executor's report.
+    Update(Update),
+    /// Outputs of a successful attempt, sealed off the loop's thread.
+    Sealed {
+        key: AttemptKey,
+        result: Result<Vec<Sealed>, String>,
+    },
+    /// The user cancelled.
+    Cancel,
+}
+
+/// The [`twinflow_core::UpdateSink`] of a run: its loop's channel.
+#[derive(Debug)]
+pub(crate) struct RunSink(pub mpsc::UnboundedSender<Msg>);
+
+impl twinflow_core::UpdateSink for RunSink {
+    fn send(&self, update: Update) {
+        let _ = self.0.send(Msg::Update(update));
+    }
+}
+
+/// Milliseconds since the Unix epoch, for the state store.
+pub(crate) fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Everything a loop starts from.
+pub(crate) struct DispatchSetup {
+    pub plan: Arc<Plan>,
+    pub run_dir: PathBuf,
+    pub store: Arc<Mutex<StateStore>>,
+    pub executors: Vec<Arc<dyn Executor>>,
+    pub config: SchedulerConfig,
+    pub cache: bool,
+    pub resumed: bool,
+    pub next_attempts: Vec<(u32, u32)>,
+    pub rx: mpsc::UnboundedReceiver<Msg>,
+    pub tx: mpsc::UnboundedSender<Msg>,
+    pub events: mpsc::UnboundedSender<RunEvent>,
+}
+
+/// An attempt in flight.
+#[derive(Debug)]
+struct InFlight {
+    handle: Option<Handle>,
+    cache_key: Option<String>,
+    since: Instant,
+}
+
+/// The loop's state.
+pub(crate) struct Dispatch {
+    plan: Arc<Plan>,
+    run_id: String,
+    run_dir: PathBuf,
+    store: Arc<Mutex<StateStore>>,
+    executors: Vec<Arc<dyn Executor>>,
+    scheduler: Scheduler,
+    cache: bool,
+    resumed: bool,
+    base: Vec<u32>,
+    rx: mpsc::UnboundedReceiver<Msg>,
+    tx: mpsc::UnboundedSender<Msg>,
+    events: mpsc::UnboundedSender<RunEvent>,
+    started: Instant,
+    wake: Option<Instant>,
+    journal: Journal,
+    in_flight: HashMap<u32, InFlight>,
+    sealed: Vec<Option<Box<[Sealed]>>>,
+    reasons: HashMap<u32, String>,
+    timed_out: HashSet<u32>,
+    log_dirs: HashSet<u32>,
+    summary: RunSummary,
+    pending: Vec<Event>,
+}
+
+impl Dispatch {
+    pub(crate) fn new(setup: DispatchSetup) -> Self {
+        let n = setup.plan.task_count();
+        let mut base = vec![0; n];
+        for (task, next) in setup.next_attempts {
+            if let Some(b) = base.get_mut(task as usize) {
+                *b = next;
+            }
+        }
+        let scheduler = Scheduler::new(&setup.plan, setup.config);
+        let run_id = setup.plan.workflow.run_id.clone();
+        Self {
+            summary: RunSummary {
+                run_id: run_id.clone(),
+                outcome: Outcome::Succeeded,
+                run_dir: setup.run_dir.clone(),
+                tasks: n as u64,
+                ran: 0,
+                cached: 0,
+                failed: 0,
+                skipped: 0,
+                cancelled: 0,
+                seconds: 0.0,
+                failures: Vec::new(),
+            },
+            journal: Journal::new(Arc::clone(&setup.plan), run_id.clone()),
+            plan: setup.plan,
+            run_id,
+            run_dir: setup.run_dir,
+            store: setup.store,
+            executors: setup.executors,
+            scheduler,
+            cache: setup.cache,
+            resumed: setup.resumed,
+            base,
+            rx: setup.rx,
+            tx: setup.tx,
+            events: setup.events,
+            started: Instant::now(),
+            wake: None,
+            in_flight: HashMap::new(),
+            sealed: vec![None; n],
+            reasons: HashMap::new(),
+            timed_out: HashSet::new(),
+            log_dirs: HashSet::new(),
+            pending: Vec::new(),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn emit(&self, event: RunEvent) {
+        let _ = self.events.send(event);
+    }
+
+    fn flush(&mut self) -> Result<(), EngineError> {
+        let mut store = crate::lock(&self.store);
+        self.journal.flush(&mut store).map_err(EngineError::State)
+    }
+
+    /// Runs to the end.
+    pub(crate) async fn run(mut self) -> Result<RunSummary, EngineError> {
+        let result = self.run_inner().await;
+        for exec in &self.executors {
+            exec.shutdown().await;
+        }
+        if result.is_err() {
+            // Leave the run resumable: it is recorded as running by a process
+            // that is about to end, which `runs` shows as interrupted.
+            let _ = self.flush();
+        }
+        result
+    }
+
+    async fn run_inner(&mut self) -> Result<RunSummary, EngineError> {
+        self.emit(RunEvent::RunStarted {
+            run_id: self.run_id.clone(),
+            workflow: self.plan.workflow.name.clone(),
+            run_dir: self.run_dir.clone(),
+            steps: self
+                .plan
+                .steps
+                .iter()
+                .map(|s| StepSize {
+                    name: s.name.clone(),
+                    tasks: s.tasks.len() as u32,
+                })
+                .collect(),
+            resumed: self.resumed,
+        });
+        self.pending.push(Event::Start);
+        loop {
+            while !self.pending.is_empty() {
+                let events = std::mem::take(&mut self.pending);
+                for event in events {
+                    let actions = self.scheduler.handle(event, self.now());
+                    if let Some(outcome) = self.act(actions).await? {
+                        return self.finish(outcome);
+                    }
+                }
+            }
+            self.flush()?;
+            let msg = match self.wake {
+                Some(at) => tokio::select! {
+                    msg = self.rx.recv() => msg,
+                    () = tokio::time::sleep_until(at) => {
+                        self.wake = None;
+                        self.pending.push(Event::Tick);
+                        continue;
+                    }
+                },
+                None => self.rx.recv().await,
+            };
+            let Some(msg) = msg else {
+                return Err(EngineError::Aborted("its channel closed".to_owned()));
+            };
+            self.on_message(msg);
+            while let Ok(msg) = self.rx.try_recv() {
+                self.on_message(msg);
+                if self.pending.len() >= 4096 {
+                    break;
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, outcome: RunOutcome) -> Result<RunSummary, EngineError> {
+        let (outcome, state) = match outcome {
+            RunOutcome::Succeeded => (Outcome::Succeeded, "succeeded"),
+            RunOutcome::Failed => (Outcome::Failed, "failed"),
+            RunOutcome::Cancelled => (Outcome::Cancelled, "cancelled"),
+        };
+        self.journal.push(Op::RunFinished { state });
+        self.flush()?;
+        self.summary.outcome = outcome;
+        self.summary.seconds = self.started.elapsed().as_secs_f64();
+        self.emit(RunEvent::RunFinished(self.summary.clone()));
+        Ok(self.summary.clone())
+    }
+
+    /// Scheduler attempt number of a persisted attempt, if it is current.
+    fn attempt_of(&self, key: AttemptKey) -> Option<u32> {
+        key.attempt.checked_sub(*self.base.get(key.task.index())?)
+    }
+
+    fn key(&self, task: TaskId, attempt: u32) -> AttemptKey {
+        AttemptKey {
+            task,
+            attempt: self.base[task.index()] + attempt,
+        }
+    }
+
+    fn on_message(&mut self, msg: Msg) {
+        match msg {
+            Msg::Cancel => self.pending.push(Event::Cancel),
+            Msg::Sealed { key, result } => {
+                let Some(attempt) = self.attempt_of(key) else {
+                    return;
+                };
+                let t = key.task.0;
+                let outcome = match result {
+                    Ok(sealed) => {
+                        self.succeeded(t, key.attempt, sealed, None);
+                        TaskOutcome::Succeeded
+                    }
+                    Err(reason) => self.failed(t, reason),
+                };
+                self.pending.push(Event::Finished {
+                    task: key.task,
+                    attempt,
+                    outcome,
+                });
+            }
+            Msg::Update(Update { key, status }) => self.on_update(key, status),
+        }
+    }
+
+    fn on_update(&mut self, key: AttemptKey, status: AttemptStatus) {
+        let Some(attempt) = self.attempt_of(key) else {
+            return;
+        };
+        let t = key.task.0;
+        if !self.in_flight.contains_key(&t) {
+            return;
+        }
+        let outcome = match status {
+            AttemptStatus::Queued => return,
+            AttemptStatus::Running => {
+                self.journal.push(Op::Running { task: t });
+                self.pending.push(Event::Started {
+                    task: key.task,
+                    attempt,
+                });
+                self.emit(RunEvent::TaskRunning {
+                    task: t,
+                    step: self.plan.task(key.task).step.0,
+                });
+                return;
+            }
+            AttemptStatus::Exited(0) => {
+                let step = self.plan.step_of(key.task);
+                let paths = self.paths(key.task, key.attempt);
+                let outputs: Vec<(String, String)> = step
+                    .outputs
+                    .iter()
+                    .map(|o| (o.name.clone(), o.path.clone()))
+                    .collect();
+                if outputs.is_empty() {
+                    self.succeeded(t, key.attempt, Vec::new(), None);
+                    TaskOutcome::Succeeded
+                } else {
+                    let tx = self.tx.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let result = artefact::seal(&paths.workdir, &outputs);
+                        let _ = tx.send(Msg::Sealed { key, result });
+                    });
+                    return;
+                }
+            }
+            AttemptStatus::Exited(code) => {
+                let stderr = self.paths(key.task, key.attempt).stderr;
+                self.failed(t, with_tail(format!("exited with status {code}"), &stderr))
+            }
+            AttemptStatus::Signalled(how) => {
+                if self.timed_out.contains(&t) {
+                    TaskOutcome::Killed
+                } else {
+                    self.failed(t, how)
+                }
+            }
+            AttemptStatus::Cancelled => TaskOutcome::Killed,
+            AttemptStatus::Lost => {
+                self.reasons
+                    .insert(t, "its executor lost track of it".to_owned());
+                TaskOutcome::Lost
+            }
+            AttemptStatus::Error(message) => self.failed(t, message),
+        };
+        if outcome == TaskOutcome::Killed && self.timed_out.contains(&t) {
+            let limit = self.plan.step_of(key.task).timeout_seconds.unwrap_or(0);
+            self.reasons
+                .insert(t, format!("timed out after {limit} s and was killed"));
+        }
+        self.pending.push(Event::Finished {
+            task: key.task,
+            attempt,
+            outcome,
+        });
+    }
+
+    fn failed(&mut self, t: u32, reason: String) -> TaskOutcome {
+        self.reasons.insert(t, reason.clone());
+        TaskOutcome::Failed { reason }
+    }
+
+    fn succeeded(&mut self, t: u32, attempt: u32, sealed: Vec<Sealed>, from: Option<String>) {
+        let flight = self.in_flight.remove(&t);
+        let task = TaskId(t);
+        let step = self.plan.task(task).step.0;
+        let seconds = flight
+            .as_ref()
+            .map_or(0.0, |f| f.since.elapsed().as_secs_f64());
+        if let Some(key) = flight.and_then(|f| f.cache_key) {
+            self.journal.push(Op::Cache {
+                task: t,
+                key,
+                from: from.clone(),
+            });
+        }
+        self.journal.push(Op::Sealed {
+            task: t,
+            artefacts: sealed.clone(),
+        });
+        self.journal.push(Op::State {
+            task: t,
+            attempt,
+            state: "succeeded",
+            reason: from
+                .as_ref()
+                .map(|r| format!("reused the result of run {r}")),
+        });
+        if from.is_some() {
+            self.summary.cached += 1;
+        } else {
+            self.summary.ran += 1;
+        }
+        self.sealed[t as usize] = Some(sealed.into_boxed_slice());
+        self.emit(RunEvent::TaskSucceeded {
+            task: t,
+            name: self.plan.task_name(task),
+            step,
+            cached_from: from,
+            seconds,
+        });
+    }
+
+    fn paths(&self, task: TaskId, attempt: u32) -> layout::TaskPaths {
+        let step = self.plan.step_of(task);
+        layout::task_paths(
+            &self.run_dir,
+            &step.name,
+            self.plan.instance_index(task),
+            attempt,
+        )
+    }
+
+    /// Carries out the scheduler's actions; returns the run's outcome once it is over.
+    async fn act(&mut self, actions: Vec<Action>) -> Result<Option<RunOutcome>, EngineError> {
+        let mut launches = Vec::new();
+        let mut finished = None;
+        for action in actions {
+            match action {
+                Action::Launch { task, attempt } => launches.push((task, attempt)),
+                Action::Kill {
+                    task,
+                    attempt,
+                    reason,
+                } => self.kill(task, attempt, reason).await,
+                Action::RetryAt { task, attempt, at } => {
+                    let reason = self.reasons.remove(&task.0).unwrap_or_default();
+                    let persisted = self.base[task.index()] + attempt - 1;
+                    self.in_flight.remove(&task.0);
+                    self.journal.push(Op::State {
+                        task: task.0,
+                        attempt: persisted,
+                        state: "retrying",
+                        reason: Some(reason.clone()),
+                    });
+                    let retry_in = at.saturating_sub(self.now()) as f64 / 1000.0;
+                    self.emit_failed(task, persisted, reason, Some(retry_in));
+                }
+                Action::GaveUp { task } => {
+                    let reason = self.reasons.remove(&task.0).unwrap_or_default();
+                    let persisted = self.base[task.index()] + self.scheduler.attempt(task);
+                    self.in_flight.remove(&task.0);
+                    self.journal.push(Op::State {
+                        task: task.0,
+                        attempt: persisted,
+                        state: "failed",
+                        reason: Some(reason.clone()),
+                    });
+                    self.summary.failed += 1;
+                    self.summary
+                        .failures
+                        .push((self.plan.task_name(task), reason.clone()));
+                    self.emit_failed(task, persisted, reason, None);
+                }
+                Action::Skip { task, because } => self.skip(task, because),
+                Action::WakeAt(at) => {
+                    self.wake = Some(self.started + std::time::Duration::from_millis(at));
+                }
+                Action::RunFinished(outcome) => finished = Some(outcome),
+            }
+        }
+        self.note_cancelled();
+        if !launches.is_empty() {
+            self.launch_all(launches).await?;
+        }
+        Ok(finished)
+    }
+
+    /// Tasks killed by a cancellation end without an action of their own.
+    fn note_cancelled(&mut self) {
+        let done: Vec<u32> = self
+            .in_flight
+            .keys()
+            .copied()
+            .filter(|&t| self.scheduler.task_state(TaskId(t)) == TaskState::Cancelled)
+            .collect();
+        for t in done {
+            self.in_flight.remove(&t);
+            let attempt = self.base[t as usize] + self.scheduler.attempt(TaskId(t));
+            self.journal.push(Op::State {
+                task: t,
+                attempt,
+                state: "cancelled",
+                reason: Some("the run was cancelled".to_owned()),
+            });
+            self.summary.cancelled += 1;
+        }
+    }
+
+    fn emit_failed(&self, task: TaskId, attempt: u32, reason: String, retry_in: Option<f64>) {
+        self.emit(RunEvent::TaskFailed {
+            task: task.0,
+            name: self.plan.task_name(task),
+            step: self.plan.task(task).step.0,
+            attempt,
+            reason,
+            retry_in,
+            stderr: self.paths(task, attempt).stderr,
+        });
+    }
+
+    fn skip(&mut self, task: TaskId, because: Option<TaskId>) {
+        let attempt = self.base[task.index()];
+        let because = because.map(|b| self.plan.task_name(b));
+        let (state, reason) = match &because {
+            Some(b) => ("skipped", format!("{b} failed")),
+            None => ("cancelled", "the run was cancelled".to_owned()),
+        };
+        if because.is_some() {
+            self.summary.skipped += 1;
+        } else {
+            self.summary.cancelled += 1;
+        }
+        self.journal.push(Op::State {
+            task: task.0,
+            attempt,
+            state,
+            reason: Some(reason),
+        });
+        self.emit(RunEvent::TaskSkipped {
+            task: task.0,
+            name: self.plan.task_name(task),
+            step: self.plan.task(task).step.0,
+            because,
+        });
+    }
+
+    async fn kill(&mut self, task: TaskId, attempt: u32, reason: KillReason) {
+        if reason == KillReason::Timeout {
+            self.timed_out.insert(task.0);
+        }
+        let key = self.key(task, attempt);
+        let Some(handle) = self.in_flight.get(&task.0).and_then(|f| f.handle.clone()) else {
+            return;
+        };
+        let exec = &self.executors[self.plan.step_of(task).executor.index()];
+        if let Err(e) = exec.cancel(key, &handle).await {
+            tracing::warn!("failed to kill {}: {e}", self.plan.task_name(task));
+        }
+    }
+
+    async fn launch_all(&mut self, launches: Vec<(TaskId, u32)>) -> Result<(), EngineError> {
+        let mut jobs = Vec::with_capacity(launches.len());
+        for (task, attempt) in launches {
+            self.timed_out.remove(&task.0);
+            let key = self.key(task, attempt);
+            let cache_key = self.cache_key(task);
+            if self.cache
+                && let Some(from) = self.reuse(task, key.attempt, &cache_key)
+            {
+                self.in_flight.insert(
+                    task.0,
+                    InFlight {
+                        handle: None,
+                        cache_key: Some(cache_key),
+                        since: Instant::now(),
+                    },
+                );
+                let sealed = self.sealed[task.index()].take().unwrap_or_default();
+                self.succeeded(task.0, key.attempt, sealed.into_vec(), Some(from));
+                self.pending.push(Event::Finished {
+                    task,
+                    attempt,
+                    outcome: TaskOutcome::Succeeded,
+                });
+                continue;
+            }
+            self.in_flight.insert(
+                task.0,
+                InFlight {
+                    handle: None,
+                    cache_key: Some(cache_key),
+                    since: Instant::now(),
+                },
+            );
+            self.journal.push(Op::State {
+                task: task.0,
+                attempt: key.attempt,
+                state: "queued",
+                reason: None,
+            });
+            match self.prepare(task, key) {
+                Ok(job) => jobs.push(job),
+                Err(reason) => {
+                    let outcome = self.failed(task.0, reason);
+                    self.pending.push(Event::Finished {
+                        task,
+                        attempt,
+                        outcome,
+                    });
+                }
+            }
+        }
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        // The intent is on disk before any backend has the work.
+        self.flush()?;
+        for job in jobs {
+            let key = job.key;
+            let task = key.task;
+            let exec = Arc::clone(&self.executors[self.plan.step_of(task).executor.index()]);
+            let name = job.name.clone();
+            self.emit(RunEvent::TaskSubmitted {
+                task: task.0,
+                name,
+                step: self.plan.task(task).step.0,
+                attempt: key.attempt,
+            });
+            match exec.submit(job).await {
+                Ok(handle) => {
+                    self.journal.push(Op::Handle {
+                        task: task.0,
+                        attempt: key.attempt,
+                        handle: handle.0.clone(),
+                    });
+                    if let Some(f) = self.in_flight.get_mut(&task.0) {
+                        f.handle = Some(handle);
+                    }
+                }
+                Err(e) => {
+                    let outcome = self.failed(task.0, e.message);
+                    if let Some(attempt) = self.attempt_of(key) {
+                        self.pending.push(Event::Finished {
+                            task,
+                            attempt,
+                            outcome,
+                        });
+                    }
+                }
+            }
+        }
+        self.flush()
+    }
+
+    /// The cache key of a task whose dependencies are sealed.
+    fn cache_key(&self, task: TaskId) -> String {
+        let plan = &self.plan;
+        let step = plan.step_of(task);
+        let mut key = CacheKey::new(&step.name, &plan.task(task).command);
+        for (name, value) in plan.task_env(task) {
+            if name == "TWINFLOW_RUN_ID" || name.starts_with("TWINFLOW_PARAM_") {
+                continue;
+            }
+            key.field(&name);
+            key.field(&value);
+        }
+        if let Some(c) = &step.container {
+            key.field(&c.image);
+        }
+        for o in &step.outputs {
+            key.field(&o.name);
+            key.field(&o.path);
+        }
+        for input in plan.inputs(task) {
+            key.field(&input.spec.name);
+            for p in input.producers {
+                let digest = self.sealed[p.index()]
+                    .as_deref()
+                    .and_then(|s| s.iter().find(|a| a.output == input.spec.output))
+                    .map_or("", |a| a.sha256.as_str());
+                key.field(digest);
+            }
+        }
+        key.finish()
+    }
+
+    /// Reuses a sealed earlier result with the same cache key, if one is
+    /// intact: its outputs are linked into this task's directory. Returns the
+    /// run it came from.
+    fn reuse(&mut self, task: TaskId, attempt: u32, cache_key: &str) -> Option<String> {
+        let found = {
+            let mut store = crate::lock(&self.store);
+            store
+                .write(|tx| {
+                    let Some((run, t)) = tx.cache_lookup(cache_key)? else {
+                        return Ok(None);
+                    };
+                    let artefacts = tx.artefacts_of(&run, t)?;
+                    Ok(Some((run, t, artefacts)))
+                })
+                .ok()
+                .flatten()
+        }?;
+        let (run, from_task, rows) = found;
+        let step = self.plan.step_of(task);
+        let mut sealed = Vec::with_capacity(step.outputs.len());
+        for output in &step.outputs {
+            let s = rows.iter().find(|r| r.output == output.name)?;
+            if !artefact::intact(s) {
+                return None;
+            }
+            sealed.push(s.clone());
+        }
+        let same_place = run == self.run_id && from_task == task.0;
+        if !same_place {
+            let workdir = self.paths(task, attempt).workdir;
+            artefact::fresh_dir(&workdir).ok()?;
+            for (s, output) in sealed.iter_mut().zip(&step.outputs) {
+                let to = workdir.join(&output.path);
+                artefact::adopt(&s.path, &to).ok()?;
+                let (size, sha256, mtime_ns) = artefact::digest(&to).ok()?;
+                if size != s.size || sha256 != s.sha256 {
+                    return None;
+                }
+                *s = Sealed {
+                    output: s.output.clone(),
+                    path: to,
+                    size,
+                    sha256,
+                    mtime_ns,
+                };
+            }
+        }
+        self.sealed[task.index()] = Some(sealed.into_boxed_slice());
+        Some(run)
+    }
+
+    /// Creates the working directory, stages inputs and builds the job.
+    fn prepare(&mut self, task: TaskId, key: AttemptKey) -> Result<Job, String> {
+        let plan = Arc::clone(&self.plan);
+        let step = plan.step_of(task);
+        let paths = self.paths(task, key.attempt);
+        let io = |what: &str, path: &std::path::Path, e: std::io::Error| {
+            format!("failed to {what} {}: {e}", path.display())
+        };
+        artefact::fresh_dir(&paths.workdir)
+            .map_err(|e| io("create working directory", &paths.workdir, e))?;
+        if self.log_dirs.insert(plan.task(task).step.0)
+            && let Some(logs) = paths.stdout.parent()
+        {
+            std::fs::create_dir_all(logs).map_err(|e| io("create log directory", logs, e))?;
+        }
+        for input in plan.inputs(task) {
+            let rels = plan.input_paths(&input);
+            for (rel, producer) in rels.iter().zip(input.producers) {
+                let target = self.sealed[producer.index()]
+                    .as_deref()
+                    .and_then(|s| s.iter().find(|a| a.output == input.spec.output))
+                    .map(|a| a.path.clone())
+                    .ok_or_else(|| {
+                        format!(
+                            "input `{}`: {} has no sealed output `{}`",
+                            input.spec.name,
+                            plan.task_name(*producer),
+                            input.spec.output
+                        )
+                    })?;
+                artefact::link_input(&paths.workdir, rel, &target)
+                    .map_err(|e| io("stage input at", &paths.workdir.join(rel), e))?;
+            }
+        }
+        for output in &step.outputs {
+            if let Some(parent) = std::path::Path::new(&output.path).parent()
+                && !parent.as_os_str().is_empty()
+            {
+                let dir = paths.workdir.join(parent);
+                std::fs::create_dir_all(&dir).map_err(|e| io("create", &dir, e))?;
+            }
+        }
+        Ok(Job {
+            key,
+            name: plan.task_name(task),
+            script: plan.task(task).command.to_string(),
+            env: plan.task_env(task),
+            workdir: paths.workdir,
+            stdout: paths.stdout,
+            stderr: paths.stderr,
+            resources: step.resources.clone(),
+        })
+    }
+}
+
+/// A failure message with the last lines of the task's standard error.
+fn with_tail(message: String, stderr: &std::path::Path) -> String {
+    let Ok(text) = std::fs::read(stderr) else {
+        return message;
+    };
+    let start = text.len().saturating_sub(2048);
+    let text = String::from_utf8_lossy(&text[start..]);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = &lines[lines.len().saturating_sub(3)..];
+    if tail.is_empty() {
+        return message;
+    }
+    format!("{message}: {}", tail.join(" | "))
+}

@@ -1,0 +1,446 @@
+//! The public face of the runtime: an [`Engine`] with a state directory and
+//! executor backends, which submits plans and hands back [`RunHandle`]s.
+
+use crate::dispatch::{Dispatch, DispatchSetup, Msg, RunSink};
+use crate::event::{RunEvent, RunSummary};
+use crate::state::{NewRun, RunState, StateError, StateStore};
+use crate::{host, layout};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+use twinflow_core::scheduler::SchedulerConfig;
+use twinflow_core::{
+    AttemptKey, Executor, ExecutorFactory, ExecutorKind, Handle, Plan, TaskId, UpdateSink,
+};
+
+/// Why the engine could not start or finish a run.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The state store failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// No backend is registered for an executor's kind.
+    #[error(
+        "executor `{executor}` is kind `{kind}`, which this twinflow cannot run yet; \
+         bind it to another backend with --site, or run everything here with --local"
+    )]
+    NoBackend {
+        /// The executor's name.
+        executor: String,
+        /// Its kind.
+        kind: &'static str,
+    },
+    /// A backend refused an executor's configuration.
+    #[error("failed to set up executor `{executor}`: {message}")]
+    Executor {
+        /// The executor's name.
+        executor: String,
+        /// Why.
+        message: String,
+    },
+    /// `resume` named a run the store does not have.
+    #[error("no run `{0}` in this state directory")]
+    NoSuchRun(String),
+    /// A new run reused an existing id.
+    #[error("run `{0}` already exists; resume it, or start a new run")]
+    RunExists(String),
+    /// The run to resume is still running.
+    #[error("run `{run}` is still running (pid {pid}); wait for it or cancel it first")]
+    StillRunning {
+        /// The run.
+        run: String,
+        /// Its process.
+        pid: u32,
+    },
+    /// The run to resume already succeeded.
+    #[error(
+        "run `{0}` already succeeded; start a new run to run it again (unchanged tasks come from the cache)"
+    )]
+    AlreadySucceeded(String),
+    /// The workflow changed since the run was started.
+    #[error(
+        "the workflow changed since run `{0}` was started; start a new run instead \
+         (tasks whose command and inputs did not change come from the cache)"
+    )]
+    PlanChanged(String),
+    /// A file could not be created.
+    #[error("failed to create {path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The run's dispatch loop ended without a summary (a bug).
+    #[error("the run's dispatch loop ended unexpectedly: {0}")]
+    Aborted(String),
+}
+
+/// How to run a plan.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Take up an interrupted or failed run with the plan's run id instead of
+    /// starting a new one.
+    pub resume: bool,
+    /// Reuse sealed results of earlier runs whose command and inputs match.
+    pub cache: bool,
+    /// Cancel everything at the first task that fails for good.
+    pub fail_fast: bool,
+    /// Slots of local executors that do not set `slots` (default: the cores).
+    pub default_slots: Option<u32>,
+    /// What the front end wants stored with the run (JSON), shown by `status`.
+    pub args: String,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            resume: false,
+            cache: true,
+            fail_fast: false,
+            default_slots: None,
+            args: "{}".to_owned(),
+        }
+    }
+}
+
+/// Runs plans. Build one with [`Engine::builder`].
+#[derive(Debug, Clone)]
+pub struct Engine {
+    store: Arc<Mutex<StateStore>>,
+    state_dir: PathBuf,
+    factories: HashMap<ExecutorKind, Arc<dyn ExecutorFactory>>,
+}
+
+/// Configures an [`Engine`].
+#[derive(Debug, Default)]
+pub struct EngineBuilder {
+    state_dir: Option<PathBuf>,
+    factories: HashMap<ExecutorKind, Arc<dyn ExecutorFactory>>,
+}
+
+impl EngineBuilder {
+    /// Where the state database and run directories live (default:
+    /// [`default_state_dir`]).
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = Some(dir.into());
+        self
+    }
+
+    /// Runs executors of `kind` with backends from `factory`.
+    pub fn executor(mut self, kind: ExecutorKind, factory: impl ExecutorFactory + 'static) -> Self {
+        self.factories.insert(kind, Arc::new(factory));
+        self
+    }
+
+    /// Opens the state store.
+    pub fn build(self) -> Result<Engine, EngineError> {
+        let state_dir = self.state_dir.unwrap_or_else(default_state_dir);
+        let store = StateStore::open(&state_dir)?;
+        Ok(Engine {
+            store: Arc::new(Mutex::new(store)),
+            state_dir,
+            factories: self.factories,
+        })
+    }
+}
+
+/// `$TWINFLOW_STATE_DIR`, else `$XDG_STATE_HOME/twinflow`, else
+/// `~/.local/state/twinflow`, else `.twinflow` in the current directory.
+pub fn default_state_dir() -> PathBuf {
+    let var = |name| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(dir) = var("TWINFLOW_STATE_DIR") {
+        return dir;
+    }
+    if let Some(dir) = var("XDG_STATE_HOME") {
+        return dir.join("twinflow");
+    }
+    if let Some(home) = var("HOME") {
+        return home.join(".local/state/twinflow");
+    }
+    PathBuf::from(".twinflow")
+}
+
+/// A fresh run id: `<workflow>-<UTC yyyymmdd-hhmmss>-<4 hex>`.
+pub fn new_run_id(workflow: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs();
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    let noise = (now.subsec_nanos() ^ std::process::id().rotate_left(16)) & 0xffff;
+    format!(
+        "{workflow}-{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{noise:04x}",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+impl Engine {
+    /// A builder.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder::default()
+    }
+
+    /// The state directory.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// Starts running `plan` (its `workflow.run_id` names the run) on the
+    /// current tokio runtime and returns at once.
+    pub async fn submit(&self, plan: Plan, options: RunOptions) -> Result<RunHandle, EngineError> {
+        let run_id = plan.workflow.run_id.clone();
+        let run_dir = layout::run_dir(&self.state_dir, &run_id);
+        let digest = crate::digest::plan_digest(&plan);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let sink: Arc<dyn UpdateSink> = Arc::new(RunSink(tx.clone()));
+        let executors = self.executors(&plan, &sink)?;
+        let pid = std::process::id();
+        let pid_start = host::start_time(pid).unwrap_or(0);
+        let hostname = host::hostname();
+        let now = crate::dispatch::wall_ms();
+        let next_attempts;
+        let in_flight;
+        {
+            let mut store = crate::lock(&self.store);
+            let existing = store.run(&run_id)?.filter(|r| r.id == run_id);
+            match (&existing, options.resume) {
+                (Some(_), false) => return Err(EngineError::RunExists(run_id)),
+                (None, true) => return Err(EngineError::NoSuchRun(run_id)),
+                (Some(run), true) => {
+                    if run.state == RunState::Running {
+                        return Err(EngineError::StillRunning {
+                            run: run_id,
+                            pid: run.pid,
+                        });
+                    }
+                    if run.state == RunState::Succeeded {
+                        return Err(EngineError::AlreadySucceeded(run_id));
+                    }
+                    if run.plan_digest != digest {
+                        return Err(EngineError::PlanChanged(run_id));
+                    }
+                }
+                (None, false) => {}
+            }
+            let file = plan.workflow.file.as_ref().map(|f| f.display().to_string());
+            let run_dir_text = run_dir.display().to_string();
+            (next_attempts, in_flight) = store.write(|tx| {
+                if existing.is_some() {
+                    let found = (tx.next_attempts(&run_id)?, tx.in_flight(&run_id)?);
+                    tx.resume_run(&run_id, pid, pid_start, &hostname, now)?;
+                    Ok(found)
+                } else {
+                    tx.create_run(&NewRun {
+                        id: &run_id,
+                        workflow: &plan.workflow.name,
+                        file: file.as_deref(),
+                        run_dir: &run_dir_text,
+                        plan_digest: &digest,
+                        task_count: plan.task_count() as u64,
+                        now_ms: now,
+                        host: &hostname,
+                        pid,
+                        pid_start,
+                        args: &options.args,
+                        steps: plan
+                            .steps
+                            .iter()
+                            .map(|s| (s.name.as_str(), s.tasks.start, s.tasks.len() as u32))
+                            .collect(),
+                    })?;
+                    Ok((Vec::new(), Vec::new()))
+                }
+            })?;
+        }
+        std::fs::create_dir_all(&run_dir).map_err(|source| EngineError::Io {
+            path: run_dir.clone(),
+            source,
+        })?;
+        // Attempts a dead process left running: their backends end them (or
+        // follow them, once a backend can).
+        let mut by_executor: HashMap<u32, Vec<(AttemptKey, Handle)>> = HashMap::new();
+        for (task, attempt, executor, handle) in in_flight {
+            by_executor.entry(executor).or_default().push((
+                AttemptKey {
+                    task: TaskId(task),
+                    attempt,
+                },
+                Handle(handle),
+            ));
+        }
+        for (executor, attempts) in by_executor {
+            if let Some(exec) = executors.get(executor as usize) {
+                let followed =
+                    exec.reattach(attempts)
+                        .await
+                        .map_err(|e| EngineError::Executor {
+                            executor: plan.executors[executor as usize].name.clone(),
+                            message: e.message,
+                        })?;
+                if !followed.is_empty() {
+                    tracing::warn!(
+                        "executor `{}` follows {} earlier attempt(s); they are run again",
+                        plan.executors[executor as usize].name,
+                        followed.len()
+                    );
+                }
+            }
+        }
+        let default_slots = options.default_slots.unwrap_or_else(cores);
+        let mut config = SchedulerConfig::for_plan(&plan, default_slots);
+        config.fail_fast = options.fail_fast;
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let dispatch = Dispatch::new(DispatchSetup {
+            plan: Arc::new(plan),
+            run_dir: run_dir.clone(),
+            store: Arc::clone(&self.store),
+            executors,
+            config,
+            cache: options.cache,
+            resumed: options.resume,
+            next_attempts,
+            rx,
+            tx: tx.clone(),
+            events: events_tx,
+        });
+        let join = tokio::spawn(dispatch.run());
+        Ok(RunHandle {
+            run_id,
+            run_dir,
+            events: events_rx,
+            control: Canceller(tx),
+            join,
+        })
+    }
+
+    fn executors(
+        &self,
+        plan: &Plan,
+        sink: &Arc<dyn UpdateSink>,
+    ) -> Result<Vec<Arc<dyn Executor>>, EngineError> {
+        plan.executors
+            .iter()
+            .map(|spec| {
+                let kind = spec.backend.kind();
+                let factory = self
+                    .factories
+                    .get(&kind)
+                    .ok_or_else(|| EngineError::NoBackend {
+                        executor: spec.name.clone(),
+                        kind: kind.as_str(),
+                    })?;
+                factory
+                    .create(spec, Arc::clone(sink))
+                    .map_err(|e| EngineError::Executor {
+                        executor: spec.name.clone(),
+                        message: e.message,
+                    })
+            })
+            .collect()
+    }
+}
+
+fn cores() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+}
+
+/// Cancels a run from anywhere (a signal handler, another task).
+#[derive(Debug, Clone)]
+pub struct Canceller(mpsc::UnboundedSender<Msg>);
+
+impl Canceller {
+    /// Asks the run to cancel: running tasks are killed (SIGTERM, then SIGKILL
+    /// after a grace period), the rest will not start.
+    pub fn cancel(&self) {
+        let _ = self.0.send(Msg::Cancel);
+    }
+}
+
+/// A submitted run: its events as they happen, and its outcome.
+#[derive(Debug)]
+pub struct RunHandle {
+    run_id: String,
+    run_dir: PathBuf,
+    events: mpsc::UnboundedReceiver<RunEvent>,
+    control: Canceller,
+    join: tokio::task::JoinHandle<Result<RunSummary, EngineError>>,
+}
+
+impl RunHandle {
+    /// The run's id.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// Where the run's files are.
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
+    }
+
+    /// The next event; `None` once the run is over and every event was read.
+    /// Events are kept until read, so read them or drop the handle's events
+    /// with [`RunHandle::wait`].
+    pub async fn next_event(&mut self) -> Option<RunEvent> {
+        self.events.recv().await
+    }
+
+    /// Something that cancels this run.
+    pub fn canceller(&self) -> Canceller {
+        self.control.clone()
+    }
+
+    /// Cancels the run (see [`Canceller::cancel`]).
+    pub fn cancel(&self) {
+        self.control.cancel();
+    }
+
+    /// Waits for the run to end.
+    pub async fn wait(self) -> Result<RunSummary, EngineError> {
+        drop(self.events);
+        match self.join.await {
+            Ok(result) => result,
+            Err(e) => Err(EngineError::Aborted(e.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_454), (2026, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn run_ids_name_the_workflow_and_sort_by_time() {
+        let id = new_run_id("forest-bird");
+        assert!(id.starts_with("forest-bird-20"), "{id}");
+        assert_eq!(id.len(), "forest-bird-".len() + 8 + 1 + 6 + 1 + 4);
+    }
+}

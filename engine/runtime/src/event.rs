@@ -1,0 +1,134 @@
+//! What a run tells its watchers: [`RunEvent`]s as they happen and a
+//! [`RunSummary`] at the end. Both serialise to the JSON that
+//! `twinflow run --json` prints, one object a line (`"event"` names the kind).
+
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Every task succeeded.
+    Succeeded,
+    /// At least one task failed.
+    Failed,
+    /// Cancelled (Ctrl-C, [`crate::RunHandle::cancel`], or `fail_fast`).
+    Cancelled,
+}
+
+/// One step's size, announced when a run starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepSize {
+    /// The step.
+    pub name: String,
+    /// Its number of tasks.
+    pub tasks: u32,
+}
+
+/// Something that happened in a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum RunEvent {
+    /// The run began (or was resumed).
+    RunStarted {
+        /// Its id.
+        run_id: String,
+        /// The workflow's name.
+        workflow: String,
+        /// Where its files are.
+        run_dir: PathBuf,
+        /// Its steps, in order.
+        steps: Vec<StepSize>,
+        /// Whether an interrupted run was taken up again.
+        resumed: bool,
+    },
+    /// An attempt was handed to its executor.
+    TaskSubmitted {
+        /// Task id.
+        task: u32,
+        /// Task name.
+        name: String,
+        /// Step index.
+        step: u32,
+        /// Attempt (0 for the first).
+        attempt: u32,
+    },
+    /// An attempt began running.
+    TaskRunning {
+        /// Task id.
+        task: u32,
+        /// Step index.
+        step: u32,
+    },
+    /// A task is done and its outputs are sealed.
+    TaskSucceeded {
+        /// Task id.
+        task: u32,
+        /// Task name.
+        name: String,
+        /// Step index.
+        step: u32,
+        /// The run whose identical result was reused instead of running it.
+        cached_from: Option<String>,
+        /// Seconds it ran (0 when cached).
+        seconds: f64,
+    },
+    /// An attempt failed.
+    TaskFailed {
+        /// Task id.
+        task: u32,
+        /// Task name.
+        name: String,
+        /// Step index.
+        step: u32,
+        /// The attempt.
+        attempt: u32,
+        /// What went wrong.
+        reason: String,
+        /// Seconds until the next attempt, when it will be retried.
+        retry_in: Option<f64>,
+        /// Its standard error file.
+        stderr: PathBuf,
+    },
+    /// A task will not run.
+    TaskSkipped {
+        /// Task id.
+        task: u32,
+        /// Task name.
+        name: String,
+        /// Step index.
+        step: u32,
+        /// The failed task it depended on (none: the run was cancelled).
+        because: Option<String>,
+    },
+    /// The run is over.
+    RunFinished(RunSummary),
+}
+
+/// How a run went.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunSummary {
+    /// Its id.
+    pub run_id: String,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Where its files are.
+    pub run_dir: PathBuf,
+    /// Tasks in the plan.
+    pub tasks: u64,
+    /// Tasks that ran and succeeded.
+    pub ran: u64,
+    /// Tasks whose earlier result was reused.
+    pub cached: u64,
+    /// Tasks that failed for good.
+    pub failed: u64,
+    /// Tasks skipped because a dependency failed.
+    pub skipped: u64,
+    /// Tasks cancelled.
+    pub cancelled: u64,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// Failed tasks: (name, reason), in the order they failed.
+    pub failures: Vec<(String, String)>,
+}

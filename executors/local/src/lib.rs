@@ -1,0 +1,20 @@
+//! twinflow-executor-local runs tasks as processes on this machine.
+//!
+//! Every attempt is `/bin/sh -e -c SCRIPT` in its working directory, in a
+//! session and process group of its own (so it never holds the terminal and
+//! never sees the user's Ctrl-C), with standard input from `/dev/null` and
+//! standard output and error in the files the runtime chose. When the script
+//! ends, anything it left running in its process group is killed, as Slurm
+//! does at the end of a job. Cancelling sends SIGTERM to the whole group and
+//! SIGKILL after a grace period.
+//!
+//! A handle is `pid:START` with the process's start time from
+//! `/proc/PID/stat`, so a restarted runtime can tell its own orphan from an
+//! unrelated process that reused the pid; such orphans are killed and run
+//! again, since the exit status of a process that is not our child is out of
+//! reach.
+
+mod executor;
+mod process;
+
+pub use executor::{LocalExecutor, LocalFactory};
