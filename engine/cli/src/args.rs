@@ -53,6 +53,45 @@ pub(crate) enum Command {
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
         format: GraphFormat,
     },
+    /// Run a workflow here and now, with live progress; exits 0 when every
+    /// task succeeded, 1 when one failed, 130 when interrupted.
+    Run(RunArgs),
+    /// List the runs of the state directory, newest first.
+    Runs {
+        #[command(flatten)]
+        state: StateArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a run: its state, per-step counts, failures and where its files are.
+    Status {
+        /// Run id or a unique prefix of one (default: the newest run).
+        run: Option<String>,
+        #[command(flatten)]
+        state: StateArgs,
+        /// List every task that has a record, with its state.
+        #[arg(long)]
+        tasks: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the standard output and error of a task.
+    Logs {
+        /// Run id or a unique prefix of one.
+        run: String,
+        /// The task's name, as `status --tasks` lists it: `step[key=value]@point`.
+        task: String,
+        #[command(flatten)]
+        state: StateArgs,
+        /// Which attempt (default: the latest).
+        #[arg(long)]
+        attempt: Option<u32>,
+        /// Only standard output, or only standard error.
+        #[arg(long, value_enum)]
+        stream: Option<Stream>,
+    },
     /// Print the JSON Schema of workflow files (or of site files).
     Schema {
         /// The site-file schema instead.
@@ -92,4 +131,50 @@ pub(crate) struct CompileArgs {
     /// Refuse workflows with more tasks than this.
     #[arg(long, value_name = "N", default_value_t = twinflow_workflow::DEFAULT_MAX_TASKS)]
     pub max_tasks: usize,
+}
+
+/// Where runs are recorded.
+#[derive(Debug, Args)]
+pub(crate) struct StateArgs {
+    /// The state directory (default: $TWINFLOW_STATE_DIR, else
+    /// $XDG_STATE_HOME/twinflow, else ~/.local/state/twinflow).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// `twinflow run`.
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    pub compile: CompileArgs,
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Take up an interrupted or failed run of this workflow (the newest one,
+    /// or the run given as `--resume=RUN`): what finished is kept, the rest runs.
+    #[arg(long, value_name = "RUN", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    pub resume: Option<String>,
+    /// Run every task, even those whose earlier result could be reused.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Cancel the run at the first task that fails for good.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Slots of local executors that do not set `slots` (default: the cores).
+    #[arg(long, value_name = "N")]
+    pub slots: Option<u32>,
+    /// Stream events as JSON lines on stdout instead of showing progress.
+    #[arg(long)]
+    pub json: bool,
+    /// Report every task, not only failures and finished steps (without a terminal).
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+}
+
+/// A task's output streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
 }

@@ -3,24 +3,12 @@
 /// Everything worked.
 pub(crate) const SUCCESS: u8 = 0;
 /// The workflow ran and a task failed.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "used once `run` lands (issue 5)")
-)]
 pub(crate) const TASK_FAILED: u8 = 1;
 /// Invalid workflow, site file or arguments.
 pub(crate) const INVALID: u8 = 2;
 /// Could not reach the daemon, scheduler or store.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "used once the daemon lands (issue 7)")
-)]
 pub(crate) const UNREACHABLE: u8 = 3;
 /// Interrupted (SIGINT/SIGTERM).
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "used once `run` lands (issue 5)")
-)]
 pub(crate) const INTERRUPTED: u8 = 130;
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ mod args;
 mod commands;
 mod exit;
 mod output;
+mod progress;
 
 use args::{Cli, Command};
 use clap::Parser;
@@ -21,6 +22,21 @@ fn main() -> ExitCode {
             tasks,
             format,
         } => commands::graph(&out, &compile, tasks, format),
+        Command::Run(args) => commands::run(&out, &args),
+        Command::Runs { state, json } => commands::runs(&out, &state, json),
+        Command::Status {
+            run,
+            state,
+            tasks,
+            json,
+        } => commands::status(&out, &state, run.as_deref(), tasks, json),
+        Command::Logs {
+            run,
+            task,
+            state,
+            attempt,
+            stream,
+        } => commands::logs(&out, &state, &run, &task, attempt, stream),
         Command::Schema { site } => commands::schema(&out, site),
         Command::Completions { shell } => commands::completions(shell),
     };

@@ -244,7 +244,12 @@ impl Engine {
                 }
                 (None, false) => {}
             }
-            let file = plan.workflow.file.as_ref().map(|f| f.display().to_string());
+            let file = plan.workflow.file.as_ref().map(|f| {
+                std::fs::canonicalize(f)
+                    .unwrap_or_else(|_| f.clone())
+                    .display()
+                    .to_string()
+            });
             let run_dir_text = run_dir.display().to_string();
             (next_attempts, in_flight) = store.write(|tx| {
                 if existing.is_some() {

@@ -1,11 +1,15 @@
 //! One function per subcommand, each returning its exit code.
 
 mod graph;
+mod inspect;
 mod plan;
+mod run;
 mod validate;
 
 pub(crate) use graph::graph;
+pub(crate) use inspect::{logs, runs, status};
 pub(crate) use plan::plan;
+pub(crate) use run::run;
 pub(crate) use validate::validate;
 
 use crate::args::CompileArgs;
@@ -16,11 +20,19 @@ use twinflow_workflow::{CompileOptions, Plan, SiteSource, compile_file, parse_pa
 
 /// Compiles the file named on the command line, or reports why not (exit 2).
 fn compile(out: &Output, args: &CompileArgs) -> Result<Plan, u8> {
+    compile_for_run(out, args, None)
+}
+
+/// Compiles for a run: `run.id` becomes `run_id` when given.
+fn compile_for_run(out: &Output, args: &CompileArgs, run_id: Option<&str>) -> Result<Plan, u8> {
     let mut options = CompileOptions {
         local: args.local,
         max_tasks: args.max_tasks,
         ..CompileOptions::default()
     };
+    if let Some(id) = run_id {
+        options.run_id = id.to_owned();
+    }
     for raw in &args.params {
         match parse_param_arg(raw) {
             Ok(kv) => options.params.push(kv),

@@ -325,6 +325,18 @@ impl StateStore {
         query().map_err(|e| self.sql(e))
     }
 
+    /// The name and first task id of step `step` of a run.
+    pub fn step_of(&self, run: &str, step: u32) -> Result<Option<(String, u32)>, StateError> {
+        self.conn
+            .query_row(
+                "SELECT name, first_task FROM steps WHERE run_id = ?1 AND step = ?2",
+                params![run, step],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.sql(e))
+    }
+
     /// The name of step `step` of a run.
     pub fn step_name(&self, run: &str, step: u32) -> Result<Option<String>, StateError> {
         self.conn

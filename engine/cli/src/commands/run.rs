@@ -1,0 +1,260 @@
+//! `twinflow run`: compiles a workflow and runs it in this process, showing
+//! progress, until it ends or is interrupted (SIGINT/SIGTERM cancel it).
+
+use super::compile_for_run;
+use super::inspect::{open_store, state_dir};
+use crate::args::RunArgs;
+use crate::exit;
+use crate::output::Output;
+use crate::progress::{Mode, Reporter, summary_text};
+use std::io::IsTerminal;
+use std::path::Path;
+use std::time::Duration;
+use twinflow_core::ExecutorKind;
+use twinflow_engine::{Engine, Outcome, RunOptions, RunState, RunSummary};
+use twinflow_executor_local::LocalFactory;
+
+pub(crate) fn run(out: &Output, args: &RunArgs) -> u8 {
+    let dir = state_dir(&args.state);
+    let run_id = match pick_run_id(out, args, &dir) {
+        Ok(id) => id,
+        Err(code) => return code,
+    };
+    let plan = match compile_for_run(out, &args.compile, Some(&run_id)) {
+        Ok(plan) => plan,
+        Err(code) => return code,
+    };
+    let sinks = sink_steps(&plan);
+    let engine = match Engine::builder()
+        .state_dir(&dir)
+        .executor(ExecutorKind::Local, LocalFactory::default())
+        .build()
+    {
+        Ok(engine) => engine,
+        Err(e) => {
+            out.error(&e.to_string());
+            return exit::UNREACHABLE;
+        }
+    };
+    let options = RunOptions {
+        resume: args.resume.is_some(),
+        cache: !args.no_cache,
+        fail_fast: args.fail_fast,
+        default_slots: args.slots,
+        args: stored_args(args),
+    };
+    let mode = if args.json {
+        Mode::Json
+    } else if std::io::stderr().is_terminal() {
+        Mode::Live
+    } else {
+        Mode::Lines {
+            verbose: args.verbose,
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            out.error(&format!("failed to start the async runtime: {e}"));
+            return exit::UNREACHABLE;
+        }
+    };
+    let result = runtime.block_on(drive(engine, plan, options, mode));
+    match result {
+        Ok((summary, interrupted)) => {
+            if mode != Mode::Json {
+                eprint!("{}", summary_text(&summary, interrupted));
+                if summary.outcome == Outcome::Succeeded {
+                    print_results(&dir, &summary, &sinks);
+                } else {
+                    eprintln!(
+                        "  take it up again with: twinflow run --resume={} {}",
+                        summary.run_id,
+                        args.compile.file.display()
+                    );
+                }
+            }
+            match summary.outcome {
+                Outcome::Succeeded => exit::SUCCESS,
+                Outcome::Failed => exit::TASK_FAILED,
+                Outcome::Cancelled => exit::INTERRUPTED,
+            }
+        }
+        Err(RunError::Engine(e)) => {
+            out.error(&e.to_string());
+            match e {
+                twinflow_engine::EngineError::State(_) => exit::UNREACHABLE,
+                _ => exit::INVALID,
+            }
+        }
+        Err(RunError::Signals(e)) => {
+            out.error(&format!("failed to install signal handlers: {e}"));
+            exit::UNREACHABLE
+        }
+    }
+}
+
+enum RunError {
+    Engine(twinflow_engine::EngineError),
+    Signals(std::io::Error),
+}
+
+async fn drive(
+    engine: Engine,
+    plan: twinflow_core::Plan,
+    options: RunOptions,
+    mode: Mode,
+) -> Result<(RunSummary, bool), RunError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut sigint = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
+    let mut sigterm = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
+    let mut handle = engine
+        .submit(plan, options)
+        .await
+        .map_err(RunError::Engine)?;
+    let mut reporter = Reporter::new(mode);
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    let mut interrupted = false;
+    loop {
+        tokio::select! {
+            event = handle.next_event() => match event {
+                Some(event) => reporter.event(&event),
+                None => break,
+            },
+            _ = sigint.recv() => interrupt(&handle, &reporter, &mut interrupted),
+            _ = sigterm.recv() => interrupt(&handle, &reporter, &mut interrupted),
+            _ = ticks.tick() => reporter.tick(),
+        }
+    }
+    let summary = handle.wait().await.map_err(RunError::Engine)?;
+    Ok((summary, interrupted))
+}
+
+fn interrupt(handle: &twinflow_engine::RunHandle, reporter: &Reporter, interrupted: &mut bool) {
+    if !*interrupted {
+        reporter.note(
+            "interrupted: cancelling the run (running tasks get SIGTERM, then SIGKILL after 5 s)",
+        );
+    }
+    *interrupted = true;
+    handle.cancel();
+}
+
+/// A new run id, or the id of the run `--resume` takes up.
+fn pick_run_id(out: &Output, args: &RunArgs, dir: &Path) -> Result<String, u8> {
+    let Some(wanted) = &args.resume else {
+        let stem = args
+            .compile
+            .file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let clean: String = stem
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        let clean = if clean.is_empty() {
+            "run".to_owned()
+        } else {
+            clean
+        };
+        return Ok(twinflow_engine::new_run_id(&clean));
+    };
+    let store = open_store(out, dir)?;
+    let found = if wanted.is_empty() {
+        let file =
+            std::fs::canonicalize(&args.compile.file).unwrap_or_else(|_| args.compile.file.clone());
+        store.latest_run_of_file(&file.display().to_string())
+    } else {
+        store.run(wanted)
+    };
+    match found {
+        Ok(Some(run)) if run.state == RunState::Succeeded && wanted.is_empty() => {
+            out.error(&format!(
+                "the newest run of {} ({}) already succeeded; run it again without --resume \
+                 (unchanged tasks come from the cache)",
+                args.compile.file.display(),
+                run.id
+            ));
+            Err(exit::INVALID)
+        }
+        Ok(Some(run)) => Ok(run.id),
+        Ok(None) if wanted.is_empty() => {
+            out.error(&format!(
+                "no earlier run of {} in {} to resume",
+                args.compile.file.display(),
+                dir.display()
+            ));
+            Err(exit::INVALID)
+        }
+        Ok(None) => {
+            out.error(&format!("no run `{wanted}` in {} to resume", dir.display()));
+            Err(exit::INVALID)
+        }
+        Err(e) => {
+            out.error(&e.to_string());
+            Err(exit::UNREACHABLE)
+        }
+    }
+}
+
+/// What `status` shows about how the run was started.
+fn stored_args(args: &RunArgs) -> String {
+    serde_json::json!({
+        "file": args.compile.file.display().to_string(),
+        "params": args.compile.params,
+        "site": args.compile.site.as_ref().map(|s| s.display().to_string()),
+        "local": args.compile.local,
+    })
+    .to_string()
+}
+
+/// Steps nothing depends on, whose results a user looks for first.
+fn sink_steps(plan: &twinflow_core::Plan) -> Vec<(u32, String, u32)> {
+    let mut used = vec![false; plan.steps.len()];
+    for step in &plan.steps {
+        for input in &step.inputs {
+            used[input.from_step.index()] = true;
+        }
+        for after in &step.after {
+            used[after.step.index()] = true;
+        }
+    }
+    plan.steps
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| !used[*i] && !s.outputs.is_empty())
+        .map(|(_, s)| (s.tasks.start, s.name.clone(), s.tasks.len() as u32))
+        .collect()
+}
+
+/// Lists the outputs of the final steps (when there are a few).
+fn print_results(dir: &Path, summary: &RunSummary, sinks: &[(u32, String, u32)]) {
+    let Ok(store) = twinflow_engine::StateStore::open(dir) else {
+        return;
+    };
+    let mut lines = Vec::new();
+    for (first, _, count) in sinks {
+        if *count > 5 {
+            continue;
+        }
+        for task in *first..first + count {
+            for a in store.artefacts(&summary.run_id, task).unwrap_or_default() {
+                lines.push(format!("  {}: {}", a.output, a.path));
+            }
+        }
+    }
+    if !lines.is_empty() {
+        eprintln!("results:\n{}", lines.join("\n"));
+    }
+    eprintln!("  all files: {}", summary.run_dir.display());
+}
