@@ -1,0 +1,490 @@
+//! The engine running real workflows with the local executor: failure
+//! policy, artefact hand-off, caching, timeouts, cancellation, retries and
+//! resuming, each observed through events, files and processes.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use twinflow_core::ExecutorKind;
+use twinflow_engine::{Engine, EngineError, Outcome, RunEvent, RunOptions, RunSummary};
+use twinflow_executor_local::LocalFactory;
+use twinflow_workflow::CompileOptions;
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    engine: Engine,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::builder()
+            .state_dir(dir.path().join("state"))
+            .executor(
+                ExecutorKind::Local,
+                LocalFactory {
+                    grace: Duration::from_millis(500),
+                },
+            )
+            .build()
+            .unwrap();
+        Self { dir, engine }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn plan(&self, yaml: &str, params: &[(&str, &str)], run_id: &str) -> twinflow_core::Plan {
+        let yaml = yaml.replace("$DIR", &self.dir.path().display().to_string());
+        let mut options = CompileOptions::default();
+        options.run_id = run_id.to_owned();
+        for (k, v) in params {
+            options
+                .params
+                .push(twinflow_workflow::parse_param_arg(&format!("{k}={v}")).unwrap());
+        }
+        twinflow_workflow::compile_str("test.yaml", &yaml, &options)
+            .unwrap_or_else(|e| panic!("{}", e.render(false)))
+    }
+
+    async fn run(
+        &self,
+        plan: twinflow_core::Plan,
+        options: RunOptions,
+    ) -> (RunSummary, Vec<RunEvent>) {
+        let mut handle = self.engine.submit(plan, options).await.unwrap();
+        let mut events = Vec::new();
+        while let Some(e) = handle.next_event().await {
+            events.push(e);
+        }
+        (handle.wait().await.unwrap(), events)
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie has exited; only a process still running counts.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
+}
+
+async fn wait_for_file(path: &Path) -> String {
+    for _ in 0..200 {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && text.ends_with('\n')
+        {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{} never appeared", path.display());
+}
+
+#[tokio::test]
+async fn a_failure_skips_its_dependents_while_independent_branches_go_on() {
+    let f = Fixture::new();
+    let plan = f.plan(
+        "
+version: 1
+name: branches
+executors: { here: { kind: local } }
+steps:
+  bad:
+    executor: here
+    run: echo 'the model diverged' >&2; exit 3
+    outputs: { out: out.txt }
+  after-bad:
+    executor: here
+    needs: { x: bad.out }
+    run: cat ${{ inputs.x }}
+  good:
+    executor: here
+    run: echo fine > ${{ outputs.out }}
+    outputs: { out: out.txt }
+",
+        &[],
+        "r1",
+    );
+    let (summary, events) = f.run(plan, RunOptions::default()).await;
+    assert_eq!(summary.outcome, Outcome::Failed);
+    assert_eq!((summary.ran, summary.failed, summary.skipped), (1, 1, 1));
+    let (name, reason) = &summary.failures[0];
+    assert_eq!(name, "bad");
+    assert_eq!(reason, "exited with status 3: the model diverged");
+    assert!(
+        events.iter().any(|e| matches!(e,
+        RunEvent::TaskSkipped { name, because: Some(b), .. } if name == "after-bad" && b == "bad"))
+    );
+}
+
+#[tokio::test]
+async fn a_missing_output_fails_the_task_naming_it() {
+    let f = Fixture::new();
+    let plan = f.plan(
+        "
+version: 1
+name: missing
+executors: { here: { kind: local } }
+steps:
+  forgetful:
+    executor: here
+    run: echo written > a.csv
+    outputs: { a: a.csv, stands: out/stands.csv }
+",
+        &[],
+        "r1",
+    );
+    let (summary, _) = f.run(plan, RunOptions::default()).await;
+    assert_eq!(summary.outcome, Outcome::Failed);
+    assert_eq!(
+        summary.failures[0].1,
+        "output `stands` (out/stands.csv) was not written"
+    );
+}
+
+#[tokio::test]
+async fn cycling_state_and_gathers_arrive_where_the_commands_expect_them() {
+    let f = Fixture::new();
+    let plan = f.plan(
+        r#"
+version: 1
+name: handoff
+cycle: { start: 2020-01-01, stop: 2040-01-01, step: P10Y }
+executors: { here: { kind: local } }
+steps:
+  grow:
+    executor: here
+    for_each: { stand: [a, b] }
+    cycling: true
+    needs: { prev: grow.state@-1 }
+    run: |
+      if [ -z ${{ inputs.prev }} ]; then n=0; else n=$(cat ${{ inputs.prev }}); fi
+      echo $((n + 1)) > ${{ outputs.state }}
+    outputs: { state: state.txt }
+  total:
+    executor: here
+    needs: { all: grow.state }
+    run: cat ${{ inputs.all }} | tr '\n' ' ' > ${{ outputs.sum }}; ls -d inputs/all/* > listing
+    outputs: { sum: sum.txt }
+"#,
+        &[],
+        "r1",
+    );
+    let (summary, _) = f.run(plan, RunOptions::default()).await;
+    assert_eq!(
+        summary.outcome,
+        Outcome::Succeeded,
+        "{:?}",
+        summary.failures
+    );
+    let work = summary.run_dir.join("work/total/0");
+    // Instances in plan order: stand a at 2020, 2030, 2040, then stand b.
+    assert_eq!(
+        std::fs::read_to_string(work.join("sum.txt")).unwrap(),
+        "1 2 3 1 2 3 "
+    );
+    let link = work.join("inputs/all/0/state.txt");
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        std::fs::read_link(&link).unwrap(),
+        summary.run_dir.join("work/grow/0/state.txt")
+    );
+}
+
+const CACHED: &str = r#"
+version: 1
+name: cached
+params: { scale: 2 }
+executors: { here: { kind: local } }
+steps:
+  gen:
+    executor: here
+    for_each: { i: [1, 2, 3] }
+    run: echo gen >> $DIR/executions; echo ${{ i }} > ${{ outputs.n }}
+    outputs: { n: n.txt }
+  scale:
+    executor: here
+    for_each: { i: [1, 2, 3] }
+    needs: { n: gen.n }
+    run: echo scale >> $DIR/executions; echo $(( $(cat ${{ inputs.n }}) * ${{ params.scale }} )) > ${{ outputs.m }}
+    outputs: { m: m.txt }
+"#;
+
+fn executions(f: &Fixture) -> (usize, usize) {
+    let text = std::fs::read_to_string(f.path("executions")).unwrap_or_default();
+    let gen_runs = text.lines().filter(|l| *l == "gen").count();
+    (gen_runs, text.lines().count() - gen_runs)
+}
+
+#[tokio::test]
+async fn unchanged_tasks_come_from_the_cache_and_a_parameter_reruns_only_what_it_affects() {
+    let f = Fixture::new();
+    let (first, _) = f
+        .run(f.plan(CACHED, &[], "r1"), RunOptions::default())
+        .await;
+    assert_eq!((first.ran, first.cached), (6, 0));
+    assert_eq!(executions(&f), (3, 3));
+
+    let (second, events) = f
+        .run(f.plan(CACHED, &[], "r2"), RunOptions::default())
+        .await;
+    assert_eq!((second.ran, second.cached), (0, 6));
+    assert_eq!(executions(&f), (3, 3), "nothing ran again");
+    assert!(events.iter().any(|e| matches!(e,
+        RunEvent::TaskSucceeded { cached_from: Some(r), .. } if r == "r1")));
+    // The reused outputs are in the new run's own directory.
+    let m = second.run_dir.join("work/scale/2/m.txt");
+    assert_eq!(std::fs::read_to_string(m).unwrap(), "6\n");
+
+    let (third, _) = f
+        .run(
+            f.plan(CACHED, &[("scale", "5")], "r3"),
+            RunOptions::default(),
+        )
+        .await;
+    assert_eq!(
+        (third.ran, third.cached),
+        (3, 3),
+        "only `scale` depends on the parameter"
+    );
+    assert_eq!(executions(&f), (3, 6));
+    let m = third.run_dir.join("work/scale/2/m.txt");
+    assert_eq!(std::fs::read_to_string(m).unwrap(), "15\n");
+
+    // A sealed output changed behind twinflow's back is not reused.
+    std::fs::write(first.run_dir.join("work/gen/0/n.txt"), "tampered\n").unwrap();
+    std::fs::write(second.run_dir.join("work/gen/0/n.txt"), "tampered\n").unwrap();
+    let (fourth, _) = f
+        .run(
+            f.plan(CACHED, &[], "r4"),
+            RunOptions {
+                cache: true,
+                ..RunOptions::default()
+            },
+        )
+        .await;
+    assert_eq!(fourth.outcome, Outcome::Succeeded);
+    assert!(fourth.ran >= 1, "the tampered result ran again: {fourth:?}");
+
+    let (fifth, _) = f
+        .run(
+            f.plan(CACHED, &[], "r5"),
+            RunOptions {
+                cache: false,
+                ..RunOptions::default()
+            },
+        )
+        .await;
+    assert_eq!(
+        (fifth.ran, fifth.cached),
+        (6, 0),
+        "--no-cache runs everything"
+    );
+}
+
+#[tokio::test]
+async fn a_timeout_kills_the_whole_process_tree() {
+    let f = Fixture::new();
+    let plan = f.plan(
+        "
+version: 1
+name: slow
+executors: { here: { kind: local } }
+steps:
+  hang:
+    executor: here
+    timeout: 1s
+    run: sleep 60 & echo $! > $DIR/child.pid; sleep 60
+",
+        &[],
+        "r1",
+    );
+    let started = std::time::Instant::now();
+    let (summary, _) = f.run(plan, RunOptions::default()).await;
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(summary.outcome, Outcome::Failed);
+    assert_eq!(summary.failures[0].1, "timed out after 1 s and was killed");
+    let child: u32 = std::fs::read_to_string(f.path("child.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!alive(child), "the background child {child} survived");
+}
+
+#[tokio::test]
+async fn cancelling_kills_running_tasks_and_leaves_no_orphans() {
+    let f = Fixture::new();
+    let plan = f.plan(
+        "
+version: 1
+name: cancel
+executors: { here: { kind: local, slots: 2 } }
+steps:
+  long:
+    executor: here
+    run: trap '' TERM; sleep 60 & echo $! > $DIR/child.pid; wait
+  later:
+    executor: here
+    after: [long]
+    run: 'true'
+",
+        &[],
+        "r1",
+    );
+    let mut handle = f.engine.submit(plan, RunOptions::default()).await.unwrap();
+    let child: u32 = wait_for_file(&f.path("child.pid"))
+        .await
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(alive(child));
+    handle.cancel();
+    let mut events = Vec::new();
+    while let Some(e) = handle.next_event().await {
+        events.push(e);
+    }
+    let summary = handle.wait().await.unwrap();
+    assert_eq!(summary.outcome, Outcome::Cancelled);
+    assert_eq!(summary.cancelled, 2);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !alive(child),
+        "a task that ignores SIGTERM is killed after the grace period"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_attempt_is_retried_with_backoff() {
+    let f = Fixture::new();
+    let plan = f.plan(
+        "
+version: 1
+name: flaky
+executors: { here: { kind: local } }
+steps:
+  flaky:
+    executor: here
+    retries: 2
+    run: if [ -f $DIR/tried ]; then echo ok > out; else touch $DIR/tried; exit 1; fi
+    outputs: { out: out }
+",
+        &[],
+        "r1",
+    );
+    let (summary, events) = f.run(plan, RunOptions::default()).await;
+    assert_eq!(summary.outcome, Outcome::Succeeded);
+    let retry = events.iter().find_map(|e| match e {
+        RunEvent::TaskFailed {
+            retry_in, attempt, ..
+        } => Some((*attempt, *retry_in)),
+        _ => None,
+    });
+    assert_eq!(retry.map(|r| r.0), Some(0));
+    assert!(retry.and_then(|r| r.1).is_some_and(|d| d > 0.5 && d <= 1.0));
+    // Each attempt keeps its own logs.
+    assert!(summary.run_dir.join("logs/flaky/0.0.err").exists());
+    assert!(summary.run_dir.join("logs/flaky/0.1.err").exists());
+}
+
+const RESUMABLE: &str = "
+version: 1
+name: resumable
+executors: { here: { kind: local } }
+steps:
+  first:
+    executor: here
+    for_each: { i: [1, 2] }
+    run: echo first >> $DIR/executions; echo ${{ i }} > ${{ outputs.v }}
+    outputs: { v: v }
+  second:
+    executor: here
+    needs: { v: first.v }
+    run: test -f $DIR/fixed; echo second >> $DIR/executions; cat ${{ inputs.v }} > ${{ outputs.all }}
+    outputs: { all: all }
+";
+
+#[tokio::test]
+async fn resuming_a_failed_run_keeps_what_finished() {
+    let f = Fixture::new();
+    let (failed, _) = f
+        .run(f.plan(RESUMABLE, &[], "r1"), RunOptions::default())
+        .await;
+    assert_eq!(failed.outcome, Outcome::Failed);
+    std::fs::write(f.path("fixed"), "").unwrap();
+    let resume = RunOptions {
+        resume: true,
+        ..RunOptions::default()
+    };
+    let (resumed, _) = f.run(f.plan(RESUMABLE, &[], "r1"), resume.clone()).await;
+    assert_eq!(resumed.outcome, Outcome::Succeeded);
+    assert_eq!((resumed.ran, resumed.cached), (1, 2));
+    let text = std::fs::read_to_string(f.path("executions")).unwrap();
+    assert_eq!(text, "first\nfirst\nsecond\n");
+    // A finished run, a changed workflow, and an unknown run are refused.
+    let again = f
+        .engine
+        .submit(f.plan(RESUMABLE, &[], "r1"), resume.clone())
+        .await;
+    assert!(matches!(again, Err(EngineError::AlreadySucceeded(_))));
+    let changed = RESUMABLE.replace("echo first", "echo First");
+    let (failed2, _) = {
+        std::fs::remove_file(f.path("fixed")).unwrap();
+        let no_cache = RunOptions {
+            cache: false,
+            ..RunOptions::default()
+        };
+        f.run(f.plan(RESUMABLE, &[], "r2"), no_cache).await
+    };
+    assert_eq!(failed2.outcome, Outcome::Failed);
+    let err = f
+        .engine
+        .submit(f.plan(&changed, &[], "r2"), resume.clone())
+        .await;
+    assert!(matches!(err, Err(EngineError::PlanChanged(_))));
+    let err = f
+        .engine
+        .submit(f.plan(RESUMABLE, &[], "nope"), resume)
+        .await;
+    assert!(matches!(err, Err(EngineError::NoSuchRun(_))));
+    let err = f
+        .engine
+        .submit(f.plan(RESUMABLE, &[], "r1"), RunOptions::default())
+        .await;
+    assert!(matches!(err, Err(EngineError::RunExists(_))));
+}
+
+#[test]
+fn a_database_from_a_newer_twinflow_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(twinflow_engine::StateStore::open(dir.path()).unwrap());
+    let db = dir.path().join(twinflow_engine::DB_FILE);
+    {
+        let conn = rusqlite_conn(&db);
+        conn.pragma_update(None, "user_version", 99).unwrap();
+    }
+    let err = twinflow_engine::StateStore::open(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("schema version 99"), "{err}");
+    assert_eq!(
+        rusqlite_conn(&db)
+            .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+            .unwrap(),
+        99
+    );
+}
+
+fn rusqlite_conn(path: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(path).unwrap()
+}
