@@ -1,0 +1,296 @@
+//! `twinflow run` as a user drives it: killed with SIGKILL and resumed,
+//! interrupted with Ctrl-C, and inspected with runs/status/logs.
+#![expect(
+    clippy::expect_used,
+    reason = "test helpers fail the test with a message"
+)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    fn new(workflow: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let text = workflow.replace("$DIR", &dir.path().display().to_string());
+        std::fs::write(dir.path().join("wf.yaml"), text).expect("write workflow");
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_twinflow"));
+        c.args(args)
+            .env("TWINFLOW_STATE_DIR", self.path("state"))
+            .env("NO_COLOR", "1")
+            .current_dir(self.dir.path());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run twinflow")
+    }
+
+    fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn twinflow")
+    }
+
+    fn status_json(&self) -> serde_json::Value {
+        let o = self.run(&["status", "--json"]);
+        serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .expect("run kill")
+        .success();
+    assert!(ok, "kill {sig} failed");
+}
+
+fn succeeded_tasks(status: &serde_json::Value) -> Vec<String> {
+    status["tasks"]
+        .as_array()
+        .map(|tasks| {
+            tasks
+                .iter()
+                .filter(|t| t["state"] == "succeeded")
+                .filter_map(|t| t["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+const SLOW_FAN: &str = r#"
+version: 1
+name: slow-fan
+executors: { here: { kind: local, slots: 2 } }
+steps:
+  work:
+    executor: here
+    for_each: { i: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12] }
+    run: sleep 0.4; echo ${{ i }} >> $DIR/ran-${{ i }}; echo ${{ i }} > ${{ outputs.n }}
+    outputs: { n: n.txt }
+  total:
+    executor: here
+    needs: { all: work.n }
+    run: awk '{s+=$1} END {print s}' ${{ inputs.all }} > ${{ outputs.sum }}
+    outputs: { sum: sum.txt }
+"#;
+
+#[test]
+fn a_run_killed_with_sigkill_resumes_without_redoing_finished_tasks() {
+    let sb = Sandbox::new(SLOW_FAN);
+    let mut child = sb.spawn(&["run", "wf.yaml"]);
+    wait_until("four finished tasks", || {
+        succeeded_tasks(&sb.status_json()).len() >= 4
+    });
+    let done_before = succeeded_tasks(&sb.status_json());
+    signal(&child, "-KILL");
+    let _ = child.wait();
+
+    let runs = text(&sb.run(&["runs"]).stdout);
+    assert!(runs.contains("interrupted"), "{runs}");
+
+    let o = sb.run(&["run", "--resume", "wf.yaml"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("resuming slow-fan"), "{err}");
+    for name in &done_before {
+        let i = name.trim_start_matches("work[i=").trim_end_matches(']');
+        let ran = std::fs::read_to_string(sb.path(&format!("ran-{i}"))).expect("ran file");
+        assert_eq!(ran.lines().count(), 1, "{name} ran again after the resume");
+    }
+    for i in 1..=12 {
+        assert!(sb.path(&format!("ran-{i}")).exists(), "task {i} never ran");
+    }
+    let status = sb.status_json();
+    assert_eq!(status["run"]["state"], "succeeded");
+    let run_dir = PathBuf::from(status["run"]["run_dir"].as_str().expect("run dir"));
+    let sum = std::fs::read_to_string(run_dir.join("work/total/0/sum.txt")).expect("sum");
+    assert_eq!(sum.trim(), "78");
+}
+
+#[test]
+fn ctrl_c_cancels_every_task_leaves_no_orphan_and_exits_130() {
+    let sb = Sandbox::new(
+        r#"
+version: 1
+name: interrupted
+executors: { here: { kind: local, slots: 2 } }
+steps:
+  hang:
+    executor: here
+    for_each: { i: [1, 2] }
+    run: sleep 300 & echo $! > $DIR/child-${{ i }}; wait
+"#,
+    );
+    let child = sb.spawn(&["run", "wf.yaml"]);
+    wait_until("both tasks to start", || {
+        (1..=2).all(|i| {
+            std::fs::read_to_string(sb.path(&format!("child-{i}"))).is_ok_and(|t| t.ends_with('\n'))
+        })
+    });
+    signal(&child, "-INT");
+    let o = child.wait_with_output().expect("wait for twinflow");
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    for i in 1..=2 {
+        let pid = std::fs::read_to_string(sb.path(&format!("child-{i}"))).expect("pid");
+        assert!(!alive(pid.trim()), "task child {pid} outlived twinflow");
+    }
+    let status = text(&sb.run(&["status"]).stdout);
+    assert!(status.contains(": cancelled"), "{status}");
+}
+
+#[test]
+fn a_failed_task_exits_1_and_its_logs_are_one_command_away() {
+    let sb = Sandbox::new(
+        r#"
+version: 1
+name: failing
+executors: { here: { kind: local } }
+steps:
+  model:
+    executor: here
+    for_each: { region: [north, south] }
+    run: echo "simulating ${{ region }}"; if [ ${{ region }} = south ]; then echo "negative biomass" >&2; exit 4; fi
+"#,
+    );
+    let o = sb.run(&["run", "wf.yaml"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("FAILED  model[region=south]: exited with status 4: negative biomass"),
+        "{err}"
+    );
+    assert!(err.contains("1 ran") && err.contains("1 failed"), "{err}");
+    let status = sb.status_json();
+    let run = status["run"]["id"].as_str().expect("run id").to_owned();
+    let logs = sb.run(&["logs", &run[..run.len() - 3], "model[region=south]"]);
+    assert_eq!(logs.status.code(), Some(0), "{}", text(&logs.stderr));
+    assert_eq!(text(&logs.stdout), "simulating south\nnegative biomass\n");
+    let only = sb.run(&["logs", &run, "model[region=south]", "--stream", "stderr"]);
+    assert_eq!(text(&only.stdout), "negative biomass\n");
+    let missing = sb.run(&["logs", &run, "model[region=east]"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(text(&missing.stderr).contains("no record of a task `model[region=east]`"));
+    let summary = text(&sb.run(&["status", &run]).stdout);
+    assert!(
+        summary.contains("model[region=south]: exited with status 4"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn json_events_stream_one_object_a_line() {
+    let sb = Sandbox::new(
+        r#"
+version: 1
+name: tiny
+executors: { here: { kind: local } }
+steps:
+  hello:
+    executor: here
+    run: echo hi > ${{ outputs.greeting }}
+    outputs: { greeting: hi.txt }
+"#,
+    );
+    let o = sb.run(&["run", "wf.yaml", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let kinds: Vec<String> = text(&o.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("one JSON object a line");
+            v["event"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "run-started",
+            "task-submitted",
+            "task-running",
+            "task-succeeded",
+            "run-finished"
+        ]
+    );
+    // Run again: the task is reused, and says so.
+    let again = sb.run(&["run", "wf.yaml"]);
+    assert!(
+        text(&again.stderr).contains("0 ran, 1 cached"),
+        "{}",
+        text(&again.stderr)
+    );
+    let resume = sb.run(&["run", "--resume", "wf.yaml"]);
+    assert_eq!(resume.status.code(), Some(2));
+    assert!(text(&resume.stderr).contains("already succeeded"));
+}
+
+#[test]
+fn an_unreachable_executor_kind_is_refused_before_anything_runs() {
+    let sb = Sandbox::new(
+        r#"
+version: 1
+name: remote
+executors: { hpc: { kind: slurm } }
+steps:
+  s:
+    executor: hpc
+    run: 'true'
+"#,
+    );
+    let o = sb.run(&["run", "wf.yaml"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("executor `hpc` is kind `slurm`"),
+        "{}",
+        text(&o.stderr)
+    );
+    let runs = text(&sb.run(&["runs"]).stdout);
+    assert!(
+        runs.starts_with("no runs yet"),
+        "nothing was recorded: {runs}"
+    );
+}

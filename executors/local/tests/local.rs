@@ -1,0 +1,195 @@
+//! The local executor against real processes: detachment from the terminal,
+//! standard streams, environment, exit statuses and killing.
+
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use twinflow_core::{
+    AttemptKey, AttemptStatus, Executor, Job, Resources, TaskId, Update, UpdateSink,
+};
+use twinflow_executor_local::LocalExecutor;
+
+#[derive(Debug)]
+struct Sink(mpsc::UnboundedSender<Update>);
+
+impl UpdateSink for Sink {
+    fn send(&self, update: Update) {
+        let _ = self.0.send(update);
+    }
+}
+
+fn setup() -> (
+    LocalExecutor,
+    mpsc::UnboundedReceiver<Update>,
+    tempfile::TempDir,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let exec = LocalExecutor::new("here", Arc::new(Sink(tx)), Duration::from_millis(300));
+    (exec, rx, tempfile::tempdir().unwrap())
+}
+
+fn job(dir: &std::path::Path, task: u32, script: &str) -> Job {
+    Job {
+        key: AttemptKey {
+            task: TaskId(task),
+            attempt: 0,
+        },
+        name: format!("t{task}"),
+        script: script.to_owned(),
+        env: vec![("TWINFLOW_TASK_NAME".into(), format!("t{task}"))],
+        workdir: dir.to_owned(),
+        stdout: dir.join(format!("{task}.out")),
+        stderr: dir.join(format!("{task}.err")),
+        resources: Resources::default(),
+    }
+}
+
+async fn final_status(rx: &mut mpsc::UnboundedReceiver<Update>) -> AttemptStatus {
+    loop {
+        let update = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .expect("an update in time")
+            .expect("the sink is open");
+        if update.status.is_final() {
+            return update.status;
+        }
+    }
+}
+
+fn session_of(pid: &str) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    fields[3].to_owned()
+}
+
+#[tokio::test]
+async fn a_task_runs_detached_with_its_own_session_streams_and_environment() {
+    let (exec, mut rx, dir) = setup();
+    let script = "echo $$ > pid; echo \"$TWINFLOW_TASK_NAME\"; readlink /proc/self/fd/0 > stdin; \
+                  cat /proc/$$/stat > stat; echo oops >&2";
+    exec.submit(job(dir.path(), 1, script)).await.unwrap();
+    assert_eq!(final_status(&mut rx).await, AttemptStatus::Exited(0));
+    let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
+    assert_eq!(read("1.out"), "t1\n");
+    assert_eq!(read("1.err"), "oops\n");
+    assert_eq!(read("stdin").trim(), "/dev/null");
+    // Its own session (so no controlling terminal) led by the shell itself.
+    let pid = read("pid").trim().to_owned();
+    let stat = read("stat");
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(fields[3], pid, "session id is the task's pid");
+    assert_eq!(fields[2], pid, "process group id is the task's pid");
+    assert_eq!(fields[4], "0", "no controlling terminal");
+    assert_ne!(session_of("self"), pid);
+}
+
+#[tokio::test]
+async fn exit_statuses_and_set_e_are_reported() {
+    let (exec, mut rx, dir) = setup();
+    exec.submit(job(dir.path(), 1, "false; echo unreachable"))
+        .await
+        .unwrap();
+    assert_eq!(final_status(&mut rx).await, AttemptStatus::Exited(1));
+    exec.submit(job(dir.path(), 2, "kill -SEGV $$"))
+        .await
+        .unwrap();
+    assert_eq!(
+        final_status(&mut rx).await,
+        AttemptStatus::Signalled("killed by SIGSEGV".into())
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("1.out")).unwrap(),
+        ""
+    );
+}
+
+#[tokio::test]
+async fn background_processes_die_with_their_task() {
+    let (exec, mut rx, dir) = setup();
+    exec.submit(job(dir.path(), 1, "sleep 60 & echo $! > child"))
+        .await
+        .unwrap();
+    assert_eq!(final_status(&mut rx).await, AttemptStatus::Exited(0));
+    let child = std::fs::read_to_string(dir.path().join("child")).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.trim())).unwrap_or_default();
+    assert!(
+        stat.is_empty() || stat.contains(") Z"),
+        "child still running: {stat}"
+    );
+}
+
+#[tokio::test]
+async fn cancel_and_shutdown_kill_the_group_even_when_it_ignores_sigterm() {
+    let (exec, mut rx, dir) = setup();
+    let handle = exec
+        .submit(job(dir.path(), 1, "trap '' TERM; sleep 60 & wait"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    exec.cancel(
+        AttemptKey {
+            task: TaskId(1),
+            attempt: 0,
+        },
+        &handle,
+    )
+    .await
+    .unwrap();
+    assert_eq!(final_status(&mut rx).await, AttemptStatus::Cancelled);
+
+    exec.submit(job(dir.path(), 2, "trap '' TERM; sleep 60 & wait"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(exec.running(), 1);
+    exec.shutdown().await;
+    assert_eq!(exec.running(), 0);
+}
+
+#[tokio::test]
+async fn reattach_kills_an_orphan_but_not_a_reused_pid() {
+    let (exec, _rx, dir) = setup();
+    // An orphan from "an earlier process": a detached sleep we started.
+    let handle = exec.submit(job(dir.path(), 1, "sleep 60")).await.unwrap();
+    let pid: u32 = handle.0.split(':').nth(1).unwrap().parse().unwrap();
+    let wrong = twinflow_core::Handle(format!("pid:{}:1", std::process::id()));
+    let key = AttemptKey {
+        task: TaskId(1),
+        attempt: 0,
+    };
+    let followed = exec
+        .reattach(vec![(key, handle.clone()), (key, wrong)])
+        .await
+        .unwrap();
+    assert!(followed.is_empty());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(
+        stat.is_empty() || stat.contains(") Z"),
+        "orphan survived: {stat}"
+    );
+    // The test process itself (a live pid with another start time) is untouched.
+}
+
+#[tokio::test]
+async fn a_missing_working_directory_is_an_error_not_a_panic() {
+    let (exec, _rx, dir) = setup();
+    let mut j = job(dir.path(), 1, "true");
+    j.workdir = dir.path().join("nope");
+    let err = exec.submit(j).await.unwrap_err();
+    assert!(
+        err.message.contains("failed to start /bin/sh for t1"),
+        "{err}"
+    );
+}
