@@ -1,1 +1,312 @@
-fn main() {}
+//! Dispatch benchmark: the engine with the local executor against the shell
+//! floor, the same `sh -c` processes launched by `xargs -P <cores>` in
+//! dependency order (each wave waits for the previous one).
+//!
+//! - W1: 1 setup task, N no-op tasks after it, 1 gather task after them.
+//! - W2: 50 scenarios x 10 years x 3 steps (climate -> forest -> bird; forest
+//!   also reads the previous year's forest); every task writes a small file
+//!   and reads its inputs.
+//!
+//! Each measurement runs in a fresh child process (this binary with
+//! `--child`), so the resident-memory figure is the engine's own peak.
+//! Targets (issue 5): at most 1.3x the floor on W1 (2,000) and W2, under
+//! 50 MB peak resident memory for W1 with 10,000 tasks.
+//!
+//! Run: `cargo bench -p twinflow-engine --bench dispatch` (`-- --quick` for
+//! one repetition instead of the median of three).
+
+#![expect(
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a benchmark harness stops at the first broken setup"
+)]
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--child") {
+        child(&args[i + 1], args[i + 2].parse().unwrap_or(2000));
+        return;
+    }
+    let reps = if args.iter().any(|a| a == "--quick") {
+        1
+    } else {
+        3
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let root = std::env::var("TWINFLOW_BENCH_ROOT")
+        .unwrap_or_else(|_| std::env::temp_dir().display().to_string());
+    println!(
+        "dispatch benchmark: {cores} cores, files under {root}, median of {reps} (times in seconds)"
+    );
+    println!(
+        "{:<24} {:>7} {:>9} {:>10} {:>7} {:>8} {:>12}",
+        "workload", "tasks", "floor", "twinflow", "ratio", "target", "peak RSS"
+    );
+    // Directories are removed only at the end: on ext4 without a journal,
+    // creating files next to recently deleted ones is several times slower,
+    // which would charge one measurement for the clean-up of the previous.
+    let mut keep = Vec::new();
+    for (name, kind, n, target) in [
+        ("W1 fan-out 2,000", "w1", 2000, Some(1.3)),
+        ("W2 50x10x3 coupled", "w2", 50, Some(1.3)),
+        ("W1 fan-out 10,000", "w1", 10_000, None),
+    ] {
+        let mut floors = Vec::new();
+        let mut ours = Vec::new();
+        let mut rss = 0;
+        let mut tasks = 0;
+        for _ in 0..reps {
+            floors.push(floor(kind, n, cores, &mut keep));
+            let dir = bench_dir();
+            let (secs, kb, t) = measure_child(kind, n, dir.path());
+            keep.push(dir);
+            ours.push(secs);
+            rss = rss.max(kb);
+            tasks = t;
+        }
+        let (floor, ours) = (median(&mut floors), median(&mut ours));
+        let ratio = ours / floor;
+        let target = match target {
+            Some(t) => format!("{}{t:.1}x", if ratio <= t { "<=" } else { "MISSED " }),
+            None => format!("{}50 MB", if rss < 50 * 1024 { "<" } else { "MISSED " }),
+        };
+        println!(
+            "{name:<24} {tasks:>7} {floor:>9.3} {ours:>10.3} {ratio:>6.2}x {target:>8} {:>9.1} MB",
+            rss as f64 / 1024.0
+        );
+    }
+}
+
+/// A fresh directory under `$TWINFLOW_BENCH_ROOT` (default: the system's
+/// temporary directory), for both the floor and twinflow.
+fn bench_dir() -> tempfile::TempDir {
+    match std::env::var_os("TWINFLOW_BENCH_ROOT") {
+        Some(root) => tempfile::tempdir_in(root),
+        None => tempfile::tempdir(),
+    }
+    .expect("temp dir")
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Runs one workload in a child process: (seconds, peak RSS in KiB, tasks).
+fn measure_child(kind: &str, n: usize, dir: &Path) -> (f64, u64, usize) {
+    let exe = std::env::current_exe().expect("own path");
+    let out = Command::new(exe)
+        .args(["--child", kind, &n.to_string()])
+        .env("TWINFLOW_BENCH_DIR", dir)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run the child");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut fields = text.split_whitespace();
+    let secs = fields
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(f64::NAN);
+    let kb = fields.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let tasks = fields.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    (secs, kb, tasks)
+}
+
+fn workflow(kind: &str, n: usize) -> String {
+    match kind {
+        "w1" => {
+            let values: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+            format!(
+                "version: 1
+name: w1
+executors: {{ here: {{ kind: local }} }}
+steps:
+  setup:
+    executor: here
+    run: 'true'
+  noop:
+    executor: here
+    after: [setup]
+    for_each: {{ i: [{}] }}
+    run: 'true'
+  gather:
+    executor: here
+    after: [noop]
+    run: 'true'
+",
+                values.join(",")
+            )
+        }
+        _ => {
+            let scenarios: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
+            format!(
+                "version: 1
+name: w2
+cycle: {{ start: 2020-01-01, stop: 2029-01-01, step: P1Y }}
+executors: {{ here: {{ kind: local }} }}
+steps:
+  climate:
+    executor: here
+    for_each: {{ scenario: [{s}] }}
+    cycling: true
+    run: echo climate > ${{{{ outputs.c }}}}
+    outputs: {{ c: c.txt }}
+  forest:
+    executor: here
+    for_each: {{ scenario: [{s}] }}
+    cycling: true
+    needs: {{ c: climate.c, prev: forest.f@-1 }}
+    run: cat ${{{{ inputs.c }}}} > ${{{{ outputs.f }}}}; [ -z ${{{{ inputs.prev }}}} ] || cat ${{{{ inputs.prev }}}} >> ${{{{ outputs.f }}}}
+    outputs: {{ f: f.txt }}
+  bird:
+    executor: here
+    for_each: {{ scenario: [{s}] }}
+    cycling: true
+    needs: {{ f: forest.f }}
+    run: cat ${{{{ inputs.f }}}} > ${{{{ outputs.b }}}}
+    outputs: {{ b: b.txt }}
+",
+                s = scenarios.join(",")
+            )
+        }
+    }
+}
+
+/// In the child: compile, run with the engine, print seconds, peak RSS and tasks.
+fn child(kind: &str, n: usize) {
+    let dir = std::env::var_os("TWINFLOW_BENCH_DIR").map_or_else(
+        || std::env::temp_dir().join(format!("twinflow-bench-{}", std::process::id())),
+        std::path::PathBuf::from,
+    );
+    let options = twinflow_workflow::CompileOptions {
+        run_id: "bench".to_owned(),
+        ..twinflow_workflow::CompileOptions::default()
+    };
+    let plan = twinflow_workflow::compile_str("bench.yaml", &workflow(kind, n), &options)
+        .unwrap_or_else(|e| panic!("{}", e.render(false)));
+    let tasks = plan.task_count();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let start = Instant::now();
+    let summary = runtime.block_on(async {
+        let engine = twinflow_engine::Engine::builder()
+            .state_dir(&dir)
+            .executor(
+                twinflow_core::ExecutorKind::Local,
+                twinflow_executor_local::LocalFactory::default(),
+            )
+            .build()
+            .expect("engine");
+        let handle = engine
+            .submit(plan, twinflow_engine::RunOptions::default())
+            .await
+            .expect("submit");
+        handle.wait().await.expect("run")
+    });
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(
+        summary.outcome,
+        twinflow_engine::Outcome::Succeeded,
+        "{:?}",
+        summary.failures
+    );
+    println!("{secs} {} {tasks}", peak_rss_kb());
+}
+
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The floor: the same commands through `xargs -P cores`, wave by wave.
+fn floor(kind: &str, n: usize, cores: usize, keep: &mut Vec<tempfile::TempDir>) -> f64 {
+    let dir = bench_dir();
+    let waves: Vec<Vec<String>> = match kind {
+        "w1" => vec![
+            vec!["true".to_owned()],
+            vec!["true".to_owned(); n],
+            vec!["true".to_owned()],
+        ],
+        _ => w2_waves(dir.path(), n),
+    };
+    let start = Instant::now();
+    for wave in &waves {
+        xargs(wave, cores);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    keep.push(dir);
+    secs
+}
+
+/// W2's commands in dependency order: all climate tasks, then for each year
+/// that year's forests with the previous year's birds, then the last birds.
+fn w2_waves(dir: &Path, n: usize) -> Vec<Vec<String>> {
+    let years = 10;
+    let d = |step: &str, s: usize, y: usize| {
+        let p = dir.join(format!("{step}-{s}-{y}"));
+        std::fs::create_dir_all(&p).expect("floor dir");
+        p.display().to_string()
+    };
+    let mut waves = vec![Vec::new()];
+    for s in 0..n {
+        for y in 0..years {
+            waves[0].push(format!("cd {} && echo climate > c.txt", d("c", s, y)));
+        }
+    }
+    let forest = |s: usize, y: usize| {
+        let prev = if y == 0 {
+            "''".to_owned()
+        } else {
+            format!("{}/f.txt", d("f", s, y - 1))
+        };
+        format!(
+            "cd {} && cat {}/c.txt > f.txt; [ -z {prev} ] || cat {prev} >> f.txt",
+            d("f", s, y),
+            d("c", s, y)
+        )
+    };
+    let bird =
+        |s: usize, y: usize| format!("cd {} && cat {}/f.txt > b.txt", d("b", s, y), d("f", s, y));
+    for y in 0..years {
+        let mut wave = Vec::new();
+        for s in 0..n {
+            wave.push(forest(s, y));
+            if y > 0 {
+                wave.push(bird(s, y - 1));
+            }
+        }
+        waves.push(wave);
+    }
+    waves.push((0..n).map(|s| bird(s, years - 1)).collect());
+    waves
+}
+
+/// Runs each command with `sh -c` through `xargs -P cores`, one per line.
+fn xargs(commands: &[String], cores: usize) {
+    let mut child = Command::new("xargs")
+        .args(["-P", &cores.to_string(), "-d", "\n", "-n", "1", "sh", "-c"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("run xargs");
+    {
+        let mut stdin = child.stdin.take().expect("stdin");
+        for c in commands {
+            let _ = writeln!(stdin, "{c}");
+        }
+    }
+    let status = child.wait().expect("wait for xargs");
+    assert!(status.success(), "the floor's commands failed");
+}

@@ -590,8 +590,8 @@ impl Dispatch {
         if jobs.is_empty() {
             return Ok(());
         }
-        // The intent is on disk before any backend has the work.
-        self.flush()?;
+        // Handles are journalled in the same transaction as the intent, right
+        // after the batch is submitted and before anything else happens.
         for job in jobs {
             let key = job.key;
             let task = key.task;

@@ -35,8 +35,10 @@
 //!     run: cat ${{ inputs.texts }} > ${{ outputs.all }}
 //!     outputs: { all: all.txt }
 //! ";
-//! let mut options = twinflow_workflow::CompileOptions::default();
-//! options.run_id = twinflow_engine::new_run_id("hello");
+//! let options = twinflow_workflow::CompileOptions {
+//!     run_id: twinflow_engine::new_run_id("hello"),
+//!     ..Default::default()
+//! };
 //! let plan = twinflow_workflow::compile_str("hello.yaml", yaml, &options).map_err(|e| e.to_string())?;
 //!
 //! let mut run = engine.submit(plan, RunOptions::default()).await?;

@@ -1,6 +1,11 @@
 //! The engine running real workflows with the local executor: failure
 //! policy, artefact hand-off, caching, timeouts, cancellation, retries and
 //! resuming, each observed through events, files and processes.
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers fail the test with a message"
+)]
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -36,8 +41,10 @@ impl Fixture {
 
     fn plan(&self, yaml: &str, params: &[(&str, &str)], run_id: &str) -> twinflow_core::Plan {
         let yaml = yaml.replace("$DIR", &self.dir.path().display().to_string());
-        let mut options = CompileOptions::default();
-        options.run_id = run_id.to_owned();
+        let mut options = CompileOptions {
+            run_id: run_id.to_owned(),
+            ..CompileOptions::default()
+        };
         for (k, v) in params {
             options
                 .params

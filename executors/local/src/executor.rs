@@ -1,6 +1,6 @@
 //! The local executor: starts attempts, waits for them, kills them.
 
-use crate::process;
+use crate::{process, spawn};
 use nix::sys::signal::Signal;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -100,18 +100,12 @@ impl LocalExecutor {
 impl Executor for LocalExecutor {
     async fn submit(&self, job: Job) -> Result<Handle, ExecutorError> {
         let key = job.key;
-        let mut child = process::spawn(&job).map_err(|e| {
+        let pid = spawn::spawn(&job).map_err(|e| {
             ExecutorError::new(format!(
                 "failed to start /bin/sh for {} on executor `{}`: {e}",
                 job.name, self.name
             ))
         })?;
-        let Some(pid) = child.id() else {
-            return Err(ExecutorError::new(format!(
-                "failed to start /bin/sh for {}: it vanished at once",
-                job.name
-            )));
-        };
         let handle = process::handle(pid, process::start_time(pid));
         lock(&self.running).insert(
             key,
@@ -127,7 +121,7 @@ impl Executor for LocalExecutor {
         let sink = Arc::clone(&self.sink);
         let table = Arc::clone(&self.running);
         tokio::spawn(async move {
-            let exit = child.wait().await;
+            let exit = spawn::wait(pid).await;
             // Whatever the script left behind in its group goes with it.
             process::signal_group(pid, Signal::SIGKILL);
             let cancelled = lock(&table).remove(&key).is_some_and(|r| r.cancelled);

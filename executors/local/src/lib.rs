@@ -16,5 +16,6 @@
 
 mod executor;
 mod process;
+mod spawn;
 
 pub use executor::{LocalExecutor, LocalFactory};

@@ -1,47 +1,10 @@
-//! Process plumbing: spawning a detached shell, naming a process by pid and
-//! start time, and signalling a whole process group.
+//! Process plumbing: naming a process by pid and start time, signalling a
+//! whole process group, and what a wait status means.
 
 use nix::sys::signal::{Signal, killpg};
+use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
-use std::fs::File;
-use std::io;
-use std::os::unix::process::ExitStatusExt;
-use std::process::{ExitStatus, Stdio};
-use twinflow_core::{AttemptStatus, Handle, Job};
-
-/// Starts `/bin/sh -e -c SCRIPT` for a job in a new session.
-pub(crate) fn spawn(job: &Job) -> io::Result<tokio::process::Child> {
-    let stdout = File::create(&job.stdout)
-        .map_err(|e| with_path(e, "failed to create log file", &job.stdout))?;
-    let stderr = File::create(&job.stderr)
-        .map_err(|e| with_path(e, "failed to create log file", &job.stderr))?;
-    let mut command = tokio::process::Command::new("/bin/sh");
-    command
-        .arg("-e")
-        .arg("-c")
-        .arg(&job.script)
-        .current_dir(&job.workdir)
-        .envs(job.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(stderr)
-        .kill_on_drop(false);
-    #[expect(
-        unsafe_code,
-        reason = "setsid in the child between fork and exec detaches the task from the \
-                  terminal and makes it the leader of its own process group; setsid is \
-                  async-signal-safe and touches no memory of the parent"
-    )]
-    // SAFETY: only an async-signal-safe system call runs in the forked child.
-    unsafe {
-        command.pre_exec(|| nix::unistd::setsid().map(drop).map_err(io::Error::from));
-    }
-    command.spawn()
-}
-
-fn with_path(e: io::Error, what: &str, path: &std::path::Path) -> io::Error {
-    io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
-}
+use twinflow_core::{AttemptStatus, Handle};
 
 /// The start time of a process in clock ticks since boot (field 22 of
 /// `/proc/PID/stat`), or `None` when there is no such process.
@@ -79,22 +42,17 @@ pub(crate) fn signal_group(pid: u32, signal: Signal) {
     }
 }
 
-/// What an exit status means for the runtime.
-pub(crate) fn status_of(exit: ExitStatus, cancelled: bool) -> AttemptStatus {
+/// What a wait status means for the runtime.
+pub(crate) fn status_of(status: WaitStatus, cancelled: bool) -> AttemptStatus {
     if cancelled {
         return AttemptStatus::Cancelled;
     }
-    match (exit.code(), exit.signal()) {
-        (Some(code), _) => AttemptStatus::Exited(code),
-        (None, Some(signal)) => AttemptStatus::Signalled(signal_name(signal)),
-        (None, None) => AttemptStatus::Error(format!("ended with status {exit}")),
-    }
-}
-
-fn signal_name(signal: i32) -> String {
-    match Signal::try_from(signal) {
-        Ok(s) => format!("killed by {}", s.as_str()),
-        Err(_) => format!("killed by signal {signal}"),
+    match status {
+        WaitStatus::Exited(_, code) => AttemptStatus::Exited(code),
+        WaitStatus::Signaled(_, signal, _) => {
+            AttemptStatus::Signalled(format!("killed by {}", signal.as_str()))
+        }
+        other => AttemptStatus::Error(format!("ended with wait status {other:?}")),
     }
 }
 

@@ -1,5 +1,10 @@
 //! The local executor against real processes: detachment from the terminal,
 //! standard streams, environment, exit statuses and killing.
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers fail the test with a message"
+)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,8 +78,9 @@ async fn a_task_runs_detached_with_its_own_session_streams_and_environment() {
     let script = "echo $$ > pid; echo \"$TWINFLOW_TASK_NAME\"; readlink /proc/self/fd/0 > stdin; \
                   cat /proc/$$/stat > stat; echo oops >&2";
     exec.submit(job(dir.path(), 1, script)).await.unwrap();
-    assert_eq!(final_status(&mut rx).await, AttemptStatus::Exited(0));
+    let status = final_status(&mut rx).await;
     let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
+    assert_eq!(status, AttemptStatus::Exited(0), "{}", read("1.err"));
     assert_eq!(read("1.out"), "t1\n");
     assert_eq!(read("1.err"), "oops\n");
     assert_eq!(read("stdin").trim(), "/dev/null");

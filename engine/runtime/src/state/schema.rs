@@ -52,7 +52,7 @@ CREATE TABLE tasks (
 ) WITHOUT ROWID;
 CREATE INDEX tasks_by_name ON tasks (run_id, name);
 CREATE TABLE events (
-    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq     INTEGER PRIMARY KEY,
     run_id  TEXT NOT NULL,
     at_ms   INTEGER NOT NULL,
     task    INTEGER,
