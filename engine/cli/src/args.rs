@@ -79,7 +79,7 @@ pub(crate) enum Command {
     },
     /// Print the standard output and error of a task.
     Logs {
-        /// Run id or a unique prefix of one.
+        /// Run id, a unique prefix of one, or `latest`.
         run: String,
         /// The task's name, as `status --tasks` lists it: `step[key=value]@point`.
         task: String,

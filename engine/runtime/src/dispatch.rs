@@ -363,13 +363,6 @@ impl Dispatch {
         let seconds = flight
             .as_ref()
             .map_or(0.0, |f| f.since.elapsed().as_secs_f64());
-        if let Some(key) = flight.and_then(|f| f.cache_key) {
-            self.journal.push(Op::Cache {
-                task: t,
-                key,
-                from: from.clone(),
-            });
-        }
         self.journal.push(Op::Sealed {
             task: t,
             artefacts: sealed.clone(),
@@ -382,6 +375,14 @@ impl Dispatch {
                 .as_ref()
                 .map(|r| format!("reused the result of run {r}")),
         });
+        // After the state: a cached task has no row before it.
+        if let Some(key) = flight.and_then(|f| f.cache_key) {
+            self.journal.push(Op::Cache {
+                task: t,
+                key,
+                from: from.clone(),
+            });
+        }
         if from.is_some() {
             self.summary.cached += 1;
         } else {

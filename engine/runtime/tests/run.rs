@@ -250,6 +250,13 @@ async fn unchanged_tasks_come_from_the_cache_and_a_parameter_reruns_only_what_it
     assert_eq!(executions(&f), (3, 3), "nothing ran again");
     assert!(events.iter().any(|e| matches!(e,
         RunEvent::TaskSucceeded { cached_from: Some(r), .. } if r == "r1")));
+    // The store says where each reused result came from.
+    let store = twinflow_engine::StateStore::open(&f.path("state")).unwrap();
+    let counts = store.step_counts("r2").unwrap();
+    assert_eq!((counts[0].succeeded, counts[0].cached), (3, 3));
+    let row = store.task("r2", "scale[i=2]").unwrap().unwrap();
+    assert_eq!(row.cached_from.as_deref(), Some("r1"));
+    drop(store);
     // The reused outputs are in the new run's own directory.
     let m = second.run_dir.join("work/scale/2/m.txt");
     assert_eq!(std::fs::read_to_string(m).unwrap(), "6\n");

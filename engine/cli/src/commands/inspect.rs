@@ -24,8 +24,8 @@ pub(crate) fn open_store(out: &Output, dir: &Path) -> Result<StateStore, u8> {
 
 fn find_run(out: &Output, store: &StateStore, run: Option<&str>) -> Result<RunInfo, u8> {
     let found = match run {
-        Some(id) => store.run(id),
-        None => store.runs().map(|r| r.into_iter().next()),
+        Some(id) if id != "latest" => store.run(id),
+        _ => store.runs().map(|r| r.into_iter().next()),
     };
     match found {
         Ok(Some(run)) => Ok(run),
@@ -246,6 +246,14 @@ pub(crate) fn logs(
             return exit::UNREACHABLE;
         }
     };
+    // A reused result's logs are those of the run that produced it.
+    if let Some(from) = row.cached_from.as_deref().filter(|from| *from != info.id) {
+        eprintln!(
+            "({} reused the result of run {from}; its logs follow)",
+            row.name
+        );
+        return logs(out, state, from, task, attempt, stream);
+    }
     let attempt = attempt.unwrap_or(row.attempt);
     let paths =
         twinflow_engine::task_paths(Path::new(&info.run_dir), &step, row.task - first, attempt);
@@ -278,13 +286,6 @@ pub(crate) fn logs(
         }
     }
     if shown == 0 {
-        if row.cached_from.is_some() {
-            out.error(&format!(
-                "{} reused the result of run {}; its logs are there",
-                row.name,
-                row.cached_from.as_deref().unwrap_or("")
-            ));
-        }
         return exit::INVALID;
     }
     exit::SUCCESS

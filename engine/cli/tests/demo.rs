@@ -1,0 +1,77 @@
+//! The forest-bird demo, run as the README's main command runs it: every
+//! task of the three twins and the summary succeeds, the table and the chart
+//! are sealed results, and running it again reuses every task.
+#![expect(
+    clippy::expect_used,
+    reason = "test helpers fail the test with a message"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn twinflow(state: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_twinflow"))
+        .args(args)
+        .env("TWINFLOW_STATE_DIR", state)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run twinflow")
+}
+
+fn demo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows/forest-bird/forest-bird.yaml")
+}
+
+#[test]
+fn the_forest_bird_demo_runs_locally_and_reruns_from_the_cache() {
+    let state = tempfile::tempdir().expect("temp dir");
+    let demo = demo();
+    let demo = demo.to_str().expect("utf-8 path");
+    let o = twinflow(state.path(), &["run", demo, "--local"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("166 tasks, 166 ran, 0 cached"), "{err}");
+
+    let status = twinflow(state.path(), &["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    let run_dir = PathBuf::from(status["run"]["run_dir"].as_str().expect("run dir"));
+    let summary = run_dir.join("work/summary/0");
+    let table = std::fs::read_to_string(summary.join("summary.csv")).expect("table");
+    let mut lines = table.lines();
+    let header = lines.next().expect("header");
+    assert!(
+        header.starts_with("scenario,management,year,expected_richness"),
+        "{header}"
+    );
+    assert_eq!(
+        lines.count(),
+        81,
+        "one row per scenario, management and decade"
+    );
+    let chart = std::fs::read_to_string(summary.join("summary.svg")).expect("chart");
+    assert!(chart.contains("<svg") && chart.trim_end().ends_with("</svg>"));
+    for scenario in ["ssp126", "ssp245", "ssp585"] {
+        assert!(
+            table.contains(&format!("{scenario},set-aside,2100,")),
+            "{scenario} missing"
+        );
+    }
+
+    // The decade chain carried state: every forest task after 2020 read its predecessor.
+    let stands = run_dir.join("work/forest-structure/1/inputs/previous/stands.csv");
+    assert!(
+        stands.exists(),
+        "the 2030 forest task had no previous state"
+    );
+
+    let again = twinflow(state.path(), &["run", demo, "--local"]);
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(again.status.code(), Some(0), "{err}");
+    assert!(err.contains("166 tasks, 0 ran, 166 cached"), "{err}");
+    let logs = twinflow(
+        state.path(),
+        &["logs", "latest", "summary", "--stream", "stdout"],
+    );
+    let text = String::from_utf8_lossy(&logs.stdout);
+    assert!(text.contains("expected richness in 2100"), "{text}");
+}
