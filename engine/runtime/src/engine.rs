@@ -316,6 +316,7 @@ impl Engine {
         let default_slots = options.default_slots.unwrap_or_else(cores);
         let mut config = SchedulerConfig::for_plan(&plan, default_slots);
         config.fail_fast = options.fail_fast;
+        config.announce_ready = true;
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let dispatch = Dispatch::new(DispatchSetup {
             plan: Arc::new(plan),

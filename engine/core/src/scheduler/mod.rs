@@ -128,6 +128,16 @@ pub enum Action {
         /// The failed task it depends on, if that is the reason.
         because: Option<TaskId>,
     },
+    /// The task's dependencies are done and it waits in its executor's queue
+    /// (only with [`SchedulerConfig::announce_ready`]): the runtime may
+    /// prepare it before capacity frees up. A `Launch` may follow in the same
+    /// batch.
+    Ready {
+        /// The task.
+        task: TaskId,
+        /// The attempt that will run.
+        attempt: u32,
+    },
     /// Call back with [`Event::Tick`] at this time (a retry or a timeout is due).
     WakeAt(Millis),
     /// Every task is finished: the run is over.
@@ -146,6 +156,8 @@ pub struct SchedulerConfig {
     pub backoff_base: Millis,
     /// Longest delay between retries.
     pub backoff_max: Millis,
+    /// Emit [`Action::Ready`] when a task enters its executor's queue.
+    pub announce_ready: bool,
 }
 
 impl SchedulerConfig {
@@ -168,6 +180,7 @@ impl SchedulerConfig {
             capacity,
             backoff_base: 1_000,
             backoff_max: 300_000,
+            announce_ready: false,
         }
     }
 }

@@ -67,6 +67,7 @@ pub struct Scheduler {
     unfinished_at_point: Vec<u32>,
     oldest_point: u32,
     held: Vec<Vec<u32>>,
+    announced: Vec<u32>,
     timers: BinaryHeap<Reverse<(Millis, Timer, u32, u32)>>,
     deadline: HashMap<u32, Millis>,
     killing: HashMap<u32, KillReason>,
@@ -152,6 +153,7 @@ impl Scheduler {
             runahead: plan.cycle.as_ref().and_then(|c| c.runahead),
             oldest_point: 0,
             held: vec![Vec::new(); points],
+            announced: Vec::new(),
             unfinished_at_point,
             timers: BinaryHeap::new(),
             deadline: HashMap::new(),
@@ -226,6 +228,14 @@ impl Scheduler {
             Event::Cancel => self.cancel(&mut out),
         }
         self.fire_timers(now, &mut out);
+        for t in std::mem::take(&mut self.announced) {
+            if self.state[t as usize] == TaskState::Ready && !self.cancelled {
+                out.push(Action::Ready {
+                    task: TaskId(t),
+                    attempt: self.attempt[t as usize],
+                });
+            }
+        }
         if self.started && !self.cancelled {
             self.dispatch(now, &mut out);
         }
@@ -389,8 +399,7 @@ impl Scheduler {
             let limit = (self.oldest_point as usize + ahead as usize + 1).min(self.held.len());
             for point in (before as usize + ahead as usize + 1).min(limit)..limit {
                 for task in std::mem::take(&mut self.held[point]) {
-                    let e = self.step_exec[self.step_of[task as usize] as usize] as usize;
-                    self.ready[e].push_back(task);
+                    self.enqueue(task);
                 }
             }
         }
@@ -406,8 +415,16 @@ impl Scheduler {
             self.held[p as usize].push(t);
             return;
         }
+        self.enqueue(t);
+    }
+
+    /// Puts a ready task in its executor's queue.
+    fn enqueue(&mut self, t: u32) {
         let e = self.step_exec[self.step_of[t as usize] as usize] as usize;
         self.ready[e].push_back(t);
+        if self.config.announce_ready {
+            self.announced.push(t);
+        }
     }
 
     fn fire_timers(&mut self, now: Millis, out: &mut Vec<Action>) {

@@ -597,3 +597,49 @@ fn a_large_fan_out_runs_within_capacity() {
     assert_eq!(done, u64::from(n) + 2);
     assert!(max_running <= 2);
 }
+
+#[test]
+fn ready_tasks_are_announced_once_queued_and_not_while_held_by_runahead() {
+    // Three tasks of 2 cpus on the 2-slot local executor: one at a time.
+    let p = plan(&[S { cpus: 2, ..s(3) }], &no_deps, 1, None);
+    let mut config = SchedulerConfig::for_plan(&p, 2);
+    config.announce_ready = true;
+    let mut sc = Scheduler::new(&p, config);
+    let ready = |actions: &[Action]| -> Vec<u32> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Ready { task, .. } => Some(task.0),
+                _ => None,
+            })
+            .collect()
+    };
+    let first = sc.handle(Event::Start, 0);
+    assert_eq!(ready(&first), [0, 1, 2], "every queued task is announced");
+    assert_eq!(launched(&first), [(0, 0)], "only capacity for one");
+    let second = sc.handle(ok(0), 1);
+    assert_eq!(ready(&second), Vec::<u32>::new(), "announced once");
+    assert_eq!(launched(&second), [(1, 0)]);
+
+    // Held by runahead: announced only when the window reaches its point.
+    let p = plan(
+        &[S {
+            executor: 1,
+            cycling: true,
+            ..s(3)
+        }],
+        &no_deps,
+        3,
+        Some(0),
+    );
+    let mut config = SchedulerConfig::for_plan(&p, 2);
+    config.announce_ready = true;
+    let mut sc = Scheduler::new(&p, config);
+    assert_eq!(ready(&sc.handle(Event::Start, 0)), [0]);
+    assert_eq!(ready(&sc.handle(ok(0), 1)), [1]);
+
+    // Without the option nothing is announced.
+    let p = plan(&[s(2)], &no_deps, 1, None);
+    let mut sc = sched(&p);
+    assert_eq!(ready(&sc.handle(Event::Start, 0)), Vec::<u32>::new());
+}

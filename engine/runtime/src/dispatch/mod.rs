@@ -3,12 +3,13 @@
 //! cancellation), carries out its actions (prepare + submit, kill, record),
 //! and journals every change before acting on the next batch.
 
-use crate::artefact::{self, CacheKey, Sealed};
+use crate::artefact::{self, Sealed};
 use crate::event::{Outcome, RunEvent, RunSummary, StepSize};
 use crate::journal::{Journal, Op};
 use crate::state::StateStore;
 use crate::{EngineError, layout};
-use std::collections::{HashMap, HashSet};
+use prepare::{PrepState, Preparer};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
@@ -19,6 +20,9 @@ use twinflow_core::scheduler::{
 };
 use twinflow_core::{AttemptKey, AttemptStatus, Executor, Handle, Job, Plan, TaskId, Update};
 
+mod cache;
+mod prepare;
+
 /// What reaches the loop.
 #[derive(Debug)]
 pub(crate) enum Msg {
@@ -28,6 +32,11 @@ pub(crate) enum Msg {
     Sealed {
         key: AttemptKey,
         result: Result<Vec<Sealed>, String>,
+    },
+    /// A task's directory is ready (see `prepare`).
+    Prepared {
+        key: AttemptKey,
+        result: Result<(), String>,
     },
     /// The user cancelled.
     Cancel,
@@ -94,9 +103,16 @@ pub(crate) struct Dispatch {
     sealed: Vec<Option<Box<[Sealed]>>>,
     reasons: HashMap<u32, String>,
     timed_out: HashSet<u32>,
-    log_dirs: HashSet<u32>,
     summary: RunSummary,
     pending: Vec<Event>,
+    preparer: Preparer,
+    prep: HashMap<u32, PrepState>,
+    backlog: VecDeque<(TaskId, u32)>,
+    preparing: usize,
+    waiting_launch: HashMap<u32, u32>,
+    precached: HashMap<u32, (String, String)>,
+    keys: HashMap<u32, String>,
+    due: Vec<Job>,
 }
 
 impl Dispatch {
@@ -135,6 +151,7 @@ impl Dispatch {
             resumed: setup.resumed,
             base,
             rx: setup.rx,
+            preparer: Preparer::start(setup.tx.clone()),
             tx: setup.tx,
             events: setup.events,
             started: Instant::now(),
@@ -143,8 +160,14 @@ impl Dispatch {
             sealed: vec![None; n],
             reasons: HashMap::new(),
             timed_out: HashSet::new(),
-            log_dirs: HashSet::new(),
             pending: Vec::new(),
+            prep: HashMap::new(),
+            backlog: VecDeque::new(),
+            preparing: 0,
+            waiting_launch: HashMap::new(),
+            precached: HashMap::new(),
+            keys: HashMap::new(),
+            due: Vec::new(),
         }
     }
 
@@ -224,6 +247,10 @@ impl Dispatch {
                     break;
                 }
             }
+            if !self.due.is_empty() {
+                let due = std::mem::take(&mut self.due);
+                self.submit(due).await?;
+            }
         }
     }
 
@@ -242,11 +269,11 @@ impl Dispatch {
     }
 
     /// Scheduler attempt number of a persisted attempt, if it is current.
-    fn attempt_of(&self, key: AttemptKey) -> Option<u32> {
+    pub(super) fn attempt_of(&self, key: AttemptKey) -> Option<u32> {
         key.attempt.checked_sub(*self.base.get(key.task.index())?)
     }
 
-    fn key(&self, task: TaskId, attempt: u32) -> AttemptKey {
+    pub(super) fn key(&self, task: TaskId, attempt: u32) -> AttemptKey {
         AttemptKey {
             task,
             attempt: self.base[task.index()] + attempt,
@@ -256,6 +283,7 @@ impl Dispatch {
     fn on_message(&mut self, msg: Msg) {
         match msg {
             Msg::Cancel => self.pending.push(Event::Cancel),
+            Msg::Prepared { key, result } => self.on_prepared(key, result),
             Msg::Sealed { key, result } => {
                 let Some(attempt) = self.attempt_of(key) else {
                     return;
@@ -351,7 +379,7 @@ impl Dispatch {
         });
     }
 
-    fn failed(&mut self, t: u32, reason: String) -> TaskOutcome {
+    pub(super) fn failed(&mut self, t: u32, reason: String) -> TaskOutcome {
         self.reasons.insert(t, reason.clone());
         TaskOutcome::Failed { reason }
     }
@@ -398,7 +426,7 @@ impl Dispatch {
         });
     }
 
-    fn paths(&self, task: TaskId, attempt: u32) -> layout::TaskPaths {
+    pub(super) fn paths(&self, task: TaskId, attempt: u32) -> layout::TaskPaths {
         let step = self.plan.step_of(task);
         layout::task_paths(
             &self.run_dir,
@@ -412,9 +440,21 @@ impl Dispatch {
     async fn act(&mut self, actions: Vec<Action>) -> Result<Option<RunOutcome>, EngineError> {
         let mut launches = Vec::new();
         let mut finished = None;
+        let launching: HashSet<u32> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Launch { task, .. } => Some(task.0),
+                _ => None,
+            })
+            .collect();
         for action in actions {
             match action {
                 Action::Launch { task, attempt } => launches.push((task, attempt)),
+                Action::Ready { task, attempt } => {
+                    if !launching.contains(&task.0) {
+                        self.on_ready(task, attempt);
+                    }
+                }
                 Action::Kill {
                     task,
                     attempt,
@@ -527,6 +567,15 @@ impl Dispatch {
             self.timed_out.insert(task.0);
         }
         let key = self.key(task, attempt);
+        if self.waiting_launch.remove(&task.0).is_some() {
+            // Never handed to a backend: it ends here.
+            self.pending.push(Event::Finished {
+                task,
+                attempt,
+                outcome: TaskOutcome::Killed,
+            });
+            return;
+        }
         let Some(handle) = self.in_flight.get(&task.0).and_then(|f| f.handle.clone()) else {
             return;
         };
@@ -541,18 +590,31 @@ impl Dispatch {
         for (task, attempt) in launches {
             self.timed_out.remove(&task.0);
             let key = self.key(task, attempt);
-            let cache_key = self.cache_key(task);
-            if self.cache
-                && let Some(from) = self.reuse(task, key.attempt, &cache_key)
-            {
-                self.in_flight.insert(
-                    task.0,
-                    InFlight {
-                        handle: None,
-                        cache_key: Some(cache_key),
-                        since: Instant::now(),
-                    },
-                );
+            let (cached, cache_key) = match self.precached.remove(&task.0) {
+                Some((from, cache_key)) => (Some(from), cache_key),
+                None => {
+                    let cache_key = match self.keys.remove(&task.0) {
+                        Some(k) => k,
+                        None => self.cache_key(task),
+                    };
+                    let prepared = self.prep.contains_key(&task.0);
+                    let from = if self.cache && !prepared {
+                        self.reuse(task, key.attempt, &cache_key)
+                    } else {
+                        None
+                    };
+                    (from, cache_key)
+                }
+            };
+            self.in_flight.insert(
+                task.0,
+                InFlight {
+                    handle: None,
+                    cache_key: Some(cache_key),
+                    since: Instant::now(),
+                },
+            );
+            if let Some(from) = cached {
                 let sealed = self.sealed[task.index()].take().unwrap_or_default();
                 self.succeeded(task.0, key.attempt, sealed.into_vec(), Some(from));
                 self.pending.push(Event::Finished {
@@ -562,21 +624,23 @@ impl Dispatch {
                 });
                 continue;
             }
-            self.in_flight.insert(
-                task.0,
-                InFlight {
-                    handle: None,
-                    cache_key: Some(cache_key),
-                    since: Instant::now(),
-                },
-            );
             self.journal.push(Op::State {
                 task: task.0,
                 attempt: key.attempt,
                 state: "queued",
                 reason: None,
             });
-            match self.prepare(task, key) {
+            let prepared = match self.prep.remove(&task.0) {
+                Some(PrepState::Done(a)) if a == attempt => Ok(self.job(task, key)),
+                Some(PrepState::Failed(a, reason)) if a == attempt => Err(reason),
+                Some(PrepState::Pending(a)) if a == attempt => {
+                    self.prep.insert(task.0, PrepState::Pending(a));
+                    self.waiting_launch.insert(task.0, attempt);
+                    continue;
+                }
+                _ => self.prepare(task, key),
+            };
+            match prepared {
                 Ok(job) => jobs.push(job),
                 Err(reason) => {
                     let outcome = self.failed(task.0, reason);
@@ -588,6 +652,11 @@ impl Dispatch {
                 }
             }
         }
+        self.submit(jobs).await
+    }
+
+    /// Hands jobs to their executors and journals their handles.
+    async fn submit(&mut self, jobs: Vec<Job>) -> Result<(), EngineError> {
         if jobs.is_empty() {
             return Ok(());
         }
@@ -628,143 +697,6 @@ impl Dispatch {
             }
         }
         self.flush()
-    }
-
-    /// The cache key of a task whose dependencies are sealed.
-    fn cache_key(&self, task: TaskId) -> String {
-        let plan = &self.plan;
-        let step = plan.step_of(task);
-        let mut key = CacheKey::new(&step.name, &plan.task(task).command);
-        for (name, value) in plan.task_env(task) {
-            if name == "TWINFLOW_RUN_ID" || name.starts_with("TWINFLOW_PARAM_") {
-                continue;
-            }
-            key.field(&name);
-            key.field(&value);
-        }
-        if let Some(c) = &step.container {
-            key.field(&c.image);
-        }
-        for o in &step.outputs {
-            key.field(&o.name);
-            key.field(&o.path);
-        }
-        for input in plan.inputs(task) {
-            key.field(&input.spec.name);
-            for p in input.producers {
-                let digest = self.sealed[p.index()]
-                    .as_deref()
-                    .and_then(|s| s.iter().find(|a| a.output == input.spec.output))
-                    .map_or("", |a| a.sha256.as_str());
-                key.field(digest);
-            }
-        }
-        key.finish()
-    }
-
-    /// Reuses a sealed earlier result with the same cache key, if one is
-    /// intact: its outputs are linked into this task's directory. Returns the
-    /// run it came from.
-    fn reuse(&mut self, task: TaskId, attempt: u32, cache_key: &str) -> Option<String> {
-        let found = {
-            let mut store = crate::lock(&self.store);
-            store
-                .write(|tx| {
-                    let Some((run, t)) = tx.cache_lookup(cache_key)? else {
-                        return Ok(None);
-                    };
-                    let artefacts = tx.artefacts_of(&run, t)?;
-                    Ok(Some((run, t, artefacts)))
-                })
-                .ok()
-                .flatten()
-        }?;
-        let (run, from_task, rows) = found;
-        let step = self.plan.step_of(task);
-        let mut sealed = Vec::with_capacity(step.outputs.len());
-        for output in &step.outputs {
-            let s = rows.iter().find(|r| r.output == output.name)?;
-            if !artefact::intact(s) {
-                return None;
-            }
-            sealed.push(s.clone());
-        }
-        let same_place = run == self.run_id && from_task == task.0;
-        if !same_place {
-            let workdir = self.paths(task, attempt).workdir;
-            artefact::fresh_dir(&workdir).ok()?;
-            for (s, output) in sealed.iter_mut().zip(&step.outputs) {
-                let to = workdir.join(&output.path);
-                artefact::adopt(&s.path, &to).ok()?;
-                let (size, sha256, mtime_ns) = artefact::digest(&to).ok()?;
-                if size != s.size || sha256 != s.sha256 {
-                    return None;
-                }
-                *s = Sealed {
-                    output: s.output.clone(),
-                    path: to,
-                    size,
-                    sha256,
-                    mtime_ns,
-                };
-            }
-        }
-        self.sealed[task.index()] = Some(sealed.into_boxed_slice());
-        Some(run)
-    }
-
-    /// Creates the working directory, stages inputs and builds the job.
-    fn prepare(&mut self, task: TaskId, key: AttemptKey) -> Result<Job, String> {
-        let plan = Arc::clone(&self.plan);
-        let step = plan.step_of(task);
-        let paths = self.paths(task, key.attempt);
-        let io = |what: &str, path: &std::path::Path, e: std::io::Error| {
-            format!("failed to {what} {}: {e}", path.display())
-        };
-        artefact::fresh_dir(&paths.workdir)
-            .map_err(|e| io("create working directory", &paths.workdir, e))?;
-        if self.log_dirs.insert(plan.task(task).step.0)
-            && let Some(logs) = paths.stdout.parent()
-        {
-            std::fs::create_dir_all(logs).map_err(|e| io("create log directory", logs, e))?;
-        }
-        for input in plan.inputs(task) {
-            let rels = plan.input_paths(&input);
-            for (rel, producer) in rels.iter().zip(input.producers) {
-                let target = self.sealed[producer.index()]
-                    .as_deref()
-                    .and_then(|s| s.iter().find(|a| a.output == input.spec.output))
-                    .map(|a| a.path.clone())
-                    .ok_or_else(|| {
-                        format!(
-                            "input `{}`: {} has no sealed output `{}`",
-                            input.spec.name,
-                            plan.task_name(*producer),
-                            input.spec.output
-                        )
-                    })?;
-                artefact::link_input(&paths.workdir, rel, &target)
-                    .map_err(|e| io("stage input at", &paths.workdir.join(rel), e))?;
-            }
-        }
-        for output in &step.outputs {
-            if let Some(parent) = std::path::Path::new(&output.path).parent()
-                && !parent.as_os_str().is_empty()
-            {
-                let dir = paths.workdir.join(parent);
-                std::fs::create_dir_all(&dir).map_err(|e| io("create", &dir, e))?;
-            }
-        }
-        Ok(Job {
-            key,
-            name: plan.task_name(task),
-            script: plan.task(task).command.to_string(),
-            env: plan.task_env(task),
-            workdir: paths.workdir,
-            stdout: paths.stdout,
-            stderr: paths.stderr,
-            resources: step.resources.clone(),
-        })
     }
 }
 

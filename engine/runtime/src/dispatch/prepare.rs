@@ -1,0 +1,249 @@
+//! Preparing a task before it runs: emptying its working directory, staging
+//! its inputs as links, creating its output directories and log files.
+//!
+//! When the scheduler announces a task as ready (it waits for capacity),
+//! the dispatcher hands this work to a preparer thread, a bounded window
+//! ahead, so that when capacity frees up only the process start remains on
+//! the dispatch loop: creating files and directories costs a file system
+//! round trip each (an allocation on ext4, a metadata server on Lustre).
+//! A task launched before it was prepared is prepared inline.
+
+use super::{Dispatch, Msg};
+use crate::artefact;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use twinflow_core::{AttemptKey, Job, TaskId};
+
+/// How many tasks are prepared ahead of their launch at most.
+pub(super) const WINDOW: usize = 64;
+
+/// The file system work of one attempt.
+#[derive(Debug)]
+pub(crate) struct Prep {
+    pub key: AttemptKey,
+    pub workdir: PathBuf,
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+    /// (path relative to the working directory, absolute target)
+    pub links: Vec<(String, PathBuf)>,
+    /// Parent directories of outputs, relative to the working directory.
+    pub dirs: Vec<PathBuf>,
+}
+
+/// Where an attempt's preparation is.
+#[derive(Debug)]
+pub(super) enum PrepState {
+    /// Handed to the preparer thread.
+    Pending(u32),
+    /// Done.
+    Done(u32),
+    /// Failed, with a reason for the user.
+    Failed(u32, String),
+}
+
+/// Carries out a preparation.
+pub(crate) fn run(p: &Prep) -> Result<(), String> {
+    let io = |what: &str, path: &Path, e: std::io::Error| {
+        format!("failed to {what} {}: {e}", path.display())
+    };
+    artefact::fresh_dir(&p.workdir).map_err(|e| io("create working directory", &p.workdir, e))?;
+    if let Some(logs) = p.stdout.parent() {
+        std::fs::create_dir_all(logs).map_err(|e| io("create log directory", logs, e))?;
+    }
+    for (rel, target) in &p.links {
+        artefact::link_input(&p.workdir, rel, target)
+            .map_err(|e| io("stage input at", &p.workdir.join(rel), e))?;
+    }
+    for dir in &p.dirs {
+        let dir = p.workdir.join(dir);
+        std::fs::create_dir_all(&dir).map_err(|e| io("create", &dir, e))?;
+    }
+    for log in [&p.stdout, &p.stderr] {
+        std::fs::File::create(log).map_err(|e| io("create log file", log, e))?;
+    }
+    Ok(())
+}
+
+/// The preparer thread: runs preparations in order and reports each.
+#[derive(Debug)]
+pub(super) struct Preparer {
+    tx: std::sync::mpsc::Sender<Prep>,
+}
+
+impl Preparer {
+    pub(super) fn start(reply: mpsc::UnboundedSender<Msg>) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<Prep>();
+        std::thread::Builder::new()
+            .name("twinflow-prepare".to_owned())
+            .spawn(move || {
+                while let Ok(prep) = rx.recv() {
+                    let result = run(&prep);
+                    if reply
+                        .send(Msg::Prepared {
+                            key: prep.key,
+                            result,
+                        })
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            })
+            .map_or_else(
+                |e| {
+                    tracing::warn!("no preparer thread ({e}); tasks are prepared inline");
+                    let (dead, _) = std::sync::mpsc::channel();
+                    Self { tx: dead }
+                },
+                |_| Self { tx },
+            )
+    }
+
+    /// Hands over a preparation; false when the thread is gone.
+    pub(super) fn send(&self, prep: Prep) -> bool {
+        self.tx.send(prep).is_ok()
+    }
+}
+
+impl Dispatch {
+    /// What preparing this attempt involves.
+    pub(super) fn prep_spec(&self, task: TaskId, key: AttemptKey) -> Result<Prep, String> {
+        let plan = Arc::clone(&self.plan);
+        let step = plan.step_of(task);
+        let paths = self.paths(task, key.attempt);
+        let mut links = Vec::new();
+        for input in plan.inputs(task) {
+            let rels = plan.input_paths(&input);
+            for (rel, producer) in rels.into_iter().zip(input.producers) {
+                let target = self.sealed[producer.index()]
+                    .as_deref()
+                    .and_then(|s| s.iter().find(|a| a.output == input.spec.output))
+                    .map(|a| a.path.clone())
+                    .ok_or_else(|| {
+                        format!(
+                            "input `{}`: {} has no sealed output `{}`",
+                            input.spec.name,
+                            plan.task_name(*producer),
+                            input.spec.output
+                        )
+                    })?;
+                links.push((rel, target));
+            }
+        }
+        let dirs = step
+            .outputs
+            .iter()
+            .filter_map(|o| Path::new(&o.path).parent())
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .collect();
+        Ok(Prep {
+            key,
+            workdir: paths.workdir,
+            stdout: paths.stdout,
+            stderr: paths.stderr,
+            links,
+            dirs,
+        })
+    }
+
+    /// The job of a prepared attempt.
+    pub(super) fn job(&self, task: TaskId, key: AttemptKey) -> Job {
+        let plan = &self.plan;
+        let paths = self.paths(task, key.attempt);
+        Job {
+            key,
+            name: plan.task_name(task),
+            script: plan.task(task).command.to_string(),
+            env: plan.task_env(task),
+            workdir: paths.workdir,
+            stdout: paths.stdout,
+            stderr: paths.stderr,
+            resources: plan.step_of(task).resources.clone(),
+        }
+    }
+
+    /// Prepares an attempt on the loop's thread and builds its job.
+    pub(super) fn prepare(&mut self, task: TaskId, key: AttemptKey) -> Result<Job, String> {
+        run(&self.prep_spec(task, key)?)?;
+        Ok(self.job(task, key))
+    }
+
+    /// The scheduler says `task` waits for capacity: look it up in the
+    /// cache, else queue its preparation.
+    pub(super) fn on_ready(&mut self, task: TaskId, attempt: u32) {
+        let key = self.key(task, attempt);
+        let cache_key = self.cache_key(task);
+        if self.cache
+            && let Some(from) = self.reuse(task, key.attempt, &cache_key)
+        {
+            self.precached.insert(task.0, (from, cache_key));
+            return;
+        }
+        self.keys.insert(task.0, cache_key);
+        self.backlog.push_back((task, attempt));
+        self.fill_window();
+    }
+
+    /// Hands queued preparations to the preparer while the window has room.
+    pub(super) fn fill_window(&mut self) {
+        while self.preparing < WINDOW {
+            let Some((task, attempt)) = self.backlog.pop_front() else {
+                return;
+            };
+            let still_ready = self.scheduler.task_state(task)
+                == twinflow_core::scheduler::TaskState::Ready
+                && self.scheduler.attempt(task) == attempt;
+            if !still_ready {
+                continue;
+            }
+            let key = self.key(task, attempt);
+            match self.prep_spec(task, key) {
+                Ok(prep) => {
+                    if !self.preparer.send(prep) {
+                        return;
+                    }
+                    self.preparing += 1;
+                    self.prep.insert(task.0, PrepState::Pending(attempt));
+                }
+                Err(reason) => {
+                    self.prep.insert(task.0, PrepState::Failed(attempt, reason));
+                }
+            }
+        }
+    }
+
+    /// A preparation finished: launch the attempt if it is already due.
+    pub(super) fn on_prepared(&mut self, key: AttemptKey, result: Result<(), String>) {
+        self.preparing = self.preparing.saturating_sub(1);
+        let t = key.task.0;
+        let Some(attempt) = self.attempt_of(key) else {
+            return;
+        };
+        if matches!(self.prep.get(&t), Some(PrepState::Pending(a)) if *a == attempt) {
+            if self.waiting_launch.remove(&t).is_some() {
+                self.prep.remove(&t);
+                match result {
+                    Ok(()) => self.due.push(self.job(key.task, key)),
+                    Err(reason) => {
+                        let outcome = self.failed(t, reason);
+                        self.pending
+                            .push(twinflow_core::scheduler::Event::Finished {
+                                task: key.task,
+                                attempt,
+                                outcome,
+                            });
+                    }
+                }
+            } else {
+                let state = match result {
+                    Ok(()) => PrepState::Done(attempt),
+                    Err(reason) => PrepState::Failed(attempt, reason),
+                };
+                self.prep.insert(t, state);
+            }
+        }
+        self.fill_window();
+    }
+}
