@@ -122,9 +122,21 @@ steps:
 fn a_run_killed_with_sigkill_resumes_without_redoing_finished_tasks() {
     let sb = Sandbox::new(SLOW_FAN);
     let mut child = sb.spawn(&["run", "wf.yaml"]);
-    wait_until("four finished tasks", || {
-        succeeded_tasks(&sb.status_json()).len() >= 4
-    });
+    let start = Instant::now();
+    while succeeded_tasks(&sb.status_json()).len() < 4 {
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("twinflow output");
+            let status = sb.run(&["status", "--tasks"]);
+            panic!(
+                "no four finished tasks after 60 s\ntwinflow run: {}\nstatus: {}{}",
+                text(&out.stderr),
+                text(&status.stdout),
+                text(&status.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let done_before = succeeded_tasks(&sb.status_json());
     signal(&child, "-KILL");
     let _ = child.wait();
@@ -293,4 +305,37 @@ steps:
         runs.starts_with("no runs yet"),
         "nothing was recorded: {runs}"
     );
+}
+
+#[test]
+fn a_relative_state_dir_still_hands_artefacts_over() {
+    let sb = Sandbox::new(
+        r#"
+version: 1
+name: relative
+executors: { here: { kind: local } }
+steps:
+  make:
+    executor: here
+    for_each: { i: [1, 2] }
+    run: echo ${{ i }} > ${{ outputs.n }}
+    outputs: { n: n.txt }
+  join:
+    executor: here
+    needs: { all: make.n }
+    run: cat ${{ inputs.all }} > ${{ outputs.both }}
+    outputs: { both: both.txt }
+"#,
+    );
+    let o = sb.run(&["run", "wf.yaml", "--state-dir", "relative-state"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let both = sb.path("relative-state/runs");
+    let run = std::fs::read_dir(&both)
+        .expect("runs dir")
+        .next()
+        .expect("one run")
+        .expect("entry")
+        .path();
+    let joined = std::fs::read_to_string(run.join("work/join/0/both.txt")).expect("output");
+    assert_eq!(joined, "1\n2\n");
 }

@@ -137,6 +137,12 @@ impl EngineBuilder {
     /// Opens the state store.
     pub fn build(self) -> Result<Engine, EngineError> {
         let state_dir = self.state_dir.unwrap_or_else(default_state_dir);
+        // Absolute, so that sealed paths and input links mean the same from
+        // every task's directory.
+        let state_dir = std::path::absolute(&state_dir).map_err(|source| EngineError::Io {
+            path: state_dir.clone(),
+            source,
+        })?;
         let store = StateStore::open(&state_dir)?;
         Ok(Engine {
             store: Arc::new(Mutex::new(store)),

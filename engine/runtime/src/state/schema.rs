@@ -89,20 +89,61 @@ pub(crate) enum Migration {
     TooNew(i64),
 }
 
-/// Brings the database to [`VERSION`], in one transaction.
+/// Brings the database to [`VERSION`], in one transaction. Two processes
+/// opening a new database at once are serialised by the write lock, and the
+/// second finds it already migrated.
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<Migration> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let version = user_version(conn)?;
     if version > VERSION {
         return Ok(Migration::TooNew(version));
     }
     if version == VERSION {
         return Ok(Migration::Current);
     }
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version = user_version(&tx)?;
+    if version > VERSION {
+        return Ok(Migration::TooNew(version));
+    }
+    if version == VERSION {
+        return Ok(Migration::Current);
+    }
     if version < 1 {
         tx.execute_batch(V1)?;
     }
     tx.pragma_update(None, "user_version", VERSION)?;
     tx.commit()?;
     Ok(Migration::Created)
+}
+
+fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_first_opens_migrate_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let mut conn = Connection::open(&path).unwrap();
+                    conn.busy_timeout(std::time::Duration::from_secs(10))
+                        .unwrap();
+                    migrate(&mut conn).unwrap()
+                })
+            })
+            .collect();
+        let results: Vec<Migration> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(
+            results.iter().filter(|m| **m == Migration::Created).count(),
+            1,
+            "{results:?}"
+        );
+    }
 }
