@@ -132,14 +132,16 @@ pub trait Executor: Send + Sync + fmt::Debug {
     /// Starts an attempt and returns its handle once the backend has it.
     async fn submit(&self, job: Job) -> Result<Handle, ExecutorError>;
 
-    /// Takes back attempts started by an earlier process of the runtime
-    /// (found in its state store) and returns those it follows: their
-    /// statuses arrive through the sink as usual. The others are gone: a
-    /// backend that cannot follow work it did not start (a local process is
-    /// not its child, so its exit status is out of reach) ends what is left of
-    /// them, and the runtime runs them again.
+    /// Takes back the attempts of run `run_id` started by an earlier process
+    /// of the runtime (found in its state store) and returns those it
+    /// follows: their statuses arrive through the sink as usual. The others
+    /// are gone: a backend that cannot follow work it did not start (a local
+    /// process is not its child, so its exit status is out of reach) ends
+    /// what is left of them, including attempts of the run whose handle was
+    /// never recorded, and the runtime runs them again.
     async fn reattach(
         &self,
+        run_id: &str,
         attempts: Vec<(AttemptKey, Handle)>,
     ) -> Result<Vec<AttemptKey>, ExecutorError>;
 

@@ -301,10 +301,15 @@ impl Engine {
                 Handle(handle),
             ));
         }
+        if options.resume {
+            for e in 0..executors.len() as u32 {
+                by_executor.entry(e).or_default();
+            }
+        }
         for (executor, attempts) in by_executor {
             if let Some(exec) = executors.get(executor as usize) {
                 let followed =
-                    exec.reattach(attempts)
+                    exec.reattach(&run_id, attempts)
                         .await
                         .map_err(|e| EngineError::Executor {
                             executor: plan.executors[executor as usize].name.clone(),

@@ -136,6 +136,7 @@ impl Executor for LocalExecutor {
 
     async fn reattach(
         &self,
+        run_id: &str,
         attempts: Vec<(AttemptKey, Handle)>,
     ) -> Result<Vec<AttemptKey>, ExecutorError> {
         for (_, handle) in attempts {
@@ -149,6 +150,11 @@ impl Executor for LocalExecutor {
                 Some(now) if now != start => {}
                 _ => process::signal_group(pid, Signal::SIGKILL),
             }
+        }
+        // Tasks of the run whose handle never reached the journal: every task
+        // leads its own session and carries the run id in its environment.
+        for pid in process::session_leaders_of_run(run_id) {
+            process::signal_group(pid, Signal::SIGKILL);
         }
         Ok(Vec::new())
     }

@@ -12,7 +12,8 @@
 //! `/proc/PID/stat`, so a restarted runtime can tell its own orphan from an
 //! unrelated process that reused the pid; such orphans are killed and run
 //! again, since the exit status of a process that is not our child is out of
-//! reach.
+//! reach. Tasks of the run whose handle never reached the journal are found
+//! by the `TWINFLOW_RUN_ID` in their environment (each leads its session).
 
 mod executor;
 mod process;

@@ -32,6 +32,36 @@ pub(crate) fn parse_handle(handle: &Handle) -> Option<(u32, u64)> {
     Some((pid.parse().ok()?, start.parse().ok()?))
 }
 
+/// Processes of this user that lead their own session and have
+/// `TWINFLOW_RUN_ID=run_id` in their environment: task roots of that run.
+pub(crate) fn session_leaders_of_run(run_id: &str) -> Vec<u32> {
+    let needle = format!("TWINFLOW_RUN_ID={run_id}");
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|&pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| session_of(&stat))
+                == Some(pid)
+        })
+        .filter(|&pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == needle.as_bytes()))
+        })
+        .collect()
+}
+
+/// Field 6 (session id) of a `/proc/PID/stat` line.
+pub(crate) fn session_of(stat: &str) -> Option<u32> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_ascii_whitespace().nth(3)?.parse().ok()
+}
+
 /// Sends a signal to the process group led by `pid`; a group that is
 /// already gone is not an error.
 pub(crate) fn signal_group(pid: u32, signal: Signal) {
@@ -65,6 +95,7 @@ mod tests {
         let stat = "4242 (my (odd) prog) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
         assert_eq!(parse_start_time(stat), Some(987654));
         assert_eq!(parse_start_time("garbage"), None);
+        assert_eq!(session_of(stat), Some(4242));
     }
 
     #[test]

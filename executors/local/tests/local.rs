@@ -175,7 +175,7 @@ async fn reattach_kills_an_orphan_but_not_a_reused_pid() {
         attempt: 0,
     };
     let followed = exec
-        .reattach(vec![(key, handle.clone()), (key, wrong)])
+        .reattach("some-run", vec![(key, handle.clone()), (key, wrong)])
         .await
         .unwrap();
     assert!(followed.is_empty());
@@ -198,4 +198,40 @@ async fn a_missing_working_directory_is_an_error_not_a_panic() {
         err.message.contains("failed to start /bin/sh for t1"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn reattach_kills_tasks_of_the_run_whose_handle_was_never_recorded() {
+    let (exec, _rx, _dir) = setup();
+    // A task root of run `lost-run` this executor never heard of.
+    let mut lost = std::process::Command::new("setsid")
+        .args(["sh", "-c", "sleep 60"])
+        .env("TWINFLOW_RUN_ID", "lost-run")
+        .spawn()
+        .unwrap();
+    // And one of another run, which must survive.
+    let mut other = std::process::Command::new("setsid")
+        .args(["sh", "-c", "sleep 60"])
+        .env("TWINFLOW_RUN_ID", "other-run")
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    exec.reattach("lost-run", Vec::new()).await.unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Some(s) = lost.try_wait().unwrap() {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the lost task was killed");
+    assert!(!status.success());
+    assert!(
+        other.try_wait().unwrap().is_none(),
+        "another run's task was touched"
+    );
+    other.kill().unwrap();
+    let _ = other.wait();
 }
