@@ -207,12 +207,16 @@ async fn reattach_kills_tasks_of_the_run_whose_handle_was_never_recorded() {
     let mut lost = std::process::Command::new("setsid")
         .args(["sh", "-c", "sleep 60"])
         .env("TWINFLOW_RUN_ID", "lost-run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     // And one of another run, which must survive.
     let mut other = std::process::Command::new("setsid")
         .args(["sh", "-c", "sleep 60"])
         .env("TWINFLOW_RUN_ID", "other-run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -232,6 +236,11 @@ async fn reattach_kills_tasks_of_the_run_whose_handle_was_never_recorded() {
         other.try_wait().unwrap().is_none(),
         "another run's task was touched"
     );
-    other.kill().unwrap();
+    // Its whole group (sh may have forked the sleep).
+    let group = format!("-{}", other.id());
+    std::process::Command::new("kill")
+        .args(["-KILL", "--", &group])
+        .status()
+        .unwrap();
     let _ = other.wait();
 }
