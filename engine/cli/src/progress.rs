@@ -35,6 +35,10 @@ impl StepTally {
         if self.running > 0 {
             parts.push(format!("{} running", self.running));
         }
+        let waiting = self.total.saturating_sub(self.done + self.running);
+        if waiting > 0 && self.done + self.running > 0 {
+            parts.push(format!("{waiting} queued"));
+        }
         if self.cached > 0 {
             parts.push(format!("{} cached", self.cached));
         }

@@ -461,28 +461,14 @@ impl Dispatch {
                     reason,
                 } => self.kill(task, attempt, reason).await,
                 Action::RetryAt { task, attempt, at } => {
-                    let reason = self.reasons.remove(&task.0).unwrap_or_default();
                     let persisted = self.base[task.index()] + attempt - 1;
-                    self.in_flight.remove(&task.0);
-                    self.journal.push(Op::State {
-                        task: task.0,
-                        attempt: persisted,
-                        state: "retrying",
-                        reason: Some(reason.clone()),
-                    });
+                    let reason = self.attempt_failed(task, persisted, "retrying");
                     let retry_in = at.saturating_sub(self.now()) as f64 / 1000.0;
                     self.emit_failed(task, persisted, reason, Some(retry_in));
                 }
                 Action::GaveUp { task } => {
-                    let reason = self.reasons.remove(&task.0).unwrap_or_default();
                     let persisted = self.base[task.index()] + self.scheduler.attempt(task);
-                    self.in_flight.remove(&task.0);
-                    self.journal.push(Op::State {
-                        task: task.0,
-                        attempt: persisted,
-                        state: "failed",
-                        reason: Some(reason.clone()),
-                    });
+                    let reason = self.attempt_failed(task, persisted, "failed");
                     self.summary.failed += 1;
                     self.summary
                         .failures
@@ -501,6 +487,19 @@ impl Dispatch {
             self.launch_all(launches).await?;
         }
         Ok(finished)
+    }
+
+    /// Records a failed attempt (`retrying` or `failed`); returns its reason.
+    fn attempt_failed(&mut self, task: TaskId, attempt: u32, state: &'static str) -> String {
+        let reason = self.reasons.remove(&task.0).unwrap_or_default();
+        self.in_flight.remove(&task.0);
+        self.journal.push(Op::State {
+            task: task.0,
+            attempt,
+            state,
+            reason: Some(reason.clone()),
+        });
+        reason
     }
 
     /// Tasks killed by a cancellation end without an action of their own.

@@ -158,6 +158,21 @@ impl StateStore {
             .pop())
     }
 
+    /// Every row of a query, mapped.
+    fn rows<T>(
+        &self,
+        sql: &str,
+        args: impl rusqlite::Params,
+        map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StateError> {
+        let run = || -> rusqlite::Result<Vec<T>> {
+            let mut stmt = self.conn.prepare(sql)?;
+            let rows = stmt.query_map(args, map)?;
+            rows.collect()
+        };
+        run().map_err(|e| self.sql(e))
+    }
+
     fn run_query(
         &self,
         tail: &str,
@@ -167,34 +182,29 @@ impl StateStore {
             "SELECT id, workflow, file, run_dir, state, task_count, created_ms, updated_ms,
                     plan_digest, args, host, pid, pid_start FROM runs {tail}"
         );
-        let run = || -> rusqlite::Result<Vec<RunInfo>> {
-            let mut stmt = self.conn.prepare(&sql)?;
-            let rows = stmt.query_map(args, |r| {
-                let state: String = r.get(4)?;
-                Ok(RunInfo {
-                    id: r.get(0)?,
-                    workflow: r.get(1)?,
-                    file: r.get(2)?,
-                    run_dir: r.get(3)?,
-                    state: match state.as_str() {
-                        "succeeded" => RunState::Succeeded,
-                        "failed" => RunState::Failed,
-                        "cancelled" => RunState::Cancelled,
-                        _ => RunState::Running,
-                    },
-                    task_count: r.get::<_, i64>(5)? as u64,
-                    created_ms: r.get(6)?,
-                    updated_ms: r.get(7)?,
-                    plan_digest: r.get(8)?,
-                    args: r.get(9)?,
-                    host: r.get(10)?,
-                    pid: r.get(11)?,
-                    pid_start: r.get::<_, i64>(12)? as u64,
-                })
-            })?;
-            rows.collect()
-        };
-        let mut runs = run().map_err(|e| self.sql(e))?;
+        let mut runs = self.rows(&sql, args, |r| {
+            let state: String = r.get(4)?;
+            Ok(RunInfo {
+                id: r.get(0)?,
+                workflow: r.get(1)?,
+                file: r.get(2)?,
+                run_dir: r.get(3)?,
+                state: match state.as_str() {
+                    "succeeded" => RunState::Succeeded,
+                    "failed" => RunState::Failed,
+                    "cancelled" => RunState::Cancelled,
+                    _ => RunState::Running,
+                },
+                task_count: r.get::<_, i64>(5)? as u64,
+                created_ms: r.get(6)?,
+                updated_ms: r.get(7)?,
+                plan_digest: r.get(8)?,
+                args: r.get(9)?,
+                host: r.get(10)?,
+                pid: r.get(11)?,
+                pid_start: r.get::<_, i64>(12)? as u64,
+            })
+        })?;
         for r in &mut runs {
             if r.state == RunState::Running && !crate::host::is_alive(&r.host, r.pid, r.pid_start) {
                 r.state = RunState::Interrupted;
@@ -205,63 +215,60 @@ impl StateStore {
 
     /// Per-step counts of a run's tasks, in step order.
     pub fn step_counts(&self, run: &str) -> Result<Vec<StepCounts>, StateError> {
-        let query = || -> rusqlite::Result<Vec<StepCounts>> {
-            let mut steps: Vec<StepCounts> = self
-                .conn
-                .prepare("SELECT name, task_count FROM steps WHERE run_id = ?1 ORDER BY step")?
-                .query_map(params![run], |r| {
-                    Ok(StepCounts {
-                        step: r.get(0)?,
-                        total: r.get::<_, i64>(1)? as u64,
-                        ..StepCounts::default()
-                    })
-                })?
-                .collect::<rusqlite::Result<_>>()?;
-            let mut stmt = self.conn.prepare(
-                "SELECT step, state, cached_from IS NOT NULL, COUNT(*) FROM tasks
-                 WHERE run_id = ?1 GROUP BY step, state, cached_from IS NOT NULL",
-            )?;
-            let rows = stmt.query_map(params![run], |r| {
+        let mut steps = self.rows(
+            "SELECT name, task_count FROM steps WHERE run_id = ?1 ORDER BY step",
+            params![run],
+            |r| {
+                Ok(StepCounts {
+                    step: r.get(0)?,
+                    total: r.get::<_, i64>(1)? as u64,
+                    ..StepCounts::default()
+                })
+            },
+        )?;
+        let counts = self.rows(
+            "SELECT step, state, cached_from IS NOT NULL, COUNT(*) FROM tasks
+             WHERE run_id = ?1 GROUP BY step, state, cached_from IS NOT NULL",
+            params![run],
+            |r| {
                 Ok((
                     r.get::<_, i64>(0)? as usize,
                     r.get::<_, String>(1)?,
                     r.get::<_, bool>(2)?,
                     r.get::<_, i64>(3)? as u64,
                 ))
-            })?;
-            for row in rows {
-                let (step, state, cached, n) = row?;
-                let Some(s) = steps.get_mut(step) else {
-                    continue;
-                };
-                match state.as_str() {
-                    "queued" => s.queued += n,
-                    "running" => s.running += n,
-                    "succeeded" => {
-                        s.succeeded += n;
-                        if cached {
-                            s.cached += n;
-                        }
+            },
+        )?;
+        for (step, state, cached, n) in counts {
+            let Some(s) = steps.get_mut(step) else {
+                continue;
+            };
+            match state.as_str() {
+                "queued" => s.queued += n,
+                "running" => s.running += n,
+                "succeeded" => {
+                    s.succeeded += n;
+                    if cached {
+                        s.cached += n;
                     }
-                    "failed" => s.failed += n,
-                    "skipped" => s.skipped += n,
-                    "retrying" => s.retrying += n,
-                    _ => s.cancelled += n,
                 }
+                "failed" => s.failed += n,
+                "skipped" => s.skipped += n,
+                "retrying" => s.retrying += n,
+                _ => s.cancelled += n,
             }
-            for s in &mut steps {
-                let known = s.queued
-                    + s.running
-                    + s.succeeded
-                    + s.failed
-                    + s.skipped
-                    + s.cancelled
-                    + s.retrying;
-                s.waiting = s.total.saturating_sub(known);
-            }
-            Ok(steps)
-        };
-        query().map_err(|e| self.sql(e))
+        }
+        for s in &mut steps {
+            let known = s.queued
+                + s.running
+                + s.succeeded
+                + s.failed
+                + s.skipped
+                + s.cancelled
+                + s.retrying;
+            s.waiting = s.total.saturating_sub(known);
+        }
+        Ok(steps)
     }
 
     /// A run's tasks that have a record (launched at least once, or skipped), by id.
@@ -285,44 +292,36 @@ impl StateStore {
             "SELECT task, name, step, state, attempt, handle, reason, cached_from,
                     (finished_ms - started_ms) / 1000.0 FROM tasks {tail}"
         );
-        let run = || -> rusqlite::Result<Vec<TaskRow>> {
-            let mut stmt = self.conn.prepare(&sql)?;
-            let rows = stmt.query_map(args, |r| {
-                Ok(TaskRow {
-                    task: r.get(0)?,
-                    name: r.get(1)?,
-                    step: r.get(2)?,
-                    state: r.get(3)?,
-                    attempt: r.get(4)?,
-                    handle: r.get(5)?,
-                    reason: r.get(6)?,
-                    cached_from: r.get(7)?,
-                    seconds: r.get(8)?,
-                })
-            })?;
-            rows.collect()
-        };
-        run().map_err(|e| self.sql(e))
+        self.rows(&sql, args, |r| {
+            Ok(TaskRow {
+                task: r.get(0)?,
+                name: r.get(1)?,
+                step: r.get(2)?,
+                state: r.get(3)?,
+                attempt: r.get(4)?,
+                handle: r.get(5)?,
+                reason: r.get(6)?,
+                cached_from: r.get(7)?,
+                seconds: r.get(8)?,
+            })
+        })
     }
 
     /// The artefacts a task sealed.
     pub fn artefacts(&self, run: &str, task: u32) -> Result<Vec<ArtefactRow>, StateError> {
-        let query = || -> rusqlite::Result<Vec<ArtefactRow>> {
-            let mut stmt = self.conn.prepare(
-                "SELECT output, path, size, sha256 FROM artefacts
-                 WHERE run_id = ?1 AND task = ?2 ORDER BY output",
-            )?;
-            let rows = stmt.query_map(params![run, task], |r| {
+        self.rows(
+            "SELECT output, path, size, sha256 FROM artefacts
+             WHERE run_id = ?1 AND task = ?2 ORDER BY output",
+            params![run, task],
+            |r| {
                 Ok(ArtefactRow {
                     output: r.get(0)?,
                     path: r.get(1)?,
                     size: r.get::<_, i64>(2)? as u64,
                     sha256: r.get(3)?,
                 })
-            })?;
-            rows.collect()
-        };
-        query().map_err(|e| self.sql(e))
+            },
+        )
     }
 
     /// The name and first task id of step `step` of a run.
@@ -332,18 +331,6 @@ impl StateStore {
                 "SELECT name, first_task FROM steps WHERE run_id = ?1 AND step = ?2",
                 params![run, step],
                 |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(|e| self.sql(e))
-    }
-
-    /// The name of step `step` of a run.
-    pub fn step_name(&self, run: &str, step: u32) -> Result<Option<String>, StateError> {
-        self.conn
-            .query_row(
-                "SELECT name FROM steps WHERE run_id = ?1 AND step = ?2",
-                params![run, step],
-                |r| r.get(0),
             )
             .optional()
             .map_err(|e| self.sql(e))
