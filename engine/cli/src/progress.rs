@@ -183,10 +183,20 @@ impl Reporter {
                 self.advance(*step);
             }
             RunEvent::RunFinished(_) => {
+                // The live bars give way to one line per step.
                 if let Some(bars) = self.bars.take() {
-                    bars.total.finish();
+                    bars.total.finish_and_clear();
                     for bar in &bars.steps {
-                        bar.finish();
+                        bar.finish_and_clear();
+                    }
+                    let _ = bars.multi.clear();
+                    let width = self.steps.iter().map(|s| s.name.len()).max().unwrap_or(4);
+                    for s in &self.steps {
+                        let extra = s.message();
+                        eprintln!(
+                            "  {:<width$}  {:>6}/{:<6} {extra}",
+                            s.name, s.done, s.total
+                        );
                     }
                 }
             }
