@@ -75,3 +75,16 @@ fn the_forest_bird_demo_runs_locally_and_reruns_from_the_cache() {
     let text = String::from_utf8_lossy(&logs.stdout);
     assert!(text.contains("expected richness in 2100"), "{text}");
 }
+
+#[test]
+fn the_other_examples_run_locally_too() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows");
+    for example in ["climate-ensemble", "crop-wild-relatives"] {
+        let state = tempfile::tempdir().expect("temp dir");
+        let file = root.join(example).join(format!("{example}.yaml"));
+        let o = twinflow(state.path(), &["run", file.to_str().expect("utf-8"), "--local"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{example}: {err}");
+        assert!(err.contains("succeeded"), "{example}: {err}");
+    }
+}
