@@ -193,10 +193,7 @@ impl Reporter {
                     let width = self.steps.iter().map(|s| s.name.len()).max().unwrap_or(4);
                     for s in &self.steps {
                         let extra = s.message();
-                        eprintln!(
-                            "  {:<width$}  {:>6}/{:<6} {extra}",
-                            s.name, s.done, s.total
-                        );
+                        eprintln!("  {:<width$}  {:>6}/{:<6} {extra}", s.name, s.done, s.total);
                     }
                 }
             }

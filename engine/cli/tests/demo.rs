@@ -82,7 +82,10 @@ fn the_other_examples_run_locally_too() {
     for example in ["climate-ensemble", "crop-wild-relatives"] {
         let state = tempfile::tempdir().expect("temp dir");
         let file = root.join(example).join(format!("{example}.yaml"));
-        let o = twinflow(state.path(), &["run", file.to_str().expect("utf-8"), "--local"]);
+        let o = twinflow(
+            state.path(),
+            &["run", file.to_str().expect("utf-8"), "--local"],
+        );
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(0), "{example}: {err}");
         assert!(err.contains("succeeded"), "{example}: {err}");

@@ -502,3 +502,50 @@ fn a_database_from_a_newer_twinflow_is_refused_untouched() {
 fn rusqlite_conn(path: &Path) -> rusqlite::Connection {
     rusqlite::Connection::open(path).unwrap()
 }
+
+/// A state database written by schema version 1 (`tests/fixtures/state-v1.sqlite`,
+/// made by `twinflow run tests/fixtures/state-v1.yaml`) opens, reads and takes
+/// new runs. When the schema changes, this test keeps the old file working.
+#[tokio::test]
+async fn a_version_1_database_opens_reads_and_takes_new_runs() {
+    let f = Fixture::new();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let state = f.path("v1");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::copy(
+        fixtures.join("state-v1.sqlite"),
+        state.join(twinflow_engine::DB_FILE),
+    )
+    .unwrap();
+    {
+        let store = twinflow_engine::StateStore::open(&state).unwrap();
+        let runs = store.runs().unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].id, "fixture-20261125-093205-7711");
+        assert_eq!(runs[0].state, twinflow_engine::RunState::Succeeded);
+        let counts = store.step_counts(&runs[0].id).unwrap();
+        assert_eq!((counts[0].step.as_str(), counts[0].succeeded), ("make", 2));
+        let join = store.task(&runs[0].id, "join").unwrap().unwrap();
+        let artefacts = store.artefacts(&runs[0].id, join.task).unwrap();
+        assert_eq!(
+            artefacts[0].sha256, "a6e2b7a040683432de03a18fd8a1939a2fdf82585b364bfc874bdd4095c4cae1",
+            "the sha256 of \"1\\n2\\n\" as sealed"
+        );
+        assert_eq!(artefacts[0].size, 4);
+    }
+    let engine = Engine::builder()
+        .state_dir(&state)
+        .executor(ExecutorKind::Local, LocalFactory::default())
+        .build()
+        .unwrap();
+    let yaml = std::fs::read_to_string(fixtures.join("state-v1.yaml")).unwrap();
+    let plan = f.plan(&yaml, &[], "after-v1");
+    let mut handle = engine.submit(plan, RunOptions::default()).await.unwrap();
+    while handle.next_event().await.is_some() {}
+    let summary = handle.wait().await.unwrap();
+    // The fixture's run came from another workflow directory (part of every
+    // task's environment, so of its cache key): nothing is reused.
+    assert_eq!((summary.ran, summary.cached), (3, 0));
+    let both = summary.run_dir.join("work/join/0/both.txt");
+    assert_eq!(std::fs::read_to_string(both).unwrap(), "1\n2\n");
+}
