@@ -106,6 +106,7 @@ impl Reporter {
         }
         match event {
             RunEvent::RunStarted {
+                format: _,
                 run_id,
                 workflow,
                 run_dir,

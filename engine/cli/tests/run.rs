@@ -251,12 +251,15 @@ steps:
     );
     let o = sb.run(&["run", "wf.yaml", "--json"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    let kinds: Vec<String> = text(&o.stdout)
+    let events: Vec<serde_json::Value> = text(&o.stdout)
         .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).expect("one JSON object a line");
-            v["event"].as_str().unwrap_or_default().to_owned()
-        })
+        .map(|l| serde_json::from_str(l).expect("one JSON object a line"))
+        .collect();
+    assert_eq!(events[0]["format"], "twinflow.events/v1");
+    assert_eq!(events[4]["outcome"], "succeeded");
+    let kinds: Vec<String> = events
+        .iter()
+        .map(|v| v["event"].as_str().unwrap_or_default().to_owned())
         .collect();
     assert_eq!(
         kinds,

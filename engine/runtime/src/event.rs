@@ -5,6 +5,11 @@
 use serde::Serialize;
 use std::path::PathBuf;
 
+/// The version of the event stream (`twinflow run --json`), announced by
+/// [`RunEvent::RunStarted`]. Fields may be added within a version; renaming
+/// or removing one makes a new version.
+pub const EVENTS_FORMAT: &str = "twinflow.events/v1";
+
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -32,6 +37,8 @@ pub struct StepSize {
 pub enum RunEvent {
     /// The run began (or was resumed).
     RunStarted {
+        /// The version of this event stream, [`EVENTS_FORMAT`].
+        format: String,
         /// Its id.
         run_id: String,
         /// The workflow's name.

@@ -71,7 +71,7 @@ pub use engine::{
     Canceller, Engine, EngineBuilder, EngineError, RunHandle, RunOptions, default_state_dir,
     new_run_id,
 };
-pub use event::{Outcome, RunEvent, RunSummary, StepSize};
+pub use event::{EVENTS_FORMAT, Outcome, RunEvent, RunSummary, StepSize};
 pub use layout::{TaskPaths, run_dir, task_paths};
 pub use state::{
     ArtefactRow, DB_FILE, RunInfo, RunState, StateError, StateStore, StepCounts, TaskRow,

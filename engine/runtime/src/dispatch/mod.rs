@@ -200,6 +200,7 @@ impl Dispatch {
 
     async fn run_inner(&mut self) -> Result<RunSummary, EngineError> {
         self.emit(RunEvent::RunStarted {
+            format: crate::event::EVENTS_FORMAT.to_owned(),
             run_id: self.run_id.clone(),
             workflow: self.plan.workflow.name.clone(),
             run_dir: self.run_dir.clone(),
