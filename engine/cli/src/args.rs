@@ -115,7 +115,7 @@ pub(crate) enum GraphFormat {
 }
 
 /// What every compiling command takes.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub(crate) struct CompileArgs {
     /// The workflow file.
     pub file: PathBuf,

@@ -342,3 +342,46 @@ steps:
     let joined = std::fs::read_to_string(run.join("work/join/0/both.txt")).expect("output");
     assert_eq!(joined, "1\n2\n");
 }
+
+#[test]
+fn resume_takes_the_parameters_the_run_was_started_with() {
+    let sb = Sandbox::new(
+        r#"
+version: 1
+name: params
+params: { factor: 1 }
+executors: { here: { kind: local } }
+steps:
+  first:
+    executor: here
+    run: echo ran >> $DIR/first-runs; echo ${{ params.factor }} > ${{ outputs.v }}
+    outputs: { v: v.txt }
+  second:
+    executor: here
+    needs: { v: first.v }
+    run: test -f $DIR/go; cat ${{ inputs.v }} > ${{ outputs.w }}
+    outputs: { w: w.txt }
+"#,
+    );
+    let o = sb.run(&["run", "wf.yaml", "-p", "factor=7"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    std::fs::write(sb.path("go"), "").expect("write go");
+    let o = sb.run(&["run", "--resume", "wf.yaml"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("resuming with the run's settings: -p factor=7"),
+        "{err}"
+    );
+    assert!(err.contains("1 ran, 1 cached"), "{err}");
+    let runs = std::fs::read_to_string(sb.path("first-runs")).expect("first-runs");
+    assert_eq!(
+        runs.lines().count(),
+        1,
+        "the finished task did not run again"
+    );
+    let status = sb.status_json();
+    let run_dir = PathBuf::from(status["run"]["run_dir"].as_str().expect("run dir"));
+    let w = std::fs::read_to_string(run_dir.join("work/second/0/w.txt")).expect("w");
+    assert_eq!(w, "7\n");
+}

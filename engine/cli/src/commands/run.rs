@@ -3,12 +3,12 @@
 
 use super::compile_for_run;
 use super::inspect::{open_store, state_dir};
-use crate::args::RunArgs;
+use crate::args::{CompileArgs, RunArgs};
 use crate::exit;
 use crate::output::Output;
 use crate::progress::{Mode, Reporter, summary_text};
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use twinflow_core::ExecutorKind;
 use twinflow_engine::{Engine, Outcome, RunOptions, RunState, RunSummary};
@@ -16,11 +16,15 @@ use twinflow_executor_local::LocalFactory;
 
 pub(crate) fn run(out: &Output, args: &RunArgs) -> u8 {
     let dir = state_dir(&args.state);
-    let run_id = match pick_run_id(out, args, &dir) {
-        Ok(id) => id,
+    let (run_id, stored) = match pick_run_id(out, args, &dir) {
+        Ok(found) => found,
         Err(code) => return code,
     };
-    let plan = match compile_for_run(out, &args.compile, Some(&run_id)) {
+    let compile = match stored {
+        Some(stored) => with_stored_settings(&args.compile, &stored),
+        None => args.compile.clone(),
+    };
+    let plan = match compile_for_run(out, &compile, Some(&run_id)) {
         Ok(plan) => plan,
         Err(code) => return code,
     };
@@ -143,8 +147,42 @@ fn interrupt(handle: &twinflow_engine::RunHandle, reporter: &Reporter, interrupt
     handle.cancel();
 }
 
-/// A new run id, or the id of the run `--resume` takes up.
-fn pick_run_id(out: &Output, args: &RunArgs, dir: &Path) -> Result<String, u8> {
+/// A resumed run compiles with the parameters, site file and `--local` it
+/// was started with, unless the command line gives any of them.
+fn with_stored_settings(given: &CompileArgs, stored: &str) -> CompileArgs {
+    let mut args = given.clone();
+    if !given.params.is_empty() || given.site.is_some() || given.local {
+        return args;
+    }
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(stored) else {
+        return args;
+    };
+    args.params = v["params"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    args.site = v["site"].as_str().map(PathBuf::from);
+    args.local = v["local"].as_bool().unwrap_or(false);
+    let mut shown: Vec<String> = args.params.iter().map(|p| format!("-p {p}")).collect();
+    if let Some(site) = &args.site {
+        shown.push(format!("--site {}", site.display()));
+    }
+    if args.local {
+        shown.push("--local".to_owned());
+    }
+    if !shown.is_empty() {
+        eprintln!("resuming with the run's settings: {}", shown.join(" "));
+    }
+    args
+}
+
+/// A new run id, or the id of the run `--resume` takes up (with the
+/// settings it was started with).
+fn pick_run_id(out: &Output, args: &RunArgs, dir: &Path) -> Result<(String, Option<String>), u8> {
     let Some(wanted) = &args.resume else {
         let stem = args
             .compile
@@ -167,7 +205,7 @@ fn pick_run_id(out: &Output, args: &RunArgs, dir: &Path) -> Result<String, u8> {
         } else {
             clean
         };
-        return Ok(twinflow_engine::new_run_id(&clean));
+        return Ok((twinflow_engine::new_run_id(&clean), None));
     };
     let store = open_store(out, dir)?;
     let found = if wanted.is_empty() {
@@ -187,7 +225,7 @@ fn pick_run_id(out: &Output, args: &RunArgs, dir: &Path) -> Result<String, u8> {
             ));
             Err(exit::INVALID)
         }
-        Ok(Some(run)) => Ok(run.id),
+        Ok(Some(run)) => Ok((run.id, Some(run.args))),
         Ok(None) if wanted.is_empty() => {
             out.error(&format!(
                 "no earlier run of {} in {} to resume",
