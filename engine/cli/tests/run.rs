@@ -5,6 +5,8 @@
     reason = "test helpers fail the test with a message"
 )]
 
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -79,13 +81,9 @@ fn alive(pid: &str) -> bool {
         .unwrap_or(false)
 }
 
-fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .expect("run kill")
-        .success();
-    assert!(ok, "kill {sig} failed");
+fn signal(child: &Child, sig: Signal) {
+    let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, sig).expect("send the signal");
 }
 
 fn succeeded_tasks(status: &serde_json::Value) -> Vec<String> {
@@ -138,7 +136,7 @@ fn a_run_killed_with_sigkill_resumes_without_redoing_finished_tasks() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let done_before = succeeded_tasks(&sb.status_json());
-    signal(&child, "-KILL");
+    signal(&child, Signal::SIGKILL);
     let _ = child.wait();
 
     let runs = text(&sb.run(&["runs"]).stdout);
@@ -183,7 +181,7 @@ steps:
             std::fs::read_to_string(sb.path(&format!("child-{i}"))).is_ok_and(|t| t.ends_with('\n'))
         })
     });
-    signal(&child, "-INT");
+    signal(&child, Signal::SIGINT);
     let o = child.wait_with_output().expect("wait for twinflow");
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(130), "{err}");

@@ -237,10 +237,7 @@ async fn reattach_kills_tasks_of_the_run_whose_handle_was_never_recorded() {
         "another run's task was touched"
     );
     // Its whole group (sh may have forked the sleep).
-    let group = format!("-{}", other.id());
-    std::process::Command::new("kill")
-        .args(["-KILL", "--", &group])
-        .status()
-        .unwrap();
+    let group = nix::unistd::Pid::from_raw(i32::try_from(other.id()).unwrap());
+    nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL).unwrap();
     let _ = other.wait();
 }
