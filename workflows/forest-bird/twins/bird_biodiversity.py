@@ -42,11 +42,9 @@ Exit status 2 with a one-line ``error: ...`` on stderr for a missing or
 malformed stands file.
 """
 
-import argparse
-import csv
 import math
-import os
-import sys
+
+from twin_io import UserError, argument_parser, number, read_csv, run, write_atomically
 
 # (name, intercept, {covariate: coefficient}); covariates as computed in covariates().
 MODELS = [
@@ -71,39 +69,13 @@ COVARIATE_COLUMNS = [
 OLD_AGE, YOUNG_AGE, GDD_REF = 80.0, 20.0, 1300.0
 
 
-class UserError(Exception):
-    """A problem with the user's input: reported as one line, exit status 2."""
-
-
-def reason(e):
-    return (e.strerror or str(e)).lower()
-
-
 def read_stands(path):
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            rows = list(reader)
-            fields = reader.fieldnames or []
-    except OSError as e:
-        raise UserError(f"cannot read stands file {path}: {reason(e)}")
-    except (csv.Error, UnicodeDecodeError) as e:
-        raise UserError(f"stands file {path} is not a valid csv file ({str(e).lower()})")
-    missing = [c for c in STAND_COLUMNS if c not in fields]
-    if missing:
-        raise UserError(f"stands file {path} lacks column(s) {', '.join(missing)}")
-    if not rows:
-        raise UserError(f"stands file {path} has no data rows")
+    rows, _ = read_csv(path, "stands", STAND_COLUMNS)
     stands = []
     for n, row in enumerate(rows, start=1):
         rec = {"species": row["species"]}
         for col in ("area_share", "volume_m3ha", "mean_age_y", "deadwood_m3ha", "gdd5_mean"):
-            try:
-                rec[col] = float(row[col])
-            except (TypeError, ValueError):
-                rec[col] = math.nan
-            if not math.isfinite(rec[col]):
-                raise UserError(f"{path}: bad value {row[col]!r} in column {col}, data row {n}")
+            rec[col] = number(row, col, path, n)
         stands.append(rec)
     for key in ("scenario", "management", "year"):
         if len({r[key] for r in rows}) != 1:
@@ -159,30 +131,13 @@ def occupancy(c):
     return out
 
 
-def write_atomically(path, header, rows):
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f, lineterminator="\n")
-            w.writerow(header)
-            w.writerows(rows)
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise UserError(f"cannot write {path}: {reason(e)}")
-
-
 def main(argv=None):
-    p = argparse.ArgumentParser(
-        prog="bird_biodiversity.py",
-        description="Occupancy probabilities of Finnish forest birds from landscape structure "
+    p = argument_parser(
+        "bird_biodiversity.py",
+        "Occupancy probabilities of Finnish forest birds from landscape structure "
         "(logistic habitat models) and expected species richness. Demonstration model.",
+        {"--stands": "stands.csv from forest_structure.py", "--out": "output CSV (one row)"},
     )
-    p.add_argument("--stands", required=True, help="stands.csv from forest_structure.py")
-    p.add_argument("--out", required=True, help="output CSV (one row)")
     a = p.parse_args(argv)
     scenario, management, year, region, stands, area = read_stands(a.stands)
     c = covariates(stands, area)
@@ -200,8 +155,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run(main)

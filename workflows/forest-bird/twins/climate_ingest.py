@@ -40,8 +40,9 @@ import argparse
 import csv
 import os
 import random
-import sys
 import zlib
+
+from twin_io import UserError, argument_parser, reason, run, write_atomically
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCENARIO_FILE = os.path.join(HERE, "data", "ssp_scenarios.csv")
@@ -58,15 +59,6 @@ COLUMNS = [
     "temp_mean_c", "gdd5", "precip_mm",
     "temp_baseline_c", "gdd5_baseline", "precip_baseline_mm",
 ]
-
-
-class UserError(Exception):
-    """A problem with the user's input: reported as one line, exit status 2."""
-
-
-def reason(e):
-    """The lowercase reason of an OSError, e.g. 'no such file or directory'."""
-    return (e.strerror or str(e)).lower()
 
 
 def read_scenarios(path):
@@ -128,31 +120,15 @@ def drivers(scenario, region, decadal):
     return rows
 
 
-def write_atomically(path, header, rows):
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f, lineterminator="\n")
-            w.writerow(header)
-            w.writerows(rows)
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise UserError(f"cannot write {path}: {reason(e)}")
-
-
 def main(argv=None):
-    p = argparse.ArgumentParser(
-        prog="climate_ingest.py",
-        description="Annual climate drivers (temperature, GDD5, precipitation) for 2020-2109 "
+    p = argument_parser(
+        "climate_ingest.py",
+        "Annual climate drivers (temperature, GDD5, precipitation) for 2020-2109 "
         "from the shipped decadal SSP scenario file. Demonstration model.",
+        {"--scenario": "SSP scenario, e.g. ssp126, ssp245, ssp585",
+         "--region": "region: south-finland",
+         "--out": "output CSV (annual drivers)"},
     )
-    p.add_argument("--scenario", required=True, help="SSP scenario, e.g. ssp126, ssp245, ssp585")
-    p.add_argument("--region", required=True, help="region: south-finland")
-    p.add_argument("--out", required=True, help="output CSV (annual drivers)")
     p.add_argument("--scenario-file", default=SCENARIO_FILE, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     table = read_scenarios(a.scenario_file)
@@ -167,8 +143,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run(main)

@@ -69,11 +69,9 @@ malformed input file, an unknown management regime, or a state file that
 does not belong to this run (other scenario, regime or decade).
 """
 
-import argparse
-import csv
 import math
-import os
-import sys
+
+from twin_io import UserError, argument_parser, number, read_csv, run, write_atomically
 
 MANAGEMENTS = ("business-as-usual", "extended-rotation", "set-aside")
 EXTENSION_Y = 30          # extended-rotation: rotation + 30 years
@@ -115,42 +113,6 @@ STATE_COLUMNS = ("scenario", "management", "year", "species", "stand", "area_sha
 OUT_COLUMNS = ["scenario", "management", "year", "region", "species", "stand", "area_share",
                "basal_area_m2ha", "volume_m3ha", "mean_age_y", "deadwood_m3ha", "height_m",
                "harvest_m3ha", "mortality_m3ha", "gdd5_mean", "precip_mm_mean", "temp_mean_c"]
-
-
-class UserError(Exception):
-    """A problem with the user's input: reported as one line, exit status 2."""
-
-
-def reason(e):
-    return (e.strerror or str(e)).lower()
-
-
-def read_csv(path, what, columns):
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            rows = list(reader)
-            fields = reader.fieldnames or []
-    except OSError as e:
-        raise UserError(f"cannot read {what} file {path}: {reason(e)}")
-    except (csv.Error, UnicodeDecodeError) as e:
-        raise UserError(f"{what} file {path} is not a valid csv file ({str(e).lower()})")
-    missing = [c for c in columns if c not in fields]
-    if missing:
-        raise UserError(f"{what} file {path} lacks column(s) {', '.join(missing)}")
-    if not rows:
-        raise UserError(f"{what} file {path} has no data rows")
-    return rows
-
-
-def number(row, col, path, n, kind=float):
-    try:
-        value = kind(row[col])
-    except (TypeError, ValueError):
-        value = None
-    if value is None or not math.isfinite(value):
-        raise UserError(f"{path}: bad value {row[col]!r} in column {col}, data row {n}")
-    return value
 
 
 def height(sp, age):
@@ -230,7 +192,7 @@ def initial_landscape(region, baseline):
 
 
 def read_drivers(path, year):
-    rows = read_csv(path, "drivers", DRIVER_COLUMNS)
+    rows, _ = read_csv(path, "drivers", DRIVER_COLUMNS)
     by_year = {}
     for n, row in enumerate(rows, start=1):
         y = number(row, "year", path, n, int)
@@ -251,7 +213,7 @@ def read_drivers(path, year):
 
 
 def read_state(path, scenario, management, year):
-    rows = read_csv(path, "state", STATE_COLUMNS)
+    rows, _ = read_csv(path, "state", STATE_COLUMNS)
     stands = []
     for n, row in enumerate(rows, start=1):
         if row["scenario"] != scenario:
@@ -286,34 +248,17 @@ def simulate(stands, management, climate_years):
             st["mortality"] += d
 
 
-def write_atomically(path, header, rows):
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f, lineterminator="\n")
-            w.writerow(header)
-            w.writerows(rows)
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise UserError(f"cannot write {path}: {reason(e)}")
-
-
 def main(argv=None):
-    p = argparse.ArgumentParser(
-        prog="forest_structure.py",
-        description="One decade of pine/spruce/birch stand-class dynamics under climate drivers "
+    p = argument_parser(
+        "forest_structure.py",
+        "One decade of pine/spruce/birch stand-class dynamics under climate drivers "
         "and a management regime; writes the state at the end of the decade. Demonstration model.",
+        {"--drivers": "annual drivers CSV from climate_ingest.py",
+         "--management": ", ".join(MANAGEMENTS),
+         "--year": "first year of the decade, e.g. 2030",
+         "--state": "previous decade's stands.csv, or '' to initialise the landscape",
+         "--out": "output CSV (stand classes)"},
     )
-    p.add_argument("--drivers", required=True, help="annual drivers CSV from climate_ingest.py")
-    p.add_argument("--management", required=True, help=", ".join(MANAGEMENTS))
-    p.add_argument("--year", required=True, help="first year of the decade, e.g. 2030")
-    p.add_argument("--state", required=True,
-                   help="previous decade's stands.csv, or '' to initialise the landscape")
-    p.add_argument("--out", required=True, help="output CSV (stand classes)")
     a = p.parse_args(argv)
     if a.management not in MANAGEMENTS:
         raise UserError(f"unknown management '{a.management}' (valid: {', '.join(MANAGEMENTS)})")
@@ -343,8 +288,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run(main)

@@ -19,12 +19,11 @@ Exit status 2 with a one-line ``error: ...`` on stderr for a missing or
 malformed input file, or two files with the same scenario, management and year.
 """
 
-import argparse
-import csv
 import math
 import os
 import re
-import sys
+
+from twin_io import UserError, argument_parser, read_csv, run, write_text_atomically
 
 KEY = ("scenario", "management", "year")
 EXTRA = ("volume_m3ha", "mean_age_y", "deadwood_m3ha")
@@ -32,32 +31,11 @@ COLOURS = {"business-as-usual": "#d95f02", "extended-rotation": "#7570b3", "set-
 PALETTE = ["#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666", "#1f78b4"]
 
 
-class UserError(Exception):
-    """A problem with the user's input: reported as one line, exit status 2."""
-
-
-def reason(e):
-    return (e.strerror or str(e)).lower()
-
-
 def read_richness(paths):
     """Returns (rows, species columns); rows are dicts keyed by column name."""
     seen, rows, species = {}, [], []
     for path in paths:
-        try:
-            with open(path, newline="", encoding="utf-8") as f:
-                reader = csv.DictReader(f)
-                data = list(reader)
-                fields = reader.fieldnames or []
-        except OSError as e:
-            raise UserError(f"cannot read richness file {path}: {reason(e)}")
-        except (csv.Error, UnicodeDecodeError) as e:
-            raise UserError(f"richness file {path} is not a valid csv file ({str(e).lower()})")
-        missing = [c for c in KEY + ("expected_richness",) if c not in fields]
-        if missing:
-            raise UserError(f"richness file {path} lacks column(s) {', '.join(missing)}")
-        if not data:
-            raise UserError(f"richness file {path} has no data rows")
+        data, fields = read_csv(path, "richness", KEY + ("expected_richness",))
         species += [c for c in fields if c.startswith("p_") and c not in species]
         for row in data:
             try:
@@ -75,20 +53,6 @@ def read_richness(paths):
             rows.append(row)
     rows.sort(key=lambda r: (r["scenario"], r["management"], r["year"]))
     return rows, species
-
-
-def write_atomically(path, text):
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise UserError(f"cannot write {path}: {reason(e)}")
 
 
 def table_csv(rows, species):
@@ -241,13 +205,13 @@ def text_table(rows):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(
-        prog="summary.py",
-        description="Gathers richness.csv files into a sorted table (CSV), an SVG chart of "
+    p = argument_parser(
+        "summary.py",
+        "Gathers richness.csv files into a sorted table (CSV), an SVG chart of "
         "expected richness over time (one panel per scenario, one line per management) and a "
         "text table. Demonstration model.",
+        {"--out": "output table (CSV)"},
     )
-    p.add_argument("--out", required=True, help="output table (CSV)")
     p.add_argument("--chart", help="output chart (SVG); default: --out with the suffix .svg")
     p.add_argument("richness", nargs="+", help="richness.csv files, in any order")
     a = p.parse_args(argv)
@@ -255,16 +219,12 @@ def main(argv=None):
     if os.path.abspath(chart) == os.path.abspath(a.out):
         raise UserError(f"--chart and --out are the same file {a.out}")
     rows, species = read_richness(a.richness)
-    write_atomically(a.out, table_csv(rows, species))
-    write_atomically(chart, chart_svg(rows, len(species)))
+    write_text_atomically(a.out, table_csv(rows, species))
+    write_text_atomically(chart, chart_svg(rows, len(species)))
     print(text_table(rows))
     print(f"table: {a.out} ({len(rows)} row{'' if len(rows) == 1 else 's'})  chart: {chart}")
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run(main)
