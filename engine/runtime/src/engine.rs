@@ -306,8 +306,10 @@ impl Engine {
                 by_executor.entry(e).or_default();
             }
         }
+        let mut adopted = Vec::new();
         for (executor, attempts) in by_executor {
             if let Some(exec) = executors.get(executor as usize) {
+                let handles: HashMap<AttemptKey, Handle> = attempts.iter().cloned().collect();
                 let followed =
                     exec.reattach(&run_id, attempts)
                         .await
@@ -315,13 +317,13 @@ impl Engine {
                             executor: plan.executors[executor as usize].name.clone(),
                             message: e.message,
                         })?;
-                if !followed.is_empty() {
-                    tracing::warn!(
-                        "executor `{}` follows {} earlier attempt(s); they are run again",
-                        plan.executors[executor as usize].name,
-                        followed.len()
-                    );
-                }
+                // Followed attempts go on where they are; the rest run again.
+                adopted.extend(
+                    followed
+                        .into_iter()
+                        .filter(|key| key.task.index() < plan.task_count())
+                        .filter_map(|key| Some((key, handles.get(&key)?.clone()))),
+                );
             }
         }
         let default_slots = options.default_slots.unwrap_or_else(cores);
@@ -338,6 +340,7 @@ impl Engine {
             cache: options.cache,
             resumed: options.resume,
             next_attempts,
+            adopted,
             rx,
             tx: tx.clone(),
             events: events_tx,

@@ -8,6 +8,7 @@
 )]
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use twinflow_core::ExecutorKind;
 use twinflow_engine::{Engine, EngineError, Outcome, RunEvent, RunOptions, RunSummary};
@@ -548,4 +549,200 @@ async fn a_version_1_database_opens_reads_and_takes_new_runs() {
     assert_eq!((summary.ran, summary.cached), (3, 0));
     let both = summary.run_dir.join("work/join/0/both.txt");
     assert_eq!(std::fs::read_to_string(both).unwrap(), "1\n2\n");
+}
+
+/// A batch-system-like backend for the restart test: `submit` hands the job
+/// to nobody (it stays queued, as in a busy cluster) and returns a handle
+/// naming its working directory; after a restart, `reattach` follows every
+/// attempt it is given and completes it by writing its output, as the job
+/// would have. Other jobs run as local processes.
+#[derive(Debug)]
+struct Following {
+    local: Arc<dyn twinflow_core::Executor>,
+    sink: Arc<dyn twinflow_core::UpdateSink>,
+    submitted: Arc<std::sync::atomic::AtomicUsize>,
+    hold: bool,
+}
+
+#[derive(Debug, Clone)]
+struct FollowingFactory {
+    submitted: Arc<std::sync::atomic::AtomicUsize>,
+    hold: bool,
+}
+
+impl twinflow_core::ExecutorFactory for FollowingFactory {
+    fn create(
+        &self,
+        spec: &twinflow_core::ExecutorSpec,
+        sink: Arc<dyn twinflow_core::UpdateSink>,
+    ) -> Result<Arc<dyn twinflow_core::Executor>, twinflow_core::ExecutorError> {
+        Ok(Arc::new(Following {
+            local: LocalFactory::default().create(spec, Arc::clone(&sink))?,
+            sink,
+            submitted: Arc::clone(&self.submitted),
+            hold: self.hold,
+        }))
+    }
+}
+
+#[async_trait::async_trait]
+impl twinflow_core::Executor for Following {
+    async fn submit(
+        &self,
+        job: twinflow_core::Job,
+    ) -> Result<twinflow_core::Handle, twinflow_core::ExecutorError> {
+        self.submitted
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if !self.hold {
+            return self.local.submit(job).await;
+        }
+        self.sink.send(twinflow_core::Update {
+            key: job.key,
+            status: twinflow_core::AttemptStatus::Queued,
+        });
+        Ok(twinflow_core::Handle(format!(
+            "job:{}",
+            job.workdir.display()
+        )))
+    }
+
+    async fn reattach(
+        &self,
+        _run_id: &str,
+        attempts: Vec<(twinflow_core::AttemptKey, twinflow_core::Handle)>,
+    ) -> Result<Vec<twinflow_core::AttemptKey>, twinflow_core::ExecutorError> {
+        let mut followed = Vec::new();
+        for (key, handle) in attempts {
+            let dir = PathBuf::from(handle.0.trim_start_matches("job:"));
+            let sink = Arc::clone(&self.sink);
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                std::fs::write(dir.join("out.txt"), "from the followed job\n").unwrap();
+                sink.send(twinflow_core::Update {
+                    key,
+                    status: twinflow_core::AttemptStatus::Exited(0),
+                });
+            });
+            followed.push(key);
+        }
+        Ok(followed)
+    }
+
+    async fn cancel(
+        &self,
+        key: twinflow_core::AttemptKey,
+        handle: &twinflow_core::Handle,
+    ) -> Result<(), twinflow_core::ExecutorError> {
+        self.local.cancel(key, handle).await
+    }
+
+    async fn shutdown(&self) {
+        self.local.shutdown().await;
+    }
+}
+
+#[test]
+fn after_a_crash_attempts_the_backend_still_follows_are_adopted_not_submitted_again() {
+    let f = Fixture::new();
+    let yaml = "
+version: 1
+name: adopt
+executors: { cluster: { kind: local } }
+steps:
+  long:
+    executor: cluster
+    run: echo never runs here
+    outputs: { out: out.txt }
+  after:
+    executor: cluster
+    needs: { x: long.out }
+    run: cat ${{ inputs.x }} > ${{ outputs.copy }}
+    outputs: { copy: copy.txt }
+";
+    let state = f.path("adopt-state");
+    let first = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // The first process submits `long`, journals its handle, and dies.
+    {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let engine = Engine::builder()
+            .state_dir(&state)
+            .executor(
+                ExecutorKind::Local,
+                FollowingFactory {
+                    submitted: Arc::clone(&first),
+                    hold: true,
+                },
+            )
+            .build()
+            .unwrap();
+        let plan = f.plan(yaml, &[], "r1");
+        runtime.block_on(async {
+            let _run = engine.submit(plan, RunOptions::default()).await.unwrap();
+            let store = twinflow_engine::StateStore::open(&state).unwrap();
+            for _ in 0..200 {
+                if store
+                    .task("r1", "long")
+                    .unwrap()
+                    .and_then(|t| t.handle)
+                    .is_some()
+                {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        runtime.shutdown_background();
+    }
+    assert_eq!(first.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // Its process is gone: record it as another, dead one.
+    rusqlite_conn(&state.join(twinflow_engine::DB_FILE))
+        .execute("UPDATE runs SET pid_start = 1 WHERE id = 'r1'", [])
+        .unwrap();
+
+    let second = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let engine = Engine::builder()
+        .state_dir(&state)
+        .executor(
+            ExecutorKind::Local,
+            FollowingFactory {
+                submitted: Arc::clone(&second),
+                hold: false,
+            },
+        )
+        .build()
+        .unwrap();
+    let summary = runtime.block_on(async {
+        let resume = RunOptions {
+            resume: true,
+            ..RunOptions::default()
+        };
+        let handle = engine
+            .submit(f.plan(yaml, &[], "r1"), resume)
+            .await
+            .unwrap();
+        handle.wait().await.unwrap()
+    });
+    assert_eq!(
+        summary.outcome,
+        Outcome::Succeeded,
+        "{:?}",
+        summary.failures
+    );
+    assert_eq!(
+        second.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "only `after` was submitted; `long` was followed, not submitted again"
+    );
+    let copy = summary.run_dir.join("work/after/0/copy.txt");
+    assert_eq!(
+        std::fs::read_to_string(copy).unwrap(),
+        "from the followed job\n"
+    );
 }

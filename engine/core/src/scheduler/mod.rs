@@ -46,6 +46,10 @@ pub enum Event {
     Start,
     /// These tasks are already done (a cached or resumed result); only before `Start`.
     AlreadyDone(Vec<TaskId>),
+    /// These attempts are already running (an earlier process of the
+    /// runtime started them and their backend follows them); only before
+    /// `Start`. They hold capacity and end with `Finished` like any other.
+    Adopted(Vec<(TaskId, u32)>),
     /// The attempt began running (for the timeout; launch time counts until then).
     Started {
         /// The task.

@@ -207,6 +207,21 @@ impl Scheduler {
                     }
                 }
             }
+            Event::Adopted(attempts) => {
+                for (task, attempt) in attempts {
+                    let t = task.0 as usize;
+                    if self.state.get(t) != Some(&TaskState::Waiting) {
+                        continue;
+                    }
+                    let step = self.step_of[t] as usize;
+                    self.state[t] = TaskState::Running;
+                    self.attempt[t] = attempt;
+                    self.in_use[self.step_exec[step] as usize] += self.step_cost[step];
+                    if let Some(timeout) = self.step_timeout[step] {
+                        self.set_deadline(task.0, attempt, now + timeout);
+                    }
+                }
+            }
             Event::Started { task, attempt } => {
                 let t = task.0;
                 if self.is_current(t, attempt)

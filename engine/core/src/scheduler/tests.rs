@@ -643,3 +643,32 @@ fn ready_tasks_are_announced_once_queued_and_not_while_held_by_runahead() {
     let mut sc = sched(&p);
     assert_eq!(ready(&sc.handle(Event::Start, 0)), Vec::<u32>::new());
 }
+
+#[test]
+fn adopted_attempts_hold_capacity_and_finish_like_launched_ones() {
+    // Three 2-cpu tasks on the 2-slot local executor; task 1 is already running.
+    let p = plan(&[S { cpus: 2, ..s(3) }], &no_deps, 1, None);
+    let mut sc = sched(&p);
+    assert!(
+        sc.handle(Event::Adopted(vec![(TaskId(1), 4)]), 0)
+            .is_empty()
+    );
+    assert_eq!(sc.task_state(TaskId(1)), TaskState::Running);
+    assert_eq!(sc.attempt(TaskId(1)), 4);
+    assert_eq!(
+        launched(&sc.handle(Event::Start, 0)),
+        Vec::<(u32, u32)>::new(),
+        "no capacity left"
+    );
+    let finished = Event::Finished {
+        task: TaskId(1),
+        attempt: 4,
+        outcome: Outcome::Succeeded,
+    };
+    assert_eq!(launched(&sc.handle(finished, 1)), [(0, 0)]);
+    assert_eq!(launched(&sc.handle(ok(0), 2)), [(2, 0)]);
+    assert_eq!(
+        sc.handle(ok(2), 3),
+        [Action::RunFinished(RunOutcome::Succeeded)]
+    );
+}

@@ -69,6 +69,8 @@ pub(crate) struct DispatchSetup {
     pub cache: bool,
     pub resumed: bool,
     pub next_attempts: Vec<(u32, u32)>,
+    /// Attempts of an earlier process that their backend follows.
+    pub adopted: Vec<(AttemptKey, Handle)>,
     pub rx: mpsc::UnboundedReceiver<Msg>,
     pub tx: mpsc::UnboundedSender<Msg>,
     pub events: mpsc::UnboundedSender<RunEvent>,
@@ -105,6 +107,7 @@ pub(crate) struct Dispatch {
     timed_out: HashSet<u32>,
     summary: RunSummary,
     pending: Vec<Event>,
+    adopted: Vec<(TaskId, u32)>,
     preparer: Preparer,
     prep: HashMap<u32, PrepState>,
     backlog: VecDeque<(TaskId, u32)>,
@@ -124,6 +127,32 @@ impl Dispatch {
                 *b = next;
             }
         }
+        // An adopted attempt is its task's scheduler attempt 0.
+        let mut in_flight = HashMap::new();
+        let mut journal = Journal::new(Arc::clone(&setup.plan), setup.plan.workflow.run_id.clone());
+        for (key, handle) in &setup.adopted {
+            base[key.task.index()] = key.attempt;
+            journal.push(Op::State {
+                task: key.task.0,
+                attempt: key.attempt,
+                state: "running",
+                reason: None,
+            });
+            journal.push(Op::Handle {
+                task: key.task.0,
+                attempt: key.attempt,
+                handle: handle.0.clone(),
+            });
+            in_flight.insert(
+                key.task.0,
+                InFlight {
+                    handle: Some(handle.clone()),
+                    cache_key: None,
+                    since: Instant::now(),
+                },
+            );
+        }
+        let adopted = setup.adopted.iter().map(|(k, _)| (k.task, 0)).collect();
         let scheduler = Scheduler::new(&setup.plan, setup.config);
         let run_id = setup.plan.workflow.run_id.clone();
         Self {
@@ -140,7 +169,8 @@ impl Dispatch {
                 seconds: 0.0,
                 failures: Vec::new(),
             },
-            journal: Journal::new(Arc::clone(&setup.plan), run_id.clone()),
+            journal,
+            adopted,
             plan: setup.plan,
             run_id,
             run_dir: setup.run_dir,
@@ -156,7 +186,7 @@ impl Dispatch {
             events: setup.events,
             started: Instant::now(),
             wake: None,
-            in_flight: HashMap::new(),
+            in_flight,
             sealed: vec![None; n],
             reasons: HashMap::new(),
             timed_out: HashSet::new(),
@@ -215,6 +245,10 @@ impl Dispatch {
                 .collect(),
             resumed: self.resumed,
         });
+        if !self.adopted.is_empty() {
+            self.pending
+                .push(Event::Adopted(std::mem::take(&mut self.adopted)));
+        }
         self.pending.push(Event::Start);
         loop {
             while !self.pending.is_empty() {
