@@ -45,6 +45,7 @@ pub(crate) struct Journal {
     plan: Arc<Plan>,
     run_id: String,
     ops: Vec<Op>,
+    urgent: bool,
 }
 
 impl Journal {
@@ -53,11 +54,25 @@ impl Journal {
             plan,
             run_id,
             ops: Vec::new(),
+            urgent: false,
         }
     }
 
     pub(crate) fn push(&mut self, op: Op) {
+        self.urgent |= !matches!(op, Op::Running { .. });
         self.ops.push(op);
+    }
+
+    /// Whether something pending matters after a crash. "Began running"
+    /// marks alone do not (a resumed run treats queued and running attempts
+    /// alike), so they may wait for the next write.
+    pub(crate) fn urgent(&self) -> bool {
+        self.urgent
+    }
+
+    /// Whether anything is pending.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ops.is_empty()
     }
 
     /// Writes everything pending in one transaction.
@@ -122,6 +137,7 @@ impl Journal {
             Ok(())
         })?;
         self.ops.clear();
+        self.urgent = false;
         Ok(())
     }
 }

@@ -522,7 +522,7 @@ async fn a_version_1_database_opens_reads_and_takes_new_runs() {
         let store = twinflow_engine::StateStore::open(&state).unwrap();
         let runs = store.runs().unwrap();
         assert_eq!(runs.len(), 1);
-        assert_eq!(runs[0].id, "fixture-20261125-093205-7711");
+        assert_eq!(runs[0].id, "fixture-20261125-100240-453d");
         assert_eq!(runs[0].state, twinflow_engine::RunState::Succeeded);
         let counts = store.step_counts(&runs[0].id).unwrap();
         assert_eq!((counts[0].step.as_str(), counts[0].succeeded), ("make", 2));

@@ -42,6 +42,9 @@ pub(crate) enum Msg {
     Cancel,
 }
 
+/// How long "began running" marks may wait to be written with something else.
+const LAZY_FLUSH: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// The [`twinflow_core::UpdateSink`] of a run: its loop's channel.
 #[derive(Debug)]
 pub(crate) struct RunSink(pub mpsc::UnboundedSender<Msg>);
@@ -260,13 +263,25 @@ impl Dispatch {
                     }
                 }
             }
-            self.flush()?;
-            let msg = match self.wake {
+            // Everything that matters after a crash is written before the
+            // loop waits; "began running" marks alone wait up to LAZY_FLUSH.
+            if self.journal.urgent() {
+                self.flush()?;
+            }
+            let lazy = (!self.journal.is_empty()).then(|| Instant::now() + LAZY_FLUSH);
+            let wake = match (self.wake, lazy) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let msg = match wake {
                 Some(at) => tokio::select! {
                     msg = self.rx.recv() => msg,
                     () = tokio::time::sleep_until(at) => {
-                        self.wake = None;
-                        self.pending.push(Event::Tick);
+                        self.flush()?;
+                        if self.wake.is_some_and(|w| w <= Instant::now()) {
+                            self.wake = None;
+                            self.pending.push(Event::Tick);
+                        }
                         continue;
                     }
                 },

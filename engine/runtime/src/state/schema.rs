@@ -60,7 +60,6 @@ CREATE TABLE events (
     kind    TEXT NOT NULL,
     detail  TEXT
 );
-CREATE INDEX events_by_run ON events (run_id, seq);
 CREATE TABLE artefacts (
     run_id   TEXT NOT NULL,
     task     INTEGER NOT NULL,
