@@ -5,3 +5,6 @@
 //! `sbatch --parsable`, `squeue` and `sacct` print into twinflow's states.
 //! Submission, the batched polling loop and SSH come next; nothing here runs
 //! a command.
+
+pub mod parse;
+pub mod script;

@@ -1,0 +1,147 @@
+//! Rendered job scripts submitted to a real Slurm (the one
+//! `deploy/dev/slurm-up` starts; `scripts/test` starts it and sets
+//! `TWINFLOW_TEST_SLURM=1`), their states read back with the crate's parsers.
+//! Without `TWINFLOW_TEST_SLURM=1` these tests say so and return.
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers fail the test with a message"
+)]
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use twinflow_core::{AttemptKey, AttemptStatus, Job, Resources, SlurmConfig, TaskId};
+use twinflow_executor_slurm::parse::{
+    JobId, JobRef, attempt_status, parse_sbatch_parsable, parse_squeue, parse_status_file,
+};
+use twinflow_executor_slurm::script::render;
+
+fn slurm_available() -> bool {
+    if std::env::var("TWINFLOW_TEST_SLURM").as_deref() == Ok("1") {
+        return true;
+    }
+    eprintln!(
+        "skipped: TWINFLOW_TEST_SLURM is not 1 (scripts/test starts deploy/dev/slurm-up and sets it)"
+    );
+    false
+}
+
+fn job(dir: &Path, task: u32, script: &str) -> Job {
+    let workdir = dir.join(format!("work-{task}"));
+    std::fs::create_dir_all(&workdir).unwrap();
+    Job {
+        key: AttemptKey {
+            task: TaskId(task),
+            attempt: 0,
+        },
+        name: format!("live[{task}]"),
+        script: script.to_owned(),
+        env: vec![("GREETING".into(), "hello $(touch pwned) world".into())],
+        workdir,
+        stdout: dir.join(format!("{task}.out")),
+        stderr: dir.join(format!("{task}.err")),
+        resources: Resources {
+            cpus: 1,
+            memory_bytes: Some(64 << 20),
+            time_seconds: Some(120),
+            gpus: 0,
+        },
+    }
+}
+
+fn submit(dir: &Path, job: &Job) -> (JobId, std::path::PathBuf) {
+    let status = dir.join(format!("{}.status", job.key.task));
+    let script = render(job, &SlurmConfig::default(), &status).expect("render");
+    let path = dir.join(format!("{}.sbatch", job.key.task));
+    std::fs::write(&path, script).unwrap();
+    let out = Command::new("sbatch")
+        .arg("--parsable")
+        .arg(&path)
+        .output()
+        .expect("run sbatch");
+    assert!(
+        out.status.success(),
+        "sbatch: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        parse_sbatch_parsable(&String::from_utf8_lossy(&out.stdout)).expect("job id"),
+        status,
+    )
+}
+
+/// Polls one `squeue` for all the ids until each is in a final state.
+fn wait_final(ids: &[JobId]) -> Vec<AttemptStatus> {
+    let list: Vec<String> = ids.iter().map(|j| j.0.to_string()).collect();
+    let start = Instant::now();
+    loop {
+        let out = Command::new("squeue")
+            .args([
+                "-h",
+                "-r",
+                "-t",
+                "all",
+                "-j",
+                &list.join(","),
+                "-o",
+                "%i|%T|%r",
+            ])
+            .output()
+            .expect("run squeue");
+        let rows = parse_squeue(&String::from_utf8_lossy(&out.stdout));
+        let statuses: Vec<Option<AttemptStatus>> = ids
+            .iter()
+            .map(|id| {
+                rows.iter()
+                    .find(|r| r.id == JobRef::Job(*id))
+                    .map(|r| attempt_status(&r.state, None))
+            })
+            .collect();
+        if statuses
+            .iter()
+            .all(|s| s.as_ref().is_some_and(AttemptStatus::is_final))
+        {
+            return statuses.into_iter().map(Option::unwrap).collect();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "jobs not done: {rows:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn rendered_jobs_run_on_slurm_and_record_their_own_exit_status() {
+    if !slurm_available() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("twinflow-slurm-live-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ok = job(&dir, 1, "echo \"$GREETING\" > greeting.txt; echo done");
+    let bad = job(&dir, 2, "echo about to fail >&2; exit 3");
+    let (ok_id, ok_status) = submit(&dir, &ok);
+    let (bad_id, bad_status) = submit(&dir, &bad);
+    let states = wait_final(&[ok_id, bad_id]);
+    // squeue's view, mapped: COMPLETED, and FAILED (the code comes from the status file).
+    assert_eq!(states[0], AttemptStatus::Exited(0));
+    assert!(
+        !matches!(states[1], AttemptStatus::Exited(0)),
+        "{:?}",
+        states[1]
+    );
+    // The jobs' own records, which do not depend on accounting.
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    assert_eq!(parse_status_file(&read(&ok_status)), Some(0));
+    assert_eq!(parse_status_file(&read(&bad_status)), Some(3));
+    assert_eq!(read(&dir.join("1.out")), "done\n");
+    assert_eq!(read(&dir.join("2.err")), "about to fail\n");
+    // Environment values arrive literally, never run by a shell.
+    assert_eq!(
+        read(&ok.workdir.join("greeting.txt")),
+        "hello $(touch pwned) world\n"
+    );
+    assert!(!ok.workdir.join("pwned").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
