@@ -287,17 +287,17 @@ fn an_unreachable_executor_kind_is_refused_before_anything_runs() {
         r#"
 version: 1
 name: remote
-executors: { hpc: { kind: slurm } }
+executors: { vm: { kind: cloud, ssh: ubuntu@vm.example.org, store: "s3://bucket/twins" } }
 steps:
   s:
-    executor: hpc
+    executor: vm
     run: 'true'
 "#,
     );
     let o = sb.run(&["run", "wf.yaml"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        text(&o.stderr).contains("executor `hpc` is kind `slurm`"),
+        text(&o.stderr).contains("executor `vm` is kind `cloud`"),
         "{}",
         text(&o.stderr)
     );

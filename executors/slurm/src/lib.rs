@@ -1,10 +1,16 @@
 //! twinflow-executor-slurm: the Slurm backend (issue 6, being built).
 //!
-//! This first slice holds the pure parts, tested on literal samples of what
-//! Slurm 22.05 prints: rendering a task's batch script, and parsing what
-//! `sbatch --parsable`, `squeue` and `sacct` print into twinflow's states.
-//! Submission, the batched polling loop and SSH come next; nothing here runs
-//! a command.
+//! - [`script`] renders a task's batch script, [`parse`] reads what
+//!   `sbatch --parsable`, `squeue` and `sacct` print (pure functions, tested
+//!   on literal samples of Slurm 22.05's output);
+//! - [`SlurmExecutor`] submits from the login node with `sbatch`, follows
+//!   all its jobs with one `squeue` per poll interval and kills with
+//!   `scancel`.
+//!
+//! Not built yet: submission over SSH, job arrays, packing, `sacct`.
 
+mod executor;
 pub mod parse;
 pub mod script;
+
+pub use executor::{SlurmExecutor, SlurmFactory};

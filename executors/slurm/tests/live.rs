@@ -145,3 +145,75 @@ fn rendered_jobs_run_on_slurm_and_record_their_own_exit_status() {
     assert!(!ok.workdir.join("pwned").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_workflow_runs_on_slurm_through_the_engine() {
+    if !slurm_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let engine = twinflow_engine::Engine::builder()
+        .state_dir(dir.path().join("state"))
+        .executor(
+            twinflow_core::ExecutorKind::Slurm,
+            twinflow_executor_slurm::SlurmFactory {
+                poll_interval: Duration::from_millis(300),
+            },
+        )
+        .build()
+        .unwrap();
+    let yaml = r#"
+version: 1
+name: on-slurm
+executors: { hpc: { kind: slurm, partition: debug, max_jobs: 4 } }
+steps:
+  gen:
+    executor: hpc
+    for_each: { i: [1, 2, 3] }
+    resources: { cpus: 1, memory: 64MiB, time: 2m }
+    run: echo ${{ i }} > ${{ outputs.n }}
+    outputs: { n: n.txt }
+  sum:
+    executor: hpc
+    needs: { all: gen.n }
+    run: cat ${{ inputs.all }} | paste -sd+ - > ${{ outputs.expr }}
+    outputs: { expr: expr.txt }
+  broken:
+    executor: hpc
+    run: echo "no such model" >&2; exit 3
+"#;
+    let options = twinflow_workflow::CompileOptions {
+        run_id: "slurm-live".to_owned(),
+        ..twinflow_workflow::CompileOptions::default()
+    };
+    let plan = twinflow_workflow::compile_str("on-slurm.yaml", yaml, &options).unwrap();
+    let run = engine
+        .submit(plan, twinflow_engine::RunOptions::default())
+        .await
+        .unwrap();
+    let summary = tokio::time::timeout(Duration::from_secs(120), run.wait())
+        .await
+        .expect("the run ends")
+        .unwrap();
+    assert_eq!(summary.outcome, twinflow_engine::Outcome::Failed);
+    assert_eq!(
+        (summary.ran, summary.failed),
+        (4, 1),
+        "{:?}",
+        summary.failures
+    );
+    assert_eq!(summary.failures[0].0, "broken");
+    assert!(
+        summary.failures[0]
+            .1
+            .starts_with("exited with status 3: no such model"),
+        "{:?}",
+        summary.failures
+    );
+    let expr = std::fs::read_to_string(summary.run_dir.join("work/sum/0/expr.txt")).unwrap();
+    assert_eq!(expr, "1+2+3\n");
+    // The journal holds Slurm job ids as handles.
+    let store = twinflow_engine::StateStore::open(&dir.path().join("state")).unwrap();
+    let task = store.task("slurm-live", "gen[i=1]").unwrap().unwrap();
+    assert!(task.handle.unwrap_or_default().starts_with("slurm:"));
+}

@@ -13,6 +13,7 @@ use std::time::Duration;
 use twinflow_core::ExecutorKind;
 use twinflow_engine::{Engine, Outcome, RunOptions, RunState, RunSummary};
 use twinflow_executor_local::LocalFactory;
+use twinflow_executor_slurm::SlurmFactory;
 
 pub(crate) fn run(out: &Output, args: &RunArgs) -> u8 {
     let dir = state_dir(&args.state);
@@ -32,6 +33,7 @@ pub(crate) fn run(out: &Output, args: &RunArgs) -> u8 {
     let engine = match Engine::builder()
         .state_dir(&dir)
         .executor(ExecutorKind::Local, LocalFactory::default())
+        .executor(ExecutorKind::Slurm, SlurmFactory::default())
         .build()
     {
         Ok(engine) => engine,
