@@ -91,3 +91,38 @@ fn the_other_examples_run_locally_too() {
         assert!(err.contains("succeeded"), "{example}: {err}");
     }
 }
+
+/// The demo with its HPC role on the real local Slurm (issue 6): run by
+/// `scripts/test`, which starts `deploy/dev/slurm-up` with 16 CPUs.
+#[test]
+fn the_forest_bird_demo_runs_with_its_hpc_role_on_slurm() {
+    if std::env::var("TWINFLOW_TEST_SLURM").as_deref() != Ok("1") {
+        eprintln!("skipped: TWINFLOW_TEST_SLURM is not 1 (scripts/test starts Slurm and sets it)");
+        return;
+    }
+    let state = tempfile::tempdir().expect("temp dir");
+    let demo = demo();
+    let site = demo.with_file_name("../sites/local-slurm.yaml");
+    let o = twinflow(
+        state.path(),
+        &[
+            "run",
+            demo.to_str().expect("utf-8"),
+            "--site",
+            site.to_str().expect("utf-8"),
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("166 tasks, 166 ran"), "{err}");
+    let status = twinflow(state.path(), &["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    let forest = status["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .find(|t| t["name"] == "forest-structure[climate=ssp126,management=set-aside]@2100-01-01")
+        .expect("the last forest task");
+    let handle = forest["handle"].as_str().unwrap_or_default();
+    assert!(handle.starts_with("slurm:"), "ran as a Slurm job: {handle}");
+}
