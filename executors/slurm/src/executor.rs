@@ -1,5 +1,7 @@
 //! The Slurm executor on a login node: `sbatch --parsable` per attempt, one
-//! `squeue` per poll interval for every job it tracks, `scancel` to kill.
+//! `squeue` per poll interval for every job it tracks (the interval starts
+//! short and doubles while nothing changes), `scancel` to kill (one call for
+//! all the jobs cancelled together).
 //!
 //! A job's outcome comes from the status file its script writes (see
 //! [`crate::script`]) when there is one, and from Slurm's state otherwise. A
@@ -92,6 +94,10 @@ pub struct SlurmExecutor {
     jobs: Jobs,
     poller: Mutex<Option<tokio::task::JoinHandle<()>>>,
     interval: Duration,
+    /// Set on every submission, so the poller looks again soon.
+    fresh: Arc<std::sync::atomic::AtomicBool>,
+    /// Jobs to cancel with the next `scancel` (one call for many).
+    to_cancel: Arc<Mutex<Vec<JobId>>>,
 }
 
 impl SlurmExecutor {
@@ -109,6 +115,8 @@ impl SlurmExecutor {
             jobs: Arc::default(),
             poller: Mutex::new(None),
             interval,
+            fresh: Arc::default(),
+            to_cancel: Arc::default(),
         }
     }
 
@@ -132,8 +140,10 @@ impl SlurmExecutor {
             let sink = Arc::clone(&self.sink);
             let interval = self.interval;
             let name = self.name.clone();
-            *poller = Some(tokio::spawn(poll_loop(name, jobs, sink, interval)));
+            let fresh = Arc::clone(&self.fresh);
+            *poller = Some(tokio::spawn(poll_loop(name, jobs, sink, interval, fresh)));
         }
+        self.fresh.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -226,7 +236,30 @@ impl Executor for SlurmExecutor {
         if let Some(t) = lock(&self.jobs).get_mut(&id) {
             t.cancelled = true;
         }
-        run("scancel", &[id.0.to_string()]).await.map(drop)
+        // Cancels that arrive together (a cancelled run) go out as one scancel.
+        let first = {
+            let mut pending = self
+                .to_cancel
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            pending.push(id);
+            pending.len() == 1
+        };
+        if first {
+            let pending = Arc::clone(&self.to_cancel);
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let ids: Vec<String> =
+                    std::mem::take(&mut *pending.lock().unwrap_or_else(PoisonError::into_inner))
+                        .iter()
+                        .map(|id| id.0.to_string())
+                        .collect();
+                if let Err(e) = run("scancel", &ids).await {
+                    tracing::warn!("{}", e.message);
+                }
+            });
+        }
+        Ok(())
     }
 
     async fn shutdown(&self) {
@@ -246,9 +279,34 @@ impl Executor for SlurmExecutor {
 }
 
 /// One `squeue` for every tracked job per interval, until none is left.
-async fn poll_loop(name: String, jobs: Jobs, sink: Arc<dyn UpdateSink>, interval: Duration) {
+/// The next poll interval: back to the shortest after a change (or a new
+/// job), doubling while nothing changes, up to `longest`. Long-running jobs
+/// cost one `squeue` every `longest`, whatever their number.
+fn next_interval(
+    current: Duration,
+    changed: bool,
+    shortest: Duration,
+    longest: Duration,
+) -> Duration {
+    if changed {
+        shortest
+    } else {
+        (current * 2).clamp(shortest, longest)
+    }
+}
+
+async fn poll_loop(
+    name: String,
+    jobs: Jobs,
+    sink: Arc<dyn UpdateSink>,
+    shortest: Duration,
+    fresh: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let longest = (shortest * 15).max(shortest);
+    let mut interval = shortest;
     loop {
         tokio::time::sleep(interval).await;
+        let mut changed = fresh.swap(false, std::sync::atomic::Ordering::SeqCst);
         let ids: Vec<String> = lock(&jobs).keys().map(|id| id.0.to_string()).collect();
         if ids.is_empty() {
             return;
@@ -299,6 +357,7 @@ async fn poll_loop(name: String, jobs: Jobs, sink: Arc<dyn UpdateSink>, interval
                 }
             };
             if t.last.as_ref() != Some(&status) {
+                changed = true;
                 t.last = Some(status.clone());
                 if status.is_final() {
                     done.push(*id);
@@ -309,6 +368,8 @@ async fn poll_loop(name: String, jobs: Jobs, sink: Arc<dyn UpdateSink>, interval
         for id in done {
             table.remove(&id);
         }
+        drop(table);
+        interval = next_interval(interval, changed, shortest, longest);
     }
 }
 
@@ -331,6 +392,19 @@ fn outcome(state: &SlurmState, t: &Tracked) -> AttemptStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_poll_interval_backs_off_while_nothing_changes() {
+        let (short, long) = (Duration::from_secs(1), Duration::from_secs(15));
+        let mut i = short;
+        let mut seen = Vec::new();
+        for _ in 0..6 {
+            i = next_interval(i, false, short, long);
+            seen.push(i.as_secs());
+        }
+        assert_eq!(seen, [2, 4, 8, 15, 15, 15]);
+        assert_eq!(next_interval(i, true, short, long), short);
+    }
 
     #[test]
     fn handles_round_trip_with_paths_holding_colons() {

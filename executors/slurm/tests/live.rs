@@ -217,3 +217,74 @@ steps:
     let task = store.task("slurm-live", "gen[i=1]").unwrap().unwrap();
     assert!(task.handle.unwrap_or_default().starts_with("slurm:"));
 }
+
+#[tokio::test]
+async fn cancelling_a_run_cancels_its_slurm_jobs() {
+    if !slurm_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let engine = twinflow_engine::Engine::builder()
+        .state_dir(dir.path().join("state"))
+        .executor(
+            twinflow_core::ExecutorKind::Slurm,
+            twinflow_executor_slurm::SlurmFactory {
+                poll_interval: Duration::from_millis(300),
+            },
+        )
+        .build()
+        .unwrap();
+    let yaml = r#"
+version: 1
+name: cancel-on-slurm
+executors: { hpc: { kind: slurm, partition: debug } }
+steps:
+  wait:
+    executor: hpc
+    for_each: { i: [1, 2] }
+    resources: { time: 5m }
+    run: sleep 300
+"#;
+    let options = twinflow_workflow::CompileOptions {
+        run_id: "slurm-cancel".to_owned(),
+        ..twinflow_workflow::CompileOptions::default()
+    };
+    let plan = twinflow_workflow::compile_str("cancel.yaml", yaml, &options).unwrap();
+    let mut run = engine
+        .submit(plan, twinflow_engine::RunOptions::default())
+        .await
+        .unwrap();
+    let mut submitted = 0;
+    while submitted < 2 {
+        if let Some(twinflow_engine::RunEvent::TaskSubmitted { .. }) = run.next_event().await {
+            submitted += 1;
+        }
+    }
+    run.cancel();
+    let summary = tokio::time::timeout(Duration::from_secs(60), run.wait())
+        .await
+        .expect("the cancelled run ends")
+        .unwrap();
+    assert_eq!(summary.outcome, twinflow_engine::Outcome::Cancelled);
+    assert_eq!(summary.cancelled, 2);
+    // Slurm agrees: the run's jobs are CANCELLED.
+    let store = twinflow_engine::StateStore::open(&dir.path().join("state")).unwrap();
+    let ids: Vec<String> = store
+        .tasks("slurm-cancel")
+        .unwrap()
+        .iter()
+        .filter_map(|t| t.handle.as_deref()?.split(':').nth(1).map(str::to_owned))
+        .collect();
+    assert_eq!(ids.len(), 2);
+    let out = Command::new("squeue")
+        .args(["-h", "-t", "all", "-j", &ids.join(","), "-o", "%i|%T|%r"])
+        .output()
+        .unwrap();
+    let rows = parse_squeue(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(
+        rows.iter()
+            .all(|r| r.state == twinflow_executor_slurm::parse::SlurmState::Cancelled),
+        "{rows:?}"
+    );
+}
