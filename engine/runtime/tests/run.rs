@@ -319,7 +319,7 @@ executors: { here: { kind: local } }
 steps:
   hang:
     executor: here
-    timeout: 1s
+    timeout: 3s
     run: sleep 60 & echo $! > $DIR/child.pid; sleep 60
 ",
         &[],
@@ -329,7 +329,7 @@ steps:
     let (summary, _) = f.run(plan, RunOptions::default()).await;
     assert!(started.elapsed() < Duration::from_secs(20));
     assert_eq!(summary.outcome, Outcome::Failed);
-    assert_eq!(summary.failures[0].1, "timed out after 1 s and was killed");
+    assert_eq!(summary.failures[0].1, "timed out after 3 s and was killed");
     let child: u32 = std::fs::read_to_string(f.path("child.pid"))
         .unwrap()
         .trim()
