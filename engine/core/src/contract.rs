@@ -23,6 +23,17 @@ pub struct AttemptKey {
     pub attempt: u32,
 }
 
+/// Which run: its id and its directory. Every job of the run carries both in
+/// its environment (`TWINFLOW_RUN_ID`, `TWINFLOW_RUN_DIR`), so a backend can
+/// recognise leftovers of the run, and only of that run.
+#[derive(Debug, Clone, Copy)]
+pub struct RunRef<'a> {
+    /// The run id.
+    pub id: &'a str,
+    /// Its directory.
+    pub dir: &'a std::path::Path,
+}
+
 /// Everything a backend needs to start an attempt. The runtime has already
 /// created `workdir`, staged the inputs under `workdir/inputs/` and created
 /// the parent directories of the outputs.
@@ -132,7 +143,7 @@ pub trait Executor: Send + Sync + fmt::Debug {
     /// Starts an attempt and returns its handle once the backend has it.
     async fn submit(&self, job: Job) -> Result<Handle, ExecutorError>;
 
-    /// Takes back the attempts of run `run_id` started by an earlier process
+    /// Takes back the attempts of `run` started by an earlier process
     /// of the runtime (found in its state store) and returns those it
     /// follows: their statuses arrive through the sink as usual. The others
     /// are gone: a backend that cannot follow work it did not start (a local
@@ -141,7 +152,7 @@ pub trait Executor: Send + Sync + fmt::Debug {
     /// never recorded, and the runtime runs them again.
     async fn reattach(
         &self,
-        run_id: &str,
+        run: RunRef<'_>,
         attempts: Vec<(AttemptKey, Handle)>,
     ) -> Result<Vec<AttemptKey>, ExecutorError>;
 

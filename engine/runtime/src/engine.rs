@@ -310,13 +310,19 @@ impl Engine {
         for (executor, attempts) in by_executor {
             if let Some(exec) = executors.get(executor as usize) {
                 let handles: HashMap<AttemptKey, Handle> = attempts.iter().cloned().collect();
-                let followed =
-                    exec.reattach(&run_id, attempts)
-                        .await
-                        .map_err(|e| EngineError::Executor {
-                            executor: plan.executors[executor as usize].name.clone(),
-                            message: e.message,
-                        })?;
+                let followed = exec
+                    .reattach(
+                        twinflow_core::RunRef {
+                            id: &run_id,
+                            dir: &run_dir,
+                        },
+                        attempts,
+                    )
+                    .await
+                    .map_err(|e| EngineError::Executor {
+                        executor: plan.executors[executor as usize].name.clone(),
+                        message: e.message,
+                    })?;
                 // Followed attempts go on where they are; the rest run again.
                 adopted.extend(
                     followed

@@ -608,7 +608,7 @@ impl twinflow_core::Executor for Following {
 
     async fn reattach(
         &self,
-        _run_id: &str,
+        _run: twinflow_core::RunRef<'_>,
         attempts: Vec<(twinflow_core::AttemptKey, twinflow_core::Handle)>,
     ) -> Result<Vec<twinflow_core::AttemptKey>, twinflow_core::ExecutorError> {
         let mut followed = Vec::new();

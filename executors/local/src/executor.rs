@@ -136,7 +136,7 @@ impl Executor for LocalExecutor {
 
     async fn reattach(
         &self,
-        run_id: &str,
+        run: twinflow_core::RunRef<'_>,
         attempts: Vec<(AttemptKey, Handle)>,
     ) -> Result<Vec<AttemptKey>, ExecutorError> {
         for (_, handle) in attempts {
@@ -152,8 +152,9 @@ impl Executor for LocalExecutor {
             }
         }
         // Tasks of the run whose handle never reached the journal: every task
-        // leads its own session and carries the run id in its environment.
-        for pid in process::session_leaders_of_run(run_id) {
+        // leads its own session and carries the run's id and directory in its
+        // environment.
+        for pid in process::session_leaders_of_run(run.id, run.dir) {
             process::signal_group(pid, Signal::SIGKILL);
         }
         Ok(Vec::new())

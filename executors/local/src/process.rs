@@ -33,9 +33,12 @@ pub(crate) fn parse_handle(handle: &Handle) -> Option<(u32, u64)> {
 }
 
 /// Processes of this user that lead their own session and have
-/// `TWINFLOW_RUN_ID=run_id` in their environment: task roots of that run.
-pub(crate) fn session_leaders_of_run(run_id: &str) -> Vec<u32> {
-    let needle = format!("TWINFLOW_RUN_ID={run_id}");
+/// `TWINFLOW_RUN_ID=run_id` and `TWINFLOW_RUN_DIR=run_dir` in their
+/// environment: task roots of that run (the directory tells apart two runs
+/// that happen to share an id in different state directories).
+pub(crate) fn session_leaders_of_run(run_id: &str, run_dir: &std::path::Path) -> Vec<u32> {
+    let id = format!("TWINFLOW_RUN_ID={run_id}");
+    let dir = format!("TWINFLOW_RUN_DIR={}", run_dir.display());
     let me = std::process::id();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -50,8 +53,10 @@ pub(crate) fn session_leaders_of_run(run_id: &str) -> Vec<u32> {
                 == Some(pid)
         })
         .filter(|&pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == needle.as_bytes()))
+            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+                let has = |needle: &str| env.split(|b| *b == 0).any(|var| var == needle.as_bytes());
+                has(&id) && has(&dir)
+            })
         })
         .collect()
 }

@@ -33,6 +33,14 @@ fn setup() -> (
     (exec, rx, tempfile::tempdir().unwrap())
 }
 
+fn run_ref(id: &'static str) -> twinflow_core::RunRef<'static> {
+    let dir: &'static std::path::Path = match id {
+        "lost-run" => std::path::Path::new("/runs/lost-run"),
+        _ => std::path::Path::new("/runs/some-run"),
+    };
+    twinflow_core::RunRef { id, dir }
+}
+
 fn job(dir: &std::path::Path, task: u32, script: &str) -> Job {
     Job {
         key: AttemptKey {
@@ -175,7 +183,10 @@ async fn reattach_kills_an_orphan_but_not_a_reused_pid() {
         attempt: 0,
     };
     let followed = exec
-        .reattach("some-run", vec![(key, handle.clone()), (key, wrong)])
+        .reattach(
+            run_ref("some-run"),
+            vec![(key, handle.clone()), (key, wrong)],
+        )
         .await
         .unwrap();
     assert!(followed.is_empty());
@@ -207,20 +218,25 @@ async fn reattach_kills_tasks_of_the_run_whose_handle_was_never_recorded() {
     let mut lost = std::process::Command::new("setsid")
         .args(["sh", "-c", "sleep 60"])
         .env("TWINFLOW_RUN_ID", "lost-run")
+        .env("TWINFLOW_RUN_DIR", "/runs/lost-run")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // And one of another run, which must survive.
+    // And one of a run with the same id in another state directory, which
+    // must survive.
     let mut other = std::process::Command::new("setsid")
         .args(["sh", "-c", "sleep 60"])
-        .env("TWINFLOW_RUN_ID", "other-run")
+        .env("TWINFLOW_RUN_ID", "lost-run")
+        .env("TWINFLOW_RUN_DIR", "/elsewhere/runs/lost-run")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    exec.reattach("lost-run", Vec::new()).await.unwrap();
+    exec.reattach(run_ref("lost-run"), Vec::new())
+        .await
+        .unwrap();
     let status = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             if let Some(s) = lost.try_wait().unwrap() {
@@ -234,7 +250,7 @@ async fn reattach_kills_tasks_of_the_run_whose_handle_was_never_recorded() {
     assert!(!status.success());
     assert!(
         other.try_wait().unwrap().is_none(),
-        "another run's task was touched"
+        "a task of the same run id in another state directory was touched"
     );
     // Its whole group (sh may have forked the sleep).
     let group = nix::unistd::Pid::from_raw(i32::try_from(other.id()).unwrap());

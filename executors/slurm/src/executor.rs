@@ -216,7 +216,7 @@ impl Executor for SlurmExecutor {
 
     async fn reattach(
         &self,
-        _run_id: &str,
+        _run: twinflow_core::RunRef<'_>,
         attempts: Vec<(AttemptKey, Handle)>,
     ) -> Result<Vec<AttemptKey>, ExecutorError> {
         let mut followed = Vec::new();

@@ -152,11 +152,16 @@ impl Dispatch {
     pub(super) fn job(&self, task: TaskId, key: AttemptKey) -> Job {
         let plan = &self.plan;
         let paths = self.paths(task, key.attempt);
+        let mut env = plan.task_env(task);
+        env.push((
+            "TWINFLOW_RUN_DIR".to_owned(),
+            self.run_dir.display().to_string(),
+        ));
         Job {
             key,
             name: plan.task_name(task),
             script: plan.task(task).command.to_string(),
-            env: plan.task_env(task),
+            env,
             workdir: paths.workdir,
             stdout: paths.stdout,
             stderr: paths.stderr,
