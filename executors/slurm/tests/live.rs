@@ -146,14 +146,10 @@ fn rendered_jobs_run_on_slurm_and_record_their_own_exit_status() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::test]
-async fn a_workflow_runs_on_slurm_through_the_engine() {
-    if !slurm_available() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let engine = twinflow_engine::Engine::builder()
-        .state_dir(dir.path().join("state"))
+/// An engine whose Slurm executor polls every 300 ms, with its state in `dir`.
+fn slurm_engine(dir: &Path) -> twinflow_engine::Engine {
+    twinflow_engine::Engine::builder()
+        .state_dir(dir.join("state"))
         .executor(
             twinflow_core::ExecutorKind::Slurm,
             twinflow_executor_slurm::SlurmFactory {
@@ -161,7 +157,16 @@ async fn a_workflow_runs_on_slurm_through_the_engine() {
             },
         )
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_workflow_runs_on_slurm_through_the_engine() {
+    if !slurm_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let engine = slurm_engine(dir.path());
     let yaml = r#"
 version: 1
 name: on-slurm
@@ -224,16 +229,7 @@ async fn cancelling_a_run_cancels_its_slurm_jobs() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let engine = twinflow_engine::Engine::builder()
-        .state_dir(dir.path().join("state"))
-        .executor(
-            twinflow_core::ExecutorKind::Slurm,
-            twinflow_executor_slurm::SlurmFactory {
-                poll_interval: Duration::from_millis(300),
-            },
-        )
-        .build()
-        .unwrap();
+    let engine = slurm_engine(dir.path());
     let yaml = r#"
 version: 1
 name: cancel-on-slurm
