@@ -332,6 +332,13 @@ impl Engine {
                 );
             }
         }
+        // Only now, once the backends said what they still follow, are the
+        // other in-flight attempts recorded as lost: a crash before this
+        // point leaves every handle where the next resume finds it.
+        if options.resume {
+            let followed: Vec<u32> = adopted.iter().map(|(k, _)| k.task.0).collect();
+            crate::lock(&self.store).write(|tx| tx.mark_lost(&run_id, &followed, now))?;
+        }
         let default_slots = options.default_slots.unwrap_or_else(cores);
         let mut config = SchedulerConfig::for_plan(&plan, default_slots);
         config.fail_fast = options.fail_fast;

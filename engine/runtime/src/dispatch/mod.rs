@@ -130,22 +130,11 @@ impl Dispatch {
                 *b = next;
             }
         }
-        // An adopted attempt is its task's scheduler attempt 0.
+        // An adopted attempt is its task's scheduler attempt 0; its state and
+        // handle are already in the journal.
         let mut in_flight = HashMap::new();
-        let mut journal = Journal::new(Arc::clone(&setup.plan), setup.plan.workflow.run_id.clone());
         for (key, handle) in &setup.adopted {
             base[key.task.index()] = key.attempt;
-            journal.push(Op::State {
-                task: key.task.0,
-                attempt: key.attempt,
-                state: "running",
-                reason: None,
-            });
-            journal.push(Op::Handle {
-                task: key.task.0,
-                attempt: key.attempt,
-                handle: handle.0.clone(),
-            });
             in_flight.insert(
                 key.task.0,
                 InFlight {
@@ -172,7 +161,7 @@ impl Dispatch {
                 seconds: 0.0,
                 failures: Vec::new(),
             },
-            journal,
+            journal: Journal::new(Arc::clone(&setup.plan), run_id.clone()),
             adopted,
             plan: setup.plan,
             run_id,

@@ -89,13 +89,33 @@ impl<'a> Tx<'a> {
              WHERE id = ?1",
             params![run, pid, pid_start as i64, host, now_ms],
         )?;
-        // Attempts the dead process left in flight are over.
+        self.event(run, None, None, "run-resumed", None, now_ms)
+    }
+
+    /// Attempts a dead process left in flight are over, except those their
+    /// backend still follows (`followed`: task ids), which keep their state
+    /// and handle.
+    pub(crate) fn mark_lost(
+        &self,
+        run: &str,
+        followed: &[u32],
+        now_ms: i64,
+    ) -> rusqlite::Result<()> {
+        let followed = format!(
+            "[{}]",
+            followed
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        );
         self.tx.execute(
             "UPDATE tasks SET state = 'lost', finished_ms = ?2, reason = 'the twinflow process running it ended'
-             WHERE run_id = ?1 AND state IN ('queued', 'running')",
-            params![run, now_ms],
+             WHERE run_id = ?1 AND state IN ('queued', 'running')
+               AND task NOT IN (SELECT value FROM json_each(?3))",
+            params![run, now_ms, followed],
         )?;
-        self.event(run, None, None, "run-resumed", None, now_ms)
+        Ok(())
     }
 
     pub(crate) fn finish_run(&self, run: &str, state: &str, now_ms: i64) -> rusqlite::Result<()> {
