@@ -139,23 +139,30 @@ pub(crate) fn link_input(workdir: &Path, rel: &str, target: &Path) -> io::Result
 }
 
 /// Puts a cached artefact at `to` (in a new task directory): hard links
-/// where the file system allows, copies otherwise.
-pub(crate) fn adopt(from: &Path, to: &Path) -> io::Result<()> {
+/// where the file system allows, copies otherwise. Returns whether every
+/// file is a hard link, i.e. the very bytes that were verified.
+pub(crate) fn adopt(from: &Path, to: &Path) -> io::Result<bool> {
     if let Some(parent) = to.parent() {
         fs::create_dir_all(parent)?;
     }
     if fs::metadata(from)?.is_dir() {
         fs::create_dir_all(to)?;
+        let mut linked = true;
         for entry in fs::read_dir(from)? {
             let entry = entry?;
-            adopt(&entry.path(), &to.join(entry.file_name()))?;
+            linked &= adopt(&entry.path(), &to.join(entry.file_name()))?;
         }
-        return Ok(());
+        return Ok(linked);
     }
     match fs::hard_link(from, to) {
-        Ok(()) => Ok(()),
-        Err(_) => fs::copy(from, to).map(drop),
+        Ok(()) => Ok(true),
+        Err(_) => fs::copy(from, to).map(|_| false),
     }
+}
+
+/// Modification time of a path in nanoseconds.
+pub(crate) fn mtime_of(path: &Path) -> io::Result<i64> {
+    fs::metadata(path).map(|m| mtime_ns(&m))
 }
 
 /// Empties (or creates) a task's working directory for a new attempt.

@@ -2,7 +2,7 @@
 //! key matches and whose outputs are intact.
 
 use super::Dispatch;
-use crate::artefact::{self, CacheKey, Sealed};
+use crate::artefact::{self, CacheKey};
 use twinflow_core::TaskId;
 
 impl Dispatch {
@@ -71,18 +71,19 @@ impl Dispatch {
             artefact::fresh_dir(&workdir).ok()?;
             for (s, output) in sealed.iter_mut().zip(&step.outputs) {
                 let to = workdir.join(&output.path);
-                artefact::adopt(&s.path, &to).ok()?;
-                let (size, sha256, mtime_ns) = artefact::digest(&to).ok()?;
-                if size != s.size || sha256 != s.sha256 {
-                    return None;
-                }
-                *s = Sealed {
-                    output: s.output.clone(),
-                    path: to,
-                    size,
-                    sha256,
-                    mtime_ns,
+                let linked = artefact::adopt(&s.path, &to).ok()?;
+                // A hard link is the file just found intact; a copy is checked.
+                let mtime_ns = if linked {
+                    artefact::mtime_of(&to).ok()?
+                } else {
+                    let (size, sha256, mtime_ns) = artefact::digest(&to).ok()?;
+                    if size != s.size || sha256 != s.sha256 {
+                        return None;
+                    }
+                    mtime_ns
                 };
+                s.path = to;
+                s.mtime_ns = mtime_ns;
             }
         }
         self.sealed[task.index()] = Some(sealed.into_boxed_slice());
