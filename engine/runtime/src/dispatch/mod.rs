@@ -335,11 +335,7 @@ impl Dispatch {
                     }
                     Err(reason) => self.failed(t, reason),
                 };
-                self.pending.push(Event::Finished {
-                    task: key.task,
-                    attempt,
-                    outcome,
-                });
+                self.finished(key.task, attempt, outcome);
             }
             Msg::Update(Update { key, status }) => self.on_update(key, status),
         }
@@ -411,8 +407,13 @@ impl Dispatch {
             self.reasons
                 .insert(t, format!("timed out after {limit} s and was killed"));
         }
+        self.finished(key.task, attempt, outcome);
+    }
+
+    /// Reports the end of an attempt to the scheduler (on the next turn).
+    pub(super) fn finished(&mut self, task: TaskId, attempt: u32, outcome: TaskOutcome) {
         self.pending.push(Event::Finished {
-            task: key.task,
+            task,
             attempt,
             outcome,
         });
@@ -607,11 +608,7 @@ impl Dispatch {
         let key = self.key(task, attempt);
         if self.waiting_launch.remove(&task.0).is_some() {
             // Never handed to a backend: it ends here.
-            self.pending.push(Event::Finished {
-                task,
-                attempt,
-                outcome: TaskOutcome::Killed,
-            });
+            self.finished(task, attempt, TaskOutcome::Killed);
             return;
         }
         let Some(handle) = self.in_flight.get(&task.0).and_then(|f| f.handle.clone()) else {
@@ -655,11 +652,7 @@ impl Dispatch {
             if let Some(from) = cached {
                 let sealed = self.sealed[task.index()].take().unwrap_or_default();
                 self.succeeded(task.0, key.attempt, sealed.into_vec(), Some(from));
-                self.pending.push(Event::Finished {
-                    task,
-                    attempt,
-                    outcome: TaskOutcome::Succeeded,
-                });
+                self.finished(task, attempt, TaskOutcome::Succeeded);
                 continue;
             }
             self.journal.push(Op::State {
@@ -682,11 +675,7 @@ impl Dispatch {
                 Ok(job) => jobs.push(job),
                 Err(reason) => {
                     let outcome = self.failed(task.0, reason);
-                    self.pending.push(Event::Finished {
-                        task,
-                        attempt,
-                        outcome,
-                    });
+                    self.finished(task, attempt, outcome);
                 }
             }
         }
@@ -725,11 +714,7 @@ impl Dispatch {
                 Err(e) => {
                     let outcome = self.failed(task.0, e.message);
                     if let Some(attempt) = self.attempt_of(key) {
-                        self.pending.push(Event::Finished {
-                            task,
-                            attempt,
-                            outcome,
-                        });
+                        self.finished(task, attempt, outcome);
                     }
                 }
             }

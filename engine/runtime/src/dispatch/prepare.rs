@@ -233,12 +233,7 @@ impl Dispatch {
                     Ok(()) => self.due.push(self.job(key.task, key)),
                     Err(reason) => {
                         let outcome = self.failed(t, reason);
-                        self.pending
-                            .push(twinflow_core::scheduler::Event::Finished {
-                                task: key.task,
-                                attempt,
-                                outcome,
-                            });
+                        self.finished(key.task, attempt, outcome);
                     }
                 }
             } else {
