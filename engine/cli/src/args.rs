@@ -98,6 +98,13 @@ pub(crate) enum Command {
         #[arg(long)]
         site: bool,
     },
+    /// Run the tasks of a packed Slurm job (inside its allocation; the
+    /// Slurm executor writes the job script that calls this).
+    #[command(hide = true)]
+    Worker {
+        /// The pack's manifest.
+        manifest: PathBuf,
+    },
     /// Print a shell completion script.
     Completions {
         /// The shell.

@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         } => commands::logs(&out, &state, &run, &task, attempt, stream),
         Command::Schema { site } => commands::schema(&out, site),
         Command::Completions { shell } => commands::completions(shell),
+        Command::Worker { manifest } => commands::worker(&out, &manifest),
     };
     ExitCode::from(code)
 }

@@ -55,6 +55,13 @@ pub struct Job {
     pub stderr: PathBuf,
     /// What it asked for.
     pub resources: Resources,
+    /// Its step's name. Tasks of one step with the same resources may go out
+    /// together (a Slurm job array).
+    pub step: String,
+    /// Run this many of the step's tasks inside one allocation (`pack:`);
+    /// `None` leaves it to the backend (the Slurm executor packs tasks with
+    /// a time limit under a minute).
+    pub pack: Option<u32>,
 }
 
 /// How a backend finds an attempt again: opaque to the runtime, which only
@@ -73,6 +80,10 @@ impl fmt::Display for Handle {
 pub enum AttemptStatus {
     /// Accepted, waiting for resources.
     Queued,
+    /// Handed on under a new handle, to be stored in place of the one
+    /// [`Executor::submit`] returned: a backend that held the attempt in its
+    /// own queue (the Slurm executor under `max_jobs`) has now submitted it.
+    Submitted(Handle),
     /// Running.
     Running,
     /// Ended with this exit status (0 is success).
@@ -90,7 +101,7 @@ pub enum AttemptStatus {
 impl AttemptStatus {
     /// Whether the attempt is over.
     pub fn is_final(&self) -> bool {
-        !matches!(self, Self::Queued | Self::Running)
+        !matches!(self, Self::Queued | Self::Submitted(_) | Self::Running)
     }
 }
 
@@ -142,6 +153,17 @@ impl ExecutorError {
 pub trait Executor: Send + Sync + fmt::Debug {
     /// Starts an attempt and returns its handle once the backend has it.
     async fn submit(&self, job: Job) -> Result<Handle, ExecutorError>;
+
+    /// Starts several attempts that became ready together, returning one
+    /// result per job in the same order. A batch backend groups them (job
+    /// arrays, packed allocations); the default submits one by one.
+    async fn submit_batch(&self, jobs: Vec<Job>) -> Vec<Result<Handle, ExecutorError>> {
+        let mut results = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            results.push(self.submit(job).await);
+        }
+        results
+    }
 
     /// Takes back the attempts of `run` started by an earlier process
     /// of the runtime (found in its state store) and returns those it

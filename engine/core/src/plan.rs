@@ -147,6 +147,8 @@ pub struct StepSpec {
     pub retries: u32,
     /// Kill the task's process tree after this many seconds.
     pub timeout_seconds: Option<u64>,
+    /// `pack:`: tasks per allocation on a batch backend (`None`: its choice).
+    pub pack: Option<u32>,
     /// Environment (workflow, executor and step `env` merged, step wins),
     /// rendered per task by [`Plan::task_env`].
     pub env: Vec<(String, Template)>,

@@ -335,6 +335,10 @@ pub(crate) struct StepDoc {
     /// Kill the task's process tree after this long (`90s`, `30m`, `2h`, `1d`, `HH:MM:SS`).
     #[serde(default)]
     pub(crate) timeout: Option<Spanned<ScalarString>>,
+    /// Slurm: run this many tasks inside one allocation (1: never pack;
+    /// default: pack tasks whose time limit is under a minute).
+    #[serde(default)]
+    pub(crate) pack: Option<Spanned<u32>>,
     /// Environment variables; values may use `${{ }}`.
     #[serde(default)]
     pub(crate) env: Entries<Spanned<String>>,

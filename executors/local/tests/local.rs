@@ -54,6 +54,8 @@ fn job(dir: &std::path::Path, task: u32, script: &str) -> Job {
         stdout: dir.join(format!("{task}.out")),
         stderr: dir.join(format!("{task}.err")),
         resources: Resources::default(),
+        step: "local".to_owned(),
+        pack: None,
     }
 }
 

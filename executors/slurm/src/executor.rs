@@ -1,44 +1,94 @@
-//! The Slurm executor on a login node: `sbatch --parsable` per attempt, one
-//! `squeue` per poll interval for every job it tracks (the interval starts
-//! short and doubles while nothing changes), `scancel` to kill (one call for
-//! all the jobs cancelled together).
+//! The Slurm executor: turns the attempts the runtime hands over into as few
+//! Slurm jobs as will do, keeps at most `max_jobs` of them in the queue, and
+//! follows them through the factory's shared [`Monitor`].
 //!
-//! A job's outcome comes from the status file its script writes (see
-//! [`crate::script`]) when there is one, and from Slurm's state otherwise. A
-//! job that `squeue` no longer lists and that left no status file is Lost,
-//! and goes to the runtime's retry policy: a run never hangs on it.
+//! A batch of attempts ([`Executor::submit_batch`]) is grouped by step and
+//! resources. A group goes out as
 //!
-//! Handles are `slurm:<job id>:<status file>`, so a restarted runtime can
-//! take its jobs back ([`Executor::reattach`]) and follow them.
+//! - **packed jobs** when its step says `pack: N` (N > 1), or, without
+//!   `pack:`, when its tasks have a time limit under a minute (then about
+//!   ten minutes of work per job, 2 to 100 tasks): N tasks per job, run one
+//!   after another (or side by side, when the allocation has the CPUs) by
+//!   `twinflow worker` ([`crate::worker`]). This needs the path of the
+//!   `twinflow` binary ([`SlurmFactory::with_worker`]); without it there is
+//!   no packing.
+//! - **job arrays** otherwise, when it has more than one task: one element
+//!   per task, in chunks of at most the site's `MaxArraySize`
+//!   (`scontrol show config`);
+//! - a plain job for a task on its own.
 //!
-//! Not yet: SSH submission, job arrays, packing and `max_jobs` batching
-//! (the scheduler already limits a run to `max_jobs` jobs in flight), and
-//! `sacct`.
+//! Submitted attempts wait in the executor's queue (their handle says so:
+//! `slurm-queued:...`) until none has come for 100 ms (at most 5 s; full
+//! arrays go out meanwhile), so that those that become ready together go
+//! out together, and then as `max_jobs` allows: it counts Slurm jobs as
+//! Slurm's own limits count them, a plain job, an array element and a
+//! packed job one each. Once an attempt is in Slurm, the runtime stores its
+//! real handle ([`AttemptStatus::Submitted`]); a failed `sbatch` fails the
+//! attempts it carried ([`AttemptStatus::Error`]).
+//!
+//! Handles are `slurm:<job id or array element>:<status file>` and
+//! `slurm-pack:<job id>:<status file>`, so a restarted runtime takes its
+//! jobs back ([`Executor::reattach`]); a queued attempt had not reached
+//! Slurm, and is not followed (the runtime submits it again).
 
-use crate::parse::{self, JobId, JobRef, SlurmState};
+use crate::cluster::{Cluster, LocalCluster};
+use crate::group::{self, Member as GroupMember};
+use crate::monitor::{CancelBy, Member, Monitor, OnEnd};
+use crate::parse::{self, JobId, JobRef};
+use crate::remote::RemoteCluster;
 use crate::script;
-use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use crate::staging::{StageOutSink, Staging};
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
-use tokio::process::Command;
 use twinflow_core::{
     AttemptKey, AttemptStatus, Executor, ExecutorError, ExecutorFactory, ExecutorSpec, Handle, Job,
     SlurmConfig, Update, UpdateSink,
 };
 
-/// Builds [`SlurmExecutor`]s.
-#[derive(Debug, Clone)]
+/// Builds [`SlurmExecutor`]s; the executors it builds for one cluster share
+/// one poller (one `squeue` per interval for all their runs).
+#[derive(Debug)]
 pub struct SlurmFactory {
-    /// Time between two `squeue` calls (the executor polls all its jobs at once).
-    pub poll_interval: Duration,
+    poll_interval: Duration,
+    worker: Option<PathBuf>,
+    monitors: Mutex<HashMap<String, Arc<Monitor>>>,
 }
 
 impl Default for SlurmFactory {
     fn default() -> Self {
+        Self::new(Duration::from_secs(2))
+    }
+}
+
+impl SlurmFactory {
+    /// A factory whose pollers start at `poll_interval` between two
+    /// `squeue` calls (backing off to 15 times that while nothing changes).
+    pub fn new(poll_interval: Duration) -> Self {
         Self {
-            poll_interval: Duration::from_secs(2),
+            poll_interval,
+            worker: None,
+            monitors: Mutex::default(),
         }
+    }
+
+    /// Packs tasks with this `twinflow` binary (`twinflow worker`), which
+    /// the cluster's nodes must be able to run at that path.
+    #[must_use]
+    pub fn with_worker(mut self, twinflow: PathBuf) -> Self {
+        self.worker = Some(twinflow);
+        self
+    }
+
+    fn monitor(&self, cluster: &str, make: impl FnOnce() -> Arc<dyn Cluster>) -> Arc<Monitor> {
+        let mut monitors = lock(&self.monitors);
+        Arc::clone(
+            monitors
+                .entry(cluster.to_owned())
+                .or_insert_with(|| Arc::new(Monitor::new(make(), self.poll_interval))),
+        )
     }
 }
 
@@ -54,366 +104,696 @@ impl ExecutorFactory for SlurmFactory {
                 spec.name
             )));
         };
-        if config.ssh.is_some() {
-            return Err(ExecutorError::new(format!(
-                "executor `{}`: submitting over SSH is not built yet; run twinflow on the login node",
-                spec.name
-            )));
-        }
-        Ok(Arc::new(SlurmExecutor::new(
-            &spec.name,
-            config.clone(),
-            sink,
-            self.poll_interval,
-        )))
+        let (monitor, staging, worker) = match &config.ssh {
+            // On the login node, a `workdir` is where jobs run: the run
+            // directory may be somewhere the compute nodes do not see.
+            None => (
+                self.monitor("local", || Arc::new(LocalCluster)),
+                config.workdir.as_ref().map(|w| {
+                    let here: Arc<dyn twinflow_ssh::Remote> =
+                        Arc::new(twinflow_ssh::LocalHost::new());
+                    Arc::new(Staging::new(here, PathBuf::from(w)))
+                }),
+                self.worker.clone(),
+            ),
+            Some(target) => {
+                let remote = twinflow_ssh::connect(target, twinflow_ssh::SshOptions::from_env());
+                let staging = config
+                    .workdir
+                    .as_ref()
+                    .map(|w| Arc::new(Staging::new(Arc::clone(&remote), PathBuf::from(w))));
+                let monitor =
+                    self.monitor(&target.to_string(), || Arc::new(RemoteCluster::new(remote)));
+                // This binary's path means nothing on a cluster reached over
+                // SSH: no packing there (arrays instead).
+                (monitor, staging, None)
+            }
+        };
+        let member_sink: Arc<dyn UpdateSink> = match &staging {
+            Some(staging) => Arc::new(StageOutSink {
+                staging: Arc::clone(staging),
+                inner: Arc::clone(&sink),
+            }),
+            None => Arc::clone(&sink),
+        };
+        Ok(Arc::new(SlurmExecutor {
+            inner: Arc::new(Inner {
+                name: spec.name.clone(),
+                config: config.clone(),
+                sink,
+                member_sink,
+                monitor,
+                staging,
+                worker,
+                owner: NEXT_OWNER.fetch_add(1, Ordering::Relaxed),
+                budget: Mutex::default(),
+            }),
+        }))
     }
 }
 
-#[derive(Debug)]
-struct Tracked {
-    key: AttemptKey,
-    status_file: PathBuf,
-    last: Option<AttemptStatus>,
-    cancelled: bool,
-    /// Polls in a row in which squeue did not list it.
-    missing: u32,
+static NEXT_OWNER: AtomicU64 = AtomicU64::new(1);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-type Jobs = Arc<Mutex<HashMap<JobId, Tracked>>>;
-
-fn lock(jobs: &Jobs) -> std::sync::MutexGuard<'_, HashMap<JobId, Tracked>> {
-    jobs.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Runs attempts as Slurm batch jobs; see the module documentation.
+/// Runs attempts as Slurm jobs; see the module documentation.
 #[derive(Debug)]
 pub struct SlurmExecutor {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     name: String,
     config: SlurmConfig,
     sink: Arc<dyn UpdateSink>,
-    jobs: Jobs,
-    poller: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    interval: Duration,
-    /// Set on every submission, so the poller looks again soon.
-    fresh: Arc<std::sync::atomic::AtomicBool>,
-    /// Jobs to cancel with the next `scancel` (one call for many).
-    to_cancel: Arc<Mutex<Vec<JobId>>>,
+    /// Where tracked tasks report: `sink`, or through stage-out.
+    member_sink: Arc<dyn UpdateSink>,
+    monitor: Arc<Monitor>,
+    staging: Option<Arc<Staging>>,
+    worker: Option<PathBuf>,
+    owner: u64,
+    budget: Mutex<Budget>,
 }
 
-impl SlurmExecutor {
-    /// An executor named `name` for `config`, reporting into `sink`.
-    pub fn new(
-        name: &str,
-        config: SlurmConfig,
-        sink: Arc<dyn UpdateSink>,
-        interval: Duration,
-    ) -> Self {
-        Self {
-            name: name.to_owned(),
-            config,
-            sink,
-            jobs: Arc::default(),
-            poller: Mutex::new(None),
-            interval,
-            fresh: Arc::default(),
-            to_cancel: Arc::default(),
+#[derive(Debug, Default)]
+struct Budget {
+    /// Slurm jobs of this executor in the queue or running.
+    live: u32,
+    /// Attempts waiting for room under `max_jobs`.
+    queue: VecDeque<Job>,
+    /// Shut down: nothing more goes out.
+    closed: bool,
+    /// A drain is due at the end of the gathering window.
+    gathering: bool,
+    /// When the last attempt arrived.
+    last_arrival: Option<tokio::time::Instant>,
+    /// Attempts cancelled while their `sbatch` ran.
+    cancelled: std::collections::HashSet<AttemptKey>,
+}
+
+/// Submitted attempts gather in the queue until none has come for this
+/// long, ...
+const GATHER_QUIET: Duration = Duration::from_millis(100);
+/// ... or for this long in all; full arrays (`MaxArraySize` tasks) go out
+/// meanwhile.
+const GATHER_MAX: Duration = Duration::from_secs(5);
+
+/// What one `sbatch` carries.
+#[derive(Debug)]
+enum Unit {
+    Single(Job),
+    Array(Vec<Job>),
+    Pack(Vec<Job>),
+}
+
+impl Unit {
+    /// Slurm jobs it makes.
+    fn cost(&self) -> u32 {
+        match self {
+            Self::Single(_) | Self::Pack(_) => 1,
+            Self::Array(jobs) => u32::try_from(jobs.len()).unwrap_or(u32::MAX),
         }
     }
 
-    fn track(&self, id: JobId, key: AttemptKey, status_file: PathBuf) {
-        lock(&self.jobs).insert(
-            id,
-            Tracked {
-                key,
-                status_file,
-                last: None,
-                cancelled: false,
-                missing: 0,
-            },
-        );
-        let mut poller = self.poller.lock().unwrap_or_else(PoisonError::into_inner);
-        if poller
-            .as_ref()
-            .is_none_or(tokio::task::JoinHandle::is_finished)
+    fn into_jobs(self) -> Vec<Job> {
+        match self {
+            Self::Single(job) => vec![job],
+            Self::Array(jobs) | Self::Pack(jobs) => jobs,
+        }
+    }
+}
+
+/// Where an attempt is, from its handle.
+#[derive(Debug, PartialEq, Eq)]
+enum Parsed {
+    /// In the executor's queue, not in Slurm's.
+    Queued,
+    /// A job or array element; `packed` when it shares a packed job.
+    Job {
+        job: JobRef,
+        status: PathBuf,
+        packed: bool,
+    },
+}
+
+fn handle_of(job: &JobRef, status: &Path, packed: bool) -> Handle {
+    let kind = if packed { "slurm-pack" } else { "slurm" };
+    Handle(format!("{kind}:{job}:{}", status.display()))
+}
+
+fn parse_handle(handle: &Handle) -> Option<Parsed> {
+    if handle.0.starts_with("slurm-queued:") {
+        return Some(Parsed::Queued);
+    }
+    let (packed, rest) = match handle.0.strip_prefix("slurm-pack:") {
+        Some(rest) => (true, rest),
+        None => (false, handle.0.strip_prefix("slurm:")?),
+    };
+    let (job, path) = rest.split_once(':')?;
+    Some(Parsed::Job {
+        job: JobRef::parse(job)?,
+        status: PathBuf::from(path),
+        packed,
+    })
+}
+
+/// The files of an attempt, beside its standard output.
+fn status_file(job: &Job) -> PathBuf {
+    job.stdout.with_extension("status")
+}
+
+/// Tasks per packed job for `job` (1: no packing).
+fn pack_size(job: &Job, can_pack: bool) -> usize {
+    if !can_pack {
+        return 1;
+    }
+    match (job.pack, job.resources.time_seconds) {
+        (Some(n), _) => n.max(1) as usize,
+        (None, Some(t)) if t < 60 => (600 / t.max(1)).clamp(2, 100) as usize,
+        _ => 1,
+    }
+}
+
+/// Groups `jobs` (in order of first appearance) into submissions.
+fn units(jobs: Vec<Job>, max_array: usize, can_pack: bool) -> Vec<Unit> {
+    let mut groups: Vec<(usize, Vec<Job>)> = Vec::new();
+    for job in jobs {
+        let size = pack_size(&job, can_pack);
+        match groups
+            .iter_mut()
+            .find(|(s, g)| *s == size && g[0].step == job.step && g[0].resources == job.resources)
         {
-            let jobs = Arc::clone(&self.jobs);
-            let sink = Arc::clone(&self.sink);
-            let interval = self.interval;
-            let name = self.name.clone();
-            let fresh = Arc::clone(&self.fresh);
-            *poller = Some(tokio::spawn(poll_loop(name, jobs, sink, interval, fresh)));
+            Some((_, g)) => g.push(job),
+            None => groups.push((size, vec![job])),
         }
-        self.fresh.store(true, std::sync::atomic::Ordering::SeqCst);
     }
+    let mut units = Vec::new();
+    for (size, jobs) in groups {
+        let chunk = if size > 1 { size } else { max_array.max(1) };
+        let mut jobs = jobs.into_iter().peekable();
+        while jobs.peek().is_some() {
+            let mut part: Vec<Job> = jobs.by_ref().take(chunk).collect();
+            units.push(match part.pop() {
+                Some(job) if part.is_empty() => Unit::Single(job),
+                Some(job) => {
+                    part.push(job);
+                    if size > 1 {
+                        Unit::Pack(part)
+                    } else {
+                        Unit::Array(part)
+                    }
+                }
+                None => continue,
+            });
+        }
+    }
+    units
 }
 
-/// The handle of a job.
-fn handle(id: JobId, status_file: &std::path::Path) -> Handle {
-    Handle(format!("slurm:{}:{}", id.0, status_file.display()))
-}
+impl Inner {
+    async fn max_array(&self) -> u32 {
+        self.monitor.site().await.max_array
+    }
 
-fn parse_handle(handle: &Handle) -> Option<(JobId, PathBuf)> {
-    let rest = handle.0.strip_prefix("slurm:")?;
-    let (id, path) = rest.split_once(':')?;
-    Some((JobId(id.parse().ok()?), PathBuf::from(path)))
-}
+    /// Splits `jobs` into what goes out now (within `max_jobs`) and queues
+    /// the rest; returns the units to submit.
+    async fn admit(&self, jobs: Vec<Job>, full_only: bool) -> Vec<Unit> {
+        let max_array = self.max_array().await.max(1) as usize;
+        let mut budget = lock(&self.budget);
+        if budget.closed {
+            return Vec::new();
+        }
+        let mut free = self
+            .config
+            .max_jobs
+            .map_or(u32::MAX, |m| m.max(1).saturating_sub(budget.live));
+        let mut admitted = Vec::new();
+        for unit in units(jobs, max_array, self.worker.is_some()) {
+            if full_only && !matches!(&unit, Unit::Array(jobs) if jobs.len() >= max_array) {
+                budget.queue.extend(unit.into_jobs());
+                continue;
+            }
+            let cost = unit.cost();
+            if cost <= free {
+                free -= cost;
+                budget.live += cost;
+                admitted.push(unit);
+                continue;
+            }
+            match unit {
+                // Part of an array fits: send that part now.
+                Unit::Array(mut jobs) if free > 0 => {
+                    let rest = jobs.split_off(free as usize);
+                    budget.live += free;
+                    budget.queue.extend(rest);
+                    admitted.push(match jobs.pop() {
+                        Some(job) if jobs.is_empty() => Unit::Single(job),
+                        Some(job) => {
+                            jobs.push(job);
+                            Unit::Array(jobs)
+                        }
+                        None => continue,
+                    });
+                    free = 0;
+                }
+                other => budget.queue.extend(other.into_jobs()),
+            }
+        }
+        admitted
+    }
 
-async fn run(command: &str, args: &[String]) -> Result<String, ExecutorError> {
-    let out = Command::new(command)
-        .args(args)
-        .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(|e| ExecutorError {
-            message: format!("failed to run {command}: {e}"),
-            transient: true,
-        })?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        return Err(ExecutorError {
-            message: format!(
-                "{command} failed ({}): {}",
-                out.status,
-                stderr.lines().last().unwrap_or("").trim()
-            ),
-            transient: false,
+    /// Waits while attempts keep arriving (see [`GATHER_QUIET`]), sending
+    /// out full arrays meanwhile, then drains the queue.
+    async fn gather_then_drain(self: Arc<Self>) {
+        let start = tokio::time::Instant::now();
+        loop {
+            tokio::time::sleep(GATHER_QUIET).await;
+            let max_array = self.monitor.site_now().max_array as usize;
+            let full = {
+                let mut budget = lock(&self.budget);
+                let quiet = budget
+                    .last_arrival
+                    .is_none_or(|t| t.elapsed() >= GATHER_QUIET);
+                if quiet || start.elapsed() >= GATHER_MAX {
+                    budget.gathering = false;
+                    break;
+                }
+                budget.queue.len() >= max_array
+            };
+            if full {
+                Arc::clone(&self).drain_some(true).await;
+            }
+        }
+        self.drain().await;
+    }
+
+    /// A Slurm job of this executor ended: room for queued attempts.
+    ///
+    /// Under `max_jobs`, the queue goes out once a quarter of `max_jobs` is
+    /// free (or all of it fits, or nothing runs), so that refills are
+    /// arrays rather than one `sbatch` per ended job.
+    fn release(self: &Arc<Self>) {
+        let more = {
+            let mut budget = lock(&self.budget);
+            budget.live = budget.live.saturating_sub(1);
+            let free = self
+                .config
+                .max_jobs
+                .map_or(u32::MAX, |m| m.max(1).saturating_sub(budget.live));
+            let batch = self.config.max_jobs.map_or(1, |m| (m / 4).max(1));
+            let waiting = u32::try_from(budget.queue.len()).unwrap_or(u32::MAX);
+            waiting > 0
+                && !budget.closed
+                && !budget.gathering
+                && (free >= batch || free >= waiting || budget.live == 0)
+        };
+        if more {
+            let me = Arc::clone(self);
+            tokio::spawn(async move { me.drain().await });
+        }
+    }
+
+    /// Submits what the queue holds and `max_jobs` allows now.
+    async fn drain(self: Arc<Self>) {
+        self.drain_some(false).await;
+    }
+
+    /// Submits what the queue holds and `max_jobs` allows now; with
+    /// `full_only`, only arrays of `MaxArraySize` tasks (the rest keeps
+    /// gathering).
+    async fn drain_some(self: Arc<Self>, full_only: bool) {
+        let jobs: Vec<Job> = lock(&self.budget).queue.drain(..).collect();
+        if jobs.is_empty() {
+            return;
+        }
+        let admitted = self.admit(jobs, full_only).await;
+        for unit in admitted {
+            for (key, result) in self.launch(unit).await {
+                let status = match result {
+                    Ok(handle) => {
+                        // Cancelled (or shut down) while its sbatch ran.
+                        let late = {
+                            let mut budget = lock(&self.budget);
+                            budget.cancelled.remove(&key) || budget.closed
+                        };
+                        if late && let Err(e) = self.cancel_in_slurm(key, &handle).await {
+                            tracing::warn!("executor `{}`: {}", self.name, e.message);
+                        }
+                        AttemptStatus::Submitted(handle)
+                    }
+                    Err(e) => AttemptStatus::Error(e.message),
+                };
+                self.sink.send(Update { key, status });
+            }
+        }
+    }
+
+    /// Cancels an attempt that is in Slurm: `scancel` its job or array
+    /// element, or mark it for its pack's worker.
+    async fn cancel_in_slurm(&self, key: AttemptKey, h: &Handle) -> Result<(), ExecutorError> {
+        let Some(Parsed::Job { job, .. }) = parse_handle(h) else {
+            return Ok(());
+        };
+        let monitor = &self.monitor;
+        match monitor.cancel(&job, key) {
+            CancelBy::Nothing => {}
+            CancelBy::Scancel(id) => monitor.scancel(vec![id]),
+            CancelBy::Marker(marker, all) => {
+                monitor
+                    .cluster()
+                    .write_files(vec![(marker, String::new())])
+                    .await?;
+                if let Some(id) = all {
+                    monitor.scancel(vec![id]);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `sbatch`es one unit; a result per attempt.
+    async fn launch(
+        self: &Arc<Self>,
+        unit: Unit,
+    ) -> Vec<(AttemptKey, Result<Handle, ExecutorError>)> {
+        let keys: Vec<AttemptKey> = match &unit {
+            Unit::Single(job) => vec![job.key],
+            Unit::Array(jobs) | Unit::Pack(jobs) => jobs.iter().map(|j| j.key).collect(),
+        };
+        let cost = unit.cost();
+        let unit = match &self.staging {
+            Some(staging) => self.stage_in(staging, unit).await,
+            None => Ok(unit),
+        };
+        match async { self.try_launch(unit?).await }.await {
+            Ok(handles) => keys.into_iter().zip(handles.into_iter().map(Ok)).collect(),
+            Err(e) => {
+                let mut budget = lock(&self.budget);
+                budget.live = budget.live.saturating_sub(cost);
+                drop(budget);
+                keys.into_iter().map(|k| (k, Err(e.clone()))).collect()
+            }
+        }
+    }
+
+    /// Uploads the unit's working directories; the unit as it runs there.
+    async fn stage_in(&self, staging: &Staging, unit: Unit) -> Result<Unit, ExecutorError> {
+        let remote = |job: Job| async move {
+            let there = staging.remote_job(&job)?;
+            staging.stage_in(&job, &there).await?;
+            Ok::<Job, ExecutorError>(there)
+        };
+        Ok(match unit {
+            Unit::Single(job) => Unit::Single(remote(job).await?),
+            Unit::Array(jobs) => {
+                let mut there = Vec::with_capacity(jobs.len());
+                for job in jobs {
+                    there.push(remote(job).await?);
+                }
+                Unit::Array(there)
+            }
+            Unit::Pack(jobs) => {
+                let mut there = Vec::with_capacity(jobs.len());
+                for job in jobs {
+                    there.push(remote(job).await?);
+                }
+                Unit::Pack(there)
+            }
+        })
+    }
+
+    async fn try_launch(self: &Arc<Self>, unit: Unit) -> Result<Vec<Handle>, ExecutorError> {
+        let context = |e: ExecutorError, what: &str| ExecutorError {
+            message: format!("{} (executor `{}`, {what})", e.message, self.name),
+            ..e
+        };
+        match unit {
+            Unit::Single(job) => {
+                let status = status_file(&job);
+                let path = job.stdout.with_extension("sbatch");
+                let text = script::render(&job, &self.config, &status)?;
+                let id = self
+                    .sbatch(vec![(path.clone(), text)], &path)
+                    .await
+                    .map_err(|e| context(e, &job.name))?;
+                let jref = JobRef::Job(id);
+                let h = handle_of(&jref, &status, false);
+                let member = self.member(&job, status, Some(self.releaser(1)));
+                self.monitor.track(jref, vec![member], false);
+                Ok(vec![h])
+            }
+            Unit::Array(jobs) => {
+                let what = format!("{} tasks of step `{}`", jobs.len(), jobs[0].step);
+                let members = group_members(&jobs);
+                let first = &jobs[0].stdout;
+                let log = first.with_file_name(format!("{}.array-%A_%a.log", jobs[0].step));
+                let path = first.with_extension("array.sbatch");
+                let mut files = member_files(&members)?;
+                files.push((
+                    path.clone(),
+                    group::render_array(&members, &self.config, &log, None)?,
+                ));
+                let id = self
+                    .sbatch(files, &path)
+                    .await
+                    .map_err(|e| context(e, &what))?;
+                let mut handles = Vec::new();
+                for (i, job) in jobs.iter().enumerate() {
+                    let jref = JobRef::ArrayTask {
+                        array: id,
+                        task: u32::try_from(i).unwrap_or(u32::MAX),
+                    };
+                    let status = status_file(job);
+                    handles.push(handle_of(&jref, &status, false));
+                    let member = self.member(job, status, Some(self.releaser(1)));
+                    self.monitor.track(jref, vec![member], false);
+                }
+                Ok(handles)
+            }
+            Unit::Pack(jobs) => {
+                let Some(worker) = &self.worker else {
+                    return Err(ExecutorError::new("packing needs the twinflow binary"));
+                };
+                let what = format!("a pack of {} tasks of step `{}`", jobs.len(), jobs[0].step);
+                let members = group_members(&jobs);
+                let first = &jobs[0].stdout;
+                let manifest = first.with_extension("pack.json");
+                let path = first.with_extension("pack.sbatch");
+                let log = first.with_extension("pack.log");
+                let mut files = member_files(&members)?;
+                files.push((manifest.clone(), group::pack_manifest(&members)));
+                files.push((
+                    path.clone(),
+                    group::render_pack(&members, &self.config, worker, &manifest, &log)?,
+                ));
+                let id = self
+                    .sbatch(files, &path)
+                    .await
+                    .map_err(|e| context(e, &what))?;
+                let jref = JobRef::Job(id);
+                let release = self.releaser(jobs.len());
+                let tracked: Vec<Member> = jobs
+                    .iter()
+                    .map(|j| self.member(j, status_file(j), Some(Arc::clone(&release))))
+                    .collect();
+                let handles = jobs
+                    .iter()
+                    .map(|j| handle_of(&jref, &status_file(j), true))
+                    .collect();
+                self.monitor.track(jref, tracked, true);
+                Ok(handles)
+            }
+        }
+    }
+
+    /// Writes `files` and `sbatch --parsable`s `script`.
+    async fn sbatch(
+        &self,
+        files: Vec<(PathBuf, String)>,
+        script: &Path,
+    ) -> Result<JobId, ExecutorError> {
+        let cluster = self.monitor.cluster();
+        cluster.write_files(files).await?;
+        let out = cluster
+            .command(
+                "sbatch",
+                &["--parsable".to_owned(), script.display().to_string()],
+            )
+            .await?;
+        parse::parse_sbatch_parsable(&out)
+            .map_err(|e| ExecutorError::new(format!("sbatch {}: {e}", script.display())))
+    }
+
+    fn member(&self, job: &Job, status: PathBuf, on_end: Option<OnEnd>) -> Member {
+        self.sink.send(Update {
+            key: job.key,
+            status: AttemptStatus::Queued,
         });
+        Member::new(
+            job.key,
+            status,
+            Arc::clone(&self.member_sink),
+            self.owner,
+            on_end,
+        )
     }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+
+    /// A callback that frees one job of the budget after `tasks` calls.
+    fn releaser(self: &Arc<Self>, tasks: usize) -> OnEnd {
+        let left = AtomicU32::new(u32::try_from(tasks).unwrap_or(u32::MAX));
+        let me = Arc::downgrade(self);
+        Arc::new(move || {
+            if left.fetch_sub(1, Ordering::SeqCst) == 1
+                && let Some(me) = me.upgrade()
+            {
+                me.release();
+            }
+        })
+    }
+}
+
+fn group_members(jobs: &[Job]) -> Vec<GroupMember<'_>> {
+    jobs.iter()
+        .map(|job| GroupMember {
+            job,
+            script: job.stdout.with_extension("sh"),
+            status: status_file(job),
+        })
+        .collect()
+}
+
+fn member_files(members: &[GroupMember<'_>]) -> Result<Vec<(PathBuf, String)>, ExecutorError> {
+    members
+        .iter()
+        .map(|m| Ok((m.script.clone(), script::render_member(m.job, &m.status)?)))
+        .collect()
 }
 
 #[async_trait::async_trait]
 impl Executor for SlurmExecutor {
     async fn submit(&self, job: Job) -> Result<Handle, ExecutorError> {
-        let status_file = job.stdout.with_extension("status");
-        let script_path = job.stdout.with_extension("sbatch");
-        let text = script::render(&job, &self.config, &status_file)?;
-        let _ = std::fs::remove_file(&status_file);
-        std::fs::write(&script_path, text).map_err(|e| {
-            ExecutorError::new(format!(
-                "failed to write job script {}: {e}",
-                script_path.display()
-            ))
-        })?;
-        let out = run(
-            "sbatch",
-            &["--parsable".to_owned(), script_path.display().to_string()],
-        )
-        .await
-        .map_err(|e| ExecutorError {
-            message: format!("{} (executor `{}`, {})", e.message, self.name, job.name),
-            ..e
-        })?;
-        let id = parse::parse_sbatch_parsable(&out)
-            .map_err(|e| ExecutorError::new(format!("sbatch for {}: {e}", job.name)))?;
-        self.track(id, job.key, status_file.clone());
-        self.sink.send(Update {
-            key: job.key,
-            status: AttemptStatus::Queued,
-        });
-        Ok(handle(id, &status_file))
+        self.submit_batch(vec![job])
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(ExecutorError::new("the slurm executor is shut down")))
+    }
+
+    async fn submit_batch(&self, jobs: Vec<Job>) -> Vec<Result<Handle, ExecutorError>> {
+        let handles: Vec<Handle> = jobs
+            .iter()
+            .map(|j| Handle(format!("slurm-queued:{}", status_file(j).display())))
+            .collect();
+        let first = {
+            let mut budget = lock(&self.inner.budget);
+            if budget.closed {
+                return handles
+                    .iter()
+                    .map(|_| Err(ExecutorError::new("the slurm executor is shut down")))
+                    .collect();
+            }
+            budget.queue.extend(jobs);
+            budget.last_arrival = Some(tokio::time::Instant::now());
+            !std::mem::replace(&mut budget.gathering, true)
+        };
+        // Attempts that become ready close together go out together, as
+        // arrays and packs rather than one job each.
+        if first {
+            let inner = Arc::clone(&self.inner);
+            tokio::spawn(inner.gather_then_drain());
+        }
+        handles.into_iter().map(Ok).collect()
     }
 
     async fn reattach(
         &self,
-        _run: twinflow_core::RunRef<'_>,
+        run: twinflow_core::RunRef<'_>,
         attempts: Vec<(AttemptKey, Handle)>,
     ) -> Result<Vec<AttemptKey>, ExecutorError> {
-        let mut followed = Vec::new();
+        let mut jobs: Vec<(JobRef, bool, Vec<(AttemptKey, PathBuf)>)> = Vec::new();
         for (key, h) in attempts {
-            if let Some((id, status_file)) = parse_handle(&h) {
-                self.track(id, key, status_file);
-                followed.push(key);
+            if let Some(Parsed::Job {
+                job,
+                status,
+                packed,
+            }) = parse_handle(&h)
+            {
+                // A staged job whose files cannot be brought back is not
+                // worth following: the runtime runs it again.
+                if let Some(staging) = &self.inner.staging
+                    && !staging.adopt(run, key, &status)
+                {
+                    continue;
+                }
+                match jobs.iter_mut().find(|(j, _, _)| *j == job) {
+                    Some((_, _, members)) => members.push((key, status)),
+                    None => jobs.push((job, packed, vec![(key, status)])),
+                }
             }
+        }
+        let mut followed = Vec::new();
+        for (job, packed, members) in jobs {
+            lock(&self.inner.budget).live += 1;
+            let release = self.inner.releaser(members.len());
+            let tracked = members
+                .into_iter()
+                .map(|(key, status)| {
+                    followed.push(key);
+                    Member::new(
+                        key,
+                        status,
+                        Arc::clone(&self.inner.member_sink),
+                        self.inner.owner,
+                        Some(Arc::clone(&release)),
+                    )
+                })
+                .collect();
+            self.inner.monitor.track(job, tracked, packed);
         }
         Ok(followed)
     }
 
-    async fn cancel(&self, _key: AttemptKey, h: &Handle) -> Result<(), ExecutorError> {
-        let Some((id, _)) = parse_handle(h) else {
-            return Ok(());
-        };
-        if let Some(t) = lock(&self.jobs).get_mut(&id) {
-            t.cancelled = true;
-        }
-        // Cancels that arrive together (a cancelled run) go out as one scancel.
-        let first = {
-            let mut pending = self
-                .to_cancel
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            pending.push(id);
-            pending.len() == 1
-        };
-        if first {
-            let pending = Arc::clone(&self.to_cancel);
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                let ids: Vec<String> =
-                    std::mem::take(&mut *pending.lock().unwrap_or_else(PoisonError::into_inner))
-                        .iter()
-                        .map(|id| id.0.to_string())
-                        .collect();
-                if let Err(e) = run("scancel", &ids).await {
-                    tracing::warn!("{}", e.message);
+    async fn cancel(&self, key: AttemptKey, h: &Handle) -> Result<(), ExecutorError> {
+        match parse_handle(h) {
+            None => Ok(()),
+            Some(Parsed::Queued) => {
+                let removed = {
+                    let mut budget = lock(&self.inner.budget);
+                    let before = budget.queue.len();
+                    budget.queue.retain(|j| j.key != key);
+                    before != budget.queue.len()
+                };
+                if removed {
+                    self.inner.sink.send(Update {
+                        key,
+                        status: AttemptStatus::Cancelled,
+                    });
+                } else {
+                    // Its sbatch is under way: cancelled once it returns.
+                    lock(&self.inner.budget).cancelled.insert(key);
                 }
-            });
+                Ok(())
+            }
+            Some(Parsed::Job { .. }) => self.inner.cancel_in_slurm(key, h).await,
         }
-        Ok(())
     }
 
     async fn shutdown(&self) {
-        let ids: Vec<String> = lock(&self.jobs).keys().map(|id| id.0.to_string()).collect();
-        if !ids.is_empty() {
-            let _ = run("scancel", &ids).await;
-        }
-        if let Some(p) = self
-            .poller
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
         {
-            p.abort();
+            let mut budget = lock(&self.inner.budget);
+            budget.closed = true;
+            budget.queue.clear();
+        }
+        let ids = self.inner.monitor.jobs_of(self.inner.owner);
+        if !ids.is_empty()
+            && let Err(e) = self.inner.monitor.cluster().command("scancel", &ids).await
+        {
+            tracing::warn!("executor `{}`: {}", self.inner.name, e.message);
         }
     }
-}
-
-/// One `squeue` for every tracked job per interval, until none is left.
-/// The next poll interval: back to the shortest after a change (or a new
-/// job), doubling while nothing changes, up to `longest`. Long-running jobs
-/// cost one `squeue` every `longest`, whatever their number.
-fn next_interval(
-    current: Duration,
-    changed: bool,
-    shortest: Duration,
-    longest: Duration,
-) -> Duration {
-    if changed {
-        shortest
-    } else {
-        (current * 2).clamp(shortest, longest)
-    }
-}
-
-async fn poll_loop(
-    name: String,
-    jobs: Jobs,
-    sink: Arc<dyn UpdateSink>,
-    shortest: Duration,
-    fresh: Arc<std::sync::atomic::AtomicBool>,
-) {
-    let longest = (shortest * 15).max(shortest);
-    let mut interval = shortest;
-    loop {
-        tokio::time::sleep(interval).await;
-        let mut changed = fresh.swap(false, std::sync::atomic::Ordering::SeqCst);
-        let ids: Vec<String> = lock(&jobs).keys().map(|id| id.0.to_string()).collect();
-        if ids.is_empty() {
-            return;
-        }
-        let args = [
-            "-h",
-            "-r",
-            "-t",
-            "all",
-            "-j",
-            &ids.join(","),
-            "-o",
-            "%i|%T|%r",
-        ]
-        .map(str::to_owned);
-        let rows = match run("squeue", &args).await {
-            Ok(out) => parse::parse_squeue(&out),
-            // An id slurmctld has forgotten makes a one-id squeue fail;
-            // a controller outage too: try again next time.
-            Err(e) => {
-                tracing::warn!("executor `{name}`: {}", e.message);
-                Vec::new()
-            }
-        };
-        let mut table = lock(&jobs);
-        let mut done = Vec::new();
-        for (id, t) in table.iter_mut() {
-            let row = rows.iter().find(|r| r.id == JobRef::Job(*id));
-            let status = match row {
-                Some(r) => {
-                    t.missing = 0;
-                    outcome(&r.state, t)
-                }
-                None => {
-                    t.missing += 1;
-                    // Listed nowhere twice in a row: its status file decides.
-                    if t.missing < 2 {
-                        continue;
-                    }
-                    match std::fs::read_to_string(&t.status_file)
-                        .ok()
-                        .and_then(|s| parse::parse_status_file(&s))
-                    {
-                        Some(code) => AttemptStatus::Exited(code),
-                        None if t.cancelled => AttemptStatus::Cancelled,
-                        None => AttemptStatus::Lost,
-                    }
-                }
-            };
-            if t.last.as_ref() != Some(&status) {
-                changed = true;
-                t.last = Some(status.clone());
-                if status.is_final() {
-                    done.push(*id);
-                }
-                sink.send(Update { key: t.key, status });
-            }
-        }
-        for id in done {
-            table.remove(&id);
-        }
-        drop(table);
-        interval = next_interval(interval, changed, shortest, longest);
-    }
-}
-
-/// A job's status from its Slurm state and, once it ended, its status file.
-fn outcome(state: &SlurmState, t: &Tracked) -> AttemptStatus {
-    let mapped = parse::attempt_status(state, None);
-    if t.cancelled && mapped.is_final() {
-        return AttemptStatus::Cancelled;
-    }
-    if matches!(state, SlurmState::Completed | SlurmState::Failed)
-        && let Some(code) = std::fs::read_to_string(&t.status_file)
-            .ok()
-            .and_then(|s| parse::parse_status_file(&s))
-    {
-        return AttemptStatus::Exited(code);
-    }
-    mapped
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_poll_interval_backs_off_while_nothing_changes() {
-        let (short, long) = (Duration::from_secs(1), Duration::from_secs(15));
-        let mut i = short;
-        let mut seen = Vec::new();
-        for _ in 0..6 {
-            i = next_interval(i, false, short, long);
-            seen.push(i.as_secs());
-        }
-        assert_eq!(seen, [2, 4, 8, 15, 15, 15]);
-        assert_eq!(next_interval(i, true, short, long), short);
-    }
-
-    #[test]
-    fn handles_round_trip_with_paths_holding_colons() {
-        let h = handle(JobId(42), std::path::Path::new("/scratch/a:b/0.0.status"));
-        assert_eq!(h.0, "slurm:42:/scratch/a:b/0.0.status");
-        assert_eq!(
-            parse_handle(&h),
-            Some((JobId(42), PathBuf::from("/scratch/a:b/0.0.status")))
-        );
-        assert_eq!(parse_handle(&Handle("pid:1:2".into())), None);
-    }
-}
+mod tests;

@@ -1,16 +1,24 @@
-//! twinflow-executor-slurm: the Slurm backend (issue 6, being built).
+//! twinflow-executor-slurm: the Slurm backend.
 //!
-//! - [`script`] renders a task's batch script, [`parse`] reads what
-//!   `sbatch --parsable`, `squeue` and `sacct` print (pure functions, tested
-//!   on literal samples of Slurm 22.05's output);
-//! - [`SlurmExecutor`] submits from the login node with `sbatch`, follows
-//!   all its jobs with one `squeue` per poll interval and kills with
-//!   `scancel`.
+//! - [`script`] renders a task's batch script and [`group`] the scripts of
+//!   job arrays and packed jobs; [`parse`] reads what `sbatch --parsable`,
+//!   `squeue`, `sacct` and `scontrol show config` print (pure functions,
+//!   tested on literal samples of Slurm 22.05's output);
+//! - [`SlurmExecutor`] groups attempts into job arrays and packed jobs,
+//!   keeps at most `max_jobs` jobs queued, and follows every job of a
+//!   factory's runs with one `squeue` per poll interval;
+//! - [`worker`] is `twinflow worker`, which runs a packed job's tasks.
 //!
-//! Not built yet: submission over SSH, job arrays, packing, `sacct`.
+//! Not built yet: submission over SSH, `sacct`.
 
+mod cluster;
 mod executor;
+pub mod group;
+mod monitor;
 pub mod parse;
+mod remote;
 pub mod script;
+mod staging;
+pub mod worker;
 
 pub use executor::{SlurmExecutor, SlurmFactory};

@@ -225,5 +225,25 @@ pub fn parse_status_file(text: &str) -> Option<i32> {
     (0..=255).contains(&code).then_some(code)
 }
 
+/// `MaxArraySize` from what `scontrol show config` prints
+/// (`MaxArraySize           = 1001`): array indices run from 0 to one less.
+pub fn parse_max_array_size(text: &str) -> Option<u32> {
+    text.lines().find_map(|line| {
+        let (name, value) = line.split_once('=')?;
+        (name.trim() == "MaxArraySize").then(|| number(value.trim()))?
+    })
+}
+
+/// Whether `scontrol show config` says jobs are recorded in slurmdbd
+/// (`AccountingStorageType = accounting_storage/slurmdbd`), so `sacct`
+/// answers.
+pub fn parse_accounting_enabled(text: &str) -> bool {
+    text.lines().any(|line| {
+        line.split_once('=').is_some_and(|(name, value)| {
+            name.trim() == "AccountingStorageType" && value.trim() == "accounting_storage/slurmdbd"
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests;

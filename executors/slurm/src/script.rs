@@ -53,7 +53,7 @@ pub struct ScriptError {
 }
 
 impl ScriptError {
-    fn new(message: String) -> Self {
+    pub(crate) fn new(message: String) -> Self {
         Self { message }
     }
 
@@ -86,36 +86,67 @@ const OWNED_SHORT: [char; 4] = ['J', 'D', 'o', 'e'];
 /// documentation). `status_file` should be absolute: it is written after the
 /// `cd`, so a relative one is taken from the working directory.
 pub fn render(job: &Job, config: &SlurmConfig, status_file: &Path) -> Result<String, ScriptError> {
-    let r = &job.resources;
     let workdir = path_text(&job.workdir, "working directory")?;
     let stdout = path_text(&job.stdout, "standard output path")?;
     let stderr = path_text(&job.stderr, "standard error path")?;
-    let status = path_text(status_file, "status file")?;
-    let status_tmp = format!("{status}.tmp");
-
     let mut out = String::from("#!/bin/sh\n");
+    header(
+        &mut out,
+        &Header {
+            job_name: format!("tf-{}-{}", job.key.task, job.key.attempt),
+            chdir: workdir,
+            output: no_pattern(stdout, "standard output path")?,
+            error: Some(no_pattern(stderr, "standard error path")?),
+            array: None,
+            time_seconds: job.resources.time_seconds,
+        },
+        job,
+        config,
+    )?;
+    body(&mut out, job, status_file)?;
+    Ok(out)
+}
+
+/// The `#SBATCH` lines of one submission that are not the resources.
+pub(crate) struct Header<'a> {
+    /// `--job-name`.
+    pub(crate) job_name: String,
+    /// `--chdir`.
+    pub(crate) chdir: &'a str,
+    /// `--output` (may be a pattern when twinflow wrote it: `%A_%a`).
+    pub(crate) output: &'a str,
+    /// `--error`; `None` sends standard error to `output`.
+    pub(crate) error: Option<&'a str>,
+    /// `--array=<spec>`.
+    pub(crate) array: Option<String>,
+    /// `--time`, in seconds (a packed job's is its tasks' sum).
+    pub(crate) time_seconds: Option<u64>,
+}
+
+/// Writes the `#SBATCH` header: `h`, then the resources of `job` (the
+/// model of every task in the submission) and the executor's options.
+pub(crate) fn header(
+    out: &mut String,
+    h: &Header<'_>,
+    job: &Job,
+    config: &SlurmConfig,
+) -> Result<(), ScriptError> {
+    let r = &job.resources;
     let mut line = |option: &str, value: &str, what: &str| -> Result<(), ScriptError> {
         out.push_str("#SBATCH ");
         out.push_str(&sbatch_word(&format!("--{option}={value}"), value, what)?);
         out.push('\n');
         Ok(())
     };
-    line(
-        "job-name",
-        &format!("tf-{}-{}", job.key.task, job.key.attempt),
-        "job name",
-    )?;
-    line("chdir", workdir, "working directory")?;
-    line(
-        "output",
-        no_pattern(stdout, "standard output path")?,
-        "standard output path",
-    )?;
-    line(
-        "error",
-        no_pattern(stderr, "standard error path")?,
-        "standard error path",
-    )?;
+    line("job-name", &h.job_name, "job name")?;
+    line("chdir", h.chdir, "working directory")?;
+    line("output", h.output, "standard output path")?;
+    if let Some(error) = h.error {
+        line("error", error, "standard error path")?;
+    }
+    if let Some(array) = &h.array {
+        line("array", array, "array range")?;
+    }
     if r.cpus == 0 {
         return Err(ScriptError::new(format!(
             "`{}` asks for 0 cpus; slurm needs at least 1",
@@ -130,7 +161,7 @@ pub fn render(job: &Job, config: &SlurmConfig, status_file: &Path) -> Result<Str
             "memory",
         )?;
     }
-    if let Some(seconds) = r.time_seconds {
+    if let Some(seconds) = h.time_seconds {
         line("time", &time_limit(seconds, &job.name)?, "time limit")?;
     }
     if r.gpus > 0 {
@@ -150,7 +181,34 @@ pub fn render(job: &Job, config: &SlurmConfig, status_file: &Path) -> Result<Str
         out.push_str(&extra_option(extra)?);
         out.push('\n');
     }
+    Ok(())
+}
 
+/// The script of one task run inside an array job or a packed job: it sends
+/// its own output to the task's log files, marks that it started
+/// (`<status file>.started`) and records its exit status like a job of its
+/// own would.
+pub fn render_member(job: &Job, status_file: &Path) -> Result<String, ScriptError> {
+    let stdout = path_text(&job.stdout, "standard output path")?;
+    let stderr = path_text(&job.stderr, "standard error path")?;
+    let status = path_text(status_file, "status file")?;
+    let mut out = String::from("#!/bin/sh\n");
+    let _ = writeln!(
+        out,
+        "exec >{} 2>{}",
+        shell_quote(stdout),
+        shell_quote(stderr)
+    );
+    let _ = writeln!(out, ": >{}", shell_quote(&format!("{status}.started")));
+    body(&mut out, job, status_file)?;
+    Ok(out)
+}
+
+/// The environment, the `cd`, the task's script and the status file.
+fn body(out: &mut String, job: &Job, status_file: &Path) -> Result<(), ScriptError> {
+    let workdir = path_text(&job.workdir, "working directory")?;
+    let status = path_text(status_file, "status file")?;
+    let status_tmp = format!("{status}.tmp");
     for (name, value) in &job.env {
         if !is_shell_name(name) {
             return Err(ScriptError::new(format!(
@@ -175,10 +233,10 @@ pub fn render(job: &Job, config: &SlurmConfig, status_file: &Path) -> Result<Str
         status = shell_quote(status),
     );
     out.push_str("exit \"$status\"\n");
-    Ok(out)
+    Ok(())
 }
 
-fn path_text<'a>(path: &'a Path, what: &str) -> Result<&'a str, ScriptError> {
+pub(crate) fn path_text<'a>(path: &'a Path, what: &str) -> Result<&'a str, ScriptError> {
     path.to_str().ok_or_else(|| {
         ScriptError::new(format!("the {what} {} is not valid utf-8", path.display()))
     })
@@ -337,6 +395,8 @@ mod tests {
             stdout: logs.join(format!("0.{attempt}.out")),
             stderr: logs.join(format!("0.{attempt}.err")),
             resources: Resources::default(),
+            step: "simulate".to_owned(),
+            pack: None,
         }
     }
 

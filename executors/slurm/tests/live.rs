@@ -47,6 +47,8 @@ fn job(dir: &Path, task: u32, script: &str) -> Job {
             time_seconds: Some(120),
             gpus: 0,
         },
+        step: "live".to_owned(),
+        pack: None,
     }
 }
 
@@ -152,9 +154,7 @@ fn slurm_engine(dir: &Path) -> twinflow_engine::Engine {
         .state_dir(dir.join("state"))
         .executor(
             twinflow_core::ExecutorKind::Slurm,
-            twinflow_executor_slurm::SlurmFactory {
-                poll_interval: Duration::from_millis(300),
-            },
+            twinflow_executor_slurm::SlurmFactory::new(Duration::from_millis(300)),
         )
         .build()
         .unwrap()
@@ -166,7 +166,6 @@ async fn a_workflow_runs_on_slurm_through_the_engine() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let engine = slurm_engine(dir.path());
     let yaml = r#"
 version: 1
 name: on-slurm
@@ -187,19 +186,7 @@ steps:
     executor: hpc
     run: echo "no such model" >&2; exit 3
 "#;
-    let options = twinflow_workflow::CompileOptions {
-        run_id: "slurm-live".to_owned(),
-        ..twinflow_workflow::CompileOptions::default()
-    };
-    let plan = twinflow_workflow::compile_str("on-slurm.yaml", yaml, &options).unwrap();
-    let run = engine
-        .submit(plan, twinflow_engine::RunOptions::default())
-        .await
-        .unwrap();
-    let summary = tokio::time::timeout(Duration::from_secs(120), run.wait())
-        .await
-        .expect("the run ends")
-        .unwrap();
+    let summary = run_yaml(dir.path(), "slurm-live", yaml).await;
     assert_eq!(summary.outcome, twinflow_engine::Outcome::Failed);
     assert_eq!(
         (summary.ran, summary.failed),
@@ -250,10 +237,11 @@ steps:
         .submit(plan, twinflow_engine::RunOptions::default())
         .await
         .unwrap();
-    let mut submitted = 0;
-    while submitted < 2 {
-        if let Some(twinflow_engine::RunEvent::TaskSubmitted { .. }) = run.next_event().await {
-            submitted += 1;
+    // Both jobs run in Slurm (not only in twinflow's submission queue).
+    let mut running = 0;
+    while running < 2 {
+        if let Some(twinflow_engine::RunEvent::TaskRunning { .. }) = run.next_event().await {
+            running += 1;
         }
     }
     run.cancel();
@@ -272,15 +260,243 @@ steps:
         .filter_map(|t| t.handle.as_deref()?.split(':').nth(1).map(str::to_owned))
         .collect();
     assert_eq!(ids.len(), 2);
+    // By job id: an array whose pending elements were all cancelled
+    // folds back into one record of the array job.
+    let mut bases: Vec<&str> = ids.iter().map(|i| i.split('_').next().unwrap()).collect();
+    bases.dedup();
     let out = Command::new("squeue")
-        .args(["-h", "-t", "all", "-j", &ids.join(","), "-o", "%i|%T|%r"])
+        .args([
+            "-h",
+            "-r",
+            "-t",
+            "all",
+            "-j",
+            &bases.join(","),
+            "-o",
+            "%i|%T|%r",
+        ])
         .output()
         .unwrap();
     let rows = parse_squeue(&String::from_utf8_lossy(&out.stdout));
-    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(
+        !rows.is_empty(),
+        "{ids:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         rows.iter()
             .all(|r| r.state == twinflow_executor_slurm::parse::SlurmState::Cancelled),
         "{rows:?}"
     );
+}
+
+#[tokio::test]
+async fn a_fan_out_goes_out_as_job_arrays_and_never_exceeds_max_jobs() {
+    if !slurm_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Every task counts the jobs of its step that Slurm holds (each array
+    // element counts, as in Slurm's own limits), itself included.
+    let yaml = r#"
+version: 1
+name: fan-on-slurm
+executors: { hpc: { kind: slurm, partition: debug, max_jobs: 4 } }
+steps:
+  fanarray:
+    executor: hpc
+    for_each: { i: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10] }
+    resources: { cpus: 1, memory: 32MiB, time: 5m }
+    run: |
+      squeue -h -r -t PD,R,CG,CF,S -n tf-fanarray -o %i | wc -l > ${{ outputs.seen }}
+      sleep 1
+    outputs: { seen: seen.txt }
+"#;
+    let summary = run_yaml(dir.path(), "slurm-fan", yaml).await;
+    assert_eq!(
+        summary.outcome,
+        twinflow_engine::Outcome::Succeeded,
+        "{summary:?}"
+    );
+    let mut most = 0;
+    for i in 0..10 {
+        let seen =
+            std::fs::read_to_string(summary.run_dir.join(format!("work/fanarray/{i}/seen.txt")))
+                .unwrap();
+        most = most.max(seen.trim().parse::<u32>().unwrap());
+    }
+    assert!(
+        (1..=4).contains(&most),
+        "max_jobs 4, yet a task saw {most} jobs"
+    );
+    // The first four went out as one array; the journal holds element handles.
+    let store = twinflow_engine::StateStore::open(&dir.path().join("state")).unwrap();
+    let handles: Vec<String> = store
+        .tasks("slurm-fan")
+        .unwrap()
+        .into_iter()
+        .filter_map(|t| t.handle)
+        .collect();
+    assert_eq!(handles.len(), 10);
+    let array_of = |h: &str| {
+        h.split(':')
+            .nth(1)
+            .and_then(|j| j.split_once('_'))
+            .map(|(a, _)| a.to_owned())
+    };
+    let first = array_of(&handles[0]).expect("an array element handle");
+    assert_eq!(
+        handles[..4]
+            .iter()
+            .filter(|h| array_of(h).as_deref() == Some(&first))
+            .count(),
+        4,
+        "{handles:?}"
+    );
+}
+
+/// `user@host:port` of the test sshd, when `TWINFLOW_TEST_SSH=1` too.
+fn sshd_target() -> Option<String> {
+    if std::env::var("TWINFLOW_TEST_SSH").as_deref() != Ok("1") {
+        eprintln!("skipped: TWINFLOW_TEST_SSH is not 1 (scripts/test starts deploy/dev/sshd-up)");
+        return None;
+    }
+    let var = |k: &str| std::env::var(k).expect("the sshd env (TWINFLOW_SSHD_*)");
+    Some(format!(
+        "{}@{}:{}",
+        var("TWINFLOW_SSHD_USER"),
+        var("TWINFLOW_SSHD_HOST"),
+        var("TWINFLOW_SSHD_PORT")
+    ))
+}
+
+/// Runs `yaml` on the engine and returns its summary.
+async fn run_yaml(dir: &Path, run_id: &str, yaml: &str) -> twinflow_engine::RunSummary {
+    let options = twinflow_workflow::CompileOptions {
+        run_id: run_id.to_owned(),
+        ..twinflow_workflow::CompileOptions::default()
+    };
+    let plan = twinflow_workflow::compile_str("live.yaml", yaml, &options).unwrap();
+    let run = slurm_engine(dir)
+        .submit(plan, twinflow_engine::RunOptions::default())
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(120), run.wait())
+        .await
+        .expect("the run ends")
+        .unwrap()
+}
+
+const OVER_SSH: &str = r#"
+version: 1
+name: over-ssh
+executors: { hpc: { kind: slurm, partition: debug, ssh: "TARGET"WORKDIR } }
+steps:
+  gen:
+    executor: hpc
+    for_each: { i: [1, 2] }
+    resources: { time: 2m }
+    run: |
+      echo ${{ i }} > ${{ outputs.n }}
+      pwd > where.txt
+      echo "gen ${{ i }} on stderr" >&2
+    outputs: { n: n.txt }
+  sum:
+    executor: hpc
+    needs: { all: gen.n }
+    resources: { time: 2m }
+    run: cat ${{ inputs.all }} | paste -sd+ - > ${{ outputs.expr }}
+    outputs: { expr: expr.txt }
+"#;
+
+#[tokio::test]
+async fn a_workflow_runs_on_slurm_submitted_over_ssh() {
+    if !slurm_available() {
+        return;
+    }
+    let Some(target) = sshd_target() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = OVER_SSH.replace("TARGET", &target).replace("WORKDIR", "");
+    let summary = run_yaml(dir.path(), "over-ssh", &yaml).await;
+    assert_eq!(
+        summary.outcome,
+        twinflow_engine::Outcome::Succeeded,
+        "{summary:?}"
+    );
+    let expr = std::fs::read_to_string(summary.run_dir.join("work/sum/0/expr.txt")).unwrap();
+    assert_eq!(expr, "1+2\n");
+    // No workdir: the cluster shares this file system, nothing is staged.
+    let pwd = std::fs::read_to_string(summary.run_dir.join("work/gen/0/where.txt")).unwrap();
+    assert_eq!(
+        pwd.trim(),
+        summary.run_dir.join("work/gen/0").display().to_string()
+    );
+}
+
+#[tokio::test]
+async fn over_ssh_with_a_workdir_files_are_staged_there_and_back() {
+    if !slurm_available() {
+        return;
+    }
+    let Some(target) = sshd_target() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let remote = dir.path().join("cluster-scratch");
+    let yaml = OVER_SSH
+        .replace("TARGET", &target)
+        .replace("WORKDIR", &format!(", workdir: \"{}\"", remote.display()));
+    let summary = run_yaml(dir.path(), "staged", &yaml).await;
+    assert_staged(&summary, &remote.join("staged"));
+}
+
+#[tokio::test]
+async fn on_the_login_node_a_workdir_is_where_jobs_run() {
+    if !slurm_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = dir.path().join("scratch");
+    let yaml = OVER_SSH.replace(
+        "ssh: \"TARGET\"WORKDIR",
+        &format!("workdir: \"{}\"", scratch.display()),
+    );
+    let summary = run_yaml(dir.path(), "scratch", &yaml).await;
+    assert_staged(&summary, &scratch.join("scratch"));
+}
+
+/// The run's tasks ran under `there` (the run's directory on the cluster),
+/// which got their inputs, and their outputs and logs came back.
+fn assert_staged(summary: &twinflow_engine::RunSummary, there: &Path) {
+    assert_eq!(
+        summary.outcome,
+        twinflow_engine::Outcome::Succeeded,
+        "{summary:?}"
+    );
+    let pwd = std::fs::read_to_string(summary.run_dir.join("work/gen/0/where.txt")).unwrap();
+    assert_eq!(pwd.trim(), there.join("work/gen/0").display().to_string());
+    let inputs = there.join("work/sum/0/inputs/all");
+    assert!(inputs.join("0/n.txt").is_file() && inputs.join("1/n.txt").is_file());
+    let expr = std::fs::read_to_string(summary.run_dir.join("work/sum/0/expr.txt")).unwrap();
+    assert_eq!(expr, "1+2\n");
+    let err = std::fs::read_to_string(summary.run_dir.join("logs/gen/1.0.err")).unwrap();
+    assert_eq!(err, "gen 2 on stderr\n");
+}
+
+#[tokio::test]
+async fn an_unreachable_login_node_fails_the_tasks_with_a_clear_error() {
+    if !slurm_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = OVER_SSH
+        .replace("TARGET", "nobody@127.0.0.1:1")
+        .replace("WORKDIR", "");
+    let summary = run_yaml(dir.path(), "unreachable", &yaml).await;
+    assert_eq!(summary.outcome, twinflow_engine::Outcome::Failed);
+    let (task, reason) = &summary.failures[0];
+    assert!(task.starts_with("gen"), "{task}");
+    assert!(reason.contains("nobody@127.0.0.1:1"), "{reason}");
 }

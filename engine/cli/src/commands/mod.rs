@@ -12,6 +12,21 @@ pub(crate) use plan::plan;
 pub(crate) use run::run;
 pub(crate) use validate::validate;
 
+/// `twinflow worker MANIFEST`: exit 0 once every task of the pack ended
+/// (their outcomes are in their status files), 2 on an unreadable manifest.
+pub(crate) fn worker(out: &Output, manifest: &std::path::Path) -> u8 {
+    match twinflow_executor_slurm::worker::run_pack(
+        manifest,
+        twinflow_executor_slurm::worker::allocated_cpus(),
+    ) {
+        Ok(()) => exit::SUCCESS,
+        Err(e) => {
+            out.error(&e);
+            exit::INVALID
+        }
+    }
+}
+
 use crate::args::CompileArgs;
 use crate::exit;
 use crate::output::Output;

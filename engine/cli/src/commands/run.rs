@@ -33,7 +33,7 @@ pub(crate) fn run(out: &Output, args: &RunArgs) -> u8 {
     let engine = match Engine::builder()
         .state_dir(&dir)
         .executor(ExecutorKind::Local, LocalFactory::default())
-        .executor(ExecutorKind::Slurm, SlurmFactory::default())
+        .executor(ExecutorKind::Slurm, slurm_factory())
         .build()
     {
         Ok(engine) => engine,
@@ -297,4 +297,15 @@ fn print_results(dir: &Path, summary: &RunSummary, sinks: &[(u32, String, u32)])
         eprintln!("results:\n{}", lines.join("\n"));
     }
     eprintln!("  all files: {}", summary.run_dir.display());
+}
+
+/// The Slurm backend; packed jobs run this binary's `worker` command, so
+/// packing needs the binary at a path the cluster's nodes share (true of
+/// a login node's home or project directory).
+fn slurm_factory() -> SlurmFactory {
+    let factory = SlurmFactory::default();
+    match std::env::current_exe() {
+        Ok(exe) => factory.with_worker(exe),
+        Err(_) => factory,
+    }
 }

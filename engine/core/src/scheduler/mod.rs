@@ -166,8 +166,10 @@ pub struct SchedulerConfig {
 
 impl SchedulerConfig {
     /// Default tuning for a plan: local executors get their `slots` (or
-    /// `default_slots`, the machine's cores), Slurm executors their
-    /// `max_jobs`, cloud executors no limit; backoff 1 s doubling to 5 min.
+    /// `default_slots`, the machine's cores); Slurm executors no limit here,
+    /// as they enforce `max_jobs` themselves (counting Slurm jobs, of which
+    /// a packed one carries many tasks); cloud executors no limit; backoff
+    /// 1 s doubling to 5 min.
     pub fn for_plan(plan: &crate::Plan, default_slots: u32) -> Self {
         use crate::BackendConfig;
         let capacity = plan
@@ -175,8 +177,7 @@ impl SchedulerConfig {
             .iter()
             .map(|e| match &e.backend {
                 BackendConfig::Local(l) => Some(l.slots.unwrap_or(default_slots).max(1)),
-                BackendConfig::Slurm(s) => s.max_jobs,
-                BackendConfig::Cloud(_) => None,
+                BackendConfig::Slurm(_) | BackendConfig::Cloud(_) => None,
             })
             .collect();
         Self {

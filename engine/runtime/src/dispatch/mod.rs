@@ -351,6 +351,17 @@ impl Dispatch {
         }
         let outcome = match status {
             AttemptStatus::Queued => return,
+            AttemptStatus::Submitted(handle) => {
+                self.journal.push(Op::Handle {
+                    task: t,
+                    attempt: key.attempt,
+                    handle: handle.0.clone(),
+                });
+                if let Some(f) = self.in_flight.get_mut(&t) {
+                    f.handle = Some(handle);
+                }
+                return;
+            }
             AttemptStatus::Running => {
                 self.journal.push(Op::Running { task: t });
                 self.pending.push(Event::Started {
@@ -682,39 +693,58 @@ impl Dispatch {
         self.submit(jobs).await
     }
 
-    /// Hands jobs to their executors and journals their handles.
+    /// Hands jobs to their executors (one batch per executor, so a batch
+    /// backend can group them) and journals their handles.
     async fn submit(&mut self, jobs: Vec<Job>) -> Result<(), EngineError> {
         if jobs.is_empty() {
             return Ok(());
         }
+        let mut batches: Vec<(usize, Vec<Job>)> = Vec::new();
+        for job in jobs {
+            let exec = self.plan.step_of(job.key.task).executor.index();
+            match batches.iter_mut().find(|(e, _)| *e == exec) {
+                Some((_, batch)) => batch.push(job),
+                None => batches.push((exec, vec![job])),
+            }
+        }
         // Handles are journalled in the same transaction as the intent, right
         // after the batch is submitted and before anything else happens.
-        for job in jobs {
-            let key = job.key;
-            let task = key.task;
-            let exec = Arc::clone(&self.executors[self.plan.step_of(task).executor.index()]);
-            let name = job.name.clone();
-            self.emit(RunEvent::TaskSubmitted {
-                task: task.0,
-                name,
-                step: self.plan.task(task).step.0,
-                attempt: key.attempt,
+        for (exec, batch) in batches {
+            let keys: Vec<AttemptKey> = batch.iter().map(|j| j.key).collect();
+            for job in &batch {
+                self.emit(RunEvent::TaskSubmitted {
+                    task: job.key.task.0,
+                    name: job.name.clone(),
+                    step: self.plan.task(job.key.task).step.0,
+                    attempt: job.key.attempt,
+                });
+            }
+            let mut results = Arc::clone(&self.executors[exec]).submit_batch(batch).await;
+            // A backend that answers fewer jobs than it was given fails the
+            // rest rather than leaving them in flight for ever.
+            results.resize_with(keys.len(), || {
+                Err(twinflow_core::ExecutorError::new(
+                    "its executor gave no answer to the submission",
+                ))
             });
-            match exec.submit(job).await {
-                Ok(handle) => {
-                    self.journal.push(Op::Handle {
-                        task: task.0,
-                        attempt: key.attempt,
-                        handle: handle.0.clone(),
-                    });
-                    if let Some(f) = self.in_flight.get_mut(&task.0) {
-                        f.handle = Some(handle);
+            for (key, result) in keys.into_iter().zip(results) {
+                let task = key.task;
+                match result {
+                    Ok(handle) => {
+                        self.journal.push(Op::Handle {
+                            task: task.0,
+                            attempt: key.attempt,
+                            handle: handle.0.clone(),
+                        });
+                        if let Some(f) = self.in_flight.get_mut(&task.0) {
+                            f.handle = Some(handle);
+                        }
                     }
-                }
-                Err(e) => {
-                    let outcome = self.failed(task.0, e.message);
-                    if let Some(attempt) = self.attempt_of(key) {
-                        self.finished(task, attempt, outcome);
+                    Err(e) => {
+                        let outcome = self.failed(task.0, e.message);
+                        if let Some(attempt) = self.attempt_of(key) {
+                            self.finished(task, attempt, outcome);
+                        }
                     }
                 }
             }

@@ -166,6 +166,8 @@ impl Dispatch {
             stdout: paths.stdout,
             stderr: paths.stderr,
             resources: plan.step_of(task).resources.clone(),
+            step: plan.step_of(task).name.clone(),
+            pack: plan.step_of(task).pack,
         }
     }
 

@@ -23,6 +23,8 @@ const RESERVED: [&str; 7] = [
 
 /// The most retries a step may ask for.
 const MAX_RETRIES: u32 = 100;
+/// The most tasks `pack:` may put into one allocation.
+const MAX_PACK: u32 = 10_000;
 
 /// What other steps need to know of a step before it is lowered.
 #[derive(Debug)]
@@ -311,6 +313,17 @@ impl Ctx<'_> {
             );
         }
         let timeout_seconds = s.timeout.as_ref().and_then(|t| duration(d, t, "timeout"));
+        let pack = s.pack.as_ref().map(|p| p.value);
+        if let Some(p) = &s.pack
+            && !(1..=MAX_PACK).contains(&p.value)
+        {
+            d.at(
+                "twinflow::bad-pack",
+                p.span,
+                format!("`pack: {}` is outside 1..={MAX_PACK}", p.value),
+                "tasks per allocation",
+            );
+        }
         let input_names: Vec<String> = s.needs.iter().map(|(k, _)| k.value.clone()).collect();
         let scope = Scope {
             step: &name.value,
@@ -339,6 +352,7 @@ impl Ctx<'_> {
                 resources,
                 retries,
                 timeout_seconds,
+                pack,
                 env,
                 container,
                 tasks: 0..0,

@@ -362,3 +362,25 @@ fn status_files() {
         assert_eq!(parse_status_file(bad), None, "{bad:?}");
     }
 }
+
+#[test]
+fn max_array_size_comes_from_scontrol_show_config() {
+    let text = "Configuration data as of 2026-11-25T11:40:02\n\
+                MailProg                = /bin/mail\n\
+                MaxArraySize            = 1001\n\
+                MaxDBDMsgs              = 20008\n";
+    assert_eq!(parse_max_array_size(text), Some(1001));
+    assert_eq!(parse_max_array_size("MaxJobCount = 10000\n"), None);
+    assert_eq!(parse_max_array_size("MaxArraySize = lots\n"), None);
+}
+
+#[test]
+fn accounting_is_on_only_with_slurmdbd() {
+    let on = "AccountingStorageHost   = 127.0.0.1\n\
+              AccountingStorageType   = accounting_storage/slurmdbd\n";
+    assert!(parse_accounting_enabled(on));
+    assert!(!parse_accounting_enabled(
+        "AccountingStorageType   = accounting_storage/none\n"
+    ));
+    assert!(!parse_accounting_enabled(""));
+}

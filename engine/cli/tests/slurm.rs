@@ -1,0 +1,205 @@
+//! Packed jobs on the local Slurm, through the `twinflow` binary (its
+//! `worker` command runs each pack). Needs `TWINFLOW_TEST_SLURM=1`, which
+//! `scripts/test` sets after starting `deploy/dev/slurm-up`.
+#![expect(
+    clippy::expect_used,
+    reason = "test helpers fail the test with a message"
+)]
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn twinflow(state: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_twinflow"))
+        .args(args)
+        .env("TWINFLOW_STATE_DIR", state)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run twinflow")
+}
+
+fn status_json(state: &Path) -> serde_json::Value {
+    let status = twinflow(state, &["status", "--json"]);
+    serde_json::from_slice(&status.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+const PACKS: &str = r#"
+version: 1
+name: packs
+executors: { hpc: { kind: slurm, partition: debug, max_jobs: 2 } }
+steps:
+  packed:
+    executor: hpc
+    for_each: { i: [1, 2, 3, 4, 5, 6, 7] }
+    pack: 3
+    resources: { cpus: 1, time: 2m }
+    run: echo "$SLURM_JOB_ID" > ${{ outputs.job }}
+    outputs: { job: job.txt }
+  quick:
+    executor: hpc
+    for_each: { i: [1, 2, 3, 4] }
+    resources: { time: 30s }
+    run: echo "$SLURM_JOB_ID" > ${{ outputs.job }}
+    outputs: { job: job.txt }
+"#;
+
+#[test]
+fn pack_n_and_short_tasks_share_allocations_within_max_jobs() {
+    if std::env::var("TWINFLOW_TEST_SLURM").as_deref() != Ok("1") {
+        eprintln!("skipped: TWINFLOW_TEST_SLURM is not 1 (scripts/test starts Slurm and sets it)");
+        return;
+    }
+    let state = tempfile::tempdir().expect("temp dir");
+    let file = state.path().join("packs.yaml");
+    std::fs::write(&file, PACKS).expect("write workflow");
+    let o = twinflow(state.path(), &["run", file.to_str().expect("utf-8")]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let status = status_json(state.path());
+    let run_dir = status["run"]["run_dir"]
+        .as_str()
+        .expect("run_dir")
+        .to_owned();
+    let jobs_of = |step: &str, n: usize| -> BTreeSet<String> {
+        (0..n)
+            .map(|i| {
+                std::fs::read_to_string(format!("{run_dir}/work/{step}/{i}/job.txt"))
+                    .expect("job.txt")
+                    .trim()
+                    .to_owned()
+            })
+            .collect()
+    };
+    // pack: 3 over 7 tasks: two packs and one task on its own.
+    assert_eq!(jobs_of("packed", 7).len(), 3, "{:?}", jobs_of("packed", 7));
+    // 30 s tasks are packed without being asked: 4 tasks, one job.
+    assert_eq!(jobs_of("quick", 4).len(), 1, "{:?}", jobs_of("quick", 4));
+    // Every task's stored handle names its real job, also for those that
+    // waited in twinflow's queue under max_jobs: 2.
+    let tasks = status["tasks"].as_array().expect("tasks");
+    assert_eq!(tasks.len(), 11);
+    for t in tasks {
+        let handle = t["handle"].as_str().unwrap_or_default();
+        assert!(
+            handle.starts_with("slurm-pack:") || handle.starts_with("slurm:"),
+            "{t}"
+        );
+    }
+}
+
+/// `user@host:port` of the test sshd, when `TWINFLOW_TEST_SSH=1` too.
+fn sshd_target() -> Option<String> {
+    if std::env::var("TWINFLOW_TEST_SSH").as_deref() != Ok("1") {
+        eprintln!("skipped: TWINFLOW_TEST_SSH is not 1 (scripts/test starts deploy/dev/sshd-up)");
+        return None;
+    }
+    let var = |k: &str| std::env::var(k).expect("the sshd env (TWINFLOW_SSHD_*)");
+    Some(format!(
+        "{}@{}:{}",
+        var("TWINFLOW_SSHD_USER"),
+        var("TWINFLOW_SSHD_HOST"),
+        var("TWINFLOW_SSHD_PORT")
+    ))
+}
+
+/// Each task's (state, handle), by name.
+fn tasks(state: &Path) -> Vec<(String, String, String)> {
+    status_json(state)["tasks"]
+        .as_array()
+        .map(|ts| {
+            ts.iter()
+                .map(|t| {
+                    let s = |k: &str| t[k].as_str().unwrap_or_default().to_owned();
+                    (s("name"), s("state"), s("handle"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_staged_run_killed_with_sigkill_takes_its_slurm_jobs_back_on_resume() {
+    if std::env::var("TWINFLOW_TEST_SLURM").as_deref() != Ok("1") {
+        eprintln!("skipped: TWINFLOW_TEST_SLURM is not 1 (scripts/test starts Slurm and sets it)");
+        return;
+    }
+    let Some(target) = sshd_target() else {
+        return;
+    };
+    let state = tempfile::tempdir().expect("temp dir");
+    let scratch = state.path().join("cluster-scratch");
+    let file = state.path().join("staged.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+version: 1
+name: staged-resume
+executors: {{ hpc: {{ kind: slurm, partition: debug, ssh: "{target}", workdir: "{}" }} }}
+steps:
+  slow:
+    executor: hpc
+    for_each: {{ i: [1, 2] }}
+    resources: {{ time: 2m }}
+    run: sleep 4; echo "$SLURM_ARRAY_JOB_ID" > ${{{{ outputs.job }}}}
+    outputs: {{ job: job.txt }}
+"#,
+            scratch.display()
+        ),
+    )
+    .expect("write workflow");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_twinflow"))
+        .args(["run", file.to_str().expect("utf-8")])
+        .env("TWINFLOW_STATE_DIR", state.path())
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn twinflow");
+    let start = std::time::Instant::now();
+    let before = loop {
+        let t = tasks(state.path());
+        if t.len() == 2
+            && t.iter()
+                .all(|(_, s, h)| s == "running" && h.starts_with("slurm:"))
+        {
+            break t;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "the jobs never ran: {t:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    child.kill().expect("SIGKILL twinflow");
+    let _ = child.wait();
+
+    let o = twinflow(
+        state.path(),
+        &["run", "--resume", file.to_str().expect("utf-8")],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let after = tasks(state.path());
+    for ((name, _, handle), (_, state_after, handle_after)) in before.iter().zip(&after) {
+        assert_eq!(state_after, "succeeded", "{name}");
+        assert_eq!(handle, handle_after, "{name} was submitted again");
+    }
+    // The jobs' outputs came back from the cluster's directory.
+    let status = status_json(state.path());
+    let run_dir = status["run"]["run_dir"]
+        .as_str()
+        .expect("run_dir")
+        .to_owned();
+    for (i, (_, _, handle)) in before.iter().enumerate() {
+        let job = std::fs::read_to_string(format!("{run_dir}/work/slow/{i}/job.txt"))
+            .expect("the output came back");
+        let array = handle.split(':').nth(1).and_then(|j| j.split('_').next());
+        assert_eq!(Some(job.trim()), array, "ran as the job taken back");
+    }
+}

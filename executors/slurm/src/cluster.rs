@@ -1,0 +1,91 @@
+//! How the executor reaches the cluster: Slurm's commands and the few small
+//! files it writes (job scripts) and reads (status files, markers).
+//!
+//! [`LocalCluster`] is the login node the executor runs on. Reading many
+//! files is one call, so that a remote cluster can answer it in one round
+//! trip.
+
+use std::path::PathBuf;
+use tokio::process::Command;
+use twinflow_core::ExecutorError;
+
+/// Commands and files on the cluster.
+#[async_trait::async_trait]
+pub(crate) trait Cluster: Send + Sync + std::fmt::Debug {
+    /// Runs a Slurm command (`sbatch`, `squeue`, `scancel`, `scontrol`) with
+    /// these arguments and returns its standard output. A command that
+    /// cannot be started is a transient error; one that fails is not.
+    async fn command(&self, program: &str, args: &[String]) -> Result<String, ExecutorError>;
+
+    /// Writes small files, creating their parent directories.
+    async fn write_files(&self, files: Vec<(PathBuf, String)>) -> Result<(), ExecutorError>;
+
+    /// Reads small files; `None` for each that is missing or unreadable.
+    async fn read_files(&self, paths: Vec<PathBuf>) -> Vec<Option<String>>;
+}
+
+/// This machine: the executor runs on the login node.
+#[derive(Debug, Default)]
+pub(crate) struct LocalCluster;
+
+#[async_trait::async_trait]
+impl Cluster for LocalCluster {
+    async fn command(&self, program: &str, args: &[String]) -> Result<String, ExecutorError> {
+        let out = Command::new(program)
+            .args(args)
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(|e| ExecutorError {
+                message: format!("failed to run {program}: {e}"),
+                transient: true,
+            })?;
+        if !out.status.success() {
+            return Err(failed(program, &out.status.to_string(), &out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    async fn write_files(&self, files: Vec<(PathBuf, String)>) -> Result<(), ExecutorError> {
+        tokio::task::spawn_blocking(move || {
+            for (path, text) in files {
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| {
+                        ExecutorError::new(format!("failed to create {}: {e}", parent.display()))
+                    })?;
+                }
+                std::fs::write(&path, text).map_err(|e| {
+                    ExecutorError::new(format!("failed to write {}: {e}", path.display()))
+                })?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| ExecutorError::new(format!("failed to write job files: {e}")))?
+    }
+
+    async fn read_files(&self, paths: Vec<PathBuf>) -> Vec<Option<String>> {
+        let n = paths.len();
+        tokio::task::spawn_blocking(move || {
+            paths
+                .iter()
+                .map(|p| std::fs::read_to_string(p).ok())
+                .collect()
+        })
+        .await
+        .unwrap_or_else(|_| vec![None; n])
+    }
+}
+
+/// The error of a Slurm command that ran and failed: its last line of
+/// standard error.
+pub(crate) fn failed(program: &str, status: &str, stderr: &[u8]) -> ExecutorError {
+    let stderr = String::from_utf8_lossy(stderr);
+    ExecutorError {
+        message: format!(
+            "{program} failed ({status}): {}",
+            stderr.lines().last().unwrap_or("").trim()
+        ),
+        transient: false,
+    }
+}

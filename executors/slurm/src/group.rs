@@ -1,0 +1,219 @@
+//! Scripts of submissions that carry several tasks of one step: a job array
+//! (one element per task) and a packed job (several tasks inside one
+//! allocation, run by `twinflow worker`, see [`crate::worker`]).
+//!
+//! Either way every task gets a script of its own
+//! ([`crate::script::render_member`]) that writes its logs and its status
+//! file exactly as a job of its own would, so the executor follows each
+//! task the same way whatever carried it. The submission's own output (what
+//! Slurm or the worker has to say) goes to a log next to the tasks' logs.
+
+use crate::script::{Header, ScriptError, header, path_text};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use twinflow_core::{Job, SlurmConfig, shell_quote};
+
+/// One task of a multi-task submission, with the files it owns.
+#[derive(Debug, Clone)]
+pub struct Member<'a> {
+    /// The task's attempt.
+    pub job: &'a Job,
+    /// Its script ([`crate::script::render_member`]).
+    pub script: PathBuf,
+    /// Its status file.
+    pub status: PathBuf,
+}
+
+/// The name of a multi-task job: `tf-<step>`; steps are identifiers, and a
+/// name sbatch cannot take is refused by the header like any other value.
+fn job_name(members: &[Member<'_>]) -> String {
+    members
+        .first()
+        .map_or_else(|| "tf".to_owned(), |m| format!("tf-{}", m.job.step))
+}
+
+fn first<'m, 'a>(members: &'m [Member<'a>]) -> Result<&'m Member<'a>, ScriptError> {
+    members
+        .first()
+        .ok_or_else(|| ScriptError::new("a submission without tasks".to_owned()))
+}
+
+/// `#!/bin/sh` and the `#SBATCH` header of a submission carrying
+/// `members`, with its own output going to `log`.
+fn start_script(
+    members: &[Member<'_>],
+    config: &SlurmConfig,
+    log: &Path,
+    array: Option<String>,
+    time_seconds: Option<u64>,
+) -> Result<String, ScriptError> {
+    let model = first(members)?.job;
+    let mut out = String::from("#!/bin/sh\n");
+    header(
+        &mut out,
+        &Header {
+            job_name: job_name(members),
+            chdir: path_text(log.parent().unwrap_or(Path::new("/")), "log directory")?,
+            output: path_text(log, "submission log")?,
+            error: None,
+            array,
+            time_seconds,
+        },
+        model,
+        config,
+    )?;
+    Ok(out)
+}
+
+/// The batch script of a job array with one element per member, element
+/// `i` running member `i`; `log` takes the elements' own output (its `%A`
+/// and `%a` are Slurm's array job id and index). `throttle` adds `%N`: at
+/// most N elements run at once.
+pub fn render_array(
+    members: &[Member<'_>],
+    config: &SlurmConfig,
+    log: &Path,
+    throttle: Option<u32>,
+) -> Result<String, ScriptError> {
+    let time = first(members)?.job.resources.time_seconds;
+    let mut array = format!("0-{}", members.len() - 1);
+    if let Some(n) = throttle {
+        let _ = write!(array, "%{n}");
+    }
+    let mut out = start_script(members, config, log, Some(array), time)?;
+    out.push_str("case \"$SLURM_ARRAY_TASK_ID\" in\n");
+    for (i, m) in members.iter().enumerate() {
+        let script = path_text(&m.script, "task script")?;
+        let _ = writeln!(out, "{i}) exec /bin/sh {} ;;", shell_quote(script));
+    }
+    out.push_str("esac\n");
+    out.push_str("echo \"twinflow: no task for array index $SLURM_ARRAY_TASK_ID\" >&2\nexit 1\n");
+    Ok(out)
+}
+
+/// The batch script of a packed job: `worker` (the `twinflow` binary) runs
+/// the members listed in `manifest`; the allocation is one task's
+/// resources, for the sum of their time limits.
+pub fn render_pack(
+    members: &[Member<'_>],
+    config: &SlurmConfig,
+    worker: &Path,
+    manifest: &Path,
+    log: &Path,
+) -> Result<String, ScriptError> {
+    let time = first(members)?
+        .job
+        .resources
+        .time_seconds
+        .map(|t| t.saturating_mul(members.len() as u64));
+    let mut out = start_script(members, config, log, None, time)?;
+    let _ = writeln!(
+        out,
+        "exec {} worker {}",
+        shell_quote(path_text(worker, "worker binary")?),
+        shell_quote(path_text(manifest, "pack manifest")?)
+    );
+    Ok(out)
+}
+
+/// The manifest `twinflow worker` reads (see [`crate::worker::Manifest`]).
+pub fn pack_manifest(members: &[Member<'_>]) -> String {
+    let manifest = crate::worker::Manifest {
+        format: crate::worker::MANIFEST_FORMAT.to_owned(),
+        cpus_per_task: members.first().map_or(1, |m| m.job.resources.cpus.max(1)),
+        tasks: members
+            .iter()
+            .map(|m| crate::worker::PackTask {
+                script: m.script.clone(),
+                status: m.status.clone(),
+            })
+            .collect(),
+    };
+    serde_json::to_string_pretty(&manifest).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::script::render_member;
+    use twinflow_core::{AttemptKey, Resources, TaskId};
+
+    const RUN: &str = "/scratch/tf/runs/r-20261125-0001";
+
+    fn job(task: u32, i: u32) -> Job {
+        let logs = Path::new(RUN).join("logs/bird");
+        Job {
+            key: AttemptKey {
+                task: TaskId(task),
+                attempt: 0,
+            },
+            name: format!("bird[species={i}]"),
+            script: "predict --species \"$SPECIES\" > out.csv".to_owned(),
+            env: vec![("SPECIES".to_owned(), format!("it's {i}"))],
+            workdir: Path::new(RUN).join(format!("work/bird/{i}")),
+            stdout: logs.join(format!("{i}.0.out")),
+            stderr: logs.join(format!("{i}.0.err")),
+            resources: Resources {
+                cpus: 2,
+                memory_bytes: Some(512 << 20),
+                time_seconds: Some(40),
+                gpus: 0,
+            },
+            step: "bird".to_owned(),
+            pack: None,
+        }
+    }
+
+    fn members(jobs: &[Job]) -> Vec<Member<'_>> {
+        jobs.iter()
+            .map(|job| Member {
+                job,
+                script: job.stdout.with_extension("sh"),
+                status: job.stdout.with_extension("status"),
+            })
+            .collect()
+    }
+
+    fn config() -> SlurmConfig {
+        SlurmConfig {
+            partition: Some("small".to_owned()),
+            account: Some("project_465000001".to_owned()),
+            ..SlurmConfig::default()
+        }
+    }
+
+    #[test]
+    fn array_of_three_tasks() {
+        let jobs: Vec<Job> = (0..3).map(|i| job(10 + i, i)).collect();
+        let log = Path::new(RUN).join("logs/bird/bird.array-%A_%a.log");
+        insta::assert_snapshot!(render_array(&members(&jobs), &config(), &log, Some(2)).unwrap());
+    }
+
+    #[test]
+    fn pack_of_three_tasks() {
+        let jobs: Vec<Job> = (0..3).map(|i| job(10 + i, i)).collect();
+        let first = &jobs[0].stdout;
+        let script = render_pack(
+            &members(&jobs),
+            &config(),
+            Path::new("/appl/twinflow/bin/twinflow"),
+            &first.with_extension("pack.json"),
+            &first.with_extension("pack.log"),
+        )
+        .unwrap();
+        insta::assert_snapshot!(script);
+        insta::assert_snapshot!("pack_manifest", pack_manifest(&members(&jobs)));
+    }
+
+    #[test]
+    fn member_script() {
+        let job = job(10, 0);
+        insta::assert_snapshot!(render_member(&job, &job.stdout.with_extension("status")).unwrap());
+    }
+
+    #[test]
+    fn a_submission_without_tasks_is_refused() {
+        let log = Path::new(RUN).join("x.log");
+        assert!(render_array(&[], &config(), &log, None).is_err());
+    }
+}
