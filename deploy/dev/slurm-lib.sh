@@ -1,5 +1,6 @@
 # Helpers shared by deploy/dev/slurm-up and slurm-down (sourced, not run).
-# They expect $dir, $run, $munge_dir and a log function.
+# They expect $dir, $run, $munge_dir and a log function; MariaDB (accounting
+# mode) lives under $dir/db.
 
 # alive PIDFILE NAME...: the pid file names a live, non-zombie process whose
 # command name starts with one of NAME (Debian's binaries may carry -wlm).
@@ -31,7 +32,14 @@ stop_pid() {
 stop_all() {
   stop_pid "$run/slurmd.pid" slurmd slurmd
   stop_pid "$run/slurmctld.pid" slurmctld slurmctld
+  stop_accounting
   stop_pid "$munge_dir/run/munged.pid" munged munged
+}
+
+# stop_accounting: slurmdbd, then its MariaDB (both only run with --accounting).
+stop_accounting() {
+  stop_pid "$run/slurmdbd.pid" slurmdbd slurmdbd
+  stop_pid "$dir/db/run/mysqld.pid" mariadbd mariadbd mysqld
 }
 
 # wait_for SECONDS CMD...: run CMD every 0.2 s until it succeeds.

@@ -633,6 +633,69 @@ mod tests {
         assert_eq!(states.get(&element), Some(&SlurmState::Cancelled));
     }
 
+    /// Records what it is sent.
+    #[derive(Debug, Default)]
+    struct Recorder(Mutex<Vec<AttemptStatus>>);
+    impl UpdateSink for Recorder {
+        fn send(&self, update: Update) {
+            lock(&self.0).push(update.status);
+        }
+    }
+
+    /// Against the local Slurm with accounting (`scripts/test` starts it
+    /// with `TWINFLOW_SLURM_ACCOUNTING=1`): a job that ended without a
+    /// status file and that squeue no longer lists ends as sacct says.
+    #[tokio::test]
+    async fn sacct_decides_a_job_squeue_forgot() {
+        if std::env::var("TWINFLOW_TEST_SLURM").as_deref() != Ok("1")
+            || std::env::var("TWINFLOW_SLURM_ACCOUNTING").as_deref() != Ok("1")
+        {
+            eprintln!("skipped: needs TWINFLOW_TEST_SLURM=1 and TWINFLOW_SLURM_ACCOUNTING=1");
+            return;
+        }
+        let cluster: Arc<dyn Cluster> = Arc::new(crate::cluster::LocalCluster);
+        let args = ["--parsable", "--output=/dev/null", "--wrap", "exit 3"].map(str::to_owned);
+        let out = cluster.command("sbatch", &args).await;
+        let id = parse::parse_sbatch_parsable(&out.unwrap_or_default()).unwrap_or(JobId(0));
+        assert_ne!(id, JobId(0), "sbatch gave no job id");
+        let monitor = Monitor::new(cluster, Duration::from_secs(1));
+        assert!(monitor.site().await.accounting);
+        let job = JobRef::Job(id);
+        let recorder = Arc::new(Recorder::default());
+        let mut m = member(false);
+        m.status_file = PathBuf::from("/nonexistent/twinflow/0.0.status");
+        m.sink = Arc::clone(&recorder) as Arc<dyn UpdateSink>;
+        lock(&monitor.table).insert(
+            job.clone(),
+            Entry {
+                members: vec![m],
+                packed: false,
+                // As if squeue had not listed it twice.
+                missing: 2,
+            },
+        );
+        // sacct knows a job about a second after it ends.
+        let start = std::time::Instant::now();
+        loop {
+            let mut states = HashMap::new();
+            let exits = monitor.ask_accounting(&mut states).await;
+            if states
+                .get(&job)
+                .is_some_and(|s| parse::attempt_status(s, None).is_final())
+            {
+                assert_eq!(exits.get(&job), Some(&(3, 0)));
+                monitor.decide(&states, &exits, &HashMap::new());
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "sacct never reported job {id} as ended: {states:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        assert_eq!(*lock(&recorder.0), [AttemptStatus::Exited(3)]);
+    }
+
     #[test]
     fn the_poll_interval_backs_off_while_nothing_changes() {
         let (short, long) = (Duration::from_secs(1), Duration::from_secs(15));
