@@ -229,8 +229,9 @@ impl Unit {
 /// Where an attempt is, from its handle.
 #[derive(Debug, PartialEq, Eq)]
 enum Parsed {
-    /// In the executor's queue, not in Slurm's.
-    Queued,
+    /// In the executor's queue, not in Slurm's (as far as the runtime
+    /// knows: it may have been submitted since, see [`crate::recover`]).
+    Queued { status: PathBuf },
     /// A job or array element; `packed` when it shares a packed job.
     Job {
         job: JobRef,
@@ -245,8 +246,10 @@ fn handle_of(job: &JobRef, status: &Path, packed: bool) -> Handle {
 }
 
 fn parse_handle(handle: &Handle) -> Option<Parsed> {
-    if handle.0.starts_with("slurm-queued:") {
-        return Some(Parsed::Queued);
+    if let Some(status) = handle.0.strip_prefix("slurm-queued:") {
+        return Some(Parsed::Queued {
+            status: PathBuf::from(status),
+        });
     }
     let (packed, rest) = match handle.0.strip_prefix("slurm-pack:") {
         Some(rest) => (true, rest),
@@ -553,6 +556,10 @@ impl Inner {
                 let path = first.with_extension("array.sbatch");
                 let mut files = member_files(&members)?;
                 files.push((
+                    first.with_extension("array.json"),
+                    group::pack_manifest(&members),
+                ));
+                files.push((
                     path.clone(),
                     group::render_array(&members, &self.config, &log, None)?,
                 ));
@@ -672,6 +679,36 @@ fn member_files(members: &[GroupMember<'_>]) -> Result<Vec<(PathBuf, String)>, E
         .collect()
 }
 
+impl SlurmExecutor {
+    /// Attempts whose job Slurm no longer knows but whose status file is
+    /// there ended while no runtime watched: their ends are reported now.
+    async fn ended_while_away(
+        &self,
+        run: twinflow_core::RunRef<'_>,
+        queued: HashMap<PathBuf, AttemptKey>,
+    ) -> Vec<AttemptKey> {
+        let (paths, keys): (Vec<PathBuf>, Vec<AttemptKey>) = queued.into_iter().unzip();
+        let texts = self.inner.monitor.cluster().read_files(paths.clone()).await;
+        let mut ended = Vec::new();
+        for ((status, key), text) in paths.into_iter().zip(keys).zip(texts) {
+            let Some(code) = text.as_deref().and_then(parse::parse_status_file) else {
+                continue;
+            };
+            if let Some(staging) = &self.inner.staging
+                && !staging.adopt(run, key, &status)
+            {
+                continue;
+            }
+            ended.push(key);
+            self.inner.member_sink.send(Update {
+                key,
+                status: AttemptStatus::Exited(code),
+            });
+        }
+        ended
+    }
+}
+
 #[async_trait::async_trait]
 impl Executor for SlurmExecutor {
     async fn submit(&self, job: Job) -> Result<Handle, ExecutorError> {
@@ -713,27 +750,48 @@ impl Executor for SlurmExecutor {
         attempts: Vec<(AttemptKey, Handle)>,
     ) -> Result<Vec<AttemptKey>, ExecutorError> {
         let mut jobs: Vec<(JobRef, bool, Vec<(AttemptKey, PathBuf)>)> = Vec::new();
+        // Attempts whose job id the runtime never got: status file (on the
+        // cluster) -> attempt.
+        let mut queued: HashMap<PathBuf, AttemptKey> = HashMap::new();
         for (key, h) in attempts {
-            if let Some(Parsed::Job {
-                job,
-                status,
-                packed,
-            }) = parse_handle(&h)
-            {
-                // A staged job whose files cannot be brought back is not
-                // worth following: the runtime runs it again.
-                if let Some(staging) = &self.inner.staging
-                    && !staging.adopt(run, key, &status)
-                {
+            let (job, status, packed) = match parse_handle(&h) {
+                Some(Parsed::Job {
+                    job,
+                    status,
+                    packed,
+                }) => (job, status, packed),
+                Some(Parsed::Queued { status }) => {
+                    let there = match &self.inner.staging {
+                        Some(staging) => staging.cluster_path(run, &status),
+                        None => Some(status),
+                    };
+                    if let Some(there) = there {
+                        queued.insert(there, key);
+                    }
                     continue;
                 }
-                match jobs.iter_mut().find(|(j, _, _)| *j == job) {
-                    Some((_, _, members)) => members.push((key, status)),
-                    None => jobs.push((job, packed, vec![(key, status)])),
-                }
+                None => continue,
+            };
+            match jobs.iter_mut().find(|(j, _, _)| *j == job) {
+                Some((_, _, members)) => members.push((key, status)),
+                None => jobs.push((job, packed, vec![(key, status)])),
             }
         }
-        let mut followed = Vec::new();
+        if !queued.is_empty() {
+            let cluster = self.inner.monitor.cluster();
+            for found in crate::recover::find_jobs(cluster.as_ref(), &mut queued).await? {
+                jobs.push((found.job, found.packed, found.members));
+            }
+        }
+        // A staged job whose files cannot be brought back is not worth
+        // following: the runtime runs it again.
+        if let Some(staging) = &self.inner.staging {
+            for (_, _, members) in &mut jobs {
+                members.retain(|(key, status)| staging.adopt(run, *key, status));
+            }
+            jobs.retain(|(_, _, members)| !members.is_empty());
+        }
+        let mut followed = self.ended_while_away(run, queued).await;
         for (job, packed, members) in jobs {
             lock(&self.inner.budget).live += 1;
             let release = self.inner.releaser(members.len());
@@ -758,7 +816,7 @@ impl Executor for SlurmExecutor {
     async fn cancel(&self, key: AttemptKey, h: &Handle) -> Result<(), ExecutorError> {
         match parse_handle(h) {
             None => Ok(()),
-            Some(Parsed::Queued) => {
+            Some(Parsed::Queued { .. }) => {
                 let removed = {
                     let mut budget = lock(&self.inner.budget);
                     let before = budget.queue.len();

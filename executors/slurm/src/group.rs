@@ -8,7 +8,7 @@
 //! task the same way whatever carried it. The submission's own output (what
 //! Slurm or the worker has to say) goes to a log next to the tasks' logs.
 
-use crate::script::{Header, ScriptError, header, path_text};
+use crate::script::{Header, ScriptError, comment, header, path_text};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use twinflow_core::{Job, SlurmConfig, shell_quote};
@@ -41,25 +41,27 @@ fn first<'m, 'a>(members: &'m [Member<'a>]) -> Result<&'m Member<'a>, ScriptErro
 /// `#!/bin/sh` and the `#SBATCH` header of a submission carrying
 /// `members`, with its own output going to `log`.
 fn start_script(
+    kind: &str,
     members: &[Member<'_>],
     config: &SlurmConfig,
     log: &Path,
     array: Option<String>,
     time_seconds: Option<u64>,
 ) -> Result<String, ScriptError> {
-    let model = first(members)?.job;
+    let first = first(members)?;
     let mut out = String::from("#!/bin/sh\n");
     header(
         &mut out,
         &Header {
             job_name: job_name(members),
+            comment: comment(kind, &first.status)?,
             chdir: path_text(log.parent().unwrap_or(Path::new("/")), "log directory")?,
             output: path_text(log, "submission log")?,
             error: None,
             array,
             time_seconds,
         },
-        model,
+        first.job,
         config,
     )?;
     Ok(out)
@@ -80,7 +82,7 @@ pub fn render_array(
     if let Some(n) = throttle {
         let _ = write!(array, "%{n}");
     }
-    let mut out = start_script(members, config, log, Some(array), time)?;
+    let mut out = start_script("array", members, config, log, Some(array), time)?;
     out.push_str("case \"$SLURM_ARRAY_TASK_ID\" in\n");
     for (i, m) in members.iter().enumerate() {
         let script = path_text(&m.script, "task script")?;
@@ -106,7 +108,7 @@ pub fn render_pack(
         .resources
         .time_seconds
         .map(|t| t.saturating_mul(members.len() as u64));
-    let mut out = start_script(members, config, log, None, time)?;
+    let mut out = start_script("pack", members, config, log, None, time)?;
     let _ = writeln!(
         out,
         "exec {} worker {}",

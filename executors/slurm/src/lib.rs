@@ -16,6 +16,7 @@ mod executor;
 pub mod group;
 mod monitor;
 pub mod parse;
+mod recover;
 mod remote;
 pub mod script;
 mod staging;

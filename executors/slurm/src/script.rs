@@ -5,6 +5,7 @@
 //! | `#SBATCH` option | from | notes |
 //! | --- | --- | --- |
 //! | `--job-name` | [`Job::key`] | `tf-<task>-<attempt>`: digits and dashes only |
+//! | `--comment` | the status file | `twinflow:single:<status file>`: how a restarted executor finds a job whose id it never stored |
 //! | `--chdir` | [`Job::workdir`] | |
 //! | `--output`, `--error` | [`Job::stdout`], [`Job::stderr`] | `%` is refused: Slurm reads it as a file name pattern (`%j`) |
 //! | `--cpus-per-task` | `resources.cpus` | at least 1 |
@@ -21,7 +22,7 @@
 //! (a newline above all), a quote, a backslash or `#`, or one of those words
 //! is refused with a [`ScriptError`]; a value with spaces is put in double
 //! quotes. Extra options must start with `-` and may not set what the header
-//! already sets (`--job-name`, `--chdir`, `--output`, `--error`, or `-J`,
+//! already sets (`--job-name`, `--comment`, `--chdir`, `--output`, `--error`, or `-J`,
 //! `-D`, `-o`, `-e`): the runtime relies on those.
 //!
 //! The body exports the job's environment (values shell-quoted), `cd`s into
@@ -78,7 +79,7 @@ impl From<ScriptError> for ExecutorError {
 }
 
 /// Options the header sets itself, which an extra option may not override.
-const OWNED_LONG: [&str; 4] = ["job-name", "chdir", "output", "error"];
+const OWNED_LONG: [&str; 5] = ["job-name", "comment", "chdir", "output", "error"];
 const OWNED_SHORT: [char; 4] = ['J', 'D', 'o', 'e'];
 
 /// The batch script of `job` for an executor configured by `config`; the
@@ -94,6 +95,7 @@ pub fn render(job: &Job, config: &SlurmConfig, status_file: &Path) -> Result<Str
         &mut out,
         &Header {
             job_name: format!("tf-{}-{}", job.key.task, job.key.attempt),
+            comment: comment("single", status_file)?,
             chdir: workdir,
             output: no_pattern(stdout, "standard output path")?,
             error: Some(no_pattern(stderr, "standard error path")?),
@@ -107,10 +109,23 @@ pub fn render(job: &Job, config: &SlurmConfig, status_file: &Path) -> Result<Str
     Ok(out)
 }
 
+/// The `--comment` of a submission: `twinflow:<kind>:<status file of its
+/// first task>` (kind `single`, `array` or `pack`). A restarted executor
+/// that lost a job's id finds the job by it (`squeue --me -o %k`) and, from
+/// the status file, the submission's other files.
+pub(crate) fn comment(kind: &str, first_status: &Path) -> Result<String, ScriptError> {
+    Ok(format!(
+        "twinflow:{kind}:{}",
+        path_text(first_status, "status file")?
+    ))
+}
+
 /// The `#SBATCH` lines of one submission that are not the resources.
 pub(crate) struct Header<'a> {
     /// `--job-name`.
     pub(crate) job_name: String,
+    /// `--comment`: [`comment`], so the job can be found again.
+    pub(crate) comment: String,
     /// `--chdir`.
     pub(crate) chdir: &'a str,
     /// `--output` (may be a pattern when twinflow wrote it: `%A_%a`).
@@ -139,6 +154,7 @@ pub(crate) fn header(
         Ok(())
     };
     line("job-name", &h.job_name, "job name")?;
+    line("comment", &h.comment, "job comment")?;
     line("chdir", h.chdir, "working directory")?;
     line("output", h.output, "standard output path")?;
     if let Some(error) = h.error {
@@ -443,7 +459,8 @@ mod tests {
             sbatch: vec![
                 "--exclusive".to_owned(),
                 "--hint=nomultithread".to_owned(),
-                "--comment=twin run 7".to_owned(),
+                "--reservation=twin week 7".to_owned(),
+                "--mail-type=END,FAIL".to_owned(),
             ],
             ..SlurmConfig::default()
         };
@@ -549,6 +566,7 @@ mod tests {
             "--job-name=x",
             "--job=x",
             "--chdir=/tmp",
+            "--comment=mine",
         ] {
             assert!(error(&j, &with_extra(o), o).contains("twinflow sets itself"));
         }

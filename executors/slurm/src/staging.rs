@@ -108,6 +108,19 @@ impl Staging {
         Ok(())
     }
 
+    /// Where a path of `run`'s directory here is on the cluster.
+    pub(crate) fn cluster_path(
+        &self,
+        run: twinflow_core::RunRef<'_>,
+        local: &Path,
+    ) -> Option<PathBuf> {
+        Some(
+            self.root
+                .join(run.id)
+                .join(local.strip_prefix(run.dir).ok()?),
+        )
+    }
+
     /// Takes back the staging of an attempt of `run` whose job writes
     /// `remote_status` on the cluster; whether its record was found.
     pub(crate) fn adopt(

@@ -10,6 +10,7 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use twinflow_core::{AttemptKey, AttemptStatus, Job, Resources, SlurmConfig, TaskId};
 use twinflow_executor_slurm::parse::{
@@ -499,4 +500,142 @@ async fn an_unreachable_login_node_fails_the_tasks_with_a_clear_error() {
     let (task, reason) = &summary.failures[0];
     assert!(task.starts_with("gen"), "{task}");
     assert!(reason.contains("nobody@127.0.0.1:1"), "{reason}");
+}
+
+/// Records every update it is sent.
+#[derive(Debug, Default)]
+struct Recorder(std::sync::Mutex<Vec<twinflow_core::Update>>);
+
+impl twinflow_core::UpdateSink for Recorder {
+    fn send(&self, update: twinflow_core::Update) {
+        self.0.lock().unwrap().push(update);
+    }
+}
+
+impl Recorder {
+    fn statuses(&self, key: AttemptKey) -> Vec<AttemptStatus> {
+        let all = self.0.lock().unwrap();
+        all.iter()
+            .filter(|u| u.key == key)
+            .map(|u| u.status.clone())
+            .collect()
+    }
+
+    async fn wait_for(&self, what: &str, done: impl Fn(&[twinflow_core::Update]) -> bool) {
+        let start = Instant::now();
+        while !done(&self.0.lock().unwrap()) {
+            assert!(start.elapsed() < Duration::from_secs(60), "never: {what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+fn slurm_spec() -> twinflow_core::ExecutorSpec {
+    twinflow_core::ExecutorSpec {
+        name: "hpc".to_owned(),
+        backend: twinflow_core::BackendConfig::Slurm(SlurmConfig {
+            partition: Some("debug".to_owned()),
+            ..SlurmConfig::default()
+        }),
+        prologue: None,
+        env: Vec::new(),
+        container_runtime: None,
+        bound_by: None,
+    }
+}
+
+/// A process that died after `sbatch` returned but before it stored the job
+/// ids: its successor, given only the `slurm-queued:` handles, finds the
+/// jobs by their comments and follows them, submitting nothing again; an
+/// attempt whose job is gone but left its status file is reported ended; one
+/// with neither is left to run again.
+#[tokio::test]
+async fn jobs_whose_ids_were_never_stored_are_found_again_not_resubmitted() {
+    if !slurm_available() {
+        return;
+    }
+    use twinflow_core::{ExecutorFactory as _, RunRef};
+    let dir = tempfile::tempdir().unwrap();
+    let jobs: Vec<Job> = (0..3)
+        .map(|t| {
+            let mut j = job(dir.path(), t, "sleep 2; echo ok");
+            j.step = "lostids".to_owned();
+            j
+        })
+        .collect();
+    let first = Arc::new(Recorder::default());
+    let factory = twinflow_executor_slurm::SlurmFactory::new(Duration::from_millis(300));
+    let exec = factory.create(&slurm_spec(), first.clone()).unwrap();
+    let handles: Vec<twinflow_core::Handle> = exec
+        .submit_batch(jobs.clone())
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert!(handles.iter().all(|h| h.0.starts_with("slurm-queued:")));
+    first
+        .wait_for("the three went out as one array", |u| {
+            u.iter()
+                .filter(|u| matches!(u.status, AttemptStatus::Submitted(_)))
+                .count()
+                == 3
+        })
+        .await;
+    // The first process dies here: its Submitted handles never reach the
+    // journal. Two more attempts were journalled as queued: one ended long
+    // ago (its status file is there), one never reached Slurm.
+    let ended = job(dir.path(), 7, "true");
+    std::fs::write(ended.stdout.with_extension("status"), "4\n").unwrap();
+    let never = job(dir.path(), 8, "true");
+    let queued = |j: &Job| {
+        twinflow_core::Handle(format!(
+            "slurm-queued:{}",
+            j.stdout.with_extension("status").display()
+        ))
+    };
+    let mut attempts: Vec<(AttemptKey, twinflow_core::Handle)> =
+        jobs.iter().zip(handles).map(|(j, h)| (j.key, h)).collect();
+    attempts.push((ended.key, queued(&ended)));
+    attempts.push((never.key, queued(&never)));
+
+    let second = Arc::new(Recorder::default());
+    let factory = twinflow_executor_slurm::SlurmFactory::new(Duration::from_millis(300));
+    let exec = factory.create(&slurm_spec(), second.clone()).unwrap();
+    let run = RunRef {
+        id: "lost-ids",
+        dir: dir.path(),
+    };
+    let mut followed = exec.reattach(run, attempts).await.unwrap();
+    followed.sort();
+    let mut expected: Vec<AttemptKey> = jobs.iter().map(|j| j.key).collect();
+    expected.push(ended.key);
+    assert_eq!(
+        followed, expected,
+        "all but the one that never reached Slurm"
+    );
+    second
+        .wait_for("the three jobs end", |u| {
+            u.iter()
+                .filter(|u| u.status == AttemptStatus::Exited(0))
+                .count()
+                == 3
+        })
+        .await;
+    assert_eq!(second.statuses(ended.key), [AttemptStatus::Exited(4)]);
+    assert!(second.statuses(never.key).is_empty());
+    // Slurm ran each task once: one array of three elements.
+    let comment = format!(
+        "twinflow:array:{}",
+        jobs[0].stdout.with_extension("status").display()
+    );
+    let out = Command::new("squeue")
+        .args(["--me", "-h", "-r", "-t", "all", "-o", "%i|%k"])
+        .output()
+        .unwrap();
+    let rows = String::from_utf8_lossy(&out.stdout);
+    let ours: Vec<&str> = rows.lines().filter(|l| l.ends_with(&comment)).collect();
+    assert_eq!(ours.len(), 3, "{ours:?}");
+    for j in &jobs {
+        assert_eq!(std::fs::read_to_string(&j.stdout).unwrap(), "ok\n");
+    }
 }

@@ -126,7 +126,9 @@ fn handles_round_trip_with_paths_holding_colons() {
     }
     assert_eq!(
         parse_handle(&Handle("slurm-queued:/x/0.0.status".into())),
-        Some(Parsed::Queued)
+        Some(Parsed::Queued {
+            status: PathBuf::from("/x/0.0.status")
+        })
     );
     assert_eq!(parse_handle(&Handle("pid:1:2".into())), None);
 }
