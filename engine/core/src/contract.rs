@@ -165,6 +165,13 @@ pub trait Executor: Send + Sync + fmt::Debug {
         results
     }
 
+    /// A hint after a batch: `pending` more attempts for this executor are
+    /// being prepared and will be submitted soon. A batch backend may hold
+    /// what it has until they come, to send them out together.
+    fn more_coming(&self, pending: usize) {
+        let _ = pending;
+    }
+
     /// Takes back the attempts of `run` started by an earlier process
     /// of the runtime (found in its state store) and returns those it
     /// follows: their statuses arrive through the sink as usual. The others

@@ -12,7 +12,8 @@
 //! one status query per poll interval, whatever the number of jobs.
 //!
 //! Run: `deploy/dev/slurm-up && source /tmp/twinflow-slurm/env &&
-//! cargo bench -p twinflow-executor-slurm --bench rpc [-- --quick]`.
+//! cargo bench -p twinflow-executor-slurm --bench rpc [-- --quick]`
+//! (`--tasks N` for another size, `--no-floor` to run twinflow alone).
 
 #![expect(
     clippy::expect_used,
@@ -47,7 +48,11 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     println!("slurm politeness: {tasks} tasks, MaxArraySize {max_array} -> {chunks} array chunks");
 
-    let (floor_time, floor_rpcs) = floor(dir.path(), tasks, max_array as usize);
+    let (floor_time, floor_rpcs) = if args.iter().any(|a| a == "--no-floor") {
+        (Duration::from_secs(1), BTreeMap::new())
+    } else {
+        floor(dir.path(), tasks, max_array as usize)
+    };
     let (tf_time, tf_rpcs) = twinflow(dir.path(), tasks);
 
     println!();
@@ -139,6 +144,26 @@ fn sdiag_counts() -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// The sizes of the arrays the run's tasks went out in, from their handles
+/// (`slurm:<array>_<index>:...`).
+fn print_arrays(state: &Path) {
+    let store = twinflow_engine::StateStore::open(state).expect("state store");
+    let mut sizes: BTreeMap<String, usize> = BTreeMap::new();
+    for task in store.tasks("rpc-bench").expect("tasks") {
+        let handle = task.handle.unwrap_or_default();
+        let job = handle.split(':').nth(1).unwrap_or_default();
+        let array = job.split('_').next().unwrap_or_default().to_owned();
+        *sizes.entry(array).or_default() += 1;
+    }
+    let sizes: Vec<String> = sizes.values().map(usize::to_string).collect();
+    println!(
+        "twinflow's sbatch calls: {} (tasks each: {}); an sbatch that slurmctld \
+         turns away for a while (MaxJobCount) retries, each retry one more RPC",
+        sizes.len(),
+        sizes.join(", ")
+    );
+}
+
 /// The hand-written floor: `sbatch --array` chunks, end seen from files.
 fn floor(dir: &Path, tasks: usize, max_array: usize) -> (Duration, BTreeMap<String, u64>) {
     let done = dir.join("floor");
@@ -207,6 +232,8 @@ fn twinflow(dir: &Path, tasks: usize) -> (Duration, BTreeMap<String, u64>) {
             "{:?}",
             summary.failures.first()
         );
-        (elapsed, sdiag_counts())
+        let counts = sdiag_counts();
+        print_arrays(&dir.join("state"));
+        (elapsed, counts)
     })
 }

@@ -18,9 +18,10 @@
 //! - a plain job for a task on its own.
 //!
 //! Submitted attempts wait in the executor's queue (their handle says so:
-//! `slurm-queued:...`) until none has come for 100 ms (at most 5 s; full
-//! arrays go out meanwhile), so that those that become ready together go
-//! out together, and then as `max_jobs` allows: it counts Slurm jobs as
+//! `slurm-queued:...`) until none has come for 100 ms and the runtime is
+//! preparing no more ([`Executor::more_coming`]), at most 10 s (full arrays
+//! go out meanwhile), so that those that become ready together go out
+//! together, and then as `max_jobs` allows: it counts Slurm jobs as
 //! Slurm's own limits count them, a plain job, an array element and a
 //! packed job one each. Once an attempt is in Slurm, the runtime stores its
 //! real handle ([`AttemptStatus::Submitted`]); a failed `sbatch` fails the
@@ -188,6 +189,8 @@ struct Budget {
     closed: bool,
     /// A drain is due at the end of the gathering window.
     gathering: bool,
+    /// Attempts the runtime said it is still preparing for this executor.
+    coming: usize,
     /// When the last attempt arrived.
     last_arrival: Option<tokio::time::Instant>,
     /// Attempts cancelled while their `sbatch` ran.
@@ -197,9 +200,9 @@ struct Budget {
 /// Submitted attempts gather in the queue until none has come for this
 /// long, ...
 const GATHER_QUIET: Duration = Duration::from_millis(100);
-/// ... or for this long in all; full arrays (`MaxArraySize` tasks) go out
-/// meanwhile.
-const GATHER_MAX: Duration = Duration::from_secs(5);
+/// ... and the runtime says no more are being prepared, or for this long in
+/// all; full arrays (`MaxArraySize` tasks) go out meanwhile.
+const GATHER_MAX: Duration = Duration::from_secs(10);
 
 /// What one `sbatch` carries.
 #[derive(Debug)]
@@ -377,9 +380,10 @@ impl Inner {
             let max_array = self.monitor.site_now().max_array as usize;
             let full = {
                 let mut budget = lock(&self.budget);
-                let quiet = budget
-                    .last_arrival
-                    .is_none_or(|t| t.elapsed() >= GATHER_QUIET);
+                let quiet = budget.coming == 0
+                    && budget
+                        .last_arrival
+                        .is_none_or(|t| t.elapsed() >= GATHER_QUIET);
                 if quiet || start.elapsed() >= GATHER_MAX {
                     budget.gathering = false;
                     break;
@@ -716,6 +720,10 @@ impl Executor for SlurmExecutor {
             .await
             .pop()
             .unwrap_or_else(|| Err(ExecutorError::new("the slurm executor is shut down")))
+    }
+
+    fn more_coming(&self, pending: usize) {
+        lock(&self.inner.budget).coming = pending;
     }
 
     async fn submit_batch(&self, jobs: Vec<Job>) -> Vec<Result<Handle, ExecutorError>> {

@@ -719,7 +719,14 @@ impl Dispatch {
                     attempt: job.key.attempt,
                 });
             }
-            let mut results = Arc::clone(&self.executors[exec]).submit_batch(batch).await;
+            let executor = Arc::clone(&self.executors[exec]);
+            let mut results = executor.submit_batch(batch).await;
+            let pending = self
+                .waiting_launch
+                .keys()
+                .filter(|t| self.plan.step_of(TaskId(**t)).executor.index() == exec)
+                .count();
+            executor.more_coming(pending);
             // A backend that answers fewer jobs than it was given fails the
             // rest rather than leaving them in flight for ever.
             results.resize_with(keys.len(), || {
