@@ -98,6 +98,31 @@ pub(crate) enum Command {
         #[arg(long)]
         site: bool,
     },
+    /// The long-lived daemon that carries runs on a login node.
+    Daemon {
+        /// What to do.
+        #[command(subcommand)]
+        action: DaemonAction,
+    },
+    /// Hand a workflow to the daemon and return: prints the run id.
+    Submit(SubmitArgs),
+    /// Follow a run the daemon carries until it ends (exit code as `run`).
+    Watch {
+        /// Run id.
+        run: String,
+        #[command(flatten)]
+        state: StateArgs,
+        /// Print the events as JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a run the daemon carries.
+    Cancel {
+        /// Run id.
+        run: String,
+        #[command(flatten)]
+        state: StateArgs,
+    },
     /// Run the tasks of a packed Slurm job (inside its allocation; the
     /// Slurm executor writes the job script that calls this).
     #[command(hide = true)]
@@ -110,6 +135,49 @@ pub(crate) enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+/// `twinflow daemon ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum DaemonAction {
+    /// Start the daemon in the background (returns once it answers).
+    Start {
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Run the daemon in the foreground (for systemd); SIGTERM stops it.
+    Run {
+        #[command(flatten)]
+        state: StateArgs,
+        /// Leave the terminal's session (what `start` asks of it).
+        #[arg(long, hide = true)]
+        detached: bool,
+    },
+    /// Stop the daemon; its runs are taken up by the next one.
+    Stop {
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Whether a daemon runs, with its pid and runs.
+    Status {
+        #[command(flatten)]
+        state: StateArgs,
+    },
+}
+
+/// `twinflow submit`.
+#[derive(Debug, Args)]
+pub(crate) struct SubmitArgs {
+    #[command(flatten)]
+    pub compile: CompileArgs,
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Run every task, even those whose earlier result could be reused.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Cancel the run at the first task that fails for good.
+    #[arg(long)]
+    pub fail_fast: bool,
 }
 
 /// Graph formats.

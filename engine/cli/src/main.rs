@@ -40,6 +40,10 @@ fn main() -> ExitCode {
         Command::Schema { site } => commands::schema(&out, site),
         Command::Completions { shell } => commands::completions(shell),
         Command::Worker { manifest } => commands::worker(&out, &manifest),
+        Command::Daemon { action } => commands::daemon(&out, &action),
+        Command::Submit(args) => commands::submit(&out, &args),
+        Command::Watch { run, state, json } => commands::watch(&out, &state, &run, json),
+        Command::Cancel { run, state } => commands::cancel(&out, &state, &run),
     };
     ExitCode::from(code)
 }

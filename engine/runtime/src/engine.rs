@@ -189,6 +189,27 @@ pub fn new_run_id(workflow: &str) -> String {
     )
 }
 
+/// A fresh run id for a run of the workflow file `path`: [`new_run_id`] of
+/// its stem, with characters other than letters, digits, `-` and `_` made
+/// `-` (`run` when nothing is left).
+pub fn new_run_id_for_file(path: &Path) -> String {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let clean: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    new_run_id(if clean.is_empty() { "run" } else { &clean })
+}
+
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;

@@ -69,7 +69,7 @@ mod state;
 
 pub use engine::{
     Canceller, Engine, EngineBuilder, EngineError, RunHandle, RunOptions, default_state_dir,
-    new_run_id,
+    new_run_id, new_run_id_for_file,
 };
 pub use event::{EVENTS_FORMAT, Outcome, RunEvent, RunSummary, StepSize};
 pub use layout::{TaskPaths, run_dir, task_paths};

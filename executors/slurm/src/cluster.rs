@@ -77,8 +77,19 @@ impl Cluster for LocalCluster {
     }
 }
 
+/// What Slurm's commands say when the controller cannot be reached or is
+/// too busy for now (trying again later may work).
+const TRANSIENT: [&str; 6] = [
+    "Unable to contact slurm controller",
+    "Socket timed out",
+    "Connection refused",
+    "Resource temporarily unavailable",
+    "Zero Bytes were transmitted or received",
+    "Slurm backup controller in standby mode",
+];
+
 /// The error of a Slurm command that ran and failed: its last line of
-/// standard error.
+/// standard error; transient when it says the controller is out of reach.
 pub(crate) fn failed(program: &str, status: &str, stderr: &[u8]) -> ExecutorError {
     let stderr = String::from_utf8_lossy(stderr);
     ExecutorError {
@@ -86,6 +97,30 @@ pub(crate) fn failed(program: &str, status: &str, stderr: &[u8]) -> ExecutorErro
             "{program} failed ({status}): {}",
             stderr.lines().last().unwrap_or("").trim()
         ),
-        transient: false,
+        transient: TRANSIENT.iter().any(|t| stderr.contains(t)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_unreachable_controller_is_transient_a_refused_job_is_not() {
+        let down = super::failed(
+            "sbatch",
+            "exit status: 1",
+            b"sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)\n",
+        );
+        assert!(down.transient, "{down}");
+        let refused = super::failed(
+            "sbatch",
+            "exit status: 1",
+            b"sbatch: error: Batch job submission failed: Invalid partition name specified\n",
+        );
+        assert!(!refused.transient, "{refused}");
+        assert!(
+            refused
+                .message
+                .ends_with("Invalid partition name specified")
+        );
     }
 }

@@ -155,6 +155,31 @@ impl ExecutorFactory for SlurmFactory {
 
 static NEXT_OWNER: AtomicU64 = AtomicU64::new(1);
 
+impl SlurmExecutor {
+    /// An executor on a cluster of the caller's (tests: a scripted one).
+    #[cfg(test)]
+    fn with_cluster(
+        config: SlurmConfig,
+        sink: Arc<dyn UpdateSink>,
+        cluster: Arc<dyn Cluster>,
+        poll: Duration,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                name: "test".to_owned(),
+                config,
+                member_sink: Arc::clone(&sink),
+                sink,
+                monitor: Arc::new(Monitor::new(cluster, poll)),
+                staging: None,
+                worker: None,
+                owner: NEXT_OWNER.fetch_add(1, Ordering::Relaxed),
+                budget: Mutex::default(),
+            }),
+        }
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -195,7 +220,16 @@ struct Budget {
     last_arrival: Option<tokio::time::Instant>,
     /// Attempts cancelled while their `sbatch` ran.
     cancelled: std::collections::HashSet<AttemptKey>,
+    /// Attempts whose `sbatch` failed for now (controller out of reach).
+    uncertain: Vec<Job>,
+    /// The wait before looking at them again.
+    retry_delay: Duration,
 }
+
+/// First wait before sending again what a controller outage held back.
+const RETRY_FIRST: Duration = Duration::from_secs(5);
+/// Longest such wait.
+const RETRY_MAX: Duration = Duration::from_secs(60);
 
 /// Submitted attempts gather in the queue until none has come for this
 /// long, ...
@@ -438,7 +472,25 @@ impl Inner {
         }
         let admitted = self.admit(jobs, full_only).await;
         for unit in admitted {
-            for (key, result) in self.launch(unit).await {
+            let copy: Vec<Job> = match &unit {
+                Unit::Single(job) => vec![job.clone()],
+                Unit::Array(jobs) | Unit::Pack(jobs) => jobs.clone(),
+            };
+            let results = self.launch(unit).await;
+            if let Some(Err(e)) = results.first().map(|(_, r)| r)
+                && e.transient
+            {
+                // The controller is out of reach: its sbatch may or may not
+                // have gone through. Looked up, then sent again, later.
+                tracing::warn!(
+                    "executor `{}`: {}; trying again later",
+                    self.name,
+                    e.message
+                );
+                self.uncertain(copy);
+                continue;
+            }
+            for (key, result) in results {
                 let status = match result {
                     Ok(handle) => {
                         // Cancelled (or shut down) while its sbatch ran.
@@ -456,6 +508,120 @@ impl Inner {
                 self.sink.send(Update { key, status });
             }
         }
+    }
+
+    /// Holds attempts whose `sbatch` failed for now, and tries again after
+    /// a backoff (5 s, doubling up to a minute).
+    fn uncertain(self: &Arc<Self>, jobs: Vec<Job>) {
+        let delay = {
+            let mut budget = lock(&self.budget);
+            budget.uncertain.extend(jobs);
+            let delay = budget.retry_delay.max(RETRY_FIRST);
+            budget.retry_delay = (delay * 2).min(RETRY_MAX);
+            delay
+        };
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            me.retry_uncertain().await;
+        });
+    }
+
+    /// Looks the uncertain attempts up in Slurm (by their `--comment`):
+    /// those found are followed, the rest go back to the queue.
+    async fn retry_uncertain(self: Arc<Self>) {
+        let jobs: Vec<Job> = std::mem::take(&mut lock(&self.budget).uncertain);
+        if jobs.is_empty() {
+            return;
+        }
+        let mut queued: HashMap<PathBuf, AttemptKey> = HashMap::new();
+        for job in &jobs {
+            let there = match &self.staging {
+                Some(staging) => staging.remote_job(job).map(|j| status_file(&j)),
+                None => Ok(status_file(job)),
+            };
+            if let Ok(path) = there {
+                queued.insert(path, job.key);
+            }
+        }
+        let found =
+            match crate::recover::find_jobs(self.monitor.cluster().as_ref(), &mut queued).await {
+                Ok(found) => found,
+                Err(e) if e.transient => {
+                    tracing::warn!(
+                        "executor `{}`: {}; trying again later",
+                        self.name,
+                        e.message
+                    );
+                    self.uncertain(jobs);
+                    return;
+                }
+                Err(e) => {
+                    for job in jobs {
+                        self.sink.send(Update {
+                            key: job.key,
+                            status: AttemptStatus::Error(e.message.clone()),
+                        });
+                    }
+                    return;
+                }
+            };
+        lock(&self.budget).retry_delay = RETRY_FIRST;
+        for f in found {
+            lock(&self.budget).live += 1;
+            let release = self.releaser(f.members.len());
+            let mut tracked = Vec::new();
+            for (key, status) in f.members {
+                let handle = handle_of(&f.job, &status, f.packed);
+                self.sink.send(Update {
+                    key,
+                    status: AttemptStatus::Submitted(handle),
+                });
+                tracked.push(Member::new(
+                    key,
+                    status,
+                    Arc::clone(&self.member_sink),
+                    self.owner,
+                    Some(Arc::clone(&release)),
+                ));
+            }
+            let cancelled: Vec<(AttemptKey, Handle)> = {
+                let mut budget = lock(&self.budget);
+                tracked
+                    .iter()
+                    .filter(|m| budget.cancelled.remove(&m.key))
+                    .map(|m| (m.key, handle_of(&f.job, &m.status_file, f.packed)))
+                    .collect()
+            };
+            self.monitor.track(f.job, tracked, f.packed);
+            for (key, handle) in cancelled {
+                if let Err(e) = self.cancel_in_slurm(key, &handle).await {
+                    tracing::warn!("executor `{}`: {}", self.name, e.message);
+                }
+            }
+        }
+        let left: std::collections::HashSet<AttemptKey> = queued.into_values().collect();
+        let mut never_sent = Vec::new();
+        {
+            let mut budget = lock(&self.budget);
+            for job in jobs.into_iter().rev() {
+                if !left.contains(&job.key) {
+                    continue;
+                }
+                if budget.cancelled.remove(&job.key) {
+                    never_sent.push(job.key);
+                } else {
+                    budget.queue.push_front(job);
+                }
+            }
+        }
+        for key in never_sent {
+            self.sink.send(Update {
+                key,
+                status: AttemptStatus::Cancelled,
+            });
+        }
+        self.drain().await;
     }
 
     /// Cancels an attempt that is in Slurm: `scancel` its job or array

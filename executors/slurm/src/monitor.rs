@@ -271,11 +271,14 @@ impl Monitor {
                 .into_iter()
                 .map(|r| (r.id, r.state))
                 .collect(),
-            // An id slurmctld has forgotten makes a one-id squeue fail;
-            // a controller outage too: the jobs count as unlisted this time.
+            // With only ids slurmctld has forgotten, squeue fails saying so:
+            // none of them is listed.
+            Err(e) if e.message.contains("Invalid job id") => HashMap::new(),
+            // A controller outage (or a dropped SSH link) says nothing about
+            // the jobs: skip this round, and ask less often until it is back.
             Err(e) => {
-                tracing::warn!("{}", e.message);
-                HashMap::new()
+                tracing::warn!("{}; asking again later", e.message);
+                return false;
             }
         };
         let mut states = with_folded_arrays(&lock(&self.table), states);
@@ -631,6 +634,57 @@ mod tests {
         let states = HashMap::from([(JobRef::Job(JobId(7)), SlurmState::Cancelled)]);
         let states = with_folded_arrays(&table, states);
         assert_eq!(states.get(&element), Some(&SlurmState::Cancelled));
+    }
+
+    /// A cluster whose controller is down: every command fails.
+    #[derive(Debug)]
+    struct ControllerDown;
+
+    #[async_trait::async_trait]
+    impl Cluster for ControllerDown {
+        async fn command(
+            &self,
+            program: &str,
+            _: &[String],
+        ) -> Result<String, twinflow_core::ExecutorError> {
+            Err(crate::cluster::failed(
+                program,
+                "exit status: 1",
+                b"squeue: error: slurm_receive_msg: Socket timed out on send/recv operation",
+            ))
+        }
+        async fn write_files(
+            &self,
+            _: Vec<(PathBuf, String)>,
+        ) -> Result<(), twinflow_core::ExecutorError> {
+            Ok(())
+        }
+        async fn read_files(&self, paths: Vec<PathBuf>) -> Vec<Option<String>> {
+            vec![None; paths.len()]
+        }
+    }
+
+    #[tokio::test]
+    async fn a_controller_outage_loses_no_job() {
+        let monitor = Monitor::new(Arc::new(ControllerDown), Duration::from_secs(1));
+        let recorder = Arc::new(Recorder::default());
+        let mut m = member(false);
+        m.sink = Arc::clone(&recorder) as Arc<dyn UpdateSink>;
+        let job = JobRef::Job(JobId(5));
+        lock(&monitor.table).insert(
+            job.clone(),
+            Entry {
+                members: vec![m],
+                packed: false,
+                missing: 0,
+            },
+        );
+        let ids = BTreeSet::from([5]);
+        for _ in 0..5 {
+            assert!(!monitor.poll(&ids).await, "nothing changed");
+        }
+        assert!(lock(&recorder.0).is_empty(), "{:?}", lock(&recorder.0));
+        assert_eq!(lock(&monitor.table).get(&job).map(|e| e.missing), Some(0));
     }
 
     /// Records what it is sent.

@@ -1,11 +1,13 @@
 //! One function per subcommand, each returning its exit code.
 
+mod daemon;
 mod graph;
 mod inspect;
 mod plan;
 mod run;
 mod validate;
 
+pub(crate) use daemon::{cancel, daemon, submit, watch};
 pub(crate) use graph::graph;
 pub(crate) use inspect::{logs, runs, status};
 pub(crate) use plan::plan;

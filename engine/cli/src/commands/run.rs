@@ -30,17 +30,9 @@ pub(crate) fn run(out: &Output, args: &RunArgs) -> u8 {
         Err(code) => return code,
     };
     let sinks = sink_steps(&plan);
-    let engine = match Engine::builder()
-        .state_dir(&dir)
-        .executor(ExecutorKind::Local, LocalFactory::default())
-        .executor(ExecutorKind::Slurm, slurm_factory())
-        .build()
-    {
+    let engine = match build_engine(out, &dir) {
         Ok(engine) => engine,
-        Err(e) => {
-            out.error(&e.to_string());
-            return exit::UNREACHABLE;
-        }
+        Err(code) => return code,
     };
     let options = RunOptions {
         resume: args.resume.is_some(),
@@ -186,28 +178,10 @@ fn with_stored_settings(given: &CompileArgs, stored: &str) -> CompileArgs {
 /// settings it was started with).
 fn pick_run_id(out: &Output, args: &RunArgs, dir: &Path) -> Result<(String, Option<String>), u8> {
     let Some(wanted) = &args.resume else {
-        let stem = args
-            .compile
-            .file
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let clean: String = stem
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .collect();
-        let clean = if clean.is_empty() {
-            "run".to_owned()
-        } else {
-            clean
-        };
-        return Ok((twinflow_engine::new_run_id(&clean), None));
+        return Ok((
+            twinflow_engine::new_run_id_for_file(&args.compile.file),
+            None,
+        ));
     };
     let store = open_store(out, dir)?;
     let found = if wanted.is_empty() {
@@ -297,6 +271,19 @@ fn print_results(dir: &Path, summary: &RunSummary, sinks: &[(u32, String, u32)])
         eprintln!("results:\n{}", lines.join("\n"));
     }
     eprintln!("  all files: {}", summary.run_dir.display());
+}
+
+/// The engine of state directory `dir`, with every backend this binary has.
+pub(crate) fn build_engine(out: &Output, dir: &Path) -> Result<Engine, u8> {
+    Engine::builder()
+        .state_dir(dir)
+        .executor(ExecutorKind::Local, LocalFactory::default())
+        .executor(ExecutorKind::Slurm, slurm_factory())
+        .build()
+        .map_err(|e| {
+            out.error(&e.to_string());
+            exit::UNREACHABLE
+        })
 }
 
 /// The Slurm backend; packed jobs run this binary's `worker` command, so

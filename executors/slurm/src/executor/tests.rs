@@ -132,3 +132,115 @@ fn handles_round_trip_with_paths_holding_colons() {
     );
     assert_eq!(parse_handle(&Handle("pid:1:2".into())), None);
 }
+
+/// A cluster whose controller is out of reach for the first `sbatch`, then
+/// back: it accepts the array as job 77 and runs it to the end.
+#[derive(Debug, Default)]
+struct FlakyController {
+    sbatch_calls: std::sync::atomic::AtomicU32,
+    lookups: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl Cluster for FlakyController {
+    async fn command(&self, program: &str, args: &[String]) -> Result<String, ExecutorError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        match program {
+            "scontrol" => Ok("MaxArraySize = 1001\n".to_owned()),
+            "sbatch" if self.sbatch_calls.fetch_add(1, SeqCst) == 0 => {
+                Err(crate::cluster::failed(
+                    "sbatch",
+                    "exit status: 1",
+                    b"sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)",
+                ))
+            }
+            "sbatch" => Ok("77\n".to_owned()),
+            // Looking for jobs by comment: the first sbatch never got through.
+            "squeue" if args.iter().any(|a| a == "--me") => {
+                self.lookups.fetch_add(1, SeqCst);
+                Ok(String::new())
+            }
+            "squeue" => Ok("77_0|COMPLETED|None\n77_1|COMPLETED|None\n".to_owned()),
+            _ => Ok(String::new()),
+        }
+    }
+
+    async fn write_files(&self, _: Vec<(PathBuf, String)>) -> Result<(), ExecutorError> {
+        Ok(())
+    }
+
+    async fn read_files(&self, paths: Vec<PathBuf>) -> Vec<Option<String>> {
+        paths
+            .iter()
+            .map(|p| {
+                p.extension()
+                    .is_some_and(|e| e == "status")
+                    .then(|| "0\n".to_owned())
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Recorder(Mutex<Vec<Update>>);
+
+impl UpdateSink for Recorder {
+    fn send(&self, update: Update) {
+        lock(&self.0).push(update);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_sbatch_the_controller_could_not_take_is_looked_up_then_sent_again() {
+    let cluster = Arc::new(FlakyController::default());
+    let recorder = Arc::new(Recorder::default());
+    let exec = SlurmExecutor::with_cluster(
+        SlurmConfig::default(),
+        recorder.clone(),
+        cluster.clone(),
+        Duration::from_secs(1),
+    );
+    let jobs: Vec<Job> = (0..2).map(|t| job(t, "s", Some(600), None)).collect();
+    let handles = exec.submit_batch(jobs).await;
+    assert!(handles.iter().all(Result::is_ok));
+    // Paused time runs ahead while everything waits.
+    for _ in 0..200 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if lock(&recorder.0)
+            .iter()
+            .filter(|u| u.status == AttemptStatus::Exited(0))
+            .count()
+            == 2
+        {
+            break;
+        }
+    }
+    let updates = lock(&recorder.0).clone();
+    assert!(
+        !updates
+            .iter()
+            .any(|u| matches!(u.status, AttemptStatus::Error(_))),
+        "no task failed for the outage: {updates:?}"
+    );
+    let submitted: Vec<&AttemptStatus> = updates
+        .iter()
+        .map(|u| &u.status)
+        .filter(|s| matches!(s, AttemptStatus::Submitted(_)))
+        .collect();
+    assert_eq!(submitted.len(), 2, "{updates:?}");
+    assert_eq!(
+        updates
+            .iter()
+            .filter(|u| u.status == AttemptStatus::Exited(0))
+            .count(),
+        2,
+        "{updates:?}"
+    );
+    use std::sync::atomic::Ordering::SeqCst;
+    assert_eq!(cluster.sbatch_calls.load(SeqCst), 2);
+    assert_eq!(
+        cluster.lookups.load(SeqCst),
+        1,
+        "looked up before sending again"
+    );
+}

@@ -1,0 +1,387 @@
+//! The daemon's commands: `daemon start|run|stop|status`, and the client
+//! commands `submit`, `watch` and `cancel`, which talk to it through
+//! [`twinflow_daemon::Client`].
+
+use super::compile;
+use super::inspect::state_dir;
+use super::run::build_engine;
+use crate::args::{DaemonAction, StateArgs, SubmitArgs};
+use crate::exit;
+use crate::output::Output;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use twinflow_daemon::api::SubmitRequest;
+use twinflow_daemon::{Client, DaemonError, DaemonPaths, running_pid};
+
+/// The exit code of a client error, after reporting it.
+fn failed(out: &Output, e: &DaemonError) -> u8 {
+    out.error(&e.to_string());
+    match e {
+        DaemonError::Refused { status, .. } if *status < 500 => exit::INVALID,
+        _ => exit::UNREACHABLE,
+    }
+}
+
+/// A current-thread runtime for one client call.
+fn block_on<T>(out: &Output, f: impl std::future::Future<Output = T>) -> Result<T, u8> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map(|rt| rt.block_on(f))
+        .map_err(|e| {
+            out.error(&format!("failed to start the async runtime: {e}"));
+            exit::UNREACHABLE
+        })
+}
+
+pub(crate) fn daemon(out: &Output, action: &DaemonAction) -> u8 {
+    match action {
+        DaemonAction::Run { state, detached } => run(out, state, *detached),
+        DaemonAction::Start { state } => start(out, state),
+        DaemonAction::Stop { state } => stop(out, state),
+        DaemonAction::Status { state } => status(out, state),
+    }
+}
+
+fn run(out: &Output, state: &StateArgs, detached: bool) -> u8 {
+    if detached {
+        // Out of the starting terminal's session: logging out does not
+        // take the daemon along (SIGHUP).
+        let _ = nix::unistd::setsid();
+    }
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(!detached && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+    let dir = state_dir(state);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            out.error(&format!("failed to start the async runtime: {e}"));
+            return exit::UNREACHABLE;
+        }
+    };
+    let result = rt.block_on(async {
+        let engine = build_engine(out, &dir)?;
+        let shutdown = async {
+            use tokio::signal::unix::{SignalKind, signal};
+            match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                }
+                _ => std::future::pending::<()>().await,
+            }
+            tracing::info!("stopping on a signal; runs are taken up by the next daemon");
+        };
+        twinflow_daemon::serve(engine, shutdown)
+            .await
+            .map_err(|e| failed(out, &e))
+    });
+    // Runs still carried are left to the next daemon: do not wait for them.
+    rt.shutdown_background();
+    match result {
+        Ok(()) => exit::SUCCESS,
+        Err(code) => code,
+    }
+}
+
+fn start(out: &Output, state: &StateArgs) -> u8 {
+    let dir = state_dir(state);
+    let paths = DaemonPaths::new(&dir);
+    if let Some(pid) = running_pid(&paths) {
+        eprintln!(
+            "a twinflow daemon (pid {pid}) already runs for {}",
+            dir.display()
+        );
+        return exit::SUCCESS;
+    }
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            out.error(&format!("cannot find this twinflow binary: {e}"));
+            return exit::UNREACHABLE;
+        }
+    };
+    if let Err(e) = std::fs::create_dir_all(&paths.dir) {
+        out.error(&format!("failed to create {}: {e}", paths.dir.display()));
+        return exit::UNREACHABLE;
+    }
+    let log = match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&paths.log)
+    {
+        Ok(f) => f,
+        Err(e) => {
+            out.error(&format!("failed to open {}: {e}", paths.log.display()));
+            return exit::UNREACHABLE;
+        }
+    };
+    let spawned = log.try_clone().and_then(|err| {
+        Command::new(exe)
+            .args(["daemon", "run", "--detached", "--state-dir"])
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .spawn()
+    });
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            out.error(&format!("failed to start the daemon: {e}"));
+            return exit::UNREACHABLE;
+        }
+    };
+    let client = Client::for_state_dir(&dir);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(Ok(ping)) = block_on(out, client.ping()) {
+            eprintln!(
+                "twinflow daemon started (pid {}) for {}\n  socket: {}\n  log:    {}",
+                ping.pid,
+                dir.display(),
+                client.socket().display(),
+                paths.log.display()
+            );
+            return exit::SUCCESS;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            out.error(&format!(
+                "the daemon exited ({status}) before it answered; see {}",
+                paths.log.display()
+            ));
+            return exit::UNREACHABLE;
+        }
+        if Instant::now() > deadline {
+            out.error(&format!(
+                "the daemon did not answer within 20 s; see {}",
+                paths.log.display()
+            ));
+            return exit::UNREACHABLE;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn stop(out: &Output, state: &StateArgs) -> u8 {
+    let dir = state_dir(state);
+    let paths = DaemonPaths::new(&dir);
+    let Some(pid) = running_pid(&paths) else {
+        eprintln!("no twinflow daemon runs for {}", dir.display());
+        return exit::SUCCESS;
+    };
+    let client = Client::for_state_dir(&dir);
+    match block_on(out, client.shutdown()) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return failed(out, &e),
+        Err(code) => return code,
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while running_pid(&paths).is_some() {
+        if Instant::now() > deadline {
+            out.error(&format!("the daemon (pid {pid}) did not stop within 20 s"));
+            return exit::UNREACHABLE;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("twinflow daemon (pid {pid}) stopped; its runs go on when one starts again");
+    exit::SUCCESS
+}
+
+fn status(out: &Output, state: &StateArgs) -> u8 {
+    let dir = state_dir(state);
+    let client = Client::for_state_dir(&dir);
+    match block_on(out, client.ping()) {
+        Ok(Ok(ping)) => {
+            println!("twinflow daemon {} (pid {})", ping.version, ping.pid);
+            println!("  state:  {}", ping.state_dir);
+            println!("  socket: {}", client.socket().display());
+            if ping.live_runs.is_empty() {
+                println!("  no runs in progress");
+            } else {
+                println!("  runs in progress: {}", ping.live_runs.join(", "));
+            }
+            exit::SUCCESS
+        }
+        Ok(Err(e)) => failed(out, &e),
+        Err(code) => code,
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| {
+        std::env::current_dir()
+            .map(|d| d.join(path))
+            .unwrap_or_else(|_| path.to_path_buf())
+    })
+}
+
+pub(crate) fn submit(out: &Output, args: &SubmitArgs) -> u8 {
+    // Checked here first, so diagnostics show in this terminal, in colour.
+    if let Err(code) = compile(out, &args.compile) {
+        return code;
+    }
+    let request = SubmitRequest {
+        file: absolute(&args.compile.file).display().to_string(),
+        params: args.compile.params.clone(),
+        site: args
+            .compile
+            .site
+            .as_deref()
+            .map(|s| absolute(s).display().to_string()),
+        local: args.compile.local,
+        no_cache: args.no_cache,
+        fail_fast: args.fail_fast,
+    };
+    let client = Client::for_state_dir(&state_dir(&args.state));
+    match block_on(out, client.submit(&request)) {
+        Ok(Ok(run)) => {
+            println!("{}", run.run_id);
+            eprintln!(
+                "submitted {}: follow it with `twinflow watch {}`; its files: {}",
+                run.run_id, run.run_id, run.run_dir
+            );
+            exit::SUCCESS
+        }
+        Ok(Err(e)) => failed(out, &e),
+        Err(code) => code,
+    }
+}
+
+pub(crate) fn cancel(out: &Output, state: &StateArgs, run: &str) -> u8 {
+    let client = Client::for_state_dir(&state_dir(state));
+    match block_on(out, client.cancel(run)) {
+        Ok(Ok(())) => {
+            eprintln!("cancelling {run}");
+            exit::SUCCESS
+        }
+        Ok(Err(e)) => failed(out, &e),
+        Err(code) => code,
+    }
+}
+
+pub(crate) fn watch(out: &Output, state: &StateArgs, run: &str, json: bool) -> u8 {
+    let client = Client::for_state_dir(&state_dir(state));
+    let result = block_on(out, async {
+        let mut events = client.events(run).await?;
+        let mut outcome = None;
+        let mut steps = StepTally::default();
+        while let Some(event) = events.next().await? {
+            if json {
+                println!("{event}");
+            } else if let Some(line) = steps.line(&event) {
+                eprintln!("{line}");
+            }
+            if event["event"] == "run-finished" {
+                outcome = event["outcome"].as_str().map(str::to_owned);
+            }
+        }
+        Ok::<_, DaemonError>(outcome)
+    });
+    match result {
+        Ok(Ok(Some(outcome))) => match outcome.as_str() {
+            "succeeded" => exit::SUCCESS,
+            "failed" => exit::TASK_FAILED,
+            _ => exit::INTERRUPTED,
+        },
+        Ok(Ok(None)) => {
+            out.error(&format!("the daemon stopped before run {run} ended"));
+            exit::UNREACHABLE
+        }
+        Ok(Err(e)) => failed(out, &e),
+        Err(code) => code,
+    }
+}
+
+/// Tasks ended per step, to say when a step is done.
+#[derive(Default)]
+struct StepTally {
+    /// (name, tasks, ended) per step index.
+    steps: Vec<(String, u64, u64)>,
+}
+
+impl StepTally {
+    /// One line about an event worth a line: the start, failures, a step
+    /// that is done, the end.
+    fn line(&mut self, e: &serde_json::Value) -> Option<String> {
+        let s = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
+        let kind = e["event"].as_str()?;
+        let ended = match kind {
+            "run-started" => {
+                self.steps = e["steps"]
+                    .as_array()
+                    .map(|steps| {
+                        steps
+                            .iter()
+                            .map(|st| {
+                                let name = st["name"].as_str().unwrap_or_default().to_owned();
+                                (name, st["tasks"].as_u64().unwrap_or(0), 0)
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let tasks: u64 = self.steps.iter().map(|(_, n, _)| n).sum();
+                return Some(format!(
+                    "watching {} ({}, {tasks} tasks)",
+                    s("run_id"),
+                    s("workflow")
+                ));
+            }
+            "task-succeeded" | "task-skipped" => true,
+            "task-failed" => {
+                let retry = e["retry_in"].as_f64();
+                let line = match retry {
+                    Some(t) => {
+                        format!("failed: {}: {} (retry in {t:.0} s)", s("name"), s("reason"))
+                    }
+                    None => format!("failed: {}: {}", s("name"), s("reason")),
+                };
+                if retry.is_none() {
+                    self.count(e);
+                }
+                return Some(line);
+            }
+            "run-finished" => {
+                return Some(format!(
+                    "run {} {}: {} tasks, {} ran, {} cached, {} failed, {} skipped in {:.1} s",
+                    s("run_id"),
+                    s("outcome"),
+                    e["tasks"],
+                    e["ran"],
+                    e["cached"],
+                    e["failed"],
+                    e["skipped"],
+                    e["seconds"].as_f64().unwrap_or(0.0)
+                ));
+            }
+            _ => false,
+        };
+        if ended {
+            return self.count(e);
+        }
+        None
+    }
+
+    /// Counts a task's end; a line when its step is complete.
+    fn count(&mut self, e: &serde_json::Value) -> Option<String> {
+        let step = usize::try_from(e["step"].as_u64()?).ok()?;
+        let (name, tasks, ended) = self.steps.get_mut(step)?;
+        *ended += 1;
+        (*ended == *tasks).then(|| format!("step {name}: all {tasks} tasks ended"))
+    }
+}

@@ -1,0 +1,179 @@
+//! The daemon as a user drives it from the command line: start, submit,
+//! watch, stop; and `kill -9` of the daemon while its Slurm jobs queue and
+//! run, after which a new daemon takes them back without submitting any of
+//! them twice.
+#![expect(
+    clippy::expect_used,
+    reason = "test helpers fail the test with a message"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn twinflow(state: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_twinflow"))
+        .args(args)
+        .arg("--state-dir")
+        .arg(state)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run twinflow")
+}
+
+/// `twinflow daemon run` in the foreground, as systemd would start it.
+fn daemon(state: &Path) -> Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_twinflow"))
+        .args(["daemon", "run", "--state-dir"])
+        .arg(state)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the daemon");
+    wait_until("the daemon to answer", || {
+        twinflow(state, &["daemon", "status"]).status.success()
+    });
+    child
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < Duration::from_secs(90), "never: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn start_submit_watch_and_stop_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("state");
+    let o = twinflow(&state, &["submit", "nowhere.yaml"]);
+    assert_eq!(o.status.code(), Some(2), "a missing file is checked first");
+    let file = dir.path().join("hello.yaml");
+    std::fs::write(
+        &file,
+        "version: 1\nname: hello\nsteps:\n  hi:\n    for_each: { i: [1, 2] }\n    run: echo hi ${{ i }}\n",
+    )
+    .expect("write workflow");
+    let file = file.to_str().expect("utf-8");
+    let o = twinflow(&state, &["submit", file]);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "no daemon yet: {}",
+        text(&o.stderr)
+    );
+    assert!(text(&o.stderr).contains("twinflow daemon start"));
+
+    let o = twinflow(&state, &["daemon", "start"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = twinflow(&state, &["daemon", "start"]);
+    assert!(
+        text(&o.stderr).contains("already runs"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = twinflow(&state, &["submit", file]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let run = text(&o.stdout).trim().to_owned();
+    let o = twinflow(&state, &["watch", &run]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("succeeded: 2 tasks"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = twinflow(&state, &["daemon", "stop"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = twinflow(&state, &["daemon", "status"]);
+    assert_eq!(o.status.code(), Some(3));
+}
+
+/// Each task's (name, state, handle) from `status --json`.
+fn tasks(state: &Path, run: &str) -> Vec<(String, String, String)> {
+    let o = twinflow(state, &["status", run, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+    v["tasks"]
+        .as_array()
+        .map(|ts| {
+            ts.iter()
+                .map(|t| {
+                    let s = |k: &str| t[k].as_str().unwrap_or_default().to_owned();
+                    (s("name"), s("state"), s("handle"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_daemon_killed_with_sigkill_is_replaced_and_takes_its_slurm_jobs_back() {
+    if std::env::var("TWINFLOW_TEST_SLURM").as_deref() != Ok("1") {
+        eprintln!("skipped: TWINFLOW_TEST_SLURM is not 1 (scripts/test starts Slurm and sets it)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state: PathBuf = dir.path().join("state");
+    let file = dir.path().join("jobs.yaml");
+    std::fs::write(
+        &file,
+        r#"
+version: 1
+name: daemon-jobs
+executors: { hpc: { kind: slurm, partition: debug } }
+steps:
+  slow:
+    executor: hpc
+    for_each: { i: [1, 2, 3] }
+    resources: { time: 2m }
+    run: sleep 4; echo "$SLURM_ARRAY_JOB_ID" > ${{ outputs.job }}
+    outputs: { job: job.txt }
+  after:
+    executor: hpc
+    needs: { jobs: slow.job }
+    resources: { time: 2m }
+    run: cat ${{ inputs.jobs }} | sort -u | wc -l > ${{ outputs.n }}
+    outputs: { n: n.txt }
+"#,
+    )
+    .expect("write workflow");
+    let mut first = daemon(&state);
+    let o = twinflow(&state, &["submit", file.to_str().expect("utf-8")]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let run = text(&o.stdout).trim().to_owned();
+    let mut before = Vec::new();
+    wait_until("the three jobs to run in Slurm", || {
+        before = tasks(&state, &run);
+        before
+            .iter()
+            .filter(|(n, s, h)| n.starts_with("slow") && s == "running" && h.starts_with("slurm:"))
+            .count()
+            == 3
+    });
+    first.kill().expect("SIGKILL the daemon");
+    let _ = first.wait();
+
+    let mut second = daemon(&state);
+    let o = twinflow(&state, &["watch", &run]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let after = tasks(&state, &run);
+    for (name, _, handle) in before.iter().filter(|(n, _, _)| n.starts_with("slow")) {
+        let now = after.iter().find(|(n, _, _)| n == name).expect("the task");
+        assert_eq!(now.1, "succeeded", "{name}");
+        assert_eq!(&now.2, handle, "{name} was submitted again");
+    }
+    // One array ran the three: each wrote the same array id.
+    let status = twinflow(&state, &["status", &run, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    let run_dir = v["run"]["run_dir"].as_str().expect("run dir").to_owned();
+    let n = std::fs::read_to_string(format!("{run_dir}/work/after/0/n.txt")).expect("n.txt");
+    assert_eq!(n.trim(), "1");
+    let _ = second.kill();
+    let _ = second.wait();
+}

@@ -1,0 +1,47 @@
+//! The daemon's and the client's errors.
+
+use std::path::Path;
+
+/// What went wrong; messages are lowercase fragments naming the path, run
+/// or socket.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// Another daemon holds the state directory.
+    #[error("a twinflow daemon (pid {pid}) already runs for {state_dir}")]
+    AlreadyRunning {
+        /// Its pid.
+        pid: u32,
+        /// The state directory.
+        state_dir: String,
+    },
+    /// No daemon answers at the socket.
+    #[error(
+        "no twinflow daemon answers at {socket}: {reason} (start one with `twinflow daemon start`)"
+    )]
+    NotRunning {
+        /// The socket.
+        socket: String,
+        /// Why.
+        reason: String,
+    },
+    /// The daemon could not be set up.
+    #[error("{0}")]
+    Setup(String),
+    /// The daemon refused a request, with its words.
+    #[error("{message}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// Its message.
+        message: String,
+    },
+    /// The exchange with the daemon broke.
+    #[error("talking to the twinflow daemon failed: {0}")]
+    Protocol(String),
+}
+
+impl DaemonError {
+    pub(crate) fn io(path: &Path, e: &std::io::Error) -> Self {
+        Self::Setup(format!("{}: {e}", path.display()))
+    }
+}

@@ -1,0 +1,37 @@
+//! twinflow-daemon: the login-node daemon and its client.
+//!
+//! One daemon per user and state directory carries every run submitted to
+//! it: `twinflow submit` hands a workflow over and returns, the user logs
+//! out, and the daemon goes on. It listens on a Unix socket in a 0700
+//! directory (`<state dir>/daemon/twinflow.sock`) and answers only its own
+//! user (the peer's uid is checked on every connection); a lock file holds
+//! its pid so two daemons never share a state directory. When it starts it
+//! takes up the runs a dead daemon left (`--resume` semantics: jobs still in
+//! Slurm are re-attached, finished tasks are not run again).
+//!
+//! - [`serve`] runs the daemon until its shutdown future resolves or a
+//!   client asks it to stop: a library function, so tests boot a real daemon
+//!   in-process;
+//! - [`Client`] talks to it (the CLI uses it);
+//! - [`api`] holds the JSON the two exchange.
+//!
+//! The protocol is HTTP/1.1 with JSON bodies over the socket (`axum` on the
+//! server, `hyper` on the client): `GET /v1/ping`, `GET|POST /v1/runs`,
+//! `GET /v1/runs/{id}`, `POST /v1/runs/{id}/cancel`,
+//! `GET /v1/runs/{id}/events` (the `twinflow.events/v1` stream, one JSON
+//! object a line), `POST /v1/shutdown`.
+
+pub mod api;
+mod client;
+mod error;
+mod lock;
+mod paths;
+mod resume;
+mod runs;
+mod server;
+
+pub use client::Client;
+pub use error::DaemonError;
+pub use lock::running_pid;
+pub use paths::DaemonPaths;
+pub use server::serve;

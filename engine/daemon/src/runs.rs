@@ -1,0 +1,124 @@
+//! The runs a daemon carries: each one's canceller and the channel its
+//! events go out on to whoever watches. A task per run drives it to its
+//! end, then drops it from the table.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::broadcast;
+use twinflow_engine::{Canceller, RunEvent, RunHandle};
+
+/// How many events a slow watcher may fall behind before it misses some.
+const WATCH_BUFFER: usize = 4096;
+
+struct Live {
+    canceller: Canceller,
+    events: broadcast::Sender<Arc<str>>,
+    /// The `run-started` event, for watchers that come later.
+    started: Option<Arc<str>>,
+}
+
+/// How many ended runs keep their last event for late watchers.
+const ENDED_KEPT: usize = 10_000;
+
+/// The live runs, by id, and the last event of runs that ended.
+#[derive(Default, Clone)]
+pub(crate) struct Runs {
+    live: Arc<Mutex<HashMap<String, Live>>>,
+    ended: Arc<Mutex<HashMap<String, Arc<str>>>>,
+}
+
+/// What a watcher gets: the events so far that matter, and what follows
+/// (nothing, for a run that ended).
+pub(crate) struct Watch {
+    pub(crate) replay: Vec<Arc<str>>,
+    pub(crate) rx: Option<broadcast::Receiver<Arc<str>>>,
+}
+
+impl std::fmt::Debug for Runs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runs").field("live", &self.ids()).finish()
+    }
+}
+
+impl Runs {
+    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<String, Live>> {
+        self.live.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Drives `run` to its end on a task of its own.
+    pub(crate) fn add(&self, mut run: RunHandle) {
+        let id = run.run_id().to_owned();
+        let (events, _) = broadcast::channel(WATCH_BUFFER);
+        self.table().insert(
+            id.clone(),
+            Live {
+                canceller: run.canceller(),
+                events: events.clone(),
+                started: None,
+            },
+        );
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut last = None;
+            while let Some(event) = run.next_event().await {
+                let Ok(line) = serde_json::to_string(&event) else {
+                    continue;
+                };
+                let line: Arc<str> = line.into();
+                if matches!(event, RunEvent::RunStarted { .. })
+                    && let Some(live) = me.table().get_mut(&id)
+                {
+                    live.started = Some(Arc::clone(&line));
+                }
+                last = Some(Arc::clone(&line));
+                let _ = events.send(line);
+            }
+            if let Some(last) = last {
+                let mut ended = me.ended.lock().unwrap_or_else(PoisonError::into_inner);
+                if ended.len() >= ENDED_KEPT
+                    && let Some(old) = ended.keys().next().cloned()
+                {
+                    ended.remove(&old);
+                }
+                ended.insert(id.clone(), last);
+            }
+            match run.wait().await {
+                Ok(summary) => tracing::info!("run {id} ended: {:?}", summary.outcome),
+                Err(e) => tracing::warn!("run {id} ended with an error: {e}"),
+            }
+            me.table().remove(&id);
+        });
+    }
+
+    /// Cancels a live run; whether it was live.
+    pub(crate) fn cancel(&self, id: &str) -> bool {
+        self.table().get(id).map(|l| l.canceller.cancel()).is_some()
+    }
+
+    /// A live run's `run-started` event and a receiver of what follows; an
+    /// ended run's last event.
+    pub(crate) fn watch(&self, id: &str) -> Option<Watch> {
+        if let Some(l) = self.table().get(id) {
+            return Some(Watch {
+                replay: l.started.iter().cloned().collect(),
+                rx: Some(l.events.subscribe()),
+            });
+        }
+        let ended = self.ended.lock().unwrap_or_else(PoisonError::into_inner);
+        ended.get(id).map(|last| Watch {
+            replay: vec![Arc::clone(last)],
+            rx: None,
+        })
+    }
+
+    /// Ids of the live runs.
+    pub(crate) fn ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.table().keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    pub(crate) fn is_live(&self, id: &str) -> bool {
+        self.table().contains_key(id)
+    }
+}
