@@ -14,7 +14,8 @@ use twinflow_core::ExecutorError;
 pub(crate) trait Cluster: Send + Sync + std::fmt::Debug {
     /// Runs a Slurm command (`sbatch`, `squeue`, `scancel`, `scontrol`) with
     /// these arguments and returns its standard output. A command that
-    /// cannot be started is a transient error; one that fails is not.
+    /// cannot be started for now (no process slot, a dropped connection) is
+    /// a transient error; one that is missing or fails is not.
     async fn command(&self, program: &str, args: &[String]) -> Result<String, ExecutorError>;
 
     /// Writes small files, creating their parent directories.
@@ -38,7 +39,10 @@ impl Cluster for LocalCluster {
             .await
             .map_err(|e| ExecutorError {
                 message: format!("failed to run {program}: {e}"),
-                transient: true,
+                transient: !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+                ),
             })?;
         if !out.status.success() {
             return Err(failed(program, &out.status.to_string(), &out.stderr));

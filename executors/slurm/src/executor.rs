@@ -224,12 +224,19 @@ struct Budget {
     uncertain: Vec<Job>,
     /// The wait before looking at them again.
     retry_delay: Duration,
+    /// Since when the cluster has been out of reach (`None`: it answers).
+    outage_since: Option<tokio::time::Instant>,
 }
 
 /// First wait before sending again what a controller outage held back.
 const RETRY_FIRST: Duration = Duration::from_secs(5);
 /// Longest such wait.
 const RETRY_MAX: Duration = Duration::from_secs(60);
+/// How long submissions wait for a cluster that answered before and is out
+/// of reach now (a controller restart, a dropped network) before the
+/// attempts held back fail and go to the retry policy. A cluster that never
+/// answered is not waited for: a wrong host or port is not an outage.
+const OUTAGE_PATIENCE: Duration = Duration::from_secs(600);
 
 /// Submitted attempts gather in the queue until none has come for this
 /// long, ...
@@ -477,18 +484,24 @@ impl Inner {
                 Unit::Array(jobs) | Unit::Pack(jobs) => jobs.clone(),
             };
             let results = self.launch(unit).await;
-            if let Some(Err(e)) = results.first().map(|(_, r)| r)
-                && e.transient
-            {
-                // The controller is out of reach: its sbatch may or may not
-                // have gone through. Looked up, then sent again, later.
-                tracing::warn!(
-                    "executor `{}`: {}; trying again later",
-                    self.name,
-                    e.message
-                );
-                self.uncertain(copy);
-                continue;
+            let mut gave_up = None;
+            match results.first().map(|(_, r)| r) {
+                Some(Err(e)) if e.transient => match self.give_up(e) {
+                    // The controller is out of reach: its sbatch may or may
+                    // not have gone through. Looked up, then sent again, later.
+                    None => {
+                        tracing::warn!(
+                            "executor `{}`: {}; trying again later",
+                            self.name,
+                            e.message
+                        );
+                        self.uncertain(copy);
+                        continue;
+                    }
+                    Some(message) => gave_up = Some(message),
+                },
+                Some(Ok(_)) => self.answered(),
+                _ => {}
             }
             for (key, result) in results {
                 let status = match result {
@@ -503,11 +516,43 @@ impl Inner {
                         }
                         AttemptStatus::Submitted(handle)
                     }
-                    Err(e) => AttemptStatus::Error(e.message),
+                    Err(e) => AttemptStatus::Error(gave_up.clone().unwrap_or(e.message)),
                 };
                 self.sink.send(Update { key, status });
             }
         }
+    }
+
+    /// After a transient error: `None` to wait for the cluster, or why the
+    /// attempts held back fail now (it never answered, or it has been out
+    /// of reach for [`OUTAGE_PATIENCE`]).
+    fn give_up(&self, e: &ExecutorError) -> Option<String> {
+        if !self.monitor.answered() {
+            return Some(format!(
+                "{} (the cluster never answered executor `{}`: check its host, port and Slurm there)",
+                e.message, self.name
+            ));
+        }
+        let mut budget = lock(&self.budget);
+        let since = *budget
+            .outage_since
+            .get_or_insert_with(tokio::time::Instant::now);
+        let waited = since.elapsed();
+        (waited >= OUTAGE_PATIENCE).then(|| {
+            format!(
+                "{} (out of reach for {} s: gave up)",
+                e.message,
+                waited.as_secs()
+            )
+        })
+    }
+
+    /// The cluster answered: an outage is over.
+    fn answered(&self) {
+        self.monitor.mark_answered();
+        let mut budget = lock(&self.budget);
+        budget.outage_since = None;
+        budget.retry_delay = RETRY_FIRST;
     }
 
     /// Holds attempts whose `sbatch` failed for now, and tries again after
@@ -547,26 +592,33 @@ impl Inner {
         let found =
             match crate::recover::find_jobs(self.monitor.cluster().as_ref(), &mut queued).await {
                 Ok(found) => found,
-                Err(e) if e.transient => {
-                    tracing::warn!(
-                        "executor `{}`: {}; trying again later",
-                        self.name,
-                        e.message
-                    );
-                    self.uncertain(jobs);
-                    return;
-                }
                 Err(e) => {
+                    let message = if e.transient {
+                        match self.give_up(&e) {
+                            None => {
+                                tracing::warn!(
+                                    "executor `{}`: {}; trying again later",
+                                    self.name,
+                                    e.message
+                                );
+                                self.uncertain(jobs);
+                                return;
+                            }
+                            Some(message) => message,
+                        }
+                    } else {
+                        e.message
+                    };
                     for job in jobs {
                         self.sink.send(Update {
                             key: job.key,
-                            status: AttemptStatus::Error(e.message.clone()),
+                            status: AttemptStatus::Error(message.clone()),
                         });
                     }
                     return;
                 }
             };
-        lock(&self.budget).retry_delay = RETRY_FIRST;
+        self.answered();
         for f in found {
             lock(&self.budget).live += 1;
             let release = self.releaser(f.members.len());

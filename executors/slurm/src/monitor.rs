@@ -119,6 +119,8 @@ pub(crate) struct Monitor {
     poller: Mutex<Option<tokio::task::JoinHandle<()>>>,
     fresh: AtomicBool,
     to_cancel: Mutex<Vec<String>>,
+    /// The cluster has answered a command at least once.
+    answered: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -135,11 +137,23 @@ impl Monitor {
             poller: Mutex::default(),
             fresh: AtomicBool::default(),
             to_cancel: Mutex::default(),
+            answered: AtomicBool::default(),
         }
     }
 
     pub(crate) fn cluster(&self) -> &Arc<dyn Cluster> {
         &self.cluster
+    }
+
+    /// Whether the cluster has ever answered: a host that never did is more
+    /// likely misconfigured (a wrong host, no Slurm there) than down.
+    pub(crate) fn answered(&self) -> bool {
+        self.answered.load(Ordering::SeqCst)
+    }
+
+    /// Records that the cluster answered a command.
+    pub(crate) fn mark_answered(&self) {
+        self.answered.store(true, Ordering::SeqCst);
     }
 
     /// The cluster's configuration, asked on first use.
@@ -149,12 +163,19 @@ impl Monitor {
             .get_or_init(|| async {
                 let args = ["show".to_owned(), "config".to_owned()];
                 match self.cluster.command("scontrol", &args).await {
-                    Ok(text) => Site {
-                        max_array: parse::parse_max_array_size(&text)
-                            .unwrap_or(DEFAULT_SITE.max_array),
-                        accounting: parse::parse_accounting_enabled(&text),
-                    },
+                    Ok(text) => {
+                        self.mark_answered();
+                        Site {
+                            max_array: parse::parse_max_array_size(&text)
+                                .unwrap_or(DEFAULT_SITE.max_array),
+                            accounting: parse::parse_accounting_enabled(&text),
+                        }
+                    }
                     Err(e) => {
+                        if !e.transient {
+                            // It ran there and said no: the host answered.
+                            self.mark_answered();
+                        }
                         tracing::warn!("{}; assuming Slurm's defaults", e.message);
                         DEFAULT_SITE
                     }
@@ -267,13 +288,19 @@ impl Monitor {
         .map(str::to_owned);
         let states: HashMap<JobRef, SlurmState> = match self.cluster.command("squeue", &args).await
         {
-            Ok(out) => parse::parse_squeue(&out)
-                .into_iter()
-                .map(|r| (r.id, r.state))
-                .collect(),
+            Ok(out) => {
+                self.mark_answered();
+                parse::parse_squeue(&out)
+                    .into_iter()
+                    .map(|r| (r.id, r.state))
+                    .collect()
+            }
             // With only ids slurmctld has forgotten, squeue fails saying so:
             // none of them is listed.
-            Err(e) if e.message.contains("Invalid job id") => HashMap::new(),
+            Err(e) if e.message.contains("Invalid job id") => {
+                self.mark_answered();
+                HashMap::new()
+            }
             // A controller outage (or a dropped SSH link) says nothing about
             // the jobs: skip this round, and ask less often until it is back.
             Err(e) => {

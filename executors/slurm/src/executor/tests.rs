@@ -244,3 +244,112 @@ async fn an_sbatch_the_controller_could_not_take_is_looked_up_then_sent_again() 
         "looked up before sending again"
     );
 }
+
+/// A cluster whose `sbatch` never gets through to the controller; with
+/// `answers`, its `scontrol` did answer once (the host is there), without,
+/// nothing ever answers (a wrong host or port).
+#[derive(Debug, Default)]
+struct DeadController {
+    answers: bool,
+    sbatch_calls: std::sync::atomic::AtomicU32,
+    /// Every command, the lookups by comment included.
+    calls: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl Cluster for DeadController {
+    async fn command(&self, program: &str, _: &[String]) -> Result<String, ExecutorError> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let unreachable = || {
+            Err(crate::cluster::failed(
+                program,
+                "exit status: 1",
+                b"error: Unable to contact slurm controller (connect failure)",
+            ))
+        };
+        match program {
+            "scontrol" if self.answers => Ok("MaxArraySize = 1001\n".to_owned()),
+            "sbatch" => {
+                self.sbatch_calls
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                unreachable()
+            }
+            _ => unreachable(),
+        }
+    }
+
+    async fn write_files(&self, _: Vec<(PathBuf, String)>) -> Result<(), ExecutorError> {
+        Ok(())
+    }
+
+    async fn read_files(&self, paths: Vec<PathBuf>) -> Vec<Option<String>> {
+        vec![None; paths.len()]
+    }
+}
+
+/// Submits two attempts to `cluster` and waits (in paused time) until both
+/// failed or `limit` passed; their error messages and the time it took.
+async fn errors_from(cluster: Arc<DeadController>, limit: Duration) -> (Vec<String>, Duration) {
+    let recorder = Arc::new(Recorder::default());
+    let exec = SlurmExecutor::with_cluster(
+        SlurmConfig::default(),
+        recorder.clone(),
+        cluster,
+        Duration::from_secs(1),
+    );
+    let start = tokio::time::Instant::now();
+    let jobs: Vec<Job> = (0..2).map(|t| job(t, "s", Some(600), None)).collect();
+    let handles = exec.submit_batch(jobs).await;
+    assert!(handles.iter().all(Result::is_ok));
+    let errors = || -> Vec<String> {
+        lock(&recorder.0)
+            .iter()
+            .filter_map(|u| match &u.status {
+                AttemptStatus::Error(e) => Some(e.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    while errors().len() < 2 && start.elapsed() < limit {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    (errors(), start.elapsed())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_controller_that_stays_out_of_reach_fails_the_attempts_after_the_patience() {
+    let cluster = Arc::new(DeadController {
+        answers: true,
+        ..DeadController::default()
+    });
+    let (errors, took) = errors_from(cluster.clone(), Duration::from_secs(3600)).await;
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors[0].contains("Unable to contact slurm controller") && errors[0].contains("gave up"),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        took >= OUTAGE_PATIENCE && took < OUTAGE_PATIENCE + RETRY_MAX * 2,
+        "waited {took:?}"
+    );
+    // Asked again and again while waiting (a lookup by comment before each
+    // new sbatch), with a backoff: not once a second.
+    let calls = cluster.calls.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((10..60).contains(&calls), "{calls} commands while waiting");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cluster_that_never_answered_fails_the_attempts_at_once() {
+    let cluster = Arc::new(DeadController::default());
+    let (errors, took) = errors_from(cluster.clone(), Duration::from_secs(3600)).await;
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(errors[0].contains("never answered"), "{}", errors[0]);
+    assert!(took < RETRY_FIRST, "failed without waiting: {took:?}");
+    assert_eq!(
+        cluster
+            .sbatch_calls
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+}
