@@ -50,7 +50,17 @@ pub enum Event {
     /// runtime started them and their backend follows them); only before
     /// `Start`. They hold capacity and end with `Finished` like any other.
     Adopted(Vec<(TaskId, u32)>),
-    /// The attempt began running (for the timeout; launch time counts until then).
+    /// The attempt waits for resources in its backend (a pending Slurm job,
+    /// a local task waiting for a slot shared with other runs): its timeout
+    /// clock stops until it is `Started`.
+    Queued {
+        /// The task.
+        task: TaskId,
+        /// Its attempt (0 for the first).
+        attempt: u32,
+    },
+    /// The attempt began running (for the timeout; launch time counts until
+    /// then, unless it was `Queued`).
     Started {
         /// The task.
         task: TaskId,

@@ -222,6 +222,11 @@ impl Scheduler {
                     }
                 }
             }
+            Event::Queued { task, attempt } => {
+                if self.is_current(task.0, attempt) {
+                    self.deadline.remove(&task.0);
+                }
+            }
             Event::Started { task, attempt } => {
                 let t = task.0;
                 if self.is_current(t, attempt)

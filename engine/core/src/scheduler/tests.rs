@@ -359,6 +359,52 @@ fn fail_fast_cancels_the_rest() {
 }
 
 #[test]
+fn the_timeout_clock_stops_while_the_backend_says_an_attempt_is_queued() {
+    let p = plan(
+        &[S {
+            timeout: Some(10),
+            ..s(1)
+        }],
+        &no_deps,
+        1,
+        None,
+    );
+    let mut sc = sched(&p);
+    sc.handle(Event::Start, 0);
+    let queued = Event::Queued {
+        task: TaskId(0),
+        attempt: 0,
+    };
+    assert!(sc.handle(queued, 1_000).is_empty());
+    // Pending far past its timeout: not killed.
+    assert!(
+        sc.handle(Event::Tick, 10_000)
+            .iter()
+            .all(|a| !matches!(a, Action::Kill { .. }))
+    );
+    assert!(sc.handle(Event::Tick, 500_000).is_empty());
+    // It starts; ten seconds of running later it is killed.
+    let started = Event::Started {
+        task: TaskId(0),
+        attempt: 0,
+    };
+    assert_eq!(sc.handle(started, 600_000), [Action::WakeAt(610_000)]);
+    assert!(
+        sc.handle(Event::Tick, 609_999)
+            .iter()
+            .all(|a| !matches!(a, Action::Kill { .. }))
+    );
+    assert_eq!(
+        sc.handle(Event::Tick, 610_000),
+        [Action::Kill {
+            task: TaskId(0),
+            attempt: 0,
+            reason: KillReason::Timeout
+        }]
+    );
+}
+
+#[test]
 fn a_timeout_kills_the_attempt_and_counts_as_a_failure() {
     let p = plan(
         &[S {

@@ -350,7 +350,13 @@ impl Dispatch {
             return;
         }
         let outcome = match status {
-            AttemptStatus::Queued => return,
+            AttemptStatus::Queued => {
+                self.pending.push(Event::Queued {
+                    task: key.task,
+                    attempt,
+                });
+                return;
+            }
             AttemptStatus::Submitted(handle) => {
                 self.journal.push(Op::Handle {
                     task: t,
