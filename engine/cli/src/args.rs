@@ -144,11 +144,15 @@ pub(crate) enum DaemonAction {
     Start {
         #[command(flatten)]
         state: StateArgs,
+        #[command(flatten)]
+        serve: ServeArgs,
     },
     /// Run the daemon in the foreground (for systemd); SIGTERM stops it.
     Run {
         #[command(flatten)]
         state: StateArgs,
+        #[command(flatten)]
+        serve: ServeArgs,
         /// Leave the terminal's session (what `start` asks of it).
         #[arg(long, hide = true)]
         detached: bool,
@@ -163,6 +167,15 @@ pub(crate) enum DaemonAction {
         #[command(flatten)]
         state: StateArgs,
     },
+}
+
+/// How the daemon serves its runs.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct ServeArgs {
+    /// Cores that all runs' local tasks share (default: this machine's);
+    /// each run also keeps to its own executors' `slots`.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub slots: Option<u32>,
 }
 
 /// `twinflow submit`.

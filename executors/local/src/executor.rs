@@ -1,5 +1,6 @@
 //! The local executor: starts attempts, waits for them, kills them.
 
+use crate::pool::{Permit, SlotPool};
 use crate::{process, spawn};
 use nix::sys::signal::Signal;
 use std::collections::HashMap;
@@ -15,13 +16,26 @@ use twinflow_core::{
 pub struct LocalFactory {
     /// How long a cancelled task gets between SIGTERM and SIGKILL.
     pub grace: Duration,
+    /// Cores shared by every executor this factory builds (the daemon's
+    /// runs); `None`: each run keeps only to its own `slots`.
+    pub pool: Option<Arc<SlotPool>>,
 }
 
 impl Default for LocalFactory {
     fn default() -> Self {
         Self {
             grace: Duration::from_secs(5),
+            pool: None,
         }
+    }
+}
+
+impl LocalFactory {
+    /// Executors that share `pool` across runs.
+    #[must_use]
+    pub fn with_pool(mut self, pool: Arc<SlotPool>) -> Self {
+        self.pool = Some(pool);
+        self
     }
 }
 
@@ -31,18 +45,36 @@ impl ExecutorFactory for LocalFactory {
         spec: &ExecutorSpec,
         sink: Arc<dyn UpdateSink>,
     ) -> Result<Arc<dyn Executor>, ExecutorError> {
-        Ok(Arc::new(LocalExecutor::new(&spec.name, sink, self.grace)))
+        let mut exec = LocalExecutor::new(&spec.name, sink, self.grace);
+        if let Some(pool) = &self.pool {
+            exec.pool = Some((Arc::clone(pool), pool.owner()));
+        }
+        Ok(Arc::new(exec))
     }
 }
+
+/// The handle of an attempt waiting for cores of the shared pool (it has
+/// no process yet; [`AttemptStatus::Submitted`] gives the real one).
+const WAITING: &str = "local-waiting";
 
 /// Runs attempts as detached process groups on this machine; see the crate
 /// documentation.
 #[derive(Debug)]
 pub struct LocalExecutor {
+    starter: Arc<Starter>,
+    pool: Option<(Arc<SlotPool>, u64)>,
+    /// Attempts waiting for the pool, and how to stop their wait.
+    waiting: Arc<Mutex<HashMap<AttemptKey, tokio::task::AbortHandle>>>,
+}
+
+/// What starting and reaping a process needs; shared with the tasks that
+/// start attempts once the pool has room.
+#[derive(Debug)]
+struct Starter {
     name: String,
     sink: Arc<dyn UpdateSink>,
     grace: Duration,
-    running: Arc<Mutex<HashMap<AttemptKey, Running>>>,
+    running: Table,
 }
 
 #[derive(Debug)]
@@ -53,54 +85,21 @@ struct Running {
 
 type Table = Arc<Mutex<HashMap<AttemptKey, Running>>>;
 
-fn lock(table: &Table) -> std::sync::MutexGuard<'_, HashMap<AttemptKey, Running>> {
+fn lock<T>(table: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     table.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl LocalExecutor {
-    /// An executor named `name` (for messages) reporting into `sink`, giving
-    /// cancelled tasks `grace` between SIGTERM and SIGKILL.
-    pub fn new(name: &str, sink: Arc<dyn UpdateSink>, grace: Duration) -> Self {
-        Self {
-            name: name.to_owned(),
-            sink,
-            grace,
-            running: Arc::default(),
-        }
-    }
-
-    /// How many attempts are running now.
-    pub fn running(&self) -> usize {
-        lock(&self.running).len()
-    }
-
-    fn signal_all(&self, signal: Signal, mark_cancelled: bool) {
-        let mut table = lock(&self.running);
-        for entry in table.values_mut() {
-            entry.cancelled |= mark_cancelled;
-            process::signal_group(entry.pid, signal);
-        }
-    }
-
-    async fn wait_empty(&self, limit: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            if lock(&self.running).is_empty() {
-                return true;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl Executor for LocalExecutor {
-    async fn submit(&self, job: Job) -> Result<Handle, ExecutorError> {
+impl Starter {
+    /// Starts `job`'s process (holding `permit` until it ends); with
+    /// `announce`, reports its handle first (it was waiting).
+    fn start(
+        &self,
+        job: &Job,
+        permit: Option<Permit>,
+        announce: bool,
+    ) -> Result<Handle, ExecutorError> {
         let key = job.key;
-        let pid = spawn::spawn(&job).map_err(|e| {
+        let pid = spawn::spawn(job).map_err(|e| {
             ExecutorError::new(format!(
                 "failed to start /bin/sh for {} on executor `{}`: {e}",
                 job.name, self.name
@@ -114,6 +113,12 @@ impl Executor for LocalExecutor {
                 cancelled: false,
             },
         );
+        if announce {
+            self.sink.send(Update {
+                key,
+                status: AttemptStatus::Submitted(handle.clone()),
+            });
+        }
         self.sink.send(Update {
             key,
             status: AttemptStatus::Running,
@@ -124,6 +129,7 @@ impl Executor for LocalExecutor {
             let exit = spawn::wait(pid).await;
             // Whatever the script left behind in its group goes with it.
             process::signal_group(pid, Signal::SIGKILL);
+            drop(permit);
             let cancelled = lock(&table).remove(&key).is_some_and(|r| r.cancelled);
             let status = match exit {
                 Ok(exit) => process::status_of(exit, cancelled),
@@ -132,6 +138,101 @@ impl Executor for LocalExecutor {
             sink.send(Update { key, status });
         });
         Ok(handle)
+    }
+}
+
+impl LocalExecutor {
+    /// An executor named `name` (for messages) reporting into `sink`, giving
+    /// cancelled tasks `grace` between SIGTERM and SIGKILL.
+    pub fn new(name: &str, sink: Arc<dyn UpdateSink>, grace: Duration) -> Self {
+        Self {
+            starter: Arc::new(Starter {
+                name: name.to_owned(),
+                sink,
+                grace,
+                running: Arc::default(),
+            }),
+            pool: None,
+            waiting: Arc::default(),
+        }
+    }
+
+    /// How many attempts are running now.
+    pub fn running(&self) -> usize {
+        lock(&self.starter.running).len()
+    }
+
+    fn signal_all(&self, signal: Signal, mark_cancelled: bool) {
+        let mut table = lock(&self.starter.running);
+        for entry in table.values_mut() {
+            entry.cancelled |= mark_cancelled;
+            process::signal_group(entry.pid, signal);
+        }
+    }
+
+    async fn wait_empty(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if lock(&self.starter.running).is_empty() {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Stops waiting for the pool on behalf of `key`; whether it waited.
+    fn stop_waiting(&self, key: AttemptKey) -> bool {
+        let Some(wait) = lock(&self.waiting).remove(&key) else {
+            return false;
+        };
+        wait.abort();
+        self.starter.sink.send(Update {
+            key,
+            status: AttemptStatus::Cancelled,
+        });
+        true
+    }
+}
+
+#[async_trait::async_trait]
+impl Executor for LocalExecutor {
+    async fn submit(&self, job: Job) -> Result<Handle, ExecutorError> {
+        let Some((pool, owner)) = &self.pool else {
+            return self.starter.start(&job, None, false);
+        };
+        if let Some(permit) = pool.try_acquire(job.resources.cpus) {
+            return self.starter.start(&job, Some(permit), false);
+        }
+        // The machine is busy with other runs: wait for a turn.
+        let key = job.key;
+        self.starter.sink.send(Update {
+            key,
+            status: AttemptStatus::Queued,
+        });
+        let (pool, owner) = (Arc::clone(pool), *owner);
+        let (starter, waiting) = (Arc::clone(&self.starter), Arc::clone(&self.waiting));
+        // Held while the wait is recorded, so the task cannot start first.
+        let mut table = lock(&self.waiting);
+        let wait = tokio::spawn(async move {
+            let permit = pool.acquire(owner, job.resources.cpus).await;
+            // Under the lock, so that a cancel finds it waiting or running.
+            let mut table = lock(&waiting);
+            if table.remove(&key).is_none() {
+                return;
+            }
+            if let Err(e) = starter.start(&job, Some(permit), true) {
+                starter.sink.send(Update {
+                    key,
+                    status: AttemptStatus::Error(e.message),
+                });
+            }
+            drop(table);
+        });
+        table.insert(key, wait.abort_handle());
+        Ok(Handle(WAITING.to_owned()))
     }
 
     async fn reattach(
@@ -161,8 +262,11 @@ impl Executor for LocalExecutor {
     }
 
     async fn cancel(&self, key: AttemptKey, _handle: &Handle) -> Result<(), ExecutorError> {
+        if self.stop_waiting(key) {
+            return Ok(());
+        }
         let pid = {
-            let mut table = lock(&self.running);
+            let mut table = lock(&self.starter.running);
             let Some(entry) = table.get_mut(&key) else {
                 return Ok(());
             };
@@ -170,8 +274,8 @@ impl Executor for LocalExecutor {
             entry.pid
         };
         process::signal_group(pid, Signal::SIGTERM);
-        let table = Arc::clone(&self.running);
-        let grace = self.grace;
+        let table = Arc::clone(&self.starter.running);
+        let grace = self.starter.grace;
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
             if lock(&table).get(&key).is_some_and(|r| r.pid == pid) {
@@ -182,14 +286,18 @@ impl Executor for LocalExecutor {
     }
 
     async fn shutdown(&self) {
+        let waiting: Vec<AttemptKey> = lock(&self.waiting).keys().copied().collect();
+        for key in waiting {
+            self.stop_waiting(key);
+        }
         self.signal_all(Signal::SIGTERM, true);
-        if !self.wait_empty(self.grace).await {
+        if !self.wait_empty(self.starter.grace).await {
             self.signal_all(Signal::SIGKILL, true);
             if !self.wait_empty(Duration::from_secs(10)).await {
                 tracing::warn!(
                     "{} task(s) of executor `{}` did not die after SIGKILL",
                     self.running(),
-                    self.name
+                    self.starter.name
                 );
             }
         }

@@ -14,9 +14,17 @@
 //! again, since the exit status of a process that is not our child is out of
 //! reach. Tasks of the run whose handle never reached the journal are found
 //! by the `TWINFLOW_RUN_ID` in their environment (each leads its session).
+//!
+//! Executors built by one [`LocalFactory`] with a [`SlotPool`] (the daemon)
+//! share the machine's cores across runs: an attempt that finds them busy
+//! waits its run's turn (handle `local-waiting`, status `Queued`, so its
+//! timeout clock has not started) and is announced with its real handle
+//! when it starts.
 
 mod executor;
+mod pool;
 mod process;
 mod spawn;
 
 pub use executor::{LocalExecutor, LocalFactory};
+pub use pool::SlotPool;

@@ -5,7 +5,7 @@
 use super::compile;
 use super::inspect::state_dir;
 use super::run::build_engine;
-use crate::args::{DaemonAction, StateArgs, SubmitArgs};
+use crate::args::{DaemonAction, ServeArgs, StateArgs, SubmitArgs};
 use crate::exit;
 use crate::output::Output;
 use std::path::{Path, PathBuf};
@@ -13,6 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use twinflow_daemon::api::SubmitRequest;
 use twinflow_daemon::{Client, DaemonError, DaemonPaths, running_pid};
+use twinflow_executor_local::SlotPool;
 
 /// The exit code of a client error, after reporting it.
 fn failed(out: &Output, e: &DaemonError) -> u8 {
@@ -37,14 +38,18 @@ fn block_on<T>(out: &Output, f: impl std::future::Future<Output = T>) -> Result<
 
 pub(crate) fn daemon(out: &Output, action: &DaemonAction) -> u8 {
     match action {
-        DaemonAction::Run { state, detached } => run(out, state, *detached),
-        DaemonAction::Start { state } => start(out, state),
+        DaemonAction::Run {
+            state,
+            serve,
+            detached,
+        } => run(out, state, serve, *detached),
+        DaemonAction::Start { state, serve } => start(out, state, serve),
         DaemonAction::Stop { state } => stop(out, state),
         DaemonAction::Status { state } => status(out, state),
     }
 }
 
-fn run(out: &Output, state: &StateArgs, detached: bool) -> u8 {
+fn run(out: &Output, state: &StateArgs, serve: &ServeArgs, detached: bool) -> u8 {
     if detached {
         // Out of the starting terminal's session: logging out does not
         // take the daemon along (SIGHUP).
@@ -70,7 +75,12 @@ fn run(out: &Output, state: &StateArgs, detached: bool) -> u8 {
         }
     };
     let result = rt.block_on(async {
-        let engine = build_engine(out, &dir)?;
+        // One pool of cores for the local tasks of every run.
+        let pool = serve
+            .slots
+            .map_or_else(SlotPool::of_this_machine, SlotPool::new);
+        tracing::info!("local tasks of all runs share {} cores", pool.total());
+        let engine = build_engine(out, &dir, Some(pool))?;
         let shutdown = async {
             use tokio::signal::unix::{SignalKind, signal};
             match (
@@ -99,7 +109,7 @@ fn run(out: &Output, state: &StateArgs, detached: bool) -> u8 {
     }
 }
 
-fn start(out: &Output, state: &StateArgs) -> u8 {
+fn start(out: &Output, state: &StateArgs, serve: &ServeArgs) -> u8 {
     let dir = state_dir(state);
     let paths = DaemonPaths::new(&dir);
     if let Some(pid) = running_pid(&paths) {
@@ -132,13 +142,14 @@ fn start(out: &Output, state: &StateArgs) -> u8 {
         }
     };
     let spawned = log.try_clone().and_then(|err| {
-        Command::new(exe)
+        let mut command = Command::new(exe);
+        command
             .args(["daemon", "run", "--detached", "--state-dir"])
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err)
-            .spawn()
+            .arg(&dir);
+        if let Some(n) = serve.slots {
+            command.arg(format!("--slots={n}"));
+        }
+        command.stdin(Stdio::null()).stdout(log).stderr(err).spawn()
     });
     let mut child = match spawned {
         Ok(child) => child,

@@ -9,10 +9,11 @@ use crate::output::Output;
 use crate::progress::{Mode, Reporter, summary_text};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use twinflow_core::ExecutorKind;
 use twinflow_engine::{Engine, Outcome, RunOptions, RunState, RunSummary};
-use twinflow_executor_local::LocalFactory;
+use twinflow_executor_local::{LocalFactory, SlotPool};
 use twinflow_executor_slurm::SlurmFactory;
 
 pub(crate) fn run(out: &Output, args: &RunArgs) -> u8 {
@@ -30,7 +31,7 @@ pub(crate) fn run(out: &Output, args: &RunArgs) -> u8 {
         Err(code) => return code,
     };
     let sinks = sink_steps(&plan);
-    let engine = match build_engine(out, &dir) {
+    let engine = match build_engine(out, &dir, None) {
         Ok(engine) => engine,
         Err(code) => return code,
     };
@@ -273,11 +274,20 @@ fn print_results(dir: &Path, summary: &RunSummary, sinks: &[(u32, String, u32)])
     eprintln!("  all files: {}", summary.run_dir.display());
 }
 
-/// The engine of state directory `dir`, with every backend this binary has.
-pub(crate) fn build_engine(out: &Output, dir: &Path) -> Result<Engine, u8> {
+/// The engine of state directory `dir`, with every backend this binary has;
+/// local tasks of all its runs share `pool` if given (the daemon).
+pub(crate) fn build_engine(
+    out: &Output,
+    dir: &Path,
+    pool: Option<Arc<SlotPool>>,
+) -> Result<Engine, u8> {
+    let local = match pool {
+        Some(pool) => LocalFactory::default().with_pool(pool),
+        None => LocalFactory::default(),
+    };
     Engine::builder()
         .state_dir(dir)
-        .executor(ExecutorKind::Local, LocalFactory::default())
+        .executor(ExecutorKind::Local, local)
         .executor(ExecutorKind::Slurm, slurm_factory())
         .build()
         .map_err(|e| {
