@@ -21,10 +21,13 @@
     reason = "a benchmark harness stops at the first broken setup"
 )]
 
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
+
+#[path = "support/floor.rs"]
+mod floor;
+use floor::{bench_dir, median, xargs};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -80,21 +83,6 @@ fn main() {
             rss as f64 / 1024.0
         );
     }
-}
-
-/// A fresh directory under `$TWINFLOW_BENCH_ROOT` (default: the system's
-/// temporary directory), for both the floor and twinflow.
-fn bench_dir() -> tempfile::TempDir {
-    match std::env::var_os("TWINFLOW_BENCH_ROOT") {
-        Some(root) => tempfile::tempdir_in(root),
-        None => tempfile::tempdir(),
-    }
-    .expect("temp dir")
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// Runs one workload in a child process: (seconds, peak RSS in KiB, tasks).
@@ -217,18 +205,7 @@ fn child(kind: &str, n: usize) {
         "{:?}",
         summary.failures
     );
-    println!("{secs} {} {tasks}", peak_rss_kb());
-}
-
-fn peak_rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
+    println!("{secs} {} {tasks}", floor::peak_rss_kb("self"));
 }
 
 /// The floor: the same commands through `xargs -P cores`, wave by wave.
@@ -292,21 +269,4 @@ fn w2_waves(dir: &Path, n: usize) -> Vec<Vec<String>> {
     }
     waves.push((0..n).map(|s| bird(s, years - 1)).collect());
     waves
-}
-
-/// Runs each command with `sh -c` through `xargs -P cores`, one per line.
-fn xargs(commands: &[String], cores: usize) {
-    let mut child = Command::new("xargs")
-        .args(["-P", &cores.to_string(), "-d", "\n", "-n", "1", "sh", "-c"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("run xargs");
-    {
-        let mut stdin = child.stdin.take().expect("stdin");
-        for c in commands {
-            let _ = writeln!(stdin, "{c}");
-        }
-    }
-    let status = child.wait().expect("wait for xargs");
-    assert!(status.success(), "the floor's commands failed");
 }

@@ -1,0 +1,52 @@
+//! What the benchmarks share: the shell floor (`xargs -P`), their
+//! directories and the figures they print. Included by path from the
+//! benchmarks of several crates (`#[path = ...] mod floor;`); each uses all
+//! of it.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+/// A fresh directory under `$TWINFLOW_BENCH_ROOT` (default: the system's
+/// temporary directory), for both the floor and twinflow.
+pub(crate) fn bench_dir() -> tempfile::TempDir {
+    match std::env::var_os("TWINFLOW_BENCH_ROOT") {
+        Some(root) => tempfile::tempdir_in(root),
+        None => tempfile::tempdir(),
+    }
+    .expect("temp dir")
+}
+
+pub(crate) fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Peak resident memory (`VmHWM`) in KiB of process `pid` (`"self"`: this
+/// one); 0 if it cannot be read.
+pub(crate) fn peak_rss_kb(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Runs each command with `sh -c` through `xargs -P cores`, one per line.
+pub(crate) fn xargs(commands: &[String], cores: usize) {
+    let mut child = Command::new("xargs")
+        .args(["-P", &cores.to_string(), "-d", "\n", "-n", "1", "sh", "-c"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("run xargs");
+    {
+        let mut stdin = child.stdin.take().expect("stdin");
+        for c in commands {
+            let _ = writeln!(stdin, "{c}");
+        }
+    }
+    let status = child.wait().expect("wait for xargs");
+    assert!(status.success(), "the floor's commands failed");
+}
