@@ -1,7 +1,8 @@
 //! The daemon as a user drives it from the command line: start, submit,
 //! watch, stop; and `kill -9` of the daemon while its Slurm jobs queue and
 //! run, after which a new daemon takes them back without submitting any of
-//! them twice.
+//! them twice; and of the daemon while a local task runs, whose orphan the
+//! next daemon kills and runs again.
 #![expect(
     clippy::expect_used,
     reason = "test helpers fail the test with a message"
@@ -174,6 +175,80 @@ steps:
     let run_dir = v["run"]["run_dir"].as_str().expect("run dir").to_owned();
     let n = std::fs::read_to_string(format!("{run_dir}/work/after/0/n.txt")).expect("n.txt");
     assert_eq!(n.trim(), "1");
+    let _ = second.kill();
+    let _ = second.wait();
+}
+
+/// Whether `pid` runs (a zombie has exited).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !s.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+/// Local tasks of a daemon killed with SIGKILL keep running as orphans
+/// (their exit status is out of any new process's reach); the next daemon
+/// kills them and runs them again, and runs nothing that had finished.
+#[test]
+fn local_tasks_of_a_killed_daemon_are_killed_and_run_again_by_the_next() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state: PathBuf = dir.path().join("state");
+    let here = dir.path().display().to_string();
+    let file = dir.path().join("local.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+version: 1
+name: daemon-local
+steps:
+  quick:
+    run: echo once >> {here}/quick.count; echo done > ${{{{ outputs.o }}}}
+    outputs: {{ o: o.txt }}
+  slow:
+    after: [quick]
+    run: |
+      if [ -e {here}/slow.pid ]; then echo again > {here}/slow.again; exit 0; fi
+      echo $$ > {here}/slow.pid
+      sleep 120
+"#
+        ),
+    )
+    .expect("write workflow");
+    let mut first = daemon(&state);
+    let o = twinflow(&state, &["submit", file.to_str().expect("utf-8")]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let run = text(&o.stdout).trim().to_owned();
+    let pid_file = dir.path().join("slow.pid");
+    let mut pid = 0;
+    wait_until("the slow task to start", || {
+        pid = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        pid != 0
+    });
+    first.kill().expect("SIGKILL the daemon");
+    let _ = first.wait();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(alive(pid), "the task went down with the daemon");
+
+    let mut second = daemon(&state);
+    let o = twinflow(&state, &["watch", &run]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    wait_until("the orphan to be killed", || !alive(pid));
+    assert!(dir.path().join("slow.again").exists(), "slow ran again");
+    let count = std::fs::read_to_string(dir.path().join("quick.count")).expect("quick.count");
+    assert_eq!(count.lines().count(), 1, "the finished task ran again");
+    let slow = tasks(&state, &run)
+        .into_iter()
+        .find(|(n, _, _)| n == "slow")
+        .expect("the slow task");
+    assert_eq!(slow.1, "succeeded");
     let _ = second.kill();
     let _ = second.wait();
 }
