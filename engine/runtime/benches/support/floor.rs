@@ -34,6 +34,21 @@ pub(crate) fn peak_rss_kb(pid: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds (user + system) this process has used itself, not counting
+/// its children (`/proc/self/stat` fields 14 and 15).
+pub(crate) fn own_cpu_seconds() -> f64 {
+    let ticks = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let after = s.rsplit(')').next()?.to_owned();
+            let f: Vec<&str> = after.split_whitespace().collect();
+            // After the command: field 3 is f[0], so 14 and 15 are f[11], f[12].
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0);
+    ticks as f64 / 100.0
+}
+
 /// Runs each command with `sh -c` through `xargs -P cores`, one per line.
 pub(crate) fn xargs(commands: &[String], cores: usize) {
     let mut child = Command::new("xargs")
