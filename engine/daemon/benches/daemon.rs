@@ -4,7 +4,8 @@
 //! meanwhile (what `twinflow runs` and scripts polling it do).
 //!
 //! Prints the submit latency percentiles, the list latency percentiles, the
-//! daemon's peak resident memory (`VmHWM` of its process) and its dispatch
+//! daemon's peak resident memory (`VmHWM` of its process), its own CPU
+//! time (without its tasks') and its dispatch
 //! time against the shell floor: the same 20,000 processes launched by
 //! `xargs -P <cores>` in dependency order (every run's setup, then all the
 //! middle tasks, then every gather), measured in the same go.
@@ -28,12 +29,12 @@ use std::time::{Duration, Instant};
 use twinflow_daemon::Client;
 use twinflow_daemon::api::SubmitRequest;
 
-#[path = "../../runtime/benches/support/floor.rs"]
+#[path = "../../runtime/benches/support/common.rs"]
 #[expect(
     dead_code,
     reason = "the median of repetitions is the dispatch benchmark's"
 )]
-mod floor;
+mod common;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -44,7 +45,7 @@ fn main() {
     let quick = args.iter().any(|a| a == "--quick");
     let (runs, per_run) = if quick { (10, 200) } else { (50, 400) };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let dir = floor::bench_dir();
+    let dir = common::bench_dir();
     println!(
         "daemon benchmark: {runs} runs x {per_run} tasks = {} local tasks, {} clients, {cores} cores, files under {}",
         runs * per_run,
@@ -69,7 +70,8 @@ fn main() {
     let client = Client::for_state_dir(&state);
     rt.block_on(wait_for(&client));
     let figures = rt.block_on(clients(&state, files));
-    let rss_kb = floor::peak_rss_kb(&child.id().to_string());
+    let rss_kb = common::peak_rss_kb(&child.id().to_string());
+    let cpu = common::own_cpu_seconds(&child.id().to_string());
     let _ = rt.block_on(client.shutdown());
     let _ = child.wait();
 
@@ -87,6 +89,11 @@ fn main() {
     println!(
         "daemon peak resident memory:           {:.1} MB",
         rss_kb as f64 / 1024.0
+    );
+    println!(
+        "daemon's own CPU time:                 {:.2} s ({:.0} us a task)",
+        cpu,
+        cpu * 1e6 / tasks as f64
     );
     println!(
         "dispatch: floor (xargs -P {cores}) {floor_secs:.2} s, twinflow daemon {:.2} s ({:.0} tasks/s), ratio {:.2}x",
@@ -132,31 +139,11 @@ async fn wait_for(client: &Client) {
 /// One workflow file a run: a setup task, `per_run - 2` no-op tasks after
 /// it, a gather task after them.
 fn workflows(dir: &Path, runs: usize, per_run: usize) -> Vec<PathBuf> {
-    let values: Vec<String> = (0..per_run - 2).map(|i| i.to_string()).collect();
     (0..runs)
         .map(|r| {
             let path = dir.join(format!("run{r}.yaml"));
-            let text = format!(
-                "version: 1
-name: run{r}
-executors: {{ here: {{ kind: local }} }}
-steps:
-  setup:
-    executor: here
-    run: 'true'
-  noop:
-    executor: here
-    after: [setup]
-    for_each: {{ i: [{}] }}
-    run: 'true'
-  gather:
-    executor: here
-    after: [noop]
-    run: 'true'
-",
-                values.join(",")
-            );
-            std::fs::write(&path, text).expect("write a workflow");
+            std::fs::write(&path, common::fan_out_yaml(&format!("run{r}"), per_run - 2))
+                .expect("write a workflow");
             path
         })
         .collect()
@@ -250,8 +237,8 @@ fn percentiles(mut v: Vec<f64>) -> String {
 /// The floor: every run's commands through `xargs -P cores`, wave by wave.
 fn floor_run(runs: usize, per_run: usize, cores: usize) -> f64 {
     let start = Instant::now();
-    floor::xargs(&vec!["true".to_owned(); runs], cores);
-    floor::xargs(&vec!["true".to_owned(); runs * (per_run - 2)], cores);
-    floor::xargs(&vec!["true".to_owned(); runs], cores);
+    common::xargs(&vec!["true".to_owned(); runs], cores);
+    common::xargs(&vec!["true".to_owned(); runs * (per_run - 2)], cores);
+    common::xargs(&vec!["true".to_owned(); runs], cores);
     start.elapsed().as_secs_f64()
 }

@@ -29,9 +29,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-#[path = "support/floor.rs"]
-mod floor;
-use floor::{bench_dir, median, xargs};
+#[path = "support/common.rs"]
+mod common;
+use common::{bench_dir, median, xargs};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -118,29 +118,7 @@ fn measure_child(kind: &str, n: usize, dir: &Path) -> (f64, u64, usize, f64) {
 
 fn workflow(kind: &str, n: usize) -> String {
     match kind {
-        "w1" => {
-            let values: Vec<String> = (0..n).map(|i| i.to_string()).collect();
-            format!(
-                "version: 1
-name: w1
-executors: {{ here: {{ kind: local }} }}
-steps:
-  setup:
-    executor: here
-    run: 'true'
-  noop:
-    executor: here
-    after: [setup]
-    for_each: {{ i: [{}] }}
-    run: 'true'
-  gather:
-    executor: here
-    after: [noop]
-    run: 'true'
-",
-                values.join(",")
-            )
-        }
+        "w1" => common::fan_out_yaml("w1", n),
         _ => {
             let scenarios: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
             format!(
@@ -218,8 +196,8 @@ fn child(kind: &str, n: usize) {
     );
     println!(
         "{secs} {} {tasks} {}",
-        floor::peak_rss_kb("self"),
-        floor::own_cpu_seconds()
+        common::peak_rss_kb("self"),
+        common::own_cpu_seconds("self")
     );
 }
 

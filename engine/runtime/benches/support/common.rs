@@ -1,10 +1,36 @@
-//! What the benchmarks share: the shell floor (`xargs -P`), their
-//! directories and the figures they print. Included by path from the
+//! What the benchmarks share: the fan-out workflow, the shell floor
+//! (`xargs -P`), their directories and the figures they print. Included by path from the
 //! benchmarks of several crates (`#[path = ...] mod floor;`); each uses all
 //! of it.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
+
+/// A workflow named `name`: 1 setup task, `n` no-op tasks after it, 1
+/// gather task after them, all on one local executor.
+pub(crate) fn fan_out_yaml(name: &str, n: usize) -> String {
+    let values: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+    format!(
+        "version: 1
+name: {name}
+executors: {{ here: {{ kind: local }} }}
+steps:
+  setup:
+    executor: here
+    run: 'true'
+  noop:
+    executor: here
+    after: [setup]
+    for_each: {{ i: [{}] }}
+    run: 'true'
+  gather:
+    executor: here
+    after: [noop]
+    run: 'true'
+",
+        values.join(",")
+    )
+}
 
 /// A fresh directory under `$TWINFLOW_BENCH_ROOT` (default: the system's
 /// temporary directory), for both the floor and twinflow.
@@ -34,10 +60,10 @@ pub(crate) fn peak_rss_kb(pid: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// CPU seconds (user + system) this process has used itself, not counting
-/// its children (`/proc/self/stat` fields 14 and 15).
-pub(crate) fn own_cpu_seconds() -> f64 {
-    let ticks = std::fs::read_to_string("/proc/self/stat")
+/// CPU seconds (user + system) process `pid` (`"self"`: this one) has used
+/// itself, not counting its children (`/proc/PID/stat` fields 14 and 15).
+pub(crate) fn own_cpu_seconds(pid: &str) -> f64 {
+    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|s| {
             let after = s.rsplit(')').next()?.to_owned();
