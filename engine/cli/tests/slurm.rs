@@ -337,3 +337,96 @@ steps:
     );
     assert_eq!(std::fs::read_dir(&bin).expect("bin").count(), 1);
 }
+
+/// The executor's `twinflow:` over SSH: a path that runs there is what packs
+/// run (nothing is uploaded); one that does not fails the packed tasks with
+/// a message naming it.
+#[test]
+fn over_ssh_a_given_twinflow_runs_the_packs_and_a_wrong_one_is_a_clear_error() {
+    if std::env::var("TWINFLOW_TEST_SLURM").as_deref() != Ok("1") {
+        eprintln!("skipped: TWINFLOW_TEST_SLURM is not 1 (scripts/test starts Slurm and sets it)");
+        return;
+    }
+    let Some(target) = sshd_target() else {
+        return;
+    };
+    let state = tempfile::tempdir().expect("temp dir");
+    let scratch = state.path().join("cluster-scratch");
+    let workflow = |binary: &str| {
+        let file = state.path().join("given.yaml");
+        std::fs::write(
+            &file,
+            format!(
+                r#"
+version: 1
+name: given
+executors: {{ hpc: {{ kind: slurm, partition: debug, ssh: "{target}", workdir: "{}", twinflow: "{binary}" }} }}
+steps:
+  packed:
+    executor: hpc
+    for_each: {{ i: [1, 2, 3, 4] }}
+    pack: 2
+    resources: {{ cpus: 1, time: 2m }}
+    run: echo "$SLURM_JOB_ID" > ${{{{ outputs.job }}}}
+    outputs: {{ job: job.txt }}
+"#,
+                scratch.display()
+            ),
+        )
+        .expect("write workflow");
+        file
+    };
+    let wrong = workflow("/nonexistent/twinflow");
+    let o = twinflow(
+        state.path(),
+        &["run", "--no-cache", wrong.to_str().expect("utf-8")],
+    );
+    assert_ne!(o.status.code(), Some(0));
+    let status = status_json(state.path());
+    let failed = status["tasks"].as_array().expect("tasks");
+    assert_eq!(failed.len(), 4);
+    for t in failed {
+        assert_eq!(t["state"], "failed", "{t}");
+        let reason = t["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains("`twinflow: /nonexistent/twinflow` does not run on the cluster")
+                && reason.contains("executor `hpc`"),
+            "{reason}"
+        );
+    }
+
+    let ours = env!("CARGO_BIN_EXE_twinflow");
+    let given = workflow(ours);
+    let o = twinflow(
+        state.path(),
+        &["run", "--no-cache", given.to_str().expect("utf-8")],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let status = status_json(state.path());
+    let run_dir = status["run"]["run_dir"]
+        .as_str()
+        .expect("run_dir")
+        .to_owned();
+    let run_id = status["run"]["id"].as_str().expect("run id").to_owned();
+    let jobs: BTreeSet<String> = (0..4)
+        .map(|i| {
+            std::fs::read_to_string(format!("{run_dir}/work/packed/{i}/job.txt"))
+                .expect("the output came back")
+                .trim()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    let script = std::fs::read_to_string(scratch.join(&run_id).join("logs/packed/0.0.pack.sbatch"))
+        .expect("the first pack's script");
+    assert!(script.contains(&format!("exec {ours} worker ")), "{script}");
+    assert!(
+        !scratch.join(".twinflow").exists(),
+        "nothing uploaded when the executor names a binary"
+    );
+}
