@@ -203,3 +203,230 @@ steps:
         assert_eq!(Some(job.trim()), array, "ran as the job taken back");
     }
 }
+
+/// A packed step over SSH with staging: this `twinflow` goes up to the
+/// cluster's workdir once (named by its SHA-256), runs the packs there, and
+/// the tasks' outputs come back; a second run finds it there.
+#[test]
+fn over_ssh_packs_run_the_uploaded_twinflow_and_their_outputs_come_back() {
+    if std::env::var("TWINFLOW_TEST_SLURM").as_deref() != Ok("1") {
+        eprintln!("skipped: TWINFLOW_TEST_SLURM is not 1 (scripts/test starts Slurm and sets it)");
+        return;
+    }
+    let Some(target) = sshd_target() else {
+        return;
+    };
+    let state = tempfile::tempdir().expect("temp dir");
+    let scratch = state.path().join("cluster-scratch");
+    let file = state.path().join("packed-ssh.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+version: 1
+name: packed-ssh
+executors: {{ hpc: {{ kind: slurm, partition: debug, ssh: "{target}", workdir: "{}" }} }}
+steps:
+  packed:
+    executor: hpc
+    for_each: {{ i: [1, 2, 3, 4, 5, 6] }}
+    pack: 3
+    resources: {{ cpus: 1, time: 2m }}
+    run: |
+      echo "$SLURM_JOB_ID" > ${{{{ outputs.job }}}}
+      pwd > where.txt
+      echo "task ${{{{ i }}}} on stderr" >&2
+    outputs: {{ job: job.txt }}
+"#,
+            scratch.display()
+        ),
+    )
+    .expect("write workflow");
+    // `--no-cache`: the second run must run its tasks again, not take
+    // them from the first run's results.
+    let run = || {
+        let o = twinflow(
+            state.path(),
+            &["run", "--no-cache", file.to_str().expect("utf-8")],
+        );
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let status = status_json(state.path());
+        let run_dir = status["run"]["run_dir"]
+            .as_str()
+            .expect("run_dir")
+            .to_owned();
+        let run_id = status["run"]["id"].as_str().expect("run id").to_owned();
+        // Six tasks, two packed jobs; every output came back from the
+        // cluster's directory, where the tasks ran.
+        let jobs: BTreeSet<String> = (0..6)
+            .map(|i| {
+                std::fs::read_to_string(format!("{run_dir}/work/packed/{i}/job.txt"))
+                    .expect("the output came back")
+                    .trim()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(jobs.len(), 2, "{jobs:?}");
+        let where_ = std::fs::read_to_string(format!("{run_dir}/work/packed/4/where.txt"))
+            .expect("where.txt came back");
+        assert_eq!(
+            where_.trim(),
+            scratch
+                .join(&run_id)
+                .join("work/packed/4")
+                .display()
+                .to_string()
+        );
+        let err = std::fs::read_to_string(format!("{run_dir}/logs/packed/4.0.err"))
+            .expect("the log came back");
+        assert_eq!(err, "task 5 on stderr\n");
+        for (name, state, handle) in tasks(state.path()) {
+            assert_eq!(state, "succeeded", "{name}");
+            assert!(handle.starts_with("slurm-pack:"), "{name}: {handle}");
+        }
+        run_id
+    };
+    let first = run();
+    // The binary that ran the packs: this one, under its digest.
+    let bin = scratch.join(".twinflow/bin");
+    let uploaded: Vec<std::path::PathBuf> = std::fs::read_dir(&bin)
+        .expect("the binary directory")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(uploaded.len(), 1, "{uploaded:?}");
+    let name = uploaded[0]
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("name")
+        .to_owned();
+    let digest = name.strip_prefix("twinflow-").expect("twinflow-<sha256>");
+    assert!(
+        digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{name}"
+    );
+    let ours = std::fs::read(env!("CARGO_BIN_EXE_twinflow")).expect("read twinflow");
+    assert!(
+        std::fs::read(&uploaded[0]).expect("read the upload") == ours,
+        "the uploaded binary is this twinflow"
+    );
+    let pack_script = std::fs::read_dir(scratch.join(&first).join("logs/packed"))
+        .expect("logs there")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.to_string_lossy().ends_with(".pack.sbatch"))
+        .expect("a pack script");
+    let text = std::fs::read_to_string(&pack_script).expect("read the pack script");
+    assert!(
+        text.contains(&format!("exec {} worker ", uploaded[0].display())),
+        "{text}"
+    );
+    // A second run uses the copy that is there: not uploaded again.
+    use std::os::unix::fs::MetadataExt as _;
+    let before = std::fs::metadata(&uploaded[0]).expect("stat");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let second = run();
+    assert_ne!(first, second);
+    let after = std::fs::metadata(&uploaded[0]).expect("stat");
+    assert_eq!(
+        (before.ino(), before.mtime_nsec()),
+        (after.ino(), after.mtime_nsec())
+    );
+    assert_eq!(std::fs::read_dir(&bin).expect("bin").count(), 1);
+}
+
+/// The executor's `twinflow:` over SSH: a path that runs there is what packs
+/// run (nothing is uploaded); one that does not fails the packed tasks with
+/// a message naming it.
+#[test]
+fn over_ssh_a_given_twinflow_runs_the_packs_and_a_wrong_one_is_a_clear_error() {
+    if std::env::var("TWINFLOW_TEST_SLURM").as_deref() != Ok("1") {
+        eprintln!("skipped: TWINFLOW_TEST_SLURM is not 1 (scripts/test starts Slurm and sets it)");
+        return;
+    }
+    let Some(target) = sshd_target() else {
+        return;
+    };
+    let state = tempfile::tempdir().expect("temp dir");
+    let scratch = state.path().join("cluster-scratch");
+    let workflow = |binary: &str| {
+        let file = state.path().join("given.yaml");
+        std::fs::write(
+            &file,
+            format!(
+                r#"
+version: 1
+name: given
+executors: {{ hpc: {{ kind: slurm, partition: debug, ssh: "{target}", workdir: "{}", twinflow: "{binary}" }} }}
+steps:
+  packed:
+    executor: hpc
+    for_each: {{ i: [1, 2, 3, 4] }}
+    pack: 2
+    resources: {{ cpus: 1, time: 2m }}
+    run: echo "$SLURM_JOB_ID" > ${{{{ outputs.job }}}}
+    outputs: {{ job: job.txt }}
+"#,
+                scratch.display()
+            ),
+        )
+        .expect("write workflow");
+        file
+    };
+    let wrong = workflow("/nonexistent/twinflow");
+    let o = twinflow(
+        state.path(),
+        &["run", "--no-cache", wrong.to_str().expect("utf-8")],
+    );
+    assert_ne!(o.status.code(), Some(0));
+    let status = status_json(state.path());
+    let failed = status["tasks"].as_array().expect("tasks");
+    assert_eq!(failed.len(), 4);
+    for t in failed {
+        assert_eq!(t["state"], "failed", "{t}");
+        let reason = t["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains("`twinflow: /nonexistent/twinflow` does not run on the cluster")
+                && reason.contains("executor `hpc`"),
+            "{reason}"
+        );
+    }
+
+    let ours = env!("CARGO_BIN_EXE_twinflow");
+    let given = workflow(ours);
+    let o = twinflow(
+        state.path(),
+        &["run", "--no-cache", given.to_str().expect("utf-8")],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let status = status_json(state.path());
+    let run_dir = status["run"]["run_dir"]
+        .as_str()
+        .expect("run_dir")
+        .to_owned();
+    let run_id = status["run"]["id"].as_str().expect("run id").to_owned();
+    let jobs: BTreeSet<String> = (0..4)
+        .map(|i| {
+            std::fs::read_to_string(format!("{run_dir}/work/packed/{i}/job.txt"))
+                .expect("the output came back")
+                .trim()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    let script = std::fs::read_to_string(scratch.join(&run_id).join("logs/packed/0.0.pack.sbatch"))
+        .expect("the first pack's script");
+    assert!(script.contains(&format!("exec {ours} worker ")), "{script}");
+    assert!(
+        !scratch.join(".twinflow").exists(),
+        "nothing uploaded when the executor names a binary"
+    );
+}

@@ -121,6 +121,11 @@ pub struct SlurmConfig {
     pub sbatch: Vec<String>,
     /// Working directory on the cluster's shared file system.
     pub workdir: Option<String>,
+    /// The most elements of one job array that run at once (`--array=0-K%N`).
+    pub array_throttle: Option<u32>,
+    /// Path of a `twinflow` binary on the cluster, which runs packed jobs
+    /// (`twinflow worker`); `None`: the executor finds or uploads one.
+    pub twinflow: Option<String>,
 }
 
 /// Settings of a cloud executor.

@@ -212,13 +212,15 @@ pub(crate) enum RuntimeDoc {
 }
 
 /// Keys that belong to one executor kind (or two), for the schema and the checks.
-pub(crate) const KIND_KEYS: [(&str, &[KindDoc]); 9] = [
+pub(crate) const KIND_KEYS: [(&str, &[KindDoc]); 11] = [
     ("slots", &[KindDoc::Local]),
     ("partition", &[KindDoc::Slurm]),
     ("account", &[KindDoc::Slurm]),
     ("qos", &[KindDoc::Slurm]),
     ("max_jobs", &[KindDoc::Slurm]),
+    ("array_throttle", &[KindDoc::Slurm]),
     ("sbatch", &[KindDoc::Slurm]),
+    ("twinflow", &[KindDoc::Slurm]),
     ("ssh", &[KindDoc::Slurm, KindDoc::Cloud]),
     ("workdir", &[KindDoc::Slurm, KindDoc::Cloud]),
     ("store", &[KindDoc::Cloud]),
@@ -288,9 +290,15 @@ pub(crate) struct ExecutorDoc {
     /// slurm: the most jobs of a run queued at once.
     #[serde(default)]
     pub(crate) max_jobs: Option<Spanned<u32>>,
+    /// slurm: the most elements of one job array that run at once (`--array=0-K%N`).
+    #[serde(default)]
+    pub(crate) array_throttle: Option<Spanned<u32>>,
     /// slurm: extra `sbatch` options.
     #[serde(default)]
     pub(crate) sbatch: Option<Spanned<Vec<String>>>,
+    /// slurm: absolute path of a `twinflow` binary on the cluster, which runs packed jobs.
+    #[serde(default)]
+    pub(crate) twinflow: Option<Spanned<String>>,
     /// slurm, cloud: working directory on the cluster's shared file system or the VM.
     #[serde(default)]
     pub(crate) workdir: Option<Spanned<String>>,

@@ -234,7 +234,7 @@ steps:
 fn site_files_rebind_roles_and_local_binds_everything_locally() {
     let site = SiteSource {
         name: "lumi.yaml".into(),
-        text: "version: 1\nexecutors:\n  hpc: { kind: slurm, partition: standard-g, account: project_1, ssh: alice@lumi.example.org }\n".into(),
+        text: "version: 1\nexecutors:\n  hpc: { kind: slurm, partition: standard-g, account: project_1, ssh: alice@lumi.example.org, array_throttle: 50, twinflow: /appl/twinflow/bin/twinflow }\n".into(),
     };
     let options = CompileOptions {
         site: Some(site),
@@ -246,6 +246,11 @@ fn site_files_rebind_roles_and_local_binds_everything_locally() {
         panic!("not slurm")
     };
     assert_eq!(slurm.partition.as_deref(), Some("standard-g"));
+    assert_eq!(slurm.array_throttle, Some(50));
+    assert_eq!(
+        slurm.twinflow.as_deref(),
+        Some("/appl/twinflow/bin/twinflow")
+    );
     assert_eq!(
         slurm.ssh.as_ref().unwrap().to_string(),
         "alice@lumi.example.org"

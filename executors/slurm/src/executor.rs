@@ -9,12 +9,14 @@
 //!   `pack:`, when its tasks have a time limit under a minute (then about
 //!   ten minutes of work per job, 2 to 100 tasks): N tasks per job, run one
 //!   after another (or side by side, when the allocation has the CPUs) by
-//!   `twinflow worker` ([`crate::worker`]). This needs the path of the
-//!   `twinflow` binary ([`SlurmFactory::with_worker`]); without it there is
-//!   no packing.
+//!   `twinflow worker` ([`crate::worker`]). This needs a `twinflow` binary
+//!   the cluster runs ([`crate::install`]: the executor's `twinflow:`, the
+//!   binary of [`SlurmFactory::with_worker`], or that one uploaded over
+//!   SSH); without one there is no packing.
 //! - **job arrays** otherwise, when it has more than one task: one element
 //!   per task, in chunks of at most the site's `MaxArraySize`
-//!   (`scontrol show config`);
+//!   (`scontrol show config`), throttled to the executor's
+//!   `array_throttle` elements running at once (`--array=0-K%N`);
 //! - a plain job for a task on its own.
 //!
 //! Submitted attempts wait in the executor's queue (their handle says so:
@@ -34,6 +36,7 @@
 
 use crate::cluster::{Cluster, LocalCluster};
 use crate::group::{self, Member as GroupMember};
+use crate::install::{Installs, Source, Worker};
 use crate::monitor::{CancelBy, Member, Monitor, OnEnd};
 use crate::parse::{self, JobId, JobRef};
 use crate::remote::RemoteCluster;
@@ -56,6 +59,7 @@ pub struct SlurmFactory {
     poll_interval: Duration,
     worker: Option<PathBuf>,
     monitors: Mutex<HashMap<String, Arc<Monitor>>>,
+    installs: Arc<Installs>,
 }
 
 impl Default for SlurmFactory {
@@ -72,11 +76,14 @@ impl SlurmFactory {
             poll_interval,
             worker: None,
             monitors: Mutex::default(),
+            installs: Arc::default(),
         }
     }
 
-    /// Packs tasks with this `twinflow` binary (`twinflow worker`), which
-    /// the cluster's nodes must be able to run at that path.
+    /// Packs tasks with this `twinflow` binary (`twinflow worker`): on the
+    /// login node, the cluster's nodes must be able to run it at that path;
+    /// over SSH it is uploaded to the cluster once (docs/slurm.md). An
+    /// executor's `twinflow:` comes first.
     #[must_use]
     pub fn with_worker(mut self, twinflow: PathBuf) -> Self {
         self.worker = Some(twinflow);
@@ -105,7 +112,8 @@ impl ExecutorFactory for SlurmFactory {
                 spec.name
             )));
         };
-        let (monitor, staging, worker) = match &config.ssh {
+        let given = config.twinflow.as_ref().map(PathBuf::from);
+        let (monitor, staging, source, cluster) = match &config.ssh {
             // On the login node, a `workdir` is where jobs run: the run
             // directory may be somewhere the compute nodes do not see.
             None => (
@@ -115,7 +123,12 @@ impl ExecutorFactory for SlurmFactory {
                         Arc::new(twinflow_ssh::LocalHost::new());
                     Arc::new(Staging::new(here, PathBuf::from(w)))
                 }),
-                self.worker.clone(),
+                match (given, &self.worker) {
+                    (Some(path), _) => Source::Given(path),
+                    (None, Some(path)) => Source::Here(path.clone()),
+                    (None, None) => Source::None,
+                },
+                "local".to_owned(),
             ),
             Some(target) => {
                 let remote = twinflow_ssh::connect(target, twinflow_ssh::SshOptions::from_env());
@@ -123,11 +136,20 @@ impl ExecutorFactory for SlurmFactory {
                     .workdir
                     .as_ref()
                     .map(|w| Arc::new(Staging::new(Arc::clone(&remote), PathBuf::from(w))));
-                let monitor =
-                    self.monitor(&target.to_string(), || Arc::new(RemoteCluster::new(remote)));
+                let monitor = self.monitor(&target.to_string(), || {
+                    Arc::new(RemoteCluster::new(Arc::clone(&remote)))
+                });
                 // This binary's path means nothing on a cluster reached over
-                // SSH: no packing there (arrays instead).
-                (monitor, staging, None)
+                // SSH: it is uploaded there, unless the executor names one.
+                let source = match (given, &self.worker) {
+                    (Some(path), _) => Source::Given(path),
+                    (None, Some(local)) => Source::Upload {
+                        local: local.clone(),
+                        remote,
+                    },
+                    (None, None) => Source::None,
+                };
+                (monitor, staging, source, target.to_string())
             }
         };
         let member_sink: Arc<dyn UpdateSink> = match &staging {
@@ -145,7 +167,11 @@ impl ExecutorFactory for SlurmFactory {
                 member_sink,
                 monitor,
                 staging,
-                worker,
+                worker: Worker {
+                    source,
+                    installs: Arc::clone(&self.installs),
+                    cluster,
+                },
                 owner: NEXT_OWNER.fetch_add(1, Ordering::Relaxed),
                 budget: Mutex::default(),
             }),
@@ -164,6 +190,18 @@ impl SlurmExecutor {
         cluster: Arc<dyn Cluster>,
         poll: Duration,
     ) -> Self {
+        Self::with_cluster_packing(config, sink, cluster, poll, Source::None)
+    }
+
+    /// The same, packing with the binary `source` gives.
+    #[cfg(test)]
+    fn with_cluster_packing(
+        config: SlurmConfig,
+        sink: Arc<dyn UpdateSink>,
+        cluster: Arc<dyn Cluster>,
+        poll: Duration,
+        source: Source,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 name: "test".to_owned(),
@@ -172,7 +210,11 @@ impl SlurmExecutor {
                 sink,
                 monitor: Arc::new(Monitor::new(cluster, poll)),
                 staging: None,
-                worker: None,
+                worker: Worker {
+                    source,
+                    installs: Arc::default(),
+                    cluster: "test".to_owned(),
+                },
                 owner: NEXT_OWNER.fetch_add(1, Ordering::Relaxed),
                 budget: Mutex::default(),
             }),
@@ -199,7 +241,7 @@ struct Inner {
     member_sink: Arc<dyn UpdateSink>,
     monitor: Arc<Monitor>,
     staging: Option<Arc<Staging>>,
-    worker: Option<PathBuf>,
+    worker: Worker,
     owner: u64,
     budget: Mutex<Budget>,
 }
@@ -250,14 +292,15 @@ const GATHER_MAX: Duration = Duration::from_secs(10);
 enum Unit {
     Single(Job),
     Array(Vec<Job>),
-    Pack(Vec<Job>),
+    /// Run by `twinflow worker` from this binary.
+    Pack(Vec<Job>, PathBuf),
 }
 
 impl Unit {
     /// Slurm jobs it makes.
     fn cost(&self) -> u32 {
         match self {
-            Self::Single(_) | Self::Pack(_) => 1,
+            Self::Single(_) | Self::Pack(..) => 1,
             Self::Array(jobs) => u32::try_from(jobs.len()).unwrap_or(u32::MAX),
         }
     }
@@ -265,7 +308,7 @@ impl Unit {
     fn into_jobs(self) -> Vec<Job> {
         match self {
             Self::Single(job) => vec![job],
-            Self::Array(jobs) | Self::Pack(jobs) => jobs,
+            Self::Array(jobs) | Self::Pack(jobs, _) => jobs,
         }
     }
 }
@@ -324,11 +367,12 @@ fn pack_size(job: &Job, can_pack: bool) -> usize {
     }
 }
 
-/// Groups `jobs` (in order of first appearance) into submissions.
-fn units(jobs: Vec<Job>, max_array: usize, can_pack: bool) -> Vec<Unit> {
+/// Groups `jobs` (in order of first appearance) into submissions; packs
+/// run `worker` (none: no packing).
+fn units(jobs: Vec<Job>, max_array: usize, worker: Option<&Path>) -> Vec<Unit> {
     let mut groups: Vec<(usize, Vec<Job>)> = Vec::new();
     for job in jobs {
-        let size = pack_size(&job, can_pack);
+        let size = pack_size(&job, worker.is_some());
         match groups
             .iter_mut()
             .find(|(s, g)| *s == size && g[0].step == job.step && g[0].resources == job.resources)
@@ -347,10 +391,9 @@ fn units(jobs: Vec<Job>, max_array: usize, can_pack: bool) -> Vec<Unit> {
                 Some(job) if part.is_empty() => Unit::Single(job),
                 Some(job) => {
                     part.push(job);
-                    if size > 1 {
-                        Unit::Pack(part)
-                    } else {
-                        Unit::Array(part)
+                    match worker {
+                        Some(worker) if size > 1 => Unit::Pack(part, worker.to_path_buf()),
+                        _ => Unit::Array(part),
                     }
                 }
                 None => continue,
@@ -361,13 +404,32 @@ fn units(jobs: Vec<Job>, max_array: usize, can_pack: bool) -> Vec<Unit> {
 }
 
 impl Inner {
+    /// The `twinflow` binary for packing `jobs` (`None`: no packing, or no
+    /// job of them would be packed); see [`crate::install`].
+    async fn packing(&self, jobs: &[Job]) -> Result<Option<PathBuf>, ExecutorError> {
+        let Some(first) = jobs.iter().find(|j| pack_size(j, true) > 1) else {
+            return Ok(None);
+        };
+        // The directory that holds the run directories on the cluster.
+        let runs = match &self.staging {
+            Some(staging) => Some(staging.root().to_path_buf()),
+            None => first
+                .env
+                .iter()
+                .find(|(k, _)| k == "TWINFLOW_RUN_DIR")
+                .and_then(|(_, dir)| Path::new(dir).parent().map(Path::to_path_buf)),
+        };
+        let cluster = self.monitor.cluster();
+        self.worker.path(cluster.as_ref(), runs.as_deref()).await
+    }
+
     async fn max_array(&self) -> u32 {
         self.monitor.site().await.max_array
     }
 
     /// Splits `jobs` into what goes out now (within `max_jobs`) and queues
-    /// the rest; returns the units to submit.
-    async fn admit(&self, jobs: Vec<Job>, full_only: bool) -> Vec<Unit> {
+    /// the rest; returns the units to submit, packs run by `worker`.
+    async fn admit(&self, jobs: Vec<Job>, full_only: bool, worker: Option<&Path>) -> Vec<Unit> {
         let max_array = self.max_array().await.max(1) as usize;
         let mut budget = lock(&self.budget);
         if budget.closed {
@@ -378,7 +440,7 @@ impl Inner {
             .max_jobs
             .map_or(u32::MAX, |m| m.max(1).saturating_sub(budget.live));
         let mut admitted = Vec::new();
-        for unit in units(jobs, max_array, self.worker.is_some()) {
+        for unit in units(jobs, max_array, worker) {
             if full_only && !matches!(&unit, Unit::Array(jobs) if jobs.len() >= max_array) {
                 budget.queue.extend(unit.into_jobs());
                 continue;
@@ -473,15 +535,32 @@ impl Inner {
     /// `full_only`, only arrays of `MaxArraySize` tasks (the rest keeps
     /// gathering).
     async fn drain_some(self: Arc<Self>, full_only: bool) {
-        let jobs: Vec<Job> = lock(&self.budget).queue.drain(..).collect();
+        let mut jobs: Vec<Job> = lock(&self.budget).queue.drain(..).collect();
         if jobs.is_empty() {
             return;
         }
-        let admitted = self.admit(jobs, full_only).await;
+        let worker = match self.packing(&jobs).await {
+            Ok(worker) => worker,
+            Err(e) => {
+                // The executor's `twinflow:` does not run there: the tasks
+                // it would run fail with why.
+                let message = format!("{} (executor `{}`)", e.message, self.name);
+                let (refused, rest) = jobs.into_iter().partition(|j| pack_size(j, true) > 1);
+                jobs = rest;
+                for job in refused {
+                    self.sink.send(Update {
+                        key: job.key,
+                        status: AttemptStatus::Error(message.clone()),
+                    });
+                }
+                None
+            }
+        };
+        let admitted = self.admit(jobs, full_only, worker.as_deref()).await;
         for unit in admitted {
             let copy: Vec<Job> = match &unit {
                 Unit::Single(job) => vec![job.clone()],
-                Unit::Array(jobs) | Unit::Pack(jobs) => jobs.clone(),
+                Unit::Array(jobs) | Unit::Pack(jobs, _) => jobs.clone(),
             };
             let results = self.launch(unit).await;
             let mut gave_up = None;
@@ -706,7 +785,7 @@ impl Inner {
     ) -> Vec<(AttemptKey, Result<Handle, ExecutorError>)> {
         let keys: Vec<AttemptKey> = match &unit {
             Unit::Single(job) => vec![job.key],
-            Unit::Array(jobs) | Unit::Pack(jobs) => jobs.iter().map(|j| j.key).collect(),
+            Unit::Array(jobs) | Unit::Pack(jobs, _) => jobs.iter().map(|j| j.key).collect(),
         };
         let cost = unit.cost();
         let unit = match &self.staging {
@@ -740,12 +819,12 @@ impl Inner {
                 }
                 Unit::Array(there)
             }
-            Unit::Pack(jobs) => {
+            Unit::Pack(jobs, worker) => {
                 let mut there = Vec::with_capacity(jobs.len());
                 for job in jobs {
                     there.push(remote(job).await?);
                 }
-                Unit::Pack(there)
+                Unit::Pack(there, worker)
             }
         })
     }
@@ -783,7 +862,7 @@ impl Inner {
                 ));
                 files.push((
                     path.clone(),
-                    group::render_array(&members, &self.config, &log, None)?,
+                    group::render_array(&members, &self.config, &log, self.config.array_throttle)?,
                 ));
                 let id = self
                     .sbatch(files, &path)
@@ -802,10 +881,7 @@ impl Inner {
                 }
                 Ok(handles)
             }
-            Unit::Pack(jobs) => {
-                let Some(worker) = &self.worker else {
-                    return Err(ExecutorError::new("packing needs the twinflow binary"));
-                };
+            Unit::Pack(jobs, worker) => {
                 let what = format!("a pack of {} tasks of step `{}`", jobs.len(), jobs[0].step);
                 let members = group_members(&jobs);
                 let first = &jobs[0].stdout;
@@ -816,7 +892,7 @@ impl Inner {
                 files.push((manifest.clone(), group::pack_manifest(&members)));
                 files.push((
                     path.clone(),
-                    group::render_pack(&members, &self.config, worker, &manifest, &log)?,
+                    group::render_pack(&members, &self.config, &worker, &manifest, &log)?,
                 ));
                 let id = self
                     .sbatch(files, &path)
@@ -1081,3 +1157,5 @@ impl Executor for SlurmExecutor {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_packing;

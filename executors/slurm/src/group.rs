@@ -69,8 +69,10 @@ fn start_script(
 
 /// The batch script of a job array with one element per member, element
 /// `i` running member `i`; `log` takes the elements' own output (its `%A`
-/// and `%a` are Slurm's array job id and index). `throttle` adds `%N`: at
-/// most N elements run at once.
+/// and `%a` are Slurm's array job id and index). `throttle` (the
+/// executor's `array_throttle`) adds `%N`: at most N elements run at once;
+/// it is left out when the array has no more than N elements, where it
+/// changes nothing. A throttle of 0 is refused.
 pub fn render_array(
     members: &[Member<'_>],
     config: &SlurmConfig,
@@ -79,8 +81,16 @@ pub fn render_array(
 ) -> Result<String, ScriptError> {
     let time = first(members)?.job.resources.time_seconds;
     let mut array = format!("0-{}", members.len() - 1);
-    if let Some(n) = throttle {
-        let _ = write!(array, "%{n}");
+    match throttle {
+        Some(0) => {
+            return Err(ScriptError::new(
+                "an array throttle of 0 lets no element run; it must be at least 1".to_owned(),
+            ));
+        }
+        Some(n) if (n as usize) < members.len() => {
+            let _ = write!(array, "%{n}");
+        }
+        _ => {}
     }
     let mut out = start_script("array", members, config, log, Some(array), time)?;
     out.push_str("case \"$SLURM_ARRAY_TASK_ID\" in\n");
@@ -211,6 +221,28 @@ mod tests {
     fn member_script() {
         let job = job(10, 0);
         insta::assert_snapshot!(render_member(&job, &job.stdout.with_extension("status")).unwrap());
+    }
+
+    #[test]
+    fn the_throttle_is_rendered_only_where_it_limits_something() {
+        let jobs: Vec<Job> = (0..5).map(|i| job(10 + i, i)).collect();
+        let log = Path::new(RUN).join("logs/bird/bird.array-%A_%a.log");
+        let array_line = |throttle: Option<u32>| {
+            let script = render_array(&members(&jobs), &config(), &log, throttle).unwrap();
+            script
+                .lines()
+                .find(|l| l.starts_with("#SBATCH --array="))
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(array_line(Some(2)), "#SBATCH --array=0-4%2");
+        assert_eq!(array_line(Some(4)), "#SBATCH --array=0-4%4");
+        // No more elements than the throttle: `%N` would change nothing.
+        assert_eq!(array_line(Some(5)), "#SBATCH --array=0-4");
+        assert_eq!(array_line(Some(500)), "#SBATCH --array=0-4");
+        assert_eq!(array_line(None), "#SBATCH --array=0-4");
+        let zero = render_array(&members(&jobs), &config(), &log, Some(0)).unwrap_err();
+        assert!(zero.to_string().contains("throttle of 0"), "{zero}");
     }
 
     #[test]

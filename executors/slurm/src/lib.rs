@@ -7,13 +7,16 @@
 //! - [`SlurmExecutor`] groups attempts into job arrays and packed jobs,
 //!   keeps at most `max_jobs` jobs queued, and follows every job of a
 //!   factory's runs with one `squeue` per poll interval;
-//! - [`worker`] is `twinflow worker`, which runs a packed job's tasks.
-//!
-//! Not built yet: submission over SSH, `sacct`.
+//! - [`worker`] is `twinflow worker`, which runs a packed job's tasks;
+//!   `install` decides which `twinflow` binary packed jobs run (over SSH:
+//!   this one, uploaded once per cluster);
+//! - `remote` and `staging` reach a cluster over SSH and move the tasks'
+//!   files there and back.
 
 mod cluster;
 mod executor;
 pub mod group;
+mod install;
 mod monitor;
 pub mod parse;
 mod recover;

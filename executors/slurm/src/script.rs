@@ -22,8 +22,10 @@
 //! (a newline above all), a quote, a backslash or `#`, or one of those words
 //! is refused with a [`ScriptError`]; a value with spaces is put in double
 //! quotes. Extra options must start with `-` and may not set what the header
-//! already sets (`--job-name`, `--comment`, `--chdir`, `--output`, `--error`, or `-J`,
-//! `-D`, `-o`, `-e`): the runtime relies on those.
+//! already sets (`--job-name`, `--comment`, `--chdir`, `--output`, `--error`,
+//! `--array`, or `-J`, `-D`, `-o`, `-e`, `-a`): the runtime relies on those
+//! (an array's range and throttle come from the executor, see
+//! [`crate::group::render_array`]).
 //!
 //! The body exports the job's environment (values shell-quoted), `cd`s into
 //! the working directory (Slurm itself falls back to `/tmp` when `--chdir`
@@ -79,8 +81,8 @@ impl From<ScriptError> for ExecutorError {
 }
 
 /// Options the header sets itself, which an extra option may not override.
-const OWNED_LONG: [&str; 5] = ["job-name", "comment", "chdir", "output", "error"];
-const OWNED_SHORT: [char; 4] = ['J', 'D', 'o', 'e'];
+const OWNED_LONG: [&str; 6] = ["job-name", "comment", "chdir", "output", "error", "array"];
+const OWNED_SHORT: [char; 5] = ['J', 'D', 'o', 'e', 'a'];
 
 /// The batch script of `job` for an executor configured by `config`; the
 /// script writes the task's exit status to `status_file` (see the module
@@ -567,15 +569,18 @@ mod tests {
             "--job=x",
             "--chdir=/tmp",
             "--comment=mine",
+            "--array=0-9%2",
         ] {
             assert!(error(&j, &with_extra(o), o).contains("twinflow sets itself"));
         }
-        for o in ["-Jname", "-D/tmp", "-o/tmp/x", "-e/tmp/x"] {
+        for o in ["-Jname", "-D/tmp", "-o/tmp/x", "-e/tmp/x", "-a0-3"] {
             assert!(error(&j, &with_extra(o), o).contains("twinflow sets itself"));
         }
         assert!(error(&j, &with_extra("--constraint=a\nb"), "a\\nb").contains("newline"));
         let fine = with_extra("--exclude=node1");
         assert!(rendered(&j, &fine).contains("\n#SBATCH --exclude=node1\n"));
+        let fine = with_extra("--acctg-freq=30");
+        assert!(rendered(&j, &fine).contains("\n#SBATCH --acctg-freq=30\n"));
         let fine = with_extra("--export=ALL");
         assert!(rendered(&j, &fine).contains("\n#SBATCH --export=ALL\n"));
     }

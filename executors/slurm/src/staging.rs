@@ -47,6 +47,11 @@ impl Staging {
         }
     }
 
+    /// The directory on the cluster that holds the runs' directories.
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// `job` as it runs on the cluster: its paths (and `TWINFLOW_RUN_DIR`)
     /// moved from the run directory here to the run's directory there.
     pub(crate) fn remote_job(&self, job: &Job) -> Result<Job, ExecutorError> {

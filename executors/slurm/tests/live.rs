@@ -356,6 +356,78 @@ steps:
     );
 }
 
+#[tokio::test]
+async fn an_array_throttle_caps_the_elements_that_run_at_once() {
+    if !slurm_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Six one-cpu tasks on a node of 16 cpus: all six would run at once.
+    // Each task counts the running elements of its own array twice, and
+    // records what slurmctld says the array's throttle is.
+    let yaml = r#"
+version: 1
+name: throttled
+executors: { hpc: { kind: slurm, partition: debug, array_throttle: 2 } }
+steps:
+  thr:
+    executor: hpc
+    for_each: { i: [1, 2, 3, 4, 5, 6] }
+    resources: { cpus: 1, memory: 32MiB, time: 5m }
+    run: |
+      running() { squeue -h -r -t R -j "$SLURM_ARRAY_JOB_ID" -o %i | wc -l; }
+      running > ${{ outputs.seen }}
+      sleep 2
+      running >> ${{ outputs.seen }}
+      scontrol show job "$SLURM_JOB_ID" | tr ' ' '\n' | { grep -m 1 '^ArrayTaskThrottle=' || true; } > ${{ outputs.throttle }}
+    outputs: { seen: seen.txt, throttle: throttle.txt }
+"#;
+    let summary = run_yaml(dir.path(), "slurm-throttle", yaml).await;
+    assert_eq!(
+        summary.outcome,
+        twinflow_engine::Outcome::Succeeded,
+        "{summary:?}"
+    );
+    let work = |i: usize, file: &str| {
+        std::fs::read_to_string(summary.run_dir.join(format!("work/thr/{i}/{file}"))).unwrap()
+    };
+    let most = (0..6)
+        .flat_map(|i| {
+            work(i, "seen.txt")
+                .lines()
+                .map(|n| n.trim().parse::<u32>().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .max();
+    assert!(
+        matches!(most, Some(1..=2)),
+        "array_throttle 2, yet a task saw {most:?} elements running"
+    );
+    for i in 0..6 {
+        assert_eq!(
+            work(i, "throttle.txt").trim(),
+            "ArrayTaskThrottle=2",
+            "task {i}"
+        );
+    }
+    // All six went out as one array, its elements waiting their turn.
+    let store = twinflow_engine::StateStore::open(&dir.path().join("state")).unwrap();
+    let arrays: std::collections::BTreeSet<String> = store
+        .tasks("slurm-throttle")
+        .unwrap()
+        .into_iter()
+        .filter_map(|t| t.handle)
+        .filter_map(|h| {
+            let job = h.split(':').nth(1)?.to_owned();
+            Some(job.split_once('_')?.0.to_owned())
+        })
+        .collect();
+    assert_eq!(arrays.len(), 1, "{arrays:?}");
+    let script =
+        std::fs::read_to_string(summary.run_dir.join("logs/thr/0.0.array.sbatch")).unwrap();
+    assert!(script.contains("\n#SBATCH --array=0-5%2\n"), "{script}");
+}
+
 /// `user@host:port` of the test sshd, when `TWINFLOW_TEST_SSH=1` too.
 fn sshd_target() -> Option<String> {
     if std::env::var("TWINFLOW_TEST_SSH").as_deref() != Ok("1") {

@@ -296,9 +296,10 @@ pub(crate) fn build_engine(
         })
 }
 
-/// The Slurm backend; packed jobs run this binary's `worker` command, so
-/// packing needs the binary at a path the cluster's nodes share (true of
-/// a login node's home or project directory).
+/// The Slurm backend; packed jobs run this binary's `worker` command: on
+/// the login node at this path, which the cluster's nodes must share (true
+/// of a login node's home or project directory); over SSH the executor
+/// uploads it (unless the executor's `twinflow:` names one there).
 fn slurm_factory() -> SlurmFactory {
     let factory = SlurmFactory::default();
     match std::env::current_exe() {

@@ -152,13 +152,15 @@ fn lower_one(
         KindDoc::Slurm => "slurm",
         KindDoc::Cloud => "cloud",
     };
-    let spans: [Option<Span>; 9] = [
+    let spans: [Option<Span>; 11] = [
         e.slots.as_ref().map(|s| s.span),
         e.partition.as_ref().map(|s| s.span),
         e.account.as_ref().map(|s| s.span),
         e.qos.as_ref().map(|s| s.span),
         e.max_jobs.as_ref().map(|s| s.span),
+        e.array_throttle.as_ref().map(|s| s.span),
         e.sbatch.as_ref().map(|s| s.span),
+        e.twinflow.as_ref().map(|s| s.span),
         e.ssh.as_ref().map(|s| s.span),
         e.workdir.as_ref().map(|s| s.span),
         e.store.as_ref().map(|s| s.span),
@@ -216,7 +218,11 @@ fn lower_one(
             None
         }
     });
-    for (field, value) in [("slots", &e.slots), ("max_jobs", &e.max_jobs)] {
+    for (field, value) in [
+        ("slots", &e.slots),
+        ("max_jobs", &e.max_jobs),
+        ("array_throttle", &e.array_throttle),
+    ] {
         if let Some(v) = value
             && v.value == 0
         {
@@ -227,6 +233,22 @@ fn lower_one(
                 "zero",
             );
         }
+    }
+    if let Some(path) = &e.twinflow
+        && !path.value.starts_with('/')
+    {
+        d.at(
+            "twinflow::bad-path",
+            path.span,
+            format!(
+                "`twinflow` must be an absolute path on the cluster, not `{}`",
+                path.value
+            ),
+            "not absolute",
+        )
+        .set_help(Some(
+            "for example `/appl/twinflow/bin/twinflow`; packed jobs run it from their log directory".into(),
+        ));
     }
     if kind == KindDoc::Cloud {
         for (field, present) in [("ssh", e.ssh.is_some()), ("store", e.store.is_some())] {
@@ -264,6 +286,8 @@ fn lower_one(
                 .map(|s| s.value.clone())
                 .unwrap_or_default(),
             workdir: text(&e.workdir),
+            array_throttle: e.array_throttle.as_ref().map(|s| s.value),
+            twinflow: text(&e.twinflow),
         }),
         KindDoc::Cloud => BackendConfig::Cloud(CloudConfig {
             ssh,

@@ -29,7 +29,7 @@ fn shapes(units: &[Unit]) -> Vec<(char, Vec<u32>)> {
         .map(|u| match u {
             Unit::Single(j) => ('s', vec![j.key.task.0]),
             Unit::Array(js) => ('a', js.iter().map(|j| j.key.task.0).collect()),
-            Unit::Pack(js) => ('p', js.iter().map(|j| j.key.task.0).collect()),
+            Unit::Pack(js, _) => ('p', js.iter().map(|j| j.key.task.0).collect()),
         })
         .collect()
 }
@@ -39,7 +39,7 @@ fn tasks_of_one_step_with_the_same_resources_become_arrays_chunked_by_max_array_
     let mut jobs: Vec<Job> = (0..5).map(|t| job(t, "a", Some(600), None)).collect();
     jobs.push(job(5, "b", Some(600), None));
     jobs.push(job(6, "a", Some(900), None));
-    let u = units(jobs, 3, true);
+    let u = units(jobs, 3, Some(Path::new("/bin/twinflow")));
     assert_eq!(
         shapes(&u),
         [
@@ -61,7 +61,7 @@ fn pack_n_and_short_tasks_are_packed_only_with_a_worker() {
         v
     };
     assert_eq!(
-        shapes(&units(jobs(), 1000, true)),
+        shapes(&units(jobs(), 1000, Some(Path::new("/bin/twinflow")))),
         [
             ('p', vec![0, 1]),
             ('p', vec![2, 3]),
@@ -71,7 +71,7 @@ fn pack_n_and_short_tasks_are_packed_only_with_a_worker() {
         ]
     );
     assert_eq!(
-        shapes(&units(jobs(), 1000, false)),
+        shapes(&units(jobs(), 1000, None)),
         [
             ('a', vec![0, 1, 2, 3, 4]),
             ('a', vec![5, 6, 7]),
