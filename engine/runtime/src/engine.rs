@@ -143,7 +143,8 @@ impl EngineBuilder {
             path: state_dir.clone(),
             source,
         })?;
-        let store = StateStore::open(&state_dir)?;
+        let mut store = StateStore::open(&state_dir)?;
+        store.checkpoint_in_background();
         Ok(Engine {
             store: Arc::new(Mutex::new(store)),
             state_dir,
