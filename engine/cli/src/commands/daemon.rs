@@ -2,49 +2,33 @@
 //! commands `submit`, `watch` and `cancel`, which talk to it through
 //! [`twinflow_daemon::Client`].
 
+use super::client::{block_on, failed, target};
 use super::compile;
 use super::inspect::state_dir;
 use super::run::build_engine;
-use crate::args::{DaemonAction, StateArgs, SubmitArgs};
+use crate::args::{DaemonAction, DaemonArgs, ListenArgs, StateArgs, SubmitArgs};
 use crate::exit;
 use crate::output::Output;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use twinflow_daemon::api::SubmitRequest;
-use twinflow_daemon::{Client, DaemonError, DaemonPaths, running_pid};
-
-/// The exit code of a client error, after reporting it.
-fn failed(out: &Output, e: &DaemonError) -> u8 {
-    out.error(&e.to_string());
-    match e {
-        DaemonError::Refused { status, .. } if *status < 500 => exit::INVALID,
-        _ => exit::UNREACHABLE,
-    }
-}
-
-/// A current-thread runtime for one client call.
-fn block_on<T>(out: &Output, f: impl std::future::Future<Output = T>) -> Result<T, u8> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map(|rt| rt.block_on(f))
-        .map_err(|e| {
-            out.error(&format!("failed to start the async runtime: {e}"));
-            exit::UNREACHABLE
-        })
-}
+use twinflow_daemon::{Client, DaemonError, DaemonPaths, ServeOptions, running_pid};
 
 pub(crate) fn daemon(out: &Output, action: &DaemonAction) -> u8 {
     match action {
-        DaemonAction::Run { state, detached } => run(out, state, *detached),
-        DaemonAction::Start { state } => start(out, state),
+        DaemonAction::Run {
+            state,
+            listen,
+            detached,
+        } => run(out, state, listen, *detached),
+        DaemonAction::Start { state, listen } => start(out, state, listen),
         DaemonAction::Stop { state } => stop(out, state),
-        DaemonAction::Status { state } => status(out, state),
+        DaemonAction::Status { state, daemon } => status(out, state, daemon),
     }
 }
 
-fn run(out: &Output, state: &StateArgs, detached: bool) -> u8 {
+fn run(out: &Output, state: &StateArgs, listen: &ListenArgs, detached: bool) -> u8 {
     if detached {
         // Out of the starting terminal's session: logging out does not
         // take the daemon along (SIGHUP).
@@ -87,7 +71,11 @@ fn run(out: &Output, state: &StateArgs, detached: bool) -> u8 {
             }
             tracing::info!("stopping on a signal; runs are taken up by the next daemon");
         };
-        twinflow_daemon::serve(engine, shutdown)
+        let mut options = ServeOptions::default();
+        if let Some(addr) = listen.listen {
+            options = options.listen(addr);
+        }
+        twinflow_daemon::serve_with(engine, options, shutdown)
             .await
             .map_err(|e| failed(out, &e))
     });
@@ -99,7 +87,7 @@ fn run(out: &Output, state: &StateArgs, detached: bool) -> u8 {
     }
 }
 
-fn start(out: &Output, state: &StateArgs) -> u8 {
+fn start(out: &Output, state: &StateArgs, listen: &ListenArgs) -> u8 {
     let dir = state_dir(state);
     let paths = DaemonPaths::new(&dir);
     if let Some(pid) = running_pid(&paths) {
@@ -132,13 +120,14 @@ fn start(out: &Output, state: &StateArgs) -> u8 {
         }
     };
     let spawned = log.try_clone().and_then(|err| {
-        Command::new(exe)
+        let mut command = Command::new(exe);
+        command
             .args(["daemon", "run", "--detached", "--state-dir"])
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err)
-            .spawn()
+            .arg(&dir);
+        if let Some(addr) = listen.listen {
+            command.arg("--listen").arg(addr.to_string());
+        }
+        command.stdin(Stdio::null()).stdout(log).stderr(err).spawn()
     });
     let mut child = match spawned {
         Ok(child) => child,
@@ -155,9 +144,12 @@ fn start(out: &Output, state: &StateArgs) -> u8 {
                 "twinflow daemon started (pid {}) for {}\n  socket: {}\n  log:    {}",
                 ping.pid,
                 dir.display(),
-                client.socket().display(),
+                client.endpoint(),
                 paths.log.display()
             );
+            if let Some(addr) = &ping.listen {
+                eprintln!("  tcp:    {addr} (token in {})", paths.token.display());
+            }
             return exit::SUCCESS;
         }
         if let Ok(Some(status)) = child.try_wait() {
@@ -203,14 +195,22 @@ fn stop(out: &Output, state: &StateArgs) -> u8 {
     exit::SUCCESS
 }
 
-fn status(out: &Output, state: &StateArgs) -> u8 {
-    let dir = state_dir(state);
-    let client = Client::for_state_dir(&dir);
+fn status(out: &Output, state: &StateArgs, daemon: &DaemonArgs) -> u8 {
+    let client = match target(out, state, daemon) {
+        Ok(t) => t.client,
+        Err(code) => return code,
+    };
     match block_on(out, client.ping()) {
         Ok(Ok(ping)) => {
             println!("twinflow daemon {} (pid {})", ping.version, ping.pid);
             println!("  state:  {}", ping.state_dir);
-            println!("  socket: {}", client.socket().display());
+            match client.socket() {
+                Some(socket) => println!("  socket: {}", socket.display()),
+                None => println!("  asked:  {}", client.endpoint()),
+            }
+            if let Some(addr) = &ping.listen {
+                println!("  tcp:    {addr}");
+            }
             if ping.live_runs.is_empty() {
                 println!("  no runs in progress");
             } else {
@@ -248,7 +248,10 @@ pub(crate) fn submit(out: &Output, args: &SubmitArgs) -> u8 {
         no_cache: args.no_cache,
         fail_fast: args.fail_fast,
     };
-    let client = Client::for_state_dir(&state_dir(&args.state));
+    let client = match target(out, &args.state, &args.daemon) {
+        Ok(t) => t.client,
+        Err(code) => return code,
+    };
     match block_on(out, client.submit(&request)) {
         Ok(Ok(run)) => {
             println!("{}", run.run_id);
@@ -263,8 +266,11 @@ pub(crate) fn submit(out: &Output, args: &SubmitArgs) -> u8 {
     }
 }
 
-pub(crate) fn cancel(out: &Output, state: &StateArgs, run: &str) -> u8 {
-    let client = Client::for_state_dir(&state_dir(state));
+pub(crate) fn cancel(out: &Output, state: &StateArgs, daemon: &DaemonArgs, run: &str) -> u8 {
+    let client = match target(out, state, daemon) {
+        Ok(t) => t.client,
+        Err(code) => return code,
+    };
     match block_on(out, client.cancel(run)) {
         Ok(Ok(())) => {
             eprintln!("cancelling {run}");
@@ -275,8 +281,17 @@ pub(crate) fn cancel(out: &Output, state: &StateArgs, run: &str) -> u8 {
     }
 }
 
-pub(crate) fn watch(out: &Output, state: &StateArgs, run: &str, json: bool) -> u8 {
-    let client = Client::for_state_dir(&state_dir(state));
+pub(crate) fn watch(
+    out: &Output,
+    state: &StateArgs,
+    daemon: &DaemonArgs,
+    run: &str,
+    json: bool,
+) -> u8 {
+    let client = match target(out, state, daemon) {
+        Ok(t) => t.client,
+        Err(code) => return code,
+    };
     let result = block_on(out, async {
         let mut events = client.events(run).await?;
         let mut outcome = None;
