@@ -201,7 +201,7 @@ pub(crate) struct DaemonArgs {
     #[arg(long, value_name = "URL")]
     pub daemon: Option<String>,
     /// The token file of a `tcp://` daemon (default: $TWINFLOW_TOKEN_FILE,
-    /// else `<state dir>/daemon/token`); it must have mode 0600.
+    /// else `<state dir>/daemon/token`); no one but its owner may read it.
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
 }
