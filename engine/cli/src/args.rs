@@ -60,6 +60,8 @@ pub(crate) enum Command {
     Runs {
         #[command(flatten)]
         state: StateArgs,
+        #[command(flatten)]
+        daemon: DaemonArgs,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -70,6 +72,8 @@ pub(crate) enum Command {
         run: Option<String>,
         #[command(flatten)]
         state: StateArgs,
+        #[command(flatten)]
+        daemon: DaemonArgs,
         /// List every task that has a record, with its state.
         #[arg(long)]
         tasks: bool,
@@ -85,6 +89,8 @@ pub(crate) enum Command {
         task: String,
         #[command(flatten)]
         state: StateArgs,
+        #[command(flatten)]
+        daemon: DaemonArgs,
         /// Which attempt (default: the latest).
         #[arg(long)]
         attempt: Option<u32>,
@@ -112,6 +118,8 @@ pub(crate) enum Command {
         run: String,
         #[command(flatten)]
         state: StateArgs,
+        #[command(flatten)]
+        daemon: DaemonArgs,
         /// Print the events as JSON lines.
         #[arg(long)]
         json: bool,
@@ -122,6 +130,8 @@ pub(crate) enum Command {
         run: String,
         #[command(flatten)]
         state: StateArgs,
+        #[command(flatten)]
+        daemon: DaemonArgs,
     },
     /// Run the tasks of a packed Slurm job (inside its allocation; the
     /// Slurm executor writes the job script that calls this).
@@ -166,6 +176,8 @@ pub(crate) enum DaemonAction {
     Status {
         #[command(flatten)]
         state: StateArgs,
+        #[command(flatten)]
+        daemon: DaemonArgs,
     },
 }
 
@@ -176,6 +188,26 @@ pub(crate) struct ServeArgs {
     /// each run also keeps to its own executors' `slots`.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub slots: Option<u32>,
+    /// Also listen on TCP at HOST:PORT (none by default). Every request
+    /// there needs the token in `<state dir>/daemon/token` (made with mode
+    /// 0600; refused if others may read it). No TLS: use a loopback address
+    /// or an SSH tunnel.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+/// Which daemon a client command asks.
+#[derive(Debug, Args)]
+pub(crate) struct DaemonArgs {
+    /// The daemon to ask: `tcp://HOST:PORT` or `unix:SOCKET` (default:
+    /// $TWINFLOW_DAEMON, else the socket of the state directory; `runs`,
+    /// `status` and `logs` then read the state store when no daemon runs).
+    #[arg(long, value_name = "URL")]
+    pub daemon: Option<String>,
+    /// The token file of a `tcp://` daemon (default: $TWINFLOW_TOKEN_FILE,
+    /// else `<state dir>/daemon/token`); no one but its owner may read it.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
 }
 
 /// `twinflow submit`.
@@ -185,6 +217,8 @@ pub(crate) struct SubmitArgs {
     pub compile: CompileArgs,
     #[command(flatten)]
     pub state: StateArgs,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
     /// Run every task, even those whose earlier result could be reused.
     #[arg(long)]
     pub no_cache: bool,

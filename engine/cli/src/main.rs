@@ -23,27 +23,38 @@ fn main() -> ExitCode {
             format,
         } => commands::graph(&out, &compile, tasks, format),
         Command::Run(args) => commands::run(&out, &args),
-        Command::Runs { state, json } => commands::runs(&out, &state, json),
+        Command::Runs {
+            state,
+            daemon,
+            json,
+        } => commands::runs(&out, &state, &daemon, json),
         Command::Status {
             run,
             state,
+            daemon,
             tasks,
             json,
-        } => commands::status(&out, &state, run.as_deref(), tasks, json),
+        } => commands::status(&out, &state, &daemon, run.as_deref(), tasks, json),
         Command::Logs {
             run,
             task,
             state,
+            daemon,
             attempt,
             stream,
-        } => commands::logs(&out, &state, &run, &task, attempt, stream),
+        } => commands::logs(&out, &state, &daemon, &run, &task, attempt, stream),
         Command::Schema { site } => commands::schema(&out, site),
         Command::Completions { shell } => commands::completions(shell),
         Command::Worker { manifest } => commands::worker(&out, &manifest),
         Command::Daemon { action } => commands::daemon(&out, &action),
         Command::Submit(args) => commands::submit(&out, &args),
-        Command::Watch { run, state, json } => commands::watch(&out, &state, &run, json),
-        Command::Cancel { run, state } => commands::cancel(&out, &state, &run),
+        Command::Watch {
+            run,
+            state,
+            daemon,
+            json,
+        } => commands::watch(&out, &state, &daemon, &run, json),
+        Command::Cancel { run, state, daemon } => commands::cancel(&out, &state, &daemon, &run),
     };
     ExitCode::from(code)
 }

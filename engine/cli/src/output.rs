@@ -29,6 +29,14 @@ impl Output {
         let _ = stdout.flush();
     }
 
+    /// Writes bytes to stdout as they are (a task's log); a closed pipe is
+    /// not an error.
+    pub(crate) fn print_bytes(&self, bytes: &[u8]) {
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(bytes);
+        let _ = stdout.flush();
+    }
+
     /// Renders diagnostics and a closing line to stderr.
     pub(crate) fn compile_error(&self, what: &str, err: &CompileError) {
         let mut stderr = std::io::stderr().lock();

@@ -1,6 +1,12 @@
 //! The JSON the daemon and its clients exchange (`/v1/...`).
+//!
+//! The read routes (`GET /v1/runs`, `/v1/runs/{id}`, `/v1/runs/{id}/logs/{task}`)
+//! answer with the state store's own rows ([`RunInfo`], [`StepCounts`],
+//! [`TaskRow`]), so a client renders the same values whether it asked the
+//! daemon or read a store itself ([`crate::query`]).
 
 use serde::{Deserialize, Serialize};
+use twinflow_engine::{RunInfo, StepCounts, TaskRow};
 
 /// `POST /v1/runs`: run a workflow file, as `twinflow run` would.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -46,11 +52,132 @@ pub struct Ping {
     pub state_dir: String,
     /// Runs it carries now.
     pub live_runs: Vec<String>,
+    /// The TCP address it listens on besides its socket, if it does.
+    #[serde(default)]
+    pub listen: Option<String>,
 }
 
-/// An error answer: `{"error": "..."}`.
+/// `GET /v1/runs/{id}`: a run (`id` may be a unique prefix, or `latest`
+/// for the newest run), its per-step counts and every task with a record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunStatus {
+    /// The run.
+    pub run: RunInfo,
+    /// Its steps' task counts, in step order.
+    pub steps: Vec<StepCounts>,
+    /// Its tasks that have a record (launched at least once, or skipped).
+    pub tasks: Vec<TaskRow>,
+    /// Whether the daemon that answered carries it now (always `false` when
+    /// read from a store directly).
+    #[serde(default)]
+    pub live: bool,
+}
+
+/// Which of a task's output streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogStream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+impl LogStream {
+    /// `stdout` or `stderr`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stdout => "stdout",
+            Self::Stderr => "stderr",
+        }
+    }
+
+    /// Parses `stdout` or `stderr`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "stdout" => Some(Self::Stdout),
+            "stderr" => Some(Self::Stderr),
+            _ => None,
+        }
+    }
+}
+
+/// `GET /v1/runs/{id}/logs/{task}` (without `stream=`): where a task's logs
+/// are. A task that reused an earlier run's result has that run's logs:
+/// they are followed, and the runs passed through are listed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TaskLogs {
+    /// The run whose files these are (the one asked for, or the last run
+    /// in `reused_from`).
+    pub run_id: String,
+    /// The task's name.
+    pub task: String,
+    /// The attempt (the one asked for, else the latest).
+    pub attempt: u32,
+    /// The runs whose results the task reused, in the order followed.
+    pub reused_from: Vec<String>,
+    /// Its standard output file.
+    pub stdout: String,
+    /// Its standard error file.
+    pub stderr: String,
+}
+
+impl TaskLogs {
+    /// The file of `stream`.
+    pub fn path(&self, stream: LogStream) -> &str {
+        match stream {
+            LogStream::Stdout => &self.stdout,
+            LogStream::Stderr => &self.stderr,
+        }
+    }
+}
+
+/// What a read route did not find (a 404 with this in its body).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, thiserror::Error)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum NotFound {
+    /// No run has this id or id prefix.
+    #[error("no run `{run}`")]
+    Run {
+        /// The id asked for.
+        run: String,
+    },
+    /// The newest run was asked for and there is none.
+    #[error("no runs yet")]
+    NoRuns,
+    /// The run has no record of the task.
+    #[error("run {run} has no record of a task `{task}`")]
+    Task {
+        /// The run.
+        run: String,
+        /// The task asked for.
+        task: String,
+    },
+    /// The store names a step it does not have (a damaged store).
+    #[error("run {run} has no step {step}")]
+    Step {
+        /// The run.
+        run: String,
+        /// The step's index.
+        step: u32,
+    },
+    /// A log file could not be read.
+    #[error("no log at {path}: {reason}")]
+    Log {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// An error answer: `{"error": "..."}`, with what was not found on a 404
+/// of a read route.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ErrorBody {
     /// What went wrong, a lowercase fragment.
     pub error: String,
+    /// On a 404 of a read route: what was not found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_found: Option<NotFound>,
 }

@@ -1,19 +1,20 @@
-//! [`Client`]: talks to the daemon of a state directory over its socket.
+//! [`Client`]: talks to a daemon over its Unix socket, or over its TCP
+//! listener with the token.
 
-use crate::api::{ErrorBody, Ping, SubmitRequest, Submitted};
+use crate::api::{ErrorBody, LogStream, Ping, RunStatus, SubmitRequest, Submitted, TaskLogs};
 use crate::{DaemonError, DaemonPaths};
 use http_body_util::{BodyExt as _, Full};
 use hyper::Method;
 use hyper::body::{Bytes, Incoming};
 use std::path::{Path, PathBuf};
+use twinflow_engine::RunInfo;
 
-/// A client of the daemon of one state directory. Each call opens a
-/// connection of its own, so a client may be shared and used from many
-/// tasks at once.
+/// A client of one daemon. Each call opens a connection of its own, so a
+/// client may be shared and used from many tasks at once.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), twinflow_daemon::DaemonError> {
-/// use twinflow_daemon::{Client, api::SubmitRequest};
+/// use twinflow_daemon::{Client, api::{LogStream, SubmitRequest}};
 /// let client = Client::for_state_dir(&twinflow_engine::default_state_dir());
 /// let run = client
 ///     .submit(&SubmitRequest {
@@ -29,12 +30,40 @@ use std::path::{Path, PathBuf};
 /// while let Some(event) = events.next().await? {
 ///     println!("{}", event["event"]);
 /// }
+/// // What `twinflow status` and `twinflow logs` show.
+/// let status = client.status(&run.run_id).await?;
+/// for step in &status.steps {
+///     println!("{}: {} of {} done", step.step, step.succeeded, step.total);
+/// }
+/// let mut log = client.log(&run.run_id, "summary", LogStream::Stdout, None).await?;
+/// while let Some(chunk) = log.next().await? {
+///     print!("{}", String::from_utf8_lossy(&chunk));
+/// }
+/// // The same daemon over TCP, if it was started with `--listen`.
+/// let token = twinflow_daemon::read_token_file("/home/me/.local/state/twinflow/daemon/token".as_ref())?;
+/// let remote = Client::tcp("127.0.0.1:7788", token);
+/// println!("{} runs", remote.runs().await?.len());
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Client {
-    socket: PathBuf,
+    transport: Transport,
+}
+
+#[derive(Clone)]
+enum Transport {
+    Unix(PathBuf),
+    Tcp { addr: String, token: String },
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token.
+        f.debug_struct("Client")
+            .field("endpoint", &self.endpoint())
+            .finish()
+    }
 }
 
 /// The events of a run as they happen (`GET /v1/runs/{id}/events`).
@@ -67,22 +96,107 @@ impl EventStream {
     }
 }
 
+/// A log file's bytes as the daemon sends them
+/// (`GET /v1/runs/{id}/logs/{task}?stream=...`).
+#[derive(Debug)]
+pub struct LogReader {
+    body: Incoming,
+}
+
+impl LogReader {
+    /// The next piece of the file, `None` at its end.
+    pub async fn next(&mut self) -> Result<Option<Bytes>, DaemonError> {
+        loop {
+            match self.body.frame().await {
+                None => return Ok(None),
+                Some(Err(e)) => return Err(DaemonError::Protocol(e.to_string())),
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data()
+                        && !data.is_empty()
+                    {
+                        return Ok(Some(data));
+                    }
+                }
+            }
+        }
+    }
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+async fn handshake<S>(stream: S) -> Result<Sender, hyper::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
 impl Client {
-    /// A client of the daemon whose socket is `socket`.
+    /// A client of the daemon whose Unix socket is `socket`.
     pub fn new(socket: impl Into<PathBuf>) -> Self {
         Self {
-            socket: socket.into(),
+            transport: Transport::Unix(socket.into()),
         }
     }
 
-    /// A client of the daemon of `state_dir`.
+    /// A client of the daemon of `state_dir`, over its Unix socket.
     pub fn for_state_dir(state_dir: &Path) -> Self {
         Self::new(DaemonPaths::new(state_dir).socket)
     }
 
-    /// The socket it talks to.
-    pub fn socket(&self) -> &Path {
-        &self.socket
+    /// A client of a daemon's TCP listener (`twinflow daemon start --listen
+    /// ADDR`) at `addr` (`host:port`), sending `token` with every request
+    /// (the contents of the daemon's token file: [`crate::read_token_file`]).
+    pub fn tcp(addr: impl Into<String>, token: impl Into<String>) -> Self {
+        Self {
+            transport: Transport::Tcp {
+                addr: addr.into(),
+                token: token.into(),
+            },
+        }
+    }
+
+    /// The Unix socket it talks to (`None` over TCP).
+    pub fn socket(&self) -> Option<&Path> {
+        match &self.transport {
+            Transport::Unix(path) => Some(path),
+            Transport::Tcp { .. } => None,
+        }
+    }
+
+    /// Where it talks to, for messages: the socket's path, or `tcp://host:port`.
+    pub fn endpoint(&self) -> String {
+        match &self.transport {
+            Transport::Unix(path) => path.display().to_string(),
+            Transport::Tcp { addr, .. } => format!("tcp://{addr}"),
+        }
+    }
+
+    async fn connect(&self) -> Result<Sender, DaemonError> {
+        let not_running = |reason: String| DaemonError::NotRunning {
+            socket: self.endpoint(),
+            reason,
+        };
+        match &self.transport {
+            Transport::Unix(path) => {
+                let stream = tokio::net::UnixStream::connect(path)
+                    .await
+                    .map_err(|e| not_running(e.to_string()))?;
+                handshake(stream).await
+            }
+            Transport::Tcp { addr, .. } => {
+                let stream = tokio::net::TcpStream::connect(addr.as_str())
+                    .await
+                    .map_err(|e| not_running(e.to_string()))?;
+                handshake(stream).await
+            }
+        }
+        .map_err(|e| not_running(e.to_string()))
     }
 
     async fn send(
@@ -91,25 +205,16 @@ impl Client {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<hyper::Response<Incoming>, DaemonError> {
-        let not_running = |reason: String| DaemonError::NotRunning {
-            socket: self.socket.display().to_string(),
-            reason,
-        };
-        let stream = tokio::net::UnixStream::connect(&self.socket)
-            .await
-            .map_err(|e| not_running(e.to_string()))?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .map_err(|e| not_running(e.to_string()))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let request = hyper::Request::builder()
+        let mut sender = self.connect().await?;
+        let mut request = hyper::Request::builder()
             .method(method)
             .uri(path)
             .header("host", "twinflow")
-            .header("content-type", "application/json")
+            .header("content-type", "application/json");
+        if let Transport::Tcp { token, .. } = &self.transport {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let request = request
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| DaemonError::Protocol(e.to_string()))?;
         let response = sender
@@ -126,13 +231,20 @@ impl Client {
             .await
             .map(|b| b.to_bytes())
             .unwrap_or_default();
-        let message = serde_json::from_slice::<ErrorBody>(&bytes)
-            .map(|e| e.error)
-            .unwrap_or_else(|_| format!("the daemon answered {status}"));
-        Err(DaemonError::Refused {
-            status: status.as_u16(),
-            message,
-        })
+        match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(ErrorBody {
+                not_found: Some(nf),
+                ..
+            }) if status == hyper::StatusCode::NOT_FOUND => Err(DaemonError::NotFound(nf)),
+            Ok(body) => Err(DaemonError::Refused {
+                status: status.as_u16(),
+                message: body.error,
+            }),
+            Err(_) => Err(DaemonError::Refused {
+                status: status.as_u16(),
+                message: format!("the daemon answered {status}"),
+            }),
+        }
     }
 
     async fn call<T: serde::de::DeserializeOwned>(
@@ -162,15 +274,58 @@ impl Client {
         self.call(Method::POST, "/v1/runs", Some(body)).await
     }
 
-    /// Every run of the state directory, newest first (as `twinflow runs --json`).
-    pub async fn runs(&self) -> Result<serde_json::Value, DaemonError> {
+    /// Every run of the daemon's state directory, newest first, as
+    /// `twinflow runs` lists them (`GET /v1/runs`).
+    pub async fn runs(&self) -> Result<Vec<RunInfo>, DaemonError> {
         self.call(Method::GET, "/v1/runs", None).await
     }
 
-    /// One run: `{"run", "steps", "live"}`.
-    pub async fn status(&self, run: &str) -> Result<serde_json::Value, DaemonError> {
+    /// One run, by id, unique id prefix, or `latest` (the newest): its
+    /// state, per-step counts and tasks, as `twinflow status` shows them
+    /// (`GET /v1/runs/{id}`). An unknown run is [`DaemonError::NotFound`].
+    pub async fn status(&self, run: &str) -> Result<RunStatus, DaemonError> {
         self.call(Method::GET, &format!("/v1/runs/{}", escape(run)), None)
             .await
+    }
+
+    /// Where the logs of task `task` (its name, as `status` lists it) of
+    /// `run` are, for `attempt` (default: the latest), following a reused
+    /// result to the run that produced it
+    /// (`GET /v1/runs/{id}/logs/{task}`). An unknown run or task is
+    /// [`DaemonError::NotFound`].
+    pub async fn task_logs(
+        &self,
+        run: &str,
+        task: &str,
+        attempt: Option<u32>,
+    ) -> Result<TaskLogs, DaemonError> {
+        let query = attempt.map(|a| format!("?attempt={a}")).unwrap_or_default();
+        let path = format!("/v1/runs/{}/logs/{}{query}", escape(run), escape(task));
+        self.call(Method::GET, &path, None).await
+    }
+
+    /// One of a task's log files, streamed as it is now
+    /// (`GET /v1/runs/{id}/logs/{task}?stream=...&attempt=...`); the file
+    /// is found as [`Client::task_logs`] finds it. A missing file is
+    /// [`DaemonError::NotFound`] with [`crate::api::NotFound::Log`].
+    pub async fn log(
+        &self,
+        run: &str,
+        task: &str,
+        stream: LogStream,
+        attempt: Option<u32>,
+    ) -> Result<LogReader, DaemonError> {
+        let attempt = attempt.map(|a| format!("&attempt={a}")).unwrap_or_default();
+        let path = format!(
+            "/v1/runs/{}/logs/{}?stream={}{attempt}",
+            escape(run),
+            escape(task),
+            stream.as_str()
+        );
+        let response = self.send(Method::GET, &path, None).await?;
+        Ok(LogReader {
+            body: response.into_body(),
+        })
     }
 
     /// Cancels a run the daemon carries.
@@ -208,10 +363,11 @@ impl Client {
     }
 }
 
-/// A run id as a path segment: ids are letters, digits, `-` and `_`;
-/// anything else is percent-encoded.
-fn escape(run: &str) -> String {
-    run.bytes()
+/// A run id or task name as a path segment: letters, digits, `-`, `_` and
+/// `.` as they are, anything else percent-encoded.
+fn escape(segment: &str) -> String {
+    segment
+        .bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.' {
                 (b as char).to_string()
@@ -225,11 +381,23 @@ fn escape(run: &str) -> String {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn run_ids_are_path_segments() {
+    fn run_ids_and_task_names_are_path_segments() {
         assert_eq!(
             super::escape("forest-20261125-0001"),
             "forest-20261125-0001"
         );
         assert_eq!(super::escape("a/b c"), "a%2Fb%20c");
+        assert_eq!(
+            super::escape("grow[climate=ssp1]@2030"),
+            "grow%5Bclimate%3Dssp1%5D%402030"
+        );
+    }
+
+    #[test]
+    fn a_client_never_shows_its_token() {
+        let client = super::Client::tcp("127.0.0.1:1", "secret-token-secret-token-secret");
+        let shown = format!("{client:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("tcp://127.0.0.1:1"), "{shown}");
     }
 }

@@ -35,6 +35,13 @@ pub enum DaemonError {
         /// Its message.
         message: String,
     },
+    /// A read route did not find what was asked for (a 404 that says what).
+    #[error("{0}")]
+    NotFound(crate::api::NotFound),
+    /// The TCP token file cannot be used (missing, unreadable, readable by
+    /// others, not a token).
+    #[error("{0}")]
+    Token(String),
     /// The exchange with the daemon broke.
     #[error("talking to the twinflow daemon failed: {0}")]
     Protocol(String),

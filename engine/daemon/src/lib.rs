@@ -9,29 +9,41 @@
 //! takes up the runs a dead daemon left (`--resume` semantics: jobs still in
 //! Slurm are re-attached, finished tasks are not run again).
 //!
-//! - [`serve`] runs the daemon until its shutdown future resolves or a
-//!   client asks it to stop: a library function, so tests boot a real daemon
-//!   in-process;
-//! - [`Client`] talks to it (the CLI uses it);
-//! - [`api`] holds the JSON the two exchange.
+//! No TCP listener unless asked for ([`ServeOptions::listen`]); one that is
+//! enabled answers only requests carrying the token of a 0600 file
+//! (`<state dir>/daemon/token`).
 //!
-//! The protocol is HTTP/1.1 with JSON bodies over the socket (`axum` on the
-//! server, `hyper` on the client): `GET /v1/ping`, `GET|POST /v1/runs`,
-//! `GET /v1/runs/{id}`, `POST /v1/runs/{id}/cancel`,
-//! `GET /v1/runs/{id}/events` (the `twinflow.events/v1` stream, one JSON
-//! object a line), `POST /v1/shutdown`.
+//! - [`serve`] (and [`serve_with`], with a TCP listener) runs the daemon
+//!   until its shutdown future resolves or a client asks it to stop: a
+//!   library function, so tests boot a real daemon in-process;
+//! - [`Client`] talks to it, over the socket or TCP (the CLI uses it);
+//! - [`api`] holds the JSON the two exchange;
+//! - [`query`] computes the read routes' answers from a state store, for
+//!   the daemon and for clients that find no daemon to ask.
+//!
+//! The protocol is HTTP/1.1 with JSON bodies (`axum` on the server, `hyper`
+//! on the client): `GET /v1/ping`, `GET|POST /v1/runs`, `GET /v1/runs/{id}`,
+//! `POST /v1/runs/{id}/cancel`, `GET /v1/runs/{id}/events` (the
+//! `twinflow.events/v1` stream, one JSON object a line),
+//! `GET /v1/runs/{id}/logs/{task}` (where the logs are; with
+//! `?stream=stdout|stderr[&attempt=N]` the file's bytes), `POST /v1/shutdown`.
 
 pub mod api;
+mod auth;
 mod client;
 mod error;
 mod lock;
 mod paths;
+pub mod query;
 mod resume;
+mod routes;
 mod runs;
 mod server;
+mod token;
 
-pub use client::Client;
+pub use client::{Client, EventStream, LogReader};
 pub use error::DaemonError;
 pub use lock::running_pid;
 pub use paths::DaemonPaths;
-pub use server::serve;
+pub use server::{ServeOptions, serve, serve_with};
+pub use token::read_token_file;

@@ -1,5 +1,6 @@
 //! Where a daemon's files are: `<state dir>/daemon/` (mode 0700) holds the
-//! socket, the lock file with the pid, and the log.
+//! socket, the lock file with the pid, the log, and the token of the
+//! optional TCP listener.
 
 use crate::DaemonError;
 use std::os::unix::fs::PermissionsExt as _;
@@ -16,6 +17,8 @@ pub struct DaemonPaths {
     pub lock: PathBuf,
     /// Where `twinflow daemon start` sends the daemon's output.
     pub log: PathBuf,
+    /// The token of the TCP listener (mode 0600), when one is enabled.
+    pub token: PathBuf,
 }
 
 /// The longest path a Unix socket address holds (`sun_path`, with its NUL).
@@ -29,6 +32,7 @@ impl DaemonPaths {
             socket: dir.join("twinflow.sock"),
             lock: dir.join("daemon.lock"),
             log: dir.join("daemon.log"),
+            token: dir.join("token"),
             dir,
         }
     }

@@ -65,24 +65,18 @@ fn from_stored(file: &str, args: &str) -> SubmitRequest {
 /// up (their workflow file is gone or no longer compiles) are reported and
 /// left as they are.
 pub(crate) async fn take_up_interrupted(engine: &Engine, runs: &crate::runs::Runs) {
-    let store = match StateStore::open(engine.state_dir()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!("cannot look for interrupted runs: {e}");
-            return;
-        }
-    };
-    let interrupted: Vec<_> = match store.runs() {
+    // Through the engine's connection: on a network file system the store
+    // is held exclusively by it, and a connection of our own would be refused.
+    let interrupted: Vec<_> = match engine.read_state(StateStore::runs) {
         Ok(all) => all
             .into_iter()
             .filter(|r| r.state == RunState::Interrupted)
             .collect(),
         Err(e) => {
-            tracing::warn!("cannot list runs: {e}");
+            tracing::warn!("cannot look for interrupted runs: {e}");
             return;
         }
     };
-    drop(store);
     for run in interrupted {
         let Some(file) = run.file.clone() else {
             continue;

@@ -1,248 +1,153 @@
-//! The daemon: the socket, who may use it, and the `/v1` routes.
+//! The daemon's lifecycle: the lock, the Unix socket (and the TCP listener
+//! when asked for), taking up interrupted runs, serving until told to stop.
 
-use crate::api::{ErrorBody, Ping, SubmitRequest, Submitted};
+use crate::auth::{self, Peer, Token};
+use crate::routes::{self, App};
 use crate::runs::Runs;
-use crate::{DaemonError, DaemonPaths, lock, resume};
-use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, Request, State};
-use axum::http::StatusCode;
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use crate::{DaemonError, DaemonPaths, lock, resume, token};
+use axum::middleware;
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt as _;
 use std::sync::Arc;
-use tokio::net::UnixListener;
-use tokio::sync::Notify;
-use tokio_stream::StreamExt as _;
-use twinflow_engine::{Engine, EngineError, RunOptions, StateStore};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{Notify, watch};
+use twinflow_engine::Engine;
 
-/// Who is on the other end of a connection (`SO_PEERCRED`).
-#[derive(Debug, Clone, Copy)]
-struct Peer {
-    uid: Option<u32>,
+/// How long requests in progress may go on once the daemon is told to stop.
+/// `watch` streams last as long as their run: they are cut after this (their
+/// clients say the daemon stopped), or a watcher would keep it alive.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How the daemon listens.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ServeOptions {
+    /// Also listen on this TCP address (none by default). Every request
+    /// there must carry the token of `<state dir>/daemon/token` (made, mode
+    /// 0600, when missing; refused when others may read it). There is no
+    /// TLS: bind to loopback, or reach it through an SSH tunnel.
+    pub listen: Option<SocketAddr>,
 }
 
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, UnixListener>>
-    for Peer
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, UnixListener>) -> Self {
-        Self {
-            uid: stream.io().peer_cred().ok().map(|c| c.uid()),
-        }
+impl ServeOptions {
+    /// Also listen on `addr` (TCP, with the token).
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = Some(addr);
+        self
     }
 }
 
-#[derive(Clone)]
-struct App {
+/// Runs the daemon of `engine`'s state directory on its Unix socket only:
+/// [`serve_with`] with the default [`ServeOptions`].
+pub async fn serve(
     engine: Engine,
-    runs: Runs,
-    stop: Arc<Notify>,
-}
-
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (
-        status,
-        Json(ErrorBody {
-            error: message.into(),
-        }),
-    )
-        .into_response()
-}
-
-/// Refuses every user but the daemon's own.
-async fn only_owner(ConnectInfo(peer): ConnectInfo<Peer>, req: Request, next: Next) -> Response {
-    let me = nix::unistd::geteuid().as_raw();
-    if peer.uid != Some(me) {
-        tracing::warn!("refused a connection from uid {:?}", peer.uid);
-        return error(
-            StatusCode::FORBIDDEN,
-            format!(
-                "this twinflow daemon serves only uid {me}, not {}",
-                peer.uid
-                    .map_or_else(|| "an unknown user".to_owned(), |u| u.to_string())
-            ),
-        );
-    }
-    next.run(req).await
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), DaemonError> {
+    serve_with(engine, ServeOptions::default(), shutdown).await
 }
 
 /// Runs the daemon of `engine`'s state directory until `shutdown` resolves
 /// or a client asks it to stop (`POST /v1/shutdown`). It first takes up the
 /// runs a dead daemon left. Runs it carries when it stops are left as they
 /// are (Slurm jobs go on) and taken up by the next daemon.
-pub async fn serve(
+pub async fn serve_with(
     engine: Engine,
+    options: ServeOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
     let paths = DaemonPaths::new(engine.state_dir());
     paths.prepare()?;
     let state_dir = engine.state_dir().display().to_string();
     let _lock = lock::acquire(&paths, &state_dir)?;
+    // The token first: a token file that cannot be used stops the daemon
+    // before anything listens.
+    let tcp = match options.listen {
+        Some(addr) => {
+            let token = token::ensure(&paths.token)?;
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| DaemonError::Setup(format!("cannot listen on tcp {addr}: {e}")))?;
+            let bound = listener
+                .local_addr()
+                .map_err(|e| DaemonError::Setup(format!("cannot listen on tcp {addr}: {e}")))?;
+            if !bound.ip().is_loopback() {
+                tracing::warn!(
+                    "listening on {bound}, beyond this machine: the token travels without TLS"
+                );
+            }
+            Some((listener, bound, Token(token.into())))
+        }
+        None => None,
+    };
     // A socket file left by a dead daemon (we hold the lock, so it is dead).
     let _ = std::fs::remove_file(&paths.socket);
-    let listener =
-        UnixListener::bind(&paths.socket).map_err(|e| DaemonError::io(&paths.socket, &e))?;
+    let unix = UnixListener::bind(&paths.socket).map_err(|e| DaemonError::io(&paths.socket, &e))?;
     std::fs::set_permissions(&paths.socket, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| DaemonError::io(&paths.socket, &e))?;
     let app = App {
         engine: engine.clone(),
         runs: Runs::default(),
         stop: Arc::new(Notify::new()),
+        listen: tcp.as_ref().map(|(_, bound, _)| bound.to_string()),
     };
     resume::take_up_interrupted(&engine, &app.runs).await;
     tracing::info!(
-        "twinflow daemon {} listening on {}",
+        "twinflow daemon {} listening on {}{}",
         std::process::id(),
-        paths.socket.display()
+        paths.socket.display(),
+        app.listen
+            .as_ref()
+            .map(|a| format!(" and tcp {a} (token in {})", paths.token.display()))
+            .unwrap_or_default()
     );
+    let (stopping, stopped) = watch::channel(false);
     let stop = Arc::clone(&app.stop);
-    let router = Router::new()
-        .route("/v1/ping", get(ping))
-        .route("/v1/runs", get(list).post(submit))
-        .route("/v1/runs/{id}", get(status))
-        .route("/v1/runs/{id}/cancel", post(cancel))
-        .route("/v1/runs/{id}/events", get(events))
-        .route("/v1/shutdown", post(stop_daemon))
-        .layer(middleware::from_fn(only_owner))
-        .with_state(app);
-    let result = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<Peer>(),
-    )
-    .with_graceful_shutdown(async move {
+    tokio::spawn(async move {
         tokio::select! {
             () = shutdown => {}
             () = stop.notified() => {}
         }
-    })
-    .await;
-    let _ = std::fs::remove_file(&paths.socket);
-    result.map_err(|e| DaemonError::io(&paths.socket, &e))
-}
-
-async fn ping(State(app): State<App>) -> Json<Ping> {
-    Json(Ping {
-        pid: std::process::id(),
-        version: env!("CARGO_PKG_VERSION").to_owned(),
-        state_dir: app.engine.state_dir().display().to_string(),
-        live_runs: app.runs.ids(),
-    })
-}
-
-async fn submit(State(app): State<App>, Json(req): Json<SubmitRequest>) -> Response {
-    if !std::path::Path::new(&req.file).is_absolute() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("the workflow file {} is not an absolute path", req.file),
-        );
-    }
-    // Run ids carry 16 random bits: a clash with a run of the same second is
-    // possible under many clients, and answered with a new id.
-    for _ in 0..8 {
-        let run_id = twinflow_engine::new_run_id_for_file(std::path::Path::new(&req.file));
-        let compiled = {
-            let req = req.clone();
-            let id = run_id.clone();
-            tokio::task::spawn_blocking(move || resume::compile(&req, &id)).await
-        };
-        let plan = match compiled {
-            Ok(Ok(plan)) => plan,
-            Ok(Err(rendered)) => return error(StatusCode::BAD_REQUEST, rendered),
-            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        };
-        let options = RunOptions {
-            cache: !req.no_cache,
-            fail_fast: req.fail_fast,
-            args: resume::stored_args(&req),
-            ..RunOptions::default()
-        };
-        match app.engine.submit(plan, options).await {
-            Ok(handle) => {
-                let answer = Submitted {
-                    run_id: handle.run_id().to_owned(),
-                    run_dir: handle.run_dir().display().to_string(),
-                };
-                app.runs.add(handle);
-                return Json(answer).into_response();
-            }
-            Err(EngineError::RunExists(_)) => {}
-            Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
-        }
-    }
-    error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "no free run id after 8 tries; submit again",
+        let _ = stopping.send(true);
+    });
+    let until_stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let on_socket = axum::serve(
+        unix,
+        routes::router()
+            .layer(middleware::from_fn(auth::only_owner))
+            .with_state(app.clone())
+            .into_make_service_with_connect_info::<Peer>(),
     )
-}
-
-fn store(app: &App) -> Result<StateStore, String> {
-    StateStore::open(app.engine.state_dir()).map_err(|e| e.to_string())
-}
-
-async fn list(State(app): State<App>) -> Response {
-    let store = match store(&app) {
-        Ok(s) => s,
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
-    };
-    match store.runs() {
-        Ok(runs) => Json(runs).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
-}
-
-async fn status(State(app): State<App>, Path(id): Path<String>) -> Response {
-    let store = match store(&app) {
-        Ok(s) => s,
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
-    };
-    let run = match store.run(&id) {
-        Ok(Some(run)) => run,
-        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no run `{id}`")),
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    };
-    let steps = store.step_counts(&run.id).unwrap_or_default();
-    Json(serde_json::json!({ "run": run, "steps": steps, "live": app.runs.is_live(&run.id) }))
-        .into_response()
-}
-
-async fn cancel(State(app): State<App>, Path(id): Path<String>) -> Response {
-    if app.runs.cancel(&id) {
-        Json(serde_json::json!({ "cancelled": id })).into_response()
-    } else {
-        error(
-            StatusCode::NOT_FOUND,
-            format!("run `{id}` is not running in this daemon"),
+    .with_graceful_shutdown(until_stopped(stopped.clone()));
+    let on_tcp = async {
+        let Some((listener, bound, token)) = tcp else {
+            return Ok(());
+        };
+        axum::serve(
+            listener,
+            routes::router()
+                .layer(middleware::from_fn_with_state(token, auth::bearer))
+                .with_state(app.clone())
+                .into_make_service_with_connect_info::<SocketAddr>(),
         )
-    }
-}
-
-async fn events(State(app): State<App>, Path(id): Path<String>) -> Response {
-    let Some(watch) = app.runs.watch(&id) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("run `{id}` is not running in this daemon"),
-        );
+        .with_graceful_shutdown(until_stopped(stopped.clone()))
+        .await
+        .map_err(|e| DaemonError::Setup(format!("tcp {bound}: {e}")))
     };
-    let first = tokio_stream::iter(watch.replay.into_iter().map(|s| format!("{s}\n")));
-    let rest: std::pin::Pin<Box<dyn tokio_stream::Stream<Item = String> + Send>> = match watch.rx {
-        Some(rx) => Box::pin(
-            tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(|line| match line {
-                Ok(line) => Some(format!("{line}\n")),
-                // A watcher that fell behind misses events, not the end.
-                Err(_) => None,
-            }),
-        ),
-        None => Box::pin(tokio_stream::empty()),
+    let serving = async { tokio::join!(on_socket.into_future(), on_tcp) };
+    let grace_over = async {
+        until_stopped(stopped.clone()).await;
+        tokio::time::sleep(STOP_GRACE).await;
     };
-    let body = first.chain(rest).map(Ok::<_, std::convert::Infallible>);
-    Response::builder()
-        .header("content-type", "application/x-ndjson")
-        .body(Body::from_stream(body))
-        .unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
-}
-
-async fn stop_daemon(State(app): State<App>) -> Response {
-    app.stop.notify_one();
-    Json(serde_json::json!({ "stopping": std::process::id() })).into_response()
+    let (on_socket, on_tcp) = tokio::select! {
+        results = serving => results,
+        () = grace_over => {
+            tracing::info!("stopping with requests still open (watchers are cut off)");
+            (Ok(()), Ok(()))
+        }
+    };
+    let _ = std::fs::remove_file(&paths.socket);
+    on_socket.map_err(|e| DaemonError::io(&paths.socket, &e))?;
+    on_tcp
 }

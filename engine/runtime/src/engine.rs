@@ -235,6 +235,16 @@ impl Engine {
         &self.state_dir
     }
 
+    /// Reads the state store through the engine's own connection (`f` gets
+    /// it shared, so it can only read). A long-lived process that answers
+    /// others' queries (the daemon) must read this way: on network file
+    /// systems the store is opened with exclusive locking, and a second
+    /// connection, even in the same process, would find it busy. Runs hold
+    /// the same connection to journal their tasks, so keep `f` short.
+    pub fn read_state<T>(&self, f: impl FnOnce(&StateStore) -> T) -> T {
+        f(&crate::lock(&self.store))
+    }
+
     /// Starts running `plan` (its `workflow.run_id` names the run) on the
     /// current tokio runtime and returns at once.
     pub async fn submit(&self, plan: Plan, options: RunOptions) -> Result<RunHandle, EngineError> {

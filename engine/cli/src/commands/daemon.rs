@@ -2,39 +2,19 @@
 //! commands `submit`, `watch` and `cancel`, which talk to it through
 //! [`twinflow_daemon::Client`].
 
+use super::client::{block_on, failed, target};
 use super::compile;
 use super::inspect::state_dir;
 use super::run::build_engine;
-use crate::args::{DaemonAction, ServeArgs, StateArgs, SubmitArgs};
+use crate::args::{DaemonAction, DaemonArgs, ServeArgs, StateArgs, SubmitArgs};
 use crate::exit;
 use crate::output::Output;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use twinflow_daemon::api::SubmitRequest;
-use twinflow_daemon::{Client, DaemonError, DaemonPaths, running_pid};
+use twinflow_daemon::{Client, DaemonError, DaemonPaths, ServeOptions, running_pid};
 use twinflow_executor_local::SlotPool;
-
-/// The exit code of a client error, after reporting it.
-fn failed(out: &Output, e: &DaemonError) -> u8 {
-    out.error(&e.to_string());
-    match e {
-        DaemonError::Refused { status, .. } if *status < 500 => exit::INVALID,
-        _ => exit::UNREACHABLE,
-    }
-}
-
-/// A current-thread runtime for one client call.
-fn block_on<T>(out: &Output, f: impl std::future::Future<Output = T>) -> Result<T, u8> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map(|rt| rt.block_on(f))
-        .map_err(|e| {
-            out.error(&format!("failed to start the async runtime: {e}"));
-            exit::UNREACHABLE
-        })
-}
 
 pub(crate) fn daemon(out: &Output, action: &DaemonAction) -> u8 {
     match action {
@@ -45,7 +25,7 @@ pub(crate) fn daemon(out: &Output, action: &DaemonAction) -> u8 {
         } => run(out, state, serve, *detached),
         DaemonAction::Start { state, serve } => start(out, state, serve),
         DaemonAction::Stop { state } => stop(out, state),
-        DaemonAction::Status { state } => status(out, state),
+        DaemonAction::Status { state, daemon } => status(out, state, daemon),
     }
 }
 
@@ -97,7 +77,11 @@ fn run(out: &Output, state: &StateArgs, serve: &ServeArgs, detached: bool) -> u8
             }
             tracing::info!("stopping on a signal; runs are taken up by the next daemon");
         };
-        twinflow_daemon::serve(engine, shutdown)
+        let mut options = ServeOptions::default();
+        if let Some(addr) = serve.listen {
+            options = options.listen(addr);
+        }
+        twinflow_daemon::serve_with(engine, options, shutdown)
             .await
             .map_err(|e| failed(out, &e))
     });
@@ -149,6 +133,9 @@ fn start(out: &Output, state: &StateArgs, serve: &ServeArgs) -> u8 {
         if let Some(n) = serve.slots {
             command.arg(format!("--slots={n}"));
         }
+        if let Some(addr) = serve.listen {
+            command.arg("--listen").arg(addr.to_string());
+        }
         command.stdin(Stdio::null()).stdout(log).stderr(err).spawn()
     });
     let mut child = match spawned {
@@ -166,9 +153,12 @@ fn start(out: &Output, state: &StateArgs, serve: &ServeArgs) -> u8 {
                 "twinflow daemon started (pid {}) for {}\n  socket: {}\n  log:    {}",
                 ping.pid,
                 dir.display(),
-                client.socket().display(),
+                client.endpoint(),
                 paths.log.display()
             );
+            if let Some(addr) = &ping.listen {
+                eprintln!("  tcp:    {addr} (token in {})", paths.token.display());
+            }
             return exit::SUCCESS;
         }
         if let Ok(Some(status)) = child.try_wait() {
@@ -214,14 +204,22 @@ fn stop(out: &Output, state: &StateArgs) -> u8 {
     exit::SUCCESS
 }
 
-fn status(out: &Output, state: &StateArgs) -> u8 {
-    let dir = state_dir(state);
-    let client = Client::for_state_dir(&dir);
+fn status(out: &Output, state: &StateArgs, daemon: &DaemonArgs) -> u8 {
+    let client = match target(out, state, daemon) {
+        Ok(t) => t.client,
+        Err(code) => return code,
+    };
     match block_on(out, client.ping()) {
         Ok(Ok(ping)) => {
             println!("twinflow daemon {} (pid {})", ping.version, ping.pid);
             println!("  state:  {}", ping.state_dir);
-            println!("  socket: {}", client.socket().display());
+            match client.socket() {
+                Some(socket) => println!("  socket: {}", socket.display()),
+                None => println!("  asked:  {}", client.endpoint()),
+            }
+            if let Some(addr) = &ping.listen {
+                println!("  tcp:    {addr}");
+            }
             if ping.live_runs.is_empty() {
                 println!("  no runs in progress");
             } else {
@@ -259,7 +257,10 @@ pub(crate) fn submit(out: &Output, args: &SubmitArgs) -> u8 {
         no_cache: args.no_cache,
         fail_fast: args.fail_fast,
     };
-    let client = Client::for_state_dir(&state_dir(&args.state));
+    let client = match target(out, &args.state, &args.daemon) {
+        Ok(t) => t.client,
+        Err(code) => return code,
+    };
     match block_on(out, client.submit(&request)) {
         Ok(Ok(run)) => {
             println!("{}", run.run_id);
@@ -274,8 +275,11 @@ pub(crate) fn submit(out: &Output, args: &SubmitArgs) -> u8 {
     }
 }
 
-pub(crate) fn cancel(out: &Output, state: &StateArgs, run: &str) -> u8 {
-    let client = Client::for_state_dir(&state_dir(state));
+pub(crate) fn cancel(out: &Output, state: &StateArgs, daemon: &DaemonArgs, run: &str) -> u8 {
+    let client = match target(out, state, daemon) {
+        Ok(t) => t.client,
+        Err(code) => return code,
+    };
     match block_on(out, client.cancel(run)) {
         Ok(Ok(())) => {
             eprintln!("cancelling {run}");
@@ -286,8 +290,17 @@ pub(crate) fn cancel(out: &Output, state: &StateArgs, run: &str) -> u8 {
     }
 }
 
-pub(crate) fn watch(out: &Output, state: &StateArgs, run: &str, json: bool) -> u8 {
-    let client = Client::for_state_dir(&state_dir(state));
+pub(crate) fn watch(
+    out: &Output,
+    state: &StateArgs,
+    daemon: &DaemonArgs,
+    run: &str,
+    json: bool,
+) -> u8 {
+    let client = match target(out, state, daemon) {
+        Ok(t) => t.client,
+        Err(code) => return code,
+    };
     let result = block_on(out, async {
         let mut events = client.events(run).await?;
         let mut outcome = None;

@@ -1,10 +1,19 @@
-//! `twinflow runs`, `status` and `logs`: reading the state store.
+//! `twinflow runs`, `status` and `logs`: asked of the daemon when one
+//! answers for the state directory (or is named with `--daemon`), else read
+//! from the state store. On network file systems a daemon holds the store
+//! exclusively, so asking it is the only way in while it runs. Both ways
+//! compute the same values ([`twinflow_daemon::query`]) and print them with
+//! the same code below.
 
-use crate::args::{StateArgs, Stream};
+use super::client::{Target, failed, runtime, target};
+use crate::args::{DaemonArgs, StateArgs, Stream};
 use crate::exit;
 use crate::output::Output;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use twinflow_daemon::api::{LogStream, NotFound, RunStatus, TaskLogs};
+use twinflow_daemon::query::{self, QueryError};
+use twinflow_daemon::{Client, DaemonError};
 use twinflow_engine::{RunInfo, StateStore};
 
 /// The state directory the user chose, or the default.
@@ -22,27 +31,180 @@ pub(crate) fn open_store(out: &Output, dir: &Path) -> Result<StateStore, u8> {
     })
 }
 
-fn find_run(out: &Output, store: &StateStore, run: Option<&str>) -> Result<RunInfo, u8> {
-    let found = match run {
-        Some(id) if id != "latest" => store.run(id),
-        _ => store.runs().map(|r| r.into_iter().next()),
-    };
-    match found {
-        Ok(Some(run)) => Ok(run),
-        Ok(None) => {
-            match run {
-                Some(id) => out.error(&format!(
-                    "no run `{id}` in {} (`twinflow runs` lists them)",
-                    store.dir().display()
-                )),
-                None => out.error(&format!("no runs yet in {}", store.dir().display())),
+/// Where the answers come from.
+enum Source {
+    Daemon {
+        client: Client,
+        rt: tokio::runtime::Runtime,
+    },
+    Store(StateStore),
+}
+
+/// Why an answer did not come.
+enum Failure {
+    NotFound(NotFound),
+    /// Reported already; the exit code.
+    Reported(u8),
+}
+
+struct Reader {
+    source: Source,
+    /// The state directory or daemon address, for messages.
+    place: String,
+}
+
+/// The daemon if one answers (or was named), else the store.
+fn reader(out: &Output, state: &StateArgs, daemon: &DaemonArgs) -> Result<Reader, u8> {
+    let Target {
+        client,
+        explicit,
+        place,
+    } = target(out, state, daemon)?;
+    let rt = runtime(out)?;
+    if !explicit {
+        match rt.block_on(client.ping()) {
+            Ok(_) => {}
+            Err(DaemonError::NotRunning { .. }) => {
+                let store = open_store(out, &state_dir(state))?;
+                return Ok(Reader {
+                    source: Source::Store(store),
+                    place,
+                });
             }
-            Err(exit::INVALID)
+            Err(e) => return Err(failed(out, &e)),
         }
-        Err(e) => {
-            out.error(&e.to_string());
-            Err(exit::UNREACHABLE)
+    }
+    Ok(Reader {
+        source: Source::Daemon { client, rt },
+        place,
+    })
+}
+
+impl Reader {
+    fn daemon_failure(out: &Output, e: DaemonError) -> Failure {
+        match e {
+            DaemonError::NotFound(nf) => Failure::NotFound(nf),
+            e => Failure::Reported(failed(out, &e)),
         }
+    }
+
+    fn store_failure(out: &Output, e: QueryError) -> Failure {
+        match e {
+            QueryError::NotFound(nf) => Failure::NotFound(nf),
+            QueryError::Store(e) => {
+                out.error(&e.to_string());
+                Failure::Reported(exit::UNREACHABLE)
+            }
+        }
+    }
+
+    fn runs(&self, out: &Output) -> Result<Vec<RunInfo>, Failure> {
+        match &self.source {
+            Source::Daemon { client, rt } => rt
+                .block_on(client.runs())
+                .map_err(|e| Self::daemon_failure(out, e)),
+            Source::Store(store) => {
+                query::runs(store).map_err(|e| Self::store_failure(out, QueryError::Store(e)))
+            }
+        }
+    }
+
+    fn status(&self, out: &Output, run: Option<&str>) -> Result<RunStatus, Failure> {
+        match &self.source {
+            Source::Daemon { client, rt } => rt
+                .block_on(client.status(run.unwrap_or("latest")))
+                .map_err(|e| Self::daemon_failure(out, e)),
+            Source::Store(store) => {
+                query::status(store, run).map_err(|e| Self::store_failure(out, e))
+            }
+        }
+    }
+
+    fn task_logs(
+        &self,
+        out: &Output,
+        run: &str,
+        task: &str,
+        attempt: Option<u32>,
+    ) -> Result<TaskLogs, Failure> {
+        match &self.source {
+            Source::Daemon { client, rt } => rt
+                .block_on(client.task_logs(run, task, attempt))
+                .map_err(|e| Self::daemon_failure(out, e)),
+            Source::Store(store) => {
+                query::task_logs(store, run, task, attempt).map_err(|e| Self::store_failure(out, e))
+            }
+        }
+    }
+
+    /// Copies one log file to stdout, calling `opened` once it could be
+    /// opened (before its first byte).
+    fn copy_log(
+        &self,
+        out: &Output,
+        logs: &TaskLogs,
+        stream: LogStream,
+        opened: impl FnOnce(),
+    ) -> Result<(), Failure> {
+        let path = logs.path(stream);
+        match &self.source {
+            Source::Daemon { client, rt } => rt.block_on(async {
+                let mut reader = client
+                    .log(&logs.run_id, &logs.task, stream, Some(logs.attempt))
+                    .await
+                    .map_err(|e| Self::daemon_failure(out, e))?;
+                opened();
+                while let Some(chunk) = reader
+                    .next()
+                    .await
+                    .map_err(|e| Self::daemon_failure(out, e))?
+                {
+                    out.print_bytes(&chunk);
+                }
+                Ok(())
+            }),
+            Source::Store(_) => match std::fs::read(path) {
+                Ok(bytes) => {
+                    opened();
+                    out.print_bytes(&bytes);
+                    Ok(())
+                }
+                Err(e) => Err(Failure::NotFound(NotFound::Log {
+                    path: path.to_owned(),
+                    reason: e.to_string(),
+                })),
+            },
+        }
+    }
+
+    /// Reports a failure; its exit code. `asked` is the run the user named.
+    fn report(&self, out: &Output, failure: Failure, asked: Option<&str>) -> u8 {
+        let nf = match failure {
+            Failure::Reported(code) => return code,
+            Failure::NotFound(nf) => nf,
+        };
+        let no_run = |run: &str| {
+            format!(
+                "no run `{run}` in {} (`twinflow runs` lists them)",
+                self.place
+            )
+        };
+        match nf {
+            NotFound::Run { run } => out.error(&no_run(&run)),
+            NotFound::NoRuns => match asked {
+                Some(run) => out.error(&no_run(run)),
+                None => out.error(&format!("no runs yet in {}", self.place)),
+            },
+            NotFound::Task { run, task } => out.error(&format!(
+                "run {run} has no record of a task `{task}` (`twinflow status {run} --tasks` lists them)"
+            )),
+            NotFound::Step { .. } => {
+                out.error(&nf.to_string());
+                return exit::UNREACHABLE;
+            }
+            NotFound::Log { .. } => out.error(&nf.to_string()),
+        }
+        exit::INVALID
     }
 }
 
@@ -64,17 +226,14 @@ fn when(ms: i64) -> String {
     }
 }
 
-pub(crate) fn runs(out: &Output, state: &StateArgs, json: bool) -> u8 {
-    let store = match open_store(out, &state_dir(state)) {
-        Ok(s) => s,
+pub(crate) fn runs(out: &Output, state: &StateArgs, daemon: &DaemonArgs, json: bool) -> u8 {
+    let reader = match reader(out, state, daemon) {
+        Ok(r) => r,
         Err(code) => return code,
     };
-    let runs = match store.runs() {
+    let runs = match reader.runs(out) {
         Ok(r) => r,
-        Err(e) => {
-            out.error(&e.to_string());
-            return exit::UNREACHABLE;
-        }
+        Err(f) => return reader.report(out, f, None),
     };
     if json {
         out.print(&format!(
@@ -84,7 +243,7 @@ pub(crate) fn runs(out: &Output, state: &StateArgs, json: bool) -> u8 {
         return exit::SUCCESS;
     }
     if runs.is_empty() {
-        out.print(&format!("no runs yet in {}\n", store.dir().display()));
+        out.print(&format!("no runs yet in {}\n", reader.place));
         return exit::SUCCESS;
     }
     let width = runs.iter().map(|r| r.id.len()).max().unwrap_or(6).max(6);
@@ -110,25 +269,25 @@ pub(crate) fn runs(out: &Output, state: &StateArgs, json: bool) -> u8 {
 pub(crate) fn status(
     out: &Output,
     state: &StateArgs,
+    daemon: &DaemonArgs,
     run: Option<&str>,
     tasks: bool,
     json: bool,
 ) -> u8 {
-    let store = match open_store(out, &state_dir(state)) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let info = match find_run(out, &store, run) {
+    let reader = match reader(out, state, daemon) {
         Ok(r) => r,
         Err(code) => return code,
     };
-    let (steps, rows) = match (store.step_counts(&info.id), store.tasks(&info.id)) {
-        (Ok(s), Ok(t)) => (s, t),
-        (Err(e), _) | (_, Err(e)) => {
-            out.error(&e.to_string());
-            return exit::UNREACHABLE;
-        }
+    let status = match reader.status(out, run) {
+        Ok(s) => s,
+        Err(f) => return reader.report(out, f, run),
     };
+    let RunStatus {
+        run: info,
+        steps,
+        tasks: rows,
+        ..
+    } = status;
     if json {
         let value = serde_json::json!({ "run": info, "steps": steps, "tasks": rows });
         out.print(&format!("{value}\n"));
@@ -208,81 +367,53 @@ pub(crate) fn status(
 pub(crate) fn logs(
     out: &Output,
     state: &StateArgs,
+    daemon: &DaemonArgs,
     run: &str,
     task: &str,
     attempt: Option<u32>,
     stream: Option<Stream>,
 ) -> u8 {
-    let store = match open_store(out, &state_dir(state)) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let info = match find_run(out, &store, Some(run)) {
+    let reader = match reader(out, state, daemon) {
         Ok(r) => r,
         Err(code) => return code,
     };
-    let row = match store.task(&info.id, task) {
-        Ok(Some(row)) => row,
-        Ok(None) => {
-            out.error(&format!(
-                "run {} has no record of a task `{task}` (`twinflow status {} --tasks` lists them)",
-                info.id, info.id
-            ));
-            return exit::INVALID;
-        }
-        Err(e) => {
-            out.error(&e.to_string());
-            return exit::UNREACHABLE;
-        }
-    };
-    let (step, first) = match store.step_of(&info.id, row.step) {
-        Ok(Some(found)) => found,
-        Ok(None) => {
-            out.error(&format!("run {} has no step {}", info.id, row.step));
-            return exit::UNREACHABLE;
-        }
-        Err(e) => {
-            out.error(&e.to_string());
-            return exit::UNREACHABLE;
-        }
+    let logs = match reader.task_logs(out, run, task, attempt) {
+        Ok(l) => l,
+        Err(f) => return reader.report(out, f, Some(run)),
     };
     // A reused result's logs are those of the run that produced it.
-    if let Some(from) = row.cached_from.as_deref().filter(|from| *from != info.id) {
+    for from in &logs.reused_from {
         eprintln!(
             "({} reused the result of run {from}; its logs follow)",
-            row.name
+            logs.task
         );
-        return logs(out, state, from, task, attempt, stream);
     }
-    let attempt = attempt.unwrap_or(row.attempt);
-    let paths =
-        twinflow_engine::task_paths(Path::new(&info.run_dir), &step, row.task - first, attempt);
+    let wanted = stream.map(|s| match s {
+        Stream::Stdout => LogStream::Stdout,
+        Stream::Stderr => LogStream::Stderr,
+    });
     let mut shown = 0;
-    for (which, path) in [
-        (Stream::Stdout, &paths.stdout),
-        (Stream::Stderr, &paths.stderr),
-    ] {
-        if stream.is_some_and(|s| s != which) {
+    for which in [LogStream::Stdout, LogStream::Stderr] {
+        if wanted.is_some_and(|w| w != which) {
             continue;
         }
-        match std::fs::read(path) {
-            Ok(bytes) => {
-                if stream.is_none() {
-                    let name = if which == Stream::Stdout {
-                        "stdout"
-                    } else {
-                        "stderr"
-                    };
-                    eprintln!(
-                        "==> {name} of {} (attempt {attempt}): {}",
-                        row.name,
-                        path.display()
-                    );
-                }
-                out.print(&String::from_utf8_lossy(&bytes));
-                shown += 1;
+        let header = || {
+            if wanted.is_none() {
+                eprintln!(
+                    "==> {} of {} (attempt {}): {}",
+                    which.as_str(),
+                    logs.task,
+                    logs.attempt,
+                    logs.path(which)
+                );
             }
-            Err(e) => eprintln!("(no log at {}: {e})", path.display()),
+        };
+        match reader.copy_log(out, &logs, which, header) {
+            Ok(()) => shown += 1,
+            Err(Failure::NotFound(NotFound::Log { path, reason })) => {
+                eprintln!("(no log at {path}: {reason})");
+            }
+            Err(f) => return reader.report(out, f, Some(run)),
         }
     }
     if shown == 0 {

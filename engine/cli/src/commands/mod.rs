@@ -1,5 +1,6 @@
 //! One function per subcommand, each returning its exit code.
 
+mod client;
 mod daemon;
 mod graph;
 mod inspect;

@@ -7,6 +7,8 @@
 //! parallel file systems (NFS, Lustre, GPFS, BeeGFS, CIFS), where WAL's
 //! shared memory is unsafe, it is opened with `locking_mode=EXCLUSIVE`:
 //! then only one twinflow process at a time may use the state directory.
+//! `TWINFLOW_STATE_LOCKING=exclusive` forces that mode on any file system
+//! (for one the detection misses, and for tests of the daemon's clients).
 
 mod query;
 mod schema;
@@ -101,7 +103,7 @@ impl StateStore {
             source,
         };
         let mut conn = Connection::open(&path).map_err(open_err)?;
-        let exclusive = is_network_fs(dir);
+        let exclusive = exclusive_forced() || is_network_fs(dir);
         let setup = || -> rusqlite::Result<()> {
             conn.busy_timeout(std::time::Duration::from_secs(10))?;
             if exclusive {
@@ -233,6 +235,12 @@ fn create_private_dir(dir: &Path) -> Result<(), StateError> {
             path: dir.to_owned(),
             source,
         })
+}
+
+/// Whether `TWINFLOW_STATE_LOCKING=exclusive` asks for exclusive locking
+/// whatever the file system.
+fn exclusive_forced() -> bool {
+    std::env::var_os("TWINFLOW_STATE_LOCKING").is_some_and(|v| v == "exclusive")
 }
 
 /// Whether `dir` is on a file system where SQLite's WAL shared memory must

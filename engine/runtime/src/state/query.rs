@@ -1,11 +1,12 @@
-//! Reads for `twinflow runs`, `status` and `logs`, and for resuming.
+//! Reads for `twinflow runs`, `status` and `logs`, and for resuming. The
+//! rows also deserialize: the daemon sends them to its clients as they are.
 
 use super::{StateError, StateStore};
 use rusqlite::{OptionalExtension, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Where a run is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RunState {
     /// A live twinflow process is running it.
@@ -35,7 +36,7 @@ impl RunState {
 }
 
 /// A run as the store knows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunInfo {
     /// Its id.
     pub id: String,
@@ -65,7 +66,7 @@ pub struct RunInfo {
 }
 
 /// Counts of one step's tasks by state.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct StepCounts {
     /// The step.
     pub step: String,
@@ -92,7 +93,7 @@ pub struct StepCounts {
 }
 
 /// A task as the store knows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TaskRow {
     /// Its id in the plan.
     pub task: u32,
@@ -115,7 +116,7 @@ pub struct TaskRow {
 }
 
 /// A sealed artefact.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ArtefactRow {
     /// The output's name.
     pub output: String,

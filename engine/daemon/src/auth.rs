@@ -1,0 +1,88 @@
+//! Who may use the daemon: on the Unix socket, only its own user (the
+//! peer's uid, `SO_PEERCRED`); on the optional TCP listener, whoever sends
+//! the token (`Authorization: Bearer <token>`), since TCP carries no uid.
+
+use crate::routes::error;
+use crate::token;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::UnixListener;
+
+/// Who is on the other end of a Unix connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer {
+    uid: Option<u32>,
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, UnixListener>>
+    for Peer
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, UnixListener>) -> Self {
+        Self {
+            uid: stream.io().peer_cred().ok().map(|c| c.uid()),
+        }
+    }
+}
+
+/// Refuses every user but the daemon's own (403).
+pub(crate) async fn only_owner(
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let me = nix::unistd::geteuid().as_raw();
+    if peer.uid != Some(me) {
+        tracing::warn!("refused a connection from uid {:?}", peer.uid);
+        return error(
+            StatusCode::FORBIDDEN,
+            format!(
+                "this twinflow daemon serves only uid {me}, not {}",
+                peer.uid
+                    .map_or_else(|| "an unknown user".to_owned(), |u| u.to_string())
+            ),
+        );
+    }
+    next.run(req).await
+}
+
+/// The token a TCP request must carry.
+#[derive(Clone)]
+pub(crate) struct Token(pub(crate) Arc<str>);
+
+/// Refuses a TCP request without the token (401), comparing in constant
+/// time.
+pub(crate) async fn bearer(
+    State(token): State<Token>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let why = match given {
+        Some(given) if token::matches(given.trim().as_bytes(), token.0.as_bytes()) => {
+            return next.run(req).await;
+        }
+        Some(_) => "a wrong token",
+        None => "no token",
+    };
+    tracing::warn!("refused a tcp request from {from}: {why}");
+    let mut response = error(
+        StatusCode::UNAUTHORIZED,
+        format!(
+            "this twinflow daemon's tcp listener needs `Authorization: Bearer <token>` with the token of its token file; the request had {why}"
+        ),
+    );
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    response
+}

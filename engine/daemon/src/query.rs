@@ -1,0 +1,100 @@
+//! The answers of the read routes, computed from a state store: the daemon
+//! computes them through its engine's connection, and a client with no
+//! daemon to ask (`twinflow runs`, `status`, `logs`) computes the same from
+//! the store itself, so both print the same.
+
+use crate::api::{NotFound, RunStatus, TaskLogs};
+use std::path::Path;
+use twinflow_engine::{RunInfo, StateError, StateStore};
+
+/// Follows at most this many reused results from run to run.
+const MAX_REUSE_HOPS: usize = 64;
+
+/// Why a read found no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// What was asked for is not there.
+    #[error(transparent)]
+    NotFound(#[from] NotFound),
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] StateError),
+}
+
+/// Every run, newest first.
+pub fn runs(store: &StateStore) -> Result<Vec<RunInfo>, StateError> {
+    store.runs()
+}
+
+/// A run by id or unique id prefix; `None` or `latest`: the newest run.
+pub fn find_run(store: &StateStore, run: Option<&str>) -> Result<RunInfo, QueryError> {
+    match run {
+        Some(id) if id != "latest" => store
+            .run(id)?
+            .ok_or_else(|| NotFound::Run { run: id.to_owned() }.into()),
+        _ => store
+            .runs()?
+            .into_iter()
+            .next()
+            .ok_or(QueryError::NotFound(NotFound::NoRuns)),
+    }
+}
+
+/// A run's status (`live` is left `false`).
+pub fn status(store: &StateStore, run: Option<&str>) -> Result<RunStatus, QueryError> {
+    let run = find_run(store, run)?;
+    let steps = store.step_counts(&run.id)?;
+    let tasks = store.tasks(&run.id)?;
+    Ok(RunStatus {
+        run,
+        steps,
+        tasks,
+        live: false,
+    })
+}
+
+/// Where the logs of task `task` (by name) of `run` are, following reused
+/// results to the run that produced them. `attempt` defaults to the task's
+/// latest in the run whose logs they are.
+pub fn task_logs(
+    store: &StateStore,
+    run: &str,
+    task: &str,
+    attempt: Option<u32>,
+) -> Result<TaskLogs, QueryError> {
+    let mut reused_from = Vec::new();
+    let mut asked = run.to_owned();
+    loop {
+        let info = find_run(store, Some(&asked))?;
+        let row = store.task(&info.id, task)?.ok_or_else(|| NotFound::Task {
+            run: info.id.clone(),
+            task: task.to_owned(),
+        })?;
+        if let Some(from) = row.cached_from.as_deref().filter(|from| *from != info.id)
+            && reused_from.len() < MAX_REUSE_HOPS
+        {
+            reused_from.push(from.to_owned());
+            asked = from.to_owned();
+            continue;
+        }
+        let (step, first) = store.step_of(&info.id, row.step)?.ok_or(NotFound::Step {
+            run: info.id.clone(),
+            step: row.step,
+        })?;
+        let attempt = attempt.unwrap_or(row.attempt);
+        let paths = twinflow_engine::task_paths(
+            Path::new(&info.run_dir),
+            &step,
+            row.task.saturating_sub(first),
+            attempt,
+        );
+        return Ok(TaskLogs {
+            run_id: info.id,
+            task: row.name,
+            attempt,
+            reused_from,
+            stdout: paths.stdout.display().to_string(),
+            stderr: paths.stderr.display().to_string(),
+        });
+    }
+}

@@ -1,0 +1,316 @@
+//! The `/v1` routes and their handlers. Reads of the state store go through
+//! the engine's own connection ([`Engine::read_state`]), on a blocking
+//! thread: on network file systems the store is held exclusively by that
+//! connection, and no other could read it.
+
+use crate::api::{ErrorBody, LogStream, NotFound, Ping, SubmitRequest, Submitted};
+use crate::query::{self, QueryError};
+use crate::resume;
+use crate::runs::Runs;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use std::sync::Arc;
+use tokio::io::AsyncReadExt as _;
+use tokio::sync::Notify;
+use tokio_stream::StreamExt as _;
+use twinflow_engine::{Engine, EngineError, RunOptions, StateStore};
+
+/// How much of a log file goes out in one piece.
+const LOG_CHUNK: usize = 64 * 1024;
+
+#[derive(Clone)]
+pub(crate) struct App {
+    pub(crate) engine: Engine,
+    pub(crate) runs: Runs,
+    pub(crate) stop: Arc<Notify>,
+    /// The TCP address listened on, if any.
+    pub(crate) listen: Option<String>,
+}
+
+/// The routes, before a listener's own checks are layered on.
+pub(crate) fn router() -> Router<App> {
+    Router::new()
+        .route("/v1/ping", get(ping))
+        .route("/v1/runs", get(list).post(submit))
+        .route("/v1/runs/{id}", get(status))
+        .route("/v1/runs/{id}/cancel", post(cancel))
+        .route("/v1/runs/{id}/events", get(events))
+        .route("/v1/runs/{id}/logs/{task}", get(logs))
+        .route("/v1/shutdown", post(stop_daemon))
+}
+
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(ErrorBody {
+            error: message.into(),
+            not_found: None,
+        }),
+    )
+        .into_response()
+}
+
+fn query_error(e: QueryError) -> Response {
+    match e {
+        QueryError::NotFound(nf) => (
+            StatusCode::NOT_FOUND,
+            Json(ErrorBody {
+                error: nf.to_string(),
+                not_found: Some(nf),
+            }),
+        )
+            .into_response(),
+        QueryError::Store(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// Runs `f` on the engine's store, on a blocking thread.
+async fn read<T: Send + 'static>(
+    app: &App,
+    f: impl FnOnce(&StateStore) -> T + Send + 'static,
+) -> Result<T, Response> {
+    let engine = app.engine.clone();
+    tokio::task::spawn_blocking(move || engine.read_state(f))
+        .await
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+async fn ping(State(app): State<App>) -> Json<Ping> {
+    Json(Ping {
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        state_dir: app.engine.state_dir().display().to_string(),
+        live_runs: app.runs.ids(),
+        listen: app.listen.clone(),
+    })
+}
+
+async fn submit(State(app): State<App>, Json(req): Json<SubmitRequest>) -> Response {
+    if !std::path::Path::new(&req.file).is_absolute() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("the workflow file {} is not an absolute path", req.file),
+        );
+    }
+    // Run ids carry 16 random bits: a clash with a run of the same second is
+    // possible under many clients, and answered with a new id.
+    for _ in 0..8 {
+        let run_id = twinflow_engine::new_run_id_for_file(std::path::Path::new(&req.file));
+        let compiled = {
+            let req = req.clone();
+            let id = run_id.clone();
+            tokio::task::spawn_blocking(move || resume::compile(&req, &id)).await
+        };
+        let plan = match compiled {
+            Ok(Ok(plan)) => plan,
+            Ok(Err(rendered)) => return error(StatusCode::BAD_REQUEST, rendered),
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        };
+        let options = RunOptions {
+            cache: !req.no_cache,
+            fail_fast: req.fail_fast,
+            args: resume::stored_args(&req),
+            ..RunOptions::default()
+        };
+        match app.engine.submit(plan, options).await {
+            Ok(handle) => {
+                let answer = Submitted {
+                    run_id: handle.run_id().to_owned(),
+                    run_dir: handle.run_dir().display().to_string(),
+                };
+                app.runs.add(handle);
+                return Json(answer).into_response();
+            }
+            Err(EngineError::RunExists(_)) => {}
+            Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+        }
+    }
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no free run id after 8 tries; submit again",
+    )
+}
+
+async fn list(State(app): State<App>) -> Response {
+    match read(&app, query::runs).await {
+        Ok(Ok(runs)) => Json(runs).into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(response) => response,
+    }
+}
+
+async fn status(State(app): State<App>, Path(id): Path<String>) -> Response {
+    match read(&app, move |store| query::status(store, Some(&id))).await {
+        Ok(Ok(mut status)) => {
+            status.live = app.runs.is_live(&status.run.id);
+            Json(status).into_response()
+        }
+        Ok(Err(e)) => query_error(e),
+        Err(response) => response,
+    }
+}
+
+/// `?stream=stdout|stderr&attempt=N`, both optional.
+fn log_query(raw: Option<&str>) -> Result<(Option<LogStream>, Option<u32>), String> {
+    let mut stream = None;
+    let mut attempt = None;
+    for pair in raw.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "stream" => {
+                stream = Some(
+                    LogStream::parse(value)
+                        .ok_or_else(|| format!("stream={value}: expected stdout or stderr"))?,
+                );
+            }
+            "attempt" => {
+                attempt = Some(
+                    value
+                        .parse::<u32>()
+                        .map_err(|_| format!("attempt={value}: expected a number"))?,
+                );
+            }
+            _ => {
+                return Err(format!(
+                    "unknown query parameter `{key}`: expected stream or attempt"
+                ));
+            }
+        }
+    }
+    Ok((stream, attempt))
+}
+
+/// Without `stream=`: where the task's logs are ([`crate::api::TaskLogs`]).
+/// With it: that file's bytes, as they are now.
+async fn logs(
+    State(app): State<App>,
+    Path((id, task)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let (stream, attempt) = match log_query(raw.as_deref()) {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let found = match read(&app, move |store| {
+        query::task_logs(store, &id, &task, attempt)
+    })
+    .await
+    {
+        Ok(Ok(found)) => found,
+        Ok(Err(e)) => return query_error(e),
+        Err(response) => return response,
+    };
+    let Some(stream) = stream else {
+        return Json(found).into_response();
+    };
+    let path = found.path(stream).to_owned();
+    let mut file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(e) => {
+            return query_error(QueryError::NotFound(NotFound::Log {
+                path,
+                reason: e.to_string(),
+            }));
+        }
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::spawn(async move {
+        loop {
+            let mut chunk = vec![0; LOG_CHUNK];
+            match file.read(&mut chunk).await {
+                Ok(0) => return,
+                Ok(n) => {
+                    chunk.truncate(n);
+                    if tx.send(Ok(Bytes::from(chunk))).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            }
+        }
+    });
+    Response::builder()
+        .header("content-type", "application/octet-stream")
+        .body(Body::from_stream(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ))
+        .unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+async fn cancel(State(app): State<App>, Path(id): Path<String>) -> Response {
+    if app.runs.cancel(&id) {
+        Json(serde_json::json!({ "cancelled": id })).into_response()
+    } else {
+        error(
+            StatusCode::NOT_FOUND,
+            format!("run `{id}` is not running in this daemon"),
+        )
+    }
+}
+
+async fn events(State(app): State<App>, Path(id): Path<String>) -> Response {
+    let Some(watch) = app.runs.watch(&id) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("run `{id}` is not running in this daemon"),
+        );
+    };
+    let first = tokio_stream::iter(watch.replay.into_iter().map(|s| format!("{s}\n")));
+    let rest: std::pin::Pin<Box<dyn tokio_stream::Stream<Item = String> + Send>> = match watch.rx {
+        Some(rx) => Box::pin(
+            tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(|line| match line {
+                Ok(line) => Some(format!("{line}\n")),
+                // A watcher that fell behind misses events, not the end.
+                Err(_) => None,
+            }),
+        ),
+        None => Box::pin(tokio_stream::empty()),
+    };
+    let body = first.chain(rest).map(Ok::<_, std::convert::Infallible>);
+    Response::builder()
+        .header("content-type", "application/x-ndjson")
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+async fn stop_daemon(State(app): State<App>) -> Response {
+    app.stop.notify_one();
+    Json(serde_json::json!({ "stopping": std::process::id() })).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_queries_parse_or_say_what_is_wrong() {
+        assert_eq!(log_query(None), Ok((None, None)));
+        assert_eq!(
+            log_query(Some("stream=stderr&attempt=2")),
+            Ok((Some(LogStream::Stderr), Some(2)))
+        );
+        assert_eq!(log_query(Some("attempt=1")), Ok((None, Some(1))));
+        assert!(
+            log_query(Some("stream=both"))
+                .unwrap_err()
+                .contains("stdout or stderr")
+        );
+        assert!(
+            log_query(Some("attempt=x"))
+                .unwrap_err()
+                .contains("a number")
+        );
+        assert!(
+            log_query(Some("tail=5"))
+                .unwrap_err()
+                .contains("unknown query parameter")
+        );
+    }
+}
