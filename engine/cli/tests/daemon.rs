@@ -3,52 +3,15 @@
 //! run, after which a new daemon takes them back without submitting any of
 //! them twice; and of the daemon while a local task runs, whose orphan the
 //! next daemon kills and runs again.
-#![expect(
-    clippy::expect_used,
-    reason = "test helpers fail the test with a message"
-)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-fn twinflow(state: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_twinflow"))
-        .args(args)
-        .arg("--state-dir")
-        .arg(state)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run twinflow")
-}
+use common::{daemon, tasks, text, twinflow, wait_until};
+use std::path::PathBuf;
+use std::time::Duration;
 
-/// `twinflow daemon run` in the foreground, as systemd would start it.
-fn daemon(state: &Path) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_twinflow"))
-        .args(["daemon", "run", "--state-dir"])
-        .arg(state)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn the daemon");
-    wait_until("the daemon to answer", || {
-        twinflow(state, &["daemon", "status"]).status.success()
-    });
-    child
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < Duration::from_secs(90), "never: {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+/// How long a daemon test waits for anything.
+const LIMIT: Duration = Duration::from_secs(90);
 
 #[test]
 fn start_submit_watch_and_stop_from_the_command_line() {
@@ -96,23 +59,6 @@ fn start_submit_watch_and_stop_from_the_command_line() {
     assert_eq!(o.status.code(), Some(3));
 }
 
-/// Each task's (name, state, handle) from `status --json`.
-fn tasks(state: &Path, run: &str) -> Vec<(String, String, String)> {
-    let o = twinflow(state, &["status", run, "--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
-    v["tasks"]
-        .as_array()
-        .map(|ts| {
-            ts.iter()
-                .map(|t| {
-                    let s = |k: &str| t[k].as_str().unwrap_or_default().to_owned();
-                    (s("name"), s("state"), s("handle"))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[test]
 fn a_daemon_killed_with_sigkill_is_replaced_and_takes_its_slurm_jobs_back() {
     if std::env::var("TWINFLOW_TEST_SLURM").as_deref() != Ok("1") {
@@ -144,12 +90,12 @@ steps:
 "#,
     )
     .expect("write workflow");
-    let mut first = daemon(&state);
+    let mut first = daemon(&state, None);
     let o = twinflow(&state, &["submit", file.to_str().expect("utf-8")]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let run = text(&o.stdout).trim().to_owned();
     let mut before = Vec::new();
-    wait_until("the three jobs to run in Slurm", || {
+    wait_until("the three jobs to run in Slurm", LIMIT, || {
         before = tasks(&state, &run);
         before
             .iter()
@@ -160,7 +106,7 @@ steps:
     first.kill().expect("SIGKILL the daemon");
     let _ = first.wait();
 
-    let mut second = daemon(&state);
+    let mut second = daemon(&state, None);
     let o = twinflow(&state, &["watch", &run]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let after = tasks(&state, &run);
@@ -219,13 +165,13 @@ steps:
         ),
     )
     .expect("write workflow");
-    let mut first = daemon(&state);
+    let mut first = daemon(&state, None);
     let o = twinflow(&state, &["submit", file.to_str().expect("utf-8")]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let run = text(&o.stdout).trim().to_owned();
     let pid_file = dir.path().join("slow.pid");
     let mut pid = 0;
-    wait_until("the slow task to start", || {
+    wait_until("the slow task to start", LIMIT, || {
         pid = std::fs::read_to_string(&pid_file)
             .ok()
             .and_then(|s| s.trim().parse().ok())
@@ -237,10 +183,10 @@ steps:
     std::thread::sleep(Duration::from_millis(300));
     assert!(alive(pid), "the task went down with the daemon");
 
-    let mut second = daemon(&state);
+    let mut second = daemon(&state, None);
     let o = twinflow(&state, &["watch", &run]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    wait_until("the orphan to be killed", || !alive(pid));
+    wait_until("the orphan to be killed", LIMIT, || !alive(pid));
     assert!(dir.path().join("slow.again").exists(), "slow ran again");
     let count = std::fs::read_to_string(dir.path().join("quick.count")).expect("quick.count");
     assert_eq!(count.lines().count(), 1, "the finished task ran again");

@@ -6,18 +6,13 @@
     reason = "test helpers fail the test with a message"
 )]
 
+#[expect(dead_code, reason = "these tests need no daemon")]
+mod common;
+
+use common::twinflow;
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn twinflow(state: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_twinflow"))
-        .args(args)
-        .env("TWINFLOW_STATE_DIR", state)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run twinflow")
-}
+use std::process::Command;
 
 fn status_json(state: &Path) -> serde_json::Value {
     let status = twinflow(state, &["status", "--json"]);
@@ -103,19 +98,9 @@ fn sshd_target() -> Option<String> {
     ))
 }
 
-/// Each task's (state, handle), by name.
+/// Each task's (name, state, handle) in the newest run.
 fn tasks(state: &Path) -> Vec<(String, String, String)> {
-    status_json(state)["tasks"]
-        .as_array()
-        .map(|ts| {
-            ts.iter()
-                .map(|t| {
-                    let s = |k: &str| t[k].as_str().unwrap_or_default().to_owned();
-                    (s("name"), s("state"), s("handle"))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    common::tasks(state, "latest")
 }
 
 #[test]
