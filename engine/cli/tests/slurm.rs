@@ -189,6 +189,34 @@ steps:
     }
 }
 
+/// Runs `file` (`--no-cache`), whose step `packed` has `tasks` tasks that
+/// each write their Slurm job id to `job.txt`; the run's directory, its id
+/// and the distinct job ids the outputs name.
+fn run_packed(state: &Path, file: &Path, tasks: usize) -> (String, String, BTreeSet<String>) {
+    let o = twinflow(state, &["run", "--no-cache", file.to_str().expect("utf-8")]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let status = status_json(state);
+    let run_dir = status["run"]["run_dir"]
+        .as_str()
+        .expect("run_dir")
+        .to_owned();
+    let run_id = status["run"]["id"].as_str().expect("run id").to_owned();
+    let jobs = (0..tasks)
+        .map(|i| {
+            std::fs::read_to_string(format!("{run_dir}/work/packed/{i}/job.txt"))
+                .expect("the output came back")
+                .trim()
+                .to_owned()
+        })
+        .collect();
+    (run_dir, run_id, jobs)
+}
+
 /// A packed step over SSH with staging: this `twinflow` goes up to the
 /// cluster's workdir once (named by its SHA-256), runs the packs there, and
 /// the tasks' outputs come back; a second run finds it there.
@@ -230,32 +258,9 @@ steps:
     // `--no-cache`: the second run must run its tasks again, not take
     // them from the first run's results.
     let run = || {
-        let o = twinflow(
-            state.path(),
-            &["run", "--no-cache", file.to_str().expect("utf-8")],
-        );
-        assert_eq!(
-            o.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        let status = status_json(state.path());
-        let run_dir = status["run"]["run_dir"]
-            .as_str()
-            .expect("run_dir")
-            .to_owned();
-        let run_id = status["run"]["id"].as_str().expect("run id").to_owned();
         // Six tasks, two packed jobs; every output came back from the
         // cluster's directory, where the tasks ran.
-        let jobs: BTreeSet<String> = (0..6)
-            .map(|i| {
-                std::fs::read_to_string(format!("{run_dir}/work/packed/{i}/job.txt"))
-                    .expect("the output came back")
-                    .trim()
-                    .to_owned()
-            })
-            .collect();
+        let (run_dir, run_id, jobs) = run_packed(state.path(), &file, 6);
         assert_eq!(jobs.len(), 2, "{jobs:?}");
         let where_ = std::fs::read_to_string(format!("{run_dir}/work/packed/4/where.txt"))
             .expect("where.txt came back");
@@ -382,30 +387,7 @@ steps:
 
     let ours = env!("CARGO_BIN_EXE_twinflow");
     let given = workflow(ours);
-    let o = twinflow(
-        state.path(),
-        &["run", "--no-cache", given.to_str().expect("utf-8")],
-    );
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let status = status_json(state.path());
-    let run_dir = status["run"]["run_dir"]
-        .as_str()
-        .expect("run_dir")
-        .to_owned();
-    let run_id = status["run"]["id"].as_str().expect("run id").to_owned();
-    let jobs: BTreeSet<String> = (0..4)
-        .map(|i| {
-            std::fs::read_to_string(format!("{run_dir}/work/packed/{i}/job.txt"))
-                .expect("the output came back")
-                .trim()
-                .to_owned()
-        })
-        .collect();
+    let (_, run_id, jobs) = run_packed(state.path(), &given, 4);
     assert_eq!(jobs.len(), 2, "{jobs:?}");
     let script = std::fs::read_to_string(scratch.join(&run_id).join("logs/packed/0.0.pack.sbatch"))
         .expect("the first pack's script");
