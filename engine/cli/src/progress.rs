@@ -5,7 +5,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashSet;
 use std::io::Write;
 use std::time::{Duration, Instant};
-use twinflow_engine::{RunEvent, RunSummary, StepSize};
+use twinflow_engine::{RunEvent, RunSummary, StepCounts, StepSize};
 
 /// How a run is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,6 +198,31 @@ impl Reporter {
                     }
                 }
             }
+        }
+    }
+
+    /// What a watcher that came late learns first (after `run-started`):
+    /// each step's counts so far. Tasks running now are counted when they
+    /// end.
+    pub(crate) fn snapshot(&mut self, counts: &[StepCounts]) {
+        if self.mode == Mode::Json {
+            return;
+        }
+        for (i, c) in counts.iter().enumerate() {
+            let Ok(step) = u32::try_from(i) else { break };
+            self.tally(step, |s| {
+                s.done = (c.succeeded + c.failed + c.skipped + c.cancelled).min(s.total);
+                s.cached = c.cached;
+                s.failed = c.failed;
+                s.skipped = c.skipped;
+            });
+        }
+        self.done = self.steps.iter().map(|s| s.done).sum();
+        if let Some(bars) = &self.bars {
+            bars.total.set_position(self.done);
+        }
+        if self.mode != Mode::Live && self.done > 0 {
+            self.note(&format!("{}/{} tasks done so far", self.done, self.total));
         }
     }
 

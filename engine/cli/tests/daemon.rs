@@ -49,7 +49,7 @@ fn start_submit_watch_and_stop_from_the_command_line() {
     let o = twinflow(&state, &["watch", &run]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert!(
-        text(&o.stderr).contains("succeeded: 2 tasks"),
+        text(&o.stderr).contains("succeeded in") && text(&o.stderr).contains(": 2 tasks, 2 ran"),
         "{}",
         text(&o.stderr)
     );
@@ -197,4 +197,49 @@ steps:
     assert_eq!(slow.1, "succeeded");
     let _ = second.kill();
     let _ = second.wait();
+}
+
+/// A `watch` that starts after some tasks ended shows them as done (the
+/// daemon's progress line), then follows the rest to the end.
+#[test]
+fn a_late_watch_starts_from_what_is_already_done() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state: PathBuf = dir.path().join("state");
+    let gate = dir.path().join("gate");
+    let file = dir.path().join("late.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "version: 1\nname: late\nsteps:\n  quick:\n    for_each: {{ i: [1, 2, 3] }}\n    run: 'true'\n  gated:\n    run: while [ ! -e {} ]; do sleep 0.1; done\n",
+            gate.display()
+        ),
+    )
+    .expect("write workflow");
+    let mut d = daemon(&state, None);
+    let o = twinflow(&state, &["submit", file.to_str().expect("utf-8")]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let run = text(&o.stdout).trim().to_owned();
+    wait_until("the quick tasks to succeed", LIMIT, || {
+        tasks(&state, &run)
+            .iter()
+            .filter(|(n, s, _)| n.starts_with("quick") && s == "succeeded")
+            .count()
+            == 3
+    });
+    let watch = std::process::Command::new(env!("CARGO_BIN_EXE_twinflow"))
+        .args(["watch", &run, "--state-dir"])
+        .arg(&state)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn watch");
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(&gate, "").expect("open the gate");
+    let o = watch.wait_with_output().expect("watch ends");
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("3/4 tasks done so far"), "{err}");
+    assert!(err.contains("step gated finished: 1/1"), "{err}");
+    assert!(err.contains(": 4 tasks, 4 ran"), "{err}");
+    let _ = d.kill();
+    let _ = d.wait();
 }

@@ -41,6 +41,13 @@ pub struct Submitted {
     pub run_dir: String,
 }
 
+/// The kind (`"event"`) of the line that `GET /v1/runs/{id}/events` sends a
+/// live run's watcher right after `run-started`: `{"event": "progress",
+/// "steps": [...]}`, each step's counts so far as `twinflow status` reports
+/// them (`twinflow_engine::StepCounts`). Every other line is a
+/// `twinflow_engine::RunEvent` (the `twinflow.events/v1` stream).
+pub const PROGRESS_EVENT: &str = "progress";
+
 /// `GET /v1/ping`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Ping {

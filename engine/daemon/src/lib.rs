@@ -24,7 +24,8 @@
 //! The protocol is HTTP/1.1 with JSON bodies (`axum` on the server, `hyper`
 //! on the client): `GET /v1/ping`, `GET|POST /v1/runs`, `GET /v1/runs/{id}`,
 //! `POST /v1/runs/{id}/cancel`, `GET /v1/runs/{id}/events` (the
-//! `twinflow.events/v1` stream, one JSON object a line),
+//! `twinflow.events/v1` stream, one JSON object a line, with a
+//! [`api::PROGRESS_EVENT`] line of the counts so far after `run-started`),
 //! `GET /v1/runs/{id}/logs/{task}` (where the logs are; with
 //! `?stream=stdout|stderr[&attempt=N]` the file's bytes), `POST /v1/shutdown`.
 

@@ -262,7 +262,21 @@ async fn events(State(app): State<App>, Path(id): Path<String>) -> Response {
             format!("run `{id}` is not running in this daemon"),
         );
     };
-    let first = tokio_stream::iter(watch.replay.into_iter().map(|s| format!("{s}\n")));
+    let mut replay: Vec<String> = watch.replay.iter().map(|s| format!("{s}\n")).collect();
+    if watch.rx.is_some() {
+        // A watcher that comes late learns what happened so far: the
+        // per-step counts in the store, right after `run-started`.
+        let counts = app.engine.read_state(|store| store.step_counts(&id));
+        if let Ok(steps) = counts
+            && let Ok(line) = serde_json::to_string(&serde_json::json!({
+                "event": crate::api::PROGRESS_EVENT,
+                "steps": steps,
+            }))
+        {
+            replay.push(format!("{line}\n"));
+        }
+    }
+    let first = tokio_stream::iter(replay);
     let rest: std::pin::Pin<Box<dyn tokio_stream::Stream<Item = String> + Send>> = match watch.rx {
         Some(rx) => Box::pin(
             tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(|line| match line {

@@ -1,8 +1,9 @@
 //! What a run tells its watchers: [`RunEvent`]s as they happen and a
 //! [`RunSummary`] at the end. Both serialise to the JSON that
-//! `twinflow run --json` prints, one object a line (`"event"` names the kind).
+//! `twinflow run --json` prints, one object a line (`"event"` names the kind),
+//! and read back from it (`twinflow watch` shows a daemon's run this way).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// The version of the event stream (`twinflow run --json`), announced by
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 pub const EVENTS_FORMAT: &str = "twinflow.events/v1";
 
 /// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
     /// Every task succeeded.
@@ -23,7 +24,7 @@ pub enum Outcome {
 }
 
 /// One step's size, announced when a run starts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepSize {
     /// The step.
     pub name: String,
@@ -32,7 +33,7 @@ pub struct StepSize {
 }
 
 /// Something that happened in a run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum RunEvent {
     /// The run began (or was resumed).
@@ -114,7 +115,7 @@ pub enum RunEvent {
 }
 
 /// How a run went.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSummary {
     /// Its id.
     pub run_id: String,

@@ -9,11 +9,14 @@ use super::run::build_engine;
 use crate::args::{DaemonAction, DaemonArgs, ServeArgs, StateArgs, SubmitArgs};
 use crate::exit;
 use crate::output::Output;
+use crate::progress::{Mode, Reporter, summary_text};
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use twinflow_daemon::api::SubmitRequest;
 use twinflow_daemon::{Client, DaemonError, DaemonPaths, ServeOptions, running_pid};
+use twinflow_engine::{Outcome, RunEvent, StepCounts};
 use twinflow_executor_local::SlotPool;
 
 pub(crate) fn daemon(out: &Output, action: &DaemonAction) -> u8 {
@@ -301,111 +304,61 @@ pub(crate) fn watch(
         Ok(t) => t.client,
         Err(code) => return code,
     };
+    let mode = if json {
+        Mode::Json
+    } else if std::io::stderr().is_terminal() {
+        Mode::Live
+    } else {
+        Mode::Lines { verbose: false }
+    };
     let result = block_on(out, async {
         let mut events = client.events(run).await?;
-        let mut outcome = None;
-        let mut steps = StepTally::default();
-        while let Some(event) = events.next().await? {
-            if json {
-                println!("{event}");
-            } else if let Some(line) = steps.line(&event) {
-                eprintln!("{line}");
+        let mut reporter = Reporter::new(mode);
+        let mut ticks = tokio::time::interval(Duration::from_secs(1));
+        let mut summary = None;
+        loop {
+            let line = tokio::select! {
+                line = events.next() => line?,
+                _ = ticks.tick() => {
+                    reporter.tick();
+                    continue;
+                }
+            };
+            let Some(line) = line else { break };
+            if line["event"] == twinflow_daemon::api::PROGRESS_EVENT {
+                if let Ok(counts) = serde_json::from_value::<Vec<StepCounts>>(line["steps"].clone())
+                {
+                    reporter.snapshot(&counts);
+                }
+                continue;
             }
-            if event["event"] == "run-finished" {
-                outcome = event["outcome"].as_str().map(str::to_owned);
+            // Kinds this twinflow does not know (a newer daemon) are passed over.
+            let Ok(event) = serde_json::from_value::<RunEvent>(line) else {
+                continue;
+            };
+            if let RunEvent::RunFinished(s) = &event {
+                summary = Some(s.clone());
             }
+            reporter.event(&event);
         }
-        Ok::<_, DaemonError>(outcome)
+        Ok::<_, DaemonError>(summary)
     });
     match result {
-        Ok(Ok(Some(outcome))) => match outcome.as_str() {
-            "succeeded" => exit::SUCCESS,
-            "failed" => exit::TASK_FAILED,
-            _ => exit::INTERRUPTED,
-        },
+        Ok(Ok(Some(summary))) => {
+            if mode != Mode::Json {
+                eprint!("{}", summary_text(&summary, false));
+            }
+            match summary.outcome {
+                Outcome::Succeeded => exit::SUCCESS,
+                Outcome::Failed => exit::TASK_FAILED,
+                Outcome::Cancelled => exit::INTERRUPTED,
+            }
+        }
         Ok(Ok(None)) => {
             out.error(&format!("the daemon stopped before run {run} ended"));
             exit::UNREACHABLE
         }
         Ok(Err(e)) => failed(out, &e),
         Err(code) => code,
-    }
-}
-
-/// Tasks ended per step, to say when a step is done.
-#[derive(Default)]
-struct StepTally {
-    /// (name, tasks, ended) per step index.
-    steps: Vec<(String, u64, u64)>,
-}
-
-impl StepTally {
-    /// One line about an event worth a line: the start, failures, a step
-    /// that is done, the end.
-    fn line(&mut self, e: &serde_json::Value) -> Option<String> {
-        let s = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
-        let kind = e["event"].as_str()?;
-        let ended = match kind {
-            "run-started" => {
-                self.steps = e["steps"]
-                    .as_array()
-                    .map(|steps| {
-                        steps
-                            .iter()
-                            .map(|st| {
-                                let name = st["name"].as_str().unwrap_or_default().to_owned();
-                                (name, st["tasks"].as_u64().unwrap_or(0), 0)
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let tasks: u64 = self.steps.iter().map(|(_, n, _)| n).sum();
-                return Some(format!(
-                    "watching {} ({}, {tasks} tasks)",
-                    s("run_id"),
-                    s("workflow")
-                ));
-            }
-            "task-succeeded" | "task-skipped" => true,
-            "task-failed" => {
-                let retry = e["retry_in"].as_f64();
-                let line = match retry {
-                    Some(t) => {
-                        format!("failed: {}: {} (retry in {t:.0} s)", s("name"), s("reason"))
-                    }
-                    None => format!("failed: {}: {}", s("name"), s("reason")),
-                };
-                if retry.is_none() {
-                    self.count(e);
-                }
-                return Some(line);
-            }
-            "run-finished" => {
-                return Some(format!(
-                    "run {} {}: {} tasks, {} ran, {} cached, {} failed, {} skipped in {:.1} s",
-                    s("run_id"),
-                    s("outcome"),
-                    e["tasks"],
-                    e["ran"],
-                    e["cached"],
-                    e["failed"],
-                    e["skipped"],
-                    e["seconds"].as_f64().unwrap_or(0.0)
-                ));
-            }
-            _ => false,
-        };
-        if ended {
-            return self.count(e);
-        }
-        None
-    }
-
-    /// Counts a task's end; a line when its step is complete.
-    fn count(&mut self, e: &serde_json::Value) -> Option<String> {
-        let step = usize::try_from(e["step"].as_u64()?).ok()?;
-        let (name, tasks, ended) = self.steps.get_mut(step)?;
-        *ended += 1;
-        (*ended == *tasks).then(|| format!("step {name}: all {tasks} tasks ended"))
     }
 }
