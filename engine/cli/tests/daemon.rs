@@ -243,3 +243,29 @@ fn a_late_watch_starts_from_what_is_already_done() {
     let _ = d.kill();
     let _ = d.wait();
 }
+
+/// SIGTERM (what systemd sends) stops the daemon cleanly: it exits 0,
+/// removes its socket, and a new one starts on the same state directory.
+#[test]
+fn sigterm_stops_the_daemon_gracefully() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state: PathBuf = dir.path().join("state");
+    let mut d = daemon(&state, None);
+    let pid = i32::try_from(d.id()).expect("pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM the daemon");
+    let status = d.wait().expect("the daemon exits");
+    assert_eq!(status.code(), Some(0), "{status}");
+    assert!(
+        !state.join("daemon/twinflow.sock").exists(),
+        "the socket was left behind"
+    );
+    let o = twinflow(&state, &["daemon", "status"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
+    let mut again = daemon(&state, None);
+    let _ = again.kill();
+    let _ = again.wait();
+}
