@@ -17,11 +17,39 @@ pub(crate) fn start_time(pid: u32) -> Option<u64> {
     rest.split_ascii_whitespace().nth(19)?.parse().ok()
 }
 
+/// This process's start time, read once: a daemon asks about its own runs
+/// on every `runs` request.
+fn own_start_time() -> Option<u64> {
+    static OWN: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *OWN.get_or_init(|| start_time(std::process::id()))
+}
+
 /// Whether the process that recorded (`host`, `pid`, `start`) still runs.
 /// A process on another host is assumed alive: only that host can tell.
 pub(crate) fn is_alive(host: &str, pid: u32, start: u64) -> bool {
     if host != hostname() {
         return true;
     }
+    if pid == std::process::id() {
+        return own_start_time() == Some(start);
+    }
     start_time(pid) == Some(start)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_alive_and_a_reused_pid_is_not() {
+        let me = std::process::id();
+        let start = start_time(me);
+        assert!(start.is_some());
+        let start = start.unwrap_or_default();
+        assert!(is_alive(&hostname(), me, start));
+        assert!(!is_alive(&hostname(), me, start + 1), "another start time");
+        assert!(is_alive("elsewhere.invalid", me, 0), "another host's word");
+        // A pid that names no process.
+        assert!(!is_alive(&hostname(), u32::MAX - 1, start));
+    }
 }
