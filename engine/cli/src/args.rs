@@ -140,6 +140,13 @@ pub(crate) enum Command {
         /// The pack's manifest.
         manifest: PathBuf,
     },
+    /// Run one attempt of a cloud executor (on the VM; the cloud executor
+    /// installs this binary there and starts it).
+    #[command(hide = true)]
+    CloudTask {
+        /// The attempt's control directory (holding `task.json`).
+        dir: PathBuf,
+    },
     /// Print a shell completion script.
     Completions {
         /// The shell.

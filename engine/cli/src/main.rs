@@ -46,6 +46,7 @@ fn main() -> ExitCode {
         Command::Schema { site } => commands::schema(&out, site),
         Command::Completions { shell } => commands::completions(shell),
         Command::Worker { manifest } => commands::worker(&out, &manifest),
+        Command::CloudTask { dir } => commands::cloud_task(&out, &dir),
         Command::Daemon { action } => commands::daemon(&out, &action),
         Command::Submit(args) => commands::submit(&out, &args),
         Command::Watch {

@@ -62,6 +62,35 @@ pub struct Job {
     /// `None` leaves it to the backend (the Slurm executor packs tasks with
     /// a time limit under a minute).
     pub pack: Option<u32>,
+    /// The staged inputs: where each sits in `workdir` and whose output it
+    /// is. A backend that runs elsewhere (the cloud executor) hands them
+    /// over by name; one that shares this file system ignores them.
+    pub inputs: Vec<JobInput>,
+    /// The declared outputs, which the runtime seals once the attempt
+    /// exited with 0.
+    pub outputs: Vec<JobOutput>,
+}
+
+/// One staged input file or directory of a [`Job`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobInput {
+    /// Its path relative to the working directory (`inputs/<name>/...`).
+    pub rel: String,
+    /// The task that produced it.
+    pub producer: TaskId,
+    /// The producer's output name.
+    pub output: String,
+    /// The sealed file or directory here that the link points to.
+    pub source: PathBuf,
+}
+
+/// One declared output of a [`Job`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobOutput {
+    /// Its name (`outputs.<name>`).
+    pub name: String,
+    /// Its path relative to the working directory.
+    pub rel: String,
 }
 
 /// How a backend finds an attempt again: opaque to the runtime, which only

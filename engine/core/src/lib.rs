@@ -14,8 +14,8 @@ pub mod scheduler;
 mod template;
 
 pub use contract::{
-    AttemptKey, AttemptStatus, Executor, ExecutorError, ExecutorFactory, Handle, Job, RunRef,
-    Update, UpdateSink,
+    AttemptKey, AttemptStatus, Executor, ExecutorError, ExecutorFactory, Handle, Job, JobInput,
+    JobOutput, RunRef, Update, UpdateSink,
 };
 pub use executor::{
     BackendConfig, CloudConfig, ContainerRuntime, ContainerSpec, ExecutorKind, ExecutorSpec,

@@ -344,7 +344,7 @@ impl Inner {
                     budget.live += free;
                     budget.queue.extend(rest);
                     admitted.push(match jobs.pop() {
-                        Some(job) if jobs.is_empty() => Unit::Single(job),
+                        Some(job) if jobs.is_empty() => Unit::Single(Box::new(job)),
                         Some(job) => {
                             jobs.push(job);
                             Unit::Array(jobs)
@@ -444,7 +444,7 @@ impl Inner {
         let admitted = self.admit(jobs, full_only, worker.as_deref()).await;
         for unit in admitted {
             let copy: Vec<Job> = match &unit {
-                Unit::Single(job) => vec![job.clone()],
+                Unit::Single(job) => vec![(**job).clone()],
                 Unit::Array(jobs) | Unit::Pack(jobs, _) => jobs.clone(),
             };
             let results = self.launch(unit).await;

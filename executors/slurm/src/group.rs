@@ -173,6 +173,8 @@ mod tests {
             },
             step: "bird".to_owned(),
             pack: None,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
         }
     }
 

@@ -415,6 +415,8 @@ mod tests {
             resources: Resources::default(),
             step: "simulate".to_owned(),
             pack: None,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
         }
     }
 

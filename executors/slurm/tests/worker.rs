@@ -32,6 +32,8 @@ fn job(dir: &Path, task: u32, script: &str) -> Job {
         resources: Resources::default(),
         step: "t".to_owned(),
         pack: Some(3),
+        inputs: Vec::new(),
+        outputs: Vec::new(),
     }
 }
 

@@ -66,7 +66,9 @@ impl Store {
                 }
                 let (tmp, guard) = temp_beside(dest, true)?;
                 std::fs::create_dir(&tmp).map_err(|e| StoreError::local("create", &tmp, e))?;
-                stream::iter(&manifest.files)
+                // Owned entries: a stream over borrowed ones makes the future
+                // not provably `Send` to a caller that spawns it.
+                stream::iter(manifest.files.iter().cloned())
                     .map(|f| {
                         let target = tmp.join(&f.path);
                         async move {

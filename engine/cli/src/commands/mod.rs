@@ -30,6 +30,18 @@ pub(crate) fn worker(out: &Output, manifest: &std::path::Path) -> u8 {
     }
 }
 
+/// `twinflow cloud-task DIR`: exit 0 once the attempt's exit record is
+/// written (its outcome is in there), 3 when not even that could be.
+pub(crate) fn cloud_task(out: &Output, dir: &std::path::Path) -> u8 {
+    match twinflow_executor_cloud::runner::run(dir) {
+        Ok(()) => exit::SUCCESS,
+        Err(e) => {
+            out.error(&e);
+            exit::UNREACHABLE
+        }
+    }
+}
+
 use crate::args::CompileArgs;
 use crate::exit;
 use crate::output::Output;

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use twinflow_core::ExecutorKind;
 use twinflow_engine::{Engine, Outcome, RunOptions, RunState, RunSummary};
+use twinflow_executor_cloud::{CloudFactory, RunnerBinary};
 use twinflow_executor_local::{LocalFactory, SlotPool};
 use twinflow_executor_slurm::SlurmFactory;
 
@@ -289,11 +290,25 @@ pub(crate) fn build_engine(
         .state_dir(dir)
         .executor(ExecutorKind::Local, local)
         .executor(ExecutorKind::Slurm, slurm_factory())
+        .executor(ExecutorKind::Cloud, cloud_factory())
         .build()
         .map_err(|e| {
             out.error(&e.to_string());
             exit::UNREACHABLE
         })
+}
+
+/// The cloud backend; its runner on the VM is this binary's `cloud-task`
+/// command, uploaded there.
+fn cloud_factory() -> CloudFactory {
+    let factory = CloudFactory::default();
+    match std::env::current_exe() {
+        Ok(path) => factory.with_runner(RunnerBinary {
+            path,
+            args: vec!["cloud-task".to_owned()],
+        }),
+        Err(_) => factory,
+    }
 }
 
 /// The Slurm backend; packed jobs run this binary's `worker` command: on

@@ -11,9 +11,8 @@
 use super::{Dispatch, Msg};
 use crate::artefact;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use tokio::sync::mpsc;
-use twinflow_core::{AttemptKey, Job, TaskId};
+use twinflow_core::{AttemptKey, Job, JobInput, JobOutput, TaskId};
 
 /// How many tasks are prepared ahead of their launch at most.
 pub(super) const WINDOW: usize = 64;
@@ -107,16 +106,15 @@ impl Preparer {
 }
 
 impl Dispatch {
-    /// What preparing this attempt involves.
-    pub(super) fn prep_spec(&self, task: TaskId, key: AttemptKey) -> Result<Prep, String> {
-        let plan = Arc::clone(&self.plan);
-        let step = plan.step_of(task);
-        let paths = self.paths(task, key.attempt);
-        let mut links = Vec::new();
+    /// The inputs of `task`, each at its path in the working directory and
+    /// linked to its producer's sealed output.
+    fn staged_inputs(&self, task: TaskId) -> Result<Vec<JobInput>, String> {
+        let plan = &self.plan;
+        let mut staged = Vec::new();
         for input in plan.inputs(task) {
             let rels = plan.input_paths(&input);
             for (rel, producer) in rels.into_iter().zip(input.producers) {
-                let target = self.sealed[producer.index()]
+                let source = self.sealed[producer.index()]
                     .as_deref()
                     .and_then(|s| s.iter().find(|a| a.output == input.spec.output))
                     .map(|a| a.path.clone())
@@ -128,9 +126,26 @@ impl Dispatch {
                             input.spec.output
                         )
                     })?;
-                links.push((rel, target));
+                staged.push(JobInput {
+                    rel,
+                    producer: *producer,
+                    output: input.spec.output.clone(),
+                    source,
+                });
             }
         }
+        Ok(staged)
+    }
+
+    /// What preparing this attempt involves.
+    pub(super) fn prep_spec(&self, task: TaskId, key: AttemptKey) -> Result<Prep, String> {
+        let step = self.plan.step_of(task);
+        let paths = self.paths(task, key.attempt);
+        let links = self
+            .staged_inputs(task)?
+            .into_iter()
+            .map(|i| (i.rel, i.source))
+            .collect();
         let dirs = step
             .outputs
             .iter()
@@ -148,9 +163,11 @@ impl Dispatch {
         })
     }
 
-    /// The job of a prepared attempt.
+    /// The job of a prepared attempt (whose inputs were found when it was
+    /// prepared).
     pub(super) fn job(&self, task: TaskId, key: AttemptKey) -> Job {
         let plan = &self.plan;
+        let step = plan.step_of(task);
         let paths = self.paths(task, key.attempt);
         let mut env = plan.task_env(task);
         env.push((
@@ -165,9 +182,18 @@ impl Dispatch {
             workdir: paths.workdir,
             stdout: paths.stdout,
             stderr: paths.stderr,
-            resources: plan.step_of(task).resources.clone(),
-            step: plan.step_of(task).name.clone(),
-            pack: plan.step_of(task).pack,
+            resources: step.resources.clone(),
+            step: step.name.clone(),
+            pack: step.pack,
+            inputs: self.staged_inputs(task).unwrap_or_default(),
+            outputs: step
+                .outputs
+                .iter()
+                .map(|o| JobOutput {
+                    name: o.name.clone(),
+                    rel: o.path.clone(),
+                })
+                .collect(),
         }
     }
 

@@ -42,7 +42,7 @@ impl Inner {
             Ok::<Job, ExecutorError>(there)
         };
         Ok(match unit {
-            Unit::Single(job) => Unit::Single(remote(job).await?),
+            Unit::Single(job) => Unit::Single(Box::new(remote(*job).await?)),
             Unit::Array(jobs) => {
                 let mut there = Vec::with_capacity(jobs.len());
                 for job in jobs {

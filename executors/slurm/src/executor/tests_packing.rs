@@ -27,6 +27,8 @@ fn job(task: u32, step: &str, pack: Option<u32>) -> Job {
         },
         step: step.to_owned(),
         pack,
+        inputs: Vec::new(),
+        outputs: Vec::new(),
     }
 }
 

@@ -7,7 +7,7 @@ use super::*;
 /// What one `sbatch` carries.
 #[derive(Debug)]
 pub(super) enum Unit {
-    Single(Job),
+    Single(Box<Job>),
     Array(Vec<Job>),
     /// Run by `twinflow worker` from this binary.
     Pack(Vec<Job>, PathBuf),
@@ -24,7 +24,7 @@ impl Unit {
 
     pub(super) fn into_jobs(self) -> Vec<Job> {
         match self {
-            Self::Single(job) => vec![job],
+            Self::Single(job) => vec![*job],
             Self::Array(jobs) | Self::Pack(jobs, _) => jobs,
         }
     }
@@ -105,7 +105,7 @@ pub(super) fn units(jobs: Vec<Job>, max_array: usize, worker: Option<&Path>) -> 
         while jobs.peek().is_some() {
             let mut part: Vec<Job> = jobs.by_ref().take(chunk).collect();
             units.push(match part.pop() {
-                Some(job) if part.is_empty() => Unit::Single(job),
+                Some(job) if part.is_empty() => Unit::Single(Box::new(job)),
                 Some(job) => {
                     part.push(job);
                     match worker {

@@ -1,0 +1,622 @@
+//! [`CloudExecutor`]: attempts on a VM over SSH.
+//!
+//! Submitting an attempt: set up the VM once (its working directory made
+//! absolute, the runner installed), put the inputs in the store, write
+//! `task.json` to the attempt's control directory, then launch the runner
+//! detached (`setsid`, its own session and process group, stdin from
+//! `/dev/null`) with the store settings on the launcher's stdin. The
+//! handle, `cloud:<vm>|<control directory>`, is all a later process needs
+//! to find the attempt again.
+//!
+//! One poll loop per executor checks every attempt it follows with one
+//! command a round ([`crate::poll`]). A failed round (the connection
+//! dropped, the VM rebooting) loses nothing: the remote keeps running, the
+//! SSH layer connects again on the next call, and the loop tries again with
+//! growing pauses; attempts are only ever decided by what the VM's files
+//! say.
+
+use crate::handoff::Handoff;
+use crate::install::{RunnerBinary, install};
+use crate::poll::{self, Seen};
+use crate::remote_error;
+use crate::spec::{ExitRecord, SPEC_FORMAT, SpecFile, TaskSpec, artefact_task, control_dir};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, OnceCell};
+use twinflow_core::{
+    AttemptKey, AttemptStatus, ExecutorError, Handle, Job, RunRef, Update, UpdateSink, shell_quote,
+};
+use twinflow_ssh::Remote;
+
+/// How long an attempt may show no pid after its launch before it counts
+/// as lost (the launcher failed before starting the runner).
+const START_GRACE: Duration = Duration::from_secs(60);
+/// The longest pause between status rounds after failed ones.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// What the executor is set up with.
+#[derive(Debug, Clone)]
+pub struct CloudSettings {
+    /// The executor's name in the workflow, for messages.
+    pub name: String,
+    /// Where the runs' directories go on the VM (relative: to the login
+    /// directory).
+    pub workdir: String,
+    /// The runner to install on the VM.
+    pub runner: Option<RunnerBinary>,
+    /// Store settings handed to the runner (`AWS_*` variables), through
+    /// its launcher's stdin, never on a command line.
+    pub forward: Vec<(String, String)>,
+    /// Pause between status rounds.
+    pub poll: Duration,
+}
+
+/// An attempt the executor follows.
+#[derive(Debug)]
+struct Active {
+    ctl: String,
+    /// Local working directory and logs.
+    workdir: PathBuf,
+    stdout: PathBuf,
+    stderr: PathBuf,
+    /// Remote logs.
+    remote_logs: [String; 2],
+    run: String,
+    outputs: Vec<SpecFile>,
+    since: Instant,
+    running: bool,
+    cancelled: bool,
+    /// Being finished (outputs fetched); not checked again.
+    finishing: bool,
+}
+
+/// Tasks on a VM over SSH, artefacts through a store.
+#[derive(Debug, Clone)]
+pub struct CloudExecutor {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    settings: CloudSettings,
+    remote: Arc<dyn Remote>,
+    handoff: Handoff,
+    sink: Arc<dyn UpdateSink>,
+    /// (absolute working directory on the VM, runner path there)
+    setup: OnceCell<(String, String)>,
+    active: Mutex<HashMap<AttemptKey, Active>>,
+    wake: Notify,
+    poller: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn env<'a>(job: &'a Job, name: &str) -> Option<&'a str> {
+    job.env
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// `path` as seen on the VM: its place under the local run directory
+/// `local_run`, under `remote_run`.
+fn remap(path: &Path, local_run: &Path, remote_run: &str) -> Result<String, ExecutorError> {
+    let rel = path.strip_prefix(local_run).map_err(|_| {
+        ExecutorError::new(format!(
+            "{} is outside the run directory {}",
+            path.display(),
+            local_run.display()
+        ))
+    })?;
+    let rel = rel
+        .to_str()
+        .ok_or_else(|| ExecutorError::new(format!("{} is not valid UTF-8", path.display())))?;
+    Ok(format!("{remote_run}/{rel}"))
+}
+
+/// The `export K='v'` lines of the forwarded settings.
+fn env_file(forward: &[(String, String)]) -> Result<String, ExecutorError> {
+    let mut text = String::new();
+    for (k, v) in forward {
+        if !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') || v.contains('\n') {
+            return Err(ExecutorError::new(format!(
+                "store setting {k} cannot be forwarded (a name of letters, digits and `_`, a value of one line)"
+            )));
+        }
+        text.push_str(&format!("export {k}={}\n", shell_quote(v)));
+    }
+    Ok(text)
+}
+
+/// Parses `cloud:<vm>|<control directory>`.
+fn parse_handle(handle: &Handle) -> Option<&str> {
+    let rest = handle.0.strip_prefix("cloud:")?;
+    let (_, ctl) = rest.split_once('|')?;
+    (!ctl.is_empty()).then_some(ctl)
+}
+
+impl CloudExecutor {
+    /// An executor on the VM behind `remote`, with artefacts in `store`.
+    pub fn new(
+        settings: CloudSettings,
+        remote: Arc<dyn Remote>,
+        store: twinflow_store::Store,
+        sink: Arc<dyn UpdateSink>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                settings,
+                remote,
+                handoff: Handoff::new(store),
+                sink,
+                setup: OnceCell::new(),
+                active: Mutex::default(),
+                wake: Notify::new(),
+                poller: Mutex::new(None),
+            }),
+        }
+    }
+}
+
+impl Inner {
+    fn err(&self, message: impl std::fmt::Display) -> ExecutorError {
+        ExecutorError::new(format!(
+            "executor `{}` ({}): {message}",
+            self.settings.name,
+            self.remote.describe()
+        ))
+    }
+
+    /// The VM's absolute working directory and runner, set up on first use.
+    async fn setup(&self) -> Result<&(String, String), ExecutorError> {
+        self.setup
+            .get_or_try_init(|| async {
+                let dir = shell_quote(&self.settings.workdir);
+                let out = self
+                    .remote
+                    .exec(&format!("mkdir -p -- {dir} && cd -- {dir} && pwd -P"), None)
+                    .await
+                    .map_err(|e| remote_error(&e))?;
+                if !out.success() {
+                    return Err(self.err(format!(
+                        "failed to create {}: {}",
+                        self.settings.workdir,
+                        out.stderr_lossy().trim()
+                    )));
+                }
+                let root = out.stdout_lossy().trim().to_owned();
+                let Some(binary) = &self.settings.runner else {
+                    return Err(self.err("no runner binary to install on the VM"));
+                };
+                let runner = install(&self.remote, binary, &root).await?;
+                Ok((root, runner))
+            })
+            .await
+    }
+
+    fn runner_args(&self) -> String {
+        self.settings
+            .runner
+            .iter()
+            .flat_map(|r| r.args.iter())
+            .map(|a| format!(" {}", shell_quote(a)))
+            .collect()
+    }
+
+    async fn submit(self: &Arc<Self>, job: Job) -> Result<Handle, ExecutorError> {
+        let (root, runner) = self.setup().await?.clone();
+        let (Some(local_run), Some(run)) =
+            (env(&job, "TWINFLOW_RUN_DIR"), env(&job, "TWINFLOW_RUN_ID"))
+        else {
+            return Err(self.err(format!("{}: no TWINFLOW_RUN_DIR/TWINFLOW_RUN_ID", job.name)));
+        };
+        let local_run = PathBuf::from(local_run);
+        let run = run.to_owned();
+        let remote_run = format!("{root}/{run}");
+        let inputs = self.handoff.send_inputs(&run, &job.inputs).await?;
+        let outputs: Vec<SpecFile> = job
+            .outputs
+            .iter()
+            .map(|o| SpecFile {
+                rel: o.rel.clone(),
+                task: artefact_task(job.key.task),
+                output: o.name.clone(),
+            })
+            .collect();
+        let stdout = remap(&job.stdout, &local_run, &remote_run)?;
+        let stderr = remap(&job.stderr, &local_run, &remote_run)?;
+        let ctl = control_dir(&stdout);
+        let mut env = job.env.clone();
+        for (k, v) in &mut env {
+            if k == "TWINFLOW_RUN_DIR" {
+                v.clone_from(&remote_run);
+            }
+        }
+        let spec = TaskSpec {
+            format: SPEC_FORMAT.to_owned(),
+            name: job.name.clone(),
+            store: self.handoff.store().location().to_string(),
+            run: run.clone(),
+            script: job.script.clone(),
+            env,
+            hidden: self
+                .settings
+                .forward
+                .iter()
+                .map(|(k, _)| k.clone())
+                .collect(),
+            workdir: remap(&job.workdir, &local_run, &remote_run)?,
+            stdout: stdout.clone(),
+            stderr: stderr.clone(),
+            inputs,
+            outputs: outputs.clone(),
+        };
+        let text = serde_json::to_vec_pretty(&spec).map_err(|e| self.err(e))?;
+        // A retry reuses the directory: clear what an earlier launch left.
+        self.exec_ok(&format!("rm -rf -- {}", shell_quote(&ctl)), None)
+            .await?;
+        self.remote
+            .write(&format!("{ctl}/task.json"), &text, 0o600)
+            .await
+            .map_err(|e| remote_error(&e))?;
+        let launch = format!(
+            "c={ctl}; umask 077; cat > \"$c/store.env\"; cd \"$c\" && \
+             setsid sh -c '. ./store.env; rm -f ./store.env; echo $$ > pid.tmp && mv pid.tmp pid; \
+             exec \"$@\"' runner {runner}{args} \"$c\" </dev/null >>\"$c/runner.log\" 2>&1 &",
+            ctl = shell_quote(&ctl),
+            runner = shell_quote(&runner),
+            args = self.runner_args(),
+        );
+        let secrets = env_file(&self.settings.forward)?;
+        self.exec_ok(&launch, Some(secrets.into_bytes())).await?;
+        lock(&self.active).insert(
+            job.key,
+            Active {
+                ctl: ctl.clone(),
+                workdir: job.workdir.clone(),
+                stdout: job.stdout.clone(),
+                stderr: job.stderr.clone(),
+                remote_logs: [stdout, stderr],
+                run,
+                outputs,
+                since: Instant::now(),
+                running: false,
+                cancelled: false,
+                finishing: false,
+            },
+        );
+        self.ensure_poller();
+        Ok(Handle(format!("cloud:{}|{ctl}", self.remote.describe())))
+    }
+
+    /// Runs `command`; a non-zero exit is an error naming it.
+    async fn exec_ok(
+        &self,
+        command: &str,
+        stdin: Option<Vec<u8>>,
+    ) -> Result<String, ExecutorError> {
+        let out = self
+            .remote
+            .exec(command, stdin)
+            .await
+            .map_err(|e| remote_error(&e))?;
+        if !out.success() {
+            return Err(self.err(format!(
+                "`{}` exited with {}: {}",
+                command.lines().next().unwrap_or(""),
+                out.status,
+                out.stderr_lossy().trim()
+            )));
+        }
+        Ok(out.stdout_lossy())
+    }
+
+    fn ensure_poller(self: &Arc<Self>) {
+        let mut poller = lock(&self.poller);
+        if poller
+            .as_ref()
+            .is_none_or(tokio::task::JoinHandle::is_finished)
+        {
+            let me = Arc::clone(self);
+            *poller = Some(tokio::spawn(async move { me.poll_loop().await }));
+        }
+        drop(poller);
+        self.wake.notify_one();
+    }
+
+    async fn poll_loop(self: Arc<Self>) {
+        let mut pause = self.settings.poll;
+        loop {
+            let round: Vec<(AttemptKey, String)> = lock(&self.active)
+                .iter()
+                .filter(|(_, a)| !a.finishing)
+                .map(|(k, a)| (*k, a.ctl.clone()))
+                .collect();
+            if lock(&self.active).is_empty() {
+                return;
+            }
+            if !round.is_empty() {
+                let dirs: Vec<&str> = round.iter().map(|(_, c)| c.as_str()).collect();
+                match self.remote.exec(&poll::script(&dirs), None).await {
+                    Ok(out) => {
+                        pause = self.settings.poll;
+                        for (i, seen) in poll::parse(&out.stdout_lossy()) {
+                            if let Some((key, _)) = round.get(i) {
+                                self.on_seen(*key, seen);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(
+                            "executor `{}`: status check failed, trying again in {pause:?}: {e}",
+                            self.settings.name
+                        );
+                        pause = (pause * 2).min(MAX_BACKOFF);
+                    }
+                }
+            }
+            let _ = tokio::time::timeout(pause, self.wake.notified()).await;
+        }
+    }
+
+    fn on_seen(self: &Arc<Self>, key: AttemptKey, seen: Seen) {
+        let mut active = lock(&self.active);
+        let Some(a) = active.get_mut(&key) else {
+            return;
+        };
+        match seen {
+            Seen::Running if !a.running => {
+                a.running = true;
+                drop(active);
+                self.sink.send(Update {
+                    key,
+                    status: AttemptStatus::Running,
+                });
+            }
+            Seen::Running => {}
+            Seen::Starting if a.since.elapsed() < START_GRACE => {}
+            Seen::Starting | Seen::Lost => {
+                let status = if a.cancelled {
+                    AttemptStatus::Cancelled
+                } else {
+                    AttemptStatus::Lost
+                };
+                active.remove(&key);
+                drop(active);
+                self.sink.send(Update { key, status });
+            }
+            Seen::Ended(record) => {
+                a.finishing = true;
+                drop(active);
+                let me = Arc::clone(self);
+                tokio::spawn(async move { me.finish(key, record).await });
+            }
+        }
+    }
+
+    /// Brings back logs (and, after success, the outputs) of an attempt
+    /// that ended, then reports its end.
+    async fn finish(self: Arc<Self>, key: AttemptKey, record: ExitRecord) {
+        let Some(a) = lock(&self.active).remove(&key) else {
+            return;
+        };
+        for (remote, local) in a.remote_logs.iter().zip([&a.stdout, &a.stderr]) {
+            // A runner that failed before the script ran wrote no logs.
+            if let Ok(Some(data)) = self.remote.read(remote).await
+                && let Err(e) = std::fs::write(local, data)
+            {
+                tracing::warn!("failed to write {}: {e}", local.display());
+            }
+        }
+        let status = if a.cancelled {
+            AttemptStatus::Cancelled
+        } else if let Some(error) = record.error {
+            AttemptStatus::Error(error)
+        } else if let Some(signal) = record.signal {
+            AttemptStatus::Signalled(signal)
+        } else {
+            match record.status {
+                Some(0) => match self
+                    .handoff
+                    .fetch_outputs(&a.run, &a.outputs, &a.workdir)
+                    .await
+                {
+                    Ok(()) => AttemptStatus::Exited(0),
+                    Err(e) => AttemptStatus::Error(format!(
+                        "outputs not verified in the store: {}",
+                        e.message
+                    )),
+                },
+                Some(code) => AttemptStatus::Exited(code),
+                None => AttemptStatus::Error("the runner left no exit status".into()),
+            }
+        };
+        self.sink.send(Update { key, status });
+        self.wake.notify_one();
+    }
+
+    /// Signals the process group of the runner in `ctl`: SIGTERM, then
+    /// SIGKILL after `grace` seconds; marks the attempt cancelled there.
+    async fn kill(&self, ctl: &str, grace: u32) -> Result<(), ExecutorError> {
+        let c = shell_quote(ctl);
+        let script = format!(
+            "touch {c}/cancelled 2>/dev/null; pid=$(cat {c}/pid 2>/dev/null || true); \
+             if [ -n \"$pid\" ]; then kill -TERM -- -\"$pid\" 2>/dev/null || true; \
+             (sleep {grace}; kill -KILL -- -\"$pid\" 2>/dev/null) </dev/null >/dev/null 2>&1 & fi"
+        );
+        self.exec_ok(&script, None).await.map(|_| ())
+    }
+
+    /// Follows the attempt of `ctl` again, from its `task.json` on the VM;
+    /// false if there is none.
+    async fn adopt(
+        self: &Arc<Self>,
+        run: RunRef<'_>,
+        key: AttemptKey,
+        ctl: &str,
+        root: &str,
+    ) -> Result<bool, ExecutorError> {
+        let Some(text) = self
+            .remote
+            .read(&format!("{ctl}/task.json"))
+            .await
+            .map_err(|e| remote_error(&e))?
+        else {
+            return Ok(false);
+        };
+        let spec: TaskSpec =
+            serde_json::from_slice(&text).map_err(|e| self.err(format!("{ctl}/task.json: {e}")))?;
+        let remote_run = format!("{root}/{}", run.id);
+        let local = |p: &str| -> Option<PathBuf> {
+            Some(
+                run.dir
+                    .join(p.strip_prefix(&remote_run)?.trim_start_matches('/')),
+            )
+        };
+        let (Some(workdir), Some(stdout), Some(stderr)) = (
+            local(&spec.workdir),
+            local(&spec.stdout),
+            local(&spec.stderr),
+        ) else {
+            return Ok(false);
+        };
+        lock(&self.active).insert(
+            key,
+            Active {
+                ctl: ctl.to_owned(),
+                workdir,
+                stdout,
+                stderr,
+                remote_logs: [spec.stdout, spec.stderr],
+                run: run.id.to_owned(),
+                outputs: spec.outputs,
+                since: Instant::now(),
+                running: false,
+                cancelled: false,
+                finishing: false,
+            },
+        );
+        Ok(true)
+    }
+}
+
+#[async_trait::async_trait]
+impl twinflow_core::Executor for CloudExecutor {
+    async fn submit(&self, job: Job) -> Result<Handle, ExecutorError> {
+        self.inner.submit(job).await
+    }
+
+    async fn reattach(
+        &self,
+        run: RunRef<'_>,
+        attempts: Vec<(AttemptKey, Handle)>,
+    ) -> Result<Vec<AttemptKey>, ExecutorError> {
+        let inner = &self.inner;
+        let (root, _) = inner.setup().await?.clone();
+        let mut followed = Vec::new();
+        let mut known = Vec::new();
+        for (key, handle) in &attempts {
+            let Some(ctl) = parse_handle(handle) else {
+                continue;
+            };
+            known.push(ctl.to_owned());
+            if inner.adopt(run, *key, ctl, &root).await? {
+                followed.push(*key);
+            }
+        }
+        // Attempts of the run whose handle never reached the state store:
+        // still running there, unknown here. They are ended; the runtime
+        // runs them again.
+        let logs = format!("{root}/{}/logs", run.id);
+        let list = inner
+            .exec_ok(
+                &format!(
+                    "for d in {}/*/*.cloud; do [ -d \"$d\" ] && [ ! -f \"$d/exit.json\" ] && echo \"$d\"; done; true",
+                    shell_quote(&logs)
+                ),
+                None,
+            )
+            .await?;
+        for ctl in list.lines().filter(|l| !known.iter().any(|k| k == l)) {
+            tracing::info!("ending unrecorded attempt {ctl}");
+            inner.kill(ctl, 0).await?;
+        }
+        if !followed.is_empty() {
+            inner.ensure_poller();
+        }
+        Ok(followed)
+    }
+
+    async fn cancel(&self, key: AttemptKey, handle: &Handle) -> Result<(), ExecutorError> {
+        let ctl = {
+            let mut active = lock(&self.inner.active);
+            match active.get_mut(&key) {
+                Some(a) => {
+                    a.cancelled = true;
+                    a.ctl.clone()
+                }
+                None => match parse_handle(handle) {
+                    Some(ctl) => ctl.to_owned(),
+                    None => return Ok(()),
+                },
+            }
+        };
+        self.inner.kill(&ctl, 5).await?;
+        self.inner.wake.notify_one();
+        Ok(())
+    }
+
+    async fn shutdown(&self) {
+        let dirs: Vec<String> = lock(&self.inner.active)
+            .values_mut()
+            .map(|a| {
+                a.cancelled = true;
+                a.ctl.clone()
+            })
+            .collect();
+        for ctl in dirs {
+            if let Err(e) = self.inner.kill(&ctl, 0).await {
+                tracing::warn!("{}", e.message);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_name_the_vm_and_the_control_directory() {
+        let h = Handle("cloud:root@127.0.0.1:2322|/r/run/logs/bird/0.0.cloud".into());
+        assert_eq!(parse_handle(&h), Some("/r/run/logs/bird/0.0.cloud"));
+        assert_eq!(parse_handle(&Handle("slurm:1:/x".into())), None);
+        assert_eq!(parse_handle(&Handle("cloud:vm|".into())), None);
+    }
+
+    #[test]
+    fn paths_move_from_the_run_directory_here_to_the_one_there() {
+        let p = remap(
+            Path::new("/s/runs/r1/work/bird/3"),
+            Path::new("/s/runs/r1"),
+            "/vm/tf/r1",
+        );
+        assert_eq!(p.ok().as_deref(), Some("/vm/tf/r1/work/bird/3"));
+        assert!(remap(Path::new("/etc/x"), Path::new("/s/runs/r1"), "/vm").is_err());
+    }
+
+    #[test]
+    fn secrets_are_quoted_and_one_line() {
+        let text = env_file(&[("AWS_SECRET_ACCESS_KEY".into(), "a'b c".into())]);
+        assert_eq!(
+            text.ok().as_deref(),
+            Some("export AWS_SECRET_ACCESS_KEY='a'\\''b c'\n")
+        );
+        assert!(env_file(&[("A".into(), "x\ny".into())]).is_err());
+        assert!(env_file(&[("A;rm".into(), "x".into())]).is_err());
+    }
+}

@@ -1,0 +1,226 @@
+//! The runner: what runs one attempt on the VM (`twinflow cloud-task DIR`,
+//! or the `twinflow-cloud-runner` binary), in the control directory `DIR`
+//! the executor prepared (see [`crate::spec`]).
+//!
+//! 1. Reads `task.json`, opens the store (the forwarded `AWS_*` settings
+//!    are in its environment, never in the task's).
+//! 2. Empties the working directory and fetches every input from the
+//!    store by its manifest, each file verified against its sha256 before
+//!    it is renamed into place: a corrupted object fails the attempt and
+//!    is never seen by the task.
+//! 3. Runs `/bin/sh -e -c SCRIPT` there, stdin from `/dev/null`, stdout and
+//!    stderr to the task's log files. The runner leads the attempt's
+//!    process group (the launcher started it with `setsid`), so the
+//!    executor cancels the attempt by signalling the group.
+//! 4. After an exit with 0, sends every declared output to the store
+//!    (content-addressed blobs, then the manifest; requests retried with
+//!    backoff by the store). A missing output or a failed upload is an
+//!    error of the attempt, which is then not done.
+//! 5. Writes `exit.json` last, through a temporary file and a rename.
+
+use crate::spec::{ExitRecord, SPEC_FORMAT, SpecFile, TaskSpec};
+use std::os::unix::process::ExitStatusExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use twinflow_store::{ArtefactName, Store};
+
+/// Runs the attempt of control directory `ctl` and writes its exit record;
+/// `Err` only when not even that could be written.
+pub fn run(ctl: &Path) -> Result<(), String> {
+    let record = match attempt(ctl) {
+        Ok(record) => record,
+        Err(error) => ExitRecord {
+            error: Some(error),
+            ..ExitRecord::default()
+        },
+    };
+    write_record(ctl, &record)
+}
+
+fn write_record(ctl: &Path, record: &ExitRecord) -> Result<(), String> {
+    let text = serde_json::to_vec(record).map_err(|e| format!("failed to encode exit: {e}"))?;
+    let tmp = ctl.join(".exit.json.tmp");
+    let path = ctl.join("exit.json");
+    std::fs::write(&tmp, text).map_err(|e| format!("failed to write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).map_err(|e| format!("failed to write {}: {e}", path.display()))
+}
+
+fn read_spec(ctl: &Path) -> Result<TaskSpec, String> {
+    let path = ctl.join("task.json");
+    let text =
+        std::fs::read(&path).map_err(|e| format!("failed to read {}: {e}", path.display()))?;
+    let spec: TaskSpec = serde_json::from_slice(&text)
+        .map_err(|e| format!("failed to read {}: {e}", path.display()))?;
+    if spec.format != SPEC_FORMAT {
+        return Err(format!(
+            "{} is a `{}` file, this runner reads `{SPEC_FORMAT}`",
+            path.display(),
+            spec.format
+        ));
+    }
+    Ok(spec)
+}
+
+fn attempt(ctl: &Path) -> Result<ExitRecord, String> {
+    let spec = read_spec(ctl)?;
+    if ctl.join("cancelled").exists() {
+        return Err("cancelled before it started".into());
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("failed to start the runner's runtime: {e}"))?;
+    let store = Store::open(&spec.store).map_err(|e| e.to_string())?;
+    let workdir = PathBuf::from(&spec.workdir);
+    fresh_dir(&workdir)?;
+    rt.block_on(fetch_inputs(&store, &spec, &workdir))?;
+    for out in &spec.outputs {
+        if let Some(parent) = workdir.join(&out.rel).parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("failed to create {}: {e}", parent.display()))?;
+        }
+    }
+    let record = run_script(&spec, &workdir)?;
+    if record.status != Some(0) {
+        return Ok(record);
+    }
+    rt.block_on(send_outputs(&store, &spec, &workdir))?;
+    Ok(record)
+}
+
+fn fresh_dir(dir: &Path) -> Result<(), String> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("failed to empty {}: {e}", dir.display())),
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("failed to create {}: {e}", dir.display()))
+}
+
+fn name(spec: &TaskSpec, file: &SpecFile) -> Result<ArtefactName, String> {
+    ArtefactName::new(&spec.run, &file.task, &file.output).map_err(|e| e.to_string())
+}
+
+/// Inside the working directory, or an error: paths never escape it.
+fn inside(workdir: &Path, rel: &str) -> Result<PathBuf, String> {
+    let p = Path::new(rel);
+    let plain = p
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if !plain {
+        return Err(format!("`{rel}` is not a plain relative path"));
+    }
+    Ok(workdir.join(p))
+}
+
+async fn fetch_inputs(store: &Store, spec: &TaskSpec, workdir: &Path) -> Result<(), String> {
+    for input in &spec.inputs {
+        let dest = inside(workdir, &input.rel)?;
+        let name = name(spec, input)?;
+        let manifest = store
+            .manifest(&name)
+            .await
+            .map_err(|e| format!("input {}: {e}", input.rel))?;
+        store
+            .get_output(&manifest, &dest)
+            .await
+            .map_err(|e| format!("input {}: {e}", input.rel))?;
+    }
+    Ok(())
+}
+
+async fn send_outputs(store: &Store, spec: &TaskSpec, workdir: &Path) -> Result<(), String> {
+    for out in &spec.outputs {
+        let path = inside(workdir, &out.rel)?;
+        if !path.exists() {
+            return Err(format!(
+                "output `{}` was not written: no {}",
+                out.output,
+                path.display()
+            ));
+        }
+        store
+            .put_output(&name(spec, out)?, &path)
+            .await
+            .map_err(|e| format!("output `{}`: {e}", out.output))?;
+    }
+    Ok(())
+}
+
+fn log_file(path: &str) -> Result<std::fs::File, String> {
+    let p = Path::new(path);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("failed to create {}: {e}", parent.display()))?;
+    }
+    std::fs::File::create(p).map_err(|e| format!("failed to create {path}: {e}"))
+}
+
+fn run_script(spec: &TaskSpec, workdir: &Path) -> Result<ExitRecord, String> {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-e")
+        .arg("-c")
+        .arg(&spec.script)
+        .current_dir(workdir)
+        .stdin(Stdio::null())
+        .stdout(log_file(&spec.stdout)?)
+        .stderr(log_file(&spec.stderr)?);
+    for k in &spec.hidden {
+        cmd.env_remove(k);
+    }
+    cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
+    let status = cmd
+        .status()
+        .map_err(|e| format!("failed to run /bin/sh in {}: {e}", workdir.display()))?;
+    Ok(match (status.code(), status.signal()) {
+        (Some(code), _) => ExitRecord {
+            status: Some(code),
+            ..ExitRecord::default()
+        },
+        (None, Some(sig)) => ExitRecord {
+            signal: Some(signal_name(sig)),
+            ..ExitRecord::default()
+        },
+        (None, None) => ExitRecord {
+            error: Some("the script ended without an exit status".into()),
+            ..ExitRecord::default()
+        },
+    })
+}
+
+fn signal_name(sig: i32) -> String {
+    nix::sys::signal::Signal::try_from(sig)
+        .map_or_else(|_| format!("signal {sig}"), |s| s.as_str().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_stay_in_the_working_directory() {
+        let wd = Path::new("/w");
+        assert_eq!(
+            inside(wd, "inputs/a/b.nc").ok(),
+            Some(PathBuf::from("/w/inputs/a/b.nc"))
+        );
+        assert!(inside(wd, "../etc/passwd").is_err());
+        assert!(inside(wd, "/etc/passwd").is_err());
+        assert!(
+            inside(wd, "a/./b").is_ok(),
+            "`.` components are dropped by components()"
+        );
+    }
+
+    #[test]
+    fn a_bad_spec_leaves_an_exit_record_that_says_why() {
+        let Ok(dir) = tempfile::tempdir() else { return };
+        std::fs::write(dir.path().join("task.json"), "{").ok();
+        assert_eq!(run(dir.path()), Ok(()));
+        let text = std::fs::read_to_string(dir.path().join("exit.json")).unwrap_or_default();
+        let r: ExitRecord = serde_json::from_str(&text).unwrap_or_default();
+        let error = r.error.unwrap_or_default();
+        assert!(error.contains("task.json"), "{error}");
+        assert_eq!(r.status, None);
+    }
+}

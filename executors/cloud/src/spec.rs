@@ -1,0 +1,112 @@
+//! The files the executor and the runner on the VM share, in one attempt's
+//! control directory on the VM (`<remote logs>/<instance>.<attempt>.cloud/`):
+//!
+//! - `task.json`: the [`TaskSpec`], written by the executor before launch;
+//! - `store.env`: the store settings forwarded from here (`export K='v'`
+//!   lines, mode 0600), read by the launcher and deleted before the runner
+//!   starts, so secrets never sit on the VM's disk for longer than that;
+//! - `pid`: the runner's pid, which leads the attempt's process group;
+//! - `exit.json`: the [`ExitRecord`], written last (to a temporary name,
+//!   then renamed), so its presence means the attempt is over and its
+//!   outputs are in the store;
+//! - `runner.log`: the runner's own messages.
+
+use serde::{Deserialize, Serialize};
+use twinflow_core::TaskId;
+
+/// The value of [`TaskSpec::format`].
+pub const SPEC_FORMAT: &str = "twinflow.cloud-task/v1";
+
+/// What the runner runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    /// [`SPEC_FORMAT`].
+    pub format: String,
+    /// `step[key=value]@point`, for messages.
+    pub name: String,
+    /// `s3://bucket/prefix`.
+    pub store: String,
+    /// The run's id (the first segment of artefact names).
+    pub run: String,
+    /// The task's script, run as `/bin/sh -e -c SCRIPT`.
+    pub script: String,
+    /// Environment added to the runner's own.
+    pub env: Vec<(String, String)>,
+    /// Variables of the runner's environment kept from the task (the
+    /// forwarded store settings).
+    pub hidden: Vec<String>,
+    /// The task's working directory on the VM.
+    pub workdir: String,
+    /// Its standard output on the VM.
+    pub stdout: String,
+    /// Its standard error on the VM.
+    pub stderr: String,
+    /// Artefacts fetched from the store before the script runs.
+    pub inputs: Vec<SpecFile>,
+    /// Artefacts sent to the store after it exited with 0.
+    pub outputs: Vec<SpecFile>,
+}
+
+/// An artefact and where it sits in the working directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecFile {
+    /// Path relative to the working directory.
+    pub rel: String,
+    /// The task segment of its artefact name ([`artefact_task`]).
+    pub task: String,
+    /// The output segment: the producer's output name.
+    pub output: String,
+}
+
+/// How an attempt ended on the VM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ExitRecord {
+    /// The script's exit status, if it exited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<i32>,
+    /// The signal that killed it, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+    /// Why the runner could not run it or hand its outputs over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The task segment of the artefact names of `task`'s outputs.
+pub fn artefact_task(task: TaskId) -> String {
+    format!("task-{}", task.0)
+}
+
+/// The control directory of an attempt whose standard output is `stdout`
+/// (`.../3.0.out` → `.../3.0.cloud`).
+pub fn control_dir(stdout: &str) -> String {
+    match stdout.strip_suffix(".out") {
+        Some(stem) => format!("{stem}.cloud"),
+        None => format!("{stdout}.cloud"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_dir_sits_beside_the_logs() {
+        assert_eq!(
+            control_dir("/r/logs/bird/3.0.out"),
+            "/r/logs/bird/3.0.cloud"
+        );
+        assert_eq!(control_dir("/r/x.log"), "/r/x.log.cloud");
+    }
+
+    #[test]
+    fn exit_record_round_trips_and_stays_small() {
+        let r = ExitRecord {
+            status: Some(3),
+            ..ExitRecord::default()
+        };
+        let text = serde_json::to_string(&r).unwrap_or_default();
+        assert_eq!(text, r#"{"status":3}"#);
+        assert_eq!(serde_json::from_str::<ExitRecord>(&text).ok(), Some(r));
+    }
+}
