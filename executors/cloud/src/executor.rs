@@ -51,6 +51,8 @@ pub struct CloudSettings {
     pub forward: Vec<(String, String)>,
     /// Pause between status rounds.
     pub poll: Duration,
+    /// How long the runner keeps trying a store out of reach.
+    pub store_patience: Duration,
 }
 
 /// An attempt the executor follows.
@@ -254,6 +256,7 @@ impl Inner {
             stderr: stderr.clone(),
             inputs,
             outputs: outputs.clone(),
+            store_patience_s: self.settings.store_patience.as_secs(),
         };
         let text = serde_json::to_vec_pretty(&spec).map_err(|e| self.err(e))?;
         // A retry reuses the directory: clear what an earlier launch left.
@@ -264,7 +267,7 @@ impl Inner {
             .await
             .map_err(|e| remote_error(&e))?;
         let launch = format!(
-            "c={ctl}; umask 077; cat > \"$c/store.env\"; cd \"$c\" && \
+            "c={ctl}; umask 077; cat > \"$c/store.env\"; cd \"$c\" || exit 1; \
              setsid sh -c '. ./store.env; rm -f ./store.env; echo $$ > pid.tmp && mv pid.tmp pid; \
              exec \"$@\"' runner {runner}{args} \"$c\" </dev/null >>\"$c/runner.log\" 2>&1 &",
             ctl = shell_quote(&ctl),

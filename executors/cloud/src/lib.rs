@@ -138,6 +138,7 @@ impl ExecutorFactory for CloudFactory {
             runner: self.runner.clone(),
             forward: forwarded_env(),
             poll: self.poll.unwrap_or(Duration::from_secs(1)),
+            store_patience: Duration::from_secs(spec::DEFAULT_PATIENCE_S),
         };
         Ok(Arc::new(CloudExecutor::new(settings, remote, store, sink)))
     }

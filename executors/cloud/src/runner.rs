@@ -14,15 +14,18 @@
 //!    executor cancels the attempt by signalling the group.
 //! 4. After an exit with 0, sends every declared output to the store
 //!    (content-addressed blobs, then the manifest; requests retried with
-//!    backoff by the store). A missing output or a failed upload is an
-//!    error of the attempt, which is then not done.
+//!    backoff by the store, and a store out of reach tried again for
+//!    [`TaskSpec::store_patience_s`], ten minutes by default). A missing
+//!    output or a failed upload is an error of the attempt, which is then
+//!    not done.
 //! 5. Writes `exit.json` last, through a temporary file and a rename.
 
 use crate::spec::{ExitRecord, SPEC_FORMAT, SpecFile, TaskSpec};
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use twinflow_store::{ArtefactName, Store};
+use std::time::{Duration, Instant};
+use twinflow_store::{ArtefactName, Store, StoreError};
 
 /// Runs the attempt of control directory `ctl` and writes its exit record;
 /// `Err` only when not even that could be written.
@@ -113,18 +116,37 @@ fn inside(workdir: &Path, rel: &str) -> Result<PathBuf, String> {
     Ok(workdir.join(p))
 }
 
+/// Runs `op` until it succeeds, fails for good, or the store stayed out
+/// of reach for the spec's patience: transient failures (each already
+/// retried by the store) are tried again after growing pauses.
+async fn patiently<T, F, Fut>(spec: &TaskSpec, what: &str, mut op: F) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let start = Instant::now();
+    let patience = Duration::from_secs(spec.store_patience_s);
+    let mut pause = Duration::from_millis(500);
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.is_transient() && start.elapsed() + pause < patience => {
+                eprintln!("{what}: {e}; trying again in {pause:?}");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(15));
+            }
+            Err(e) => return Err(format!("{what}: {e}")),
+        }
+    }
+}
+
 async fn fetch_inputs(store: &Store, spec: &TaskSpec, workdir: &Path) -> Result<(), String> {
     for input in &spec.inputs {
         let dest = inside(workdir, &input.rel)?;
         let name = name(spec, input)?;
-        let manifest = store
-            .manifest(&name)
-            .await
-            .map_err(|e| format!("input {}: {e}", input.rel))?;
-        store
-            .get_output(&manifest, &dest)
-            .await
-            .map_err(|e| format!("input {}: {e}", input.rel))?;
+        let what = format!("input {}", input.rel);
+        let manifest = patiently(spec, &what, || store.manifest(&name)).await?;
+        patiently(spec, &what, || store.get_output(&manifest, &dest)).await?;
     }
     Ok(())
 }
@@ -139,10 +161,9 @@ async fn send_outputs(store: &Store, spec: &TaskSpec, workdir: &Path) -> Result<
                 path.display()
             ));
         }
-        store
-            .put_output(&name(spec, out)?, &path)
-            .await
-            .map_err(|e| format!("output `{}`: {e}", out.output))?;
+        let name = name(spec, out)?;
+        let what = format!("output `{}`", out.output);
+        patiently(spec, &what, || store.put_output(&name, &path)).await?;
     }
     Ok(())
 }

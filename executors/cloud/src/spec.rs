@@ -45,6 +45,17 @@ pub struct TaskSpec {
     pub inputs: Vec<SpecFile>,
     /// Artefacts sent to the store after it exited with 0.
     pub outputs: Vec<SpecFile>,
+    /// How long the runner keeps trying a store that cannot be reached
+    /// (beyond the store's own retries of each request), in seconds.
+    #[serde(default = "default_patience")]
+    pub store_patience_s: u64,
+}
+
+/// [`TaskSpec::store_patience_s`] unless set: ten minutes.
+pub const DEFAULT_PATIENCE_S: u64 = 600;
+
+fn default_patience() -> u64 {
+    DEFAULT_PATIENCE_S
 }
 
 /// An artefact and where it sits in the working directory.
