@@ -4,11 +4,7 @@
 //! corrupted object in the store (detected on the VM, never used), and the
 //! SSH connection dropped in the middle of a task (connected again, the
 //! task found and finished).
-#![expect(
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests fail with a message"
-)]
+#![expect(clippy::expect_used, reason = "tests fail with a message")]
 
 mod support;
 

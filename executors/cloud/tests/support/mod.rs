@@ -183,28 +183,6 @@ impl Env {
         out.stdout_lossy()
     }
 
-    /// Processes of group `pgid` on the VM, zombies not counted (this
-    /// machine's pid 1 does not reap them).
-    pub(crate) async fn alive_in_group(&self, pgid: &str) -> u32 {
-        let out = self
-            .vm(&format!("ps -o stat= -g {pgid} | grep -vc '^Z' || true"))
-            .await;
-        out.trim().parse().unwrap_or(u32::MAX)
-    }
-
-    /// Waits up to 10 s for group `pgid` to end; what is left of it.
-    pub(crate) async fn group_ends(&self, pgid: &str) -> u32 {
-        let mut left = self.alive_in_group(pgid).await;
-        for _ in 0..50 {
-            if left == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            left = self.alive_in_group(pgid).await;
-        }
-        left
-    }
-
     pub(crate) async fn cleanup(&self) {
         let _ = self
             .remote
