@@ -96,7 +96,10 @@ fn forest_bird_across_three_executors_matches_the_all_local_run() {
     );
     let file = demo.join("forest-bird.yaml");
     let text = std::fs::read_to_string(&file).expect("read the demo");
-    assert!(text.contains("cpus: 4"), "the demo's forest resources changed");
+    assert!(
+        text.contains("cpus: 4"),
+        "the demo's forest resources changed"
+    );
     std::fs::write(&file, text.replace("cpus: 4", "cpus: 1")).expect("write");
     let site = tmp.path().join("site.yaml");
     let vm = tmp.path().join("vm");
@@ -111,7 +114,10 @@ fn forest_bird_across_three_executors_matches_the_all_local_run() {
     .expect("write site");
     let file = file.to_str().expect("utf-8");
     let three = tmp.path().join("three");
-    run_ok(&three, &["run", file, "--site", site.to_str().expect("utf-8")]);
+    run_ok(
+        &three,
+        &["run", file, "--site", site.to_str().expect("utf-8")],
+    );
     let t = tasks(&three, "latest");
     assert_eq!(t.len(), 166);
     for (name, state, handle) in &t {
@@ -139,7 +145,11 @@ fn forest_bird_across_three_executors_matches_the_all_local_run() {
 
     let local = tmp.path().join("local");
     run_ok(&local, &["run", file, "--local"]);
-    assert_eq!(summary(&three), summary(&local), "same results on every executor");
+    assert_eq!(
+        summary(&three),
+        summary(&local),
+        "same results on every executor"
+    );
 }
 
 #[test]

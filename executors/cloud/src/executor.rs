@@ -340,7 +340,15 @@ impl Inner {
                 .map(|(k, a)| (*k, a.ctl.clone()))
                 .collect();
             if lock(&self.active).is_empty() {
-                return;
+                // Decided under the poller's lock, which `ensure_poller`
+                // takes after adding an attempt: either that attempt is
+                // seen here, or this loop is marked gone and a new one
+                // starts.
+                let mut poller = lock(&self.poller);
+                if lock(&self.active).is_empty() {
+                    *poller = None;
+                    return;
+                }
             }
             if !round.is_empty() {
                 let dirs: Vec<&str> = round.iter().map(|(_, c)| c.as_str()).collect();

@@ -62,8 +62,9 @@
 //! the object (`s3://bucket/key`) and the endpoint, or the local path;
 //! [`StoreError::is_transient`] tells whether trying later may help.
 //!
-//! Not built here: wiring into the runtime and the cloud executor (issue 8),
-//! deleting old runs, parallel ranged downloads.
+//! Used by the cloud executor (`twinflow-executor-cloud`) to hand artefacts
+//! to and from its VMs. Not built: deleting old runs, parallel ranged
+//! downloads.
 //!
 //! Tests run against a real S3 server (`deploy/dev/s3-up`, Ceph RGW, started
 //! by `scripts/test`, which sets `TWINFLOW_TEST_S3=1`).
