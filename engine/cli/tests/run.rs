@@ -282,12 +282,12 @@ steps:
 }
 
 #[test]
-fn an_unreachable_executor_kind_is_refused_before_anything_runs() {
+fn an_unreachable_vm_fails_its_tasks_with_a_message_naming_it() {
     let sb = Sandbox::new(
         r#"
 version: 1
 name: remote
-executors: { vm: { kind: cloud, ssh: ubuntu@vm.example.org, store: "s3://bucket/twins" } }
+executors: { vm: { kind: cloud, ssh: ubuntu@vm.invalid, store: "s3://bucket/twins" } }
 steps:
   s:
     executor: vm
@@ -295,17 +295,15 @@ steps:
 "#,
     );
     let o = sb.run(&["run", "wf.yaml"]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
     assert!(
-        text(&o.stderr).contains("executor `vm` is kind `cloud`"),
-        "{}",
-        text(&o.stderr)
+        err.contains("s: cannot resolve the host of ubuntu@vm.invalid"),
+        "{err}"
     );
-    let runs = text(&sb.run(&["runs"]).stdout);
-    assert!(
-        runs.starts_with("no runs yet"),
-        "nothing was recorded: {runs}"
-    );
+    assert!(err.contains("--resume"), "says how to take it up: {err}");
+    let status = text(&sb.run(&["status", "latest"]).stdout);
+    assert!(status.contains("failed"), "{status}");
 }
 
 #[test]
