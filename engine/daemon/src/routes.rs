@@ -263,9 +263,11 @@ async fn events(State(app): State<App>, Path(id): Path<String>) -> Response {
         );
     };
     let mut replay: Vec<String> = watch.replay.iter().map(|s| format!("{s}\n")).collect();
-    if watch.rx.is_some() {
+    if watch.rx.is_some() && !replay.is_empty() {
         // A watcher that comes late learns what happened so far: the
-        // per-step counts in the store, right after `run-started`.
+        // per-step counts in the store, right after `run-started`. (One
+        // that comes before `run-started` gets it live, and nothing has
+        // happened yet.)
         let counts = app.engine.read_state(|store| store.step_counts(&id));
         if let Ok(steps) = counts
             && let Ok(line) = serde_json::to_string(&serde_json::json!({
