@@ -27,10 +27,13 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
 /// What compiling `text` did: `Ok(true)` compiled, `Ok(false)` refused with
 /// well-formed diagnostics, `Err` a panic or a malformed refusal.
 fn verdict(name: &str, text: &str) -> Result<bool, String> {
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        compile_str(name, text, &CompileOptions::default())
-    }))
-    .map_err(|payload| format!("compile_str panicked: {}", panic_text(&*payload)))?;
+    // As from the demo's directory, where its `model:` crate is.
+    let options = CompileOptions {
+        workflow_dir: repo_root().join("workflows").join("forest-bird"),
+        ..CompileOptions::default()
+    };
+    let outcome = catch_unwind(AssertUnwindSafe(|| compile_str(name, text, &options)))
+        .map_err(|payload| format!("compile_str panicked: {}", panic_text(&*payload)))?;
     let Err(err) = outcome else {
         return Ok(true);
     };

@@ -154,6 +154,9 @@ pub struct StepSpec {
     pub env: Vec<(String, Template)>,
     /// Image the command runs inside.
     pub container: Option<ContainerSpec>,
+    /// `model:`: the RO-Crate directory of the model it runs (absolute, or
+    /// relative to the current directory for a workflow compiled from text).
+    pub model: Option<PathBuf>,
     /// Ids of its tasks.
     pub tasks: Range<u32>,
 }

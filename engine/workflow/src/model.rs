@@ -353,6 +353,11 @@ pub(crate) struct StepDoc {
     /// Image to run in: `docker://...` or `{ image, runtime, options }`.
     #[serde(default)]
     pub(crate) container: Option<Spanned<ContainerDoc>>,
+    /// The model this step runs, packaged as an RO-Crate directory (with an
+    /// `ro-crate-metadata.json`), relative to the workflow file's directory.
+    /// Its metadata names the software in the run's provenance crate.
+    #[serde(default)]
+    pub(crate) model: Option<Spanned<String>>,
 }
 
 /// `for_each` values: a literal list or `${{ params.X }}`.

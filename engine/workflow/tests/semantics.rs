@@ -35,9 +35,17 @@ fn command(plan: &Plan, name: &str) -> String {
 
 const FOREST_BIRD: &str = include_str!("../../../workflows/forest-bird/forest-bird.yaml");
 
+/// The demo workflow compiled as from its file's directory (its `model:`
+/// crate is found relative to it).
+fn forest_bird(mut options: CompileOptions) -> Plan {
+    options.workflow_dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows/forest-bird");
+    compile_with(FOREST_BIRD, &options)
+}
+
 #[test]
 fn forest_bird_has_the_brief_s_task_counts_and_edges() {
-    let plan = compile(FOREST_BIRD);
+    let plan = forest_bird(CompileOptions::default());
     let counts: Vec<usize> = plan.steps.iter().map(|s| s.tasks.len()).collect();
     assert_eq!(counts, [3, 81, 81, 1]);
     // The first decade has no previous state: only the climate driver.
@@ -198,7 +206,7 @@ fn for_each_from_a_param_follows_its_override() {
     options
         .params
         .push(("climate".into(), "ssp126,ssp585".into()));
-    let plan = compile_with(FOREST_BIRD, &options);
+    let plan = forest_bird(options.clone());
     let counts: Vec<usize> = plan.steps.iter().map(|s| s.tasks.len()).collect();
     assert_eq!(counts, [2, 54, 54, 1]);
 }
@@ -240,7 +248,7 @@ fn site_files_rebind_roles_and_local_binds_everything_locally() {
         site: Some(site),
         ..CompileOptions::default()
     };
-    let plan = compile_with(FOREST_BIRD, &options);
+    let plan = forest_bird(options.clone());
     let hpc = plan.executors.iter().find(|e| e.name == "hpc").unwrap();
     let BackendConfig::Slurm(slurm) = &hpc.backend else {
         panic!("not slurm")
@@ -261,7 +269,7 @@ fn site_files_rebind_roles_and_local_binds_everything_locally() {
         local: true,
         ..CompileOptions::default()
     };
-    let plan = compile_with(FOREST_BIRD, &options);
+    let plan = forest_bird(options.clone());
     assert!(
         plan.executors
             .iter()
@@ -337,7 +345,7 @@ steps:
 
 #[test]
 fn plan_json_is_stable_and_complete() {
-    let plan = compile(FOREST_BIRD);
+    let plan = forest_bird(CompileOptions::default());
     let json = serde_json::to_value(twinflow_core::PlanJson(&plan)).unwrap();
     assert_eq!(json["format"], "twinflow.plan/v1");
     assert_eq!(json["task_count"], 166);

@@ -70,6 +70,7 @@ fn plan(steps: &[S], deps: &dyn Fn(u32) -> Vec<u32>, points: usize, runahead: Op
                 pack: None,
                 env: Vec::new(),
                 container: None,
+                model: None,
                 tasks: next..next + st.tasks,
             };
             next += st.tasks;

@@ -5,6 +5,7 @@
 
 mod executors;
 mod graph;
+mod model;
 mod steps;
 mod templates;
 
@@ -105,7 +106,7 @@ pub(crate) fn lower(
         dir: opts.workflow_dir.clone(),
         run_id: opts.run_id.clone(),
     };
-    let steps = steps::lower_all(doc, d, &params, &executors);
+    let steps = steps::lower_all(doc, d, &params, &executors, &opts.workflow_dir);
     if !d.is_empty() {
         return None;
     }

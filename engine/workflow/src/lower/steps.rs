@@ -1,5 +1,5 @@
 //! Steps: `for_each`, `cycling`, `needs`/`after` references and the matching
-//! rule, outputs, resources, env, container and the `run` template.
+//! rule, outputs, resources, env, container, model and the `run` template.
 
 use super::executors::{ExecIr, runtime};
 use super::templates::{Scope, resolve};
@@ -11,6 +11,7 @@ use crate::span::Spanned;
 use crate::suggest::did_you_mean;
 use crate::units::{parse_duration, parse_memory};
 use std::collections::HashSet;
+use std::path::Path;
 use twinflow_core::{
     AfterSpec, ContainerSpec, ExecutorId, ForEachKey, InputSpec, OutputSpec, ParamValue, Piece,
     Resources, StepId, StepSpec, Template,
@@ -80,6 +81,7 @@ pub(crate) fn lower_all(
     d: &mut Diags,
     params: &[(String, ParamValue)],
     executors: &[ExecIr],
+    workflow_dir: &Path,
 ) -> Vec<StepIr> {
     if doc.steps.value.is_empty() {
         d.at(
@@ -118,6 +120,7 @@ pub(crate) fn lower_all(
             shapes: &shapes,
             params,
             executors,
+            workflow_dir,
         };
         if let Some(ir) = ctx.lower_step(d, name, step, shape) {
             out.push(ir);
@@ -259,6 +262,7 @@ struct Ctx<'a> {
     shapes: &'a [Option<Shape>],
     params: &'a [(String, ParamValue)],
     executors: &'a [ExecIr],
+    workflow_dir: &'a Path,
 }
 
 impl Ctx<'_> {
@@ -336,6 +340,10 @@ impl Ctx<'_> {
         let run = resolve(d, &s.run, &scope);
         let env = self.env(d, s, executor, &scope);
         let container = s.container.as_ref().and_then(|c| container(d, c));
+        let model = s
+            .model
+            .as_ref()
+            .and_then(|m| super::model::check(d, m, self.workflow_dir));
         if d.list.len() > before {
             return None;
         }
@@ -355,6 +363,7 @@ impl Ctx<'_> {
                 pack,
                 env,
                 container,
+                model,
                 tasks: 0..0,
             },
             run: run?,
