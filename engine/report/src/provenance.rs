@@ -56,7 +56,7 @@ const COMPUTATIONAL_WORKFLOW: &str =
 /// twinflow's own terms (command, executor, handle, ...), defined in the
 /// crate's `@context` and described as `rdf:Property` entities.
 const TERMS: &str = "https://twinflow.dev/terms#";
-const OWN_TERMS: [(&str, &str); 8] = [
+const OWN_TERMS: [(&str, &str); 9] = [
     ("command", "The shell script the task ran, as substituted"),
     ("executor", "The workflow executor (role) that ran the task"),
     (
@@ -65,7 +65,11 @@ const OWN_TERMS: [(&str, &str); 8] = [
     ),
     (
         "handle",
-        "The task's backend handle: a process id, or a Slurm job id (job_array)",
+        "The task's backend handle as twinflow stored it (local: the process; Slurm: job and status file)",
+    ),
+    (
+        "slurmJobId",
+        "The Slurm job (or job_arrayindex) that ran the task",
     ),
     (
         "host",
@@ -81,6 +85,12 @@ const OWN_TERMS: [(&str, &str); 8] = [
         "The earlier run whose result this task reused, not running again",
     ),
 ];
+
+/// Longer commands are files of the crate.
+const MAX_INLINE_COMMAND: usize = 8192;
+
+/// Gathers of more files than this are one `Collection` entity.
+const MAX_INLINE_GATHER: usize = 8;
 
 /// What to include.
 #[derive(Debug, Clone)]
@@ -145,6 +155,9 @@ pub fn write_provenance(
     sink.copy(&builder.workflow_id, &workflow_file)?;
     for (rel, source) in &builder.copies {
         sink.copy(rel, source)?;
+    }
+    for (rel, script) in &builder.scripts {
+        sink.bytes(rel, script.as_bytes())?;
     }
     sink.finish()?;
     Ok(CrateSummary {
@@ -233,6 +246,10 @@ struct Builder<'a> {
     copies: Vec<(String, PathBuf)>,
     /// File id -> the input parameters it was staged as.
     consumed: BTreeMap<String, Vec<String>>,
+    /// Gathered inputs of many files, one entity per distinct set.
+    collections: Vec<Value>,
+    /// Long commands, written as files (crate path, script).
+    scripts: Vec<(String, String)>,
     included: usize,
     included_bytes: u64,
     actions: usize,
@@ -247,6 +264,8 @@ impl<'a> Builder<'a> {
             files: BTreeMap::new(),
             copies: Vec::new(),
             consumed: BTreeMap::new(),
+            collections: Vec::new(),
+            scripts: Vec::new(),
             included: 0,
             included_bytes: 0,
             actions: 0,
@@ -494,6 +513,7 @@ impl<'a> Builder<'a> {
         let now = rfc3339(jiff::Timestamp::now().as_millisecond());
         let included: Vec<String> = self.copies_of_files();
         parts.extend(included);
+        parts.extend(self.scripts.iter().map(|(rel, _)| iri_safe(rel)));
         let mut root = json!({
             "@id": "./",
             "@type": "Dataset",
@@ -568,6 +588,16 @@ impl<'a> Builder<'a> {
         graph.push(organize);
         graph.extend(entities);
         graph.extend(file_entities);
+        graph.append(&mut self.collections);
+        for (rel, script) in &self.scripts {
+            graph.push(json!({
+                "@id": iri_safe(rel),
+                "@type": "File",
+                "name": "a task's command (too long to inline)",
+                "encodingFormat": "text/x-shellscript",
+                "contentSize": script.len().to_string(),
+            }));
+        }
         for (term, comment) in OWN_TERMS {
             graph.push(json!({
                 "@id": format!("{TERMS}{term}"),
@@ -652,15 +682,19 @@ impl<'a> Builder<'a> {
         let name = plan.task_name(task);
         let mut objects = Vec::new();
         for input in plan.inputs(task) {
-            for producer in input.producers {
-                if let Some(f) = self.files.get(&(producer.0, input.spec.output.clone())) {
-                    objects.push(f.clone());
-                    let fp = format!("#param/{}/in/{}", step.name, input.spec.name);
-                    let list = self.consumed.entry(f.clone()).or_default();
-                    if !list.contains(&fp) {
-                        list.push(fp);
-                    }
-                }
+            let fp = format!("#param/{}/in/{}", step.name, input.spec.name);
+            let files: Vec<String> = input
+                .producers
+                .iter()
+                .filter_map(|p| self.files.get(&(p.0, input.spec.output.clone())).cloned())
+                .collect();
+            if input.spec.gather && files.len() > MAX_INLINE_GATHER {
+                objects.push(self.collection(&step.name, &input.spec.name, &fp, files));
+                continue;
+            }
+            for f in files {
+                self.note_consumed(&f, &fp);
+                objects.push(f);
             }
         }
         let results: Vec<String> = record.artefacts[task.index()]
@@ -675,7 +709,7 @@ impl<'a> Builder<'a> {
             "object": ids(objects),
             "result": ids(results),
             "actionStatus": id(task_status(&row.state)),
-            "command": plan.task(task).command.as_ref(),
+            "command": self.command(task),
             "executor": executor.name,
             "executorKind": executor.backend.kind().as_str(),
             "host": record.run.host,
@@ -683,6 +717,13 @@ impl<'a> Builder<'a> {
         });
         if let Some(h) = &row.handle {
             action["handle"] = json!(h);
+            let job = h
+                .strip_prefix("slurm:")
+                .or_else(|| h.strip_prefix("slurm-pack:"))
+                .and_then(|rest| rest.split(':').next());
+            if let Some(job) = job {
+                action["slurmJobId"] = json!(job);
+            }
         }
         if let Some(ms) = row.started_ms {
             action["startTime"] = json!(rfc3339(ms));
@@ -735,6 +776,61 @@ fn license(given: Option<&str>, graph: &mut Vec<Value>) -> Value {
     }
     graph.push(entity);
     id(url)
+}
+
+impl Builder<'_> {
+    fn note_consumed(&mut self, file: &str, fp: &str) {
+        let list = self.consumed.entry(file.to_owned()).or_default();
+        if !list.iter().any(|x| x == fp) {
+            list.push(fp.to_owned());
+        }
+    }
+
+    /// A task's command, or for one over [`MAX_INLINE_COMMAND`] bytes (a
+    /// gather of thousands of paths) a note naming the file of the crate
+    /// that holds it, `commands/<step>/<instance>.sh`.
+    fn command(&mut self, task: TaskId) -> String {
+        let plan = &self.record.plan;
+        let command = plan.task(task).command.as_ref();
+        if command.len() <= MAX_INLINE_COMMAND {
+            return command.to_owned();
+        }
+        let rel = format!(
+            "commands/{}/{}.sh",
+            plan.step_of(task).name,
+            plan.instance_index(task)
+        );
+        self.scripts.push((rel.clone(), command.to_owned()));
+        format!("{} bytes: the script is {rel} in this crate", command.len())
+    }
+
+    /// The `Collection` of a gather's files, one per distinct set: a
+    /// gather of thousands by each of thousands of tasks would otherwise
+    /// list millions of references.
+    fn collection(&mut self, step: &str, input: &str, fp: &str, files: Vec<String>) -> String {
+        use sha2::Digest;
+        let mut digest = sha2::Sha256::new();
+        for f in &files {
+            digest.update(f.as_bytes());
+            digest.update(b"\n");
+        }
+        let hex = format!("{:x}", digest.finalize());
+        let coll = format!("#collection/{step}/{input}/{}", &hex[..16]);
+        if self.collections.iter().any(|c| c["@id"] == coll.as_str()) {
+            return coll;
+        }
+        for f in &files {
+            self.note_consumed(f, fp);
+        }
+        self.collections.push(json!({
+            "@id": coll,
+            "@type": "Collection",
+            "name": format!("{} files gathered as input {input} of step {step}", files.len()),
+            "hasPart": ids(files),
+            "exampleOfWork": id(fp),
+        }));
+        coll
+    }
 }
 
 fn entity_id_of(entity: &Value) -> String {
@@ -850,4 +946,57 @@ fn media_type(path: &str) -> Option<&'static str> {
         "tsv" => "text/tab-separated-values",
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_images_are_split_into_registry_name_and_tag() {
+        let docker = container_entity("s", "docker://ghcr.io/biodt/landis:7", None);
+        assert_eq!(docker["registry"], "ghcr.io");
+        assert_eq!(docker["name"], "biodt/landis");
+        assert_eq!(docker["tag"], "7");
+        assert_eq!(
+            docker["additionalType"]["@id"],
+            "https://w3id.org/ro/terms/workflow-run#DockerImage"
+        );
+        let hub = container_entity("s", "docker://python:3.12-slim", None);
+        assert_eq!(
+            (hub["registry"].as_str(), hub["name"].as_str()),
+            (Some("docker.io"), Some("python"))
+        );
+        let sif = container_entity(
+            "s",
+            "/scratch/images/landis.sif",
+            Some(ContainerRuntime::Apptainer),
+        );
+        assert_eq!(
+            sif["additionalType"]["@id"],
+            "https://w3id.org/ro/terms/workflow-run#SIFImage"
+        );
+        assert_eq!(sif["name"], "/scratch/images/landis.sif");
+    }
+
+    #[test]
+    fn ids_are_percent_encoded_and_licences_become_spdx_urls() {
+        assert_eq!(iri_safe("make[who=two words]"), "make%5Bwho=two%20words%5D");
+        assert_eq!(iri_safe("files/a/0/x.csv"), "files/a/0/x.csv");
+        let mut graph = Vec::new();
+        assert_eq!(
+            license(Some("CC-BY-4.0"), &mut graph),
+            id("https://spdx.org/licenses/CC-BY-4.0")
+        );
+        assert_eq!(graph.len(), 1);
+        assert_eq!(
+            license(Some("ask me first"), &mut graph),
+            json!("ask me first")
+        );
+        assert!(
+            license(None, &mut graph)
+                .as_str()
+                .is_some_and(|s| s.contains("No licence"))
+        );
+    }
 }

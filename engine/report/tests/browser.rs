@@ -91,7 +91,7 @@ fn check_in_browser(browser: &Path, page: &Path) -> Result<String, String> {
         .nth(1)
         .and_then(|rest| rest.split('"').next())
         .and_then(|n| n.parse::<u32>().ok());
-    if !ready.is_some_and(|n| n > 0) {
+    if ready.is_none_or(|n| n == 0) {
         problems.push("the page's script did not finish (no data-ready on <body>)".to_owned());
     }
     if problems.is_empty() {

@@ -52,16 +52,6 @@ impl Crate {
             .get(id)
             .unwrap_or_else(|| panic!("no entity {id}"))
     }
-
-    fn of_type(&self, t: &str) -> Vec<&Value> {
-        let mut found: Vec<&Value> = self
-            .by_id
-            .values()
-            .filter(|e| types(e).contains(&t))
-            .collect();
-        found.sort_by_key(|e| e["@id"].as_str().unwrap_or_default().to_owned());
-        found
-    }
 }
 
 fn types(e: &Value) -> Vec<&str> {
@@ -135,7 +125,7 @@ fn the_crate_has_what_the_profile_requires_and_what_the_run_did() {
         std::fs::read_to_string(out.join(&main[0])).unwrap(),
         common::WORKFLOW
     );
-    assert_eq!(workflow["sha256"], common::sha256_hex(&run.workflow));
+    assert_eq!(workflow["sha256"], sha256_hex(&run.workflow));
     let steps = refs(&workflow["step"]);
     assert_eq!(steps, ["#step/make", "#step/join", "#step/broken"]);
     let tools = refs(&workflow["hasPart"]);
@@ -254,7 +244,7 @@ fn the_crate_has_what_the_profile_requires_and_what_the_run_did() {
         std::fs::read_to_string(&on_disk).unwrap(),
         "hello two words\n"
     );
-    assert_eq!(file["sha256"], common::sha256_hex(&on_disk));
+    assert_eq!(file["sha256"], sha256_hex(&on_disk));
     assert_eq!(file["contentSize"], "16");
     assert!(refs(&c.get("./")["hasPart"]).contains(&made[0]));
     let join = c.get("#task/join");
@@ -275,7 +265,7 @@ fn the_crate_has_what_the_profile_requires_and_what_the_run_did() {
     let all = refs(&join["result"]);
     assert_eq!(
         c.get(&all[0])["sha256"],
-        common::sha256_hex(&c.dir.join("files/join/0/all.txt"))
+        sha256_hex(&c.dir.join("files/join/0/all.txt"))
     );
 }
 
@@ -319,4 +309,9 @@ fn a_workflow_changed_since_the_run_is_refused() {
     let message = err.to_string();
     assert!(message.contains("changed since the run"), "{message}");
     assert!(message.contains("exported.yaml"), "{message}");
+}
+
+fn sha256_hex(path: &Path) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(std::fs::read(path).unwrap()))
 }

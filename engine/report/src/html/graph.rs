@@ -10,7 +10,7 @@ use twinflow_core::Plan;
 
 const NODE_W: usize = 210;
 const NODE_H: usize = 64;
-const GAP_X: usize = 90;
+const GAP_X: usize = 120;
 const GAP_Y: usize = 34;
 const PAD: usize = 20;
 

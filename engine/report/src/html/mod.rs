@@ -120,10 +120,9 @@ pub(crate) fn render(record: &RunRecord, options: &ReportOptions) -> String {
 
     let _ = write!(
         h,
-        r#"<section id="graph-section"><h2>Step graph</h2><p class="note">One box per step ({n} steps, {total} tasks); the bar shows its tasks' outcomes. Click a step to highlight its tasks in the timeline.</p><div class="scroll">{svg}</div>{legend}</section>"#,
+        r#"<section id="graph-section"><h2>Step graph</h2><p class="note">One box per step ({n} steps, {total} tasks); the bar shows its tasks' outcomes. Click a step to highlight its tasks in the timeline.</p><div class="scroll">{svg}</div><p class="legend"><span class="sw ok"></span>succeeded <span class="sw cached"></span>cached <span class="sw failed"></span>failed <span class="sw skipped"></span>skipped <span class="sw other"></span>not finished</p></section>"#,
         n = plan.steps.len(),
         svg = graph::svg(plan, &stats),
-        legend = r#"<p class="legend"><span class="sw ok"></span>succeeded <span class="sw cached"></span>cached <span class="sw failed"></span>failed <span class="sw skipped"></span>skipped <span class="sw other"></span>not finished</p>"#,
     );
     let _ = write!(
         h,

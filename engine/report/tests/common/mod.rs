@@ -1,15 +1,19 @@
 //! A real run to export: a small workflow (a fan-out, a gather through a
 //! step with a model crate, and a step that fails with exit status 3) run
 //! by the engine with the local executor, then loaded as a `RunRecord`.
-#![allow(dead_code, reason = "each test binary uses a part")]
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "each test binary uses a part; helpers fail the test"
+)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use twinflow_core::ExecutorKind;
 use twinflow_engine::{Engine, RunOptions, StateStore};
 use twinflow_report::RunRecord;
 use twinflow_workflow::{CompileOptions, Plan};
 
-pub const WORKFLOW: &str = r#"
+pub(crate) const WORKFLOW: &str = r#"
 version: 1
 name: exported
 description: A fan-out, a gather through a model, and a failure.
@@ -34,7 +38,7 @@ steps:
     outputs: { never: never.txt }
 "#;
 
-pub const MODEL_CRATE: &str = r##"{
+pub(crate) const MODEL_CRATE: &str = r##"{
   "@context": "https://w3id.org/ro/crate/1.1/context",
   "@graph": [
     { "@id": "ro-crate-metadata.json", "@type": "CreativeWork",
@@ -49,19 +53,19 @@ pub const MODEL_CRATE: &str = r##"{
 }"##;
 
 /// A finished run in a temporary state directory.
-pub struct Exported {
-    pub dir: tempfile::TempDir,
-    pub workflow: PathBuf,
-    pub run_id: String,
+pub(crate) struct Exported {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) workflow: PathBuf,
+    pub(crate) run_id: String,
 }
 
 impl Exported {
-    pub fn state_dir(&self) -> PathBuf {
+    pub(crate) fn state_dir(&self) -> PathBuf {
         self.dir.path().join("state")
     }
 
     /// The run's plan, compiled again as the CLI does.
-    pub fn plan(&self) -> Plan {
+    pub(crate) fn plan(&self) -> Plan {
         let options = CompileOptions {
             run_id: self.run_id.clone(),
             ..CompileOptions::default()
@@ -70,14 +74,14 @@ impl Exported {
             .unwrap_or_else(|e| panic!("{}", e.render(false)))
     }
 
-    pub fn record(&self) -> RunRecord {
+    pub(crate) fn record(&self) -> RunRecord {
         let store = StateStore::open(&self.state_dir()).unwrap();
         RunRecord::load(&store, &self.run_id, self.plan()).unwrap()
     }
 }
 
 /// Runs [`WORKFLOW`] to its end (it fails: `broken` exits 3).
-pub fn run() -> Exported {
+pub(crate) fn run() -> Exported {
     let dir = tempfile::tempdir().unwrap();
     let workflow = dir.path().join("exported.yaml");
     std::fs::write(&workflow, WORKFLOW).unwrap();
@@ -110,9 +114,4 @@ pub fn run() -> Exported {
     });
     assert_eq!(summary.outcome, twinflow_engine::Outcome::Failed);
     exported
-}
-
-pub fn sha256_hex(path: &Path) -> String {
-    use sha2::Digest;
-    format!("{:x}", sha2::Sha256::digest(std::fs::read(path).unwrap()))
 }
