@@ -60,24 +60,8 @@ pub(crate) fn export(
             return exit::UNREACHABLE;
         }
     };
-    let Some(file) = info.file.clone() else {
-        out.error(&format!(
-            "run {} was not started from a workflow file; nothing to compile its plan from",
-            info.id
-        ));
+    let Some(plan) = compile_run_plan(out, &info) else {
         return exit::INVALID;
-    };
-    let given = CompileArgs {
-        file: PathBuf::from(&file),
-        params: Vec::new(),
-        site: None,
-        local: false,
-        max_tasks: twinflow_workflow::DEFAULT_MAX_TASKS,
-    };
-    let (compile, _) = stored_settings(&given, &info.args);
-    let plan = match compile_for_run(out, &compile, Some(&info.id)) {
-        Ok(plan) => plan,
-        Err(code) => return code,
     };
     let record = match RunRecord::load(&store, &info.id, plan) {
         Ok(record) => record,
@@ -113,6 +97,47 @@ pub(crate) fn export(
         }
     }
     exit::SUCCESS
+}
+
+/// The run's plan, compiled again with its stored settings: from the
+/// workflow file as the run was given it (its directory is `workflow.dir`
+/// in commands), when that path still names a file from here, else from
+/// the stored absolute path. The first whose digest matches the run's
+/// wins; with none, the last one compiled (`RunRecord::load` then says the
+/// workflow changed).
+fn compile_run_plan(out: &Output, info: &RunInfo) -> Option<twinflow_workflow::Plan> {
+    let given = serde_json::from_str::<serde_json::Value>(&info.args)
+        .ok()
+        .and_then(|v| v["file"].as_str().map(PathBuf::from))
+        .filter(|f| f.is_file());
+    let mut candidates: Vec<PathBuf> = given.into_iter().collect();
+    candidates.extend(info.file.as_ref().map(PathBuf::from));
+    if candidates.is_empty() {
+        out.error(&format!(
+            "run {} was not started from a workflow file; nothing to compile its plan from",
+            info.id
+        ));
+        return None;
+    }
+    let mut last = None;
+    for file in candidates {
+        let args = CompileArgs {
+            file,
+            params: Vec::new(),
+            site: None,
+            local: false,
+            max_tasks: twinflow_workflow::DEFAULT_MAX_TASKS,
+        };
+        let (compile, _) = stored_settings(&args, &info.args);
+        let Ok(plan) = compile_for_run(out, &compile, Some(&info.id)) else {
+            return None;
+        };
+        if twinflow_engine::plan_digest(&plan) == info.plan_digest {
+            return Some(plan);
+        }
+        last = Some(plan);
+    }
+    last
 }
 
 fn find_run(store: &StateStore, run: &str) -> Result<Option<RunInfo>, twinflow_engine::StateError> {
