@@ -98,6 +98,36 @@ pub(crate) enum Command {
         #[arg(long, value_enum)]
         stream: Option<Stream>,
     },
+    /// Write a run's provenance as a Workflow Run RO-Crate (Provenance Run
+    /// Crate 0.5): a directory, or a zip archive when OUT ends in `.zip`.
+    Provenance {
+        /// Run id, a unique prefix of one, or `latest`.
+        run: String,
+        /// The crate directory or `.zip` file to write.
+        #[arg(long, short = 'o', value_name = "DIR|FILE.zip")]
+        out: PathBuf,
+        /// Copy artefacts up to this many bytes into the crate (larger ones
+        /// are described by path, size and SHA-256 only).
+        #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
+        max_file_bytes: u64,
+        /// The crate's licence: an SPDX identifier (e.g. CC-BY-4.0), a URL or
+        /// text (default: a sentence saying none was given).
+        #[arg(long, value_name = "LICENSE")]
+        license: Option<String>,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Write a run's report: one self-contained HTML file (step graph,
+    /// timeline, counts and durations, failures with log tails, artefacts).
+    Report {
+        /// Run id, a unique prefix of one, or `latest`.
+        run: String,
+        /// The HTML file to write.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        out: PathBuf,
+        #[command(flatten)]
+        state: StateArgs,
+    },
     /// Print the JSON Schema of workflow files (or of site files).
     Schema {
         /// The site-file schema instead.
@@ -297,6 +327,13 @@ pub(crate) struct RunArgs {
     /// Report every task, not only failures and finished steps (without a terminal).
     #[arg(long, short = 'v')]
     pub verbose: bool,
+    /// When the run ends (succeeded or failed), write its provenance crate
+    /// here (a directory, or a `.zip`), as `twinflow provenance` does.
+    #[arg(long, value_name = "DIR|FILE.zip")]
+    pub provenance: Option<PathBuf>,
+    /// When the run ends, write its HTML report here, as `twinflow report` does.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }
 
 /// A task's output streams.

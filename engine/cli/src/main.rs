@@ -43,6 +43,18 @@ fn main() -> ExitCode {
             attempt,
             stream,
         } => commands::logs(&out, &state, &daemon, &run, &task, attempt, stream),
+        Command::Provenance {
+            run,
+            out: dir,
+            max_file_bytes,
+            license,
+            state,
+        } => commands::provenance(&out, &state, &run, &dir, max_file_bytes, license),
+        Command::Report {
+            run,
+            out: file,
+            state,
+        } => commands::report(&out, &state, &run, &file),
         Command::Schema { site } => commands::schema(&out, site),
         Command::Completions { shell } => commands::completions(shell),
         Command::Worker { manifest } => commands::worker(&out, &manifest),

@@ -74,8 +74,16 @@ pub use engine::{
 pub use event::{EVENTS_FORMAT, Outcome, RunEvent, RunSummary, StepSize};
 pub use layout::{TaskPaths, run_dir, task_paths};
 pub use state::{
-    ArtefactRow, DB_FILE, RunInfo, RunState, StateError, StateStore, StepCounts, TaskRow,
+    ArtefactRow, DB_FILE, RunArtefact, RunInfo, RunState, StateError, StateStore, StepCounts,
+    TaskRecord, TaskRow,
 };
+
+/// The digest the store keeps of a run's plan ([`RunInfo::plan_digest`]):
+/// equal for a plan compiled again from an unchanged workflow with the
+/// run's settings and id.
+pub fn plan_digest(plan: &twinflow_core::Plan) -> String {
+    digest::plan_digest(plan)
+}
 
 /// Locks a mutex, taking over the data of a holder that panicked.
 pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -2,6 +2,7 @@
 
 mod client;
 mod daemon;
+mod export;
 mod graph;
 mod inspect;
 mod plan;
@@ -9,6 +10,7 @@ mod run;
 mod validate;
 
 pub(crate) use daemon::{cancel, daemon, submit, watch};
+pub(crate) use export::{provenance, report};
 pub(crate) use graph::graph;
 pub(crate) use inspect::{logs, runs, status};
 pub(crate) use plan::plan;

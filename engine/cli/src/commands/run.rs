@@ -77,10 +77,16 @@ pub(crate) fn run(out: &Output, args: &RunArgs) -> u8 {
                     );
                 }
             }
-            match summary.outcome {
+            let code = match summary.outcome {
                 Outcome::Succeeded => exit::SUCCESS,
                 Outcome::Failed => exit::TASK_FAILED,
                 Outcome::Cancelled => exit::INTERRUPTED,
+            };
+            let exported = write_exports(out, args, &dir, &summary.run_id);
+            if code == exit::SUCCESS {
+                exported
+            } else {
+                code
             }
         }
         Err(RunError::Engine(e)) => {
@@ -95,6 +101,21 @@ pub(crate) fn run(out: &Output, args: &RunArgs) -> u8 {
             exit::UNREACHABLE
         }
     }
+}
+
+/// `--provenance` and `--report`: the exports of the run just ended.
+fn write_exports(out: &Output, args: &RunArgs, dir: &Path, run_id: &str) -> u8 {
+    if args.provenance.is_none() && args.report.is_none() {
+        return exit::SUCCESS;
+    }
+    let options = twinflow_report::CrateOptions::default();
+    super::export::export(
+        out,
+        dir,
+        run_id,
+        args.provenance.as_deref().map(|p| (p, &options)),
+        args.report.as_deref(),
+    )
 }
 
 enum RunError {
@@ -146,12 +167,22 @@ fn interrupt(handle: &twinflow_engine::RunHandle, reporter: &Reporter, interrupt
 /// A resumed run compiles with the parameters, site file and `--local` it
 /// was started with, unless the command line gives any of them.
 fn with_stored_settings(given: &CompileArgs, stored: &str) -> CompileArgs {
-    let mut args = given.clone();
     if !given.params.is_empty() || given.site.is_some() || given.local {
-        return args;
+        return given.clone();
     }
+    let (args, shown) = stored_settings(given, stored);
+    if !shown.is_empty() {
+        eprintln!("resuming with the run's settings: {}", shown.join(" "));
+    }
+    args
+}
+
+/// `given` with the parameters, site file and `--local` of a run's stored
+/// settings (`runs.args`), and those settings as command-line words.
+pub(super) fn stored_settings(given: &CompileArgs, stored: &str) -> (CompileArgs, Vec<String>) {
+    let mut args = given.clone();
     let Ok(v) = serde_json::from_str::<serde_json::Value>(stored) else {
-        return args;
+        return (args, Vec::new());
     };
     args.params = v["params"]
         .as_array()
@@ -170,10 +201,7 @@ fn with_stored_settings(given: &CompileArgs, stored: &str) -> CompileArgs {
     if args.local {
         shown.push("--local".to_owned());
     }
-    if !shown.is_empty() {
-        eprintln!("resuming with the run's settings: {}", shown.join(" "));
-    }
-    args
+    (args, shown)
 }
 
 /// A new run id, or the id of the run `--resume` takes up (with the
@@ -228,7 +256,13 @@ fn stored_args(args: &RunArgs) -> String {
     serde_json::json!({
         "file": args.compile.file.display().to_string(),
         "params": args.compile.params,
-        "site": args.compile.site.as_ref().map(|s| s.display().to_string()),
+        // Absolute, so that exports and resumes from another directory find it.
+        "site": args.compile.site.as_ref().map(|s| {
+            std::fs::canonicalize(s)
+                .unwrap_or_else(|_| s.clone())
+                .display()
+                .to_string()
+        }),
         "local": args.compile.local,
     })
     .to_string()

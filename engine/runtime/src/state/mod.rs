@@ -11,10 +11,12 @@
 //! (for one the detection misses, and for tests of the daemon's clients).
 
 mod query;
+mod record;
 mod schema;
 pub(crate) mod write;
 
 pub use query::{ArtefactRow, RunInfo, RunState, StepCounts, TaskRow};
+pub use record::{RunArtefact, TaskRecord};
 pub(crate) use write::{NewRun, Tx};
 
 use rusqlite::Connection;

@@ -160,7 +160,7 @@ impl StateStore {
     }
 
     /// Every row of a query, mapped.
-    fn rows<T>(
+    pub(super) fn rows<T>(
         &self,
         sql: &str,
         args: impl rusqlite::Params,
