@@ -201,6 +201,21 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Indices of the steps no other step depends on (through an input or
+    /// an `after`): the ends of the workflow, whose results users look for.
+    pub fn sink_steps(&self) -> Vec<usize> {
+        let mut used = vec![false; self.steps.len()];
+        for step in &self.steps {
+            for input in &step.inputs {
+                used[input.from_step.index()] = true;
+            }
+            for after in &step.after {
+                used[after.step.index()] = true;
+            }
+        }
+        (0..self.steps.len()).filter(|i| !used[*i]).collect()
+    }
+
     /// All tasks, by id.
     pub fn tasks(&self) -> &[Task] {
         &self.tasks

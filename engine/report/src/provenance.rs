@@ -315,7 +315,7 @@ impl<'a> Builder<'a> {
         }
 
         // Steps, their tools and the connections between them.
-        let sinks = sink_steps(plan);
+        let sinks = plan.sink_steps();
         let mut wf_outputs = Vec::new();
         let mut steps = Vec::new();
         let mut tools = Vec::new();
@@ -918,20 +918,6 @@ fn run_status(record: &RunRecord) -> (&'static str, Option<String>) {
         ),
         RunState::Running => ("http://schema.org/ActiveActionStatus", None),
     }
-}
-
-/// Indices of the steps no other step depends on.
-pub(crate) fn sink_steps(plan: &twinflow_core::Plan) -> Vec<usize> {
-    let mut used = vec![false; plan.steps.len()];
-    for step in &plan.steps {
-        for input in &step.inputs {
-            used[input.from_step.index()] = true;
-        }
-        for after in &step.after {
-            used[after.step.index()] = true;
-        }
-    }
-    (0..plan.steps.len()).filter(|i| !used[*i]).collect()
 }
 
 fn media_type(path: &str) -> Option<&'static str> {

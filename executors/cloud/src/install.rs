@@ -8,9 +8,7 @@
 //! command's error, which names both.
 
 use crate::remote_error;
-use sha2::{Digest as _, Sha256};
-use std::io::Read as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use twinflow_core::{ExecutorError, shell_quote};
 use twinflow_ssh::Remote;
@@ -25,28 +23,6 @@ pub struct RunnerBinary {
     pub args: Vec<String>,
 }
 
-/// The sha256 of a file, in hex.
-fn file_digest(path: &Path) -> Result<String, String> {
-    let mut f =
-        std::fs::File::open(path).map_err(|e| format!("failed to read {}: {e}", path.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f
-            .read(&mut buf)
-            .map_err(|e| format!("failed to read {}: {e}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
-}
-
 /// Puts `binary` on the VM under `root` (unless it is there) and checks
 /// that it runs; returns its path there.
 pub(crate) async fn install(
@@ -55,7 +31,7 @@ pub(crate) async fn install(
     root: &str,
 ) -> Result<String, ExecutorError> {
     let local = binary.path.clone();
-    let digest = tokio::task::spawn_blocking(move || file_digest(&local))
+    let digest = tokio::task::spawn_blocking(move || twinflow_ssh::file_sha256(&local))
         .await
         .map_err(|e| ExecutorError::new(format!("failed to hash the runner: {e}")))?
         .map_err(ExecutorError::new)?;
@@ -95,21 +71,4 @@ pub(crate) async fn install(
         )));
     }
     Ok(target)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn digest_of_a_file() {
-        let Ok(dir) = tempfile::tempdir() else { return };
-        let p = dir.path().join("x");
-        std::fs::write(&p, b"abc").ok();
-        assert_eq!(
-            file_digest(&p).ok().as_deref(),
-            Some("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-        );
-        assert!(file_digest(&dir.path().join("missing")).is_err());
-    }
 }

@@ -25,9 +25,7 @@
 
 use crate::cluster::Cluster;
 use crate::remote::ssh_error;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::OnceCell;
@@ -170,28 +168,6 @@ pub(crate) fn same_platform(uname: &str) -> bool {
     os.eq_ignore_ascii_case(std::env::consts::OS) && machine == std::env::consts::ARCH
 }
 
-/// The SHA-256 of a file, in hex.
-fn digest(path: &Path) -> Result<String, String> {
-    let mut file =
-        std::fs::File::open(path).map_err(|e| format!("failed to read {}: {e}", path.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file
-            .read(&mut buf)
-            .map_err(|e| format!("failed to read {}: {e}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
-}
-
 /// Uploads `local` into `dir/.twinflow/bin/` on `remote` unless its copy is
 /// there already; see the module documentation.
 async fn upload(local: &Path, remote: &dyn Remote, dir: &Path) -> Result<Decision, ExecutorError> {
@@ -211,7 +187,7 @@ async fn upload(local: &Path, remote: &dyn Remote, dir: &Path) -> Result<Decisio
         )));
     }
     let path = local.to_path_buf();
-    let sum = match tokio::task::spawn_blocking(move || digest(&path)).await {
+    let sum = match tokio::task::spawn_blocking(move || twinflow_ssh::file_sha256(&path)).await {
         Ok(Ok(sum)) => sum,
         Ok(Err(why)) => return Ok(Err(why)),
         Err(e) => return Ok(Err(format!("failed to hash {}: {e}", local.display()))),
@@ -278,11 +254,11 @@ mod tests {
         let file = dir.path().join("abc");
         std::fs::write(&file, "abc").unwrap();
         assert_eq!(
-            digest(&file).unwrap(),
+            twinflow_ssh::file_sha256(&file).unwrap(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert!(
-            digest(&dir.path().join("missing"))
+            twinflow_ssh::file_sha256(&dir.path().join("missing"))
                 .unwrap_err()
                 .contains("missing")
         );

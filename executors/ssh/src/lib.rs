@@ -127,6 +127,32 @@ pub fn connect(target: &SshTarget, options: SshOptions) -> Arc<dyn Remote> {
     }
 }
 
+/// The SHA-256 of a local file, in hex: the name under which executors
+/// upload a binary to a remote host, so that a copy already there is found
+/// by its content.
+pub fn file_sha256(path: &Path) -> Result<String, String> {
+    use sha2::Digest as _;
+    use std::io::Read as _;
+    let mut file =
+        std::fs::File::open(path).map_err(|e| format!("failed to read {}: {e}", path.display()))?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| format!("failed to read {}: {e}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
 /// `user@host:port` (the port only when not 22; IPv6 in brackets).
 pub(crate) fn target_label(user: &str, host: &str, port: u16) -> String {
     let host = if host.contains(':') {

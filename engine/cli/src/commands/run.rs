@@ -270,20 +270,11 @@ fn stored_args(args: &RunArgs) -> String {
 
 /// Steps nothing depends on, whose results a user looks for first.
 fn sink_steps(plan: &twinflow_core::Plan) -> Vec<(u32, String, u32)> {
-    let mut used = vec![false; plan.steps.len()];
-    for step in &plan.steps {
-        for input in &step.inputs {
-            used[input.from_step.index()] = true;
-        }
-        for after in &step.after {
-            used[after.step.index()] = true;
-        }
-    }
-    plan.steps
-        .iter()
-        .enumerate()
-        .filter(|(i, s)| !used[*i] && !s.outputs.is_empty())
-        .map(|(_, s)| (s.tasks.start, s.name.clone(), s.tasks.len() as u32))
+    plan.sink_steps()
+        .into_iter()
+        .map(|i| &plan.steps[i])
+        .filter(|s| !s.outputs.is_empty())
+        .map(|s| (s.tasks.start, s.name.clone(), s.tasks.len() as u32))
         .collect()
 }
 
