@@ -163,6 +163,9 @@ fn runs_status_and_logs_print_the_same_with_and_without_a_daemon() {
         vec!["logs", &first, &talk, "--attempt", "7"],
         vec!["logs", &first, "nosuch-task"],
         vec!["logs", "nosuch-run", &talk],
+        // `fail` wrote only to stderr: it has no stdout file, an empty log.
+        vec!["logs", &first, &fail, "--stream", "stdout"],
+        vec!["logs", &first, &fail],
     ];
     let direct: Vec<_> = commands.iter().map(|c| seen(&sandbox.run(c))).collect();
     // What these say (so that "the same" is not "the same nothing").
@@ -204,6 +207,16 @@ fn runs_status_and_logs_print_the_same_with_and_without_a_daemon() {
             .contains("has no record of a task `nosuch-task`"),
         "{}",
         direct[13].2
+    );
+    assert_eq!(direct[15].0, Some(0), "{:?}", direct[15]);
+    assert_eq!(direct[15].1, "");
+    assert!(
+        direct[16]
+            .2
+            .contains(&format!("==> stdout of {fail} (attempt 0): (empty)"))
+            && direct[16].1 == "about to fail\n",
+        "{:?}",
+        direct[16]
     );
 
     let mut daemon = sandbox.daemon();

@@ -36,7 +36,7 @@ pub struct RunRef<'a> {
 
 /// Everything a backend needs to start an attempt. The runtime has already
 /// created `workdir`, staged the inputs under `workdir/inputs/` and created
-/// the parent directories of the outputs.
+/// the parent directories of the outputs and the directory of the logs.
 #[derive(Debug, Clone)]
 pub struct Job {
     /// Which attempt.
@@ -49,9 +49,12 @@ pub struct Job {
     pub env: Vec<(String, String)>,
     /// The task's working directory.
     pub workdir: PathBuf,
-    /// Where its standard output goes.
+    /// Where its standard output goes. The backend creates the file, and
+    /// may leave it uncreated while the task writes nothing to the stream
+    /// (the local executor does): readers take a started attempt's missing
+    /// log for an empty one.
     pub stdout: PathBuf,
-    /// Where its standard error goes.
+    /// Where its standard error goes (created as `stdout` is).
     pub stderr: PathBuf,
     /// What it asked for.
     pub resources: Resources,
@@ -199,6 +202,16 @@ pub trait Executor: Send + Sync + fmt::Debug {
     /// what it has until they come, to send them out together.
     fn more_coming(&self, pending: usize) {
         let _ = pending;
+    }
+
+    /// Whether a handle of this backend must reach the state store before
+    /// anything else happens: true (the default) where the work outlives
+    /// this process and is found again by its handle (a Slurm job, a VM
+    /// task). A backend whose attempts [`Executor::reattach`] finds and ends
+    /// without their handles (the local one: by their environment) returns
+    /// false, and its handles are written with the next batch of changes.
+    fn handles_must_be_durable(&self) -> bool {
+        true
     }
 
     /// Takes back the attempts of `run` started by an earlier process

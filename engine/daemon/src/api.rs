@@ -127,6 +127,11 @@ pub struct TaskLogs {
     pub stdout: String,
     /// Its standard error file.
     pub stderr: String,
+    /// Whether the attempt was started: a started attempt's missing log
+    /// file means it wrote nothing to that stream (files are created on the
+    /// first byte); otherwise there is no log yet.
+    #[serde(default)]
+    pub started: bool,
 }
 
 impl TaskLogs {

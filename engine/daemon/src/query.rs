@@ -88,7 +88,9 @@ pub fn task_logs(
             row.task.saturating_sub(first),
             attempt,
         );
+        let started = store.attempt_started(&info.id, row.task, attempt)?;
         return Ok(TaskLogs {
+            started,
             run_id: info.id,
             task: row.name,
             attempt,

@@ -210,6 +210,10 @@ async fn logs(
     let path = found.path(stream).to_owned();
     let mut file = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
+        // The attempt ran and wrote nothing to this stream.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && found.started => {
+            return log_body(Body::empty());
+        }
         Err(e) => {
             return query_error(QueryError::NotFound(NotFound::Log {
                 path,
@@ -236,11 +240,15 @@ async fn logs(
             }
         }
     });
+    log_body(Body::from_stream(
+        tokio_stream::wrappers::ReceiverStream::new(rx),
+    ))
+}
+
+fn log_body(body: Body) -> Response {
     Response::builder()
         .header("content-type", "application/octet-stream")
-        .body(Body::from_stream(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        ))
+        .body(body)
         .unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 

@@ -1,12 +1,16 @@
 //! Changes waiting to be written: the dispatch loop pushes [`Op`]s as it
-//! goes and flushes them in one transaction before it waits again or hands
-//! work to a backend.
+//! goes and writes them in one transaction when the most urgent of them is
+//! due ([`Urgency`]): at once for what a crash must not lose (the handle of
+//! a Slurm job), within [`SOON`] for task states, so that a run of many
+//! short tasks writes one transaction per 20 ms rather than one per task.
 
 use crate::artefact::Sealed;
 use crate::dispatch::wall_ms;
 use crate::state::write::SealedRow;
 use crate::state::{StateError, StateStore};
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
 use twinflow_core::{Plan, TaskId};
 
 /// One change.
@@ -39,13 +43,39 @@ pub(crate) enum Op {
     RunFinished { state: &'static str },
 }
 
-/// The pending changes of one run.
+/// How soon a pending change must be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Urgency {
+    /// "Began running" marks: a resumed run treats queued and running
+    /// attempts alike, so they wait up to [`LAZY`].
+    Lazy,
+    /// Task states, cache keys, sealed outputs, handles a backend can do
+    /// without: a killed run loses at most the last [`SOON`] of them (those
+    /// tasks run again when it is resumed), and a busy run writes one
+    /// transaction per [`SOON`] rather than one per task.
+    Soon,
+    /// Handles of work that outlives this process (a Slurm job), the end of
+    /// the run: written before the loop waits or hands more work out.
+    Now,
+}
+
+/// How long "began running" marks may wait.
+pub(crate) const LAZY: Duration = Duration::from_millis(200);
+/// How long other changes may wait (see [`Urgency::Soon`]).
+pub(crate) const SOON: Duration = Duration::from_millis(20);
+/// Past this many pending changes they are written whatever their urgency.
+const MAX_PENDING: usize = 4096;
+
+/// The pending changes of one run, each with the wall-clock time (ms) it
+/// happened at.
 #[derive(Debug)]
 pub(crate) struct Journal {
     plan: Arc<Plan>,
     run_id: String,
-    ops: Vec<Op>,
-    urgent: bool,
+    ops: Vec<(i64, Op)>,
+    /// The most urgent pending change and when the first of that urgency
+    /// came.
+    due: Option<(Urgency, Instant)>,
 }
 
 impl Journal {
@@ -54,25 +84,60 @@ impl Journal {
             plan,
             run_id,
             ops: Vec::new(),
-            urgent: false,
+            due: None,
         }
     }
 
+    /// Adds a change; how urgent it is follows from its kind (a handle is
+    /// [`Urgency::Now`]; see [`Journal::push_handle`]).
     pub(crate) fn push(&mut self, op: Op) {
-        self.urgent |= !matches!(op, Op::Running { .. });
-        self.ops.push(op);
+        let urgency = match op {
+            Op::Running { .. } => Urgency::Lazy,
+            Op::State { .. } | Op::Cache { .. } | Op::Sealed { .. } => Urgency::Soon,
+            Op::Handle { .. } | Op::RunFinished { .. } => Urgency::Now,
+        };
+        self.push_with(op, urgency);
     }
 
-    /// Whether something pending matters after a crash. "Began running"
-    /// marks alone do not (a resumed run treats queued and running attempts
-    /// alike), so they may wait for the next write.
+    /// Adds a handle; `durable`: its backend needs it written at once (see
+    /// `Executor::handles_must_be_durable`).
+    pub(crate) fn push_handle(&mut self, task: u32, attempt: u32, handle: String, durable: bool) {
+        let urgency = if durable { Urgency::Now } else { Urgency::Soon };
+        self.push_with(
+            Op::Handle {
+                task,
+                attempt,
+                handle,
+            },
+            urgency,
+        );
+    }
+
+    fn push_with(&mut self, op: Op, urgency: Urgency) {
+        let urgency = if self.ops.len() >= MAX_PENDING {
+            Urgency::Now
+        } else {
+            urgency
+        };
+        self.due = match self.due {
+            Some((held, since)) if held >= urgency => Some((held, since)),
+            _ => Some((urgency, Instant::now())),
+        };
+        self.ops.push((wall_ms(), op));
+    }
+
+    /// Whether something pending must be written before the loop waits.
     pub(crate) fn urgent(&self) -> bool {
-        self.urgent
+        matches!(self.due, Some((Urgency::Now, _)))
     }
 
-    /// Whether anything is pending.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.ops.is_empty()
+    /// When what is pending must be written at the latest.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.due.map(|(urgency, since)| match urgency {
+            Urgency::Lazy => since + LAZY,
+            Urgency::Soon => since + SOON,
+            Urgency::Now => since,
+        })
     }
 
     /// Writes everything pending in one transaction.
@@ -80,11 +145,11 @@ impl Journal {
         if self.ops.is_empty() {
             return Ok(());
         }
-        let now = wall_ms();
         let (plan, run) = (&self.plan, self.run_id.as_str());
         let ops = &self.ops;
         store.write(|tx| {
-            for op in ops {
+            for (at, op) in ops {
+                let now = *at;
                 match op {
                     Op::State {
                         task,
@@ -137,7 +202,89 @@ impl Journal {
             Ok(())
         })?;
         self.ops.clear();
-        self.urgent = false;
+        self.due = None;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn journal() -> Journal {
+        let yaml = "version: 1\nname: j\nexecutors: { here: { kind: local } }\n\
+                    steps:\n  a:\n    executor: here\n    run: 'true'\n";
+        let plan = twinflow_workflow::compile_str(
+            "j.yaml",
+            yaml,
+            &twinflow_workflow::CompileOptions::default(),
+        )
+        .unwrap();
+        Journal::new(Arc::new(plan), "r".to_owned())
+    }
+
+    fn state(state: &'static str) -> Op {
+        Op::State {
+            task: 0,
+            attempt: 0,
+            state,
+            reason: None,
+        }
+    }
+
+    /// The deadline, as an offset from a time taken just before the push.
+    fn wait_after(j: &mut Journal, push: impl FnOnce(&mut Journal)) -> Duration {
+        let before = Instant::now();
+        push(j);
+        j.deadline().unwrap().duration_since(before)
+    }
+
+    #[test]
+    fn each_kind_of_change_waits_as_long_as_a_crash_can_afford() {
+        let mut j = journal();
+        assert_eq!(j.deadline(), None);
+        // Running marks alone wait longest.
+        let lazy = wait_after(&mut j, |j| j.push(Op::Running { task: 0 }));
+        assert!(lazy >= LAZY && lazy < LAZY + SOON, "{lazy:?}");
+        assert!(!j.urgent());
+        // A task state brings the deadline forward...
+        let soon = wait_after(&mut j, |j| j.push(state("succeeded")));
+        assert!(soon >= SOON && soon < LAZY, "{soon:?}");
+        // ...and a later one does not push it back.
+        let first = j.deadline();
+        std::thread::sleep(Duration::from_millis(2));
+        j.push(state("queued"));
+        assert_eq!(j.deadline(), first);
+        // A handle the backend can do without waits like a state; one of a
+        // Slurm job must be written before the loop waits.
+        j.push_handle(0, 0, "pid:1:2".to_owned(), false);
+        assert!(!j.urgent());
+        j.push_handle(0, 0, "slurm:7".to_owned(), true);
+        assert!(j.urgent());
+    }
+
+    #[test]
+    fn a_long_backlog_is_written_whatever_its_urgency() {
+        let mut j = journal();
+        for _ in 0..MAX_PENDING {
+            j.push(Op::Running { task: 0 });
+        }
+        assert!(!j.urgent());
+        j.push(Op::Running { task: 0 });
+        assert!(j.urgent());
+    }
+
+    #[test]
+    fn changes_keep_the_time_they_happened_not_the_time_they_were_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = StateStore::open(dir.path()).unwrap();
+        let mut j = journal();
+        j.push(state("queued"));
+        std::thread::sleep(Duration::from_millis(60));
+        j.push(state("succeeded"));
+        j.flush(&mut store).unwrap();
+        assert_eq!(j.deadline(), None);
+        let seconds = store.task("r", "a").unwrap().unwrap().seconds.unwrap();
+        assert!(seconds >= 0.06, "{seconds} s between the two changes");
     }
 }

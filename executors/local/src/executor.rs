@@ -1,5 +1,6 @@
 //! The local executor: starts attempts, waits for them, kills them.
 
+use crate::capture::{Capture, LogError, Pipe};
 use crate::pool::{Permit, SlotPool};
 use crate::{process, spawn};
 use nix::sys::signal::Signal;
@@ -72,6 +73,8 @@ pub struct LocalExecutor {
 #[derive(Debug)]
 struct Starter {
     name: String,
+    /// This process's environment, under each task's own variables.
+    env: spawn::BaseEnv,
     sink: Arc<dyn UpdateSink>,
     grace: Duration,
     running: Table,
@@ -99,12 +102,18 @@ impl Starter {
         announce: bool,
     ) -> Result<Handle, ExecutorError> {
         let key = job.key;
-        let pid = spawn::spawn(job).map_err(|e| {
+        let failed = |e: std::io::Error| {
             ExecutorError::new(format!(
                 "failed to start /bin/sh for {} on executor `{}`: {e}",
                 job.name, self.name
             ))
-        })?;
+        };
+        let (out, err) = (Pipe::new().map_err(failed)?, Pipe::new().map_err(failed)?);
+        let pid = spawn::spawn(&self.env, job, &out.task_end, &err.task_end).map_err(failed)?;
+        // Our copies of the task's ends close here, so the captures see the
+        // end of file when the task's group has gone.
+        let captures = [(out, &job.stdout), (err, &job.stderr)]
+            .map(|(pipe, path)| pipe.drain_into(path.clone()).map(Capture::run));
         let handle = process::handle(pid, process::start_time(pid));
         lock(&self.running).insert(
             key,
@@ -125,20 +134,55 @@ impl Starter {
         });
         let sink = Arc::clone(&self.sink);
         let table = Arc::clone(&self.running);
+        let [out, err] = captures;
+        let captures = out.and_then(|out| Ok((tokio::spawn(out), tokio::spawn(err?))));
         tokio::spawn(async move {
             let exit = spawn::wait(pid).await;
             // Whatever the script left behind in its group goes with it.
             process::signal_group(pid, Signal::SIGKILL);
+            let logs = match captures {
+                Ok((out, err)) => finish_logs(out, err).await,
+                Err(e) => Some(format!("failed to capture its output: {e}")),
+            };
             drop(permit);
             let cancelled = lock(&table).remove(&key).is_some_and(|r| r.cancelled);
-            let status = match exit {
-                Ok(exit) => process::status_of(exit, cancelled),
-                Err(e) => AttemptStatus::Error(format!("failed to wait for pid {pid}: {e}")),
+            let status = match (exit, logs) {
+                (Err(e), _) => AttemptStatus::Error(format!("failed to wait for pid {pid}: {e}")),
+                (Ok(exit), None) => process::status_of(exit, cancelled),
+                (Ok(exit), Some(lost)) => match process::status_of(exit, cancelled) {
+                    AttemptStatus::Cancelled => AttemptStatus::Cancelled,
+                    _ => AttemptStatus::Error(lost),
+                },
             };
             sink.send(Update { key, status });
         });
         Ok(handle)
     }
+}
+
+/// How long the logs of an ended task may take to reach their end of file:
+/// only a process that left the task's group (`setsid`) can hold a pipe open
+/// past the group's SIGKILL; its later output is still written, after the
+/// task's end has been reported.
+const LOG_LINGER: Duration = Duration::from_secs(1);
+
+/// Waits for both logs of an ended task; why one is incomplete, if it is.
+async fn finish_logs(
+    out: tokio::task::JoinHandle<Result<(), LogError>>,
+    err: tokio::task::JoinHandle<Result<(), LogError>>,
+) -> Option<String> {
+    let mut lost = None;
+    for capture in [out, err] {
+        let result = match tokio::time::timeout(LOG_LINGER, capture).await {
+            Ok(Ok(result)) => result,
+            // Still draining (it goes on) or its task died: nothing to add.
+            Ok(Err(_)) | Err(_) => Ok(()),
+        };
+        if let (Err(e), None) = (result, &lost) {
+            lost = Some(e.to_string());
+        }
+    }
+    lost
 }
 
 impl LocalExecutor {
@@ -148,6 +192,7 @@ impl LocalExecutor {
         Self {
             starter: Arc::new(Starter {
                 name: name.to_owned(),
+                env: spawn::BaseEnv::capture(),
                 sink,
                 grace,
                 running: Arc::default(),
@@ -233,6 +278,11 @@ impl Executor for LocalExecutor {
         });
         table.insert(key, wait.abort_handle());
         Ok(Handle(WAITING.to_owned()))
+    }
+
+    fn handles_must_be_durable(&self) -> bool {
+        // `reattach` finds a run's tasks by their environment.
+        false
     }
 
     async fn reattach(

@@ -3,7 +3,9 @@
 //! Every attempt is `/bin/sh -e -c SCRIPT` in its working directory, in a
 //! session and process group of its own (so it never holds the terminal and
 //! never sees the user's Ctrl-C), with standard input from `/dev/null` and
-//! standard output and error in the files the runtime chose. When the script
+//! standard output and error drained from pipes into the files the runtime
+//! chose, each created on its first byte (a silent task leaves none; see
+//! `capture.rs`). When the script
 //! ends, anything it left running in its process group is killed, as Slurm
 //! does at the end of a job. Cancelling sends SIGTERM to the whole group and
 //! SIGKILL after a grace period.
@@ -21,6 +23,7 @@
 //! timeout clock has not started) and is announced with its real handle
 //! when it starts.
 
+mod capture;
 mod executor;
 mod pool;
 mod process;

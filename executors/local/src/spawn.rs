@@ -4,9 +4,9 @@
 //! process's memory is copied, which matters when thousands of short tasks
 //! start) with `POSIX_SPAWN_SETSID`, so it leads a new session and process
 //! group and has no controlling terminal. Its standard input is `/dev/null`
-//! and its standard output and error are opened (created) by the child
-//! itself, so creating the log files costs the dispatcher nothing. Every
-//! signal disposition is reset to the default (this process ignores SIGPIPE).
+//! and its standard output and error are the write ends of two pipes
+//! ([`crate::capture`]). Every signal disposition is reset to the default
+//! (this process ignores SIGPIPE).
 //!
 //! It is reaped through a pidfd (Linux 5.3 and later) watched by tokio, or
 //! by polling `waitpid` with a growing interval where pidfds are missing.
@@ -19,9 +19,9 @@
 
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
-use std::ffi::{CString, OsStr};
+use std::ffi::CString;
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Duration;
@@ -40,23 +40,54 @@ fn path_cstring(path: &Path) -> io::Result<CString> {
     cstring(path.as_os_str().as_bytes(), &path.display().to_string())
 }
 
-/// The environment of a task: this process's, with the job's on top.
-fn environment(job: &Job) -> io::Result<Vec<CString>> {
-    let mut env: Vec<(Vec<u8>, Vec<u8>)> = std::env::vars_os()
-        .filter(|(k, _)| !job.env.iter().any(|(n, _)| OsStr::new(n) == k.as_os_str()))
-        .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
-        .collect();
-    env.extend(
-        job.env
-            .iter()
-            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec())),
-    );
-    env.into_iter()
-        .map(|(mut k, v)| {
-            k.push(b'=');
-            k.extend_from_slice(&v);
-            cstring(&k, "an environment variable")
+/// This process's environment as `NAME=value` strings, taken once (when the
+/// executor is built) rather than for every task.
+#[derive(Debug)]
+pub(crate) struct BaseEnv(Vec<CString>);
+
+impl BaseEnv {
+    /// The environment now; variables holding a NUL byte cannot be passed
+    /// on and are left out.
+    pub(crate) fn capture() -> Self {
+        Self(
+            std::env::vars_os()
+                .filter_map(|(k, v)| {
+                    let mut entry = k.as_bytes().to_vec();
+                    entry.push(b'=');
+                    entry.extend_from_slice(v.as_bytes());
+                    CString::new(entry).ok()
+                })
+                .collect(),
+        )
+    }
+}
+
+/// The environment of a task (pointers into `base` and `own`, ending in
+/// null): `base` without the names the job sets, then the job's own
+/// variables, `own` (see [`job_env`]).
+fn environment(base: &BaseEnv, job: &Job, own: &[CString]) -> Vec<*mut libc::c_char> {
+    let overridden = |entry: &CString| {
+        let bytes = entry.as_bytes();
+        job.env.iter().any(|(name, _)| {
+            bytes.len() > name.len()
+                && bytes.starts_with(name.as_bytes())
+                && bytes[name.len()] == b'='
         })
+    };
+    base.0
+        .iter()
+        .filter(|e| !overridden(e))
+        .chain(own)
+        .map(|e| e.as_ptr().cast_mut())
+        .chain(std::iter::once(std::ptr::null_mut()))
+        .collect()
+}
+
+/// The job's own variables as `NAME=value` strings.
+fn job_env(job: &Job) -> io::Result<Vec<CString>> {
+    job.env
+        .iter()
+        .map(|(k, v)| cstring(format!("{k}={v}").as_bytes(), "an environment variable"))
         .collect()
 }
 
@@ -109,8 +140,14 @@ impl Drop for SpawnSetup {
     }
 }
 
-/// Starts `/bin/sh -e -c SCRIPT` for a job; returns its pid.
-pub(crate) fn spawn(job: &Job) -> io::Result<u32> {
+/// Starts `/bin/sh -e -c SCRIPT` for a job with `stdout` and `stderr` as
+/// its descriptors 1 and 2; returns its pid.
+pub(crate) fn spawn(
+    base: &BaseEnv,
+    job: &Job,
+    stdout: &OwnedFd,
+    stderr: &OwnedFd,
+) -> io::Result<u32> {
     let sh = c"/bin/sh";
     let argv_owned = [
         CString::from(c"sh"),
@@ -118,22 +155,18 @@ pub(crate) fn spawn(job: &Job) -> io::Result<u32> {
         CString::from(c"-c"),
         cstring(job.script.as_bytes(), "the task's script")?,
     ];
-    let env_owned = environment(job)?;
-    let stdout = path_cstring(&job.stdout)?;
-    let stderr = path_cstring(&job.stderr)?;
+    let own_env = job_env(job)?;
     let workdir = path_cstring(&job.workdir)?;
     let mut argv: Vec<*mut libc::c_char> =
         argv_owned.iter().map(|a| a.as_ptr().cast_mut()).collect();
     argv.push(std::ptr::null_mut());
-    let mut envp: Vec<*mut libc::c_char> =
-        env_owned.iter().map(|e| e.as_ptr().cast_mut()).collect();
-    envp.push(std::ptr::null_mut());
+    let envp = environment(base, job, &own_env);
 
     let mut setup = SpawnSetup::new()?;
     let s = &mut *setup;
-    let log_flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
     // SAFETY: every pointer is to a live, NUL-terminated CString or to the
-    // initialised setup objects; posix_spawn copies what it needs before it
+    // initialised setup objects, and both descriptors are open (borrowed
+    // from their owners); posix_spawn copies what it needs before it
     // returns, and all of them outlive the call.
     unsafe {
         check(
@@ -146,26 +179,12 @@ pub(crate) fn spawn(job: &Job) -> io::Result<u32> {
             ),
             "posix_spawn_file_actions_addopen",
         )?;
-        check(
-            libc::posix_spawn_file_actions_addopen(
-                &mut s.actions,
-                1,
-                stdout.as_ptr(),
-                log_flags,
-                0o644,
-            ),
-            "posix_spawn_file_actions_addopen",
-        )?;
-        check(
-            libc::posix_spawn_file_actions_addopen(
-                &mut s.actions,
-                2,
-                stderr.as_ptr(),
-                log_flags,
-                0o644,
-            ),
-            "posix_spawn_file_actions_addopen",
-        )?;
+        for (fd, target) in [(stdout, 1), (stderr, 2)] {
+            check(
+                libc::posix_spawn_file_actions_adddup2(&mut s.actions, fd.as_raw_fd(), target),
+                "posix_spawn_file_actions_adddup2",
+            )?;
+        }
         check(
             libc::posix_spawn_file_actions_addchdir_np(&mut s.actions, workdir.as_ptr()),
             "posix_spawn_file_actions_addchdir_np",
@@ -202,12 +221,7 @@ pub(crate) fn spawn(job: &Job) -> io::Result<u32> {
             let e = io::Error::from_raw_os_error(rc);
             return Err(io::Error::new(
                 e.kind(),
-                format!(
-                    "{e} (working directory {}, logs {} and {})",
-                    job.workdir.display(),
-                    job.stdout.display(),
-                    job.stderr.display()
-                ),
+                format!("{e} (working directory {})", job.workdir.display()),
             ));
         }
         u32::try_from(pid).map_err(|_| io::Error::other("posix_spawn returned a negative pid"))
@@ -254,5 +268,51 @@ fn reap(pid: Pid, flags: WaitPidFlag) -> io::Result<WaitStatus> {
             Err(e) => return Err(io::Error::from(e)),
             Ok(status) => return Ok(status),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+
+    #[test]
+    fn a_job_variable_replaces_only_the_variable_of_its_exact_name() {
+        let base = BaseEnv(
+            ["A=1", "AB=2", "PATH=/bin", "B=old"]
+                .iter()
+                .map(|e| CString::new(*e).unwrap())
+                .collect(),
+        );
+        let job = Job {
+            key: twinflow_core::AttemptKey {
+                task: twinflow_core::TaskId(0),
+                attempt: 0,
+            },
+            name: "t".to_owned(),
+            script: "true".to_owned(),
+            env: vec![
+                ("A".to_owned(), "9".to_owned()),
+                ("B".to_owned(), String::new()),
+            ],
+            workdir: "/".into(),
+            stdout: "/dev/null".into(),
+            stderr: "/dev/null".into(),
+            resources: twinflow_core::Resources::default(),
+            step: "s".to_owned(),
+            pack: None,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+        };
+        let own = job_env(&job).unwrap();
+        let envp = environment(&base, &job, &own);
+        assert_eq!(envp.last(), Some(&std::ptr::null_mut()));
+        // SAFETY: every pointer but the last points into `base` or `own`,
+        // both alive here.
+        let seen: Vec<&str> = envp[..envp.len() - 1]
+            .iter()
+            .map(|p| unsafe { CStr::from_ptr(*p) }.to_str().unwrap())
+            .collect();
+        assert_eq!(seen, ["AB=2", "PATH=/bin", "A=9", "B="]);
     }
 }

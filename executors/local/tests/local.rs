@@ -1,5 +1,5 @@
 //! The local executor against real processes: detachment from the terminal,
-//! standard streams, environment, exit statuses and killing.
+//! standard streams and their logs, environment, exit statuses and killing.
 #![expect(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -125,9 +125,68 @@ async fn exit_statuses_and_set_e_are_reported() {
         final_status(&mut rx).await,
         AttemptStatus::Signalled("killed by SIGSEGV".into())
     );
+    // It wrote nothing, so it has no log files (created on the first byte).
+    assert!(!dir.path().join("1.out").exists());
+    assert!(!dir.path().join("1.err").exists());
+}
+
+#[tokio::test]
+async fn logs_keep_every_byte_of_a_chatty_task_and_a_silent_one_leaves_none() {
+    let (exec, mut rx, dir) = setup();
+    // 3 MiB on stdout (many times a pipe's capacity) while stderr gets a
+    // line per 64 KiB, then a last line on each after a pause.
+    let script = "i=0; while [ $i -lt 48 ]; do head -c 65536 /dev/zero | tr '\\0' x; \
+                  echo \"block $i\" >&2; i=$((i+1)); done; sleep 0.2; echo end; echo end >&2";
+    exec.submit(job(dir.path(), 1, script)).await.unwrap();
+    exec.submit(job(dir.path(), 2, ": silent")).await.unwrap();
+    assert_eq!(final_status(&mut rx).await, AttemptStatus::Exited(0));
+    assert_eq!(final_status(&mut rx).await, AttemptStatus::Exited(0));
+    let out = std::fs::read(dir.path().join("1.out")).unwrap();
+    assert_eq!(out.len(), 48 * 65536 + 4);
+    assert!(out[..48 * 65536].iter().all(|&b| b == b'x'));
+    assert!(out.ends_with(b"end\n"));
+    let err = std::fs::read_to_string(dir.path().join("1.err")).unwrap();
+    let expected: String = (0..48).map(|i| format!("block {i}\n")).collect();
+    assert_eq!(err, expected + "end\n");
+    assert!(!dir.path().join("2.out").exists());
+    assert!(!dir.path().join("2.err").exists());
+}
+
+#[tokio::test]
+async fn a_log_on_a_full_disk_fails_the_attempt_with_its_path_but_silence_does_not() {
+    let (exec, mut rx, dir) = setup();
+    // /dev/full takes the open and refuses every write with ENOSPC.
+    let mut chatty = job(dir.path(), 1, "echo results; echo more");
+    chatty.stdout = "/dev/full".into();
+    exec.submit(chatty).await.unwrap();
+    let AttemptStatus::Error(message) = final_status(&mut rx).await else {
+        panic!("a lost log must not pass for success");
+    };
+    assert!(
+        message.contains("failed to write its log /dev/full") && message.contains("No space left"),
+        "{message}"
+    );
+    let mut silent = job(dir.path(), 2, "true");
+    silent.stdout = "/dev/full".into();
+    exec.submit(silent).await.unwrap();
+    assert_eq!(final_status(&mut rx).await, AttemptStatus::Exited(0));
+}
+
+#[tokio::test]
+async fn a_process_that_left_the_group_with_the_logs_open_does_not_hold_the_task() {
+    let (exec, mut rx, dir) = setup();
+    // The escapee keeps stdout open for 30 s; the task ends at once.
+    let script = "setsid sh -c 'echo $$ > escapee; sleep 30' & sleep 0.2; echo done";
+    exec.submit(job(dir.path(), 1, script)).await.unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), final_status(&mut rx)).await;
+    if let Ok(pid) = std::fs::read_to_string(dir.path().join("escapee")) {
+        let pid = nix::unistd::Pid::from_raw(pid.trim().parse().unwrap());
+        let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+    }
+    assert_eq!(status.expect("the end in time"), AttemptStatus::Exited(0));
     assert_eq!(
         std::fs::read_to_string(dir.path().join("1.out")).unwrap(),
-        ""
+        "done\n"
     );
 }
 

@@ -138,13 +138,15 @@ impl Reader {
     }
 
     /// Copies one log file to stdout, calling `opened` once it could be
-    /// opened (before its first byte).
+    /// opened (before its first byte) with whether it is empty. A started
+    /// attempt's missing file is an empty log: files are created on the
+    /// first byte.
     fn copy_log(
         &self,
         out: &Output,
         logs: &TaskLogs,
         stream: LogStream,
-        opened: impl FnOnce(),
+        opened: impl FnOnce(bool),
     ) -> Result<(), Failure> {
         let path = logs.path(stream);
         match &self.source {
@@ -153,20 +155,28 @@ impl Reader {
                     .log(&logs.run_id, &logs.task, stream, Some(logs.attempt))
                     .await
                     .map_err(|e| Self::daemon_failure(out, e))?;
-                opened();
-                while let Some(chunk) = reader
+                let mut chunk = reader
                     .next()
                     .await
-                    .map_err(|e| Self::daemon_failure(out, e))?
-                {
-                    out.print_bytes(&chunk);
+                    .map_err(|e| Self::daemon_failure(out, e))?;
+                opened(chunk.is_none());
+                while let Some(bytes) = chunk {
+                    out.print_bytes(&bytes);
+                    chunk = reader
+                        .next()
+                        .await
+                        .map_err(|e| Self::daemon_failure(out, e))?;
                 }
                 Ok(())
             }),
             Source::Store(_) => match std::fs::read(path) {
                 Ok(bytes) => {
-                    opened();
+                    opened(bytes.is_empty());
                     out.print_bytes(&bytes);
+                    Ok(())
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && logs.started => {
+                    opened(true);
                     Ok(())
                 }
                 Err(e) => Err(Failure::NotFound(NotFound::Log {
@@ -397,14 +407,14 @@ pub(crate) fn logs(
         if wanted.is_some_and(|w| w != which) {
             continue;
         }
-        let header = || {
+        let header = |empty: bool| {
             if wanted.is_none() {
                 eprintln!(
                     "==> {} of {} (attempt {}): {}",
                     which.as_str(),
                     logs.task,
                     logs.attempt,
-                    logs.path(which)
+                    if empty { "(empty)" } else { logs.path(which) }
                 );
             }
         };

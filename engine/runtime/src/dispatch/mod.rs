@@ -42,9 +42,6 @@ pub(crate) enum Msg {
     Cancel,
 }
 
-/// How long "began running" marks may wait to be written with something else.
-const LAZY_FLUSH: std::time::Duration = std::time::Duration::from_millis(200);
-
 /// The [`twinflow_core::UpdateSink`] of a run: its loop's channel.
 #[derive(Debug)]
 pub(crate) struct RunSink(pub mpsc::UnboundedSender<Msg>);
@@ -206,6 +203,16 @@ impl Dispatch {
         self.journal.flush(&mut store).map_err(EngineError::State)
     }
 
+    /// Writes the pending changes if the most urgent of them is due.
+    fn flush_due(&mut self) -> Result<(), EngineError> {
+        let due = self.journal.urgent()
+            || self
+                .journal
+                .deadline()
+                .is_some_and(|at| at <= Instant::now());
+        if due { self.flush() } else { Ok(()) }
+    }
+
     /// Runs to the end.
     pub(crate) async fn run(mut self) -> Result<RunSummary, EngineError> {
         let result = self.run_inner().await;
@@ -252,13 +259,10 @@ impl Dispatch {
                     }
                 }
             }
-            // Everything that matters after a crash is written before the
-            // loop waits; "began running" marks alone wait up to LAZY_FLUSH.
-            if self.journal.urgent() {
-                self.flush()?;
-            }
-            let lazy = (!self.journal.is_empty()).then(|| Instant::now() + LAZY_FLUSH);
-            let wake = match (self.wake, lazy) {
+            // What a crash must not lose is written before the loop waits;
+            // the rest when it is due (see `journal::Urgency`).
+            self.flush_due()?;
+            let wake = match (self.wake, self.journal.deadline()) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
@@ -266,7 +270,7 @@ impl Dispatch {
                 Some(at) => tokio::select! {
                     msg = self.rx.recv() => msg,
                     () = tokio::time::sleep_until(at) => {
-                        self.flush()?;
+                        self.flush_due()?;
                         if self.wake.is_some_and(|w| w <= Instant::now()) {
                             self.wake = None;
                             self.pending.push(Event::Tick);
@@ -358,11 +362,10 @@ impl Dispatch {
                 return;
             }
             AttemptStatus::Submitted(handle) => {
-                self.journal.push(Op::Handle {
-                    task: t,
-                    attempt: key.attempt,
-                    handle: handle.0.clone(),
-                });
+                let durable = self.executors[self.plan.step_of(key.task).executor.index()]
+                    .handles_must_be_durable();
+                self.journal
+                    .push_handle(t, key.attempt, handle.0.clone(), durable);
                 if let Some(f) = self.in_flight.get_mut(&t) {
                     f.handle = Some(handle);
                 }
@@ -726,6 +729,7 @@ impl Dispatch {
                 });
             }
             let executor = Arc::clone(&self.executors[exec]);
+            let durable = executor.handles_must_be_durable();
             let mut results = executor.submit_batch(batch).await;
             let pending = self
                 .waiting_launch
@@ -744,11 +748,8 @@ impl Dispatch {
                 let task = key.task;
                 match result {
                     Ok(handle) => {
-                        self.journal.push(Op::Handle {
-                            task: task.0,
-                            attempt: key.attempt,
-                            handle: handle.0.clone(),
-                        });
+                        self.journal
+                            .push_handle(task.0, key.attempt, handle.0.clone(), durable);
                         if let Some(f) = self.in_flight.get_mut(&task.0) {
                             f.handle = Some(handle);
                         }
@@ -762,7 +763,10 @@ impl Dispatch {
                 }
             }
         }
-        self.flush()
+        if self.journal.urgent() {
+            self.flush()?;
+        }
+        Ok(())
     }
 }
 

@@ -1,5 +1,7 @@
 //! Preparing a task before it runs: emptying its working directory, staging
-//! its inputs as links, creating its output directories and log files.
+//! its inputs as links, creating its output directories and the directory
+//! of its log files (the files themselves are the executor's to create: the
+//! local one creates each on its first byte, so a silent task has none).
 //!
 //! When the scheduler announces a task as ready (it waits for capacity),
 //! the dispatcher hands this work to a preparer thread, a bounded window
@@ -50,6 +52,16 @@ pub(crate) fn run(p: &Prep) -> Result<(), String> {
     if let Some(logs) = p.stdout.parent() {
         std::fs::create_dir_all(logs).map_err(|e| io("create log directory", logs, e))?;
     }
+    // A log left by an earlier use of this attempt's name (a run directory
+    // reused by hand) would pass for this attempt's if it stayed silent.
+    for log in [&p.stdout, &p.stderr] {
+        match std::fs::remove_file(log) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io("remove the stale log", log, e));
+            }
+            _ => {}
+        }
+    }
     for (rel, target) in &p.links {
         artefact::link_input(&p.workdir, rel, target)
             .map_err(|e| io("stage input at", &p.workdir.join(rel), e))?;
@@ -57,9 +69,6 @@ pub(crate) fn run(p: &Prep) -> Result<(), String> {
     for dir in &p.dirs {
         let dir = p.workdir.join(dir);
         std::fs::create_dir_all(&dir).map_err(|e| io("create", &dir, e))?;
-    }
-    for log in [&p.stdout, &p.stderr] {
-        std::fs::File::create(log).map_err(|e| io("create log file", log, e))?;
     }
     Ok(())
 }

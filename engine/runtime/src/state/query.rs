@@ -284,6 +284,23 @@ impl StateStore {
             .pop())
     }
 
+    /// Whether attempt `attempt` of task `task` (by id) of `run` was handed
+    /// to an executor: the latest attempt once it was queued, or an earlier
+    /// one (earlier numbers are taken by launches, except that of a task
+    /// skipped in one run and started in a resumed one). Executors create log
+    /// files only when there is output, so a missing log of a started
+    /// attempt means it wrote nothing.
+    pub fn attempt_started(&self, run: &str, task: u32, attempt: u32) -> Result<bool, StateError> {
+        let rows = self.rows(
+            "SELECT attempt, started_ms IS NOT NULL FROM tasks WHERE run_id = ?1 AND task = ?2",
+            params![run, task],
+            |r| Ok((r.get::<_, u32>(0)?, r.get::<_, bool>(1)?)),
+        )?;
+        Ok(rows
+            .first()
+            .is_some_and(|&(latest, queued)| attempt < latest || (attempt == latest && queued)))
+    }
+
     fn task_query(
         &self,
         tail: &str,

@@ -174,7 +174,9 @@ impl<'a> Tx<'a> {
                     attempt = excluded.attempt,
                     handle = CASE WHEN ?8 THEN NULL ELSE handle END,
                     cached_from = CASE WHEN ?8 THEN NULL ELSE cached_from END,
-                    started_ms = CASE WHEN ?8 THEN ?10 ELSE started_ms END,
+                    started_ms = CASE WHEN ?8 THEN ?10
+                                      WHEN excluded.attempt <> attempt THEN NULL
+                                      ELSE started_ms END,
                     finished_ms = CASE WHEN ?9 THEN ?10 ELSE finished_ms END,
                     reason = excluded.reason",
             )?
