@@ -511,7 +511,7 @@ fn a_json_workflow_compiles() {
     let summary = plan.find_task("summary").expect("summary");
     assert_eq!(
         &*plan.task(summary).command,
-        "cat inputs/all/0/data.csv inputs/all/1/data.csv"
+        "cat inputs/all/0.csv inputs/all/1.csv"
     );
 }
 

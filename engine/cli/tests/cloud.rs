@@ -140,7 +140,7 @@ fn forest_bird_across_three_executors_matches_the_all_local_run() {
         .collect();
     assert_eq!(runs.len(), 1);
     let bird0 = runs[0].path().join("work/bird-biodiversity/0");
-    assert!(bird0.join("inputs/stands/stands.csv").is_file());
+    assert!(bird0.join("inputs/stands.csv").is_file());
     assert!(bird0.join("richness.csv").is_file());
 
     let local = tmp.path().join("local");

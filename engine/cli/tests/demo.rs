@@ -58,7 +58,7 @@ fn the_forest_bird_demo_runs_locally_and_reruns_from_the_cache() {
     }
 
     // The decade chain carried state: every forest task after 2020 read its predecessor.
-    let stands = run_dir.join("work/forest-structure/1/inputs/previous/stands.csv");
+    let stands = run_dir.join("work/forest-structure/1/inputs/previous.csv");
     assert!(
         stands.exists(),
         "the 2030 forest task had no previous state"

@@ -77,7 +77,8 @@ pub struct Job {
 /// One staged input file or directory of a [`Job`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobInput {
-    /// Its path relative to the working directory (`inputs/<name>/...`).
+    /// Its path relative to the working directory (`inputs/<name>.csv`, `inputs/<name>/<i>.csv`: see
+    /// [`crate::input_paths`]).
     pub rel: String,
     /// The task that produced it.
     pub producer: TaskId,

@@ -471,16 +471,33 @@ pub fn task_name<'a>(
 }
 
 /// The staging layout of an input, shared by the compiler (which substitutes
-/// these paths into commands) and the runtime (which places files there).
+/// these paths into commands) and the runtime (which places files there):
+/// `inputs/<input><ext>` for a single input, `inputs/<input>/<i><ext>` for
+/// the members of a gather, where `<ext>` is the extension of the producer's
+/// file name `file` (see `extension`). Flat, so that staging an input costs
+/// one directory entry (a hard link) and no directory of its own: a file
+/// creation on ext4, a metadata-server round trip on Lustre.
 pub fn input_paths(name: &str, file: &str, gather: bool, count: usize) -> Vec<String> {
+    let ext = extension(file);
     if gather {
         (0..count)
-            .map(|i| format!("inputs/{name}/{i}/{file}"))
+            .map(|i| format!("inputs/{name}/{i}{ext}"))
             .collect()
     } else if count == 0 {
         Vec::new()
     } else {
-        vec![format!("inputs/{name}/{file}")]
+        vec![format!("inputs/{name}{ext}")]
+    }
+}
+
+/// The extension a staged input keeps of its producer's file name: from the
+/// first dot on (`.csv`, `.tar.gz`), nothing for a name without a dot or
+/// whose only dot leads it (`.env`).
+pub(crate) fn extension(file: &str) -> &str {
+    let first = file.chars().next().map_or(0, char::len_utf8);
+    match file[first..].find('.') {
+        Some(i) => &file[first + i..],
+        None => "",
     }
 }
 
@@ -558,5 +575,30 @@ impl PlanBuilder {
         self.plan.producers.shrink_to_fit();
         self.plan.input_ranges.shrink_to_fit();
         self.plan
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_are_staged_flat_under_their_input_name_with_the_producer_extension() {
+        assert_eq!(
+            input_paths("drivers", "drivers.csv", false, 1),
+            ["inputs/drivers.csv"]
+        );
+        assert_eq!(
+            input_paths("all", "out.tar.gz", true, 2),
+            ["inputs/all/0.tar.gz", "inputs/all/1.tar.gz"]
+        );
+        assert_eq!(
+            input_paths("restart", "state", false, 1),
+            ["inputs/restart"]
+        );
+        assert!(input_paths("prev", "f.txt", false, 0).is_empty());
+        assert_eq!(extension(".env"), "");
+        assert_eq!(extension("maps.v2.nc"), ".v2.nc");
+        assert_eq!(extension("é.nc"), ".nc");
     }
 }

@@ -106,7 +106,7 @@ mod tests {
     #[test]
     fn quoting_keeps_safe_words_and_neutralises_the_rest() {
         assert_eq!(shell_quote("ssp126"), "ssp126");
-        assert_eq!(shell_quote("inputs/a/0/x.csv"), "inputs/a/0/x.csv");
+        assert_eq!(shell_quote("inputs/a/0.csv"), "inputs/a/0.csv");
         assert_eq!(shell_quote(""), "''");
         assert_eq!(shell_quote("a b"), "'a b'");
         assert_eq!(shell_quote("$(rm -rf /)"), "'$(rm -rf /)'");

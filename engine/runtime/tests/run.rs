@@ -201,7 +201,7 @@ steps:
     // Staged as a hard link to the producer's sealed file: the very bytes,
     // without a new inode.
     use std::os::unix::fs::MetadataExt;
-    let staged = std::fs::symlink_metadata(work.join("inputs/all/0/state.txt")).unwrap();
+    let staged = std::fs::symlink_metadata(work.join("inputs/all/0.txt")).unwrap();
     let sealed = std::fs::metadata(summary.run_dir.join("work/grow/0/state.txt")).unwrap();
     assert!(staged.is_file());
     assert_eq!((staged.dev(), staged.ino()), (sealed.dev(), sealed.ino()));

@@ -27,7 +27,7 @@
 //! let collect = plan.find_task("collect").unwrap();
 //! assert_eq!(
 //!     &*plan.task(collect).command,
-//!     "cat inputs/all/0/greeting.txt inputs/all/1/greeting.txt"
+//!     "cat inputs/all/0.txt inputs/all/1.txt"
 //! );
 //!
 //! let broken = "version: 1\nsteps:\n  a:\n    runn: echo\n";

@@ -61,7 +61,7 @@ fn forest_bird_has_the_brief_s_task_counts_and_edges() {
             "forest-structure[climate=ssp245,management=set-aside]@2020-01-01"
         ]
     );
-    assert!(command(&plan, later).contains("--state inputs/previous/stands.csv"));
+    assert!(command(&plan, later).contains("--state inputs/previous.csv"));
     // The bird model of a point gets the forest of the same point.
     let bird = "bird-biodiversity[climate=ssp585,management=extended-rotation]@2100-01-01";
     assert_eq!(
@@ -87,8 +87,8 @@ fn forest_bird_has_the_brief_s_task_counts_and_edges() {
         "bird-biodiversity[climate=ssp585,management=set-aside]@2100-01-01"
     );
     let paths = plan.input_paths(&input);
-    assert_eq!(paths[0], "inputs/richness/0/richness.csv");
-    assert!(command(&plan, "summary").contains("inputs/richness/80/richness.csv"));
+    assert_eq!(paths[0], "inputs/richness/0.csv");
+    assert!(command(&plan, "summary").contains("inputs/richness/80.csv"));
     assert_eq!(plan.cycle.as_ref().unwrap().runahead, Some(2));
 }
 
@@ -118,7 +118,7 @@ steps:
     );
     assert_eq!(
         command(&plan, "stats[region=south]"),
-        "stats inputs/members/0/out.nc inputs/members/1/out.nc inputs/members/2/out.nc"
+        "stats inputs/members/0.nc inputs/members/1.nc inputs/members/2.nc"
     );
 }
 
@@ -149,7 +149,7 @@ steps:
     );
     assert_eq!(
         command(&plan, "model@2000-01-05"),
-        "run --restart inputs/restart/state.bin --day 5 --at 2000-01-05"
+        "run --restart inputs/restart.bin --day 5 --at 2000-01-05"
     );
 }
 
@@ -364,10 +364,7 @@ fn plan_json_is_stable_and_complete() {
     assert_eq!(task["executor"], "hpc");
     assert_eq!(task["resources"]["memory_bytes"], 8u64 << 30);
     assert_eq!(task["dependencies"], serde_json::json!([0]));
-    assert_eq!(
-        task["inputs"]["drivers"]["paths"][0],
-        "inputs/drivers/drivers.csv"
-    );
+    assert_eq!(task["inputs"]["drivers"]["paths"][0], "inputs/drivers.csv");
     assert_eq!(task["inputs"]["previous"]["paths"], serde_json::json!([]));
     assert_eq!(task["outputs"]["stands"], "stands.csv");
     assert_eq!(json["tasks"][165]["inputs"]["richness"]["gather"], true);

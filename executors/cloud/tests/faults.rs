@@ -156,7 +156,7 @@ async fn corrupted_object_in_the_store_is_detected_on_the_vm_and_never_used() {
     let Some(env) = env("corrupt") else { return };
     // The producer's output is in the store already; then its blob is
     // damaged, keeping its size, so only the digest can tell.
-    let mut job = env.job(3, "touch ran.txt; cat inputs/stands/stands.csv");
+    let mut job = env.job(3, "touch ran.txt; cat inputs/stands.csv");
     let input = env.input(9, "stands", "stands.csv", "pine,spruce,birch\n");
     let name = ArtefactName::new(&env.run_id, "task-9", "stands").expect("name");
     let m = env
@@ -181,7 +181,7 @@ async fn corrupted_object_in_the_store_is_detected_on_the_vm_and_never_used() {
     let u = final_update(&mut rx, LIMIT).await;
     match &u.status {
         AttemptStatus::Error(e) => {
-            assert!(e.contains("input inputs/stands/stands.csv"), "{e}");
+            assert!(e.contains("input inputs/stands.csv"), "{e}");
             assert!(e.contains("sha256"), "{e}");
         }
         other => panic!("expected an error, got {other:?}"),

@@ -42,7 +42,7 @@ async fn runs_a_task_on_the_vm_with_its_artefacts_through_the_store() {
         // The store's secret must not reach the task; its process group is
         // the runner's, which leads its own session.
         "test -z \"${AWS_SECRET_ACCESS_KEY:-}\"\n\
-         wc -l < inputs/stands/stands.csv | tr -d ' ' > richness.csv\n\
+         wc -l < inputs/stands.csv | tr -d ' ' > richness.csv\n\
          mkdir -p maps && echo map > maps/a.txt\n\
          ps -o sid= -p $$ | tr -d ' ' > sid.txt\n\
          echo on the vm; echo to stderr >&2",

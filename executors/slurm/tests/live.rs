@@ -553,7 +553,7 @@ fn assert_staged(summary: &twinflow_engine::RunSummary, there: &Path) {
     let pwd = std::fs::read_to_string(summary.run_dir.join("work/gen/0/where.txt")).unwrap();
     assert_eq!(pwd.trim(), there.join("work/gen/0").display().to_string());
     let inputs = there.join("work/sum/0/inputs/all");
-    assert!(inputs.join("0/n.txt").is_file() && inputs.join("1/n.txt").is_file());
+    assert!(inputs.join("0.txt").is_file() && inputs.join("1.txt").is_file());
     let expr = std::fs::read_to_string(summary.run_dir.join("work/sum/0/expr.txt")).unwrap();
     assert_eq!(expr, "1+2\n");
     let err = std::fs::read_to_string(summary.run_dir.join("logs/gen/1.0.err")).unwrap();

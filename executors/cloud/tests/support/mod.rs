@@ -166,7 +166,7 @@ impl Env {
         let source = dir.join(file);
         std::fs::write(&source, data).expect("write input");
         JobInput {
-            rel: format!("inputs/{output}/{file}"),
+            rel: twinflow_core::input_paths(output, file, false, 1).remove(0),
             producer: TaskId(producer),
             output: output.to_owned(),
             source,
