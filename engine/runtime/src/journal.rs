@@ -43,8 +43,8 @@ pub(crate) enum Op {
     RunFinished { state: &'static str },
 }
 
-/// How soon a pending change must be written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// How long a pending change may wait to be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Urgency {
     /// "Began running" marks: a resumed run treats queued and running
     /// attempts alike, so they wait up to [`LAZY`].
@@ -57,6 +57,16 @@ pub(crate) enum Urgency {
     /// Handles of work that outlives this process (a Slurm job), the end of
     /// the run: written before the loop waits or hands more work out.
     Now,
+}
+
+impl Urgency {
+    fn wait(self) -> Duration {
+        match self {
+            Self::Lazy => LAZY,
+            Self::Soon => SOON,
+            Self::Now => Duration::ZERO,
+        }
+    }
 }
 
 /// How long "began running" marks may wait.
@@ -73,9 +83,9 @@ pub(crate) struct Journal {
     plan: Arc<Plan>,
     run_id: String,
     ops: Vec<(i64, Op)>,
-    /// The most urgent pending change and when the first of that urgency
-    /// came.
-    due: Option<(Urgency, Instant)>,
+    /// When the pending changes must be written at the latest: the
+    /// earliest of their deadlines.
+    deadline: Option<Instant>,
 }
 
 impl Journal {
@@ -84,7 +94,7 @@ impl Journal {
             plan,
             run_id,
             ops: Vec::new(),
-            due: None,
+            deadline: None,
         }
     }
 
@@ -119,25 +129,19 @@ impl Journal {
         } else {
             urgency
         };
-        self.due = match self.due {
-            Some((held, since)) if held >= urgency => Some((held, since)),
-            _ => Some((urgency, Instant::now())),
-        };
+        let due = Instant::now() + urgency.wait();
+        self.deadline = Some(self.deadline.map_or(due, |held| held.min(due)));
         self.ops.push((wall_ms(), op));
     }
 
-    /// Whether something pending must be written before the loop waits.
-    pub(crate) fn urgent(&self) -> bool {
-        matches!(self.due, Some((Urgency::Now, _)))
+    /// Whether the pending changes must be written now.
+    pub(crate) fn due(&self) -> bool {
+        self.deadline.is_some_and(|at| at <= Instant::now())
     }
 
-    /// When what is pending must be written at the latest.
+    /// When the pending changes must be written at the latest.
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.due.map(|(urgency, since)| match urgency {
-            Urgency::Lazy => since + LAZY,
-            Urgency::Soon => since + SOON,
-            Urgency::Now => since,
-        })
+        self.deadline
     }
 
     /// Writes everything pending in one transaction.
@@ -202,7 +206,7 @@ impl Journal {
             Ok(())
         })?;
         self.ops.clear();
-        self.due = None;
+        self.deadline = None;
         Ok(())
     }
 }
@@ -246,7 +250,6 @@ mod tests {
         // Running marks alone wait longest.
         let lazy = wait_after(&mut j, |j| j.push(Op::Running { task: 0 }));
         assert!(lazy >= LAZY && lazy < LAZY + SOON, "{lazy:?}");
-        assert!(!j.urgent());
         // A task state brings the deadline forward...
         let soon = wait_after(&mut j, |j| j.push(state("succeeded")));
         assert!(soon >= SOON && soon < LAZY, "{soon:?}");
@@ -258,9 +261,9 @@ mod tests {
         // A handle the backend can do without waits like a state; one of a
         // Slurm job must be written before the loop waits.
         j.push_handle(0, 0, "pid:1:2".to_owned(), false);
-        assert!(!j.urgent());
+        assert_eq!(j.deadline(), first);
         j.push_handle(0, 0, "slurm:7".to_owned(), true);
-        assert!(j.urgent());
+        assert!(j.due());
     }
 
     #[test]
@@ -269,9 +272,10 @@ mod tests {
         for _ in 0..MAX_PENDING {
             j.push(Op::Running { task: 0 });
         }
-        assert!(!j.urgent());
+        let lazy = j.deadline();
         j.push(Op::Running { task: 0 });
-        assert!(j.urgent());
+        assert!(j.deadline() < lazy);
+        assert!(j.due());
     }
 
     #[test]

@@ -205,12 +205,11 @@ impl Dispatch {
 
     /// Writes the pending changes if the most urgent of them is due.
     fn flush_due(&mut self) -> Result<(), EngineError> {
-        let due = self.journal.urgent()
-            || self
-                .journal
-                .deadline()
-                .is_some_and(|at| at <= Instant::now());
-        if due { self.flush() } else { Ok(()) }
+        if self.journal.due() {
+            self.flush()
+        } else {
+            Ok(())
+        }
     }
 
     /// Runs to the end.
@@ -763,10 +762,7 @@ impl Dispatch {
                 }
             }
         }
-        if self.journal.urgent() {
-            self.flush()?;
-        }
-        Ok(())
+        self.flush_due()
     }
 }
 
