@@ -44,13 +44,15 @@ impl Pipe {
     }
 
     /// Closes the task's end here (the task holds its copy) and drains the
-    /// pipe into `path`; must be called inside a tokio runtime.
-    pub(crate) fn drain_into(self, path: PathBuf) -> io::Result<Capture> {
+    /// pipe into `path` on a task of its own; must be called inside a tokio
+    /// runtime.
+    pub(crate) fn drain_into(self, path: PathBuf) -> io::Result<Draining> {
         drop(self.task_end);
-        Ok(Capture {
+        let capture = Capture {
             pipe: Receiver::from_owned_fd_unchecked(self.ours)?,
             log: Log { path, file: None },
-        })
+        };
+        Ok(tokio::spawn(capture.run()))
     }
 }
 
@@ -69,11 +71,22 @@ impl Log {
         };
         file.write_all(bytes)
     }
+
+    fn error(&self, error: io::Error) -> LogError {
+        LogError {
+            path: self.path.clone(),
+            error,
+        }
+    }
 }
+
+/// A stream being drained: its first log error, if any, once every writer
+/// has closed the pipe.
+pub(crate) type Draining = tokio::task::JoinHandle<Result<(), LogError>>;
 
 /// The draining of one stream.
 #[derive(Debug)]
-pub(crate) struct Capture {
+struct Capture {
     pipe: Receiver,
     log: Log,
 }
@@ -99,7 +112,7 @@ impl std::fmt::Display for LogError {
 impl Capture {
     /// Drains the pipe until every writer has closed it; the first error of
     /// the log file, if any (the rest of the stream is then discarded).
-    pub(crate) async fn run(mut self) -> Result<(), LogError> {
+    async fn run(mut self) -> Result<(), LogError> {
         let mut failed: Option<io::Error> = None;
         loop {
             if let Err(error) = self.pipe.readable().await {
@@ -128,14 +141,5 @@ impl Capture {
             *failed = self.log.write(&buf[..n]).err();
         }
         Ok(n)
-    }
-}
-
-impl Log {
-    fn error(&self, error: io::Error) -> LogError {
-        LogError {
-            path: self.path.clone(),
-            error,
-        }
     }
 }

@@ -1,6 +1,6 @@
 //! The local executor: starts attempts, waits for them, kills them.
 
-use crate::capture::{Capture, LogError, Pipe};
+use crate::capture::{Draining, Pipe};
 use crate::pool::{Permit, SlotPool};
 use crate::{process, spawn};
 use nix::sys::signal::Signal;
@@ -112,8 +112,8 @@ impl Starter {
         let pid = spawn::spawn(&self.env, job, &out.task_end, &err.task_end).map_err(failed)?;
         // Our copies of the task's ends close here, so the captures see the
         // end of file when the task's group has gone.
-        let captures = [(out, &job.stdout), (err, &job.stderr)]
-            .map(|(pipe, path)| pipe.drain_into(path.clone()).map(Capture::run));
+        let logs = [(out, &job.stdout), (err, &job.stderr)]
+            .map(|(pipe, path)| pipe.drain_into(path.clone()));
         let handle = process::handle(pid, process::start_time(pid));
         lock(&self.running).insert(
             key,
@@ -134,16 +134,11 @@ impl Starter {
         });
         let sink = Arc::clone(&self.sink);
         let table = Arc::clone(&self.running);
-        let [out, err] = captures;
-        let captures = out.and_then(|out| Ok((tokio::spawn(out), tokio::spawn(err?))));
         tokio::spawn(async move {
             let exit = spawn::wait(pid).await;
             // Whatever the script left behind in its group goes with it.
             process::signal_group(pid, Signal::SIGKILL);
-            let logs = match captures {
-                Ok((out, err)) => finish_logs(out, err).await,
-                Err(e) => Some(format!("failed to capture its output: {e}")),
-            };
+            let logs = finish_logs(logs).await;
             drop(permit);
             let cancelled = lock(&table).remove(&key).is_some_and(|r| r.cancelled);
             let status = match (exit, logs) {
@@ -166,20 +161,22 @@ impl Starter {
 /// task's end has been reported.
 const LOG_LINGER: Duration = Duration::from_secs(1);
 
-/// Waits for both logs of an ended task; why one is incomplete, if it is.
-async fn finish_logs(
-    out: tokio::task::JoinHandle<Result<(), LogError>>,
-    err: tokio::task::JoinHandle<Result<(), LogError>>,
-) -> Option<String> {
+/// Waits (together at most [`LOG_LINGER`]) for both logs of an ended task;
+/// why one is incomplete, if it is.
+async fn finish_logs(logs: [std::io::Result<Draining>; 2]) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + LOG_LINGER;
     let mut lost = None;
-    for capture in [out, err] {
-        let result = match tokio::time::timeout(LOG_LINGER, capture).await {
-            Ok(Ok(result)) => result,
-            // Still draining (it goes on) or its task died: nothing to add.
-            Ok(Err(_)) | Err(_) => Ok(()),
+    for log in logs {
+        let result = match log {
+            Ok(draining) => match tokio::time::timeout_at(deadline, draining).await {
+                Ok(Ok(result)) => result.map_err(|e| e.to_string()),
+                // Still draining (it goes on) or its task died: nothing to add.
+                Ok(Err(_)) | Err(_) => Ok(()),
+            },
+            Err(e) => Err(format!("failed to capture its output: {e}")),
         };
         if let (Err(e), None) = (result, &lost) {
-            lost = Some(e.to_string());
+            lost = Some(e);
         }
     }
     lost
