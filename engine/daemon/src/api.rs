@@ -135,6 +135,12 @@ pub struct TaskLogs {
 }
 
 impl TaskLogs {
+    /// Whether `error`, met opening a log file, stands for an empty log:
+    /// the file is missing and the attempt started (it wrote nothing there).
+    pub fn is_empty_log(&self, error: &std::io::Error) -> bool {
+        error.kind() == std::io::ErrorKind::NotFound && self.started
+    }
+
     /// The file of `stream`.
     pub fn path(&self, stream: LogStream) -> &str {
         match stream {

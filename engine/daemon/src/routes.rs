@@ -211,7 +211,7 @@ async fn logs(
     let mut file = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
         // The attempt ran and wrote nothing to this stream.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && found.started => {
+        Err(e) if found.is_empty_log(&e) => {
             return log_body(Body::empty());
         }
         Err(e) => {

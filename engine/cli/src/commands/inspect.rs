@@ -175,7 +175,7 @@ impl Reader {
                     out.print_bytes(&bytes);
                     Ok(())
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && logs.started => {
+                Err(e) if logs.is_empty_log(&e) => {
                     opened(true);
                     Ok(())
                 }
