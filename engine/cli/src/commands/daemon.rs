@@ -2,13 +2,11 @@
 //! commands `submit`, `watch` and `cancel`, which talk to it through
 //! [`twinflow_daemon::Client`].
 
-use super::client::{block_on, failed, target};
 use super::compile;
-use super::inspect::state_dir;
-use super::run::build_engine;
 use crate::args::{DaemonAction, DaemonArgs, ServeArgs, StateArgs, SubmitArgs};
 use crate::exit;
 use crate::output::Output;
+use crate::plumbing::{block_on, build_engine, failed, state_dir, target};
 use crate::progress::{Mode, Reporter, summary_text};
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};

@@ -5,13 +5,12 @@
 //! both to twinflow-report.
 
 use super::compile_for_run;
-use super::inspect::{open_store, state_dir};
-use super::run::stored_settings;
 use crate::args::{CompileArgs, StateArgs};
 use crate::exit;
 use crate::output::Output;
+use crate::plumbing::{find_run, open_store, state_dir, stored_settings};
 use std::path::{Path, PathBuf};
-use twinflow_engine::{RunInfo, StateStore};
+use twinflow_engine::RunInfo;
 use twinflow_report::{CrateOptions, ReportOptions, RunRecord};
 
 /// `twinflow provenance RUN --out DIR|FILE.zip`.
@@ -138,11 +137,4 @@ fn compile_run_plan(out: &Output, info: &RunInfo) -> Option<twinflow_workflow::P
         last = Some(plan);
     }
     last
-}
-
-fn find_run(store: &StateStore, run: &str) -> Result<Option<RunInfo>, twinflow_engine::StateError> {
-    if run == "latest" {
-        return Ok(store.runs()?.into_iter().next());
-    }
-    store.run(run)
 }

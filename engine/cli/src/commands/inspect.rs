@@ -5,31 +5,15 @@
 //! compute the same values ([`twinflow_daemon::query`]) and print them with
 //! the same code below.
 
-use super::client::{Target, failed, runtime, target};
 use crate::args::{DaemonArgs, StateArgs, Stream};
 use crate::exit;
 use crate::output::Output;
+use crate::plumbing::{Target, failed, open_store, runtime, state_dir, target};
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 use twinflow_daemon::api::{LogStream, NotFound, RunStatus, TaskLogs};
 use twinflow_daemon::query::{self, QueryError};
 use twinflow_daemon::{Client, DaemonError};
 use twinflow_engine::{RunInfo, StateStore};
-
-/// The state directory the user chose, or the default.
-pub(crate) fn state_dir(args: &StateArgs) -> PathBuf {
-    args.state_dir
-        .clone()
-        .unwrap_or_else(twinflow_engine::default_state_dir)
-}
-
-/// Opens the state store or says why not (exit 3).
-pub(crate) fn open_store(out: &Output, dir: &Path) -> Result<StateStore, u8> {
-    StateStore::open(dir).map_err(|e| {
-        out.error(&e.to_string());
-        exit::UNREACHABLE
-    })
-}
 
 /// Where the answers come from.
 enum Source {

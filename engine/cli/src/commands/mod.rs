@@ -1,6 +1,5 @@
 //! One function per subcommand, each returning its exit code.
 
-mod client;
 mod daemon;
 mod export;
 mod graph;

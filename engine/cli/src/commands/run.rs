@@ -2,20 +2,15 @@
 //! progress, until it ends or is interrupted (SIGINT/SIGTERM cancel it).
 
 use super::compile_for_run;
-use super::inspect::{open_store, state_dir};
 use crate::args::{CompileArgs, RunArgs};
 use crate::exit;
 use crate::output::Output;
+use crate::plumbing::{build_engine, open_store, runtime, state_dir, stored_settings};
 use crate::progress::{Mode, Reporter, summary_text};
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 use std::time::Duration;
-use twinflow_core::ExecutorKind;
 use twinflow_engine::{Engine, Outcome, RunOptions, RunState, RunSummary};
-use twinflow_executor_cloud::{CloudFactory, RunnerBinary};
-use twinflow_executor_local::{LocalFactory, SlotPool};
-use twinflow_executor_slurm::SlurmFactory;
 
 pub(crate) fn run(out: &Output, args: &RunArgs) -> u8 {
     let dir = state_dir(&args.state);
@@ -52,15 +47,9 @@ pub(crate) fn run(out: &Output, args: &RunArgs) -> u8 {
             verbose: args.verbose,
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime(out) {
         Ok(rt) => rt,
-        Err(e) => {
-            out.error(&format!("failed to start the async runtime: {e}"));
-            return exit::UNREACHABLE;
-        }
+        Err(code) => return code,
     };
     let result = runtime.block_on(drive(engine, plan, options, mode));
     match result {
@@ -177,33 +166,6 @@ fn with_stored_settings(given: &CompileArgs, stored: &str) -> CompileArgs {
     args
 }
 
-/// `given` with the parameters, site file and `--local` of a run's stored
-/// settings (`runs.args`), and those settings as command-line words.
-pub(super) fn stored_settings(given: &CompileArgs, stored: &str) -> (CompileArgs, Vec<String>) {
-    let mut args = given.clone();
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(stored) else {
-        return (args, Vec::new());
-    };
-    args.params = v["params"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|p| p.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    args.site = v["site"].as_str().map(PathBuf::from);
-    args.local = v["local"].as_bool().unwrap_or(false);
-    let mut shown: Vec<String> = args.params.iter().map(|p| format!("-p {p}")).collect();
-    if let Some(site) = &args.site {
-        shown.push(format!("--site {}", site.display()));
-    }
-    if args.local {
-        shown.push("--local".to_owned());
-    }
-    (args, shown)
-}
-
 /// A new run id, or the id of the run `--resume` takes up (with the
 /// settings it was started with).
 fn pick_run_id(out: &Output, args: &RunArgs, dir: &Path) -> Result<(String, Option<String>), u8> {
@@ -298,52 +260,4 @@ fn print_results(dir: &Path, summary: &RunSummary, sinks: &[(u32, String, u32)])
         eprintln!("results:\n{}", lines.join("\n"));
     }
     eprintln!("  all files: {}", summary.run_dir.display());
-}
-
-/// The engine of state directory `dir`, with every backend this binary has;
-/// local tasks of all its runs share `pool` if given (the daemon).
-pub(crate) fn build_engine(
-    out: &Output,
-    dir: &Path,
-    pool: Option<Arc<SlotPool>>,
-) -> Result<Engine, u8> {
-    let local = match pool {
-        Some(pool) => LocalFactory::default().with_pool(pool),
-        None => LocalFactory::default(),
-    };
-    Engine::builder()
-        .state_dir(dir)
-        .executor(ExecutorKind::Local, local)
-        .executor(ExecutorKind::Slurm, slurm_factory())
-        .executor(ExecutorKind::Cloud, cloud_factory())
-        .build()
-        .map_err(|e| {
-            out.error(&e.to_string());
-            exit::UNREACHABLE
-        })
-}
-
-/// The cloud backend; its runner on the VM is this binary's `cloud-task`
-/// command, uploaded there.
-fn cloud_factory() -> CloudFactory {
-    let factory = CloudFactory::default();
-    match std::env::current_exe() {
-        Ok(path) => factory.with_runner(RunnerBinary {
-            path,
-            args: vec!["cloud-task".to_owned()],
-        }),
-        Err(_) => factory,
-    }
-}
-
-/// The Slurm backend; packed jobs run this binary's `worker` command: on
-/// the login node at this path, which the cluster's nodes must share (true
-/// of a login node's home or project directory); over SSH the executor
-/// uploads it (unless the executor's `twinflow:` names one there).
-fn slurm_factory() -> SlurmFactory {
-    let factory = SlurmFactory::default();
-    match std::env::current_exe() {
-        Ok(exe) => factory.with_worker(exe),
-        Err(_) => factory,
-    }
 }

@@ -1,0 +1,209 @@
+//! The CLI's plumbing, shared by the commands: where the state directory
+//! is, opening its store, the async runtime and the engine with every
+//! backend this binary has, which daemon a command talks to, and finding the
+//! run a `RUN` argument names. Commands import from here; nothing here
+//! imports a command.
+
+use crate::args::{CompileArgs, DaemonArgs, StateArgs};
+use crate::exit;
+use crate::output::Output;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use twinflow_core::ExecutorKind;
+use twinflow_daemon::{Client, DaemonError, DaemonPaths, read_token_file};
+use twinflow_engine::{Engine, RunInfo, StateStore};
+use twinflow_executor_cloud::{CloudFactory, RunnerBinary};
+use twinflow_executor_local::{LocalFactory, SlotPool};
+use twinflow_executor_slurm::SlurmFactory;
+
+/// The state directory the user chose, or the default.
+pub(crate) fn state_dir(args: &StateArgs) -> PathBuf {
+    args.state_dir
+        .clone()
+        .unwrap_or_else(twinflow_engine::default_state_dir)
+}
+
+/// Opens the state store or says why not (exit 3).
+pub(crate) fn open_store(out: &Output, dir: &Path) -> Result<StateStore, u8> {
+    StateStore::open(dir).map_err(|e| {
+        out.error(&e.to_string());
+        exit::UNREACHABLE
+    })
+}
+
+/// `given` with the parameters, site file and `--local` of a run's stored
+/// settings (`runs.args`), and those settings as command-line words.
+pub(crate) fn stored_settings(given: &CompileArgs, stored: &str) -> (CompileArgs, Vec<String>) {
+    let mut args = given.clone();
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(stored) else {
+        return (args, Vec::new());
+    };
+    args.params = v["params"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    args.site = v["site"].as_str().map(PathBuf::from);
+    args.local = v["local"].as_bool().unwrap_or(false);
+    let mut shown: Vec<String> = args.params.iter().map(|p| format!("-p {p}")).collect();
+    if let Some(site) = &args.site {
+        shown.push(format!("--site {}", site.display()));
+    }
+    if args.local {
+        shown.push("--local".to_owned());
+    }
+    (args, shown)
+}
+
+/// The engine of state directory `dir`, with every backend this binary has;
+/// local tasks of all its runs share `pool` if given (the daemon).
+pub(crate) fn build_engine(
+    out: &Output,
+    dir: &Path,
+    pool: Option<Arc<SlotPool>>,
+) -> Result<Engine, u8> {
+    let local = match pool {
+        Some(pool) => LocalFactory::default().with_pool(pool),
+        None => LocalFactory::default(),
+    };
+    Engine::builder()
+        .state_dir(dir)
+        .executor(ExecutorKind::Local, local)
+        .executor(ExecutorKind::Slurm, slurm_factory())
+        .executor(ExecutorKind::Cloud, cloud_factory())
+        .build()
+        .map_err(|e| {
+            out.error(&e.to_string());
+            exit::UNREACHABLE
+        })
+}
+
+/// The cloud backend; its runner on the VM is this binary's `cloud-task`
+/// command, uploaded there.
+fn cloud_factory() -> CloudFactory {
+    let factory = CloudFactory::default();
+    match std::env::current_exe() {
+        Ok(path) => factory.with_runner(RunnerBinary {
+            path,
+            args: vec!["cloud-task".to_owned()],
+        }),
+        Err(_) => factory,
+    }
+}
+
+/// The Slurm backend; packed jobs run this binary's `worker` command: on
+/// the login node at this path, which the cluster's nodes must share (true
+/// of a login node's home or project directory); over SSH the executor
+/// uploads it (unless the executor's `twinflow:` names one there).
+fn slurm_factory() -> SlurmFactory {
+    let factory = SlurmFactory::default();
+    match std::env::current_exe() {
+        Ok(exe) => factory.with_worker(exe),
+        Err(_) => factory,
+    }
+}
+
+/// The daemon a command talks to.
+pub(crate) struct Target {
+    pub(crate) client: Client,
+    /// Named with `--daemon` or `$TWINFLOW_DAEMON`: then it must answer
+    /// (no falling back to the state store).
+    pub(crate) explicit: bool,
+    /// What messages name as where runs are: the state directory, or the
+    /// daemon's address.
+    pub(crate) place: String,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The daemon of `--daemon URL` (else `$TWINFLOW_DAEMON`), else of the state
+/// directory's socket. A bad URL exits 2; an unusable token file 3.
+pub(crate) fn target(out: &Output, state: &StateArgs, args: &DaemonArgs) -> Result<Target, u8> {
+    let dir = state_dir(state);
+    let Some(url) = args.daemon.clone().or_else(|| env("TWINFLOW_DAEMON")) else {
+        return Ok(Target {
+            client: Client::for_state_dir(&dir),
+            explicit: false,
+            place: dir.display().to_string(),
+        });
+    };
+    if let Some(addr) = url.strip_prefix("tcp://") {
+        let addr = addr.trim_end_matches('/');
+        if addr
+            .rsplit_once(':')
+            .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+        {
+            out.error(&format!("--daemon {url}: expected tcp://HOST:PORT"));
+            return Err(exit::INVALID);
+        }
+        let token_file = args
+            .token_file
+            .clone()
+            .or_else(|| env("TWINFLOW_TOKEN_FILE").map(PathBuf::from))
+            .unwrap_or_else(|| DaemonPaths::new(&dir).token);
+        let token = read_token_file(&token_file).map_err(|e| failed(out, &e))?;
+        return Ok(Target {
+            client: Client::tcp(addr, token),
+            explicit: true,
+            place: format!("tcp://{addr}"),
+        });
+    }
+    if let Some(socket) = url.strip_prefix("unix:").filter(|s| !s.is_empty()) {
+        return Ok(Target {
+            client: Client::new(socket),
+            explicit: true,
+            place: socket.to_owned(),
+        });
+    }
+    out.error(&format!(
+        "--daemon {url}: expected tcp://HOST:PORT or unix:SOCKET"
+    ));
+    Err(exit::INVALID)
+}
+
+/// The exit code of a client error, after reporting it: 3 when the daemon
+/// cannot be used (none answers, the token or the user is refused, the
+/// exchange broke), 2 when it refused the request itself.
+pub(crate) fn failed(out: &Output, e: &DaemonError) -> u8 {
+    out.error(&e.to_string());
+    match e {
+        DaemonError::Refused { status, .. } if *status == 401 || *status == 403 => {
+            exit::UNREACHABLE
+        }
+        DaemonError::Refused { status, .. } if *status < 500 => exit::INVALID,
+        DaemonError::NotFound(_) => exit::INVALID,
+        _ => exit::UNREACHABLE,
+    }
+}
+
+/// A current-thread runtime for client calls.
+pub(crate) fn runtime(out: &Output) -> Result<tokio::runtime::Runtime, u8> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            out.error(&format!("failed to start the async runtime: {e}"));
+            exit::UNREACHABLE
+        })
+}
+
+/// Runs one client call to its end.
+pub(crate) fn block_on<T>(out: &Output, f: impl std::future::Future<Output = T>) -> Result<T, u8> {
+    runtime(out).map(|rt| rt.block_on(f))
+}
+
+/// The run `run` names in `store` (an id, a unique prefix, or `latest`).
+pub(crate) fn find_run(
+    store: &StateStore,
+    run: &str,
+) -> Result<Option<RunInfo>, twinflow_engine::StateError> {
+    if run == "latest" {
+        return Ok(store.runs()?.into_iter().next());
+    }
+    store.run(run)
+}
