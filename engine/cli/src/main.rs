@@ -7,6 +7,7 @@ mod exit;
 mod output;
 mod plumbing;
 mod progress;
+mod term;
 
 use args::{Cli, Command};
 use clap::Parser;

@@ -1,6 +1,7 @@
 //! Showing a run as it goes: live bars on a terminal (indicatif), plain
 //! lines otherwise, or one JSON object per event with `--json`.
 
+use crate::term::{count, shown};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashSet;
 use std::io::Write;
@@ -133,8 +134,11 @@ impl Reporter {
                     s.cached += u64::from(cached);
                 });
                 if self.mode == (Mode::Lines { verbose: true }) {
+                    let name = shown(name);
                     match cached_from {
-                        Some(run) => self.note(&format!("cached  {name} (from {run})")),
+                        Some(run) => {
+                            self.note(&format!("cached  {name} (from {})", shown(run)));
+                        }
                         None => self.note(&format!("done    {name} ({seconds:.1} s)")),
                     }
                 }
@@ -148,17 +152,20 @@ impl Reporter {
                 reason,
                 retry_in,
                 stderr,
+                stdout,
             } => {
                 self.stopped(*task, *step);
+                let (name, reason) = (shown(name), shown(reason));
+                // Attempts count from 0, as the log files and `logs --attempt` do.
                 match retry_in {
                     Some(delay) => self.note(&format!(
-                        "retry   {name}: attempt {} failed: {reason}; again in {delay:.0} s",
+                        "retry   {name}: attempt {attempt} failed: {reason}; attempt {} in {delay:.0} s",
                         attempt + 1
                     )),
                     None => {
                         self.note(&format!(
-                            "FAILED  {name}: {reason}\n        log: {}",
-                            stderr.display()
+                            "FAILED  {name}: {reason}\n        attempt {attempt}; {}",
+                            logs_written(stderr.as_deref(), stdout.as_deref())
                         ));
                         self.tally(*step, |s| {
                             s.done += 1;
@@ -179,7 +186,7 @@ impl Reporter {
                     s.skipped += 1;
                 });
                 if let (Some(b), Mode::Lines { verbose: true }) = (because, self.mode) {
-                    self.note(&format!("skipped {name}: {b} failed"));
+                    self.note(&format!("skipped {}: {} failed", shown(name), shown(b)));
                 }
                 self.advance(*step);
             }
@@ -222,7 +229,11 @@ impl Reporter {
             bars.total.set_position(self.done);
         }
         if self.mode != Mode::Live && self.done > 0 {
-            self.note(&format!("{}/{} tasks done so far", self.done, self.total));
+            self.note(&format!(
+                "{}/{} done so far",
+                self.done,
+                count(self.total, "task")
+            ));
         }
     }
 
@@ -235,10 +246,10 @@ impl Reporter {
             self.last_line = Instant::now();
             let running: u64 = self.steps.iter().map(|s| s.running).sum();
             self.note(&format!(
-                "[{:>6.1} s] {}/{} tasks done, {running} running",
+                "[{:>6.1} s] {}/{} done, {running} running",
                 self.started.elapsed().as_secs_f64(),
                 self.done,
-                self.total
+                count(self.total, "task")
             ));
         }
     }
@@ -254,7 +265,7 @@ impl Reporter {
         self.steps = steps
             .iter()
             .map(|s| StepTally {
-                name: s.name.clone(),
+                name: shown(&s.name).into_owned(),
                 total: u64::from(s.tasks),
                 ..StepTally::default()
             })
@@ -262,10 +273,12 @@ impl Reporter {
         self.total = self.steps.iter().map(|s| s.total).sum();
         let verb = if resumed { "resuming" } else { "running" };
         self.note(&format!(
-            "{verb} {workflow}: run {run_id}, {} tasks in {} steps\n  files: {}",
-            self.total,
-            steps.len(),
-            run_dir.display()
+            "{verb} {}: run {}, {} in {}\n  files: {}",
+            shown(workflow),
+            shown(run_id),
+            count(self.total, "task"),
+            count(steps.len() as u64, "step"),
+            shown(&run_dir.display().to_string())
         ));
         if self.mode == Mode::Live {
             self.bars = Some(self.make_bars());
@@ -338,13 +351,24 @@ impl Reporter {
                 format!(" ({extra})")
             };
             self.note(&format!(
-                "[{:>6.1} s] step {} finished: {}/{} tasks{extra}",
+                "[{:>6.1} s] step {} finished: {}/{}{extra}",
                 self.started.elapsed().as_secs_f64(),
-                s.name,
+                shown(&s.name),
                 s.done,
-                s.total
+                count(s.total, "task")
             ));
         }
+    }
+}
+
+/// The log files a failed attempt wrote (only those that exist).
+fn logs_written(stderr: Option<&std::path::Path>, stdout: Option<&std::path::Path>) -> String {
+    let path = |p: &std::path::Path| shown(&p.display().to_string()).into_owned();
+    match (stderr, stdout) {
+        (Some(err), Some(out)) => format!("log: {} (output: {})", path(err), path(out)),
+        (Some(err), None) => format!("log: {}", path(err)),
+        (None, Some(out)) => format!("log: {} (nothing on stderr)", path(out)),
+        (None, None) => "it wrote no log".to_owned(),
     }
 }
 
@@ -360,8 +384,12 @@ pub(crate) fn summary_text(summary: &RunSummary, interrupted: bool) -> String {
     };
     let _ = write!(
         s,
-        "run {} {outcome} in {:.1} s: {} tasks, {} ran, {} cached",
-        summary.run_id, summary.seconds, summary.tasks, summary.ran, summary.cached
+        "run {} {outcome} in {:.1} s: {}, {} ran, {} cached",
+        shown(&summary.run_id),
+        summary.seconds,
+        count(summary.tasks, "task"),
+        summary.ran,
+        summary.cached
     );
     for (n, what) in [
         (summary.failed, "failed"),
@@ -374,7 +402,7 @@ pub(crate) fn summary_text(summary: &RunSummary, interrupted: bool) -> String {
     }
     s.push('\n');
     for (name, reason) in summary.failures.iter().take(10) {
-        let _ = writeln!(s, "  failed: {name}: {reason}");
+        let _ = writeln!(s, "  failed: {}: {}", shown(name), shown(reason));
     }
     if summary.failures.len() > 10 {
         let _ = writeln!(s, "  ... and {} more", summary.failures.len() - 10);
@@ -382,8 +410,9 @@ pub(crate) fn summary_text(summary: &RunSummary, interrupted: bool) -> String {
     if let Some((name, _)) = summary.failures.first() {
         let _ = writeln!(
             s,
-            "  see a log with: twinflow logs {} '{name}'",
-            summary.run_id
+            "  see a log with: twinflow logs {} '{}'",
+            shown(&summary.run_id),
+            shown(name)
         );
     }
     s

@@ -381,3 +381,117 @@ steps:
     let w = std::fs::read_to_string(run_dir.join("work/second/0/w.txt")).expect("w");
     assert_eq!(w, "7\n");
 }
+
+/// The `task-failed` events of a `--json` run.
+fn failed_events(o: &Output) -> Vec<serde_json::Value> {
+    text(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "task-failed")
+        .collect()
+}
+
+#[test]
+fn failures_name_only_the_logs_their_attempt_wrote() {
+    let sb = Sandbox::new(
+        r#"
+version: 1
+name: nologs
+executors: { here: { kind: local } }
+steps:
+  silent:
+    executor: here
+    timeout: 1s
+    run: sleep 30
+  chatty:
+    executor: here
+    run: echo "computing"
+    outputs: { result: result.txt }
+"#,
+    );
+    let o = sb.run(&["run", "wf.yaml"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    // A timeout that wrote nothing names no log.
+    assert!(
+        err.contains(
+            "FAILED  silent: timed out after 1 s and was killed\n        attempt 0; it wrote no log"
+        ),
+        "{err}"
+    );
+    // A seal failure of a task that wrote only to stdout names that file.
+    let line = err
+        .lines()
+        .skip_while(|l| !l.starts_with("FAILED  chatty"))
+        .nth(1)
+        .expect("the line after chatty's failure");
+    assert!(
+        line.contains("log: ") && line.ends_with("/logs/chatty/0.0.out (nothing on stderr)"),
+        "{err}"
+    );
+    assert!(
+        !err.contains(".err"),
+        "names a stderr file that does not exist: {err}"
+    );
+
+    let o = sb.run(&["run", "wf.yaml", "--json", "--no-cache"]);
+    let events = failed_events(&o);
+    assert_eq!(events.len(), 2, "{}", text(&o.stdout));
+    for e in &events {
+        assert!(e["stderr"].is_null(), "{e}");
+        match e["name"].as_str() {
+            Some("silent") => assert!(e["stdout"].is_null(), "{e}"),
+            _ => {
+                let out = e["stdout"].as_str().expect("stdout path");
+                assert!(std::path::Path::new(out).is_file(), "{e}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_attempt_a_failure_names_is_the_one_logs_shows() {
+    let sb = Sandbox::new(
+        r#"
+version: 1
+name: twice
+executors: { here: { kind: local } }
+steps:
+  flaky:
+    executor: here
+    retries: 1
+    run: echo "try $(ls $DIR | grep -c '^try-')" >&2; touch $DIR/try-$$; exit 3
+"#,
+    );
+    let o = sb.run(&["run", "wf.yaml"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("retry   flaky: attempt 0 failed: exited with status 3: try 0"),
+        "{err}"
+    );
+    assert!(
+        err.contains("FAILED  flaky: exited with status 3: try 1\n        attempt 1; log: "),
+        "{err}"
+    );
+    assert!(err.contains("/logs/flaky/0.1.err"), "{err}");
+    let run = sb.status_json()["run"]["id"]
+        .as_str()
+        .expect("run id")
+        .to_owned();
+    for n in ["0", "1"] {
+        let logs = sb.run(&["logs", &run, "flaky", "--attempt", n, "--stream", "stderr"]);
+        assert_eq!(
+            text(&logs.stdout),
+            format!("try {n}\n"),
+            "{}",
+            text(&logs.stderr)
+        );
+    }
+    let o = sb.run(&["run", "wf.yaml", "--json"]);
+    let attempts: Vec<u64> = failed_events(&o)
+        .iter()
+        .filter_map(|e| e["attempt"].as_u64())
+        .collect();
+    assert_eq!(attempts, [0, 1], "JSON numbers attempts as the text does");
+}

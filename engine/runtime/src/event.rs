@@ -90,14 +90,20 @@ pub enum RunEvent {
         name: String,
         /// Step index.
         step: u32,
-        /// The attempt.
+        /// The attempt (0 for the first, as in its log files' names and
+        /// `twinflow logs --attempt`).
         attempt: u32,
         /// What went wrong.
         reason: String,
         /// Seconds until the next attempt, when it will be retried.
         retry_in: Option<f64>,
-        /// Its standard error file.
-        stderr: PathBuf,
+        /// Its standard error file, `None` (`null`) when the attempt wrote
+        /// none (log files are created on their first byte; a task that was
+        /// never started, or timed out silently, has none).
+        stderr: Option<PathBuf>,
+        /// Its standard output file, `None` (`null`) when it wrote none.
+        #[serde(default)]
+        stdout: Option<PathBuf>,
     },
     /// A task will not run.
     TaskSkipped {

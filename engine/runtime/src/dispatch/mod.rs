@@ -582,7 +582,10 @@ impl Dispatch {
         }
     }
 
+    /// Announces a failed attempt, naming only the log files it wrote.
     fn emit_failed(&self, task: TaskId, attempt: u32, reason: String, retry_in: Option<f64>) {
+        let paths = self.paths(task, attempt);
+        let written = |path: std::path::PathBuf| path.is_file().then_some(path);
         self.emit(RunEvent::TaskFailed {
             task: task.0,
             name: self.plan.task_name(task),
@@ -590,7 +593,8 @@ impl Dispatch {
             attempt,
             reason,
             retry_in,
-            stderr: self.paths(task, attempt).stderr,
+            stderr: written(paths.stderr),
+            stdout: written(paths.stdout),
         });
     }
 
