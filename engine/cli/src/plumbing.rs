@@ -10,6 +10,8 @@ use crate::output::Output;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use twinflow_core::ExecutorKind;
+use twinflow_daemon::api::NotFound;
+use twinflow_daemon::query::{self, QueryError};
 use twinflow_daemon::{Client, DaemonError, DaemonPaths, read_token_file};
 use twinflow_engine::{Engine, RunInfo, StateStore};
 use twinflow_executor_cloud::{CloudFactory, RunnerBinary};
@@ -197,13 +199,21 @@ pub(crate) fn block_on<T>(out: &Output, f: impl std::future::Future<Output = T>)
     runtime(out).map(|rt| rt.block_on(f))
 }
 
-/// The run `run` names in `store` (an id, a unique prefix, or `latest`).
-pub(crate) fn find_run(
-    store: &StateStore,
-    run: &str,
-) -> Result<Option<RunInfo>, twinflow_engine::StateError> {
-    if run == "latest" {
-        return Ok(store.runs()?.into_iter().next());
+/// The run a `RUN` argument names in `store` (an id, a unique prefix of
+/// one, or `latest`), as `status` and the daemon find it; `None` when there
+/// is no such run. An ambiguous prefix (exit 2, with the runs it begins)
+/// and an unreadable store (exit 3) are reported here.
+pub(crate) fn find_run(out: &Output, store: &StateStore, run: &str) -> Result<Option<RunInfo>, u8> {
+    match query::find_run(store, Some(run)) {
+        Ok(info) => Ok(Some(info)),
+        Err(QueryError::NotFound(NotFound::Run { .. } | NotFound::NoRuns)) => Ok(None),
+        Err(QueryError::NotFound(nf)) => {
+            out.error(&nf.to_string());
+            Err(exit::INVALID)
+        }
+        Err(QueryError::Store(e)) => {
+            out.error(&e.to_string());
+            Err(exit::UNREACHABLE)
+        }
     }
-    store.run(run)
 }

@@ -495,3 +495,43 @@ steps:
         .collect();
     assert_eq!(attempts, [0, 1], "JSON numbers attempts as the text does");
 }
+
+#[test]
+fn resume_takes_the_newest_run_that_did_not_succeed() {
+    let sb = Sandbox::new(
+        r#"
+version: 1
+name: gated
+executors: { here: { kind: local } }
+steps:
+  gate:
+    executor: here
+    run: test -f $DIR/go
+"#,
+    );
+    let failed = sb.run(&["run", "wf.yaml"]);
+    assert_eq!(failed.status.code(), Some(1), "{}", text(&failed.stderr));
+    let failed_id = sb.status_json()["run"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    std::fs::write(sb.path("go"), "").expect("write go");
+    let o = sb.run(&["run", "wf.yaml"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    // The newest run succeeded: the failed one before it is taken up.
+    let o = sb.run(&["run", "--resume", "wf.yaml"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(&format!("resuming gated: run {failed_id}")),
+        "{err}"
+    );
+    // Now every run succeeded: nothing to resume.
+    let o = sb.run(&["run", "--resume", "wf.yaml"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("as did every earlier one"),
+        "{}",
+        text(&o.stderr)
+    );
+}

@@ -341,3 +341,48 @@ fn over_tcp_the_commands_need_the_token_file() {
         "the token is kept for the next daemon"
     );
 }
+
+#[test]
+fn an_ambiguous_run_prefix_is_refused_with_its_candidates() {
+    let sandbox = Sandbox::new();
+    let (first, second) = two_runs(&sandbox);
+    let ambiguous = |o: &Output, command: &[&str]| {
+        let (code, _, err) = seen(o);
+        assert_eq!(code, Some(2), "twinflow {}: {err}", command.join(" "));
+        assert!(
+            err.contains("run `mixed` is ambiguous: 2 runs begin with it")
+                && err.contains(&first)
+                && err.contains(&second),
+            "twinflow {}: {err}",
+            command.join(" ")
+        );
+    };
+    let report = sandbox.dir.path().join("report.html");
+    let report = report.to_str().expect("utf-8");
+    for command in [
+        vec!["status", "mixed"],
+        vec!["logs", "mixed", "fail"],
+        vec!["report", "mixed", "--out", report],
+        vec!["run", "--resume=mixed", "mixed.yaml", "--local"],
+    ] {
+        ambiguous(&sandbox.run(&command), &command);
+    }
+    let _daemon = sandbox.daemon();
+    for command in [
+        vec!["status", "mixed"],
+        vec!["logs", "mixed", "fail"],
+        vec!["cancel", "mixed"],
+        vec!["watch", "mixed"],
+    ] {
+        ambiguous(&sandbox.run(&command), &command);
+    }
+    // A unique prefix names its run through the daemon too (this one ended
+    // before the daemon started, so there is nothing to watch).
+    let o = sandbox.run(&["watch", &second[..second.len() - 1]]);
+    assert!(
+        text(&o.stderr).contains(&format!("run `{second}` is not running in this daemon")),
+        "{}",
+        text(&o.stderr)
+    );
+    let _ = sandbox.run(&["daemon", "stop"]);
+}

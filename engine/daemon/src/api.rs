@@ -160,6 +160,16 @@ pub enum NotFound {
         /// The id asked for.
         run: String,
     },
+    /// A prefix of several runs' ids.
+    #[error("{}", ambiguous(run, *count, candidates))]
+    Ambiguous {
+        /// The prefix asked for.
+        run: String,
+        /// How many runs it begins.
+        count: usize,
+        /// The newest of them (at most ten), newest first.
+        candidates: Vec<String>,
+    },
     /// The newest run was asked for and there is none.
     #[error("no runs yet")]
     NoRuns,
@@ -187,6 +197,20 @@ pub enum NotFound {
         /// Why.
         reason: String,
     },
+}
+
+/// The message of [`NotFound::Ambiguous`].
+fn ambiguous(run: &str, count: usize, candidates: &[String]) -> String {
+    let more = count.saturating_sub(candidates.len());
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    format!(
+        "run `{run}` is ambiguous: {count} runs begin with it ({}{more}); give more of the id",
+        candidates.join(", ")
+    )
 }
 
 /// An error answer: `{"error": "..."}`, with what was not found on a 404

@@ -26,12 +26,36 @@ pub fn runs(store: &StateStore) -> Result<Vec<RunInfo>, StateError> {
     store.runs()
 }
 
-/// A run by id or unique id prefix; `None` or `latest`: the newest run.
+/// How many runs an ambiguous prefix lists.
+const CANDIDATES_SHOWN: usize = 10;
+
+/// A run by id or unique id prefix; `None` or `latest`: the newest run. A
+/// prefix of several runs' ids is [`NotFound::Ambiguous`], with them.
 pub fn find_run(store: &StateStore, run: Option<&str>) -> Result<RunInfo, QueryError> {
     match run {
-        Some(id) if id != "latest" => store
-            .run(id)?
-            .ok_or_else(|| NotFound::Run { run: id.to_owned() }.into()),
+        Some(id) if id != "latest" => {
+            if let Some(found) = store.run(id)? {
+                return Ok(found);
+            }
+            let matching: Vec<RunInfo> = store
+                .runs()?
+                .into_iter()
+                .filter(|r| r.id.starts_with(id))
+                .collect();
+            if matching.len() > 1 {
+                return Err(NotFound::Ambiguous {
+                    run: id.to_owned(),
+                    count: matching.len(),
+                    candidates: matching
+                        .into_iter()
+                        .take(CANDIDATES_SHOWN)
+                        .map(|r| r.id)
+                        .collect(),
+                }
+                .into());
+            }
+            Err(NotFound::Run { run: id.to_owned() }.into())
+        }
         _ => store
             .runs()?
             .into_iter()

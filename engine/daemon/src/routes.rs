@@ -252,7 +252,29 @@ fn log_body(body: Body) -> Response {
         .unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
+/// The id of the run `id` names (an id or a unique prefix of one), when it
+/// is not one this daemon knows as it is; an ambiguous prefix is answered
+/// with its candidates.
+async fn resolve(app: &App, id: String) -> Result<String, Response> {
+    if app.runs.knows(&id) {
+        return Ok(id);
+    }
+    let asked = id.clone();
+    match read(app, move |store| query::find_run(store, Some(&asked))).await? {
+        Ok(run) => Ok(run.id),
+        Err(QueryError::NotFound(nf @ NotFound::Ambiguous { .. })) => {
+            Err(query_error(QueryError::NotFound(nf)))
+        }
+        // Said below as "not running in this daemon".
+        Err(_) => Ok(id),
+    }
+}
+
 async fn cancel(State(app): State<App>, Path(id): Path<String>) -> Response {
+    let id = match resolve(&app, id).await {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
     if app.runs.cancel(&id) {
         Json(serde_json::json!({ "cancelled": id })).into_response()
     } else {
@@ -264,6 +286,10 @@ async fn cancel(State(app): State<App>, Path(id): Path<String>) -> Response {
 }
 
 async fn events(State(app): State<App>, Path(id): Path<String>) -> Response {
+    let id = match resolve(&app, id).await {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
     let Some(watch) = app.runs.watch(&id) else {
         return error(
             StatusCode::NOT_FOUND,

@@ -118,6 +118,16 @@ impl Runs {
         ids
     }
 
+    /// Whether `id` is a live run, or an ended one whose last event is kept.
+    pub(crate) fn knows(&self, id: &str) -> bool {
+        self.is_live(id)
+            || self
+                .ended
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains_key(id)
+    }
+
     pub(crate) fn is_live(&self, id: &str) -> bool {
         self.table().contains_key(id)
     }

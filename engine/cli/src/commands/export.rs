@@ -48,16 +48,13 @@ pub(crate) fn export(
         Ok(store) => store,
         Err(code) => return code,
     };
-    let info = match find_run(&store, run) {
+    let info = match find_run(out, &store, run) {
         Ok(Some(info)) => info,
         Ok(None) => {
             out.error(&format!("no run `{run}` in {}", dir.display()));
             return exit::INVALID;
         }
-        Err(e) => {
-            out.error(&e.to_string());
-            return exit::UNREACHABLE;
-        }
+        Err(code) => return code,
     };
     let Some(plan) = compile_run_plan(out, &info) else {
         return exit::INVALID;

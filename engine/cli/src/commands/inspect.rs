@@ -196,7 +196,7 @@ impl Reader {
                 out.error(&nf.to_string());
                 return exit::UNREACHABLE;
             }
-            NotFound::Log { .. } => out.error(&nf.to_string()),
+            NotFound::Log { .. } | NotFound::Ambiguous { .. } => out.error(&nf.to_string()),
         }
         exit::INVALID
     }

@@ -5,12 +5,13 @@ use super::compile_for_run;
 use crate::args::{CompileArgs, RunArgs};
 use crate::exit;
 use crate::output::Output;
-use crate::plumbing::{build_engine, open_store, runtime, state_dir, stored_settings};
+use crate::plumbing::{build_engine, find_run, open_store, runtime, state_dir, stored_settings};
 use crate::progress::{Mode, Reporter, summary_text};
+use crate::term::shown;
 use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Duration;
-use twinflow_engine::{Engine, Outcome, RunOptions, RunState, RunSummary};
+use twinflow_engine::{Engine, Outcome, RunInfo, RunOptions, RunState, RunSummary};
 
 pub(crate) fn run(out: &Output, args: &RunArgs) -> u8 {
     let dir = state_dir(&args.state);
@@ -176,41 +177,46 @@ fn pick_run_id(out: &Output, args: &RunArgs, dir: &Path) -> Result<(String, Opti
         ));
     };
     let store = open_store(out, dir)?;
-    let found = if wanted.is_empty() {
-        let file =
-            std::fs::canonicalize(&args.compile.file).unwrap_or_else(|_| args.compile.file.clone());
-        store.latest_run_of_file(&file.display().to_string())
-    } else {
-        store.run(wanted)
-    };
-    match found {
-        Ok(Some(run)) if run.state == RunState::Succeeded && wanted.is_empty() => {
-            out.error(&format!(
-                "the newest run of {} ({}) already succeeded; run it again without --resume \
-                 (unchanged tasks come from the cache)",
-                args.compile.file.display(),
-                run.id
-            ));
-            Err(exit::INVALID)
-        }
-        Ok(Some(run)) => Ok((run.id, Some(run.args))),
-        Ok(None) if wanted.is_empty() => {
-            out.error(&format!(
-                "no earlier run of {} in {} to resume",
-                args.compile.file.display(),
-                dir.display()
-            ));
-            Err(exit::INVALID)
-        }
-        Ok(None) => {
-            out.error(&format!("no run `{wanted}` in {} to resume", dir.display()));
-            Err(exit::INVALID)
-        }
+    if !wanted.is_empty() {
+        return match find_run(out, &store, wanted)? {
+            Some(run) => Ok((run.id, Some(run.args))),
+            None => {
+                out.error(&format!("no run `{wanted}` in {} to resume", dir.display()));
+                Err(exit::INVALID)
+            }
+        };
+    }
+    // The newest run of this file that did not succeed.
+    let file =
+        std::fs::canonicalize(&args.compile.file).unwrap_or_else(|_| args.compile.file.clone());
+    let file = file.display().to_string();
+    let runs: Vec<RunInfo> = match store.runs() {
+        Ok(runs) => runs
+            .into_iter()
+            .filter(|r| r.file.as_deref() == Some(file.as_str()))
+            .collect(),
         Err(e) => {
             out.error(&e.to_string());
-            Err(exit::UNREACHABLE)
+            return Err(exit::UNREACHABLE);
         }
+    };
+    if let Some(run) = runs.iter().find(|r| r.state != RunState::Succeeded) {
+        return Ok((run.id.clone(), Some(run.args.clone())));
     }
+    match runs.first() {
+        Some(newest) => out.error(&format!(
+            "the newest run of {} ({}) already succeeded, as did every earlier one; run it \
+             again without --resume (unchanged tasks come from the cache)",
+            args.compile.file.display(),
+            shown(&newest.id)
+        )),
+        None => out.error(&format!(
+            "no earlier run of {} in {} to resume",
+            args.compile.file.display(),
+            dir.display()
+        )),
+    }
+    Err(exit::INVALID)
 }
 
 /// What `status` shows about how the run was started.
