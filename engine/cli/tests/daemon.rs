@@ -269,3 +269,88 @@ fn sigterm_stops_the_daemon_gracefully() {
     let _ = again.kill();
     let _ = again.wait();
 }
+
+#[test]
+fn a_listener_beyond_this_machine_is_warned_about_on_the_terminal() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("state");
+    let o = twinflow(&state, &["daemon", "start", "--listen", "0.0.0.0:0"]);
+    let _ = twinflow(&state, &["daemon", "stop"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("warning: listening on 0.0.0.0:") && err.contains("without TLS"),
+        "{err}"
+    );
+}
+
+/// A local user other than the one running the tests (made if missing);
+/// `None` unless the tests run as root.
+fn second_user() -> Option<&'static str> {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to act as a second user");
+        return None;
+    }
+    let user = "twinflow-peer-test";
+    let exists = std::process::Command::new("id")
+        .arg(user)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !exists {
+        let added = std::process::Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                user,
+            ])
+            .status()
+            .expect("run useradd");
+        assert!(added.success(), "useradd {user}");
+    }
+    Some(user)
+}
+
+#[test]
+fn another_user_is_told_the_daemon_is_not_theirs() {
+    let Some(user) = second_user() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("state");
+    let mut daemon = daemon(&state, None);
+    let as_other = || {
+        std::process::Command::new("runuser")
+            .args([
+                "-u",
+                user,
+                "--",
+                env!("CARGO_BIN_EXE_twinflow"),
+                "runs",
+                "--state-dir",
+            ])
+            .arg(&state)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run runuser")
+    };
+    // The socket's directory keeps the other user out, and the socket's
+    // peer check refuses them once it is opened up: the same words.
+    let shut = as_other();
+    use std::os::unix::fs::PermissionsExt as _;
+    let paths = twinflow_daemon::DaemonPaths::new(&state);
+    for p in [dir.path(), &state, &paths.dir, &paths.socket] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    }
+    let open = as_other();
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    for o in [shut, open] {
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(3), "{err}");
+        assert!(
+            err.contains("permission denied: the daemon belongs to another user"),
+            "{err}"
+        );
+        assert!(!err.contains("start one"), "{err}");
+    }
+}

@@ -40,7 +40,7 @@ pub(crate) async fn only_owner(
         return error(
             StatusCode::FORBIDDEN,
             format!(
-                "this twinflow daemon serves only uid {me}, not {}",
+                "permission denied: the daemon belongs to another user (it serves only uid {me}, not {})",
                 peer.uid
                     .map_or_else(|| "an unknown user".to_owned(), |u| u.to_string())
             ),
@@ -52,6 +52,16 @@ pub(crate) async fn only_owner(
 /// The token a TCP request must carry.
 #[derive(Clone)]
 pub(crate) struct Token(pub(crate) Arc<str>);
+
+/// The credentials of an `Authorization` header of the `Bearer` scheme,
+/// whose name is case-insensitive (RFC 7235 section 2.1: `bearer`,
+/// `BEARER`); spaces between scheme and token are allowed.
+fn bearer_credentials(value: &str) -> Option<&str> {
+    let (scheme, credentials) = value.trim_start().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(credentials.trim_start())
+}
 
 /// Refuses a TCP request without the token (401), comparing in constant
 /// time.
@@ -65,7 +75,7 @@ pub(crate) async fn bearer(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(bearer_credentials);
     let why = match given {
         Some(given) if token::matches(given.trim().as_bytes(), token.0.as_bytes()) => {
             return next.run(req).await;
@@ -85,4 +95,19 @@ pub(crate) async fn bearer(
         header::HeaderValue::from_static("Bearer"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_credentials;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for header in ["Bearer abc", "bearer abc", "BEARER  abc", "BeArEr abc"] {
+            assert_eq!(bearer_credentials(header), Some("abc"), "{header}");
+        }
+        assert_eq!(bearer_credentials("Basic abc"), None);
+        assert_eq!(bearer_credentials("Bearerabc"), None);
+        assert_eq!(bearer_credentials("Bearer"), None);
+    }
 }

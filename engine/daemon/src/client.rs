@@ -184,9 +184,18 @@ impl Client {
         };
         match &self.transport {
             Transport::Unix(path) => {
-                let stream = tokio::net::UnixStream::connect(path)
-                    .await
-                    .map_err(|e| not_running(e.to_string()))?;
+                let stream =
+                    tokio::net::UnixStream::connect(path)
+                        .await
+                        .map_err(|e| match e.kind() {
+                            // Another user's daemon: its directory (0700) or
+                            // socket (0600) keeps us out; starting one would not help.
+                            std::io::ErrorKind::PermissionDenied => DaemonError::PermissionDenied {
+                                socket: self.endpoint(),
+                                reason: e.to_string(),
+                            },
+                            _ => not_running(e.to_string()),
+                        })?;
                 handshake(stream).await
             }
             Transport::Tcp { addr, .. } => {

@@ -24,6 +24,17 @@ pub enum DaemonError {
         /// Why.
         reason: String,
     },
+    /// The daemon's socket may not be used by this user: its directory or
+    /// socket is another user's (mode 0700/0600).
+    #[error(
+        "permission denied: the daemon belongs to another user (cannot connect to {socket}: {reason})"
+    )]
+    PermissionDenied {
+        /// The socket.
+        socket: String,
+        /// Why.
+        reason: String,
+    },
     /// The daemon could not be set up.
     #[error("{0}")]
     Setup(String),

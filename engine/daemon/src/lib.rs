@@ -46,5 +46,5 @@ pub use client::{Client, EventStream, LogReader};
 pub use error::DaemonError;
 pub use lock::running_pid;
 pub use paths::DaemonPaths;
-pub use server::{ServeOptions, serve, serve_with};
+pub use server::{ServeOptions, listen_warning, serve, serve_with};
 pub use token::read_token_file;

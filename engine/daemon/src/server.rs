@@ -37,6 +37,18 @@ impl ServeOptions {
     }
 }
 
+/// The warning a TCP listener on `addr` deserves: one reachable beyond this
+/// machine (not loopback) sends the token without TLS. The daemon logs it;
+/// `twinflow daemon start` also prints it on the terminal.
+pub fn listen_warning(addr: SocketAddr) -> Option<String> {
+    (!addr.ip().is_loopback()).then(|| {
+        format!(
+            "listening on {addr}, beyond this machine: the token travels without TLS \
+             (bind to 127.0.0.1 and use an SSH tunnel instead)"
+        )
+    })
+}
+
 /// Runs the daemon of `engine`'s state directory on its Unix socket only:
 /// [`serve_with`] with the default [`ServeOptions`].
 pub async fn serve(
@@ -70,10 +82,8 @@ pub async fn serve_with(
             let bound = listener
                 .local_addr()
                 .map_err(|e| DaemonError::Setup(format!("cannot listen on tcp {addr}: {e}")))?;
-            if !bound.ip().is_loopback() {
-                tracing::warn!(
-                    "listening on {bound}, beyond this machine: the token travels without TLS"
-                );
+            if let Some(warning) = listen_warning(bound) {
+                tracing::warn!("{warning}");
             }
             Some((listener, bound, Token(token.into())))
         }

@@ -191,6 +191,10 @@ fn another_user_is_refused_even_when_the_socket_is_reachable() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(answer.contains("serves only uid 0"), "{answer}");
+    assert!(
+        answer.contains("permission denied: the daemon belongs to another user"),
+        "{answer}"
+    );
 }
 
 /// A failing step, a step that writes to both streams, run twice so the

@@ -84,8 +84,11 @@ async fn a_request_without_the_token_is_refused_401() {
     // Every route is behind the token, not only ping.
     let answer = raw_get(&addr, "/v1/runs", None).await;
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
-    let answer = raw_get(&addr, "/v1/ping", Some(&format!("Bearer {token}"))).await;
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // The scheme's name is case-insensitive (RFC 7235).
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let answer = raw_get(&addr, "/v1/ping", Some(&format!("{scheme} {token}"))).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{scheme}: {answer}");
+    }
 
     let err = Client::tcp(&addr, "a-wrong-token-a-wrong-token-a-wrong")
         .ping()

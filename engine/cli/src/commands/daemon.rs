@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use twinflow_daemon::api::SubmitRequest;
-use twinflow_daemon::{Client, DaemonError, DaemonPaths, ServeOptions, running_pid};
+use twinflow_daemon::{
+    Client, DaemonError, DaemonPaths, ServeOptions, listen_warning, running_pid,
+};
 use twinflow_engine::{Outcome, RunEvent, StepCounts};
 use twinflow_executor_local::SlotPool;
 
@@ -159,6 +161,10 @@ fn start(out: &Output, state: &StateArgs, serve: &ServeArgs) -> u8 {
             );
             if let Some(addr) = &ping.listen {
                 eprintln!("  tcp:    {addr} (token in {})", paths.token.display());
+                // Said in the daemon's log too, where nobody may look.
+                if let Some(warning) = addr.parse().ok().and_then(listen_warning) {
+                    eprintln!("warning: {warning}");
+                }
             }
             return exit::SUCCESS;
         }
