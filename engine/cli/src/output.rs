@@ -42,10 +42,11 @@ impl Output {
         let mut stderr = std::io::stderr().lock();
         let _ = stderr.write_all(err.render(self.color).as_bytes());
         let n = err.diagnostics.len();
-        let noun = if n == 1 { "error" } else { "errors" };
         let _ = writeln!(
             stderr,
-            "error: could not compile `{what}` due to {n} {noun}"
+            "error: could not compile `{}` due to {}",
+            crate::term::shown(what),
+            crate::term::count(n as u64, "error")
         );
     }
 
@@ -57,7 +58,9 @@ impl Output {
     }
 
     /// Writes a plain error line to stderr.
+    /// Its values' control characters are escaped ([`crate::term::lines`]).
     pub(crate) fn error(&self, message: &str) {
+        let message = crate::term::lines(message);
         let _ = writeln!(std::io::stderr().lock(), "error: {message}");
     }
 }

@@ -269,13 +269,17 @@ steps:
             "run-finished"
         ]
     );
-    // Run again: the task is reused, and says so.
+    // Run again: the task is reused, and says so (in the singular).
     let again = sb.run(&["run", "wf.yaml"]);
+    let err = text(&again.stderr);
+    assert!(err.contains(": 1 task, 0 ran, 1 cached"), "{err}");
+    assert!(err.contains("1 task in 1 step\n"), "{err}");
     assert!(
-        text(&again.stderr).contains("0 ran, 1 cached"),
-        "{}",
-        text(&again.stderr)
+        err.contains("step hello finished: 1/1 task (1 cached)"),
+        "{err}"
     );
+    let plan = text(&sb.run(&["plan", "wf.yaml"]).stdout);
+    assert!(plan.ends_with("\n1 task\n"), "{plan}");
     let resume = sb.run(&["run", "--resume", "wf.yaml"]);
     assert_eq!(resume.status.code(), Some(2));
     assert!(text(&resume.stderr).contains("already succeeded"));
@@ -534,4 +538,64 @@ steps:
         "{}",
         text(&o.stderr)
     );
+}
+
+#[test]
+fn control_characters_in_names_and_values_reach_no_terminal_raw() {
+    let sb = Sandbox::new(
+        r#"
+version: 1
+name: colours
+params: { note: plain }
+executors: { here: { kind: local } }
+steps:
+  paint:
+    executor: here
+    for_each: { c: ["red\e[31mX\nFAKE LINE"] }
+    run: printf 'boom\033]0;title\007\n' >&2; exit 1
+"#,
+    );
+    let raw = |o: &Output| {
+        let all = [o.stdout.as_slice(), o.stderr.as_slice()].concat();
+        assert!(
+            !all.iter().any(|&b| b == 0x1b || b == 0x07),
+            "a raw control character: {:?}",
+            text(&all)
+        );
+        text(&all)
+    };
+    let escaped = r"paint[c=red\x1b[31mX\nFAKE LINE]";
+    let plan = sb.run(&["plan", "wf.yaml", "-p", "note=\u{1b}[2Jcleared\nline"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan.stderr));
+    let shown = raw(&plan);
+    assert!(shown.contains(&format!("#0 {escaped}\n")), "{shown}");
+    assert!(!shown.contains("\nFAKE LINE"), "{shown}");
+
+    let o = sb.run(&["run", "wf.yaml"]);
+    assert_eq!(o.status.code(), Some(1));
+    let shown = raw(&o);
+    assert!(
+        shown.contains(&format!(
+            r"FAILED  {escaped}: exited with status 1: boom\x1b]0;title\x07"
+        )),
+        "{shown}"
+    );
+    let shown = raw(&sb.run(&["status", "--tasks"]));
+    assert!(shown.contains(escaped), "{shown}");
+    // JSON carries the value itself, escaped as JSON.
+    let status = sb.status_json();
+    assert_eq!(
+        status["tasks"][0]["name"],
+        "paint[c=red\u{1b}[31mX\nFAKE LINE]"
+    );
+    // `logs` copies the task's own bytes; only its header is escaped.
+    let run = status["run"]["id"].as_str().expect("run id").to_owned();
+    let logs = sb.run(&["logs", &run, "paint[c=red\u{1b}[31mX\nFAKE LINE]"]);
+    assert_eq!(text(&logs.stdout), "boom\u{1b}]0;title\u{7}\n");
+    assert!(
+        text(&logs.stderr).contains(escaped),
+        "{}",
+        text(&logs.stderr)
+    );
+    assert!(!logs.stderr.contains(&0x1b), "{}", text(&logs.stderr));
 }

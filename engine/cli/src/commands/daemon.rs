@@ -8,6 +8,7 @@ use crate::exit;
 use crate::output::Output;
 use crate::plumbing::{block_on, build_engine, failed, state_dir, target};
 use crate::progress::{Mode, Reporter, summary_text};
+use crate::term::shown;
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -62,7 +63,10 @@ fn run(out: &Output, state: &StateArgs, serve: &ServeArgs, detached: bool) -> u8
         let pool = serve
             .slots
             .map_or_else(SlotPool::of_this_machine, SlotPool::new);
-        tracing::info!("local tasks of all runs share {} cores", pool.total());
+        tracing::info!(
+            "local tasks of all runs share {}",
+            crate::term::count(pool.total(), "core")
+        );
         let engine = build_engine(out, &dir, Some(pool))?;
         let shutdown = async {
             use tokio::signal::unix::{SignalKind, signal};
@@ -230,7 +234,8 @@ fn status(out: &Output, state: &StateArgs, daemon: &DaemonArgs) -> u8 {
             if ping.live_runs.is_empty() {
                 println!("  no runs in progress");
             } else {
-                println!("  runs in progress: {}", ping.live_runs.join(", "));
+                let ids: Vec<_> = ping.live_runs.iter().map(|r| shown(r)).collect();
+                println!("  runs in progress: {}", ids.join(", "));
             }
             exit::SUCCESS
         }
@@ -270,10 +275,11 @@ pub(crate) fn submit(out: &Output, args: &SubmitArgs) -> u8 {
     };
     match block_on(out, client.submit(&request)) {
         Ok(Ok(run)) => {
-            println!("{}", run.run_id);
+            println!("{}", shown(&run.run_id));
+            let id = shown(&run.run_id);
             eprintln!(
-                "submitted {}: follow it with `twinflow watch {}`; its files: {}",
-                run.run_id, run.run_id, run.run_dir
+                "submitted {id}: follow it with `twinflow watch {id}`; its files: {}",
+                shown(&run.run_dir)
             );
             exit::SUCCESS
         }
@@ -289,7 +295,7 @@ pub(crate) fn cancel(out: &Output, state: &StateArgs, daemon: &DaemonArgs, run: 
     };
     match block_on(out, client.cancel(run)) {
         Ok(Ok(())) => {
-            eprintln!("cancelling {run}");
+            eprintln!("cancelling {}", shown(run));
             exit::SUCCESS
         }
         Ok(Err(e)) => failed(out, &e),

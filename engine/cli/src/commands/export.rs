@@ -9,6 +9,7 @@ use crate::args::{CompileArgs, StateArgs};
 use crate::exit;
 use crate::output::Output;
 use crate::plumbing::{find_run, open_store, state_dir, stored_settings};
+use crate::term::{count, shown};
 use std::path::{Path, PathBuf};
 use twinflow_engine::RunInfo;
 use twinflow_report::{CrateOptions, ReportOptions, RunRecord};
@@ -70,10 +71,10 @@ pub(crate) fn export(
     if let Some((target, options)) = provenance {
         match twinflow_report::write_provenance(&record, target, options) {
             Ok(s) => eprintln!(
-                "provenance crate: {} ({} task actions, {} files, {} copied in, {} bytes)",
-                s.path.display(),
-                s.actions,
-                s.files,
+                "provenance crate: {} ({}, {}, {} copied in, {} bytes)",
+                shown(&s.path.display().to_string()),
+                count(s.actions as u64, "task action"),
+                count(s.files as u64, "file"),
                 s.files_included,
                 s.bytes_included
             ),
@@ -85,7 +86,11 @@ pub(crate) fn export(
     }
     if let Some(target) = report {
         match twinflow_report::write_report(&record, target, &ReportOptions::default()) {
-            Ok(s) => eprintln!("report: {} ({} bytes)", s.path.display(), s.bytes),
+            Ok(s) => eprintln!(
+                "report: {} ({} bytes)",
+                shown(&s.path.display().to_string()),
+                s.bytes
+            ),
             Err(e) => {
                 out.error(&format!("failed to write the report: {e}"));
                 return exit::UNREACHABLE;

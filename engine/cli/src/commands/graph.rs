@@ -53,7 +53,12 @@ fn step_nodes(plan: &Plan) -> Vec<Node> {
             let e = &plan.executors[s.executor.index()];
             Node {
                 id: format!("s{i}"),
-                label: format!("{}\\n{} tasks on {}", s.name, s.tasks.len(), e.name),
+                label: format!(
+                    "{}\\n{} on {}",
+                    s.name,
+                    crate::term::count(s.tasks.len() as u64, "task"),
+                    e.name
+                ),
             }
         })
         .collect()

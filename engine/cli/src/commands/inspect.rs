@@ -9,6 +9,7 @@ use crate::args::{DaemonArgs, StateArgs, Stream};
 use crate::exit;
 use crate::output::Output;
 use crate::plumbing::{Target, failed, open_store, runtime, state_dir, target};
+use crate::term::shown;
 use std::fmt::Write as _;
 use twinflow_daemon::api::{LogStream, NotFound, RunStatus, TaskLogs};
 use twinflow_daemon::query::{self, QueryError};
@@ -237,23 +238,24 @@ pub(crate) fn runs(out: &Output, state: &StateArgs, daemon: &DaemonArgs, json: b
         return exit::SUCCESS;
     }
     if runs.is_empty() {
-        out.print(&format!("no runs yet in {}\n", reader.place));
+        out.print(&format!("no runs yet in {}\n", shown(&reader.place)));
         return exit::SUCCESS;
     }
-    let width = runs.iter().map(|r| r.id.len()).max().unwrap_or(6).max(6);
+    let ids: Vec<_> = runs.iter().map(|r| shown(&r.id)).collect();
+    let width = ids.iter().map(|id| id.len()).max().unwrap_or(6).max(6);
     let mut s = format!(
         "{:<width$}  {:<11}  {:>7}  {:<19} UTC  workflow\n",
         "run", "state", "tasks", "created"
     );
-    for r in &runs {
+    for (r, id) in runs.iter().zip(&ids) {
         let _ = writeln!(
             s,
             "{:<width$}  {:<11}  {:>7}  {}      {}",
-            r.id,
+            id,
             r.state.as_str(),
             r.task_count,
             when(r.created_ms),
-            r.workflow
+            shown(&r.workflow)
         );
     }
     out.print(&s);
@@ -291,8 +293,8 @@ pub(crate) fn status(
     let _ = writeln!(
         s,
         "run {} ({}): {}",
-        info.id,
-        info.workflow,
+        shown(&info.id),
+        shown(&info.workflow),
         info.state.as_str()
     );
     let _ = writeln!(
@@ -302,12 +304,12 @@ pub(crate) fn status(
         when(info.updated_ms)
     );
     if let Some(file) = &info.file {
-        let _ = writeln!(s, "  workflow file: {file}");
+        let _ = writeln!(s, "  workflow file: {}", shown(file));
     }
-    let _ = writeln!(s, "  files: {}", info.run_dir);
+    let _ = writeln!(s, "  files: {}", shown(&info.run_dir));
     let width = steps
         .iter()
-        .map(|st| st.step.len())
+        .map(|st| shown(&st.step).len())
         .max()
         .unwrap_or(4)
         .max(4);
@@ -320,7 +322,7 @@ pub(crate) fn status(
         let _ = writeln!(
             s,
             "  {:<width$}  {:>6}  {:>6}  {:>7}  {:>6}  {:>6}  {:>7}  {:>7}  {:>9}",
-            st.step,
+            shown(&st.step),
             st.total,
             st.succeeded,
             st.running,
@@ -339,19 +341,24 @@ pub(crate) fn status(
     if !failed.is_empty() {
         let _ = writeln!(s, "\nfailed tasks:");
         for t in &failed {
-            let _ = writeln!(s, "  {}: {}", t.name, t.reason.as_deref().unwrap_or(""));
+            let _ = writeln!(
+                s,
+                "  {}: {}",
+                shown(&t.name),
+                shown(t.reason.as_deref().unwrap_or(""))
+            );
         }
         let _ = writeln!(
             s,
             "  (twinflow logs {} TASK shows a task's output)",
-            info.id
+            shown(&info.id)
         );
     }
     if tasks {
         let _ = writeln!(s, "\ntasks:");
         for t in &rows {
             let secs = t.seconds.map(|x| format!("{x:.1} s")).unwrap_or_default();
-            let _ = writeln!(s, "  {:<10} {:>8}  {}", t.state, secs, t.name);
+            let _ = writeln!(s, "  {:<10} {:>8}  {}", t.state, secs, shown(&t.name));
         }
     }
     out.print(&s);
@@ -378,15 +385,16 @@ pub(crate) fn logs(
     // A reused result's logs are those of the run that produced it.
     for from in &logs.reused_from {
         eprintln!(
-            "({} reused the result of run {from}; its logs follow)",
-            logs.task
+            "({} reused the result of run {}; its logs follow)",
+            shown(&logs.task),
+            shown(from)
         );
     }
     let wanted = stream.map(|s| match s {
         Stream::Stdout => LogStream::Stdout,
         Stream::Stderr => LogStream::Stderr,
     });
-    let mut shown = 0;
+    let mut copied = 0;
     for which in [LogStream::Stdout, LogStream::Stderr] {
         if wanted.is_some_and(|w| w != which) {
             continue;
@@ -396,21 +404,25 @@ pub(crate) fn logs(
                 eprintln!(
                     "==> {} of {} (attempt {}): {}",
                     which.as_str(),
-                    logs.task,
+                    shown(&logs.task),
                     logs.attempt,
-                    if empty { "(empty)" } else { logs.path(which) }
+                    if empty {
+                        "(empty)".into()
+                    } else {
+                        shown(logs.path(which))
+                    }
                 );
             }
         };
         match reader.copy_log(out, &logs, which, header) {
-            Ok(()) => shown += 1,
+            Ok(()) => copied += 1,
             Err(Failure::NotFound(NotFound::Log { path, reason })) => {
-                eprintln!("(no log at {path}: {reason})");
+                eprintln!("(no log at {}: {})", shown(&path), shown(&reason));
             }
             Err(f) => return reader.report(out, f, Some(run)),
         }
     }
-    if shown == 0 {
+    if copied == 0 {
         return exit::INVALID;
     }
     exit::SUCCESS

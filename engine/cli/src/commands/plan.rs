@@ -4,6 +4,7 @@ use super::compile;
 use crate::args::CompileArgs;
 use crate::exit;
 use crate::output::Output;
+use crate::term::{count, shown};
 use std::fmt::Write as _;
 use std::io::{BufWriter, Write};
 use twinflow_core::{PlanJson, TaskId};
@@ -41,7 +42,7 @@ pub(crate) fn text(plan: &Plan) -> String {
         let step = plan.step_of(id);
         let e = plan.executor_of(id);
         let r = &step.resources;
-        let _ = writeln!(s, "#{id} {}", plan.task_name(id));
+        let _ = writeln!(s, "#{id} {}", shown(&plan.task_name(id)));
         let mut res = format!("cpus={}", r.cpus);
         if let Some(m) = r.memory_bytes {
             let _ = write!(res, " memory={}MiB", m.div_ceil(1 << 20));
@@ -64,9 +65,9 @@ pub(crate) fn text(plan: &Plan) -> String {
             let _ = writeln!(s, "  after: {}{more}", shown.join(" "));
         }
         for line in plan.task(id).command.lines() {
-            let _ = writeln!(s, "  $ {line}");
+            let _ = writeln!(s, "  $ {}", shown(line));
         }
     }
-    let _ = writeln!(s, "{} tasks", plan.task_count());
+    let _ = writeln!(s, "{}", count(plan.task_count() as u64, "task"));
     s
 }

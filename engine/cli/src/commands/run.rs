@@ -62,8 +62,8 @@ pub(crate) fn run(out: &Output, args: &RunArgs) -> u8 {
                 } else {
                     eprintln!(
                         "  take it up again with: twinflow run --resume={} {}",
-                        summary.run_id,
-                        args.compile.file.display()
+                        shown(&summary.run_id),
+                        shown(&args.compile.file.display().to_string())
                     );
                 }
             }
@@ -160,9 +160,10 @@ fn with_stored_settings(given: &CompileArgs, stored: &str) -> CompileArgs {
     if !given.params.is_empty() || given.site.is_some() || given.local {
         return given.clone();
     }
-    let (args, shown) = stored_settings(given, stored);
-    if !shown.is_empty() {
-        eprintln!("resuming with the run's settings: {}", shown.join(" "));
+    let (args, words) = stored_settings(given, stored);
+    if !words.is_empty() {
+        let words: Vec<_> = words.iter().map(|w| shown(w)).collect();
+        eprintln!("resuming with the run's settings: {}", words.join(" "));
     }
     args
 }
@@ -258,12 +259,15 @@ fn print_results(dir: &Path, summary: &RunSummary, sinks: &[(u32, String, u32)])
         }
         for task in *first..first + count {
             for a in store.artefacts(&summary.run_id, task).unwrap_or_default() {
-                lines.push(format!("  {}: {}", a.output, a.path));
+                lines.push(format!("  {}: {}", a.output, shown(&a.path)));
             }
         }
     }
     if !lines.is_empty() {
         eprintln!("results:\n{}", lines.join("\n"));
     }
-    eprintln!("  all files: {}", summary.run_dir.display());
+    eprintln!(
+        "  all files: {}",
+        shown(&summary.run_dir.display().to_string())
+    );
 }

@@ -27,16 +27,21 @@ pub(crate) fn summary(plan: &Plan, file: &str) -> String {
         .max()
         .unwrap_or(4)
         .max(4);
-    let _ = writeln!(s, "{file}: workflow `{}` is valid", plan.workflow.name);
+    let _ = writeln!(
+        s,
+        "{}: workflow `{}` is valid",
+        crate::term::shown(file),
+        plan.workflow.name
+    );
     if let Some(c) = &plan.cycle {
         let ahead = c.runahead.map_or("unlimited".to_owned(), |r| r.to_string());
         let _ = writeln!(
             s,
-            "cycle: {} .. {} every {} ({} points, runahead {ahead})",
+            "cycle: {} .. {} every {} ({}, runahead {ahead})",
             c.start,
             c.stop,
             c.step,
-            c.points.len()
+            crate::term::count(c.points.len() as u64, "point")
         );
     }
     let _ = writeln!(s);
