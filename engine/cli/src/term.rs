@@ -13,14 +13,10 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-fn is_control(c: char) -> bool {
-    c.is_control()
-}
-
 /// `text` with its control characters escaped (newlines too: a value is
 /// shown on one line).
 pub(crate) fn shown(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(is_control) {
+    if !text.chars().any(char::is_control) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
@@ -29,10 +25,10 @@ pub(crate) fn shown(text: &str) -> Cow<'_, str> {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x80 && is_control(c) => {
+            c if u32::from(c) < 0x80 && c.is_control() => {
                 let _ = write!(out, "\\x{:02x}", u32::from(c));
             }
-            c if is_control(c) => {
+            c if c.is_control() => {
                 let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
             }
             c => out.push(c),

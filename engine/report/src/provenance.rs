@@ -77,7 +77,7 @@ const OWN_TERMS: [(&str, &str); 9] = [
     ),
     (
         "attempt",
-        "The task's attempt number (1 for the first; retries add one)",
+        "The task's latest attempt number (0 for the first; retries add one), as in its log file names",
     ),
     ("exitCode", "The exit status of the task's latest attempt"),
     (
