@@ -60,7 +60,7 @@ impl Dispatch {
         let mut sealed = Vec::with_capacity(step.outputs.len());
         for output in &step.outputs {
             let s = rows.iter().find(|r| r.output == output.name)?;
-            if !artefact::intact(s) {
+            if !artefact::intact(s, &output.path) {
                 return None;
             }
             sealed.push(s.clone());
@@ -76,7 +76,7 @@ impl Dispatch {
                 let mtime_ns = if linked {
                     artefact::mtime_of(&to).ok()?
                 } else {
-                    let (size, sha256, mtime_ns) = artefact::digest(&to).ok()?;
+                    let (size, sha256, mtime_ns) = artefact::digest(&to, &output.path).ok()?;
                     if size != s.size || sha256 != s.sha256 {
                         return None;
                     }
