@@ -96,6 +96,11 @@ fn digest_in(within: &mut Within<'_>, rel: &str) -> Result<(u64, String, i64), R
     Ok((size, sha, mtime_ns(&meta)))
 }
 
+/// SHA-256 of a file's bytes, lowercase hex.
+pub(crate) fn file_sha256(path: &Path) -> io::Result<String> {
+    file_digest(path).map(|(_, sha)| sha)
+}
+
 fn file_digest(path: &Path) -> io::Result<(u64, String)> {
     let mut file = fs::File::open(path)?;
     let mut hasher = Sha256::new();

@@ -46,6 +46,7 @@ impl Fixture {
         let wf = self.path("wf");
         std::fs::create_dir_all(&wf).unwrap();
         let file = wf.join("test.yaml");
+        let yaml = yaml.replace("$DIR", &self.dir.path().display().to_string());
         std::fs::write(&file, yaml).unwrap();
         let options = CompileOptions {
             run_id: run_id.to_owned(),
@@ -151,4 +152,75 @@ steps:
         )
     );
     assert!(!Path::new(&summary.run_dir.join("work/use/0/inputs/x.txt")).exists());
+}
+
+const CODE: &str = "
+version: 1
+name: code
+executors: { here: { kind: local } }
+steps:
+  summary:
+    executor: here
+    run: |
+      echo summary >> $DIR/executions
+      sh ${{ workflow.dir }}/twins/summary.sh > ${{ outputs.o }}
+    outputs: { o: o.txt }
+  report:
+    executor: here
+    needs: { s: summary.o }
+    run: echo report >> $DIR/executions; cat ${{ inputs.s }} > ${{ outputs.o }}
+    outputs: { o: o.txt }
+  helper:
+    executor: here
+    code: [lib/*.sh]
+    run: echo helper >> $DIR/executions; . \"$TWINFLOW_WORKFLOW_DIR/lib/util.sh\" > ${{ outputs.o }}
+    outputs: { o: o.txt }
+  other:
+    executor: here
+    run: echo other >> $DIR/executions; echo same > ${{ outputs.o }}
+    outputs: { o: o.txt }
+";
+
+/// Which steps ran since the last call.
+fn ran(f: &Fixture, seen: &mut usize) -> Vec<String> {
+    let text = std::fs::read_to_string(f.path("executions")).unwrap_or_default();
+    let mut lines: Vec<String> = text.lines().skip(*seen).map(str::to_owned).collect();
+    *seen += lines.len();
+    lines.sort();
+    lines
+}
+
+#[tokio::test]
+async fn editing_a_steps_code_reruns_that_step_and_only_the_dependents_whose_inputs_changed() {
+    let f = Fixture::new();
+    let twins = f.path("wf/twins");
+    let lib = f.path("wf/lib");
+    std::fs::create_dir_all(&twins).unwrap();
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::write(twins.join("summary.sh"), "echo one\n").unwrap();
+    std::fs::write(lib.join("util.sh"), "echo util\n").unwrap();
+    let mut seen = 0;
+    let mut go = async |run: &str| {
+        let plan = f.plan(CODE, run);
+        let summary = f.run(plan).await;
+        assert_eq!(summary.outcome, Outcome::Succeeded, "{summary:?}");
+        ran(&f, &mut seen)
+    };
+    assert_eq!(go("r1").await, ["helper", "other", "report", "summary"]);
+    assert!(
+        go("r2").await.is_empty(),
+        "an unchanged workflow runs nothing"
+    );
+
+    // The script `run` names through `${{ workflow.dir }}`: its step runs
+    // again; so does its dependent, whose input changed.
+    std::fs::write(twins.join("summary.sh"), "echo two\n").unwrap();
+    assert_eq!(go("r3").await, ["report", "summary"]);
+    // A change that leaves the output as it was: the dependent is cached.
+    std::fs::write(twins.join("summary.sh"), "# a comment\necho two\n").unwrap();
+    assert_eq!(go("r4").await, ["summary"]);
+    // A file only `code:` names.
+    std::fs::write(lib.join("util.sh"), "echo util2\n").unwrap();
+    assert_eq!(go("r5").await, ["helper"]);
+    assert!(go("r6").await.is_empty());
 }
