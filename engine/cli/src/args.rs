@@ -114,6 +114,11 @@ pub(crate) enum Command {
         /// text (default: a sentence saying none was given).
         #[arg(long, value_name = "LICENSE")]
         license: Option<String>,
+        /// Write the crate even when sealed files changed since the run:
+        /// they are left out, marked as altered, and listed on stderr
+        /// (without this, such files fail the export).
+        #[arg(long)]
+        allow_altered: bool,
         #[command(flatten)]
         state: StateArgs,
     },

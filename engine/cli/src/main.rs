@@ -50,8 +50,17 @@ fn main() -> ExitCode {
             out: dir,
             max_file_bytes,
             license,
+            allow_altered,
             state,
-        } => commands::provenance(&out, &state, &run, &dir, max_file_bytes, license),
+        } => commands::provenance(
+            &out,
+            &state,
+            &run,
+            &dir,
+            max_file_bytes,
+            license,
+            allow_altered,
+        ),
         Command::Report {
             run,
             out: file,

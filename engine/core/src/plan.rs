@@ -157,6 +157,11 @@ pub struct StepSpec {
     /// `model:`: the RO-Crate directory of the model it runs (absolute, or
     /// relative to the current directory for a workflow compiled from text).
     pub model: Option<PathBuf>,
+    /// The code its tasks run, absolute, sorted, without repeats: the
+    /// files under `workflow.dir` its `run` names (`${{ workflow.dir }}/x.py`)
+    /// and what its `code:` lists. The runtime digests them (and `model`)
+    /// once per run, into every task's cache key.
+    pub code: Vec<PathBuf>,
     /// Ids of its tasks.
     pub tasks: Range<u32>,
 }

@@ -18,6 +18,7 @@ mod model;
 mod provenance;
 mod record;
 mod sink;
+mod verify;
 
 pub use html::{ReportOptions, ReportSummary, write_report};
 pub use provenance::{CrateOptions, CrateSummary, write_provenance};
@@ -44,6 +45,17 @@ pub enum ReportError {
         run: String,
         /// Its workflow file.
         file: String,
+    },
+    /// Sealed artefacts the crate would copy changed since the run.
+    #[error(
+        "{} sealed file(s) changed since the run (not the sealed size and SHA-256): {}; \
+         restore them, or export with --allow-altered to record them as altered and leave them out",
+        files.len(),
+        files.join(", ")
+    )]
+    Altered {
+        /// Each file: its path, task and output.
+        files: Vec<String>,
     },
     /// The run was not started from a workflow file.
     #[error("run {0} was not started from a workflow file, which a provenance crate must hold")]

@@ -56,7 +56,11 @@ const COMPUTATIONAL_WORKFLOW: &str =
 /// twinflow's own terms (command, executor, handle, ...), defined in the
 /// crate's `@context` and described as `rdf:Property` entities.
 const TERMS: &str = "https://twinflow.dev/terms#";
-const OWN_TERMS: [(&str, &str); 9] = [
+const OWN_TERMS: [(&str, &str); 10] = [
+    (
+        "alteredAfterSealing",
+        "The file no longer has the size and SHA-256 recorded when its task sealed it; it is not in the crate",
+    ),
     ("command", "The shell script the task ran, as substituted"),
     ("executor", "The workflow executor (role) that ran the task"),
     (
@@ -102,6 +106,11 @@ pub struct CrateOptions {
     /// The crate's licence: an SPDX identifier (`CC-BY-4.0`), a URL, or
     /// text; `None`: a sentence saying that none was given.
     pub license: Option<String>,
+    /// A sealed file that changed since the run (its bytes are not the
+    /// sealed size and SHA-256) fails the export ([`ReportError::Altered`]);
+    /// with this, it is described as sealed, marked `alteredAfterSealing`,
+    /// listed in [`CrateSummary::altered`] and not copied.
+    pub allow_altered: bool,
 }
 
 impl Default for CrateOptions {
@@ -110,6 +119,7 @@ impl Default for CrateOptions {
             max_file_bytes: 16 << 20,
             max_total_bytes: 1 << 30,
             license: None,
+            allow_altered: false,
         }
     }
 }
@@ -127,6 +137,9 @@ pub struct CrateSummary {
     pub files_included: usize,
     /// Bytes copied.
     pub bytes_included: u64,
+    /// Sealed files that changed since the run, left out of the crate
+    /// (only with [`CrateOptions::allow_altered`]): path, task and output.
+    pub altered: Vec<String>,
 }
 
 /// Writes the provenance crate of `record` to `out`: a directory, or a zip
@@ -145,6 +158,11 @@ pub fn write_provenance(
         .ok_or_else(|| ReportError::NoWorkflowFile(record.run.id.clone()))?;
     let mut builder = Builder::new(record, options);
     let graph = builder.graph(&workflow_file);
+    if !builder.altered.is_empty() && !options.allow_altered {
+        return Err(ReportError::Altered {
+            files: builder.altered,
+        });
+    }
     let metadata = json!({
         "@context": ["https://w3id.org/ro/crate/1.1/context", own_context()],
         "@graph": graph,
@@ -153,8 +171,19 @@ pub fn write_provenance(
     let mut sink = Sink::create(out)?;
     sink.bytes("ro-crate-metadata.json", text.as_bytes())?;
     sink.copy(&builder.workflow_id, &workflow_file)?;
-    for (rel, source) in &builder.copies {
-        sink.copy(rel, source)?;
+    for (rel, source, sealed) in &builder.copies {
+        let copied = sink.copy(rel, source)?;
+        if let Some(sealed) = sealed
+            && copied != *sealed
+        {
+            // Checked when the graph was built, changed since.
+            return Err(ReportError::Altered {
+                files: vec![format!(
+                    "{} (changed while the crate was written)",
+                    source.display()
+                )],
+            });
+        }
     }
     for (rel, script) in &builder.scripts {
         sink.bytes(rel, script.as_bytes())?;
@@ -166,6 +195,7 @@ pub fn write_provenance(
         files: builder.files.len(),
         files_included: builder.included,
         bytes_included: builder.included_bytes,
+        altered: builder.altered,
     })
 }
 
@@ -236,6 +266,10 @@ fn iri_safe(text: &str) -> String {
     out
 }
 
+/// A file to copy into the crate: (crate path, source, the sealed size and
+/// SHA-256 its bytes must have).
+type Copy = (String, PathBuf, Option<(u64, String)>);
+
 /// Builds the graph; remembers which files to copy.
 struct Builder<'a> {
     record: &'a RunRecord,
@@ -243,7 +277,9 @@ struct Builder<'a> {
     workflow_id: String,
     /// Artefact (task, output) -> its entity id.
     files: BTreeMap<(u32, String), String>,
-    copies: Vec<(String, PathBuf)>,
+    copies: Vec<Copy>,
+    /// Sealed files that changed since the run: path, task and output.
+    altered: Vec<String>,
     /// File id -> the input parameters it was staged as.
     consumed: BTreeMap<String, Vec<String>>,
     /// Gathered inputs of many files, one entity per distinct set.
@@ -263,6 +299,7 @@ impl<'a> Builder<'a> {
             workflow_id: String::new(),
             files: BTreeMap::new(),
             copies: Vec::new(),
+            altered: Vec::new(),
             consumed: BTreeMap::new(),
             collections: Vec::new(),
             scripts: Vec::new(),
@@ -363,7 +400,8 @@ impl<'a> Builder<'a> {
                     let crate_dir = format!("models/{dir_name}/");
                     let files = model::files(dir, 1000, 64 << 20);
                     for f in &files {
-                        self.copies.push((format!("{crate_dir}{f}"), dir.join(f)));
+                        self.copies
+                            .push((format!("{crate_dir}{f}"), dir.join(f), None));
                     }
                     entities.push(json!({
                         "@id": crate_dir,
@@ -613,8 +651,8 @@ impl<'a> Builder<'a> {
     fn copies_of_files(&self) -> Vec<String> {
         self.copies
             .iter()
-            .filter(|(rel, _)| rel.starts_with("files/"))
-            .map(|(rel, _)| iri_safe(rel))
+            .filter(|(rel, _, _)| rel.starts_with("files/"))
+            .map(|(rel, _, _)| iri_safe(rel))
             .collect()
     }
 
@@ -642,10 +680,24 @@ impl<'a> Builder<'a> {
                 let fits = a.size <= self.options.max_file_bytes
                     && self.included_bytes + a.size <= self.options.max_total_bytes
                     && source.is_file();
-                let entity_id = if fits {
+                // A file to copy must still be what was sealed (one that is
+                // gone is described by its path, as one too big to copy).
+                let sealed = (a.size, a.sha256.clone());
+                let altered =
+                    fits && crate::verify::file_digest(&source).map_or(true, |now| now != sealed);
+                if altered {
+                    self.altered.push(format!(
+                        "{} ({}, output `{}`)",
+                        source.display(),
+                        plan.task_name(task),
+                        a.output
+                    ));
+                }
+                let entity_id = if fits && !altered {
                     self.included += 1;
                     self.included_bytes += a.size;
-                    self.copies.push((crate_rel.clone(), source.clone()));
+                    self.copies
+                        .push((crate_rel.clone(), source.clone(), Some(sealed)));
                     iri_safe(&crate_rel)
                 } else {
                     format!("file://{}", iri_safe(&a.path))
@@ -658,6 +710,9 @@ impl<'a> Builder<'a> {
                     "sha256": a.sha256,
                     "exampleOfWork": id(format!("#param/{}/out/{}", step.name, a.output)),
                 });
+                if altered {
+                    entity["alteredAfterSealing"] = json!(true);
+                }
                 if let Ok(rel) = source.strip_prefix(&run_dir) {
                     entity["alternateName"] = json!(rel.display().to_string());
                 }

@@ -2,6 +2,7 @@
 //! metadata file first).
 
 use crate::ReportError;
+use crate::verify::Hashing;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -78,28 +79,28 @@ impl Sink {
         }
     }
 
-    /// Copies the file `source` to `rel`.
-    pub(crate) fn copy(&mut self, rel: &str, source: &Path) -> Result<(), ReportError> {
+    /// Copies the file `source` to `rel`; returns the size and SHA-256 of
+    /// the bytes copied.
+    pub(crate) fn copy(&mut self, rel: &str, source: &Path) -> Result<(u64, String), ReportError> {
+        let file = std::fs::File::open(source).map_err(ReportError::io(source))?;
+        let mut reader = Hashing::new(file);
         match self {
             Self::Dir(dir) => {
                 let target = dir.join(rel);
                 if let Some(parent) = target.parent() {
                     std::fs::create_dir_all(parent).map_err(ReportError::io(parent))?;
                 }
-                std::fs::copy(source, &target)
-                    .map(|_| ())
-                    .map_err(ReportError::io(source))
+                let mut out = std::fs::File::create(&target).map_err(ReportError::io(&target))?;
+                std::io::copy(&mut reader, &mut out).map_err(ReportError::io(source))?;
             }
             Self::Zip { path, writer } => {
-                let mut file = std::fs::File::open(source).map_err(ReportError::io(source))?;
                 writer
                     .start_file(rel, Self::options())
                     .map_err(Self::zip_err(path))?;
-                std::io::copy(&mut file, writer.as_mut())
-                    .map(|_| ())
-                    .map_err(ReportError::io(source))
+                std::io::copy(&mut reader, writer.as_mut()).map_err(ReportError::io(source))?;
             }
         }
+        Ok(reader.finish())
     }
 
     /// Closes the archive.

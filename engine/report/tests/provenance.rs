@@ -315,3 +315,47 @@ fn sha256_hex(path: &Path) -> String {
     use sha2::Digest;
     format!("{:x}", sha2::Sha256::digest(std::fs::read(path).unwrap()))
 }
+
+#[test]
+fn a_sealed_file_changed_since_the_run_fails_the_export_unless_allowed() {
+    let run = common::run();
+    let record = run.record();
+    let task = record.plan.find_task("make[who=world]").unwrap();
+    let artefact = record.artefact(task, "text").unwrap().clone();
+    // Same size, other bytes: only the digest tells.
+    let before = std::fs::read(&artefact.path).unwrap();
+    std::fs::write(&artefact.path, vec![b'x'; before.len()]).unwrap();
+    let shown = format!("{} (make[who=world], output `text`)", artefact.path);
+
+    let out = run.dir.path().join("crate");
+    let err = write_provenance(&record, &out, &CrateOptions::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "1 sealed file(s) changed since the run (not the sealed size and SHA-256): {shown}; \
+             restore them, or export with --allow-altered to record them as altered and leave them out"
+        )
+    );
+    assert!(!out.exists(), "no crate is written");
+
+    let options = CrateOptions {
+        allow_altered: true,
+        ..CrateOptions::default()
+    };
+    let summary = write_provenance(&record, &out, &options).unwrap();
+    assert_eq!(summary.altered, [shown]);
+    let c = Crate::read(&out);
+    let made = refs(&c.get("#task/make%5Bwho=world%5D")["result"]);
+    let file = c.get(&made[0]);
+    assert!(made[0].starts_with("file:///"), "not copied: {made:?}");
+    assert_eq!(file["alteredAfterSealing"], true);
+    assert_eq!(
+        file["sha256"], artefact.sha256,
+        "the sealed digest, as recorded"
+    );
+    // The other, intact files are copied and carry no mark.
+    let other = refs(&c.get("#task/make%5Bwho=twins%5D")["result"]);
+    assert!(other[0].starts_with("files/"), "{other:?}");
+    assert!(c.get(&other[0]).get("alteredAfterSealing").is_none());
+    assert_eq!(sha256_hex(&out.join(&other[0])), c.get(&other[0])["sha256"]);
+}

@@ -1,11 +1,15 @@
 //! Artefacts: sealing a task's outputs (size + SHA-256), checking a sealed
 //! result is still intact, staging inputs as links, and the cache key.
+//! What sealing accepts (no link out of the task directory) is [`within`]'s.
 
 use sha2::{Digest, Sha256};
 use std::fs;
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use within::{Refusal, Within};
+
+mod within;
 
 /// A sealed output.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,23 +28,18 @@ pub(crate) struct Sealed {
 }
 
 /// Seals the outputs `(name, relative path)` of a task that exited 0 in
-/// `workdir`; an output it did not write is an error naming it.
+/// `workdir`; an output it did not write, or one that is (or contains) a
+/// symbolic link out of `workdir` or a special file, is an error naming it
+/// (see [`within`]).
 pub(crate) fn seal(workdir: &Path, outputs: &[(String, String)]) -> Result<Vec<Sealed>, String> {
     let mut sealed = Vec::with_capacity(outputs.len());
+    let mut within = Within::new(workdir);
     for (name, rel) in outputs {
-        let path = workdir.join(rel);
-        match fs::metadata(&path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(format!("output `{name}` ({rel}) was not written"));
-            }
-            Err(e) => return Err(format!("failed to read output `{name}` ({rel}): {e}")),
-            Ok(_) => {}
-        }
-        let (size, sha256, mtime_ns) =
-            digest(&path).map_err(|e| format!("failed to seal output `{name}` ({rel}): {e}"))?;
+        let (size, sha256, mtime_ns) = digest_in(&mut within, rel)
+            .map_err(|r| format!("output `{name}` ({rel}) {}", r.reason()))?;
         sealed.push(Sealed {
             output: name.clone(),
-            path,
+            path: workdir.join(rel),
             size,
             sha256,
             mtime_ns,
@@ -49,29 +48,42 @@ pub(crate) fn seal(workdir: &Path, outputs: &[(String, String)]) -> Result<Vec<S
     Ok(sealed)
 }
 
-/// Whether a sealed artefact is still what was sealed: the same size and
-/// modification time, or else the same digest.
-pub(crate) fn intact(sealed: &Sealed) -> bool {
+/// Whether a sealed artefact, the output at `rel` of its task directory, is
+/// still what was sealed: the same size and modification time, or else the
+/// same digest (under the rules of sealing).
+pub(crate) fn intact(sealed: &Sealed, rel: &str) -> bool {
     let Ok(meta) = fs::metadata(&sealed.path) else {
         return false;
     };
     if meta.is_file() && meta.len() == sealed.size && mtime_ns(&meta) == sealed.mtime_ns {
         return true;
     }
-    digest(&sealed.path).is_ok_and(|(size, sha, _)| size == sealed.size && sha == sealed.sha256)
+    digest(&sealed.path, rel)
+        .is_ok_and(|(size, sha, _)| size == sealed.size && sha == sealed.sha256)
 }
 
-/// (size, sha256 hex, mtime ns) of a file or a directory tree.
-pub(crate) fn digest(path: &Path) -> io::Result<(u64, String, i64)> {
-    let meta = fs::metadata(path)?;
-    if meta.is_dir() {
-        let mut files = Vec::new();
-        walk(path, Path::new(""), &mut files)?;
+/// (size, sha256 hex, mtime ns) of the output at `path`, which is `rel` in
+/// its task directory, under the rules of sealing.
+pub(crate) fn digest(path: &Path, rel: &str) -> Result<(u64, String, i64), String> {
+    let depth = Path::new(rel).components().count();
+    let workdir = path.ancestors().nth(depth).unwrap_or(path);
+    digest_in(&mut Within::new(workdir), rel).map_err(|r| r.reason())
+}
+
+fn digest_in(within: &mut Within<'_>, rel: &str) -> Result<(u64, String, i64), Refusal> {
+    let (path, is_dir) = within.output(rel)?;
+    let io = |error| Refusal::Io {
+        entry: PathBuf::from(rel),
+        error,
+    };
+    let meta = fs::metadata(&path).map_err(io)?;
+    if is_dir {
+        let mut files = within.files(&path, Path::new(rel))?;
         files.sort();
         let mut hasher = Sha256::new();
         let mut size = 0;
-        for rel in &files {
-            let (n, sha) = file_digest(&path.join(rel))?;
+        for (rel, real) in &files {
+            let (n, sha) = file_digest(real).map_err(io)?;
             size += n;
             hasher.update(rel.to_string_lossy().as_bytes());
             hasher.update([0]);
@@ -80,21 +92,13 @@ pub(crate) fn digest(path: &Path) -> io::Result<(u64, String, i64)> {
         }
         return Ok((size, hex(&hasher.finalize()), mtime_ns(&meta)));
     }
-    let (size, sha) = file_digest(path)?;
+    let (size, sha) = file_digest(&path).map_err(io)?;
     Ok((size, sha, mtime_ns(&meta)))
 }
 
-fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
-    for entry in fs::read_dir(root.join(rel))? {
-        let entry = entry?;
-        let rel = rel.join(entry.file_name());
-        if fs::metadata(entry.path())?.is_dir() {
-            walk(root, &rel, out)?;
-        } else {
-            out.push(rel);
-        }
-    }
-    Ok(())
+/// SHA-256 of a file's bytes, lowercase hex.
+pub(crate) fn file_sha256(path: &Path) -> io::Result<String> {
+    file_digest(path).map(|(_, sha)| sha)
 }
 
 fn file_digest(path: &Path) -> io::Result<(u64, String)> {
@@ -132,7 +136,8 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 /// Stages an input at `workdir/rel`: a hard link to the producer's sealed
 /// file where one can be made (no new inode: on ext4 a tenth of the cost of
 /// a symbolic link, on Lustre no new object), else (a directory, another
-/// file system, a symbolic link) a symbolic link to it.
+/// file system, a symbolic link) a symbolic link to it. A target that no
+/// longer exists is a `NotFound` error, never a dangling link.
 pub(crate) fn link_input(workdir: &Path, rel: &str, target: &Path) -> io::Result<()> {
     let at = workdir.join(rel);
     if let Some(parent) = at.parent() {
@@ -140,9 +145,13 @@ pub(crate) fn link_input(workdir: &Path, rel: &str, target: &Path) -> io::Result
     }
     // A symbolic link is hard-linked as itself, and a relative one would
     // then point elsewhere: only regular files are hard-linked.
-    if fs::symlink_metadata(target).is_ok_and(|m| m.is_file()) && fs::hard_link(target, &at).is_ok()
-    {
+    let meta = fs::symlink_metadata(target)?;
+    if meta.is_file() && fs::hard_link(target, &at).is_ok() {
         return Ok(());
+    }
+    if !meta.is_dir() {
+        // What a symbolic link would lead to must be there.
+        fs::metadata(target)?;
     }
     std::os::unix::fs::symlink(target, &at)
 }
@@ -233,9 +242,12 @@ mod tests {
             "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
         );
         assert_eq!(sealed[1].size, 3);
-        assert!(sealed.iter().all(intact));
+        assert!(intact(&sealed[0], "a.txt") && intact(&sealed[1], "d"));
         fs::write(dir.path().join("d/y"), "33").unwrap();
-        assert!(!intact(&sealed[1]), "a changed file in a directory is seen");
+        assert!(
+            !intact(&sealed[1], "d"),
+            "a changed file in a directory is seen"
+        );
         let missing = seal(dir.path(), &[("m".to_owned(), "m.csv".to_owned())]).unwrap_err();
         assert_eq!(missing, "output `m` (m.csv) was not written");
     }
@@ -248,9 +260,9 @@ mod tests {
         let sealed = seal(dir.path(), &[("f".to_owned(), "f".to_owned())]).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
         fs::write(&path, "same").unwrap();
-        assert!(intact(&sealed[0]));
+        assert!(intact(&sealed[0], "f"));
         fs::write(&path, "diff").unwrap();
-        assert!(!intact(&sealed[0]));
+        assert!(!intact(&sealed[0], "f"));
     }
 
     #[test]

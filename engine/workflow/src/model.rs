@@ -358,6 +358,12 @@ pub(crate) struct StepDoc {
     /// Its metadata names the software in the run's provenance crate.
     #[serde(default)]
     pub(crate) model: Option<Spanned<String>>,
+    /// Code the step's script reads without naming it through
+    /// `${{ workflow.dir }}` (modules it imports, configuration): paths or
+    /// globs (`*`, `?`, `**`, `[ab]`, `{a,b}`) relative to the workflow
+    /// file's directory. The cache key covers their contents.
+    #[serde(default)]
+    pub(crate) code: Vec<Spanned<String>>,
 }
 
 /// `for_each` values: a literal list or `${{ params.X }}`.

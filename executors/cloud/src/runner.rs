@@ -116,6 +116,37 @@ fn inside(workdir: &Path, rel: &str) -> Result<PathBuf, String> {
     Ok(workdir.join(p))
 }
 
+/// Whether the output at `path` resolves inside `workdir`: a symbolic link
+/// out of it (or through a linked parent) is refused, as the runtime's
+/// sealing refuses it, so that nothing outside the task directory reaches
+/// the store (links inside directory outputs the store refuses itself).
+fn stays_inside(workdir: &Path, path: &Path) -> Result<(), String> {
+    let (Ok(root), Ok(real)) = (workdir.canonicalize(), path.canonicalize()) else {
+        // A dangling link: the store's upload reports it.
+        return Ok(());
+    };
+    if real.starts_with(&root) {
+        return Ok(());
+    }
+    let rel = path.strip_prefix(workdir).unwrap_or(path);
+    let mut at = workdir.to_path_buf();
+    for part in rel.components() {
+        at.push(part);
+        if let Ok(target) = std::fs::read_link(&at) {
+            let shown = at.strip_prefix(workdir).unwrap_or(&at);
+            return Err(format!(
+                "{} is a symbolic link to {}, outside the task directory",
+                shown.display(),
+                target.display()
+            ));
+        }
+    }
+    Err(format!(
+        "it resolves to {}, outside the task directory",
+        real.display()
+    ))
+}
+
 /// Runs `op` until it succeeds, fails for good, or the store stayed out
 /// of reach for the spec's patience: transient failures (each already
 /// retried by the store) are tried again after growing pauses.
@@ -161,6 +192,9 @@ async fn send_outputs(store: &Store, spec: &TaskSpec, workdir: &Path) -> Result<
                 path.display()
             ));
         }
+        stays_inside(workdir, &path).map_err(|reason| {
+            format!("output `{}` ({}) is refused: {reason}", out.output, out.rel)
+        })?;
         let name = name(spec, out)?;
         let what = format!("output `{}`", out.output);
         patiently(spec, &what, || store.put_output(&name, &path)).await?;
@@ -231,6 +265,26 @@ mod tests {
             inside(wd, "a/./b").is_ok(),
             "`.` components are dropped by components()"
         );
+    }
+
+    #[test]
+    fn an_output_linking_out_of_the_task_directory_never_reaches_the_store() {
+        let Ok(dir) = tempfile::tempdir() else { return };
+        let wd = dir.path();
+        std::fs::write(wd.join("real.txt"), "x").ok();
+        std::os::unix::fs::symlink("/etc/hostname", wd.join("o.txt")).ok();
+        std::os::unix::fs::symlink("real.txt", wd.join("in.txt")).ok();
+        std::os::unix::fs::symlink("/etc", wd.join("sub")).ok();
+        assert_eq!(
+            stays_inside(wd, &wd.join("o.txt")),
+            Err("o.txt is a symbolic link to /etc/hostname, outside the task directory".into())
+        );
+        assert_eq!(
+            stays_inside(wd, &wd.join("sub/hostname")),
+            Err("sub is a symbolic link to /etc, outside the task directory".into())
+        );
+        assert_eq!(stays_inside(wd, &wd.join("in.txt")), Ok(()));
+        assert_eq!(stays_inside(wd, &wd.join("real.txt")), Ok(()));
     }
 
     #[test]

@@ -22,10 +22,12 @@ pub(crate) fn provenance(
     target: &Path,
     max_file_bytes: u64,
     license: Option<String>,
+    allow_altered: bool,
 ) -> u8 {
     let options = CrateOptions {
         max_file_bytes,
         license,
+        allow_altered,
         ..CrateOptions::default()
     };
     export(out, &state_dir(state), run, Some((target, &options)), None)
@@ -70,6 +72,22 @@ pub(crate) fn export(
     drop(store);
     if let Some((target, options)) = provenance {
         match twinflow_report::write_provenance(&record, target, options) {
+            Ok(s) if !s.altered.is_empty() => {
+                eprintln!(
+                    "warning: {} sealed file(s) changed since the run and are marked as \
+                     altered in the crate, not copied: {}",
+                    s.altered.len(),
+                    s.altered.join(", ")
+                );
+                eprintln!(
+                    "provenance crate: {} ({} task actions, {} files, {} copied in, {} bytes)",
+                    s.path.display(),
+                    s.actions,
+                    s.files,
+                    s.files_included,
+                    s.bytes_included
+                );
+            }
             Ok(s) => eprintln!(
                 "provenance crate: {} ({}, {}, {} copied in, {} bytes)",
                 shown(&s.path.display().to_string()),

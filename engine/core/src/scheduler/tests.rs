@@ -71,6 +71,7 @@ fn plan(steps: &[S], deps: &dyn Fn(u32) -> Vec<u32>, points: usize, runahead: Op
                 env: Vec::new(),
                 container: None,
                 model: None,
+                code: Vec::new(),
                 tasks: next..next + st.tasks,
             };
             next += st.tasks;

@@ -115,12 +115,14 @@ pub(crate) struct Dispatch {
     waiting_launch: HashMap<u32, u32>,
     precached: HashMap<u32, (String, String)>,
     keys: HashMap<u32, String>,
+    code: cache::CodeDigests,
     due: Vec<Job>,
 }
 
 impl Dispatch {
     pub(crate) fn new(setup: DispatchSetup) -> Self {
         let n = setup.plan.task_count();
+        let n_steps = setup.plan.steps.len();
         let mut base = vec![0; n];
         for (task, next) in setup.next_attempts {
             if let Some(b) = base.get_mut(task as usize) {
@@ -186,6 +188,7 @@ impl Dispatch {
             waiting_launch: HashMap::new(),
             precached: HashMap::new(),
             keys: HashMap::new(),
+            code: cache::CodeDigests::new(n_steps),
             due: Vec::new(),
         }
     }

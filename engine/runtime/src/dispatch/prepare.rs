@@ -26,8 +26,9 @@ pub(crate) struct Prep {
     pub workdir: PathBuf,
     pub stdout: PathBuf,
     pub stderr: PathBuf,
-    /// (path relative to the working directory, absolute target)
-    pub links: Vec<(String, PathBuf)>,
+    /// (path relative to the working directory, absolute target, what the
+    /// target is: "output `O` of TASK", for the message when it is gone)
+    pub links: Vec<(String, PathBuf, String)>,
     /// Parent directories of outputs, relative to the working directory.
     pub dirs: Vec<PathBuf>,
 }
@@ -62,9 +63,17 @@ pub(crate) fn run(p: &Prep) -> Result<(), String> {
             _ => {}
         }
     }
-    for (rel, target) in &p.links {
-        artefact::link_input(&p.workdir, rel, target)
-            .map_err(|e| io("stage input at", &p.workdir.join(rel), e))?;
+    for (rel, target, what) in &p.links {
+        artefact::link_input(&p.workdir, rel, target).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound && std::fs::metadata(target).is_err() {
+                format!(
+                    "failed to stage input {rel}: the sealed {what} is gone ({} no longer exists)",
+                    target.display()
+                )
+            } else {
+                io("stage input at", &p.workdir.join(rel), e)
+            }
+        })?;
     }
     for dir in &p.dirs {
         let dir = p.workdir.join(dir);
@@ -153,7 +162,14 @@ impl Dispatch {
         let links = self
             .staged_inputs(task)?
             .into_iter()
-            .map(|i| (i.rel, i.source))
+            .map(|i| {
+                let what = format!(
+                    "output `{}` of {}",
+                    i.output,
+                    self.plan.task_name(i.producer)
+                );
+                (i.rel, i.source, what)
+            })
             .collect();
         let dirs = step
             .outputs

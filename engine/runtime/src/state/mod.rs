@@ -44,6 +44,18 @@ pub enum StateError {
         /// Why.
         source: std::io::Error,
     },
+    /// The directory is writable by other users, who could then rewrite
+    /// its runs, results and cache.
+    #[error(
+        "state directory {path} is writable by other users (mode {mode:04o}); \
+         make it private with `chmod 700 {path}`, or use another --state-dir"
+    )]
+    Unsafe {
+        /// The directory.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// Written by a newer twinflow.
     #[error(
         "state database {path} has schema version {found}, newer than this twinflow's {supported}; \
@@ -227,16 +239,33 @@ fn busy_or(
     }
 }
 
+/// Creates the state directory (mode 0700), or checks that an existing one
+/// is not writable by group or others: a database and run directories that
+/// other users may replace would make sealed results and the cache
+/// worthless.
 fn create_private_dir(dir: &Path) -> Result<(), StateError> {
-    use std::os::unix::fs::DirBuilderExt;
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let dir_err = |source| StateError::Dir {
+        path: dir.to_owned(),
+        source,
+    };
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|source| StateError::Dir {
+        .map_err(dir_err)?;
+    let mode = std::fs::metadata(dir)
+        .map_err(dir_err)?
+        .permissions()
+        .mode()
+        & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(StateError::Unsafe {
             path: dir.to_owned(),
-            source,
-        })
+            mode,
+        });
+    }
+    Ok(())
 }
 
 /// Whether `TWINFLOW_STATE_LOCKING=exclusive` asks for exclusive locking
@@ -260,6 +289,34 @@ fn is_network_fs(dir: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_state_directory_others_may_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("state");
+        std::fs::create_dir(&dir).unwrap();
+        for mode in [0o777, 0o770, 0o1777] {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = StateStore::open(&dir).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "state directory {0} is writable by other users (mode {mode:04o}); \
+                     make it private with `chmod 700 {0}`, or use another --state-dir",
+                    dir.display()
+                )
+            );
+            assert!(!dir.join(DB_FILE).exists(), "nothing was written in it");
+        }
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o750)).unwrap();
+        StateStore::open(&dir).unwrap();
+        // A new one is created private.
+        let new = parent.path().join("new/state");
+        StateStore::open(&new).unwrap();
+        let mode = std::fs::metadata(&new).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+    }
 
     #[test]
     fn commits_are_checkpointed_in_the_background_not_inline() {

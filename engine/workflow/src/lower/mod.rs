@@ -3,6 +3,7 @@
 //! and resolves every `${{ }}`. Reports all it finds; expansion into tasks
 //! happens only when nothing was wrong.
 
+mod code;
 mod executors;
 mod graph;
 mod model;

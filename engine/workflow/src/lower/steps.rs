@@ -338,6 +338,7 @@ impl Ctx<'_> {
             cycling: shape.cycling,
         };
         let run = resolve(d, &s.run, &scope);
+        let code = super::code::collect(d, s, run.as_ref(), self.workflow_dir);
         let env = self.env(d, s, executor, &scope);
         let container = s.container.as_ref().and_then(|c| container(d, c));
         let model = s
@@ -364,6 +365,7 @@ impl Ctx<'_> {
                 env,
                 container,
                 model,
+                code,
                 tasks: 0..0,
             },
             run: run?,
