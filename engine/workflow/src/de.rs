@@ -356,8 +356,11 @@ struct Map<'a> {
     entries: std::slice::Iter<'a, (Node, Node)>,
     /// For a struct: its keys; unknown ones are recorded and skipped.
     fields: Option<&'static [&'static str]>,
-    /// For a struct: the string keys written in this mapping.
-    present: Vec<&'a str>,
+    /// For a struct: which of its keys are written in this mapping (at most
+    /// one entry per key, however many unknown keys the mapping has).
+    present: Vec<&'static str>,
+    /// For a struct: "expected one of ...", made once for all unknown keys.
+    expected: Option<String>,
     pending: Option<&'a Node>,
     sink: &'a Sink,
 }
@@ -369,10 +372,10 @@ impl<'a> Map<'a> {
         sink: &'a Sink,
     ) -> Self {
         let present = match fields {
-            Some(_) => entries
+            Some(fields) => entries
                 .iter()
                 .filter_map(|(k, _)| match &k.kind {
-                    NodeKind::Str(s) => Some(s.as_str()),
+                    NodeKind::Str(s) => fields.iter().copied().find(|f| f == s),
                     _ => None,
                 })
                 .collect(),
@@ -382,6 +385,7 @@ impl<'a> Map<'a> {
             entries: entries.iter(),
             fields,
             present,
+            expected: None,
             pending: None,
             sink,
         }
@@ -411,9 +415,13 @@ impl<'de> MapAccess<'de> for Map<'_> {
                     e.span = Some(key.span);
                     e.label = Some("not a key here".into());
                     let suggestion = closest(name, fields.iter().copied());
-                    e.help = suggestion
-                        .map(|s| format!("did you mean `{s}`?"))
-                        .or_else(|| Some(format!("expected one of {}", one_of(fields))));
+                    e.help = Some(match suggestion {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => self
+                            .expected
+                            .get_or_insert_with(|| format!("expected one of {}", one_of(fields)))
+                            .clone(),
+                    });
                     NodeDeserializer {
                         node: key,
                         sink: self.sink,

@@ -84,17 +84,28 @@ fn is_dotted_name(name: &str) -> bool {
         })
 }
 
+/// The longest expression span shown.
+const MAX_SHOWN: usize = 200;
+
 /// The span of the n-th `${{ ... }}` at or after the node's start; the node's
 /// own span when the source does not show it (e.g. built by escapes).
 fn locate(source: &str, at: Span, nth: usize) -> Span {
-    let Some(tail) = source.get(at.start..) else {
+    // Within the node: a value whose `${{` the source does not show (written
+    // with escapes) must not find another node's, nor read the whole file.
+    let Some(tail) = source.get(at.start..at.end()) else {
         return at;
     };
     let Some((offset, _)) = tail.match_indices("${{").nth(nth) else {
         return at;
     };
     let start = at.start + offset;
-    let len = source[start..].find("}}").map_or(3, |end| end + 2).min(200);
+    // Looked for in the next 200 bytes only: an unclosed `${{` must not make
+    // each expression read the rest of the file.
+    let window = &source.as_bytes()[start..source.len().min(start + MAX_SHOWN)];
+    let len = window
+        .windows(2)
+        .position(|w| w == b"}}")
+        .map_or(3, |end| end + 2);
     Span::new(start, len)
 }
 

@@ -45,12 +45,13 @@ mod lower;
 mod model;
 mod node;
 mod options;
+mod read;
 mod schema;
 mod span;
 mod suggest;
 mod units;
 
-pub use diag::{CompileError, Diagnostic, Source, source};
+pub use diag::{CompileError, Diagnostic, MAX_REPORTED_DIAGNOSTICS, Source, SourceText, source};
 pub use node::MAX_SOURCE_BYTES;
 pub use options::{
     CompileOptions, DEFAULT_MAX_COMMAND_BYTES, DEFAULT_MAX_EDGES, DEFAULT_MAX_TASKS, DRY_RUN_ID,
@@ -114,39 +115,21 @@ fn compile_named(
     }
 }
 
-/// Reads a source file, refusing directories and files over [`MAX_SOURCE_BYTES`]
-/// before reading them.
+/// Reads a source file through [`read::read_bounded`]: a regular file of at
+/// most [`MAX_SOURCE_BYTES`], in UTF-8.
 pub(crate) fn read_source(path: &Path, what: &str) -> Result<String, CompileError> {
     let fail = |message: String, help: Option<String>| CompileError {
         diagnostics: vec![Diagnostic::new("twinflow::io", message).maybe_help(help)],
+        omitted: 0,
     };
-    let meta = std::fs::metadata(path).map_err(|e| {
-        fail(
-            format!("failed to read {what} `{}`: {e}", path.display()),
-            None,
-        )
-    })?;
-    if meta.is_dir() {
-        return Err(fail(
-            format!("{what} `{}` is a directory", path.display()),
-            None,
-        ));
-    }
-    if meta.len() > MAX_SOURCE_BYTES as u64 {
-        return Err(fail(
-            format!(
-                "{what} `{}` is {} bytes, more than the limit of {MAX_SOURCE_BYTES}",
-                path.display(),
-                meta.len()
-            ),
+    let subject = format!("{what} `{}`", path.display());
+    let bytes = read::read_bounded(path, MAX_SOURCE_BYTES as u64).map_err(|e| match e {
+        read::ReadError::Io(e) => fail(format!("failed to read {subject}: {e}"), None),
+        e @ read::ReadError::NotRegular(_) => fail(e.describe(&subject), None),
+        e @ read::ReadError::TooLarge { .. } => fail(
+            e.describe(&subject),
             Some("workflow files are small; generate large sweeps with for_each and params".into()),
-        ));
-    }
-    let bytes = std::fs::read(path).map_err(|e| {
-        fail(
-            format!("failed to read {what} `{}`: {e}", path.display()),
-            None,
-        )
+        ),
     })?;
     String::from_utf8(bytes).map_err(|e| {
         fail(

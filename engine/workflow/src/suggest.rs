@@ -14,14 +14,21 @@ pub(crate) fn closest<'a>(
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
     let word_lower = word.to_lowercase();
+    let word_chars = word_lower.chars().count();
     let mut best: Option<(f64, &str)> = None;
     for candidate in candidates {
         if candidate.starts_with('$') {
             continue;
         }
-        let score = strsim::jaro_winkler(&word_lower, &candidate.to_lowercase());
-        let edits = strsim::levenshtein(&word_lower, &candidate.to_lowercase());
-        let close = score >= 0.85 || edits <= 2.max(candidate.len() / 4);
+        let lower = candidate.to_lowercase();
+        let score = strsim::jaro_winkler(&word_lower, &lower);
+        // Edits are counted only when needed, and not at all when the lengths
+        // alone differ by more than allowed (a compile may ask this for
+        // every one of many unknown keys).
+        let allowed = 2.max(candidate.len() / 4);
+        let close = score >= 0.85
+            || (word_chars.abs_diff(lower.chars().count()) <= allowed
+                && strsim::levenshtein(&word_lower, &lower) <= allowed);
         if close && best.is_none_or(|(s, _)| score > s) {
             best = Some((score, candidate));
         }

@@ -96,8 +96,8 @@ pub(crate) fn resolve(
     text: &Spanned<String>,
     scope: &Scope<'_>,
 ) -> Option<Template> {
-    let source = d.source.inner().clone();
-    let pieces = match split(&text.value, text.span, &source) {
+    let source = d.source.clone();
+    let pieces = match split(&text.value, text.span, source.text()) {
         Ok(p) => p,
         Err(e) => {
             d.at("twinflow::bad-expression", e.span, e.message, "here")
