@@ -331,6 +331,14 @@ impl Diags {
         self.list.is_empty()
     }
 
+    /// Whether hints that search or list many names ("did you mean", "steps:
+    /// a, b, ...") are still worth working out: only while fewer diagnostics
+    /// than are reported have been found, so that a file with very many
+    /// mistakes costs time linear in its size.
+    pub(crate) fn hints_wanted(&self) -> bool {
+        self.list.len() < MAX_REPORTED_DIAGNOSTICS
+    }
+
     /// Sorts by position, diagnostics without a place (about command-line
     /// arguments, usually the cause of the rest) first, and hands them over.
     pub(crate) fn into_error(mut self) -> CompileError {

@@ -36,9 +36,42 @@ pub(crate) fn closest<'a>(
     best.map(|(_, c)| c)
 }
 
+/// The most names a hint lists.
+const MAX_LISTED: usize = 20;
+
+/// Names joined with `, `, at most [`MAX_LISTED`] of them and then how many
+/// more: a hint about a generated workflow with 100,000 steps stays short.
+pub(crate) fn list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    let mut out = String::new();
+    let mut more = 0usize;
+    for (i, name) in names.into_iter().enumerate() {
+        if i >= MAX_LISTED {
+            more += 1;
+            continue;
+        }
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(name);
+    }
+    if more > 0 {
+        out.push_str(&format!(" and {more} more"));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_lists_are_cut() {
+        assert_eq!(list(["a", "b"]), "a, b");
+        let many: Vec<String> = (0..25).map(|i| format!("s{i}")).collect();
+        let shown = list(many.iter().map(String::as_str));
+        assert!(shown.starts_with("s0, s1, "));
+        assert!(shown.ends_with("s19 and 5 more"), "{shown}");
+    }
 
     #[test]
     fn suggests_near_misses_only() {

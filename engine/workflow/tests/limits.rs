@@ -92,3 +92,33 @@ fn many_near_misses_of_one_key_are_reported_in_linear_time() {
     assert_eq!(err.error_count(), n);
     assert_eq!(err.diagnostics[0].hint(), Some("did you mean `run`?"));
 }
+
+/// References to unknown steps in a workflow of many steps: hints are worked
+/// out for the reported diagnostics only, and list at most 20 names.
+#[test]
+fn many_unknown_steps_get_short_hints() {
+    let n = 3_000;
+    let mut yaml = String::from("version: 1\nsteps:\n");
+    for i in 0..n {
+        yaml.push_str(&format!(
+            "  s{i}:\n    run: echo\n    needs: {{ x: missing{i}.out }}\n"
+        ));
+    }
+    let err = compile_str("steps.yaml", &yaml, &CompileOptions::default()).unwrap_err();
+    assert_eq!(err.error_count(), n);
+    let hint = err.diagnostics[0].hint().unwrap();
+    assert!(hint.starts_with("steps: s0, s1, s2, "), "{hint}");
+    assert!(hint.ends_with(&format!("s19 and {} more", n - 20)), "{hint}");
+}
+
+/// A chain of steps deeper than a thread's stack could recurse through.
+#[test]
+fn a_long_chain_of_steps_compiles() {
+    let n = 10_000;
+    let mut yaml = String::from("version: 1\nsteps:\n  s0:\n    run: echo\n");
+    for i in 1..n {
+        yaml.push_str(&format!("  s{i}:\n    run: echo\n    after: [s{}]\n", i - 1));
+    }
+    let plan = compile_str("chain.yaml", &yaml, &CompileOptions::default()).unwrap();
+    assert_eq!(plan.task_count(), n);
+}

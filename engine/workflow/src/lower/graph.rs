@@ -5,7 +5,7 @@ use crate::de::Lenient;
 use crate::diag::Diags;
 use crate::model::WorkflowDoc;
 use crate::span::Span;
-use petgraph::algo::tarjan_scc;
+use petgraph::algo::kosaraju_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 /// Builds producer -> consumer edges of the same cycle point.
@@ -67,7 +67,7 @@ fn reference(doc: &WorkflowDoc, steps: &[StepIr], c: usize, p: usize) -> Option<
 
 pub(crate) fn check_cycles(steps: &[StepIr], doc: &WorkflowDoc, d: &mut Diags) {
     let g = step_graph(steps);
-    for scc in tarjan_scc(&g) {
+    for scc in kosaraju_scc(&g) {
         let self_loop = scc.len() == 1 && g.contains_edge(scc[0], scc[0]);
         if scc.len() < 2 && !self_loop {
             continue;
