@@ -178,6 +178,18 @@ pub(crate) fn parse_into<T: for<'de> serde::Deserialize<'de>>(
             return None;
         }
     };
+    for span in node::values_with_nul(&node) {
+        d.at(
+            "twinflow::nul",
+            span,
+            "a value holds a NUL character (`\\0`)",
+            "contains NUL",
+        )
+        .set_help(Some(
+            "a NUL cannot be passed to a command, an environment variable or a path; remove it"
+                .into(),
+        ));
+    }
     let sink = de::Sink::default();
     let doc = de::from_node::<T>(&node, &sink);
     for e in sink.into_inner() {
@@ -240,7 +252,7 @@ fn yaml_error(source: &Source, text: &str, e: &serde_saphyr::Error) -> Diagnosti
     } else if message.starts_with("the file is refused") {
         Some("the file is refused to protect twinflow from runaway YAML (alias bombs, very deep nesting)".to_owned())
     } else {
-        None
+        offset.and_then(|o| unquoted_flow_expression(text, o, &message))
     };
     if let Some(key) = message
         .strip_prefix("duplicate mapping key: ")
@@ -255,6 +267,32 @@ fn yaml_error(source: &Source, text: &str, e: &serde_saphyr::Error) -> Diagnosti
         diag = diag.label(Span::new(o.min(text.len()), 0), "here");
     }
     diag
+}
+
+/// A hint when YAML failed inside `{ ... }` or `[ ... ]` on a line with an
+/// unquoted `${{`: there `{` starts a mapping, so the expression must be quoted.
+fn unquoted_flow_expression(text: &str, offset: usize, message: &str) -> Option<String> {
+    let lower = message.to_lowercase();
+    if !lower.contains("flow mapping") && !lower.contains("flow sequence") {
+        return None;
+    }
+    let at = offset.min(text.len());
+    let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+    let line = &text[start..end];
+    let open = line.find("${{")?;
+    // Quoted already: the quote before it is not closed before it.
+    let before = &line[..open];
+    if before.matches('"').count() % 2 == 1 || before.matches('\'').count() % 2 == 1 {
+        return None;
+    }
+    let expr = line[open..]
+        .find("}}")
+        .map_or("${{ ... }}", |close| &line[open..open + close + 2]);
+    Some(format!(
+        "inside `{{ }}` or `[ ]`, YAML reads the `{{` of an unquoted `${{{{` as a mapping: \
+         quote the value, as in `\"{expr}\"`"
+    ))
 }
 
 /// serde-saphyr's wording, made for workflow authors: no library API advice,

@@ -108,7 +108,10 @@ fn many_unknown_steps_get_short_hints() {
     assert_eq!(err.error_count(), n);
     let hint = err.diagnostics[0].hint().unwrap();
     assert!(hint.starts_with("steps: s0, s1, s2, "), "{hint}");
-    assert!(hint.ends_with(&format!("s19 and {} more", n - 20)), "{hint}");
+    assert!(
+        hint.ends_with(&format!("s19 and {} more", n - 20)),
+        "{hint}"
+    );
 }
 
 /// A chain of steps deeper than a thread's stack could recurse through.
@@ -117,7 +120,10 @@ fn a_long_chain_of_steps_compiles() {
     let n = 10_000;
     let mut yaml = String::from("version: 1\nsteps:\n  s0:\n    run: echo\n");
     for i in 1..n {
-        yaml.push_str(&format!("  s{i}:\n    run: echo\n    after: [s{}]\n", i - 1));
+        yaml.push_str(&format!(
+            "  s{i}:\n    run: echo\n    after: [s{}]\n",
+            i - 1
+        ));
     }
     let plan = compile_str("chain.yaml", &yaml, &CompileOptions::default()).unwrap();
     assert_eq!(plan.task_count(), n);

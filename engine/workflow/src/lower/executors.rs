@@ -422,7 +422,7 @@ mod tests {
     #[test]
     fn site_files_parse() {
         let site = parse_site("version: 1\nexecutors:\n  hpc: { kind: local }\n").unwrap();
-        assert_eq!(site.executors.0.len(), 1);
+        assert_eq!(site.executors.iter().count(), 1);
         let _: &Entries<Spanned<Lenient<ExecutorDoc>>> = &site.executors;
     }
 }

@@ -184,6 +184,19 @@ fn lower_params(
             );
             continue;
         };
+        if raw.contains('\0') {
+            d.push(
+                Diagnostic::new(
+                    "twinflow::nul",
+                    format!(
+                        "--param {key}={}: the value holds a NUL character (`\\0`)",
+                        raw.escape_default()
+                    ),
+                )
+                .help("a NUL cannot be passed to a command or an environment variable; remove it"),
+            );
+            continue;
+        }
         let new = match value {
             ParamValue::One(_) => ParamValue::One(raw.clone()),
             ParamValue::Many(_) => {

@@ -83,7 +83,7 @@ pub(crate) fn lower_all(
     executors: &[ExecIr],
     workflow_dir: &Path,
 ) -> Vec<StepIr> {
-    if doc.steps.value.is_empty() {
+    if doc.steps.value.none_written() {
         d.at(
             "twinflow::no-steps",
             doc.steps.span,

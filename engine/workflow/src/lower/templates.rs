@@ -100,16 +100,13 @@ pub(crate) fn resolve(
     scope: &Scope<'_>,
 ) -> Option<Template> {
     let source = d.source.clone();
-    let pieces = match split(&text.value, text.span, source.text()) {
-        Ok(p) => p,
-        Err(e) => {
-            d.at("twinflow::bad-expression", e.span, e.message, "here")
-                .set_help(e.help);
-            return None;
-        }
-    };
+    let (pieces, errors) = split(&text.value, text.span, source.text());
+    let mut ok = errors.is_empty();
+    for e in errors {
+        d.at("twinflow::bad-expression", e.span, e.message, "here")
+            .set_help(e.help);
+    }
     let mut out = Vec::with_capacity(pieces.len());
-    let mut ok = true;
     for piece in pieces {
         match piece {
             RawPiece::Lit(s) => out.push(Piece::Lit(s)),
