@@ -265,9 +265,10 @@ fn lower_cycle(doc: &WorkflowDoc, d: &mut Diags) -> Option<CycleSpec> {
             message.clone(),
             "invalid cycle step",
         )
-        .set_help(Some(
-            "ISO 8601 durations: `P10Y`, `P1M`, `P7D`, `PT6H`, `P1DT12H`".into(),
-        ));
+        .set_help(Some(match cycle::iso_form(&c.step.value) {
+            Some(iso) => format!("did you mean `{iso}`? A cycle step is an ISO 8601 duration"),
+            None => "ISO 8601 durations: `P10Y`, `P1M`, `P7D`, `PT6H`, `P1DT12H`".into(),
+        }));
         bad = true;
     }
     if let Some(r) = &c.runahead
