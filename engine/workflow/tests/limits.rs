@@ -128,3 +128,30 @@ fn a_long_chain_of_steps_compiles() {
     let plan = compile_str("chain.yaml", &yaml, &CompileOptions::default()).unwrap();
     assert_eq!(plan.task_count(), n);
 }
+
+/// A dependency cycle through thousands of steps is one short diagnostic:
+/// its first steps named, the rest counted, a dozen links labelled.
+#[test]
+fn a_long_dependency_cycle_is_reported_in_short() {
+    let n = 3_000;
+    let mut yaml = String::from("version: 1\nsteps:\n");
+    for i in 0..n {
+        yaml.push_str(&format!(
+            "  s{i}:\n    run: echo\n    after: [s{}]\n",
+            (i + 1) % n
+        ));
+    }
+    let err = compile_str("cycle.yaml", &yaml, &CompileOptions::default()).unwrap_err();
+    assert_eq!(err.diagnostics.len(), 1);
+    let d = &err.diagnostics[0];
+    assert_eq!(d.code(), "twinflow::cycle");
+    assert_eq!(
+        d.message(),
+        format!(
+            "dependency cycle: s0 -> s2999 -> s2998 -> s2997 -> s2996 -> s2995 -> s2994 -> s2993 -> s2992 -> s2991 -> s2990 -> s2989 -> ... {} more ... -> s1 -> s0",
+            n - 13
+        )
+    );
+    let rendered = d.render(false);
+    assert_eq!(rendered.matches("` needs `").count(), 12, "{rendered}");
+}
