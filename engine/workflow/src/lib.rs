@@ -47,17 +47,19 @@ mod node;
 mod options;
 mod read;
 mod schema;
+mod source;
 mod span;
 mod suggest;
 mod units;
 
-pub use diag::{CompileError, Diagnostic, MAX_REPORTED_DIAGNOSTICS, Source, SourceText, source};
+pub use diag::{CompileError, Diagnostic, MAX_REPORTED_DIAGNOSTICS};
 pub use node::MAX_SOURCE_BYTES;
 pub use options::{
     CompileOptions, DEFAULT_MAX_COMMAND_BYTES, DEFAULT_MAX_EDGES, DEFAULT_MAX_TASKS, DRY_RUN_ID,
     SiteSource, parse_param_arg,
 };
 pub use schema::{site_schema, workflow_schema};
+pub use source::{Source, SourceText, source};
 pub use span::{Span, Spanned};
 pub use twinflow_core::Plan;
 
