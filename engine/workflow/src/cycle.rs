@@ -45,10 +45,10 @@ pub(crate) fn parse_step(text: &str) -> Result<(Duration, bool), String> {
 }
 
 /// The ISO 8601 form of a duration written another way (`10 years`, `1y`,
-/// `6h`), for a "did you mean" hint.
+/// `10Y`, `6h`), for a "did you mean" hint.
 pub(crate) fn iso_form(text: &str) -> Option<String> {
     let span = jiff::fmt::friendly::SpanParser::new()
-        .parse_span(text.trim())
+        .parse_span(text.trim().to_lowercase())
         .ok()
         .filter(|s| s.is_positive())?;
     Some(span.to_string())
@@ -142,6 +142,7 @@ mod tests {
         assert!(parse_step("1y").is_err());
         assert_eq!(iso_form("10 years").as_deref(), Some("P10Y"));
         assert_eq!(iso_form("1y").as_deref(), Some("P1Y"));
+        assert_eq!(iso_form("10Y").as_deref(), Some("P10Y"));
         assert_eq!(iso_form("6h").as_deref(), Some("PT6H"));
         assert_eq!(iso_form("1 month 2 days").as_deref(), Some("P1M2D"));
         assert_eq!(iso_form("P1Y"), None);
