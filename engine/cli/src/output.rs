@@ -41,7 +41,7 @@ impl Output {
     pub(crate) fn compile_error(&self, what: &str, err: &CompileError) {
         let mut stderr = std::io::stderr().lock();
         let _ = stderr.write_all(err.render(self.color).as_bytes());
-        let n = err.diagnostics.len();
+        let n = err.error_count();
         let _ = writeln!(
             stderr,
             "error: could not compile `{}` due to {}",

@@ -1,6 +1,7 @@
 //! The `twinflow` binary as a user runs it: outputs and documented exit codes.
 #![expect(
     clippy::expect_used,
+    clippy::panic,
     reason = "test helpers fail the test with a message"
 )]
 
@@ -212,4 +213,84 @@ fn every_command_has_help() {
     }
     let o = twinflow(&["--help"]);
     assert!(stdout(&o).contains("Exit codes"), "{}", stdout(&o));
+}
+
+/// Runs twinflow, killing it (and failing) if it takes more than 60 s. Its
+/// output goes to files (a full pipe would stop it).
+fn twinflow_within_a_minute(args: &[&str]) -> Output {
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let out = write_temp(&format!("run-{run}.out"), "");
+    let err = out.with_extension("err");
+    let file = |p: &Path| std::fs::File::create(p).expect("output file");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_twinflow"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdout(file(&out))
+        .stderr(file(&err))
+        .spawn()
+        .expect("run twinflow");
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for twinflow") {
+            break status;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(60) {
+            child.kill().expect("kill twinflow");
+            child.wait().expect("reap twinflow");
+            panic!("twinflow {args:?} did not finish within a minute");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: std::fs::read(&out).expect("stdout"),
+        stderr: std::fs::read(&err).expect("stderr"),
+    }
+}
+
+#[test]
+fn endless_and_blocking_files_are_refused_not_read() {
+    let o = twinflow_within_a_minute(&["validate", "/dev/zero"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("workflow file `/dev/zero` is a character device, not a regular file"),
+        "{}",
+        stderr(&o)
+    );
+    let fifo = write_temp("unused.yaml", "").with_file_name("site-fifo.yaml");
+    let _ = std::fs::remove_file(&fifo);
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let fb = forest_bird();
+    let o = twinflow_within_a_minute(&[
+        "validate",
+        fb.to_str().unwrap(),
+        "--site",
+        fifo.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("is a FIFO (named pipe), not a regular file"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn many_errors_are_capped_and_counted() {
+    let mut yaml = String::from("version: 1\nsteps:\n  a:\n    run: echo\n");
+    for i in 0..300 {
+        yaml.push_str(&format!("    key{i}: {i}\n"));
+    }
+    let bad = write_temp("many.yaml", &yaml);
+    let o = twinflow_within_a_minute(&["validate", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert_eq!(err.matches("unknown key").count(), 200, "{err}");
+    assert!(
+        err.contains("error: and 100 more errors (only the first 200 are shown)"),
+        "{err}"
+    );
+    assert!(err.contains("due to 300 errors"), "{err}");
 }

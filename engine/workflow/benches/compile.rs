@@ -19,6 +19,9 @@
 //! cargo bench -p twinflow-workflow --bench compile -- --yaml fanout-10k > f.yaml
 //! ```
 //!
+//! A last case, `errors-100k`, compiles a file with 100,000 unknown keys and
+//! prints how long finding, keeping the first and rendering them takes.
+//!
 //! It reports; it never fails on a missed target (exit 0), only on errors.
 //! An unoptimised build without a filter (`cargo test --benches`) runs only
 //! the 10k cases, as a smoke test.
@@ -369,7 +372,7 @@ fn compile(case: &Case, yaml: &str) -> Result<Plan, Error> {
         format!(
             "{} does not compile ({} diagnostics; first: {first})",
             case.name,
-            e.diagnostics.len()
+            e.error_count()
         )
         .into()
     })
@@ -456,15 +459,19 @@ fn parent(filters: &[String]) -> Result<(), Error> {
     let exe = std::env::current_exe()?;
     // An unoptimised build (`cargo test --benches`) is a smoke test: 10k cases only.
     let smoke = cfg!(debug_assertions) && filters.is_empty();
+    let matches =
+        |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
     let cases: Vec<&Case> = CASES
         .iter()
-        .filter(|c| filters.is_empty() || filters.iter().any(|f| c.name.contains(f.as_str())))
+        .filter(|c| matches(c.name))
         .filter(|c| !smoke || c.name.ends_with("-10k"))
         .collect();
     if smoke {
         println!("unoptimised build: smoke test of the 10k cases only; figures are meaningless");
     }
-    if cases.is_empty() {
+    let errors = if smoke { 10_000 } else { 100_000 };
+    let errors_case = format!("errors-{}k", errors / 1000);
+    if cases.is_empty() && !matches(&errors_case) {
         return Err(format!("no case matches {filters:?}").into());
     }
     println!(
@@ -539,6 +546,38 @@ fn parent(filters: &[String]) -> Result<(), Error> {
     println!(
         "\n{} case(s) with a target missed (reported, not failed)",
         misses
+    );
+    if matches(&errors_case) {
+        many_errors(&errors_case, errors)?;
+    }
+    Ok(())
+}
+
+/// A file with `n` unknown keys: time to compile it and render what is
+/// reported (linear in `n`; the first diagnostics are kept, the rest counted).
+fn many_errors(name: &str, n: usize) -> Result<(), Error> {
+    let mut yaml = String::from("version: 1\nsteps:\n  a:\n    run: echo\n");
+    for i in 0..n {
+        writeln!(yaml, "    key{i}: {i}")?;
+    }
+    let mut times = Vec::new();
+    let mut shown = (0, 0);
+    for _ in 0..3 {
+        let t = Instant::now();
+        let err = match compile_str(&format!("{name}.yaml"), &yaml, &CompileOptions::default()) {
+            Ok(_) => return Err(format!("{name} compiled").into()),
+            Err(e) => e,
+        };
+        black_box(err.render(false));
+        times.push(t.elapsed());
+        shown = (err.diagnostics.len(), err.omitted);
+    }
+    println!(
+        "\n| case | file (MB) | errors | reported | time incl. rendering (ms) |\n|---|---:|---:|---:|---:|\n| {name} | {:.1} | {} | {} | {:.1} |",
+        yaml.len() as f64 / MB,
+        shown.0 + shown.1,
+        shown.0,
+        median(times).as_secs_f64() * 1e3
     );
     Ok(())
 }

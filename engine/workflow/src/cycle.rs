@@ -24,9 +24,14 @@ pub(crate) fn parse_point(text: &str) -> Result<(DateTime, bool), String> {
     }
 }
 
-/// Parses an ISO 8601 duration (`P10Y`, `P1M`, `P1D`, `PT6H`); it must be positive.
+/// ISO 8601 durations only (`P10Y`), not jiff's "friendly" ones (`10 years`).
+static ISO_DURATION: jiff::fmt::temporal::SpanParser = jiff::fmt::temporal::SpanParser::new();
+
+/// Parses an ISO 8601 duration (`P10Y`, `P1M`, `P1D`, `PT6H`); it must be
+/// positive. Nothing else is a cycle step: `10 years` or `1y` are refused
+/// (see [`iso_form`] for the hint).
 pub(crate) fn parse_step(text: &str) -> Result<(Duration, bool), String> {
-    let step: Duration = text.trim().parse().map_err(|_| {
+    let step: Duration = ISO_DURATION.parse_span(text.trim()).map_err(|_| {
         format!("`{text}` is not an ISO 8601 duration; write e.g. `P10Y`, `P1M`, `P1D` or `PT6H`")
     })?;
     if !step.is_positive() {
@@ -37,6 +42,16 @@ pub(crate) fn parse_step(text: &str) -> Result<(Duration, bool), String> {
         || step.get_seconds() != 0
         || step.get_milliseconds() != 0;
     Ok((step, has_time))
+}
+
+/// The ISO 8601 form of a duration written another way (`10 years`, `1y`,
+/// `10Y`, `6h`), for a "did you mean" hint.
+pub(crate) fn iso_form(text: &str) -> Option<String> {
+    let span = jiff::fmt::friendly::SpanParser::new()
+        .parse_span(text.trim().to_lowercase())
+        .ok()
+        .filter(|s| s.is_positive())?;
+    Some(span.to_string())
 }
 
 /// Every point from `start` to `stop` (inclusive), labelled as dates unless
@@ -123,6 +138,15 @@ mod tests {
         assert!(parse_point("2020-13-01").is_err());
         assert!(parse_point("yesterday").is_err());
         assert!(parse_step("10Y").is_err());
+        assert!(parse_step("10 years").is_err());
+        assert!(parse_step("1y").is_err());
+        assert_eq!(iso_form("10 years").as_deref(), Some("P10Y"));
+        assert_eq!(iso_form("1y").as_deref(), Some("P1Y"));
+        assert_eq!(iso_form("10Y").as_deref(), Some("P10Y"));
+        assert_eq!(iso_form("6h").as_deref(), Some("PT6H"));
+        assert_eq!(iso_form("1 month 2 days").as_deref(), Some("P1M2D"));
+        assert_eq!(iso_form("P1Y"), None);
+        assert_eq!(iso_form("soon"), None);
         assert!(parse_step("P0D").is_err());
         assert!(parse_step("-P1D").is_err());
         let (a, _) = parse_point("2020-01-01").unwrap();

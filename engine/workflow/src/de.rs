@@ -356,8 +356,11 @@ struct Map<'a> {
     entries: std::slice::Iter<'a, (Node, Node)>,
     /// For a struct: its keys; unknown ones are recorded and skipped.
     fields: Option<&'static [&'static str]>,
-    /// For a struct: the string keys written in this mapping.
-    present: Vec<&'a str>,
+    /// For a struct: which of its keys are written in this mapping (at most
+    /// one entry per key, however many unknown keys the mapping has).
+    present: Vec<&'static str>,
+    /// For a struct: "expected one of ...", made once for all unknown keys.
+    expected: Option<String>,
     pending: Option<&'a Node>,
     sink: &'a Sink,
 }
@@ -369,10 +372,10 @@ impl<'a> Map<'a> {
         sink: &'a Sink,
     ) -> Self {
         let present = match fields {
-            Some(_) => entries
+            Some(fields) => entries
                 .iter()
                 .filter_map(|(k, _)| match &k.kind {
-                    NodeKind::Str(s) => Some(s.as_str()),
+                    NodeKind::Str(s) => fields.iter().copied().find(|f| f == s),
                     _ => None,
                 })
                 .collect(),
@@ -382,6 +385,7 @@ impl<'a> Map<'a> {
             entries: entries.iter(),
             fields,
             present,
+            expected: None,
             pending: None,
             sink,
         }
@@ -411,9 +415,13 @@ impl<'de> MapAccess<'de> for Map<'_> {
                     e.span = Some(key.span);
                     e.label = Some("not a key here".into());
                     let suggestion = closest(name, fields.iter().copied());
-                    e.help = suggestion
-                        .map(|s| format!("did you mean `{s}`?"))
-                        .or_else(|| Some(format!("expected one of {}", one_of(fields))));
+                    e.help = Some(match suggestion {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => self
+                            .expected
+                            .get_or_insert_with(|| format!("expected one of {}", one_of(fields)))
+                            .clone(),
+                    });
                     NodeDeserializer {
                         node: key,
                         sink: self.sink,
@@ -544,23 +552,35 @@ impl<T: JsonSchema> JsonSchema for Lenient<T> {
 
 /// An ordered mapping of names to values, keeping the span of every name.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Entries<T>(pub(crate) Vec<(crate::Spanned<String>, T)>);
+pub(crate) struct Entries<T> {
+    items: Vec<(crate::Spanned<String>, T)>,
+    /// Entries written in the file, with those left out for a wrong name.
+    written: usize,
+}
 
 impl<T> Default for Entries<T> {
     fn default() -> Self {
-        Self(Vec::new())
+        Self {
+            items: Vec::new(),
+            written: 0,
+        }
     }
 }
 
 impl<T> Entries<T> {
     /// Iterates names and values.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&crate::Spanned<String>, &T)> {
-        self.0.iter().map(|(k, v)| (k, v))
+        self.items.iter().map(|(k, v)| (k, v))
     }
 
     /// True without entries.
     pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.items.is_empty()
+    }
+
+    /// True when the file wrote no entry at all (not even a wrong one).
+    pub(crate) fn none_written(&self) -> bool {
+        self.written == 0
     }
 }
 
@@ -578,23 +598,26 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Entries<T> {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries<T>, A::Error> {
                 // A wrong entry is recorded by the node deserializer and left
                 // out, so the rest of the mapping is still checked.
-                let mut out = Vec::new();
+                let mut items = Vec::new();
+                let mut written = 0;
                 let mut size = map.size_hint().unwrap_or(usize::MAX);
                 while size > 0 {
                     size -= 1;
                     match map.next_key::<crate::Spanned<String>>() {
                         Ok(None) => break,
                         Ok(Some(key)) => {
+                            written += 1;
                             if let Ok(value) = map.next_value::<T>() {
-                                out.push((key, value));
+                                items.push((key, value));
                             }
                         }
                         Err(_) => {
+                            written += 1;
                             map.next_value::<de::IgnoredAny>()?;
                         }
                     }
                 }
-                Ok(Entries(out))
+                Ok(Entries { items, written })
             }
         }
 

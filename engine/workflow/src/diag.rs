@@ -1,19 +1,16 @@
 //! Compile diagnostics: rustc-style errors with a code, the file, labelled
 //! spans and a hint, rendered by miette. A compile reports every error it
-//! can find in a file, not only the first.
+//! can find in a file, not only the first, and keeps the first
+//! [`MAX_REPORTED_DIAGNOSTICS`] of them.
 
+use crate::source::Source;
 use crate::span::Span;
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode};
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, SourceCode};
 use std::fmt;
-use std::sync::Arc;
 
-/// A named source text that diagnostics point into.
-pub type Source = Arc<NamedSource<String>>;
-
-/// Makes a named source.
-pub fn source(name: impl AsRef<str>, text: impl Into<String>) -> Source {
-    Arc::new(NamedSource::new(name, text.into()).with_language("yaml"))
-}
+/// The most diagnostics a compile reports; the rest are counted in
+/// [`CompileError::omitted`].
+pub const MAX_REPORTED_DIAGNOSTICS: usize = 200;
 
 /// One problem with a workflow (or site file, or command-line argument).
 #[derive(Debug, Clone)]
@@ -81,11 +78,7 @@ impl Diagnostic {
     /// `(line, column)` of the primary label, 1-based.
     pub fn line_col(&self) -> Option<(usize, usize)> {
         let (span, _) = self.labels.first()?;
-        let text = self.source.as_ref()?.inner();
-        let before = text.get(..span.start)?;
-        let line = before.matches('\n').count() + 1;
-        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        Some((line, col))
+        self.source.as_ref()?.line_col(span.start)
     }
 
     /// Renders like rustc: message, `file:line:col`, the source with labels, the hint.
@@ -151,32 +144,55 @@ impl miette::Diagnostic for Diagnostic {
 }
 
 /// Why a workflow did not compile: one or more diagnostics, in file order.
+/// At most [`MAX_REPORTED_DIAGNOSTICS`] are kept; `omitted` counts the rest.
 #[derive(Debug, Clone)]
 pub struct CompileError {
     /// What went wrong, in source order.
     pub diagnostics: Vec<Diagnostic>,
+    /// How many more problems were found and left out.
+    pub omitted: usize,
 }
 
 impl CompileError {
-    /// Renders every diagnostic and a closing count, like rustc.
+    /// How many problems were found, including those left out.
+    pub fn error_count(&self) -> usize {
+        self.diagnostics.len() + self.omitted
+    }
+
+    /// Renders every diagnostic and, when some were left out, how many.
     pub fn render(&self, color: bool) -> String {
         let mut out = String::new();
         for d in &self.diagnostics {
             out.push_str(&d.render(color));
             out.push('\n');
         }
+        if let Some(more) = self.more() {
+            out.push_str(&format!("error: {more}\n"));
+        }
         out
+    }
+
+    /// "and N more errors (...)", when some were left out.
+    fn more(&self) -> Option<String> {
+        let noun = if self.omitted == 1 { "error" } else { "errors" };
+        (self.omitted > 0).then(|| {
+            format!(
+                "and {} more {noun} (only the first {} are shown)",
+                self.omitted,
+                self.diagnostics.len()
+            )
+        })
     }
 }
 
 impl fmt::Display for CompileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.diagnostics.as_slice() {
-            [one] => write!(f, "{}", one.message),
+            [one] if self.omitted == 0 => write!(f, "{}", one.message),
             many => write!(
                 f,
                 "{} errors, the first: {}",
-                many.len(),
+                self.error_count(),
                 many.first().map_or("", |d| d.message.as_str())
             ),
         }
@@ -224,6 +240,14 @@ impl Diags {
         self.list.is_empty()
     }
 
+    /// Whether hints that search or list many names ("did you mean", "steps:
+    /// a, b, ...") are still worth working out: only while fewer diagnostics
+    /// than are reported have been found, so that a file with very many
+    /// mistakes costs time linear in its size.
+    pub(crate) fn hints_wanted(&self) -> bool {
+        self.list.len() < MAX_REPORTED_DIAGNOSTICS
+    }
+
     /// Sorts by position, diagnostics without a place (about command-line
     /// arguments, usually the cause of the rest) first, and hands them over.
     pub(crate) fn into_error(mut self) -> CompileError {
@@ -236,8 +260,11 @@ impl Diags {
                 && a.code == b.code
                 && a.labels.first().map(|l| l.0) == b.labels.first().map(|l| l.0)
         });
+        let omitted = self.list.len().saturating_sub(MAX_REPORTED_DIAGNOSTICS);
+        self.list.truncate(MAX_REPORTED_DIAGNOSTICS);
         CompileError {
             diagnostics: self.list,
+            omitted,
         }
     }
 }
@@ -255,5 +282,51 @@ impl Diagnostic {
     pub(crate) fn add_label(&mut self, span: Span, text: impl Into<String>) -> &mut Self {
         self.labels.push((span, text.into()));
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::source;
+
+    #[test]
+    fn line_and_column_are_one_based_and_count_characters() {
+        let src = source("f.yaml", "a: 1\nbé: x\n  c: 2\n");
+        let d = Diagnostic::new("twinflow::x", "m")
+            .in_source(&src)
+            .label(Span::new(9, 1), "");
+        assert_eq!(d.line_col(), Some((2, 4)));
+        let d = Diagnostic::new("twinflow::x", "m")
+            .in_source(&src)
+            .label(Span::new(0, 1), "");
+        assert_eq!(d.line_col(), Some((1, 1)));
+    }
+
+    #[test]
+    fn only_the_first_diagnostics_are_kept_and_the_rest_counted() {
+        let src = source("f.yaml", "x\n".repeat(1000));
+        let mut d = Diags::new(src);
+        for i in (0..1000).rev() {
+            d.at(
+                "twinflow::x",
+                Span::new(2 * i, 1),
+                format!("problem {i}"),
+                "",
+            );
+        }
+        let err = d.into_error();
+        assert_eq!(err.diagnostics.len(), MAX_REPORTED_DIAGNOSTICS);
+        assert_eq!(err.omitted, 1000 - MAX_REPORTED_DIAGNOSTICS);
+        assert_eq!(err.error_count(), 1000);
+        assert_eq!(err.diagnostics[0].message(), "problem 0");
+        assert!(
+            err.render(false)
+                .ends_with("error: and 800 more errors (only the first 200 are shown)\n")
+        );
+        assert!(
+            err.to_string()
+                .starts_with("1000 errors, the first: problem 0")
+        );
     }
 }

@@ -23,9 +23,13 @@ pub(crate) struct ExprError {
 }
 
 /// Splits `text` (the value of the node at `at`) into pieces. `source` is the
-/// whole file, used to point at the n-th `${{` inside the node.
-pub(crate) fn split(text: &str, at: Span, source: &str) -> Result<Vec<RawPiece>, ExprError> {
+/// whole file, used to point at the n-th `${{` inside the node. Every wrong
+/// expression is an error, not only the first: a wrong one is left out and
+/// the text after it still read (after an unclosed `${{` nothing is left).
+/// Returns the pieces of the well-formed parts and the errors.
+pub(crate) fn split(text: &str, at: Span, source: &str) -> (Vec<RawPiece>, Vec<ExprError>) {
     let mut pieces = Vec::new();
+    let mut errors = Vec::new();
     let mut rest = text;
     let mut nth = 0;
     while let Some(open) = rest.find("${{") {
@@ -36,40 +40,42 @@ pub(crate) fn split(text: &str, at: Span, source: &str) -> Result<Vec<RawPiece>,
         let after = &rest[open + 3..];
         let close = after.find("}}").filter(|&c| !after[..c].contains("${{"));
         let Some(close) = close else {
-            return Err(ExprError {
+            errors.push(ExprError {
                 message: "unclosed `${{`: no matching `}}`".into(),
                 span: Span::new(span.start, 3),
                 help: Some("close the expression with `}}`, as in `${{ params.region }}`".into()),
             });
+            rest = "";
+            break;
         };
         let name = after[..close].trim();
         if name.is_empty() {
-            return Err(ExprError {
+            errors.push(ExprError {
                 message: "empty expression `${{ }}`".into(),
                 span,
                 help: Some("write a name inside, e.g. `${{ params.region }}`".into()),
             });
-        }
-        if !is_dotted_name(name) {
-            return Err(ExprError {
+        } else if !is_dotted_name(name) {
+            errors.push(ExprError {
                 message: format!("`{name}` is not an expression twinflow understands"),
                 span,
                 help: Some(
                     "expressions are names such as `params.X`, `inputs.X`, `outputs.X`, a for_each key, `cycle.year`, `workflow.dir`, `run.id` or `task.name`".into(),
                 ),
             });
+        } else {
+            pieces.push(RawPiece::Expr {
+                name: name.to_owned(),
+                span,
+            });
         }
-        pieces.push(RawPiece::Expr {
-            name: name.to_owned(),
-            span,
-        });
         rest = &after[close + 2..];
         nth += 1;
     }
     if !rest.is_empty() {
         pieces.push(RawPiece::Lit(rest.to_owned()));
     }
-    Ok(pieces)
+    (pieces, errors)
 }
 
 /// `a.b-c.d_e`: segments of letters, digits, `_` and `-`, not starting with a digit or `-`.
@@ -84,17 +90,28 @@ fn is_dotted_name(name: &str) -> bool {
         })
 }
 
+/// The longest expression span shown.
+const MAX_SHOWN: usize = 200;
+
 /// The span of the n-th `${{ ... }}` at or after the node's start; the node's
 /// own span when the source does not show it (e.g. built by escapes).
 fn locate(source: &str, at: Span, nth: usize) -> Span {
-    let Some(tail) = source.get(at.start..) else {
+    // Within the node: a value whose `${{` the source does not show (written
+    // with escapes) must not find another node's, nor read the whole file.
+    let Some(tail) = source.get(at.start..at.end()) else {
         return at;
     };
     let Some((offset, _)) = tail.match_indices("${{").nth(nth) else {
         return at;
     };
     let start = at.start + offset;
-    let len = source[start..].find("}}").map_or(3, |end| end + 2).min(200);
+    // Looked for in the next 200 bytes only: an unclosed `${{` must not make
+    // each expression read the rest of the file.
+    let window = &source.as_bytes()[start..source.len().min(start + MAX_SHOWN)];
+    let len = window
+        .windows(2)
+        .position(|w| w == b"}}")
+        .map_or(3, |end| end + 2);
     Span::new(start, len)
 }
 
@@ -106,7 +123,8 @@ mod tests {
     fn splits_and_locates() {
         let source = "run: echo ${{ params.a }} and ${{ b }}\n";
         let at = Span::new(5, source.len() - 6);
-        let pieces = split(&source[5..source.len() - 1], at, source).unwrap();
+        let (pieces, errors) = split(&source[5..source.len() - 1], at, source);
+        assert!(errors.is_empty());
         assert_eq!(pieces.len(), 4);
         let RawPiece::Expr { name, span } = &pieces[3] else {
             panic!("not an expression")
@@ -118,9 +136,30 @@ mod tests {
     #[test]
     fn refuses_unclosed_and_odd_expressions() {
         let at = Span::default();
-        assert!(split("echo ${{ params.a", at, "").is_err());
-        assert!(split("echo ${{ a + b }}", at, "").is_err());
-        assert!(split("echo ${{ }}", at, "").is_err());
-        assert_eq!(split("plain $HOME ${x}", at, "").unwrap().len(), 1);
+        let errors = |text: &str| split(text, at, "").1.len();
+        assert_eq!(errors("echo ${{ params.a"), 1);
+        assert_eq!(errors("echo ${{ a + b }}"), 1);
+        assert_eq!(errors("echo ${{ }}"), 1);
+        assert_eq!(split("plain $HOME ${x}", at, "").0.len(), 1);
+    }
+
+    #[test]
+    fn every_wrong_expression_is_an_error() {
+        let source = "run: ${{ a + b }} ${{ ok }} ${{ }} ${{ c d }} ${{ open\n";
+        let at = Span::new(5, source.len() - 6);
+        let (pieces, errors) = split(&source[5..source.len() - 1], at, source);
+        let shown: Vec<&str> = errors
+            .iter()
+            .map(|e| &source[e.span.start..e.span.end()])
+            .collect();
+        assert_eq!(shown, ["${{ a + b }}", "${{ }}", "${{ c d }}", "${{"]);
+        let names: Vec<&str> = pieces
+            .iter()
+            .filter_map(|p| match p {
+                RawPiece::Expr { name, .. } => Some(name.as_str()),
+                RawPiece::Lit(_) => None,
+            })
+            .collect();
+        assert_eq!(names, ["ok"]);
     }
 }

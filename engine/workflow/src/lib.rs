@@ -45,18 +45,21 @@ mod lower;
 mod model;
 mod node;
 mod options;
+mod read;
 mod schema;
+mod source;
 mod span;
 mod suggest;
 mod units;
 
-pub use diag::{CompileError, Diagnostic, Source, source};
+pub use diag::{CompileError, Diagnostic, MAX_REPORTED_DIAGNOSTICS};
 pub use node::MAX_SOURCE_BYTES;
 pub use options::{
     CompileOptions, DEFAULT_MAX_COMMAND_BYTES, DEFAULT_MAX_EDGES, DEFAULT_MAX_TASKS, DRY_RUN_ID,
     SiteSource, parse_param_arg,
 };
 pub use schema::{site_schema, workflow_schema};
+pub use source::{Source, SourceText, source};
 pub use span::{Span, Spanned};
 pub use twinflow_core::Plan;
 
@@ -114,39 +117,21 @@ fn compile_named(
     }
 }
 
-/// Reads a source file, refusing directories and files over [`MAX_SOURCE_BYTES`]
-/// before reading them.
+/// Reads a source file through [`read::read_bounded`]: a regular file of at
+/// most [`MAX_SOURCE_BYTES`], in UTF-8.
 pub(crate) fn read_source(path: &Path, what: &str) -> Result<String, CompileError> {
     let fail = |message: String, help: Option<String>| CompileError {
         diagnostics: vec![Diagnostic::new("twinflow::io", message).maybe_help(help)],
+        omitted: 0,
     };
-    let meta = std::fs::metadata(path).map_err(|e| {
-        fail(
-            format!("failed to read {what} `{}`: {e}", path.display()),
-            None,
-        )
-    })?;
-    if meta.is_dir() {
-        return Err(fail(
-            format!("{what} `{}` is a directory", path.display()),
-            None,
-        ));
-    }
-    if meta.len() > MAX_SOURCE_BYTES as u64 {
-        return Err(fail(
-            format!(
-                "{what} `{}` is {} bytes, more than the limit of {MAX_SOURCE_BYTES}",
-                path.display(),
-                meta.len()
-            ),
+    let subject = format!("{what} `{}`", path.display());
+    let bytes = read::read_bounded(path, MAX_SOURCE_BYTES as u64).map_err(|e| match e {
+        read::ReadError::Io(e) => fail(format!("failed to read {subject}: {e}"), None),
+        e @ read::ReadError::NotRegular(_) => fail(e.describe(&subject), None),
+        e @ read::ReadError::TooLarge { .. } => fail(
+            e.describe(&subject),
             Some("workflow files are small; generate large sweeps with for_each and params".into()),
-        ));
-    }
-    let bytes = std::fs::read(path).map_err(|e| {
-        fail(
-            format!("failed to read {what} `{}`: {e}", path.display()),
-            None,
-        )
+        ),
     })?;
     String::from_utf8(bytes).map_err(|e| {
         fail(
@@ -195,6 +180,18 @@ pub(crate) fn parse_into<T: for<'de> serde::Deserialize<'de>>(
             return None;
         }
     };
+    for span in node::values_with_nul(&node) {
+        d.at(
+            "twinflow::nul",
+            span,
+            "a value holds a NUL character (`\\0`)",
+            "contains NUL",
+        )
+        .set_help(Some(
+            "a NUL cannot be passed to a command, an environment variable or a path; remove it"
+                .into(),
+        ));
+    }
     let sink = de::Sink::default();
     let doc = de::from_node::<T>(&node, &sink);
     for e in sink.into_inner() {
@@ -257,7 +254,7 @@ fn yaml_error(source: &Source, text: &str, e: &serde_saphyr::Error) -> Diagnosti
     } else if message.starts_with("the file is refused") {
         Some("the file is refused to protect twinflow from runaway YAML (alias bombs, very deep nesting)".to_owned())
     } else {
-        None
+        offset.and_then(|o| unquoted_flow_expression(text, o, &message))
     };
     if let Some(key) = message
         .strip_prefix("duplicate mapping key: ")
@@ -272,6 +269,32 @@ fn yaml_error(source: &Source, text: &str, e: &serde_saphyr::Error) -> Diagnosti
         diag = diag.label(Span::new(o.min(text.len()), 0), "here");
     }
     diag
+}
+
+/// A hint when YAML failed inside `{ ... }` or `[ ... ]` on a line with an
+/// unquoted `${{`: there `{` starts a mapping, so the expression must be quoted.
+fn unquoted_flow_expression(text: &str, offset: usize, message: &str) -> Option<String> {
+    let lower = message.to_lowercase();
+    if !lower.contains("flow mapping") && !lower.contains("flow sequence") {
+        return None;
+    }
+    let at = offset.min(text.len());
+    let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+    let line = &text[start..end];
+    let open = line.find("${{")?;
+    // Quoted already: the quote before it is not closed before it.
+    let before = &line[..open];
+    if before.matches('"').count() % 2 == 1 || before.matches('\'').count() % 2 == 1 {
+        return None;
+    }
+    let expr = line[open..]
+        .find("}}")
+        .map_or("${{ ... }}", |close| &line[open..open + close + 2]);
+    Some(format!(
+        "inside `{{ }}` or `[ ]`, YAML reads the `{{` of an unquoted `${{{{` as a mapping: \
+         quote the value, as in `\"{expr}\"`"
+    ))
 }
 
 /// serde-saphyr's wording, made for workflow authors: no library API advice,

@@ -138,6 +138,23 @@ impl<'de> Visitor<'de> for KindVisitor {
     }
 }
 
+/// The spans of string values (not keys) holding a NUL character, in file
+/// order. No such value can be used: a NUL cannot be part of a command line,
+/// an environment variable or a path.
+pub(crate) fn values_with_nul(node: &Node) -> Vec<Span> {
+    fn walk(node: &Node, out: &mut Vec<Span>) {
+        match &node.kind {
+            NodeKind::Str(s) if s.contains('\0') => out.push(node.span),
+            NodeKind::Seq(items) => items.iter().for_each(|n| walk(n, out)),
+            NodeKind::Map(entries) => entries.iter().for_each(|(_, v)| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(node, &mut out);
+    out
+}
+
 /// Parses YAML text into a node tree.
 pub(crate) fn parse(source: &str) -> Result<Node, serde_saphyr::Error> {
     let mut budget = serde_saphyr::Budget::default();
@@ -174,6 +191,15 @@ mod tests {
             panic!("not a seq")
         };
         assert_eq!(&src[items[1].span.start..items[1].span.end()], "yz");
+    }
+
+    #[test]
+    fn values_with_nul_are_found_keys_are_not() {
+        let src = "a: \"x\\0y\"\nb: [ok, \"\\0\"]\n\"k\\0\": v\n";
+        let node = parse(src).unwrap();
+        let spans = values_with_nul(&node);
+        let shown: Vec<&str> = spans.iter().map(|s| &src[s.start..s.end()]).collect();
+        assert_eq!(shown, ["\"x\\0y\"", "\"\\0\""]);
     }
 
     #[test]

@@ -4,9 +4,10 @@ use super::check_name;
 use crate::de::Lenient;
 #[cfg(test)]
 use crate::de::{Entries, Sink, from_node};
-use crate::diag::{Diags, source};
+use crate::diag::Diags;
 use crate::model::{ExecutorDoc, KIND_KEYS, KindDoc, RuntimeDoc, SiteDoc, WorkflowDoc};
 use crate::options::CompileOptions;
+use crate::source::source;
 use crate::span::{Span, Spanned};
 use crate::suggest::did_you_mean;
 use twinflow_core::{
@@ -422,7 +423,7 @@ mod tests {
     #[test]
     fn site_files_parse() {
         let site = parse_site("version: 1\nexecutors:\n  hpc: { kind: local }\n").unwrap();
-        assert_eq!(site.executors.0.len(), 1);
+        assert_eq!(site.executors.iter().count(), 1);
         let _: &Entries<Spanned<Lenient<ExecutorDoc>>> = &site.executors;
     }
 }

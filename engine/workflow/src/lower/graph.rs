@@ -5,7 +5,7 @@ use crate::de::Lenient;
 use crate::diag::Diags;
 use crate::model::WorkflowDoc;
 use crate::span::Span;
-use petgraph::algo::tarjan_scc;
+use petgraph::algo::kosaraju_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 /// Builds producer -> consumer edges of the same cycle point.
@@ -67,7 +67,7 @@ fn reference(doc: &WorkflowDoc, steps: &[StepIr], c: usize, p: usize) -> Option<
 
 pub(crate) fn check_cycles(steps: &[StepIr], doc: &WorkflowDoc, d: &mut Diags) {
     let g = step_graph(steps);
-    for scc in tarjan_scc(&g) {
+    for scc in kosaraju_scc(&g) {
         let self_loop = scc.len() == 1 && g.contains_edge(scc[0], scc[0]);
         if scc.len() < 2 && !self_loop {
             continue;
@@ -91,16 +91,16 @@ pub(crate) fn check_cycles(steps: &[StepIr], doc: &WorkflowDoc, d: &mut Diags) {
         }
         let path = cycle_path(&g, &scc);
         let names: Vec<&str> = path.iter().map(|&i| steps[i].spec.name.as_str()).collect();
-        let mut shown = names.clone();
-        shown.push(names[0]);
         let first = reference_span(doc, steps, path[1 % path.len()], path[0]);
         let diag = d.at(
             "twinflow::cycle",
             first,
-            format!("dependency cycle: {}", shown.join(" -> ")),
+            format!("dependency cycle: {}", cycle_text(&names)),
             format!("`{}` needs `{}`", names[1 % names.len()], names[0]),
         );
-        for w in 1..path.len() {
+        // A label per link, up to a limit: each label makes the rendering
+        // longer for all the others.
+        for w in 1..path.len().min(MAX_CYCLE_LABELS) {
             let (p, c) = (path[w], path[(w + 1) % path.len()]);
             diag.add_label(
                 reference_span(doc, steps, c, p),
@@ -113,14 +113,32 @@ pub(crate) fn check_cycles(steps: &[StepIr], doc: &WorkflowDoc, d: &mut Diags) {
     }
 }
 
+/// The most links of a dependency cycle labelled in the source.
+const MAX_CYCLE_LABELS: usize = 12;
+
+/// `a -> b -> c -> a`; a long cycle shows its first steps, how many are left
+/// out, and its last.
+fn cycle_text(names: &[&str]) -> String {
+    const SHOWN: usize = 12;
+    let mut shown: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+    if names.len() > SHOWN + 1 {
+        shown.truncate(SHOWN);
+        shown.push(format!("... {} more ...", names.len() - SHOWN - 1));
+        shown.push(names[names.len() - 1].to_owned());
+    }
+    shown.push(names[0].to_owned());
+    shown.join(" -> ")
+}
+
 /// The shortest cycle through the first step of the set, in dependency order.
 fn cycle_path(g: &DiGraph<usize, ()>, scc: &[NodeIndex]) -> Vec<usize> {
     let start = scc.iter().copied().min_by_key(|n| g[*n]).unwrap_or(scc[0]);
+    let members: std::collections::HashSet<NodeIndex> = scc.iter().copied().collect();
     let mut parent: std::collections::HashMap<NodeIndex, NodeIndex> =
         std::collections::HashMap::new();
     let mut queue = std::collections::VecDeque::from([start]);
     'search: while let Some(n) = queue.pop_front() {
-        let mut next: Vec<NodeIndex> = g.neighbors(n).filter(|m| scc.contains(m)).collect();
+        let mut next: Vec<NodeIndex> = g.neighbors(n).filter(|m| members.contains(m)).collect();
         next.sort_by_key(|m| g[*m]);
         for m in next {
             if m == start {

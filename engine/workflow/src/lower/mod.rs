@@ -185,6 +185,19 @@ fn lower_params(
             );
             continue;
         };
+        if raw.contains('\0') {
+            d.push(
+                Diagnostic::new(
+                    "twinflow::nul",
+                    format!(
+                        "--param {key}={}: the value holds a NUL character (`\\0`)",
+                        raw.escape_default()
+                    ),
+                )
+                .help("a NUL cannot be passed to a command or an environment variable; remove it"),
+            );
+            continue;
+        }
         let new = match value {
             ParamValue::One(_) => ParamValue::One(raw.clone()),
             ParamValue::Many(_) => {
@@ -253,9 +266,10 @@ fn lower_cycle(doc: &WorkflowDoc, d: &mut Diags) -> Option<CycleSpec> {
             message.clone(),
             "invalid cycle step",
         )
-        .set_help(Some(
-            "ISO 8601 durations: `P10Y`, `P1M`, `P7D`, `PT6H`, `P1DT12H`".into(),
-        ));
+        .set_help(Some(match cycle::iso_form(&c.step.value) {
+            Some(iso) => format!("did you mean `{iso}`? A cycle step is an ISO 8601 duration"),
+            None => "ISO 8601 durations: `P10Y`, `P1M`, `P7D`, `PT6H`, `P1DT12H`".into(),
+        }));
         bad = true;
     }
     if let Some(r) = &c.runahead

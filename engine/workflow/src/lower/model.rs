@@ -5,6 +5,7 @@
 //! written.
 
 use crate::diag::Diags;
+use crate::read::{ReadError, read_bounded};
 use crate::span::Spanned;
 use std::path::{Path, PathBuf};
 
@@ -73,25 +74,16 @@ pub(super) fn check(
 
 /// What is wrong with a crate's metadata file, if anything.
 fn metadata_problem(file: &Path, shown: &str) -> Option<String> {
-    let meta = match std::fs::metadata(file) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+    let bytes = match read_bounded(file, MAX_METADATA_BYTES) {
+        Ok(bytes) => bytes,
+        Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
             return Some(format!("{shown} is missing"));
         }
-        Err(e) => return Some(format!("{shown} cannot be read: {e}")),
+        Err(e) => return Some(e.describe(shown)),
     };
-    if !meta.is_file() {
-        return Some(format!("{shown} is not a regular file"));
-    }
-    if meta.len() > MAX_METADATA_BYTES {
-        return Some(format!(
-            "{shown} is {} bytes, over the limit of {MAX_METADATA_BYTES}",
-            meta.len()
-        ));
-    }
-    let text = match std::fs::read_to_string(file) {
+    let text = match String::from_utf8(bytes) {
         Ok(text) => text,
-        Err(e) => return Some(format!("{shown} cannot be read: {e}")),
+        Err(_) => return Some(format!("{shown} is not UTF-8")),
     };
     let json: serde_json::Value = match serde_json::from_str(&text) {
         Ok(json) => json,
@@ -165,5 +157,20 @@ mod tests {
         );
         std::fs::remove_file(&file).unwrap();
         assert!(metadata_problem(&file, "m").unwrap().contains("is missing"));
+    }
+
+    #[test]
+    fn a_fifo_as_metadata_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(METADATA_FILE);
+        let status = std::process::Command::new("mkfifo")
+            .arg(&file)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert_eq!(
+            metadata_problem(&file, "m").unwrap(),
+            "m is a FIFO (named pipe), not a regular file"
+        );
     }
 }

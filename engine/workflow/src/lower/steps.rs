@@ -8,9 +8,9 @@ use crate::de::Lenient;
 use crate::diag::Diags;
 use crate::model::{ContainerDoc, ForEachDoc, StepDoc, WorkflowDoc};
 use crate::span::Spanned;
-use crate::suggest::did_you_mean;
+use crate::suggest::{did_you_mean, list};
 use crate::units::{parse_duration, parse_memory};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use twinflow_core::{
     AfterSpec, ContainerSpec, ExecutorId, ForEachKey, InputSpec, OutputSpec, ParamValue, Piece,
@@ -83,7 +83,7 @@ pub(crate) fn lower_all(
     executors: &[ExecIr],
     workflow_dir: &Path,
 ) -> Vec<StepIr> {
-    if doc.steps.value.is_empty() {
+    if doc.steps.value.none_written() {
         d.at(
             "twinflow::no-steps",
             doc.steps.span,
@@ -109,6 +109,11 @@ pub(crate) fn lower_all(
             s.and_then(|s| shape(name, s, d, params, doc))
         })
         .collect();
+    let index: HashMap<&str, usize> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, (n, _))| (n.value.as_str(), i))
+        .collect();
     let mut out = Vec::new();
     for (i, (name, step)) in entries.iter().enumerate() {
         let (Some(step), Some(shape)) = (step, &shapes[i]) else {
@@ -117,6 +122,7 @@ pub(crate) fn lower_all(
         let ctx = Ctx {
             doc,
             entries: &entries,
+            index: &index,
             shapes: &shapes,
             params,
             executors,
@@ -259,6 +265,8 @@ fn for_each_param(
 struct Ctx<'a> {
     doc: &'a WorkflowDoc,
     entries: &'a [(&'a Spanned<String>, Option<&'a StepDoc>)],
+    /// Position in `entries` of each step name.
+    index: &'a HashMap<&'a str, usize>,
     shapes: &'a [Option<Shape>],
     params: &'a [(String, ParamValue)],
     executors: &'a [ExecIr],
@@ -457,39 +465,38 @@ impl Ctx<'_> {
                 return None;
             }
         };
-        let Some(index) = self.entries.iter().position(|(n, _)| n.value == r.step) else {
+        let Some(&index) = self.index.get(r.step) else {
+            let help = d.hints_wanted().then(|| {
+                did_you_mean(r.step, self.step_names())
+                    .unwrap_or_else(|| format!("steps: {}", list(self.step_names())))
+            });
             d.at(
                 "twinflow::unknown-step",
                 reference.span,
                 format!("unknown step `{}`", r.step),
                 "no step of this name",
             )
-            .set_help(did_you_mean(r.step, self.step_names()).or_else(|| {
-                Some(format!(
-                    "steps: {}",
-                    self.step_names().collect::<Vec<_>>().join(", ")
-                ))
-            }));
+            .set_help(help);
             return None;
         };
         let producer = self.shapes[index].as_ref()?;
         if let Some(output) = r.output
             && !producer.outputs.iter().any(|o| o == output)
         {
-            let help = did_you_mean(output, producer.outputs.iter().map(String::as_str)).unwrap_or_else(|| {
+            let help = d.hints_wanted().then(|| did_you_mean(output, producer.outputs.iter().map(String::as_str)).unwrap_or_else(|| {
                 if producer.outputs.is_empty() {
                     format!("`{}` declares no outputs; use `after: [{}]` to wait for it without artefacts", r.step, r.step)
                 } else {
-                    format!("outputs of `{}`: {}", r.step, producer.outputs.join(", "))
+                    format!("outputs of `{}`: {}", r.step, list(producer.outputs.iter().map(String::as_str)))
                 }
-            });
+            }));
             d.at(
                 "twinflow::unknown-output",
                 reference.span,
                 format!("step `{}` has no output `{output}`", r.step),
                 "unknown output",
             )
-            .set_help(Some(help));
+            .set_help(help);
             return None;
         }
         if r.offset > 0 {
@@ -530,6 +537,14 @@ impl Ctx<'_> {
                         .iter()
                         .find(|v| !producer_values.contains(v.as_str()))
                     {
+                        let help = d.hints_wanted().then(|| {
+                            format!(
+                                "`{}` runs {} over: {}",
+                                r.step,
+                                key.name,
+                                list(key.values.iter().map(String::as_str))
+                            )
+                        });
                         d.at(
                             "twinflow::no-matching-task",
                             reference.span,
@@ -539,12 +554,7 @@ impl Ctx<'_> {
                             ),
                             "no matching producer",
                         )
-                        .set_help(Some(format!(
-                            "`{}` runs {} over: {}",
-                            r.step,
-                            key.name,
-                            key.values.join(", ")
-                        )));
+                        .set_help(help);
                         return None;
                     }
                 }
@@ -566,30 +576,24 @@ impl Ctx<'_> {
         executor: Option<ExecutorId>,
         scope: &Scope<'_>,
     ) -> Vec<(String, Template)> {
-        let mut entries: Vec<(String, EnvValue<'_>)> = Vec::new();
-        fn set<'a>(name: &str, value: EnvValue<'a>, entries: &mut Vec<(String, EnvValue<'a>)>) {
-            match entries.iter_mut().find(|(n, _)| n == name) {
-                Some(slot) => slot.1 = value,
-                None => entries.push((name.to_owned(), value)),
-            }
-        }
+        let mut entries = EnvEntries::default();
         for (k, v) in self.doc.env.iter() {
-            set(&k.value, EnvValue::Raw(k, v), &mut entries);
+            entries.set(&k.value, EnvValue::Raw(k, v));
         }
         if let Some(e) = executor {
             let exec = &self.executors[e.index()];
             for (k, v) in &exec.env {
-                set(&k.value, EnvValue::Raw(k, v), &mut entries);
+                entries.set(&k.value, EnvValue::Raw(k, v));
             }
             for (k, v) in &exec.site_env {
-                set(k, EnvValue::Lit(v), &mut entries);
+                entries.set(k, EnvValue::Lit(v));
             }
         }
         for (k, v) in s.env.iter() {
-            set(&k.value, EnvValue::Raw(k, v), &mut entries);
+            entries.set(&k.value, EnvValue::Raw(k, v));
         }
         let mut out = Vec::new();
-        for (name, value) in entries {
+        for (name, value) in entries.list {
             match value {
                 EnvValue::Lit(v) => out.push((
                     name,
@@ -620,6 +624,26 @@ impl Ctx<'_> {
     }
 }
 
+/// Environment variables in the order first set, later values winning.
+#[derive(Default)]
+struct EnvEntries<'a> {
+    list: Vec<(String, EnvValue<'a>)>,
+    /// Position in `list` of each name.
+    index: HashMap<String, usize>,
+}
+
+impl<'a> EnvEntries<'a> {
+    fn set(&mut self, name: &str, value: EnvValue<'a>) {
+        match self.index.get(name) {
+            Some(&i) => self.list[i].1 = value,
+            None => {
+                self.index.insert(name.to_owned(), self.list.len());
+                self.list.push((name.to_owned(), value));
+            }
+        }
+    }
+}
+
 /// An `env` value: as written in the workflow, or a site file's plain text.
 enum EnvValue<'a> {
     Raw(&'a Spanned<String>, &'a Spanned<String>),
@@ -636,6 +660,8 @@ fn is_env_name(name: &str) -> bool {
 
 fn outputs(d: &mut Diags, s: &StepDoc) -> Vec<OutputSpec> {
     let mut out: Vec<OutputSpec> = Vec::new();
+    // Position in `out` of the first output of each path.
+    let mut by_path: HashMap<String, usize> = HashMap::new();
     for (name, path) in s.outputs.iter() {
         check_name(d, name.span, "output", &name.value);
         if path.value.contains("${{") {
@@ -652,7 +678,7 @@ fn outputs(d: &mut Diags, s: &StepDoc) -> Vec<OutputSpec> {
         }
         match normalise_output_path(&path.value) {
             Ok(p) => {
-                if let Some(other) = out.iter().find(|o| o.path == p) {
+                if let Some(other) = by_path.get(&p).map(|&i| &out[i]) {
                     d.at(
                         "twinflow::duplicate-output",
                         path.span,
@@ -663,6 +689,7 @@ fn outputs(d: &mut Diags, s: &StepDoc) -> Vec<OutputSpec> {
                         "same path",
                     );
                 }
+                by_path.entry(p.clone()).or_insert(out.len());
                 out.push(OutputSpec {
                     name: name.value.clone(),
                     path: p,

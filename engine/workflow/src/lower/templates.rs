@@ -3,7 +3,7 @@
 use crate::diag::Diags;
 use crate::expr::{RawPiece, split};
 use crate::span::Spanned;
-use crate::suggest::did_you_mean;
+use crate::suggest::{did_you_mean, list};
 use twinflow_core::{ForEachKey, ParamValue, Piece, Ref, Template};
 
 /// What names a step's strings may use.
@@ -33,7 +33,9 @@ impl Scope<'_> {
         names
     }
 
-    fn lookup(&self, name: &str) -> Result<Ref, (String, Option<String>)> {
+    /// The reference `name` makes, or why it makes none (with a hint when
+    /// `hints` is set).
+    fn lookup(&self, name: &str, hints: bool) -> Result<Ref, (String, Option<String>)> {
         let position = |list: &[String], n: &str| list.iter().position(|x| x == n);
         let found = match name.split_once('.') {
             Some(("params", p)) => self
@@ -72,6 +74,10 @@ impl Scope<'_> {
             Some(_) => None,
         };
         found.ok_or_else(|| {
+            let message = format!("unknown expression `{name}` in step `{}`", self.step);
+            if !hints {
+                return (message, None);
+            }
             let names = self.all_names();
             let help = did_you_mean(name, names.iter().map(String::as_str)).or_else(|| {
                 let (head, _) = name.split_once('.').unwrap_or((name, ""));
@@ -80,12 +86,9 @@ impl Scope<'_> {
                     .map(String::as_str)
                     .filter(|n| n.starts_with(&format!("{head}.")))
                     .collect();
-                (!same_head.is_empty()).then(|| format!("available here: {}", same_head.join(", ")))
+                (!same_head.is_empty()).then(|| format!("available here: {}", list(same_head)))
             });
-            (
-                format!("unknown expression `{name}` in step `{}`", self.step),
-                help,
-            )
+            (message, help)
         })
     }
 }
@@ -96,21 +99,18 @@ pub(crate) fn resolve(
     text: &Spanned<String>,
     scope: &Scope<'_>,
 ) -> Option<Template> {
-    let source = d.source.inner().clone();
-    let pieces = match split(&text.value, text.span, &source) {
-        Ok(p) => p,
-        Err(e) => {
-            d.at("twinflow::bad-expression", e.span, e.message, "here")
-                .set_help(e.help);
-            return None;
-        }
-    };
+    let source = d.source.clone();
+    let (pieces, errors) = split(&text.value, text.span, source.text());
+    let mut ok = errors.is_empty();
+    for e in errors {
+        d.at("twinflow::bad-expression", e.span, e.message, "here")
+            .set_help(e.help);
+    }
     let mut out = Vec::with_capacity(pieces.len());
-    let mut ok = true;
     for piece in pieces {
         match piece {
             RawPiece::Lit(s) => out.push(Piece::Lit(s)),
-            RawPiece::Expr { name, span } => match scope.lookup(&name) {
+            RawPiece::Expr { name, span } => match scope.lookup(&name, d.hints_wanted()) {
                 Ok(r) => out.push(Piece::Ref(r)),
                 Err((message, help)) => {
                     d.at(
