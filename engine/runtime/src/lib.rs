@@ -75,7 +75,7 @@ pub use event::{EVENTS_FORMAT, Outcome, RunEvent, RunSummary, StepSize};
 pub use layout::{TaskPaths, run_dir, task_paths};
 pub use state::{
     ArtefactRow, DB_FILE, RunArtefact, RunInfo, RunState, StateError, StateStore, StepCounts,
-    TaskRecord, TaskRow,
+    TaskRecord, TaskRow, TaskState, UnknownState,
 };
 
 /// The digest the store keeps of a run's plan ([`RunInfo::plan_digest`]):

@@ -530,6 +530,24 @@ async fn a_version_1_database_opens_reads_and_takes_new_runs() {
             "the sha256 of \"1\\n2\\n\" as sealed"
         );
         assert_eq!(artefacts[0].size, 4);
+        // Task states as version 1 stored them read as the typed states.
+        let states: Vec<_> = store
+            .tasks(&runs[0].id)
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.name, t.state))
+            .collect();
+        let succeeded = twinflow_engine::TaskState::Succeeded;
+        assert_eq!(
+            states,
+            [
+                ("make[i=1]".to_owned(), succeeded),
+                ("make[i=2]".to_owned(), succeeded),
+                ("join".to_owned(), succeeded)
+            ]
+        );
+        let records = store.task_records(&runs[0].id).unwrap();
+        assert!(records.iter().all(|r| r.state == succeeded), "{records:?}");
     }
     let engine = Engine::builder()
         .state_dir(&state)
