@@ -65,6 +65,7 @@ mod event;
 mod host;
 mod journal;
 mod layout;
+mod settings;
 mod state;
 
 pub use engine::{
@@ -73,6 +74,7 @@ pub use engine::{
 };
 pub use event::{EVENTS_FORMAT, Outcome, RunEvent, RunSummary, StepSize};
 pub use layout::{TaskPaths, run_dir, task_paths};
+pub use settings::RunSettings;
 pub use state::{
     ArtefactRow, DB_FILE, RunArtefact, RunInfo, RunState, StateError, StateStore, StepCounts,
     TaskRecord, TaskRow, TaskState, UnknownState,

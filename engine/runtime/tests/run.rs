@@ -521,6 +521,14 @@ async fn a_version_1_database_opens_reads_and_takes_new_runs() {
         assert_eq!(runs.len(), 1);
         assert_eq!(runs[0].id, "fixture-20261125-100240-453d");
         assert_eq!(runs[0].state, twinflow_engine::RunState::Succeeded);
+        // Its settings, as `twinflow run` stored them then, read typed.
+        assert_eq!(
+            runs[0].settings(),
+            twinflow_engine::RunSettings {
+                file: Some("/tmp/fx/fixture.yaml".to_owned()),
+                ..Default::default()
+            }
+        );
         let counts = store.step_counts(&runs[0].id).unwrap();
         assert_eq!((counts[0].step.as_str(), counts[0].succeeded), ("make", 2));
         let join = store.task(&runs[0].id, "join").unwrap().unwrap();

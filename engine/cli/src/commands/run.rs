@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use twinflow_core::ExecutorKind;
-use twinflow_engine::{Engine, Outcome, RunOptions, RunState, RunSummary};
+use twinflow_engine::{Engine, Outcome, RunOptions, RunSettings, RunState, RunSummary};
 use twinflow_executor_cloud::{CloudFactory, RunnerBinary};
 use twinflow_executor_local::{LocalFactory, SlotPool};
 use twinflow_executor_slurm::SlurmFactory;
@@ -166,7 +166,7 @@ fn interrupt(handle: &twinflow_engine::RunHandle, reporter: &Reporter, interrupt
 
 /// A resumed run compiles with the parameters, site file and `--local` it
 /// was started with, unless the command line gives any of them.
-fn with_stored_settings(given: &CompileArgs, stored: &str) -> CompileArgs {
+fn with_stored_settings(given: &CompileArgs, stored: &RunSettings) -> CompileArgs {
     if !given.params.is_empty() || given.site.is_some() || given.local {
         return given.clone();
     }
@@ -178,22 +178,15 @@ fn with_stored_settings(given: &CompileArgs, stored: &str) -> CompileArgs {
 }
 
 /// `given` with the parameters, site file and `--local` of a run's stored
-/// settings (`runs.args`), and those settings as command-line words.
-pub(super) fn stored_settings(given: &CompileArgs, stored: &str) -> (CompileArgs, Vec<String>) {
+/// settings, and those settings as command-line words.
+pub(super) fn stored_settings(
+    given: &CompileArgs,
+    stored: &RunSettings,
+) -> (CompileArgs, Vec<String>) {
     let mut args = given.clone();
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(stored) else {
-        return (args, Vec::new());
-    };
-    args.params = v["params"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|p| p.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    args.site = v["site"].as_str().map(PathBuf::from);
-    args.local = v["local"].as_bool().unwrap_or(false);
+    args.params.clone_from(&stored.params);
+    args.site = stored.site.as_ref().map(PathBuf::from);
+    args.local = stored.local;
     let mut shown: Vec<String> = args.params.iter().map(|p| format!("-p {p}")).collect();
     if let Some(site) = &args.site {
         shown.push(format!("--site {}", site.display()));
@@ -206,7 +199,11 @@ pub(super) fn stored_settings(given: &CompileArgs, stored: &str) -> (CompileArgs
 
 /// A new run id, or the id of the run `--resume` takes up (with the
 /// settings it was started with).
-fn pick_run_id(out: &Output, args: &RunArgs, dir: &Path) -> Result<(String, Option<String>), u8> {
+fn pick_run_id(
+    out: &Output,
+    args: &RunArgs,
+    dir: &Path,
+) -> Result<(String, Option<RunSettings>), u8> {
     let Some(wanted) = &args.resume else {
         return Ok((
             twinflow_engine::new_run_id_for_file(&args.compile.file),
@@ -231,7 +228,7 @@ fn pick_run_id(out: &Output, args: &RunArgs, dir: &Path) -> Result<(String, Opti
             ));
             Err(exit::INVALID)
         }
-        Ok(Some(run)) => Ok((run.id, Some(run.args))),
+        Ok(Some(run)) => Ok((run.id.clone(), Some(run.settings()))),
         Ok(None) if wanted.is_empty() => {
             out.error(&format!(
                 "no earlier run of {} in {} to resume",
@@ -251,21 +248,20 @@ fn pick_run_id(out: &Output, args: &RunArgs, dir: &Path) -> Result<(String, Opti
     }
 }
 
-/// What `status` shows about how the run was started.
-fn stored_args(args: &RunArgs) -> String {
-    serde_json::json!({
-        "file": args.compile.file.display().to_string(),
-        "params": args.compile.params,
+/// The settings stored with the run (`status --json` shows them as `args`).
+fn stored_args(args: &RunArgs) -> RunSettings {
+    RunSettings {
+        file: Some(args.compile.file.display().to_string()),
+        params: args.compile.params.clone(),
         // Absolute, so that exports and resumes from another directory find it.
-        "site": args.compile.site.as_ref().map(|s| {
+        site: args.compile.site.as_ref().map(|s| {
             std::fs::canonicalize(s)
                 .unwrap_or_else(|_| s.clone())
                 .display()
                 .to_string()
         }),
-        "local": args.compile.local,
-    })
-    .to_string()
+        local: args.compile.local,
+    }
 }
 
 /// Steps nothing depends on, whose results a user looks for first.

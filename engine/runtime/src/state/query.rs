@@ -26,13 +26,22 @@ pub struct RunInfo {
     pub updated_ms: i64,
     /// Digest of its plan, to tell whether a workflow changed.
     pub plan_digest: String,
-    /// What the front end stored to run it again (JSON).
+    /// What the front end stored to run it again: [`crate::RunSettings`]
+    /// as JSON ([`RunInfo::settings`] reads it).
     pub args: String,
     /// Host and pid of the process that runs or ran it.
     pub host: String,
     /// Its pid.
     pub pid: u32,
     pid_start: u64,
+}
+
+impl RunInfo {
+    /// The settings it was started with. Text that is not settings (a
+    /// hand-edited database) reads as none, as it always did.
+    pub fn settings(&self) -> crate::RunSettings {
+        crate::RunSettings::parse(&self.args).unwrap_or_default()
+    }
 }
 
 /// Counts of one step's tasks by state.
