@@ -13,7 +13,7 @@ use twinflow_core::ExecutorKind;
 use twinflow_daemon::api::NotFound;
 use twinflow_daemon::query::{self, QueryError};
 use twinflow_daemon::{Client, DaemonError, DaemonPaths, read_token_file};
-use twinflow_engine::{Engine, RunInfo, StateStore};
+use twinflow_engine::{Engine, RunInfo, RunSettings, StateStore};
 use twinflow_executor_cloud::{CloudFactory, RunnerBinary};
 use twinflow_executor_local::{LocalFactory, SlotPool};
 use twinflow_executor_slurm::SlurmFactory;
@@ -35,21 +35,14 @@ pub(crate) fn open_store(out: &Output, dir: &Path) -> Result<StateStore, u8> {
 
 /// `given` with the parameters, site file and `--local` of a run's stored
 /// settings (`runs.args`), and those settings as command-line words.
-pub(crate) fn stored_settings(given: &CompileArgs, stored: &str) -> (CompileArgs, Vec<String>) {
+pub(crate) fn stored_settings(
+    given: &CompileArgs,
+    stored: &RunSettings,
+) -> (CompileArgs, Vec<String>) {
     let mut args = given.clone();
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(stored) else {
-        return (args, Vec::new());
-    };
-    args.params = v["params"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|p| p.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    args.site = v["site"].as_str().map(PathBuf::from);
-    args.local = v["local"].as_bool().unwrap_or(false);
+    args.params.clone_from(&stored.params);
+    args.site = stored.site.as_ref().map(PathBuf::from);
+    args.local = stored.local;
     let mut shown: Vec<String> = args.params.iter().map(|p| format!("-p {p}")).collect();
     if let Some(site) = &args.site {
         shown.push(format!("--site {}", site.display()));

@@ -1,6 +1,10 @@
 //! Executors as a plan names them: a role (`hpc`, `cloud`) bound to a backend
-//! kind with that backend's settings.
+//! kind with that backend's settings, as the workflow language defines them.
+//! Data only: the executor crates give them meaning, except the capacity a
+//! run gives each executor ([`ExecutorSpec::capacity`]), which the scheduler
+//! takes from its config without knowing the backend.
 
+use crate::scheduler::ExecutorCapacity;
 use serde::Serialize;
 use std::fmt;
 
@@ -149,6 +153,21 @@ pub enum BackendConfig {
     Slurm(SlurmConfig),
     /// See [`CloudConfig`].
     Cloud(CloudConfig),
+}
+
+impl ExecutorSpec {
+    /// What the scheduler may hand this executor at once, computed once per
+    /// run from its settings: a local executor its `slots` (else
+    /// `default_slots`, the machine's cores), each task taking its `cpus`;
+    /// Slurm no limit here, as it enforces `max_jobs` itself (counting
+    /// Slurm jobs, of which a packed one carries many tasks); cloud no
+    /// limit.
+    pub fn capacity(&self, default_slots: u32) -> ExecutorCapacity {
+        match &self.backend {
+            BackendConfig::Local(l) => ExecutorCapacity::cores(l.slots.unwrap_or(default_slots)),
+            BackendConfig::Slurm(_) | BackendConfig::Cloud(_) => ExecutorCapacity::UNLIMITED,
+        }
+    }
 }
 
 impl BackendConfig {

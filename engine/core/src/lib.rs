@@ -1,8 +1,14 @@
 //! twinflow-core owns the data every part of twinflow shares: ids, the compiled
 //! [`Plan`] (an immutable task DAG) and its stable JSON form.
 //!
-//! It knows nothing of YAML, files, tokio or any backend: the workflow compiler
-//! builds a `Plan`, the runtime executes one.
+//! It knows nothing of YAML, files, tokio or how any backend works: the
+//! workflow compiler builds a `Plan`, the runtime executes one. The plan
+//! carries each executor's settings as the workflow language defines them
+//! ([`ExecutorSpec`], [`BackendConfig`]): data of the plan, in its JSON form
+//! and its digest, which the executor crates read and act on. The one thing
+//! the core reads from them is capacity ([`ExecutorSpec::capacity`]),
+//! computed once per run into the scheduler's config; the scheduler itself
+//! sees limits and costs, never a backend kind.
 
 mod contract;
 mod executor;

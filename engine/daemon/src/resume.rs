@@ -1,12 +1,11 @@
 //! Turning a submission into a plan (also when a restarted daemon takes up
 //! the runs a dead one left), and the settings stored with each run so it
-//! can be taken up again: the same JSON `twinflow run` stores
-//! (`{"file","params","site","local"}`), so either front end resumes the
-//! other's runs.
+//! can be taken up again: [`RunSettings`], which `twinflow run` stores too,
+//! so either front end resumes the other's runs.
 
 use crate::api::SubmitRequest;
 use std::path::Path;
-use twinflow_engine::{Engine, RunOptions, RunState, StateStore};
+use twinflow_engine::{Engine, RunOptions, RunSettings, RunState, StateStore};
 use twinflow_workflow::{CompileOptions, Plan, SiteSource, compile_file, parse_param_arg};
 
 /// Compiles a submission; a compile error comes back rendered (no colour),
@@ -29,31 +28,23 @@ pub(crate) fn compile(req: &SubmitRequest, run_id: &str) -> Result<Plan, String>
 }
 
 /// What is stored with a run so it can be taken up again.
-pub(crate) fn stored_args(req: &SubmitRequest) -> String {
-    serde_json::json!({
-        "file": req.file,
-        "params": req.params,
-        "site": req.site,
-        "local": req.local,
-    })
-    .to_string()
+pub(crate) fn stored_args(req: &SubmitRequest) -> RunSettings {
+    RunSettings {
+        file: Some(req.file.clone()),
+        params: req.params.clone(),
+        site: req.site.clone(),
+        local: req.local,
+    }
 }
 
-/// The submission a run's stored settings describe.
-fn from_stored(file: &str, args: &str) -> SubmitRequest {
-    let v: serde_json::Value = serde_json::from_str(args).unwrap_or_default();
+/// The submission a run's stored settings describe (its workflow file
+/// `file` when the settings name none).
+fn from_stored(file: &str, settings: RunSettings) -> SubmitRequest {
     SubmitRequest {
-        file: v["file"].as_str().unwrap_or(file).to_owned(),
-        params: v["params"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|p| p.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        site: v["site"].as_str().map(str::to_owned),
-        local: v["local"].as_bool().unwrap_or(false),
+        file: settings.file.unwrap_or_else(|| file.to_owned()),
+        params: settings.params,
+        site: settings.site,
+        local: settings.local,
         no_cache: false,
         fail_fast: false,
     }
@@ -81,7 +72,8 @@ pub(crate) async fn take_up_interrupted(engine: &Engine, runs: &crate::runs::Run
         let Some(file) = run.file.clone() else {
             continue;
         };
-        let req = from_stored(&file, &run.args);
+        let settings = run.settings();
+        let req = from_stored(&file, settings.clone());
         let plan = match compile(&req, &run.id) {
             Ok(plan) => plan,
             Err(e) => {
@@ -91,7 +83,7 @@ pub(crate) async fn take_up_interrupted(engine: &Engine, runs: &crate::runs::Run
         };
         let options = RunOptions {
             resume: true,
-            args: run.args.clone(),
+            args: settings,
             ..RunOptions::default()
         };
         match engine.submit(plan, options).await {

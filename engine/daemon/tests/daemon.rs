@@ -247,7 +247,7 @@ async fn the_read_routes_answer_what_the_store_says() {
     let failed: Vec<_> = status
         .tasks
         .iter()
-        .filter(|t| t.state == "failed")
+        .filter(|t| t.state == twinflow_engine::TaskState::Failed)
         .collect();
     assert_eq!(failed.len(), 1, "{:?}", status.tasks);
     // `latest` and a unique prefix name runs too.

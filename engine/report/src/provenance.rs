@@ -27,6 +27,7 @@ use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use twinflow_core::{ContainerRuntime, TaskId};
+use twinflow_engine::TaskState;
 
 const PROFILES: [(&str, &str, &str); 4] = [
     (
@@ -763,7 +764,7 @@ impl<'a> Builder<'a> {
             "instrument": id(format!("#tool/{}", step.name)),
             "object": ids(objects),
             "result": ids(results),
-            "actionStatus": id(task_status(&row.state)),
+            "actionStatus": id(task_status(row.state)),
             "command": self.command(task),
             "executor": executor.name,
             "executorKind": executor.backend.kind().as_str(),
@@ -938,12 +939,16 @@ fn container_entity(step: &str, image: &str, runtime: Option<ContainerRuntime>) 
     entity
 }
 
-fn task_status(state: &str) -> &'static str {
+fn task_status(state: TaskState) -> &'static str {
     match state {
-        "succeeded" => "http://schema.org/CompletedActionStatus",
-        "failed" | "lost" | "cancelled" => "http://schema.org/FailedActionStatus",
-        "queued" | "running" | "retrying" => "http://schema.org/ActiveActionStatus",
-        _ => "http://schema.org/PotentialActionStatus",
+        TaskState::Succeeded => "http://schema.org/CompletedActionStatus",
+        TaskState::Failed | TaskState::Lost | TaskState::Cancelled => {
+            "http://schema.org/FailedActionStatus"
+        }
+        TaskState::Queued | TaskState::Running | TaskState::Retrying => {
+            "http://schema.org/ActiveActionStatus"
+        }
+        TaskState::Skipped => "http://schema.org/PotentialActionStatus",
     }
 }
 
@@ -956,7 +961,7 @@ fn run_status(record: &RunRecord) -> (&'static str, Option<String>) {
                 .tasks
                 .iter()
                 .flatten()
-                .filter(|t| t.state == "failed")
+                .filter(|t| t.state == TaskState::Failed)
                 .count();
             (
                 "http://schema.org/FailedActionStatus",

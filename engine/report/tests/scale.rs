@@ -7,7 +7,7 @@
 #![expect(clippy::unwrap_used, reason = "test")]
 
 use std::time::Instant;
-use twinflow_engine::{RunArtefact, RunInfo, TaskRecord};
+use twinflow_engine::{RunArtefact, RunInfo, TaskRecord, TaskState};
 use twinflow_report::{CrateOptions, ReportOptions, RunRecord, write_provenance, write_report};
 
 fn record(tasks_a: usize, tasks_b: usize) -> RunRecord {
@@ -39,7 +39,11 @@ fn record(tasks_a: usize, tasks_b: usize) -> RunRecord {
                 name: plan.task_name(twinflow_core::TaskId(t as u32)),
                 step: plan.tasks()[t].step.0,
                 executor: plan.step_of(twinflow_core::TaskId(t as u32)).executor.0,
-                state: if t % 97 == 5 { "failed" } else { "succeeded" }.into(),
+                state: if t % 97 == 5 {
+                    TaskState::Failed
+                } else {
+                    TaskState::Succeeded
+                },
                 attempt: 1,
                 handle: Some(format!("{}", 100_000 + t)),
                 started_ms: Some(start),

@@ -4,7 +4,7 @@
 use crate::dispatch::{Dispatch, DispatchSetup, Msg, RunSink};
 use crate::event::{RunEvent, RunSummary};
 use crate::state::{NewRun, RunState, StateError, StateStore};
-use crate::{host, layout};
+use crate::{RunSettings, host, layout};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -89,8 +89,9 @@ pub struct RunOptions {
     pub fail_fast: bool,
     /// Slots of local executors that do not set `slots` (default: the cores).
     pub default_slots: Option<u32>,
-    /// What the front end wants stored with the run (JSON), shown by `status`.
-    pub args: String,
+    /// The settings stored with a new run, to compile its plan again
+    /// (resume, exports); `status --json` shows them as `args`.
+    pub args: RunSettings,
 }
 
 impl Default for RunOptions {
@@ -100,7 +101,7 @@ impl Default for RunOptions {
             cache: true,
             fail_fast: false,
             default_slots: None,
-            args: "{}".to_owned(),
+            args: RunSettings::default(),
         }
     }
 }
@@ -306,7 +307,7 @@ impl Engine {
                         host: &hostname,
                         pid,
                         pid_start,
-                        args: &options.args,
+                        args: &options.args.to_json(),
                         steps: plan
                             .steps
                             .iter()

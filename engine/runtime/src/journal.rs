@@ -7,7 +7,7 @@
 use crate::artefact::Sealed;
 use crate::dispatch::wall_ms;
 use crate::state::write::SealedRow;
-use crate::state::{StateError, StateStore};
+use crate::state::{RunState, StateError, StateStore, TaskState};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -20,7 +20,7 @@ pub(crate) enum Op {
     State {
         task: u32,
         attempt: u32,
-        state: &'static str,
+        state: TaskState,
         reason: Option<String>,
     },
     /// The backend handle of a submitted attempt.
@@ -40,7 +40,7 @@ pub(crate) enum Op {
     /// Its sealed outputs.
     Sealed { task: u32, artefacts: Vec<Sealed> },
     /// The run ended.
-    RunFinished { state: &'static str },
+    RunFinished { state: RunState },
 }
 
 /// How long a pending change may wait to be written.
@@ -170,7 +170,7 @@ impl Journal {
                             t.step.0,
                             plan.step_of(id).executor.0,
                             *attempt,
-                            state,
+                            *state,
                             reason.as_deref(),
                             now,
                         )?;
@@ -200,7 +200,7 @@ impl Journal {
                             )?;
                         }
                     }
-                    Op::RunFinished { state } => tx.finish_run(run, state, now)?,
+                    Op::RunFinished { state } => tx.finish_run(run, *state, now)?,
                 }
             }
             Ok(())
@@ -227,7 +227,7 @@ mod tests {
         Journal::new(Arc::new(plan), "r".to_owned())
     }
 
-    fn state(state: &'static str) -> Op {
+    fn state(state: TaskState) -> Op {
         Op::State {
             task: 0,
             attempt: 0,
@@ -251,12 +251,12 @@ mod tests {
         let lazy = wait_after(&mut j, |j| j.push(Op::Running { task: 0 }));
         assert!(lazy >= LAZY && lazy < LAZY + SOON, "{lazy:?}");
         // A task state brings the deadline forward...
-        let soon = wait_after(&mut j, |j| j.push(state("succeeded")));
+        let soon = wait_after(&mut j, |j| j.push(state(TaskState::Succeeded)));
         assert!(soon >= SOON && soon < LAZY, "{soon:?}");
         // ...and a later one does not push it back.
         let first = j.deadline();
         std::thread::sleep(Duration::from_millis(2));
-        j.push(state("queued"));
+        j.push(state(TaskState::Queued));
         assert_eq!(j.deadline(), first);
         // A handle the backend can do without waits like a state; one of a
         // Slurm job must be written before the loop waits.
@@ -283,9 +283,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = StateStore::open(dir.path()).unwrap();
         let mut j = journal();
-        j.push(state("queued"));
+        j.push(state(TaskState::Queued));
         std::thread::sleep(Duration::from_millis(60));
-        j.push(state("succeeded"));
+        j.push(state(TaskState::Succeeded));
         j.flush(&mut store).unwrap();
         assert_eq!(j.deadline(), None);
         let seconds = store.task("r", "a").unwrap().unwrap().seconds.unwrap();

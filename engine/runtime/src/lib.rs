@@ -65,6 +65,7 @@ mod event;
 mod host;
 mod journal;
 mod layout;
+mod settings;
 mod state;
 
 pub use engine::{
@@ -73,9 +74,10 @@ pub use engine::{
 };
 pub use event::{EVENTS_FORMAT, Outcome, RunEvent, RunSummary, StepSize};
 pub use layout::{TaskPaths, run_dir, task_paths};
+pub use settings::RunSettings;
 pub use state::{
     ArtefactRow, DB_FILE, RunArtefact, RunInfo, RunState, StateError, StateStore, StepCounts,
-    TaskRecord, TaskRow,
+    TaskRecord, TaskRow, TaskState, UnknownState,
 };
 
 /// The digest the store keeps of a run's plan ([`RunInfo::plan_digest`]):

@@ -521,6 +521,14 @@ async fn a_version_1_database_opens_reads_and_takes_new_runs() {
         assert_eq!(runs.len(), 1);
         assert_eq!(runs[0].id, "fixture-20261125-100240-453d");
         assert_eq!(runs[0].state, twinflow_engine::RunState::Succeeded);
+        // Its settings, as `twinflow run` stored them then, read typed.
+        assert_eq!(
+            runs[0].settings(),
+            twinflow_engine::RunSettings {
+                file: Some("/tmp/fx/fixture.yaml".to_owned()),
+                ..Default::default()
+            }
+        );
         let counts = store.step_counts(&runs[0].id).unwrap();
         assert_eq!((counts[0].step.as_str(), counts[0].succeeded), ("make", 2));
         let join = store.task(&runs[0].id, "join").unwrap().unwrap();
@@ -530,6 +538,24 @@ async fn a_version_1_database_opens_reads_and_takes_new_runs() {
             "the sha256 of \"1\\n2\\n\" as sealed"
         );
         assert_eq!(artefacts[0].size, 4);
+        // Task states as version 1 stored them read as the typed states.
+        let states: Vec<_> = store
+            .tasks(&runs[0].id)
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.name, t.state))
+            .collect();
+        let succeeded = twinflow_engine::TaskState::Succeeded;
+        assert_eq!(
+            states,
+            [
+                ("make[i=1]".to_owned(), succeeded),
+                ("make[i=2]".to_owned(), succeeded),
+                ("join".to_owned(), succeeded)
+            ]
+        );
+        let records = store.task_records(&runs[0].id).unwrap();
+        assert!(records.iter().all(|r| r.state == succeeded), "{records:?}");
     }
     let engine = Engine::builder()
         .state_dir(&state)

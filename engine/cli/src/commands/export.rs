@@ -125,9 +125,11 @@ pub(crate) fn export(
 /// wins; with none, the last one compiled (`RunRecord::load` then says the
 /// workflow changed).
 fn compile_run_plan(out: &Output, info: &RunInfo) -> Option<twinflow_workflow::Plan> {
-    let given = serde_json::from_str::<serde_json::Value>(&info.args)
-        .ok()
-        .and_then(|v| v["file"].as_str().map(PathBuf::from))
+    let settings = info.settings();
+    let given = settings
+        .file
+        .as_ref()
+        .map(PathBuf::from)
         .filter(|f| f.is_file());
     let mut candidates: Vec<PathBuf> = given.into_iter().collect();
     candidates.extend(info.file.as_ref().map(PathBuf::from));
@@ -147,7 +149,7 @@ fn compile_run_plan(out: &Output, info: &RunInfo) -> Option<twinflow_workflow::P
             local: false,
             max_tasks: twinflow_workflow::DEFAULT_MAX_TASKS,
         };
-        let (compile, _) = stored_settings(&args, &info.args);
+        let (compile, _) = stored_settings(&args, &settings);
         let Ok(plan) = compile_for_run(out, &compile, Some(&info.id)) else {
             return None;
         };

@@ -337,7 +337,10 @@ pub(crate) fn status(
     if cached > 0 {
         let _ = writeln!(s, "  ({cached} of the done tasks reused earlier results)");
     }
-    let failed: Vec<_> = rows.iter().filter(|t| t.state == "failed").collect();
+    let failed: Vec<_> = rows
+        .iter()
+        .filter(|t| t.state == twinflow_engine::TaskState::Failed)
+        .collect();
     if !failed.is_empty() {
         let _ = writeln!(s, "\nfailed tasks:");
         for t in &failed {

@@ -11,7 +11,7 @@ use crate::term::shown;
 use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Duration;
-use twinflow_engine::{Engine, Outcome, RunInfo, RunOptions, RunState, RunSummary};
+use twinflow_engine::{Engine, Outcome, RunInfo, RunOptions, RunSettings, RunState, RunSummary};
 
 pub(crate) fn run(out: &Output, args: &RunArgs) -> u8 {
     let dir = state_dir(&args.state);
@@ -156,7 +156,7 @@ fn interrupt(handle: &twinflow_engine::RunHandle, reporter: &Reporter, interrupt
 
 /// A resumed run compiles with the parameters, site file and `--local` it
 /// was started with, unless the command line gives any of them.
-fn with_stored_settings(given: &CompileArgs, stored: &str) -> CompileArgs {
+fn with_stored_settings(given: &CompileArgs, stored: &RunSettings) -> CompileArgs {
     if !given.params.is_empty() || given.site.is_some() || given.local {
         return given.clone();
     }
@@ -170,7 +170,11 @@ fn with_stored_settings(given: &CompileArgs, stored: &str) -> CompileArgs {
 
 /// A new run id, or the id of the run `--resume` takes up (with the
 /// settings it was started with).
-fn pick_run_id(out: &Output, args: &RunArgs, dir: &Path) -> Result<(String, Option<String>), u8> {
+fn pick_run_id(
+    out: &Output,
+    args: &RunArgs,
+    dir: &Path,
+) -> Result<(String, Option<RunSettings>), u8> {
     let Some(wanted) = &args.resume else {
         return Ok((
             twinflow_engine::new_run_id_for_file(&args.compile.file),
@@ -180,7 +184,7 @@ fn pick_run_id(out: &Output, args: &RunArgs, dir: &Path) -> Result<(String, Opti
     let store = open_store(out, dir)?;
     if !wanted.is_empty() {
         return match find_run(out, &store, wanted)? {
-            Some(run) => Ok((run.id, Some(run.args))),
+            Some(run) => Ok((run.id.clone(), Some(run.settings()))),
             None => {
                 out.error(&format!("no run `{wanted}` in {} to resume", dir.display()));
                 Err(exit::INVALID)
@@ -202,7 +206,7 @@ fn pick_run_id(out: &Output, args: &RunArgs, dir: &Path) -> Result<(String, Opti
         }
     };
     if let Some(run) = runs.iter().find(|r| r.state != RunState::Succeeded) {
-        return Ok((run.id.clone(), Some(run.args.clone())));
+        return Ok((run.id.clone(), Some(run.settings())));
     }
     match runs.first() {
         Some(newest) => out.error(&format!(
@@ -220,21 +224,20 @@ fn pick_run_id(out: &Output, args: &RunArgs, dir: &Path) -> Result<(String, Opti
     Err(exit::INVALID)
 }
 
-/// What `status` shows about how the run was started.
-fn stored_args(args: &RunArgs) -> String {
-    serde_json::json!({
-        "file": args.compile.file.display().to_string(),
-        "params": args.compile.params,
+/// The settings stored with the run (`status --json` shows them as `args`).
+fn stored_args(args: &RunArgs) -> RunSettings {
+    RunSettings {
+        file: Some(args.compile.file.display().to_string()),
+        params: args.compile.params.clone(),
         // Absolute, so that exports and resumes from another directory find it.
-        "site": args.compile.site.as_ref().map(|s| {
+        site: args.compile.site.as_ref().map(|s| {
             std::fs::canonicalize(s)
                 .unwrap_or_else(|_| s.clone())
                 .display()
                 .to_string()
         }),
-        "local": args.compile.local,
-    })
-    .to_string()
+        local: args.compile.local,
+    }
 }
 
 /// Steps nothing depends on, whose results a user looks for first.

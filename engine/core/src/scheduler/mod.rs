@@ -4,9 +4,10 @@
 //! so every rule is tested without either.
 //!
 //! Rules: a task is ready when all its dependencies succeeded; it launches
-//! when its executor has capacity (cpus for local executors, jobs for the
-//! others) and its cycle point is within `runahead` of the oldest unfinished
-//! point; a failure is retried with exponential backoff while attempts are
+//! when its executor has capacity (an [`ExecutorCapacity`] each: a limit and
+//! what a task costs, given by the config, so the scheduler knows no
+//! backend) and its cycle point is within `runahead` of the oldest
+//! unfinished point; a failure is retried with exponential backoff while attempts are
 //! left; a task exceeding its timeout is killed (and counts as a failure);
 //! once a task has failed for good its dependents are skipped while
 //! independent branches go on (`fail_fast` cancels everything instead);
@@ -158,14 +159,49 @@ pub enum Action {
     RunFinished(RunOutcome),
 }
 
+/// What one task of a step costs of its executor's capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskCost {
+    /// Its `cpus` (at least 1, at most the limit): capacity counts cores.
+    Cpus,
+    /// One: capacity counts tasks (jobs).
+    One,
+}
+
+/// How much of one executor tasks may use at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecutorCapacity {
+    /// The most in use at once; `None` is unlimited. A task costing more
+    /// than the limit still runs, alone.
+    pub limit: Option<u32>,
+    /// What a task costs.
+    pub cost: TaskCost,
+}
+
+impl ExecutorCapacity {
+    /// No limit: the backend queues work itself.
+    pub const UNLIMITED: Self = Self {
+        limit: None,
+        cost: TaskCost::One,
+    };
+
+    /// `cores` cores, each task taking its `cpus`.
+    pub fn cores(cores: u32) -> Self {
+        Self {
+            limit: Some(cores.max(1)),
+            cost: TaskCost::Cpus,
+        }
+    }
+}
+
 /// Tuning of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchedulerConfig {
     /// Stop at the first task that fails for good (cancel the rest).
     pub fail_fast: bool,
-    /// Capacity per executor, by executor index: cpus for a local executor,
-    /// jobs for the others; `None` is unlimited.
-    pub capacity: Vec<Option<u32>>,
+    /// Capacity per executor, by executor index; an executor without an
+    /// entry is unlimited.
+    pub capacity: Vec<ExecutorCapacity>,
     /// Delay before the first retry; doubled for each further one.
     pub backoff_base: Millis,
     /// Longest delay between retries.
@@ -175,21 +211,28 @@ pub struct SchedulerConfig {
 }
 
 impl SchedulerConfig {
-    /// Default tuning for a plan: local executors get their `slots` (or
-    /// `default_slots`, the machine's cores); Slurm executors no limit here,
-    /// as they enforce `max_jobs` themselves (counting Slurm jobs, of which
-    /// a packed one carries many tasks); cloud executors no limit; backoff
-    /// 1 s doubling to 5 min.
+    /// Default tuning for a plan: each executor's capacity as its settings
+    /// give it ([`crate::ExecutorSpec::capacity`], `default_slots` being the
+    /// machine's cores), computed once here; backoff 1 s doubling to 5 min.
     pub fn for_plan(plan: &crate::Plan, default_slots: u32) -> Self {
-        use crate::BackendConfig;
-        let capacity = plan
-            .executors
-            .iter()
-            .map(|e| match &e.backend {
-                BackendConfig::Local(l) => Some(l.slots.unwrap_or(default_slots).max(1)),
-                BackendConfig::Slurm(_) | BackendConfig::Cloud(_) => None,
-            })
-            .collect();
+        Self::with_capacity(
+            plan.executors
+                .iter()
+                .map(|e| e.capacity(default_slots))
+                .collect(),
+        )
+    }
+
+    /// The capacity of executor `e`.
+    pub fn capacity(&self, e: usize) -> ExecutorCapacity {
+        self.capacity
+            .get(e)
+            .copied()
+            .unwrap_or(ExecutorCapacity::UNLIMITED)
+    }
+
+    /// Default tuning with these capacities, by executor index.
+    pub fn with_capacity(capacity: Vec<ExecutorCapacity>) -> Self {
         Self {
             fail_fast: false,
             capacity,

@@ -2,8 +2,8 @@
 //! allocation), dependents in compressed rows, ready queues per executor,
 //! tasks held back by `runahead` per cycle point, and lazy timers.
 
-use super::{Action, Event, KillReason, Millis, Outcome, RunOutcome, SchedulerConfig};
-use crate::{BackendConfig, Plan, TaskId};
+use super::{Action, Event, KillReason, Millis, Outcome, RunOutcome, SchedulerConfig, TaskCost};
+use crate::{Plan, TaskId};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 
@@ -118,17 +118,19 @@ impl Scheduler {
                 }
             }
         }
-        let capacity = |e: usize| config.capacity.get(e).copied().flatten();
         let step_exec: Vec<u32> = plan.steps.iter().map(|s| s.executor.0).collect();
         let step_cost = plan
             .steps
             .iter()
-            .map(|s| match plan.executors[s.executor.index()].backend {
-                BackendConfig::Local(_) => {
-                    let cap = capacity(s.executor.index()).unwrap_or(u32::MAX);
-                    s.resources.cpus.clamp(1, cap.max(1))
+            .map(|s| {
+                let capacity = config.capacity(s.executor.index());
+                match capacity.cost {
+                    TaskCost::Cpus => {
+                        let cap = capacity.limit.unwrap_or(u32::MAX);
+                        s.resources.cpus.clamp(1, cap.max(1))
+                    }
+                    TaskCost::One => 1,
                 }
-                _ => 1,
             })
             .collect();
         let executors = plan.executors.len();
@@ -484,7 +486,7 @@ impl Scheduler {
     /// Launches ready tasks, first come first served per executor, while capacity lasts.
     fn dispatch(&mut self, now: Millis, out: &mut Vec<Action>) {
         for e in 0..self.ready.len() {
-            let capacity = self.config.capacity.get(e).copied().flatten();
+            let capacity = self.config.capacity(e).limit;
             while let Some(&t) = self.ready[e].front() {
                 let step = self.step_of[t as usize] as usize;
                 let cost = self.step_cost[step];

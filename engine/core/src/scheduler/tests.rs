@@ -721,3 +721,59 @@ fn adopted_attempts_hold_capacity_and_finish_like_launched_ones() {
         [Action::RunFinished(RunOutcome::Succeeded)]
     );
 }
+
+#[test]
+fn capacity_and_cost_come_from_the_config_not_the_backend_kind() {
+    // Two 3-cpu tasks on executor 1 (Slurm in the plan), which the config
+    // gives 4 cores counted in cpus: one at a time.
+    let p = plan(
+        &[S {
+            executor: 1,
+            cpus: 3,
+            ..s(2)
+        }],
+        &no_deps,
+        1,
+        None,
+    );
+    let config = SchedulerConfig::with_capacity(vec![
+        ExecutorCapacity::UNLIMITED,
+        ExecutorCapacity::cores(4),
+    ]);
+    let mut sc = Scheduler::new(&p, config);
+    assert_eq!(launched(&sc.handle(Event::Start, 0)), [(0, 0)]);
+    assert_eq!(launched(&sc.handle(ok(0), 1)), [(1, 0)]);
+
+    // Executor 0 (local in the plan), unlimited by the config: both at once.
+    let p = plan(&[S { cpus: 2, ..s(2) }], &no_deps, 1, None);
+    let mut sc = Scheduler::new(&p, SchedulerConfig::with_capacity(Vec::new()));
+    assert_eq!(launched(&sc.handle(Event::Start, 0)), [(0, 0), (1, 0)]);
+
+    // A limit counting tasks: 2 tasks of 8 cpus each fit in a limit of 2.
+    let p = plan(&[S { cpus: 8, ..s(3) }], &no_deps, 1, None);
+    let jobs = ExecutorCapacity {
+        limit: Some(2),
+        cost: TaskCost::One,
+    };
+    let mut sc = Scheduler::new(&p, SchedulerConfig::with_capacity(vec![jobs]));
+    assert_eq!(launched(&sc.handle(Event::Start, 0)), [(0, 0), (1, 0)]);
+}
+
+#[test]
+fn for_plan_takes_each_executors_capacity_from_its_settings() {
+    let p = plan(&[s(1)], &no_deps, 1, None);
+    let config = SchedulerConfig::for_plan(&p, 8);
+    assert_eq!(
+        config.capacity,
+        [ExecutorCapacity::cores(2), ExecutorCapacity::UNLIMITED],
+        "local: its slots; Slurm: no limit here"
+    );
+    let mut unset = p.executors[0].clone();
+    unset.backend = BackendConfig::Local(LocalConfig { slots: None });
+    assert_eq!(unset.capacity(8), ExecutorCapacity::cores(8), "the cores");
+    assert_eq!(
+        unset.capacity(0),
+        ExecutorCapacity::cores(1),
+        "at least one"
+    );
+}

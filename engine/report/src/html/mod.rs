@@ -185,7 +185,7 @@ fn failures(h: &mut String, record: &RunRecord, options: &ReportOptions) {
         .tasks
         .iter()
         .flatten()
-        .filter(|t| t.state == "failed")
+        .filter(|t| t.state == twinflow_engine::TaskState::Failed)
         .map(|t| TaskId(t.task))
         .collect();
     let _ = write!(

@@ -1,6 +1,7 @@
 //! Per-step counts and durations of a run.
 
 use crate::RunRecord;
+use twinflow_engine::TaskState;
 
 /// One step's numbers.
 #[derive(Debug, Default, Clone)]
@@ -56,15 +57,15 @@ pub(super) fn step_stats(record: &RunRecord) -> Vec<StepStats> {
                     st.unfinished += 1;
                     continue;
                 };
-                match row.state.as_str() {
-                    "succeeded" => {
+                match row.state {
+                    TaskState::Succeeded => {
                         st.succeeded += 1;
                         if row.cached_from.is_some() {
                             st.cached += 1;
                         }
                     }
-                    "failed" => st.failed += 1,
-                    "skipped" => st.skipped += 1,
+                    TaskState::Failed => st.failed += 1,
+                    TaskState::Skipped => st.skipped += 1,
                     _ => st.unfinished += 1,
                 }
                 if row.cached_from.is_none()

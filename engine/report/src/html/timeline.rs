@@ -53,7 +53,7 @@ pub(super) fn svg(record: &RunRecord) -> (String, String) {
             task: TaskId(t as u32),
             start,
             end,
-            failed: row.state == "failed",
+            failed: row.state == twinflow_engine::TaskState::Failed,
         });
     }
     let drawn: usize = lanes.iter().map(Vec::len).sum();

@@ -6,7 +6,7 @@
 use crate::artefact::{self, Sealed};
 use crate::event::{Outcome, RunEvent, RunSummary, StepSize};
 use crate::journal::{Journal, Op};
-use crate::state::StateStore;
+use crate::state::{RunState, StateStore, TaskState as Recorded};
 use crate::{EngineError, layout};
 use prepare::{PrepState, Preparer};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -301,9 +301,9 @@ impl Dispatch {
 
     fn finish(&mut self, outcome: RunOutcome) -> Result<RunSummary, EngineError> {
         let (outcome, state) = match outcome {
-            RunOutcome::Succeeded => (Outcome::Succeeded, "succeeded"),
-            RunOutcome::Failed => (Outcome::Failed, "failed"),
-            RunOutcome::Cancelled => (Outcome::Cancelled, "cancelled"),
+            RunOutcome::Succeeded => (Outcome::Succeeded, RunState::Succeeded),
+            RunOutcome::Failed => (Outcome::Failed, RunState::Failed),
+            RunOutcome::Cancelled => (Outcome::Cancelled, RunState::Cancelled),
         };
         self.journal.push(Op::RunFinished { state });
         self.flush()?;
@@ -460,7 +460,7 @@ impl Dispatch {
         self.journal.push(Op::State {
             task: t,
             attempt,
-            state: "succeeded",
+            state: Recorded::Succeeded,
             reason: from
                 .as_ref()
                 .map(|r| format!("reused the result of run {r}")),
@@ -524,13 +524,13 @@ impl Dispatch {
                 } => self.kill(task, attempt, reason).await,
                 Action::RetryAt { task, attempt, at } => {
                     let persisted = self.base[task.index()] + attempt - 1;
-                    let reason = self.attempt_failed(task, persisted, "retrying");
+                    let reason = self.attempt_failed(task, persisted, Recorded::Retrying);
                     let retry_in = at.saturating_sub(self.now()) as f64 / 1000.0;
                     self.emit_failed(task, persisted, reason, Some(retry_in));
                 }
                 Action::GaveUp { task } => {
                     let persisted = self.base[task.index()] + self.scheduler.attempt(task);
-                    let reason = self.attempt_failed(task, persisted, "failed");
+                    let reason = self.attempt_failed(task, persisted, Recorded::Failed);
                     self.summary.failed += 1;
                     self.summary
                         .failures
@@ -552,7 +552,7 @@ impl Dispatch {
     }
 
     /// Records a failed attempt (`retrying` or `failed`); returns its reason.
-    fn attempt_failed(&mut self, task: TaskId, attempt: u32, state: &'static str) -> String {
+    fn attempt_failed(&mut self, task: TaskId, attempt: u32, state: Recorded) -> String {
         let reason = self.reasons.remove(&task.0).unwrap_or_default();
         self.in_flight.remove(&task.0);
         self.journal.push(Op::State {
@@ -578,7 +578,7 @@ impl Dispatch {
             self.journal.push(Op::State {
                 task: t,
                 attempt,
-                state: "cancelled",
+                state: Recorded::Cancelled,
                 reason: Some("the run was cancelled".to_owned()),
             });
             self.summary.cancelled += 1;
@@ -605,8 +605,8 @@ impl Dispatch {
         let attempt = self.base[task.index()];
         let because = because.map(|b| self.plan.task_name(b));
         let (state, reason) = match &because {
-            Some(b) => ("skipped", format!("{b} failed")),
-            None => ("cancelled", "the run was cancelled".to_owned()),
+            Some(b) => (Recorded::Skipped, format!("{b} failed")),
+            None => (Recorded::Cancelled, "the run was cancelled".to_owned()),
         };
         if because.is_some() {
             self.summary.skipped += 1;
@@ -684,7 +684,7 @@ impl Dispatch {
             self.journal.push(Op::State {
                 task: task.0,
                 attempt: key.attempt,
-                state: "queued",
+                state: Recorded::Queued,
                 reason: None,
             });
             let prepared = match self.prep.remove(&task.0) {

@@ -13,10 +13,12 @@
 mod query;
 mod record;
 mod schema;
+mod states;
 pub(crate) mod write;
 
-pub use query::{ArtefactRow, RunInfo, RunState, StepCounts, TaskRow};
+pub use query::{ArtefactRow, RunInfo, StepCounts, TaskRow};
 pub use record::{RunArtefact, TaskRecord};
+pub use states::{RunState, TaskState, UnknownState};
 pub(crate) use write::{NewRun, Tx};
 
 use rusqlite::Connection;

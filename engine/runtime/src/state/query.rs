@@ -1,39 +1,9 @@
 //! Reads for `twinflow runs`, `status` and `logs`, and for resuming. The
 //! rows also deserialize: the daemon sends them to its clients as they are.
 
-use super::{StateError, StateStore};
+use super::{RunState, StateError, StateStore, TaskState};
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
-
-/// Where a run is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RunState {
-    /// A live twinflow process is running it.
-    Running,
-    /// Its process ended without finishing it (killed, crashed, machine
-    /// rebooted): `twinflow run --resume` takes it up.
-    Interrupted,
-    /// Every task succeeded.
-    Succeeded,
-    /// Some task failed.
-    Failed,
-    /// It was cancelled.
-    Cancelled,
-}
-
-impl RunState {
-    /// The lowercase name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Running => "running",
-            Self::Interrupted => "interrupted",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-        }
-    }
-}
 
 /// A run as the store knows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,13 +26,22 @@ pub struct RunInfo {
     pub updated_ms: i64,
     /// Digest of its plan, to tell whether a workflow changed.
     pub plan_digest: String,
-    /// What the front end stored to run it again (JSON).
+    /// What the front end stored to run it again: [`crate::RunSettings`]
+    /// as JSON ([`RunInfo::settings`] reads it).
     pub args: String,
     /// Host and pid of the process that runs or ran it.
     pub host: String,
     /// Its pid.
     pub pid: u32,
     pid_start: u64,
+}
+
+impl RunInfo {
+    /// The settings it was started with. Text that is not settings (a
+    /// hand-edited database) reads as none, as it always did.
+    pub fn settings(&self) -> crate::RunSettings {
+        crate::RunSettings::parse(&self.args).unwrap_or_default()
+    }
 }
 
 /// Counts of one step's tasks by state.
@@ -102,7 +81,7 @@ pub struct TaskRow {
     /// Its step's index.
     pub step: u32,
     /// Its state.
-    pub state: String,
+    pub state: TaskState,
     /// Its latest attempt.
     pub attempt: u32,
     /// Its backend handle.
@@ -184,18 +163,12 @@ impl StateStore {
                     plan_digest, args, host, pid, pid_start FROM runs {tail}"
         );
         let mut runs = self.rows(&sql, args, |r| {
-            let state: String = r.get(4)?;
             Ok(RunInfo {
                 id: r.get(0)?,
                 workflow: r.get(1)?,
                 file: r.get(2)?,
                 run_dir: r.get(3)?,
-                state: match state.as_str() {
-                    "succeeded" => RunState::Succeeded,
-                    "failed" => RunState::Failed,
-                    "cancelled" => RunState::Cancelled,
-                    _ => RunState::Running,
-                },
+                state: r.get(4)?,
                 task_count: r.get::<_, i64>(5)? as u64,
                 created_ms: r.get(6)?,
                 updated_ms: r.get(7)?,
@@ -234,7 +207,7 @@ impl StateStore {
             |r| {
                 Ok((
                     r.get::<_, i64>(0)? as usize,
-                    r.get::<_, String>(1)?,
+                    r.get::<_, TaskState>(1)?,
                     r.get::<_, bool>(2)?,
                     r.get::<_, i64>(3)? as u64,
                 ))
@@ -244,19 +217,19 @@ impl StateStore {
             let Some(s) = steps.get_mut(step) else {
                 continue;
             };
-            match state.as_str() {
-                "queued" => s.queued += n,
-                "running" => s.running += n,
-                "succeeded" => {
+            match state {
+                TaskState::Queued => s.queued += n,
+                TaskState::Running => s.running += n,
+                TaskState::Succeeded => {
                     s.succeeded += n;
                     if cached {
                         s.cached += n;
                     }
                 }
-                "failed" => s.failed += n,
-                "skipped" => s.skipped += n,
-                "retrying" => s.retrying += n,
-                _ => s.cancelled += n,
+                TaskState::Failed => s.failed += n,
+                TaskState::Skipped => s.skipped += n,
+                TaskState::Retrying => s.retrying += n,
+                TaskState::Cancelled | TaskState::Lost => s.cancelled += n,
             }
         }
         for s in &mut steps {

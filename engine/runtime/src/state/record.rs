@@ -2,7 +2,7 @@
 //! every task's full record with its times, every sealed artefact, and the
 //! first and last event times. One query each, whatever the run's size.
 
-use super::{StateError, StateStore};
+use super::{StateError, StateStore, TaskState};
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
@@ -17,8 +17,8 @@ pub struct TaskRecord {
     pub step: u32,
     /// Its executor's index in the plan.
     pub executor: u32,
-    /// Its state (`succeeded`, `failed`, `skipped`, `cancelled`, `lost`, ...).
-    pub state: String,
+    /// Its state.
+    pub state: TaskState,
     /// Its latest attempt.
     pub attempt: u32,
     /// Its backend handle (local: the process id; Slurm: the job id).
@@ -39,9 +39,9 @@ impl TaskRecord {
     /// `exited with status N`; `None` otherwise (cached, skipped, killed,
     /// lost, not started).
     pub fn exit_status(&self) -> Option<i32> {
-        match self.state.as_str() {
-            "succeeded" if self.cached_from.is_none() => Some(0),
-            "failed" | "retrying" => {
+        match self.state {
+            TaskState::Succeeded if self.cached_from.is_none() => Some(0),
+            TaskState::Failed | TaskState::Retrying => {
                 let reason = self.reason.as_deref()?;
                 let rest = reason.strip_prefix("exited with status ")?;
                 let digits: String = rest
@@ -132,13 +132,13 @@ impl StateStore {
 mod tests {
     use super::*;
 
-    fn record(state: &str, reason: Option<&str>, cached: bool) -> TaskRecord {
+    fn record(state: TaskState, reason: Option<&str>, cached: bool) -> TaskRecord {
         TaskRecord {
             task: 0,
             name: "t".into(),
             step: 0,
             executor: 0,
-            state: state.into(),
+            state,
             attempt: 1,
             handle: None,
             started_ms: None,
@@ -150,14 +150,21 @@ mod tests {
 
     #[test]
     fn exit_status_comes_from_the_state_and_the_failure_reason() {
-        assert_eq!(record("succeeded", None, false).exit_status(), Some(0));
-        assert_eq!(record("succeeded", None, true).exit_status(), None);
-        let failed = record("failed", Some("exited with status 3; stderr: boom"), false);
+        assert_eq!(
+            record(TaskState::Succeeded, None, false).exit_status(),
+            Some(0)
+        );
+        assert_eq!(record(TaskState::Succeeded, None, true).exit_status(), None);
+        let failed = record(
+            TaskState::Failed,
+            Some("exited with status 3; stderr: boom"),
+            false,
+        );
         assert_eq!(failed.exit_status(), Some(3));
         assert_eq!(
-            record("failed", Some("timed out after 5 s"), false).exit_status(),
+            record(TaskState::Failed, Some("timed out after 5 s"), false).exit_status(),
             None
         );
-        assert_eq!(record("skipped", None, false).exit_status(), None);
+        assert_eq!(record(TaskState::Skipped, None, false).exit_status(), None);
     }
 }

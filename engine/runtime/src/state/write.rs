@@ -1,6 +1,7 @@
 //! Writes, always inside one transaction ([`Tx`]): every change appends an
 //! event and updates the derived tables with it.
 
+use super::{RunState, TaskState};
 use crate::artefact::Sealed;
 use rusqlite::{OptionalExtension, Transaction, params};
 
@@ -118,12 +119,24 @@ impl<'a> Tx<'a> {
         Ok(())
     }
 
-    pub(crate) fn finish_run(&self, run: &str, state: &str, now_ms: i64) -> rusqlite::Result<()> {
+    pub(crate) fn finish_run(
+        &self,
+        run: &str,
+        state: RunState,
+        now_ms: i64,
+    ) -> rusqlite::Result<()> {
         self.tx.execute(
             "UPDATE runs SET state = ?2, updated_ms = ?3 WHERE id = ?1",
             params![run, state, now_ms],
         )?;
-        self.event(run, None, None, "run-finished", Some(state), now_ms)
+        self.event(
+            run,
+            None,
+            None,
+            "run-finished",
+            Some(state.as_str()),
+            now_ms,
+        )
     }
 
     pub(crate) fn event(
@@ -154,15 +167,12 @@ impl<'a> Tx<'a> {
         step: u32,
         executor: u32,
         attempt: u32,
-        state: &str,
+        state: TaskState,
         reason: Option<&str>,
         now_ms: i64,
     ) -> rusqlite::Result<()> {
-        let starting = matches!(state, "queued");
-        let ending = matches!(
-            state,
-            "succeeded" | "failed" | "skipped" | "cancelled" | "retrying"
-        );
+        let starting = state == TaskState::Queued;
+        let ending = state.ends_attempt();
         self.tx
             .prepare_cached(
                 "INSERT INTO tasks (run_id, task, name, step, state, attempt, executor,
@@ -183,7 +193,14 @@ impl<'a> Tx<'a> {
             .execute(params![
                 run, task, name, step, state, attempt, executor, starting, ending, now_ms, reason
             ])?;
-        self.event(run, Some(task), Some(attempt), state, reason, now_ms)
+        self.event(
+            run,
+            Some(task),
+            Some(attempt),
+            state.as_str(),
+            reason,
+            now_ms,
+        )
     }
 
     pub(crate) fn task_handle(
