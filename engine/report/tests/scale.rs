@@ -1,6 +1,8 @@
 //! Reports and crates of large runs stay usable: for a run of 20,000 tasks
-//! the report stays small (the timeline aggregates, the lists are capped)
-//! and is written quickly; 2,000 tasks still get one bar each. The run is
+//! the report stays small (the timeline aggregates, the lists are capped);
+//! 2,000 tasks still get one bar each. The time each export takes is
+//! printed, not asserted: speed is a benchmark's business, and a loaded CI
+//! machine is no stopwatch. The run is
 //! recorded as the store would return it (the plan compiled from a real
 //! workflow, every task with times and an artefact), without running
 //! 20,000 processes.
@@ -89,7 +91,7 @@ fn a_report_of_20000_tasks_stays_small_and_aggregates_its_timeline() {
     let took = started.elapsed();
     assert!(!summary.timeline_bars, "20,000 bars would be unreadable");
     assert!(summary.bytes < 1_500_000, "{} bytes", summary.bytes);
-    assert!(took.as_secs_f64() < 5.0, "{took:?}");
+    eprintln!("20,000 tasks: report written in {took:?}");
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(html.contains("The first 1000 of 20000 files are listed"));
     assert!(html.contains("more failed tasks are not shown"));
@@ -112,7 +114,7 @@ fn two_thousand_tasks_still_get_a_bar_each() {
 }
 
 #[test]
-fn a_crate_of_20000_tasks_is_written_in_seconds() {
+fn a_crate_of_20000_tasks_stays_small_and_complete() {
     // 1,000 tasks each gather all 19,000 outputs: one Collection for the
     // set, and their 40 KB commands are files of the crate.
     let mut record = record(19_000, 1_000);
@@ -132,5 +134,4 @@ fn a_crate_of_20000_tasks_is_written_in_seconds() {
     eprintln!("20,000 tasks: crate metadata {bytes} bytes in {took:?}");
     assert!(bytes < 40_000_000, "{bytes} bytes");
     assert!(out.join("commands/b/999.sh").is_file());
-    assert!(took.as_secs_f64() < 30.0, "{took:?}");
 }
