@@ -90,7 +90,10 @@ mod tests {
             }
         };
         assert_eq!(start_time(pid), Some(start), "its stat is still there");
-        assert!(!is_alive(&hostname(), pid, start), "a zombie counts as dead");
+        assert!(
+            !is_alive(&hostname(), pid, start),
+            "a zombie counts as dead"
+        );
         child.wait().unwrap();
     }
 }

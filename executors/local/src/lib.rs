@@ -47,4 +47,4 @@ mod wire;
 pub use executor::{LocalExecutor, LocalFactory};
 pub use link::SupervisorBinary;
 pub use pool::SlotPool;
-pub use supervisor::resident::main as supervisor_main;
+pub use supervisor::resident::supervise;

@@ -1,5 +1,5 @@
 //! `twinflow-local-supervisor [local-supervisor] [DIR]`: the supervisor of
-//! one local executor (see `twinflow_executor_local::supervisor_main`), as
+//! one local executor (see `twinflow_executor_local::supervise`), as
 //! a binary of its own for the crate's tests and for programs that use the
 //! library without the `twinflow` binary. `twinflow local-supervisor` is
 //! the same.
@@ -16,5 +16,11 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    twinflow_executor_local::supervisor_main(dir.map(std::path::Path::new))
+    match twinflow_executor_local::supervise(dir.map(std::path::Path::new)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -7,25 +7,15 @@ use crate::wire::{Reply, Request};
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;
-use std::process::ExitCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
 use tokio::sync::mpsc;
 
-/// Runs the supervisor of one executor until its work is done; records go
-/// to a new file in `records` if given. Called by `twinflow
-/// local-supervisor [DIR]` and by the `twinflow-local-supervisor` binary.
-pub fn main(records: Option<&Path>) -> ExitCode {
-    match run(records) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn run(records: Option<&Path>) -> io::Result<()> {
+/// Runs the supervisor of one executor (its requests on standard input,
+/// its replies on standard output) until its work is done; records go to
+/// a new file in `records` if given. Called by `twinflow local-supervisor
+/// [DIR]` and by the `twinflow-local-supervisor` binary.
+pub fn supervise(records: Option<&Path>) -> io::Result<()> {
     use nix::sys::signal::{SigHandler, Signal, signal};
     // The terminal's Ctrl-C and hang-up are the executor's business: it
     // tells this process what to kill. Tasks get default dispositions back.
