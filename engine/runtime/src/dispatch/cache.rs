@@ -46,7 +46,7 @@ impl Dispatch {
         let sealed = self.plan.inputs(task).all(|input| {
             input
                 .producers
-                .into_iter()
+                .iter()
                 .all(|p| self.sealed[p.index()].is_some())
         });
         sealed.then(|| self.cache_key(task))
