@@ -182,6 +182,14 @@ pub(crate) enum Command {
         /// The attempt's control directory (holding `task.json`).
         dir: PathBuf,
     },
+    /// Supervise the tasks of one local executor (started by `twinflow run`
+    /// and the daemon; requests on standard input, replies on standard
+    /// output, records in DIR).
+    #[command(hide = true)]
+    LocalSupervisor {
+        /// Where to keep its record file.
+        dir: Option<PathBuf>,
+    },
     /// Print a shell completion script.
     Completions {
         /// The shell.

@@ -70,6 +70,7 @@ fn main() -> ExitCode {
         Command::Completions { shell } => commands::completions(shell),
         Command::Worker { manifest } => commands::worker(&out, &manifest),
         Command::CloudTask { dir } => commands::cloud_task(&out, &dir),
+        Command::LocalSupervisor { dir } => commands::local_supervisor(&out, dir.as_deref()),
         Command::Daemon { action } => commands::daemon(&out, &action),
         Command::Submit(args) => commands::submit(&out, &args),
         Command::Watch {

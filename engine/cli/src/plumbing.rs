@@ -15,7 +15,7 @@ use twinflow_daemon::query::{self, QueryError};
 use twinflow_daemon::{Client, DaemonError, DaemonPaths, read_token_file};
 use twinflow_engine::{Engine, RunInfo, RunSettings, StateStore};
 use twinflow_executor_cloud::{CloudFactory, RunnerBinary};
-use twinflow_executor_local::{LocalFactory, SlotPool};
+use twinflow_executor_local::{LocalFactory, SlotPool, SupervisorBinary};
 use twinflow_executor_slurm::SlurmFactory;
 
 /// The state directory the user chose, or the default.
@@ -61,8 +61,8 @@ pub(crate) fn build_engine(
     pool: Option<Arc<SlotPool>>,
 ) -> Result<Engine, u8> {
     let local = match pool {
-        Some(pool) => LocalFactory::default().with_pool(pool),
-        None => LocalFactory::default(),
+        Some(pool) => local_factory().with_pool(pool),
+        None => local_factory(),
     };
     Engine::builder()
         .state_dir(dir)
@@ -74,6 +74,20 @@ pub(crate) fn build_engine(
             out.error(&e.to_string());
             exit::UNREACHABLE
         })
+}
+
+/// The local backend; its tasks' supervisor is this binary's
+/// `local-supervisor` command, a process of its own that outlives a killed
+/// twinflow with its tasks.
+fn local_factory() -> LocalFactory {
+    let factory = LocalFactory::default();
+    match std::env::current_exe() {
+        Ok(path) => factory.with_supervisor(SupervisorBinary {
+            path,
+            args: vec!["local-supervisor".to_owned()],
+        }),
+        Err(_) => factory,
+    }
 }
 
 /// The cloud backend; its runner on the VM is this binary's `cloud-task`

@@ -599,3 +599,90 @@ steps:
     );
     assert!(!logs.stderr.contains(&0x1b), "{}", text(&logs.stderr));
 }
+
+/// A fan-out of `n` short tasks, each appending its number to `$DIR/ran`.
+fn appending_fan(n: u32) -> String {
+    let values: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+    format!(
+        r#"
+version: 1
+name: append-fan
+executors: {{ here: {{ kind: local, slots: 4 }} }}
+steps:
+  work:
+    executor: here
+    for_each: {{ i: [{}] }}
+    run: sleep 0.0$(( ${{{{ i }}}} % 8 )); echo ${{{{ i }}}} >> $DIR/ran
+"#,
+        values.join(", ")
+    )
+}
+
+#[test]
+fn local_tasks_run_exactly_once_across_repeated_sigkills_and_resumes() {
+    const TASKS: u32 = 200;
+    let sb = Sandbox::new(&appending_fan(TASKS));
+    // A small generator of kill moments (no dependency); its seed is printed
+    // with any failure.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(7, |d| d.subsec_nanos() as u64);
+    let mut state = seed | 1;
+    let mut next = move |lo: u64, hi: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        lo + state % (hi - lo)
+    };
+    let mut kills = 0;
+    let mut resume = false;
+    let ran = sb.path("ran");
+    let count = || {
+        std::fs::read_to_string(&ran)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+    for round in 0..6 {
+        let args: &[&str] = if resume {
+            &["run", "--resume", "wf.yaml"]
+        } else {
+            &["run", "wf.yaml"]
+        };
+        let mut child = sb.spawn(args);
+        // Kill once some tasks of this round ran, at a random moment.
+        let before = count();
+        wait_until("tasks to run", || {
+            count() > before || child.try_wait().ok().flatten().is_some()
+        });
+        std::thread::sleep(Duration::from_millis(next(0, 400)));
+        if child.try_wait().ok().flatten().is_some() {
+            break;
+        }
+        signal(&child, Signal::SIGKILL);
+        let _ = child.wait();
+        kills += 1;
+        resume = true;
+        eprintln!("round {round}: killed after {} lines", count());
+    }
+    let o = sb.run(&["run", "--resume", "wf.yaml"]);
+    let err = text(&o.stderr);
+    let ran_text = std::fs::read_to_string(&ran).expect("ran file");
+    let mut times = vec![0u32; TASKS as usize];
+    for line in ran_text.lines() {
+        let i: usize = line.trim().parse().expect("a task number");
+        times[i] += 1;
+    }
+    let wrong: Vec<(usize, u32)> = times
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| **n != 1)
+        .map(|(i, n)| (i, *n))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "tasks that did not run exactly once (task, times) after {kills} kills \
+         (seed {seed}): {wrong:?}\nlast resume: {err}"
+    );
+    assert!(kills >= 3, "only {kills} kills landed (seed {seed})");
+    assert_eq!(o.status.code(), Some(0), "{err}");
+}

@@ -14,7 +14,10 @@
 //!
 //! Beside the ratio it prints the engine process's own CPU time per task
 //! (user + system, without the tasks themselves): on a machine whose cores
-//! the tasks keep busy, that is what the engine takes from them.
+//! the tasks keep busy, that is what the engine takes from them. The local
+//! executor's supervisor (this binary with `local-supervisor`, as `twinflow
+//! local-supervisor` under the CLI) starts and reaps the tasks in a process
+//! of its own, whose CPU time is not in that figure.
 //!
 //! Run: `cargo bench -p twinflow-engine --bench dispatch` (`-- --quick` for
 //! one repetition instead of the median of three).
@@ -35,6 +38,11 @@ use common::{bench_dir, median, xargs};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    // This binary is also the local executor's supervisor, as `twinflow` is.
+    if args.get(1).map(String::as_str) == Some("local-supervisor") {
+        twinflow_executor_local::supervise(args.get(2).map(Path::new)).expect("supervise");
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "--child") {
         child(&args[i + 1], args[i + 2].parse().unwrap_or(2000));
         return;
@@ -177,7 +185,12 @@ fn child(kind: &str, n: usize) {
             .state_dir(&dir)
             .executor(
                 twinflow_core::ExecutorKind::Local,
-                twinflow_executor_local::LocalFactory::default(),
+                twinflow_executor_local::LocalFactory::default().with_supervisor(
+                    twinflow_executor_local::SupervisorBinary {
+                        path: std::env::current_exe().expect("this binary"),
+                        args: vec!["local-supervisor".to_owned()],
+                    },
+                ),
             )
             .build()
             .expect("engine");

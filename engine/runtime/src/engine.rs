@@ -261,6 +261,7 @@ impl Engine {
         let now = crate::dispatch::wall_ms();
         let next_attempts;
         let in_flight;
+        let open_attempts;
         {
             let mut store = crate::lock(&self.store);
             let existing = store.run(&run_id)?.filter(|r| r.id == run_id);
@@ -290,9 +291,13 @@ impl Engine {
                     .to_string()
             });
             let run_dir_text = run_dir.display().to_string();
-            (next_attempts, in_flight) = store.write(|tx| {
+            (next_attempts, in_flight, open_attempts) = store.write(|tx| {
                 if existing.is_some() {
-                    let found = (tx.next_attempts(&run_id)?, tx.in_flight(&run_id)?);
+                    let found = (
+                        tx.next_attempts(&run_id)?,
+                        tx.in_flight(&run_id)?,
+                        tx.open_attempts(&run_id)?,
+                    );
                     tx.resume_run(&run_id, pid, pid_start, &hostname, now)?;
                     Ok(found)
                 } else {
@@ -314,7 +319,7 @@ impl Engine {
                             .map(|s| (s.name.as_str(), s.tasks.start, s.tasks.len() as u32))
                             .collect(),
                     })?;
-                    Ok((Vec::new(), Vec::new()))
+                    Ok((Vec::new(), Vec::new(), Vec::new()))
                 }
             })?;
         }
@@ -339,6 +344,8 @@ impl Engine {
                 by_executor.entry(e).or_default();
             }
         }
+        let open: std::collections::HashSet<(u32, u32)> = open_attempts.into_iter().collect();
+        let next: HashMap<u32, u32> = next_attempts.iter().copied().collect();
         let mut adopted = Vec::new();
         for (executor, attempts) in by_executor {
             if let Some(exec) = executors.get(executor as usize) {
@@ -357,11 +364,23 @@ impl Engine {
                         message: e.message,
                     })?;
                 // Followed attempts go on where they are; the rest run again.
+                // A backend may also follow an attempt whose handle never
+                // reached the store (the local executor reads its
+                // supervisor's records): taken if the store knows no end of
+                // it (it is open, or newer than any it recorded), under a
+                // blank handle until the backend reports the real one.
                 adopted.extend(
                     followed
                         .into_iter()
                         .filter(|key| key.task.index() < plan.task_count())
-                        .filter_map(|key| Some((key, handles.get(&key)?.clone()))),
+                        .filter_map(|key| match handles.get(&key) {
+                            Some(handle) => Some((key, handle.clone())),
+                            None => {
+                                let open = open.contains(&(key.task.0, key.attempt));
+                                let next = next.get(&key.task.0).copied().unwrap_or(0);
+                                (open || key.attempt >= next).then(|| (key, Handle(String::new())))
+                            }
+                        }),
                 );
             }
         }

@@ -28,7 +28,7 @@ impl Fixture {
                 ExecutorKind::Local,
                 LocalFactory {
                     grace: Duration::from_millis(500),
-                    pool: None,
+                    ..LocalFactory::default()
                 },
             )
             .build()

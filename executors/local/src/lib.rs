@@ -5,17 +5,28 @@
 //! never sees the user's Ctrl-C), with standard input from `/dev/null` and
 //! standard output and error drained from pipes into the files the runtime
 //! chose, each created on its first byte (a silent task leaves none; see
-//! `capture.rs`). When the script
-//! ends, anything it left running in its process group is killed, as Slurm
-//! does at the end of a job. Cancelling sends SIGTERM to the whole group and
-//! SIGKILL after a grace period.
+//! `capture.rs`). Cancelling sends SIGTERM to the whole group and SIGKILL
+//! after a grace period.
+//!
+//! Tasks are started, drained, reaped and killed by the executor's
+//! **supervisor** (`supervisor/`): with a [`SupervisorBinary`] (what the
+//! `twinflow` CLI and daemon use: `twinflow local-supervisor`), a resident
+//! process of its own per executor, in its own session and a child
+//! subreaper, so that whatever a task leaves behind (its process group,
+//! and processes that left it: double forks, `setsid`, `nohup`) is killed
+//! at its end, timeout or cancel; and so that the tasks outlive a killed
+//! twinflow, which reads how they ended from the supervisor's record file
+//! when the run is resumed (`adopt.rs`) instead of running them again.
+//! Without one, the same supervisor loop runs inside this process: process
+//! groups are still killed, but orphans that left them are not followed,
+//! and tasks die with the process (a resumed run still reads the records of
+//! the attempts that had ended).
 //!
 //! A handle is `pid:START` with the process's start time from
-//! `/proc/PID/stat`, so a restarted runtime can tell its own orphan from an
-//! unrelated process that reused the pid; such orphans are killed and run
-//! again, since the exit status of a process that is not our child is out of
-//! reach. Tasks of the run whose handle never reached the journal are found
-//! by the `TWINFLOW_RUN_ID` in their environment (each leads its session).
+//! `/proc/PID/stat`, so a restarted runtime can tell its own task from an
+//! unrelated process that reused the pid (a zombie counts as dead). Tasks
+//! of the run that nothing recorded are found by the `TWINFLOW_RUN_ID` in
+//! their environment (each leads its session) and killed.
 //!
 //! Executors built by one [`LocalFactory`] with a [`SlotPool`] (the daemon)
 //! share the machine's cores across runs: an attempt that finds them busy
@@ -23,11 +34,17 @@
 //! timeout clock has not started) and is announced with its real handle
 //! when it starts.
 
+mod adopt;
 mod capture;
 mod executor;
+mod link;
 mod pool;
 mod process;
 mod spawn;
+mod supervisor;
+mod wire;
 
 pub use executor::{LocalExecutor, LocalFactory};
+pub use link::SupervisorBinary;
 pub use pool::SlotPool;
+pub use supervisor::resident::supervise;

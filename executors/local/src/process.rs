@@ -1,16 +1,31 @@
-//! Process plumbing: naming a process by pid and start time, signalling a
-//! whole process group, and what a wait status means.
+//! Process plumbing: naming a process by pid and start time (a zombie, dead
+//! but not yet reaped, is no longer that process) and signalling a process
+//! or a whole process group.
 
 use nix::sys::signal::{Signal, killpg};
-use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
-use twinflow_core::{AttemptStatus, Handle};
+use twinflow_core::Handle;
 
 /// The start time of a process in clock ticks since boot (field 22 of
 /// `/proc/PID/stat`), or `None` when there is no such process.
 pub(crate) fn start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     parse_start_time(&stat)
+}
+
+/// The start time of a live process: `None` when there is none, or only its
+/// zombie (state `Z`, dead and waiting to be reaped) or its last trace (`X`).
+pub(crate) fn live_start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    if matches!(state_of(&stat), Some('Z' | 'X')) {
+        return None;
+    }
+    parse_start_time(&stat)
+}
+
+/// Field 3 (the state letter) of a `/proc/PID/stat` line.
+pub(crate) fn state_of(stat: &str) -> Option<char> {
+    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
 }
 
 /// Field 22 of a `/proc/PID/stat` line; the command name (field 2) may hold
@@ -67,6 +82,13 @@ pub(crate) fn session_of(stat: &str) -> Option<u32> {
     rest.split_ascii_whitespace().nth(3)?.parse().ok()
 }
 
+/// Sends a signal to the process `pid`; one that is already gone is not an
+/// error.
+pub(crate) fn signal_one(pid: u32, signal: Signal) {
+    let Ok(raw) = i32::try_from(pid) else { return };
+    let _ = nix::sys::signal::kill(Pid::from_raw(raw), signal);
+}
+
 /// Sends a signal to the process group led by `pid`; a group that is
 /// already gone is not an error.
 pub(crate) fn signal_group(pid: u32, signal: Signal) {
@@ -74,20 +96,6 @@ pub(crate) fn signal_group(pid: u32, signal: Signal) {
     match killpg(Pid::from_raw(raw), signal) {
         Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
         Err(e) => tracing::warn!("failed to send {signal} to process group {pid}: {e}"),
-    }
-}
-
-/// What a wait status means for the runtime.
-pub(crate) fn status_of(status: WaitStatus, cancelled: bool) -> AttemptStatus {
-    if cancelled {
-        return AttemptStatus::Cancelled;
-    }
-    match status {
-        WaitStatus::Exited(_, code) => AttemptStatus::Exited(code),
-        WaitStatus::Signaled(_, signal, _) => {
-            AttemptStatus::Signalled(format!("killed by {}", signal.as_str()))
-        }
-        other => AttemptStatus::Error(format!("ended with wait status {other:?}")),
     }
 }
 
@@ -101,6 +109,27 @@ mod tests {
         assert_eq!(parse_start_time(stat), Some(987654));
         assert_eq!(parse_start_time("garbage"), None);
         assert_eq!(session_of(stat), Some(4242));
+        assert_eq!(state_of(stat), Some('S'));
+    }
+
+    #[test]
+    fn a_zombie_has_no_live_start_time() {
+        // A child that exits and is not reaped stays a zombie with its pid.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+            if state_of(&stat) == Some('Z') {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "no zombie: {stat}");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(start_time(pid).is_some(), "its stat is still there");
+        assert_eq!(live_start_time(pid), None, "a zombie is dead");
+        child.wait().unwrap();
+        assert!(live_start_time(std::process::id()).is_some());
     }
 
     #[test]

@@ -17,6 +17,7 @@
               nix or tokio; every unsafe block below documents its invariants"
 )]
 
+use crate::wire::Launch;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use std::ffi::CString;
@@ -25,7 +26,6 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Duration;
-use twinflow_core::Job;
 
 fn cstring(bytes: &[u8], what: &str) -> io::Result<CString> {
     CString::new(bytes).map_err(|_| {
@@ -63,15 +63,17 @@ impl BaseEnv {
 }
 
 /// The environment of a task (pointers into `base` and `own`, ending in
-/// null): `base` without the names the job sets, then the job's own
-/// variables, `own` (see [`job_env`]).
-fn environment(base: &BaseEnv, job: &Job, own: &[CString]) -> Vec<*mut libc::c_char> {
+/// null): `base` without the names `own` sets, then `own`: the job's own
+/// variables and its attempt's mark (see [`job_env`]).
+fn environment(base: &BaseEnv, own: &[CString]) -> Vec<*mut libc::c_char> {
+    let names: Vec<&[u8]> = own
+        .iter()
+        .filter_map(|e| e.as_bytes().split(|b| *b == b'=').next())
+        .collect();
     let overridden = |entry: &CString| {
         let bytes = entry.as_bytes();
-        job.env.iter().any(|(name, _)| {
-            bytes.len() > name.len()
-                && bytes.starts_with(name.as_bytes())
-                && bytes[name.len()] == b'='
+        names.iter().any(|name| {
+            bytes.len() > name.len() && bytes.starts_with(name) && bytes[name.len()] == b'='
         })
     };
     base.0
@@ -83,11 +85,16 @@ fn environment(base: &BaseEnv, job: &Job, own: &[CString]) -> Vec<*mut libc::c_c
         .collect()
 }
 
-/// The job's own variables as `NAME=value` strings.
-fn job_env(job: &Job) -> io::Result<Vec<CString>> {
-    job.env
-        .iter()
+/// The job's own variables as `NAME=value` strings, then `mark` (the
+/// variable that tells this attempt's processes apart, see
+/// `crate::supervisor`).
+fn job_env(env: &[(String, String)], mark: &str) -> io::Result<Vec<CString>> {
+    env.iter()
         .map(|(k, v)| cstring(format!("{k}={v}").as_bytes(), "an environment variable"))
+        .chain(std::iter::once(cstring(
+            mark.as_bytes(),
+            "an environment variable",
+        )))
         .collect()
 }
 
@@ -141,10 +148,12 @@ impl Drop for SpawnSetup {
 }
 
 /// Starts `/bin/sh -e -c SCRIPT` for a job with `stdout` and `stderr` as
-/// its descriptors 1 and 2; returns its pid.
+/// its descriptors 1 and 2 and `mark` (`NAME=value`) in its environment;
+/// returns its pid.
 pub(crate) fn spawn(
     base: &BaseEnv,
-    job: &Job,
+    job: &Launch,
+    mark: &str,
     stdout: &OwnedFd,
     stderr: &OwnedFd,
 ) -> io::Result<u32> {
@@ -155,12 +164,12 @@ pub(crate) fn spawn(
         CString::from(c"-c"),
         cstring(job.script.as_bytes(), "the task's script")?,
     ];
-    let own_env = job_env(job)?;
+    let own_env = job_env(&job.env, mark)?;
     let workdir = path_cstring(&job.workdir)?;
     let mut argv: Vec<*mut libc::c_char> =
         argv_owned.iter().map(|a| a.as_ptr().cast_mut()).collect();
     argv.push(std::ptr::null_mut());
-    let envp = environment(base, job, &own_env);
+    let envp = environment(base, &own_env);
 
     let mut setup = SpawnSetup::new()?;
     let s = &mut *setup;
@@ -284,28 +293,12 @@ mod tests {
                 .map(|e| CString::new(*e).unwrap())
                 .collect(),
         );
-        let job = Job {
-            key: twinflow_core::AttemptKey {
-                task: twinflow_core::TaskId(0),
-                attempt: 0,
-            },
-            name: "t".to_owned(),
-            script: "true".to_owned(),
-            env: vec![
-                ("A".to_owned(), "9".to_owned()),
-                ("B".to_owned(), String::new()),
-            ],
-            workdir: "/".into(),
-            stdout: "/dev/null".into(),
-            stderr: "/dev/null".into(),
-            resources: twinflow_core::Resources::default(),
-            step: "s".to_owned(),
-            pack: None,
-            inputs: Vec::new(),
-            outputs: Vec::new(),
-        };
-        let own = job_env(&job).unwrap();
-        let envp = environment(&base, &job, &own);
+        let env = vec![
+            ("A".to_owned(), "9".to_owned()),
+            ("B".to_owned(), String::new()),
+        ];
+        let own = job_env(&env, "M=1").unwrap();
+        let envp = environment(&base, &own);
         assert_eq!(envp.last(), Some(&std::ptr::null_mut()));
         // SAFETY: every pointer but the last points into `base` or `own`,
         // both alive here.
@@ -313,6 +306,6 @@ mod tests {
             .iter()
             .map(|p| unsafe { CStr::from_ptr(*p) }.to_str().unwrap())
             .collect();
-        assert_eq!(seen, ["AB=2", "PATH=/bin", "A=9", "B="]);
+        assert_eq!(seen, ["AB=2", "PATH=/bin", "A=9", "B=", "M=1"]);
     }
 }

@@ -31,6 +31,18 @@ pub(crate) fn worker(out: &Output, manifest: &std::path::Path) -> u8 {
     }
 }
 
+/// `twinflow local-supervisor [DIR]`: the supervisor of one local
+/// executor's tasks (see `twinflow_executor_local::supervise`).
+pub(crate) fn local_supervisor(out: &Output, dir: Option<&std::path::Path>) -> u8 {
+    match twinflow_executor_local::supervise(dir) {
+        Ok(()) => exit::SUCCESS,
+        Err(e) => {
+            out.error(&e.to_string());
+            exit::UNREACHABLE
+        }
+    }
+}
+
 /// `twinflow cloud-task DIR`: exit 0 once the attempt's exit record is
 /// written (its outcome is in there), 3 when not even that could be.
 pub(crate) fn cloud_task(out: &Output, dir: &std::path::Path) -> u8 {

@@ -102,6 +102,20 @@ impl Dispatch {
         key.finish()
     }
 
+    /// The cache key of a task whose producers' results are all known here
+    /// (an adopted attempt that ended: it was launched by an earlier
+    /// process, so its key was never recorded; without one, a later resume
+    /// would not find its result and would run it again).
+    pub(super) fn cache_key_if_sealed(&self, task: TaskId) -> Option<String> {
+        let sealed = self.plan.inputs(task).all(|input| {
+            input
+                .producers
+                .iter()
+                .all(|p| self.sealed[p.index()].is_some())
+        });
+        sealed.then(|| self.cache_key(task))
+    }
+
     /// Reuses a sealed earlier result with the same cache key, if one is
     /// intact: its outputs are linked into this task's directory. Returns the
     /// run it came from.

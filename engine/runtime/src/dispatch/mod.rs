@@ -466,7 +466,15 @@ impl Dispatch {
                 .map(|r| format!("reused the result of run {r}")),
         });
         // After the state: a cached task has no row before it.
-        if let Some(key) = flight.and_then(|f| f.cache_key) {
+        let key = match flight {
+            Some(InFlight {
+                cache_key: Some(key),
+                ..
+            }) => Some(key),
+            Some(_) => self.cache_key_if_sealed(task),
+            None => None,
+        };
+        if let Some(key) = key {
             self.journal.push(Op::Cache {
                 task: t,
                 key,

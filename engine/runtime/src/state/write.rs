@@ -312,6 +312,16 @@ impl<'a> Tx<'a> {
         rows.collect()
     }
 
+    /// Attempts recorded as queued or running, with or without a handle.
+    pub(crate) fn open_attempts(&self, run: &str) -> rusqlite::Result<Vec<(u32, u32)>> {
+        let mut stmt = self.tx.prepare(
+            "SELECT task, attempt FROM tasks
+             WHERE run_id = ?1 AND state IN ('queued', 'running')",
+        )?;
+        let rows = stmt.query_map(params![run], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect()
+    }
+
     /// The next attempt number of every task that already has one.
     pub(crate) fn next_attempts(&self, run: &str) -> rusqlite::Result<Vec<(u32, u32)>> {
         let mut stmt = self

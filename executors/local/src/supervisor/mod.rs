@@ -1,0 +1,257 @@
+//! The supervisor: what starts a local executor's tasks, drains their
+//! output, reaps them, kills what they leave behind and records how each
+//! ended.
+//!
+//! It runs as a resident process of its own (`twinflow local-supervisor`,
+//! or the crate's `twinflow-local-supervisor` binary), one per executor, in
+//! its own session and as a child subreaper (`PR_SET_CHILD_SUBREAPER`): a
+//! process a task orphans (a double fork, `setsid`, `nohup`) becomes its
+//! child rather than init's. Every task's environment carries
+//! [`MARK`]`=SUPERVISOR.TASK.ATTEMPT`; an orphan is told apart by that
+//! variable (read from `/proc/PID/environ` only for children that are not
+//! task shells, so the common path reads no one's environment) and killed,
+//! with its descendants, when its task ends, times out or is cancelled
+//! (see [`orphans`]).
+//!
+//! It appends a line to its record file when an attempt starts and when it
+//! has ended (see `crate::wire`), so a twinflow that was killed and
+//! restarted reads how its tasks ended instead of running them again. When
+//! its executor says goodbye it kills what is left and exits; when the
+//! executor vanishes (its pipe closes without a goodbye: a SIGKILL) it
+//! keeps its tasks to their end, records them, and exits.
+//!
+//! Without a supervisor binary the same loop runs inside the executor's
+//! process ([`serve`] on channels), which is not made a subreaper: there
+//! orphans are not followed, and the tasks die with the process.
+
+pub(crate) mod orphans;
+pub(crate) mod resident;
+
+use crate::capture::{Draining, Pipe};
+use crate::wire::{Exit, Launch, Record, Reply, Request};
+use crate::{process, spawn};
+use nix::sys::signal::Signal;
+use nix::sys::wait::WaitStatus;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc};
+
+/// The environment variable that marks every process of one attempt.
+pub(crate) const MARK: &str = "TWINFLOW_LOCAL_MARK";
+
+/// How long the logs of an ended task may take to reach their end of file:
+/// only a process that left the task and escaped its mark (a cleared
+/// environment) can hold a pipe open past the task's end; its later output
+/// is still written, after the task's end has been reported.
+const LOG_LINGER: Duration = Duration::from_secs(1);
+
+/// Creates a record file in `dir` (made if missing), named after the
+/// process that writes it (`PID-START-N.rec`), so a later reader can tell
+/// whether its writer still runs.
+pub(crate) fn create_records(dir: &Path) -> std::io::Result<(PathBuf, File)> {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    std::fs::create_dir_all(dir)?;
+    let me = std::process::id();
+    let start = process::start_time(me).unwrap_or(0);
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let path = dir.join(format!("{me}-{start}-{n}.rec"));
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&path)?;
+    Ok((path, file))
+}
+
+/// How [`serve`] runs.
+#[derive(Debug)]
+pub(crate) struct Config {
+    /// Whether this process is a child subreaper whose children are all
+    /// task processes (the supervisor process): then orphans are marked,
+    /// killed and reaped.
+    pub(crate) subreaper: bool,
+    /// Where started and ended attempts are recorded.
+    pub(crate) records: Option<File>,
+}
+
+struct Shared {
+    cfg: Config,
+    env: spawn::BaseEnv,
+    replies: mpsc::UnboundedSender<Reply>,
+    /// Running attempts: their shells' pids.
+    tasks: Mutex<HashMap<(u32, u32), u32>>,
+    orphans: Mutex<orphans::Known>,
+    me: u32,
+    changed: Notify,
+}
+
+impl Shared {
+    fn record(&self, record: &Record) {
+        if let Some(file) = &self.cfg.records {
+            let line = record.line();
+            if let Err(e) = (&*file).write_all(line.as_bytes()) {
+                tracing::warn!("failed to append to the local supervisor's record file: {e}");
+            }
+        }
+    }
+
+    fn tasks(&self) -> std::sync::MutexGuard<'_, HashMap<(u32, u32), u32>> {
+        self.tasks.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn shell_pids(&self) -> Vec<u32> {
+        self.tasks().values().copied().collect()
+    }
+}
+
+/// Serves requests until the executor is gone and no task is left.
+pub(crate) async fn serve(
+    cfg: Config,
+    mut requests: mpsc::UnboundedReceiver<Request>,
+    replies: mpsc::UnboundedSender<Reply>,
+) {
+    let subreaper = cfg.subreaper;
+    let shared = Arc::new(Shared {
+        cfg,
+        env: spawn::BaseEnv::capture(),
+        replies,
+        tasks: Mutex::default(),
+        orphans: Mutex::default(),
+        me: std::process::id(),
+        changed: Notify::new(),
+    });
+    let mut children = if subreaper {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()).ok()
+    } else {
+        None
+    };
+    let mut open = true;
+    loop {
+        if !open && shared.tasks().is_empty() {
+            break;
+        }
+        tokio::select! {
+            request = requests.recv(), if open => match request {
+                Some(Request::Spawn(launch)) => start(&shared, launch),
+                Some(Request::Signal { key, signal }) => {
+                    if let Ok(signal) = Signal::try_from(signal) {
+                        signal_attempt(&shared, key, signal);
+                    }
+                }
+                Some(Request::Goodbye) => {
+                    let keys: Vec<_> = shared.tasks().keys().copied().collect();
+                    for key in keys {
+                        signal_attempt(&shared, key, Signal::SIGKILL);
+                    }
+                    open = false;
+                }
+                // Gone without a goodbye: the tasks run on to their end.
+                None => open = false,
+            },
+            Some(()) = async { children.as_mut()?.recv().await } => {
+                orphans::reap(&shared.orphans, &shared.shell_pids());
+            }
+            () = shared.changed.notified() => {}
+        }
+    }
+    if subreaper {
+        orphans::kill_all(&shared.orphans, &[]).await;
+    }
+}
+
+/// Starts one attempt; its end is handled on a task of its own.
+fn start(shared: &Arc<Shared>, launch: Launch) {
+    let key = launch.key;
+    let mark = format!("{MARK}={}.{}.{}", shared.me, key.0, key.1);
+    let started = Pipe::new()
+        .and_then(|out| Ok((out, Pipe::new()?)))
+        .and_then(|(out, err)| {
+            let pid = spawn::spawn(&shared.env, &launch, &mark, &out.task_end, &err.task_end)?;
+            Ok((pid, out, err))
+        });
+    let (pid, out, err) = match started {
+        Ok(started) => started,
+        Err(e) => {
+            let _ = shared.replies.send(Reply::Failed {
+                key,
+                message: e.to_string(),
+            });
+            return;
+        }
+    };
+    // Our copies of the task's ends close here, so the captures see the end
+    // of file when the task's processes have gone.
+    let logs =
+        [(out, launch.stdout), (err, launch.stderr)].map(|(pipe, path)| pipe.drain_into(path));
+    let start = process::start_time(pid).unwrap_or(0);
+    shared.record(&Record::Started { key, pid, start });
+    shared.tasks().insert(key, pid);
+    let _ = shared.replies.send(Reply::Started { key, pid, start });
+    let shared = Arc::clone(shared);
+    tokio::spawn(async move {
+        let exit = spawn::wait(pid).await;
+        // Whatever the script left behind in its group goes with it, and so
+        // does every orphan carrying its mark.
+        process::signal_group(pid, Signal::SIGKILL);
+        if shared.cfg.subreaper {
+            let mark = orphans::Mark::new(shared.me, key);
+            orphans::kill_marked(&shared.orphans, &mark, &shared.shell_pids()).await;
+        }
+        let log = finish_logs(logs).await;
+        let exit = match exit {
+            Ok(WaitStatus::Exited(_, code)) => Exit::Code(code),
+            Ok(WaitStatus::Signaled(_, signal, _)) => Exit::Signal(signal as i32),
+            Ok(other) => Exit::WaitFailed(format!("ended with wait status {other:?}")),
+            Err(e) => Exit::WaitFailed(format!("failed to wait for pid {pid}: {e}")),
+        };
+        shared.record(&Record::Ended {
+            key,
+            exit: exit.clone(),
+            log: log.clone(),
+        });
+        let _ = shared.replies.send(Reply::Exited { key, exit, log });
+        shared.tasks().remove(&key);
+        shared.changed.notify_one();
+    });
+}
+
+/// Sends `signal` to an attempt's process group and to every orphan that
+/// carries its mark (and their groups).
+fn signal_attempt(shared: &Shared, key: (u32, u32), signal: Signal) {
+    let Some(pid) = shared.tasks().get(&key).copied() else {
+        return;
+    };
+    process::signal_group(pid, signal);
+    if shared.cfg.subreaper {
+        let mark = orphans::Mark::new(shared.me, key);
+        for orphan in orphans::marked(&shared.orphans, &mark, &shared.shell_pids()) {
+            process::signal_one(orphan, signal);
+            process::signal_group(orphan, signal);
+        }
+    }
+}
+
+/// Waits (together at most [`LOG_LINGER`]) for both logs of an ended task;
+/// why one is incomplete, if it is.
+async fn finish_logs(logs: [std::io::Result<Draining>; 2]) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + LOG_LINGER;
+    let mut lost = None;
+    for log in logs {
+        let result = match log {
+            Ok(draining) => match tokio::time::timeout_at(deadline, draining).await {
+                Ok(Ok(result)) => result.map_err(|e| e.to_string()),
+                // Still draining (it goes on) or its task died: nothing to add.
+                Ok(Err(_)) | Err(_) => Ok(()),
+            },
+            Err(e) => Err(format!("failed to capture its output: {e}")),
+        };
+        if let (Err(e), None) = (result, &lost) {
+            lost = Some(e);
+        }
+    }
+    lost
+}

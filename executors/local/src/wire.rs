@@ -1,0 +1,423 @@
+//! What the executor and its supervisor say to each other, and the lines of
+//! the supervisor's record file.
+//!
+//! Over the pipes, every message is a frame: its length (u32, little
+//! endian) and its fields (integers little endian, byte strings as a u32
+//! length and the bytes). A request is written in one `write`, so a batch
+//! of them costs one system call.
+//!
+//! The record file is text, one line per event, each appended with one
+//! `O_APPEND` write: `S TASK ATTEMPT PID START` when an attempt's shell has
+//! started, `E TASK ATTEMPT STATUS [LOG ERROR]` when it has ended and its
+//! logs are complete (`STATUS` is `cCODE`, `sSIGNAL` or `w`: it could not
+//! be waited for). A line cut short by a crash is ignored.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::PathBuf;
+
+/// One attempt to start, as the supervisor needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Launch {
+    pub(crate) key: (u32, u32),
+    pub(crate) script: String,
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) workdir: PathBuf,
+    pub(crate) stdout: PathBuf,
+    pub(crate) stderr: PathBuf,
+}
+
+/// From the executor to the supervisor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Request {
+    Spawn(Launch),
+    /// Signal an attempt's process group and every orphan it left.
+    Signal {
+        key: (u32, u32),
+        signal: i32,
+    },
+    /// The executor is done: kill what is left and exit once it is gone.
+    Goodbye,
+}
+
+/// How an attempt's shell ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Exit {
+    Code(i32),
+    Signal(i32),
+    /// `waitpid` failed (its words).
+    WaitFailed(String),
+}
+
+/// From the supervisor to the executor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Reply {
+    Started {
+        key: (u32, u32),
+        pid: u32,
+        start: u64,
+    },
+    Failed {
+        key: (u32, u32),
+        message: String,
+    },
+    /// Ended, its logs complete (or why one is not).
+    Exited {
+        key: (u32, u32),
+        exit: Exit,
+        log: Option<String>,
+    },
+}
+
+/// Appends one frame holding `body` to `out`.
+fn frame(out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
+    let at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    body(out);
+    let len = u32::try_from(out.len() - at - 4).unwrap_or(u32::MAX);
+    out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+}
+
+fn put_u32(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    put_u32(out, u32::try_from(bytes.len()).unwrap_or(u32::MAX));
+    out.extend_from_slice(bytes);
+}
+
+fn put_key(out: &mut Vec<u8>, key: (u32, u32)) {
+    put_u32(out, key.0);
+    put_u32(out, key.1);
+}
+
+impl Request {
+    /// Appends its frame to `out`.
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        frame(out, |out| match self {
+            Self::Spawn(l) => {
+                out.push(1);
+                put_key(out, l.key);
+                put_bytes(out, l.script.as_bytes());
+                put_u32(out, u32::try_from(l.env.len()).unwrap_or(u32::MAX));
+                for (k, v) in &l.env {
+                    put_bytes(out, k.as_bytes());
+                    put_bytes(out, v.as_bytes());
+                }
+                for path in [&l.workdir, &l.stdout, &l.stderr] {
+                    put_bytes(out, path.as_os_str().as_bytes());
+                }
+            }
+            Self::Signal { key, signal } => {
+                out.push(2);
+                put_key(out, *key);
+                out.extend_from_slice(&signal.to_le_bytes());
+            }
+            Self::Goodbye => out.push(3),
+        });
+    }
+
+    /// The request in a frame's body.
+    pub(crate) fn decode(body: &[u8]) -> io::Result<Self> {
+        let mut r = Reader(body);
+        let request = match r.u8()? {
+            1 => {
+                let key = r.key()?;
+                let script = r.string()?;
+                let n = r.u32()?;
+                let mut env = Vec::new();
+                for _ in 0..n {
+                    env.push((r.string()?, r.string()?));
+                }
+                Self::Spawn(Launch {
+                    key,
+                    script,
+                    env,
+                    workdir: r.path()?,
+                    stdout: r.path()?,
+                    stderr: r.path()?,
+                })
+            }
+            2 => Self::Signal {
+                key: r.key()?,
+                signal: r.u32()? as i32,
+            },
+            3 => Self::Goodbye,
+            other => return Err(bad(&format!("unknown request {other}"))),
+        };
+        Ok(request)
+    }
+}
+
+impl Reply {
+    /// Appends its frame to `out`.
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        frame(out, |out| match self {
+            Self::Started { key, pid, start } => {
+                out.push(1);
+                put_key(out, *key);
+                put_u32(out, *pid);
+                out.extend_from_slice(&start.to_le_bytes());
+            }
+            Self::Failed { key, message } => {
+                out.push(2);
+                put_key(out, *key);
+                put_bytes(out, message.as_bytes());
+            }
+            Self::Exited { key, exit, log } => {
+                out.push(3);
+                put_key(out, *key);
+                put_bytes(out, exit_text(exit).as_bytes());
+                put_bytes(out, log.as_deref().unwrap_or("").as_bytes());
+            }
+        });
+    }
+
+    /// The reply in a frame's body.
+    pub(crate) fn decode(body: &[u8]) -> io::Result<Self> {
+        let mut r = Reader(body);
+        let reply = match r.u8()? {
+            1 => Self::Started {
+                key: r.key()?,
+                pid: r.u32()?,
+                start: u64::from(r.u32()?) | (u64::from(r.u32()?) << 32),
+            },
+            2 => Self::Failed {
+                key: r.key()?,
+                message: r.string()?,
+            },
+            3 => {
+                let key = r.key()?;
+                let exit = parse_exit(&r.string()?).ok_or_else(|| bad("bad exit"))?;
+                let log = Some(r.string()?).filter(|l| !l.is_empty());
+                Self::Exited { key, exit, log }
+            }
+            other => return Err(bad(&format!("unknown reply {other}"))),
+        };
+        Ok(reply)
+    }
+}
+
+fn bad(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("malformed message: {what}"),
+    )
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> io::Result<&[u8]> {
+        if self.0.len() < n {
+            return Err(bad("cut short"));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn u8(&mut self) -> io::Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> io::Result<u32> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn key(&mut self) -> io::Result<(u32, u32)> {
+        Ok((self.u32()?, self.u32()?))
+    }
+
+    fn bytes(&mut self) -> io::Result<Vec<u8>> {
+        let n = self.u32()? as usize;
+        Ok(self.take(n)?.to_vec())
+    }
+
+    fn string(&mut self) -> io::Result<String> {
+        String::from_utf8(self.bytes()?).map_err(|_| bad("not UTF-8"))
+    }
+
+    fn path(&mut self) -> io::Result<PathBuf> {
+        Ok(PathBuf::from(OsString::from_vec(self.bytes()?)))
+    }
+}
+
+fn exit_text(exit: &Exit) -> String {
+    match exit {
+        Exit::Code(c) => format!("c{c}"),
+        Exit::Signal(s) => format!("s{s}"),
+        Exit::WaitFailed(why) => format!("w{why}"),
+    }
+}
+
+fn parse_exit(text: &str) -> Option<Exit> {
+    let (kind, rest) = text.split_at_checked(1)?;
+    match kind {
+        "c" => Some(Exit::Code(rest.parse().ok()?)),
+        "s" => Some(Exit::Signal(rest.parse().ok()?)),
+        "w" => Some(Exit::WaitFailed(rest.to_owned())),
+        _ => None,
+    }
+}
+
+/// One line of a record file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Record {
+    Started {
+        key: (u32, u32),
+        pid: u32,
+        start: u64,
+    },
+    Ended {
+        key: (u32, u32),
+        exit: Exit,
+        log: Option<String>,
+    },
+}
+
+impl Record {
+    /// Its line, newline included (text of the end on one line).
+    pub(crate) fn line(&self) -> String {
+        match self {
+            Self::Started { key, pid, start } => format!("S {} {} {pid} {start}\n", key.0, key.1),
+            Self::Ended { key, exit, log } => {
+                let exit = match exit {
+                    Exit::WaitFailed(_) => "w".to_owned(),
+                    other => exit_text(other),
+                };
+                let mut line = format!("E {} {} {exit}", key.0, key.1);
+                if let Some(log) = log {
+                    line.push(' ');
+                    line.extend(log.chars().map(|c| if c.is_control() { ' ' } else { c }));
+                }
+                line.push('\n');
+                line
+            }
+        }
+    }
+
+    /// The records of a file's text; a malformed or unfinished line is
+    /// skipped.
+    pub(crate) fn parse_all(text: &str) -> Vec<Self> {
+        let complete = match text.rfind('\n') {
+            Some(end) => &text[..end],
+            None => "",
+        };
+        complete.lines().filter_map(Self::parse).collect()
+    }
+
+    fn parse(line: &str) -> Option<Self> {
+        let mut f = line.splitn(5, ' ');
+        let kind = f.next()?;
+        let key = (f.next()?.parse().ok()?, f.next()?.parse().ok()?);
+        match kind {
+            "S" => Some(Self::Started {
+                key,
+                pid: f.next()?.parse().ok()?,
+                start: f.next()?.parse().ok()?,
+            }),
+            "E" => {
+                let exit = match f.next()? {
+                    "w" => Exit::WaitFailed("its status could not be collected".to_owned()),
+                    other => parse_exit(other)?,
+                };
+                let log = f.next().map(str::to_owned);
+                Some(Self::Ended { key, exit, log })
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(mut framed: Vec<u8>) -> Vec<u8> {
+        let len = u32::from_le_bytes([framed[0], framed[1], framed[2], framed[3]]) as usize;
+        assert_eq!(len, framed.len() - 4);
+        framed.split_off(4)
+    }
+
+    #[test]
+    fn requests_and_replies_round_trip() {
+        let requests = [
+            Request::Spawn(Launch {
+                key: (7, 2),
+                script: "echo 'a\nb' é".to_owned(),
+                env: vec![("A".to_owned(), "1=2".to_owned())],
+                workdir: "/w d".into(),
+                stdout: "/o".into(),
+                stderr: "/e".into(),
+            }),
+            Request::Signal {
+                key: (1, 0),
+                signal: 15,
+            },
+            Request::Goodbye,
+        ];
+        for r in requests {
+            let mut out = Vec::new();
+            r.encode(&mut out);
+            assert_eq!(Request::decode(&body(out)).unwrap(), r);
+        }
+        let replies = [
+            Reply::Started {
+                key: (1, 2),
+                pid: 42,
+                start: u64::MAX - 3,
+            },
+            Reply::Failed {
+                key: (1, 2),
+                message: "no such directory".to_owned(),
+            },
+            Reply::Exited {
+                key: (3, 0),
+                exit: Exit::Signal(9),
+                log: Some("disk full".to_owned()),
+            },
+            Reply::Exited {
+                key: (3, 0),
+                exit: Exit::Code(-1),
+                log: None,
+            },
+        ];
+        for r in replies {
+            let mut out = Vec::new();
+            r.encode(&mut out);
+            assert_eq!(Reply::decode(&body(out)).unwrap(), r);
+        }
+        assert!(Request::decode(&[9]).is_err());
+        assert!(Reply::decode(&[1, 0]).is_err());
+    }
+
+    #[test]
+    fn records_round_trip_and_a_cut_line_is_ignored() {
+        let records = [
+            Record::Started {
+                key: (4, 1),
+                pid: 99,
+                start: 12345,
+            },
+            Record::Ended {
+                key: (4, 1),
+                exit: Exit::Code(3),
+                log: Some("failed to write its log /a b: disk full".to_owned()),
+            },
+            Record::Ended {
+                key: (5, 0),
+                exit: Exit::Signal(15),
+                log: None,
+            },
+        ];
+        let mut text: String = records.iter().map(Record::line).collect();
+        assert_eq!(Record::parse_all(&text), records);
+        text.push_str("E 6 0 c");
+        assert_eq!(Record::parse_all(&text), records, "the cut line is skipped");
+        assert!(Record::parse_all("S 1 2 x 4\n").is_empty());
+    }
+}
