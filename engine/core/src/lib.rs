@@ -4,6 +4,7 @@
 //! It knows nothing of YAML, files, tokio or any backend: the workflow compiler
 //! builds a `Plan`, the runtime executes one.
 
+mod container;
 mod contract;
 mod executor;
 mod ids;
@@ -13,6 +14,7 @@ mod resources;
 pub mod scheduler;
 mod template;
 
+pub use container::{ImageRef, ImageRefError, OciRef};
 pub use contract::{
     AttemptKey, AttemptStatus, Executor, ExecutorError, ExecutorFactory, Handle, Job, JobInput,
     JobOutput, RunRef, Update, UpdateSink,
