@@ -2,6 +2,8 @@
 //! argument vector, environment and script lines, snapshot-tested; and the
 //! launches that are refused.
 
+#![expect(clippy::unwrap_used, reason = "helpers of a test fail it")]
+
 use std::ffi::OsString;
 use std::path::PathBuf;
 use twinflow_core::{ContainerRuntime, ImageRef};
