@@ -51,6 +51,24 @@ pub enum ContainerRuntime {
     Docker,
 }
 
+impl ContainerRuntime {
+    /// The spelling used in workflow files, which is also the program's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Apptainer => "apptainer",
+            Self::Singularity => "singularity",
+            Self::Podman => "podman",
+            Self::Docker => "docker",
+        }
+    }
+}
+
+impl fmt::Display for ContainerRuntime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// An image a step runs inside.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ContainerSpec {
@@ -60,6 +78,13 @@ pub struct ContainerSpec {
     pub runtime: Option<ContainerRuntime>,
     /// Extra options passed to the runtime.
     pub options: Vec<String>,
+}
+
+impl ContainerSpec {
+    /// [`ContainerSpec::image`], parsed.
+    pub fn image_ref(&self) -> Result<crate::ImageRef, crate::ImageRefError> {
+        crate::ImageRef::parse(&self.image)
+    }
 }
 
 /// `user@host[:port]`.

@@ -10,6 +10,7 @@
 //! computed once per run into the scheduler's config; the scheduler itself
 //! sees limits and costs, never a backend kind.
 
+mod container;
 mod contract;
 mod executor;
 mod ids;
@@ -19,6 +20,7 @@ mod resources;
 pub mod scheduler;
 mod template;
 
+pub use container::{ImageRef, ImageRefError, OciRef};
 pub use contract::{
     AttemptKey, AttemptStatus, Executor, ExecutorError, ExecutorFactory, Handle, Job, JobInput,
     JobOutput, RunRef, Update, UpdateSink,

@@ -1,0 +1,101 @@
+//! The Apptainer and Singularity command line of one attempt:
+//!
+//! ```text
+//! apptainer exec --no-eval --pwd=WORKDIR --bind=WORKDIR:WORKDIR --bind=SOURCE:SOURCE:ro …
+//!   [--nv | --rocm] [--net --network=NAME] OPTIONS… IMAGE /bin/sh -e -c SCRIPT
+//! ```
+//!
+//! with the task's variables in the environment of `apptainer` itself as
+//! `APPTAINERENV_NAME=VALUE` (`SINGULARITYENV_` for singularity), which
+//! Apptainer sets inside: a value is never split, whatever it holds.
+//!
+//! - `--no-eval` (Apptainer ≥ 1.1, SingularityCE ≥ 3.10): the values are
+//!   taken literally; without it Apptainer evaluates them in a shell inside
+//!   the container, so a parameter holding `$(…)` would run it.
+//! - The host environment passes in as Apptainer always does (minus what
+//!   it filters); the task's variables win. `options: [--cleanenv]` keeps
+//!   only the task's variables.
+//! - The network is the host's unless asked otherwise; Apptainer runs as
+//!   the invoking user, so there is no user mapping to choose.
+//! - GPUs: `--nv` / `--rocm` bind every device of the host, and the
+//!   variables (`CUDA_VISIBLE_DEVICES`, `ROCR_VISIBLE_DEVICES`,
+//!   `HIP_VISIBLE_DEVICES`) pick this attempt's host ids.
+//! - Exit status: `apptainer exec` exits with the script's status; a
+//!   script killed by signal N makes Apptainer raise N on itself, so the
+//!   executor sees the same signal (128+N if it does not end it). The
+//!   container's processes are ordinary processes of the executor's process
+//!   group: killing the group stops them.
+
+use crate::error::LaunchError;
+use crate::podman::text;
+use crate::spec::{ContainerLaunch, GpuVendor, LaunchSpec, Network};
+use crate::wrap::{Bind, Launch, check_options, gpu_env, sh};
+use std::ffi::OsString;
+use twinflow_core::ContainerRuntime;
+
+/// Options the command line sets itself.
+const OWNED: [&str; 1] = ["--pwd"];
+
+pub(crate) fn wrap(
+    spec: &LaunchSpec<'_>,
+    c: &ContainerLaunch<'_>,
+    binds: &[Bind],
+    image: &str,
+) -> Result<Launch, LaunchError> {
+    check_options(c, &OWNED)?;
+    let prefix = match c.runtime {
+        ContainerRuntime::Singularity => "SINGULARITYENV_",
+        _ => "APPTAINERENV_",
+    };
+    let mut argv: Vec<OsString> = vec![c.runtime.as_str().into(), "exec".into()];
+    let mut arg = |s: String| argv.push(OsString::from(s));
+    arg("--no-eval".into());
+    let workdir = text(spec.workdir.to_str(), "working directory", spec.workdir)?;
+    arg(format!("--pwd={workdir}"));
+    for b in binds {
+        let p = text(b.path.to_str(), "bind source", &b.path)?;
+        if p.contains([':', ',']) {
+            return Err(LaunchError::new(format!(
+                "the bind source `{p}` holds `:` or `,`, which {}'s --bind cannot carry",
+                c.runtime
+            )));
+        }
+        arg(format!(
+            "--bind={p}:{p}{}",
+            if b.read_only { ":ro" } else { "" }
+        ));
+    }
+    let mut inside = spec.env.to_vec();
+    if let Some(gpus) = spec.gpus {
+        arg(match gpus.vendor {
+            GpuVendor::Nvidia => "--nv".into(),
+            GpuVendor::Amd => "--rocm".into(),
+        });
+        inside.extend(gpu_env(gpus, &gpus.devices));
+    }
+    match c.network {
+        Network::Host => {}
+        Network::None => {
+            arg("--net".into());
+            arg("--network=none".into());
+        }
+        Network::Named(n) => {
+            arg("--net".into());
+            arg(format!("--network={n}"));
+        }
+    }
+    for o in c.options {
+        arg(o.clone());
+    }
+    arg(image.to_owned());
+    argv.extend(sh(spec.script));
+    Ok(Launch {
+        argv,
+        env: inside
+            .into_iter()
+            .map(|(k, v)| (format!("{prefix}{k}"), v))
+            .collect(),
+        workdir: spec.workdir.to_path_buf(),
+        container: None,
+    })
+}

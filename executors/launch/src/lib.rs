@@ -1,0 +1,47 @@
+//! twinflow-launch owns launch wrapping: how one attempt of a task is
+//! started, on the host or inside a container image, and how an image is
+//! found on the host that runs it.
+//!
+//! [`launch`] is one pure function from a [`LaunchSpec`] (the task's
+//! `/bin/sh -e -c SCRIPT`, its task directory, the sources of its staged
+//! inputs, its environment, its GPUs and, optionally, a
+//! [`ContainerLaunch`]: runtime, image, options, name, network, user) to a
+//! [`Launch`]: an argument vector (never a shell string), the environment
+//! of the launching process and its working directory, or, for batch
+//! scripts, [`Launch::script_lines`] with every word quoted by
+//! [`twinflow_core::shell_quote`]. The local, Slurm (jobs, arrays, the
+//! pack worker) and cloud executors are meant to call it instead of each
+//! building their own command line; in this slice **none of them does
+//! yet** (see docs/containers.md).
+//!
+//! Inside a container the task sees its task directory at the same path
+//! (read-write, the working directory) and the files its staged inputs
+//! point to at theirs (read-only), its environment and GPU variables, and
+//! exits with the script's own status. The runtime specifics are in
+//! `podman.rs` (podman, docker) and `apptainer.rs` (apptainer,
+//! singularity); [`container_name`] names a podman container per attempt.
+//!
+//! [`resolve`] is the only part that does I/O: an [`ImageResolver`] per
+//! runtime finds and fetches an image once and returns its digest and the
+//! pinned form the launch names, running argument vectors through a
+//! [`CommandRunner`] (this machine, or a cluster over SSH).
+//!
+//! The crate depends on `twinflow-core` alone, so every executor crate can
+//! use it without reaching the runtime.
+
+mod apptainer;
+mod error;
+mod podman;
+pub mod resolve;
+mod spec;
+mod wrap;
+
+pub use error::{LaunchError, ResolveError};
+pub use resolve::{
+    ApptainerResolver, CommandOutput, CommandRunner, ImageResolver, LocalRunner, PodmanResolver,
+    ResolvedImage,
+};
+pub use spec::{
+    ContainerLaunch, GpuBinding, GpuVendor, HostUser, LaunchSpec, Network, container_name,
+};
+pub use wrap::{Launch, launch};

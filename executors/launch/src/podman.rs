@@ -1,0 +1,145 @@
+//! The podman and docker command line of one attempt:
+//!
+//! ```text
+//! podman run --rm --init --pull=never --log-driver=none --name=NAME --workdir=WORKDIR
+//!   --network=host --security-opt=label=disable [--userns=keep-id]
+//!   --volume=WORKDIR:WORKDIR --volume=SOURCE:SOURCE:ro …
+//!   [--device=nvidia.com/gpu=N … | --device=/dev/kfd --device=/dev/dri]
+//!   --env=NAME=VALUE … OPTIONS… IMAGE /bin/sh -e -c SCRIPT
+//! ```
+//!
+//! - `--init` puts an init process (catatonit, docker's tini) at PID 1: it
+//!   forwards `podman kill`'s signal to the script and reaps what the script
+//!   leaves, so stopping the container stops everything in it; `--rm` removes
+//!   it once it ends; the name comes from [`crate::container_name`].
+//! - `--pull=never` when the image was resolved (pulled once, named by its
+//!   id); an unresolved image keeps podman's default (`missing`).
+//! - `--log-driver=none` (podman only): podman still streams the task's
+//!   output to its own stdout and stderr, which the executor sends to the
+//!   task's log files, but no second copy is written into podman's storage.
+//! - `--security-opt=label=disable` (podman only): no SELinux relabelling of
+//!   the bound paths (`:z` would relabel a shared file system's files).
+//! - User: root (uid 0) stays root inside, which under rootful podman owns
+//!   the files it writes as root outside too. Any other user is kept as
+//!   itself: podman `--userns=keep-id` (rootless podman maps the user to the
+//!   same uid and gid inside, so outputs belong to the user), docker
+//!   `--user=UID:GID` (the docker daemon is rootful). The image's own `USER`
+//!   is not used.
+//! - Exit status: `podman run` exits with the script's status; a script
+//!   killed by signal N gives 128+N (143 for SIGTERM, 137 for SIGKILL); 125
+//!   means podman itself failed (e.g. no such image), 126 and 127 that
+//!   `/bin/sh` could not be run in the image.
+
+use crate::error::LaunchError;
+use crate::spec::{ContainerLaunch, GpuVendor, LaunchSpec, Network};
+use crate::wrap::{Bind, Launch, check_options, gpu_env, sh};
+use std::ffi::OsString;
+use twinflow_core::ContainerRuntime;
+
+/// Options the command line sets itself.
+const OWNED: [&str; 8] = [
+    "--name",
+    "--rm",
+    "--detach",
+    "-d",
+    "--workdir",
+    "-w",
+    "--init",
+    "--pull",
+];
+
+pub(crate) fn wrap(
+    spec: &LaunchSpec<'_>,
+    c: &ContainerLaunch<'_>,
+    binds: &[Bind],
+    image: &str,
+) -> Result<Launch, LaunchError> {
+    check_options(c, &OWNED)?;
+    let podman = c.runtime == ContainerRuntime::Podman;
+    let mut argv: Vec<OsString> = vec![c.runtime.as_str().into(), "run".into()];
+    let mut arg = |s: String| argv.push(OsString::from(s));
+    arg("--rm".into());
+    arg("--init".into());
+    if c.resolved.is_some() {
+        arg("--pull=never".into());
+    }
+    if podman {
+        arg("--log-driver=none".into());
+    }
+    arg(format!("--name={}", c.name));
+    let workdir = text(spec.workdir.to_str(), "working directory", spec.workdir)?;
+    arg(format!("--workdir={workdir}"));
+    arg(match c.network {
+        Network::Host => "--network=host".into(),
+        Network::None => "--network=none".into(),
+        Network::Named(n) => format!("--network={n}"),
+    });
+    if podman {
+        arg("--security-opt=label=disable".into());
+    }
+    if c.user.uid != 0 {
+        arg(if podman {
+            "--userns=keep-id".into()
+        } else {
+            format!("--user={}:{}", c.user.uid, c.user.gid)
+        });
+    }
+    for b in binds {
+        let p = text(b.path.to_str(), "bind source", &b.path)?;
+        if p.contains(':') {
+            return Err(LaunchError::new(format!(
+                "the bind source `{p}` holds `:`, which {}'s --volume cannot carry",
+                c.runtime
+            )));
+        }
+        arg(format!(
+            "--volume={p}:{p}{}",
+            if b.read_only { ":ro" } else { "" }
+        ));
+    }
+    let mut env = spec.env.to_vec();
+    if let Some(gpus) = spec.gpus {
+        match gpus.vendor {
+            // CDI (`nvidia-ctk cdi generate`): the container sees only its
+            // devices, numbered from 0.
+            GpuVendor::Nvidia => {
+                for d in &gpus.devices {
+                    arg(format!("--device=nvidia.com/gpu={d}"));
+                }
+                let inside: Vec<u32> = (0..gpus.devices.len())
+                    .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
+                    .collect();
+                env.extend(gpu_env(gpus, &inside));
+            }
+            // All of /dev/dri is there: the variables pick the host's ids.
+            GpuVendor::Amd => {
+                arg("--device=/dev/kfd".into());
+                arg("--device=/dev/dri".into());
+                env.extend(gpu_env(gpus, &gpus.devices));
+            }
+        }
+    }
+    for (name, value) in &env {
+        arg(format!("--env={name}={value}"));
+    }
+    for o in c.options {
+        arg(o.clone());
+    }
+    arg(image.to_owned());
+    argv.extend(sh(spec.script));
+    Ok(Launch {
+        argv,
+        env: Vec::new(),
+        workdir: spec.workdir.to_path_buf(),
+        container: Some(c.name.to_owned()),
+    })
+}
+
+/// A path as text: podman's and docker's options are strings.
+pub(crate) fn text<'a>(
+    s: Option<&'a str>,
+    what: &str,
+    path: &std::path::Path,
+) -> Result<&'a str, LaunchError> {
+    s.ok_or_else(|| LaunchError::new(format!("the {what} {} is not valid utf-8", path.display())))
+}
