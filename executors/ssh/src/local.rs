@@ -43,12 +43,17 @@ impl Remote for LocalHost {
 
     async fn upload(&self, local: &Path, remote: &str) -> Result<(), SshError> {
         let (from, to) = (local.to_owned(), PathBuf::from(remote));
-        blocking(move || copy_tree(&from, &to)).await
+        blocking(move || copy_tree(&from, &to, None)).await
     }
 
-    async fn download(&self, remote: &str, local: &Path) -> Result<(), SshError> {
-        let (from, to) = (PathBuf::from(remote), local.to_owned());
-        blocking(move || copy_tree(&from, &to)).await
+    async fn download_within(
+        &self,
+        remote: &str,
+        local: &Path,
+        root: &str,
+    ) -> Result<(), SshError> {
+        let (from, to, root) = (PathBuf::from(remote), local.to_owned(), PathBuf::from(root));
+        blocking(move || copy_tree(&from, &to, Some(&root))).await
     }
 
     fn describe(&self) -> String {
@@ -129,8 +134,11 @@ pub(crate) fn write_file(path: &Path, data: &mut dyn io::Read, mode: u32) -> Res
 }
 
 /// Copies a file or a directory tree (symlinks followed, permission bits
-/// kept, files written through a temporary name).
-pub(crate) fn copy_tree(from: &Path, to: &Path) -> Result<(), SshError> {
+/// kept, files written through a temporary name). With `within`, every
+/// symbolic link met must resolve inside that directory (the rule of
+/// [`Remote::download_within`]); the whole tree is walked and checked
+/// before anything is copied.
+pub(crate) fn copy_tree(from: &Path, to: &Path, within: Option<&Path>) -> Result<(), SshError> {
     if let (Ok(a), Some(b)) = (from.canonicalize(), resolve(to))
         && b.starts_with(&a)
     {
@@ -139,7 +147,29 @@ pub(crate) fn copy_tree(from: &Path, to: &Path) -> Result<(), SshError> {
             reason: "the destination is inside the source".to_owned(),
         });
     }
-    copy_rec(from, to, &mut Vec::new())
+    let mut root = within.map(|given| Root { given, real: None });
+    let mut items = Vec::new();
+    plan(from, to, root.as_mut(), &mut Vec::new(), &mut items)?;
+    for item in &items {
+        match item {
+            Item::Dir { to, .. } => fs::create_dir_all(to)
+                .map_err(|e| SshError::local(format!("creating {}", to.display()), &e))?,
+            Item::File { from, to, mode } => {
+                let mut file = fs::File::open(from)
+                    .map_err(|e| SshError::local(format!("reading {}", from.display()), &e))?;
+                write_file(to, &mut file, *mode)?;
+            }
+        }
+    }
+    // after the files, deepest first: a read-only directory would refuse them
+    for item in items.iter().rev() {
+        if let Item::Dir { to, mode } = item {
+            fs::set_permissions(to, fs::Permissions::from_mode(*mode)).map_err(|e| {
+                SshError::local(format!("setting the mode of {}", to.display()), &e)
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// The path with its longest existing ancestor resolved (symlinks, `..`).
@@ -151,37 +181,124 @@ fn resolve(path: &Path) -> Option<PathBuf> {
     })
 }
 
-fn copy_rec(from: &Path, to: &Path, ancestors: &mut Vec<(u64, u64)>) -> Result<(), SshError> {
-    let meta = fs::metadata(from)
-        .map_err(|e| SshError::local(format!("reading {}", from.display()), &e))?;
-    let mode = meta.permissions().mode() & 0o7777;
-    if meta.is_dir() {
-        let id = (meta.dev(), meta.ino());
-        if ancestors.contains(&id) {
-            return Err(SshError::Local {
-                during: format!("copying {}", from.display()),
-                reason: "a symlink loops back to a parent directory".to_owned(),
-            });
+/// One step of a copy: a directory to create (and give its mode once
+/// filled) or a file to copy.
+enum Item {
+    Dir {
+        to: PathBuf,
+        mode: u32,
+    },
+    File {
+        from: PathBuf,
+        to: PathBuf,
+        mode: u32,
+    },
+}
+
+/// The directory links must stay in, resolved when the first link needs it.
+struct Root<'a> {
+    given: &'a Path,
+    real: Option<PathBuf>,
+}
+
+impl Root<'_> {
+    fn real(&mut self) -> Result<&Path, SshError> {
+        if self.real.is_none() {
+            let real = self
+                .given
+                .canonicalize()
+                .map_err(|e| SshError::local(format!("resolving {}", self.given.display()), &e))?;
+            self.real = Some(real);
         }
-        fs::create_dir_all(to)
-            .map_err(|e| SshError::local(format!("creating {}", to.display()), &e))?;
-        let mut names: Vec<_> = fs::read_dir(from)
-            .and_then(|d| d.map(|e| e.map(|e| e.file_name())).collect())
-            .map_err(|e| SshError::local(format!("listing {}", from.display()), &e))?;
-        names.sort();
-        ancestors.push(id);
-        for name in names {
-            copy_rec(&from.join(&name), &to.join(&name), ancestors)?;
-        }
-        ancestors.pop();
-        // after the files: a read-only directory would refuse them
-        fs::set_permissions(to, fs::Permissions::from_mode(mode))
-            .map_err(|e| SshError::local(format!("setting the mode of {}", to.display()), &e))
-    } else {
-        let mut file = fs::File::open(from)
-            .map_err(|e| SshError::local(format!("reading {}", from.display()), &e))?;
-        write_file(to, &mut file, mode)
+        Ok(self.real.as_deref().unwrap_or(self.given))
     }
+
+    /// Refuses the link `link` unless it resolves inside the root.
+    fn check(&mut self, link: &Path) -> Result<(), SshError> {
+        let to = fs::read_link(link)
+            .map_err(|e| SshError::local(format!("reading the link {}", link.display()), &e))?;
+        let refuse = |resolved: Option<&Path>| SshError::LinkOutside {
+            target: "localhost".to_owned(),
+            link: link.display().to_string(),
+            to: to.display().to_string(),
+            resolved: resolved.map(|r| r.display().to_string()),
+            root: self.given.display().to_string(),
+        };
+        let resolved = match link.canonicalize() {
+            Ok(resolved) => resolved,
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    || e.raw_os_error() == Some(nix::errno::Errno::ELOOP as i32) =>
+            {
+                return Err(refuse(None));
+            }
+            Err(e) => {
+                return Err(SshError::local(
+                    format!("resolving the link {}", link.display()),
+                    &e,
+                ));
+            }
+        };
+        if resolved.starts_with(self.real()?) {
+            Ok(())
+        } else {
+            Err(refuse(Some(&resolved)))
+        }
+    }
+}
+
+fn plan(
+    from: &Path,
+    to: &Path,
+    mut root: Option<&mut Root<'_>>,
+    ancestors: &mut Vec<(u64, u64)>,
+    items: &mut Vec<Item>,
+) -> Result<(), SshError> {
+    let reading = |e: &io::Error| SshError::local(format!("reading {}", from.display()), e);
+    if let Some(root) = root.as_deref_mut()
+        && fs::symlink_metadata(from)
+            .map_err(|e| reading(&e))?
+            .is_symlink()
+    {
+        root.check(from)?;
+    }
+    let meta = fs::metadata(from).map_err(|e| reading(&e))?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if !meta.is_dir() {
+        items.push(Item::File {
+            from: from.to_owned(),
+            to: to.to_owned(),
+            mode,
+        });
+        return Ok(());
+    }
+    let id = (meta.dev(), meta.ino());
+    if ancestors.contains(&id) {
+        return Err(SshError::Local {
+            during: format!("copying {}", from.display()),
+            reason: "a symlink loops back to a parent directory".to_owned(),
+        });
+    }
+    items.push(Item::Dir {
+        to: to.to_owned(),
+        mode,
+    });
+    let mut names: Vec<_> = fs::read_dir(from)
+        .and_then(|d| d.map(|e| e.map(|e| e.file_name())).collect())
+        .map_err(|e| SshError::local(format!("listing {}", from.display()), &e))?;
+    names.sort();
+    ancestors.push(id);
+    for name in names {
+        plan(
+            &from.join(&name),
+            &to.join(&name),
+            root.as_deref_mut(),
+            ancestors,
+            items,
+        )?;
+    }
+    ancestors.pop();
+    Ok(())
 }
 
 #[cfg(test)]
@@ -222,5 +339,165 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("inside the source"), "{err}");
+    }
+
+    /// `root/` with `in.txt`, `sub/deep.txt`, and `secret.txt` beside it.
+    fn tree(dir: &Path) -> PathBuf {
+        let root = dir.join("root");
+        fs::create_dir_all(root.join("sub")).unwrap();
+        fs::write(root.join("in.txt"), "in").unwrap();
+        fs::write(root.join("sub/deep.txt"), "deep").unwrap();
+        fs::write(dir.join("secret.txt"), "secret").unwrap();
+        root
+    }
+
+    fn s(p: &Path) -> &str {
+        p.to_str().unwrap()
+    }
+
+    #[tokio::test]
+    async fn download_copies_links_that_stay_inside_as_their_targets() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = tree(dir.path());
+        let out = root.join("out");
+        fs::create_dir(&out).unwrap();
+        std::os::unix::fs::symlink("../in.txt", out.join("rel.txt")).unwrap();
+        std::os::unix::fs::symlink(root.join("sub"), out.join("abs-dir")).unwrap();
+        std::os::unix::fs::symlink("out/rel.txt", root.join("top.txt")).unwrap();
+        let l = LocalHost::new();
+        let back = dir.path().join("back");
+        l.download_within(s(&out), &back.join("out"), s(&root))
+            .await
+            .unwrap();
+        assert_eq!(fs::read(back.join("out/rel.txt")).unwrap(), b"in");
+        assert_eq!(
+            fs::read(back.join("out/abs-dir/deep.txt")).unwrap(),
+            b"deep"
+        );
+        assert!(
+            !fs::symlink_metadata(back.join("out/rel.txt"))
+                .unwrap()
+                .is_symlink()
+        );
+        // a top-level link inside the root
+        l.download_within(s(&root.join("top.txt")), &back.join("top.txt"), s(&root))
+            .await
+            .unwrap();
+        assert_eq!(fs::read(back.join("top.txt")).unwrap(), b"in");
+        // the root itself may be reached through a link
+        let alias = dir.path().join("alias");
+        std::os::unix::fs::symlink(&root, &alias).unwrap();
+        l.download_within(s(&alias.join("out")), &back.join("again"), s(&alias))
+            .await
+            .unwrap();
+        assert_eq!(fs::read(back.join("again/rel.txt")).unwrap(), b"in");
+    }
+
+    #[tokio::test]
+    async fn download_refuses_links_out_of_the_root_before_copying() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = tree(dir.path());
+        let secret = dir.path().join("secret.txt");
+        let out = root.join("out");
+        fs::create_dir(&out).unwrap();
+        fs::write(out.join("a.txt"), "a").unwrap();
+        std::os::unix::fs::symlink(&secret, out.join("b.txt")).unwrap();
+        let l = LocalHost::new();
+        let back = dir.path().join("back");
+        let err = l
+            .download_within(s(&out), &back, s(&root))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SshError::LinkOutside { .. }), "{err:?}");
+        assert!(!err.is_transient());
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "download from localhost refused: link {}/b.txt leads to {}, outside {}",
+                out.display(),
+                secret.display(),
+                root.display()
+            )
+        );
+        assert!(!back.exists(), "something was copied before the refusal");
+        // relative, written otherwise than resolved
+        fs::remove_file(out.join("b.txt")).unwrap();
+        std::os::unix::fs::symlink("../../secret.txt", out.join("b.txt")).unwrap();
+        let err = l
+            .download_within(s(&out), &back, s(&root))
+            .await
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.ends_with(&format!(
+                "b.txt leads to ../../secret.txt ({}), outside {}",
+                secret.canonicalize().unwrap().display(),
+                root.display()
+            )),
+            "{msg}"
+        );
+        // the downloaded path itself a link out (staging downloads each entry)
+        let top = root.join("o.txt");
+        std::os::unix::fs::symlink("/etc/hostname", &top).unwrap();
+        let err = l
+            .download_within(s(&top), &back, s(&root))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(&format!("link {} leads to /etc/hostname", top.display())),
+            "{err}"
+        );
+        // a dangling link
+        fs::remove_file(&top).unwrap();
+        std::os::unix::fs::symlink("gone.txt", &top).unwrap();
+        let err = l
+            .download_within(s(&top), &back, s(&root))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("leads to gone.txt, which does not exist"),
+            "{err}"
+        );
+        assert!(!back.exists());
+    }
+
+    #[tokio::test]
+    async fn download_checks_links_behind_linked_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = tree(dir.path());
+        // out -> sub (inside), and sub/x -> ../../secret.txt (outside)
+        std::os::unix::fs::symlink("../../secret.txt", root.join("sub/x")).unwrap();
+        std::os::unix::fs::symlink("sub", root.join("out")).unwrap();
+        let l = LocalHost::new();
+        let back = dir.path().join("back");
+        let err = l
+            .download_within(s(&root.join("out")), &back, s(&root))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains(&format!(
+                "link {}/out/x leads to ../../secret.txt",
+                root.display()
+            )),
+            "{err}"
+        );
+        // plain download: the tree is the root (the path itself resolved)
+        let err = l.download(s(&root.join("sub")), &back).await.unwrap_err();
+        assert!(err.to_string().contains("outside"), "{err}");
+        fs::remove_file(root.join("sub/x")).unwrap();
+        l.download(s(&root.join("out")), &back).await.unwrap();
+        assert_eq!(fs::read(back.join("deep.txt")).unwrap(), b"deep");
+    }
+
+    #[tokio::test]
+    async fn upload_still_follows_every_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = tree(dir.path());
+        std::os::unix::fs::symlink("../secret.txt", root.join("s.txt")).unwrap();
+        let up = dir.path().join("up");
+        LocalHost::new().upload(&root, s(&up)).await.unwrap();
+        assert_eq!(fs::read(up.join("s.txt")).unwrap(), b"secret");
     }
 }
