@@ -788,7 +788,7 @@ mod tests {
         assert_eq!(parse_probe(b"no mark"), None);
         assert_eq!(parse_probe(b"twinflow-probe\0what\0"), None);
         let p = parse_probe(
-            b"hi\ntwinflow-probe\0link\0/w/o\0/etc/x\0/etc/x\0link\0/w/p\0q\0\0file\0640\0",
+            b"hi\ntwinflow-probe\0link\0/w/o\0/etc/x\0/etc/x\0link\0/w/p\0q\0\0file\x00640\0",
         )
         .unwrap();
         assert_eq!(
