@@ -8,7 +8,8 @@
 //! What comes back is copied with symbolic links followed only inside the
 //! remote working directory ([`Remote::download_within`]): a declared
 //! output with a link out of it (or a dangling one) fails the task naming
-//! the output and the link; any other entry with such a link stays on the
+//! the output and the link (when the attempt succeeded: a failed one keeps
+//! its own failure); any other entry with such a link stays on the
 //! cluster, with a warning.
 
 use crate::remote::ssh_error;
@@ -166,8 +167,10 @@ impl Staging {
     }
 
     /// Brings back what the task wrote and its logs; the error is the
-    /// task's failure message.
-    async fn stage_out(&self, files: &Files) -> Result<(), String> {
+    /// task's failure message. A link out of the working directory fails
+    /// it only if the attempt `succeeded` (its outputs are to be sealed)
+    /// and the link is in an output.
+    async fn stage_out(&self, files: &Files, succeeded: bool) -> Result<(), String> {
         let failed = |e: &dyn std::fmt::Display| {
             format!("failed to bring its files back from the cluster: {e}")
         };
@@ -185,10 +188,12 @@ impl Staging {
             let local = files.local_workdir.join(name);
             match self.remote.download_within(&from, &local, &dir).await {
                 Ok(()) => {}
-                Err(e @ SshError::LinkOutside { .. }) => match refused_output(files, name, &e) {
-                    Some(message) => return Err(message),
-                    None => tracing::warn!("left {from} on the cluster: {e}"),
-                },
+                Err(e @ SshError::LinkOutside { .. }) => {
+                    match refused_output(files, name, &e).filter(|_| succeeded) {
+                        Some(message) => return Err(message),
+                        None => tracing::warn!("left {from} on the cluster: {e}"),
+                    }
+                }
                 Err(e) => return Err(failed(&e)),
             }
         }
@@ -273,7 +278,8 @@ impl UpdateSink for StageOutSink {
         let staging = Arc::clone(&self.staging);
         let inner = Arc::clone(&self.inner);
         tokio::spawn(async move {
-            let update = match staging.stage_out(&files).await {
+            let succeeded = update.status == twinflow_core::AttemptStatus::Exited(0);
+            let update = match staging.stage_out(&files, succeeded).await {
                 Ok(()) => update,
                 Err(message) => Update {
                     key: update.key,

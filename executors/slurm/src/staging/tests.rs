@@ -53,7 +53,7 @@ fn staging() -> Staging {
 async fn an_output_linked_out_of_the_remote_directory_fails_the_task_naming_it() {
     let t = setup(&[("o", "o.txt")]);
     symlink(&t.secret, t.there.join("o.txt")).unwrap();
-    let err = staging().stage_out(&t.files).await.unwrap_err();
+    let err = staging().stage_out(&t.files, true).await.unwrap_err();
     assert_eq!(
         err,
         format!(
@@ -72,7 +72,7 @@ async fn a_directory_output_with_a_link_out_or_a_dangling_one_fails_the_task() {
     std::fs::create_dir_all(t.there.join("out/sub")).unwrap();
     std::fs::write(t.there.join("out/a.txt"), "a").unwrap();
     symlink("../../../../secret.txt", t.there.join("out/sub/x")).unwrap();
-    let err = staging().stage_out(&t.files).await.unwrap_err();
+    let err = staging().stage_out(&t.files, true).await.unwrap_err();
     assert_eq!(
         err,
         format!(
@@ -84,7 +84,7 @@ async fn a_directory_output_with_a_link_out_or_a_dangling_one_fails_the_task() {
     );
     std::fs::remove_file(t.there.join("out/sub/x")).unwrap();
     symlink("gone", t.there.join("out/sub/x")).unwrap();
-    let err = staging().stage_out(&t.files).await.unwrap_err();
+    let err = staging().stage_out(&t.files, true).await.unwrap_err();
     assert!(
         err.ends_with("out/sub/x on localhost is a symbolic link to gone, which does not exist"),
         "{err}"
@@ -94,7 +94,7 @@ async fn a_directory_output_with_a_link_out_or_a_dangling_one_fails_the_task() {
     std::fs::create_dir_all(t.there.join("res")).unwrap();
     std::fs::write(t.there.join("res/a.txt"), "a").unwrap();
     symlink(&t.secret, t.there.join("res/b.txt")).unwrap();
-    let err = staging().stage_out(&t.files).await.unwrap_err();
+    let err = staging().stage_out(&t.files, true).await.unwrap_err();
     assert!(
         err.starts_with("output `a` (res/a.txt) is refused: res/b.txt on localhost"),
         "{err}"
@@ -113,7 +113,7 @@ async fn links_inside_come_back_as_files_and_other_links_out_stay_there() {
     // not outputs: a link out and a dangling one
     symlink(&t.secret, t.there.join("cache")).unwrap();
     symlink("127.0.0.1:+4242", t.there.join("lock")).unwrap();
-    staging().stage_out(&t.files).await.unwrap();
+    staging().stage_out(&t.files, true).await.unwrap();
     assert_eq!(std::fs::read(t.here.join("o.txt")).unwrap(), b"real\n");
     let meta = std::fs::symlink_metadata(t.here.join("o.txt")).unwrap();
     assert!(meta.is_file());
@@ -136,10 +136,8 @@ impl UpdateSink for Collect {
     }
 }
 
-#[tokio::test]
-async fn the_refusal_is_the_attempts_failure() {
-    let t = setup(&[("o", "o.txt")]);
-    symlink(&t.secret, t.there.join("o.txt")).unwrap();
+/// What the sink forwards for an attempt that ended with `status`.
+async fn forwarded(t: &Setup, status: AttemptStatus) -> Vec<Update> {
     let key = AttemptKey {
         task: TaskId(7),
         attempt: 0,
@@ -155,18 +153,21 @@ async fn the_refusal_is_the_attempts_failure() {
         staging,
         inner: collect.clone(),
     };
-    sink.send(Update {
-        key,
-        status: AttemptStatus::Exited(0),
-    });
+    sink.send(Update { key, status });
     for _ in 0..500 {
         if !collect.0.lock().unwrap().is_empty() {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    let updates = collect.0.lock().unwrap();
-    match &updates[..] {
+    std::mem::take(&mut *collect.0.lock().unwrap())
+}
+
+#[tokio::test]
+async fn the_refusal_is_the_attempts_failure_if_it_succeeded() {
+    let t = setup(&[("o", "o.txt")]);
+    symlink(&t.secret, t.there.join("o.txt")).unwrap();
+    match &forwarded(&t, AttemptStatus::Exited(0)).await[..] {
         [
             Update {
                 status: AttemptStatus::Error(message),
@@ -178,4 +179,15 @@ async fn the_refusal_is_the_attempts_failure() {
         ),
         other => panic!("{other:?}"),
     }
+    // a failed attempt keeps its own failure; the link stays there
+    match &forwarded(&t, AttemptStatus::Exited(3)).await[..] {
+        [
+            Update {
+                status: AttemptStatus::Exited(3),
+                ..
+            },
+        ] => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(!t.here.join("o.txt").exists(), "the secret came back");
 }
