@@ -5,13 +5,19 @@
 //! links followed) is uploaded; when it has ended, what it wrote there
 //! (everything but `inputs/`) and its two logs come back, and only then is
 //! its end reported, so the runtime seals outputs that are really here.
+//! What comes back is copied with symbolic links followed only inside the
+//! remote working directory ([`Remote::download_within`]): a declared
+//! output with a link out of it (or a dangling one) fails the task naming
+//! the output and the link (when the attempt succeeded: a failed one keeps
+//! its own failure); any other entry with such a link stays on the
+//! cluster, with a warning.
 
 use crate::remote::ssh_error;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use twinflow_core::{AttemptKey, ExecutorError, Job, Update, UpdateSink};
-use twinflow_ssh::Remote;
+use twinflow_ssh::{Remote, SshError};
 
 /// Where a task's files are, here and there; also kept beside its local
 /// logs (`<instance>.<attempt>.stage`), so a restarted runtime can bring
@@ -21,6 +27,10 @@ struct Files {
     local_workdir: PathBuf,
     remote_workdir: PathBuf,
     logs: [(PathBuf, PathBuf); 2],
+    /// The declared outputs (name, path relative to the working
+    /// directory), to name the one a refused link belongs to.
+    #[serde(default)]
+    outputs: Vec<(String, String)>,
 }
 
 /// Staging to `root` on the cluster through `remote`.
@@ -100,6 +110,11 @@ impl Staging {
                 (remote.stdout.clone(), local.stdout.clone()),
                 (remote.stderr.clone(), local.stderr.clone()),
             ],
+            outputs: local
+                .outputs
+                .iter()
+                .map(|o| (o.name.clone(), o.rel.clone()))
+                .collect(),
         };
         let sidecar = local.stdout.with_extension("stage");
         let text = serde_json::to_string(&files).unwrap_or_default();
@@ -151,8 +166,14 @@ impl Staging {
         true
     }
 
-    /// Brings back what the task wrote and its logs.
-    async fn stage_out(&self, files: &Files) -> Result<(), String> {
+    /// Brings back what the task wrote and its logs; the error is the
+    /// task's failure message. A link out of the working directory fails
+    /// it only if the attempt `succeeded` (its outputs are to be sealed)
+    /// and the link is in an output.
+    async fn stage_out(&self, files: &Files, succeeded: bool) -> Result<(), String> {
+        let failed = |e: &dyn std::fmt::Display| {
+            format!("failed to bring its files back from the cluster: {e}")
+        };
         let dir = files.remote_workdir.display().to_string();
         let list = self
             .remote
@@ -161,22 +182,74 @@ impl Staging {
                 None,
             )
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| failed(&e))?;
         for name in list.stdout_lossy().lines().filter(|n| *n != "inputs") {
-            self.remote
-                .download(&format!("{dir}/{name}"), &files.local_workdir.join(name))
-                .await
-                .map_err(|e| e.to_string())?;
+            let from = format!("{dir}/{name}");
+            let local = files.local_workdir.join(name);
+            match self.remote.download_within(&from, &local, &dir).await {
+                Ok(()) => {}
+                Err(e @ SshError::LinkOutside { .. }) => {
+                    match refused_output(files, name, &e).filter(|_| succeeded) {
+                        Some(message) => return Err(message),
+                        None => tracing::warn!("left {from} on the cluster: {e}"),
+                    }
+                }
+                Err(e) => return Err(failed(&e)),
+            }
         }
         for (remote, local) in &files.logs {
             // A job killed before it started has no logs; that is no error.
             if let Ok(Some(data)) = self.remote.read(&remote.display().to_string()).await {
                 std::fs::write(local, data)
-                    .map_err(|e| format!("failed to write {}: {e}", local.display()))?;
+                    .map_err(|e| failed(&format!("failed to write {}: {e}", local.display())))?;
             }
         }
         Ok(())
     }
+}
+
+/// The failure message for a link out of the working directory found in
+/// the top-level entry `name`, if that is (or holds) a declared output:
+/// the output the link is in, else the first one the entry holds.
+fn refused_output(files: &Files, name: &str, e: &SshError) -> Option<String> {
+    let SshError::LinkOutside {
+        target,
+        link,
+        to,
+        resolved,
+        ..
+    } = e
+    else {
+        return None;
+    };
+    let dir = &files.remote_workdir;
+    let rel = Path::new(link).strip_prefix(dir).unwrap_or(Path::new(name));
+    // `./o.txt` is `o.txt`
+    let clean = |p: &str| -> PathBuf {
+        Path::new(p)
+            .components()
+            .filter(|c| *c != std::path::Component::CurDir)
+            .collect()
+    };
+    let (output, rel_output) = files
+        .outputs
+        .iter()
+        .find(|(_, o)| rel.starts_with(clean(o)))
+        .or_else(|| {
+            files
+                .outputs
+                .iter()
+                .find(|(_, o)| clean(o).starts_with(name))
+        })?;
+    let why = match resolved {
+        None => ", which does not exist".to_owned(),
+        Some(r) if r == to => format!(", outside the task directory {}", dir.display()),
+        Some(r) => format!(" ({r}), outside the task directory {}", dir.display()),
+    };
+    Some(format!(
+        "output `{output}` ({rel_output}) is refused: {} on {target} is a symbolic link to {to}{why}",
+        rel.display()
+    ))
 }
 
 /// Forwards updates, staging a task's files back before its end.
@@ -205,16 +278,18 @@ impl UpdateSink for StageOutSink {
         let staging = Arc::clone(&self.staging);
         let inner = Arc::clone(&self.inner);
         tokio::spawn(async move {
-            let update = match staging.stage_out(&files).await {
+            let succeeded = update.status == twinflow_core::AttemptStatus::Exited(0);
+            let update = match staging.stage_out(&files, succeeded).await {
                 Ok(()) => update,
-                Err(e) => Update {
+                Err(message) => Update {
                     key: update.key,
-                    status: twinflow_core::AttemptStatus::Error(format!(
-                        "failed to bring its files back from the cluster: {e}"
-                    )),
+                    status: twinflow_core::AttemptStatus::Error(message),
                 },
             };
             inner.send(update);
         });
     }
 }
+
+#[cfg(test)]
+mod tests;

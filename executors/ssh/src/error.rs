@@ -97,6 +97,26 @@ pub enum SshError {
         /// Why.
         reason: String,
     },
+    /// A download met a symbolic link (the downloaded path itself or an
+    /// entry below it, through linked directories too) whose target,
+    /// resolved, is outside the directory the download must stay in, or
+    /// does not exist. Nothing was copied (not transient).
+    #[error(
+        "download from {target} refused: link {link} leads to {to}{}",
+        link_refusal(.to, .resolved.as_deref(), .root)
+    )]
+    LinkOutside {
+        /// `user@host:port` or `localhost`.
+        target: String,
+        /// The link, as a path on the remote side (`<root>/out/o.txt`).
+        link: String,
+        /// Its target as written.
+        to: String,
+        /// Its target resolved, or `None` if it does not exist (or loops).
+        resolved: Option<String>,
+        /// The directory every link must stay in, as the caller named it.
+        root: String,
+    },
     /// A local file or process operation failed (not transient).
     #[error("{during} failed: {reason}")]
     Local {
@@ -123,6 +143,16 @@ impl SshError {
             during: during.into(),
             reason: io_reason(err),
         }
+    }
+}
+
+/// The end of a [`SshError::LinkOutside`] message, after `leads to TO`:
+/// ` (RESOLVED), outside ROOT` or `, which does not exist`.
+fn link_refusal(to: &str, resolved: Option<&str>, root: &str) -> String {
+    match resolved {
+        None => ", which does not exist".to_owned(),
+        Some(r) if r == to => format!(", outside {root}"),
+        Some(r) => format!(" ({r}), outside {root}"),
     }
 }
 
@@ -196,5 +226,31 @@ mod tests {
             tried: "ssh-agent (no keys), /root/.ssh/id_ed25519 (rejected)".into(),
         };
         assert!(!auth.is_transient());
+    }
+
+    #[test]
+    fn link_refusals_name_the_link_its_target_and_the_root() {
+        let e = |to: &str, resolved: Option<&str>| {
+            SshError::LinkOutside {
+                target: "root@h:2322".into(),
+                link: "/w/t/out.txt".into(),
+                to: to.into(),
+                resolved: resolved.map(Into::into),
+                root: "/w/t".into(),
+            }
+            .to_string()
+        };
+        assert_eq!(
+            e("/etc/passwd", Some("/etc/passwd")),
+            "download from root@h:2322 refused: link /w/t/out.txt leads to /etc/passwd, outside /w/t"
+        );
+        assert_eq!(
+            e("../../etc/passwd", Some("/etc/passwd")),
+            "download from root@h:2322 refused: link /w/t/out.txt leads to ../../etc/passwd (/etc/passwd), outside /w/t"
+        );
+        assert_eq!(
+            e("gone", None),
+            "download from root@h:2322 refused: link /w/t/out.txt leads to gone, which does not exist"
+        );
     }
 }

@@ -5,7 +5,8 @@
 //! - [`Remote`] is the trait: [`exec`](Remote::exec) a `sh` command line,
 //!   [`read`](Remote::read) / [`write`](Remote::write) a whole file,
 //!   [`upload`](Remote::upload) / [`download`](Remote::download) a file or
-//!   a directory tree.
+//!   a directory tree; [`download_within`](Remote::download_within) follows
+//!   no symbolic link out of a given directory.
 //! - [`LocalHost`] runs on this machine (`/bin/sh -c`, the file system):
 //!   for an executor that runs on the login node itself.
 //! - [`Ssh2Remote`] (the default of [`connect`]) speaks SSH in process
@@ -105,8 +106,26 @@ pub trait Remote: Send + Sync + std::fmt::Debug {
     async fn upload(&self, local: &Path, remote: &str) -> Result<(), SshError>;
 
     /// Copies a remote file or directory tree to the local path (parents
-    /// created, symlinks followed, permission bits kept).
-    async fn download(&self, remote: &str, local: &Path) -> Result<(), SshError>;
+    /// created, permission bits kept): [`download_within`](Remote::download_within)
+    /// the tree itself, so a symbolic link below `remote` is copied as its
+    /// target only if that stays inside `remote` (which may itself be a
+    /// link: it is resolved first).
+    async fn download(&self, remote: &str, local: &Path) -> Result<(), SshError> {
+        self.download_within(remote, local, remote).await
+    }
+
+    /// Copies a remote file or directory tree to the local path (parents
+    /// created, permission bits kept), where every symbolic link met (`remote`
+    /// itself, each entry below it, through linked directories too) must
+    /// lead, fully resolved, to a path inside the directory `root` (`remote`
+    /// or a directory above it, itself resolved). Such a link is copied as
+    /// its target (the file's bytes, a directory's tree). A link that leads
+    /// outside `root`, or to nothing, fails the call with
+    /// [`SshError::LinkOutside`] naming the link and its target, before
+    /// anything is copied: a remote file outside `root` never arrives here.
+    /// The remote tree must not change meanwhile.
+    async fn download_within(&self, remote: &str, local: &Path, root: &str)
+    -> Result<(), SshError>;
 
     /// `root@127.0.0.1:2322` or `localhost`, for messages.
     fn describe(&self) -> String;

@@ -43,12 +43,17 @@ impl Remote for LocalHost {
 
     async fn upload(&self, local: &Path, remote: &str) -> Result<(), SshError> {
         let (from, to) = (local.to_owned(), PathBuf::from(remote));
-        blocking(move || copy_tree(&from, &to)).await
+        blocking(move || copy_tree(&from, &to, None)).await
     }
 
-    async fn download(&self, remote: &str, local: &Path) -> Result<(), SshError> {
-        let (from, to) = (PathBuf::from(remote), local.to_owned());
-        blocking(move || copy_tree(&from, &to)).await
+    async fn download_within(
+        &self,
+        remote: &str,
+        local: &Path,
+        root: &str,
+    ) -> Result<(), SshError> {
+        let (from, to, root) = (PathBuf::from(remote), local.to_owned(), PathBuf::from(root));
+        blocking(move || copy_tree(&from, &to, Some(&root))).await
     }
 
     fn describe(&self) -> String {
@@ -129,8 +134,11 @@ pub(crate) fn write_file(path: &Path, data: &mut dyn io::Read, mode: u32) -> Res
 }
 
 /// Copies a file or a directory tree (symlinks followed, permission bits
-/// kept, files written through a temporary name).
-pub(crate) fn copy_tree(from: &Path, to: &Path) -> Result<(), SshError> {
+/// kept, files written through a temporary name). With `within`, every
+/// symbolic link met must resolve inside that directory (the rule of
+/// [`Remote::download_within`]); the whole tree is walked and checked
+/// before anything is copied.
+pub(crate) fn copy_tree(from: &Path, to: &Path, within: Option<&Path>) -> Result<(), SshError> {
     if let (Ok(a), Some(b)) = (from.canonicalize(), resolve(to))
         && b.starts_with(&a)
     {
@@ -139,7 +147,29 @@ pub(crate) fn copy_tree(from: &Path, to: &Path) -> Result<(), SshError> {
             reason: "the destination is inside the source".to_owned(),
         });
     }
-    copy_rec(from, to, &mut Vec::new())
+    let mut root = within.map(|given| Root { given, real: None });
+    let mut items = Vec::new();
+    plan(from, to, root.as_mut(), &mut Vec::new(), &mut items)?;
+    for item in &items {
+        match item {
+            Item::Dir { to, .. } => fs::create_dir_all(to)
+                .map_err(|e| SshError::local(format!("creating {}", to.display()), &e))?,
+            Item::File { from, to, mode } => {
+                let mut file = fs::File::open(from)
+                    .map_err(|e| SshError::local(format!("reading {}", from.display()), &e))?;
+                write_file(to, &mut file, *mode)?;
+            }
+        }
+    }
+    // after the files, deepest first: a read-only directory would refuse them
+    for item in items.iter().rev() {
+        if let Item::Dir { to, mode } = item {
+            fs::set_permissions(to, fs::Permissions::from_mode(*mode)).map_err(|e| {
+                SshError::local(format!("setting the mode of {}", to.display()), &e)
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// The path with its longest existing ancestor resolved (symlinks, `..`).
@@ -151,76 +181,125 @@ fn resolve(path: &Path) -> Option<PathBuf> {
     })
 }
 
-fn copy_rec(from: &Path, to: &Path, ancestors: &mut Vec<(u64, u64)>) -> Result<(), SshError> {
-    let meta = fs::metadata(from)
-        .map_err(|e| SshError::local(format!("reading {}", from.display()), &e))?;
-    let mode = meta.permissions().mode() & 0o7777;
-    if meta.is_dir() {
-        let id = (meta.dev(), meta.ino());
-        if ancestors.contains(&id) {
-            return Err(SshError::Local {
-                during: format!("copying {}", from.display()),
-                reason: "a symlink loops back to a parent directory".to_owned(),
-            });
+/// One step of a copy: a directory to create (and give its mode once
+/// filled) or a file to copy.
+enum Item {
+    Dir {
+        to: PathBuf,
+        mode: u32,
+    },
+    File {
+        from: PathBuf,
+        to: PathBuf,
+        mode: u32,
+    },
+}
+
+/// The directory links must stay in, resolved when the first link needs it.
+struct Root<'a> {
+    given: &'a Path,
+    real: Option<PathBuf>,
+}
+
+impl Root<'_> {
+    fn real(&mut self) -> Result<&Path, SshError> {
+        if self.real.is_none() {
+            let real = self
+                .given
+                .canonicalize()
+                .map_err(|e| SshError::local(format!("resolving {}", self.given.display()), &e))?;
+            self.real = Some(real);
         }
-        fs::create_dir_all(to)
-            .map_err(|e| SshError::local(format!("creating {}", to.display()), &e))?;
-        let mut names: Vec<_> = fs::read_dir(from)
-            .and_then(|d| d.map(|e| e.map(|e| e.file_name())).collect())
-            .map_err(|e| SshError::local(format!("listing {}", from.display()), &e))?;
-        names.sort();
-        ancestors.push(id);
-        for name in names {
-            copy_rec(&from.join(&name), &to.join(&name), ancestors)?;
-        }
-        ancestors.pop();
-        // after the files: a read-only directory would refuse them
-        fs::set_permissions(to, fs::Permissions::from_mode(mode))
-            .map_err(|e| SshError::local(format!("setting the mode of {}", to.display()), &e))
-    } else {
-        let mut file = fs::File::open(from)
-            .map_err(|e| SshError::local(format!("reading {}", from.display()), &e))?;
-        write_file(to, &mut file, mode)
+        Ok(self.real.as_deref().unwrap_or(self.given))
     }
+
+    /// Refuses the link `link` unless it resolves inside the root.
+    fn check(&mut self, link: &Path) -> Result<(), SshError> {
+        let to = fs::read_link(link)
+            .map_err(|e| SshError::local(format!("reading the link {}", link.display()), &e))?;
+        let refuse = |resolved: Option<&Path>| SshError::LinkOutside {
+            target: "localhost".to_owned(),
+            link: link.display().to_string(),
+            to: to.display().to_string(),
+            resolved: resolved.map(|r| r.display().to_string()),
+            root: self.given.display().to_string(),
+        };
+        let resolved = match link.canonicalize() {
+            Ok(resolved) => resolved,
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    || e.raw_os_error() == Some(nix::errno::Errno::ELOOP as i32) =>
+            {
+                return Err(refuse(None));
+            }
+            Err(e) => {
+                return Err(SshError::local(
+                    format!("resolving the link {}", link.display()),
+                    &e,
+                ));
+            }
+        };
+        if resolved.starts_with(self.real()?) {
+            Ok(())
+        } else {
+            Err(refuse(Some(&resolved)))
+        }
+    }
+}
+
+fn plan(
+    from: &Path,
+    to: &Path,
+    mut root: Option<&mut Root<'_>>,
+    ancestors: &mut Vec<(u64, u64)>,
+    items: &mut Vec<Item>,
+) -> Result<(), SshError> {
+    let reading = |e: &io::Error| SshError::local(format!("reading {}", from.display()), e);
+    if let Some(root) = root.as_deref_mut()
+        && fs::symlink_metadata(from)
+            .map_err(|e| reading(&e))?
+            .is_symlink()
+    {
+        root.check(from)?;
+    }
+    let meta = fs::metadata(from).map_err(|e| reading(&e))?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if !meta.is_dir() {
+        items.push(Item::File {
+            from: from.to_owned(),
+            to: to.to_owned(),
+            mode,
+        });
+        return Ok(());
+    }
+    let id = (meta.dev(), meta.ino());
+    if ancestors.contains(&id) {
+        return Err(SshError::Local {
+            during: format!("copying {}", from.display()),
+            reason: "a symlink loops back to a parent directory".to_owned(),
+        });
+    }
+    items.push(Item::Dir {
+        to: to.to_owned(),
+        mode,
+    });
+    let mut names: Vec<_> = fs::read_dir(from)
+        .and_then(|d| d.map(|e| e.map(|e| e.file_name())).collect())
+        .map_err(|e| SshError::local(format!("listing {}", from.display()), &e))?;
+    names.sort();
+    ancestors.push(id);
+    for name in names {
+        plan(
+            &from.join(&name),
+            &to.join(&name),
+            root.as_deref_mut(),
+            ancestors,
+            items,
+        )?;
+    }
+    ancestors.pop();
+    Ok(())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn exec_read_write_copy() {
-        let l = LocalHost::new();
-        let out = l
-            .exec("cat; echo err >&2; exit 3", Some(b"in".to_vec()))
-            .await
-            .unwrap();
-        assert_eq!(
-            (out.status, out.stdout.as_slice(), out.stderr.as_slice()),
-            (3, &b"in"[..], &b"err\n"[..])
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("a/b/f");
-        let p = p.to_str().unwrap();
-        assert_eq!(l.read(p).await.unwrap(), None);
-        l.write(p, b"x", 0o640).await.unwrap();
-        assert_eq!(l.read(p).await.unwrap().as_deref(), Some(&b"x"[..]));
-        let mode = fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o640);
-        l.upload(
-            &dir.path().join("a"),
-            dir.path().join("c").to_str().unwrap(),
-        )
-        .await
-        .unwrap();
-        assert_eq!(fs::read(dir.path().join("c/b/f")).unwrap(), b"x");
-        let err = l
-            .upload(
-                &dir.path().join("a"),
-                dir.path().join("a/b/in").to_str().unwrap(),
-            )
-            .await
-            .unwrap_err();
-        assert!(err.to_string().contains("inside the source"), "{err}");
-    }
-}
+mod tests;

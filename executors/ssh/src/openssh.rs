@@ -16,6 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use twinflow_core::shell_quote;
 
+mod probe;
+use probe::{download_probe, parse_probe};
+
 /// Exit status of the `read` probe for a missing file.
 const MISSING: i32 = 44;
 const MISSING_NOTE: &str = "twinflow-ssh: no such file";
@@ -26,7 +29,9 @@ const MISSING_NOTE: &str = "twinflow-ssh: no such file";
 /// (never a prompt), `StrictHostKeyChecking=yes` against exactly the
 /// options' known_hosts files. `~/.ssh/config` applies (`ProxyJump`,
 /// `CertificateFile`, ...) except where these options say otherwise.
-/// Trees move as `tar` streams; `tar` and `sh` must be on the remote side.
+/// Trees move as `tar` streams; `tar` and `sh` must be on the remote side,
+/// and for downloads `find -L` and `readlink -f`, which check the links of
+/// what is downloaded first (one command).
 /// ssh reports a command killed by a signal as exit status 255 (not -1),
 /// and an exit status of 255 whose stderr reads like ssh's own failure is
 /// taken for one.
@@ -472,16 +477,30 @@ impl Remote for SystemSsh {
             .await
     }
 
-    async fn download(&self, remote: &str, local: &Path) -> Result<(), SshError> {
+    async fn download_within(
+        &self,
+        remote: &str,
+        local: &Path,
+        root: &str,
+    ) -> Result<(), SshError> {
         let during = format!("download {remote} to {}", local.display());
         let q = shell_quote(remote);
-        let probe = format!(
-            "if test -d {q}; then echo dir; elif test -e {q}; then echo file $(stat -L -c %a -- {q} 2>/dev/null); else echo missing; fi"
-        );
-        let out = self.run(&probe, None, &during).await?;
-        let answer = out.stdout_lossy();
-        let mut words = answer.lines().last().unwrap_or("").split_whitespace();
-        let kind = words.next().unwrap_or("");
+        let out = self
+            .run(&download_probe(remote, root), None, &during)
+            .await?;
+        let Some(probe) = parse_probe(&out.stdout) else {
+            return Err(self.remote_failed(&during, &out));
+        };
+        if let Some((link, to, resolved)) = probe.link {
+            return Err(SshError::LinkOutside {
+                target: self.label.clone(),
+                link,
+                to,
+                resolved,
+                root: root.to_owned(),
+            });
+        }
+        let kind = probe.kind.as_str();
         let local_err = |what: &str, p: &Path, e: &std::io::Error| {
             SshError::local(format!("{what} {}", p.display()), e)
         };
@@ -494,9 +513,9 @@ impl Remote for SystemSsh {
                     .await
             }
             "file" => {
-                let mode = words
-                    .next()
-                    .and_then(|m| u32::from_str_radix(m, 8).ok())
+                let mode = probe
+                    .mode
+                    .and_then(|m| u32::from_str_radix(&m, 8).ok())
                     .unwrap_or(0o644);
                 if let Some(parent) = local.parent().filter(|p| !p.as_os_str().is_empty()) {
                     fs::create_dir_all(parent).map_err(|e| local_err("creating", parent, &e))?;

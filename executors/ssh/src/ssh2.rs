@@ -171,12 +171,17 @@ impl Remote for Ssh2Remote {
         .await
     }
 
-    async fn download(&self, remote: &str, local: &Path) -> Result<(), SshError> {
-        let (from, to) = (PathBuf::from(remote), local.to_owned());
+    async fn download_within(
+        &self,
+        remote: &str,
+        local: &Path,
+        root: &str,
+    ) -> Result<(), SshError> {
+        let (from, to, root) = (PathBuf::from(remote), local.to_owned(), PathBuf::from(root));
         self.run(
             format!("download {remote} to {}", to.display()),
             true,
-            move |conn| download(conn.sftp()?, &from, &to, 0),
+            move |conn| download(conn.sftp()?, &from, &to, &root),
         )
         .await
     }
@@ -230,6 +235,13 @@ enum Fail {
     Stream { during: String, err: io::Error },
     /// The remote side refused, in words of ours.
     Refused { during: String, reason: String },
+    /// A download met a link out of its root ([`SshError::LinkOutside`]).
+    Link {
+        link: String,
+        to: String,
+        resolved: Option<String>,
+        root: String,
+    },
     /// A finished error (local file trouble).
     Done(SshError),
 }
@@ -270,7 +282,7 @@ impl Fail {
             },
             Self::Stream { err, .. } if err.kind() == io::ErrorKind::TimedOut => Class::TimedOut,
             Self::Stream { .. } => Class::Lost,
-            Self::Refused { .. } | Self::Done(_) => Class::Kept,
+            Self::Refused { .. } | Self::Link { .. } | Self::Done(_) => Class::Kept,
         }
     }
 
@@ -289,6 +301,18 @@ impl Fail {
         let target = inner.label.clone();
         match self {
             Self::Done(e) => e,
+            Self::Link {
+                link,
+                to,
+                resolved,
+                root,
+            } => SshError::LinkOutside {
+                target,
+                link,
+                to,
+                resolved,
+                root,
+            },
             Self::Refused { during, reason } => SshError::Remote {
                 target,
                 during,

@@ -292,6 +292,119 @@ async fn upload_and_download_a_tree() {
 }
 
 #[tokio::test]
+async fn download_follows_links_only_inside_the_root() {
+    let Some(s) = server() else { return };
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path().canonicalize().unwrap();
+    std::fs::write(dir.join("secret"), "secret\n").unwrap();
+    // the task's directory there: a directory output with links inside it
+    let root = dir.join("work dir");
+    std::fs::create_dir_all(root.join("out/sub")).unwrap();
+    std::fs::write(root.join("out/a.txt"), "a\n").unwrap();
+    symlink("../a.txt", root.join("out/sub/in.txt")).unwrap();
+    symlink("sub", root.join("out/linked")).unwrap();
+    symlink("out/a.txt", root.join("top.txt")).unwrap();
+    let sh = |r: &Path| r.to_str().unwrap().to_owned();
+    for (i, r) in s.all().into_iter().enumerate() {
+        let who = name(r.as_ref());
+        let back = dir.join(format!("back{i}"));
+        // links that stay inside: copied as their targets
+        r.download_within(&sh(&root.join("out")), &back.join("out"), &sh(&root))
+            .await
+            .unwrap_or_else(|e| panic!("{who}: {e}"));
+        assert_eq!(
+            std::fs::read(back.join("out/sub/in.txt")).unwrap(),
+            b"a\n",
+            "{who}"
+        );
+        assert_eq!(
+            std::fs::read(back.join("out/linked/in.txt")).unwrap(),
+            b"a\n",
+            "{who}"
+        );
+        r.download_within(
+            &sh(&root.join("top.txt")),
+            &back.join("top.txt"),
+            &sh(&root),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{who}: {e}"));
+        assert_eq!(
+            std::fs::read(back.join("top.txt")).unwrap(),
+            b"a\n",
+            "{who}"
+        );
+    }
+    // a link out, behind a linked directory
+    symlink("../../../secret", root.join("out/sub/x")).unwrap();
+    // the downloaded path itself a link out, and a dangling one
+    symlink(dir.join("secret"), root.join("o.txt")).unwrap();
+    symlink("gone", root.join("d.txt")).unwrap();
+    for (i, r) in s.all().into_iter().enumerate() {
+        let who = name(r.as_ref());
+        let back = dir.join(format!("refused{i}"));
+        let err = r
+            .download_within(&sh(&root.join("out")), &back.join("out"), &sh(&root))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, SshError::LinkOutside { .. }),
+            "{who}: {err:?}"
+        );
+        assert!(!err.is_transient(), "{who}");
+        let msg = err.to_string();
+        // through out/linked or out/sub: both name the same link out
+        assert!(
+            msg.starts_with(&format!("download from {} refused: link ", r.describe())),
+            "{who}: {msg}"
+        );
+        assert!(
+            msg.ends_with(&format!(
+                "/x leads to ../../../secret ({}/secret), outside {}",
+                dir.display(),
+                root.display()
+            )),
+            "{who}: {msg}"
+        );
+        let err = r
+            .download_within(&sh(&root.join("o.txt")), &back.join("o.txt"), &sh(&root))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "download from {} refused: link {}/o.txt leads to {}/secret, outside {}",
+                r.describe(),
+                root.display(),
+                dir.display(),
+                root.display()
+            ),
+            "{who}"
+        );
+        let err = r
+            .download_within(&sh(&root.join("d.txt")), &back.join("d.txt"), &sh(&root))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().ends_with(&format!(
+                "link {}/d.txt leads to gone, which does not exist",
+                root.display()
+            )),
+            "{who}: {err}"
+        );
+        // nothing of it arrived
+        assert!(!back.exists(), "{who}: something was copied");
+        // plain download: links confined to the downloaded tree
+        let err = r
+            .download(&sh(&root.join("out/sub")), &back.join("sub"))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("outside"), "{who}: {err}");
+    }
+}
+
+#[tokio::test]
 async fn fifty_execs_share_one_connection() {
     let Some(s) = server() else { return };
     let r = Ssh2Remote::new(&s.target(), s.options());

@@ -1,8 +1,10 @@
-//! [`Ssh2Remote`]'s file operations over SFTP.
+//! [`Ssh2Remote`]'s file operations over SFTP, with the link rule of
+//! [`crate::Remote::download_within`] checked through `lstat`, `readlink`
+//! and `realpath`.
 
 use super::{CHUNK, Fail, is_missing};
 use crate::SshError;
-use ::ssh2::{FileStat, OpenFlags, OpenType, RenameFlags, Sftp};
+use ::ssh2::{ErrorCode, FileStat, OpenFlags, OpenType, RenameFlags, Sftp};
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -151,34 +153,144 @@ pub(super) fn upload(
     Ok(())
 }
 
-pub(super) fn download(sftp: &Sftp, from: &Path, to: &Path, depth: usize) -> Result<(), Fail> {
-    let during = format!("download {}", from.display());
-    let st = sftp.stat(from).map_err(|e| Fail::ssh(&during, e, false))?;
-    let mode = st.perm.unwrap_or(0o644) & 0o7777;
+/// Downloads `from` to `to` where every link must resolve inside `root`:
+/// the whole tree is walked and checked first, then copied.
+pub(super) fn download(sftp: &Sftp, from: &Path, to: &Path, root: &Path) -> Result<(), Fail> {
+    let mut root = Root {
+        given: root,
+        real: None,
+    };
+    let mut items = Vec::new();
+    plan(sftp, from, to, &mut root, 0, &mut items)?;
     let local = |what: &str, path: &Path, e: &io::Error| {
         Fail::Done(SshError::local(format!("{what} {}", path.display()), e))
     };
-    if st.is_dir() {
-        if depth >= MAX_DEPTH {
-            return Err(Fail::Refused {
-                during,
-                reason: format!("deeper than {MAX_DEPTH} directories (a symlink loop?)"),
-            });
+    for item in &items {
+        match item {
+            Item::Dir { to, .. } => {
+                fs::create_dir_all(to).map_err(|e| local("creating", to, &e))?;
+            }
+            Item::File { from, to, mode } => get(sftp, from, to, *mode)?,
         }
-        fs::create_dir_all(to).map_err(|e| local("creating", to, &e))?;
-        let mut entries = sftp
-            .readdir(from)
-            .map_err(|e| Fail::ssh(&during, e, false))?;
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        for (path, _) in entries {
-            let Some(name) = path.file_name() else {
-                continue;
-            };
-            download(sftp, &path, &to.join(name), depth + 1)?;
-        }
-        return fs::set_permissions(to, fs::Permissions::from_mode(mode | 0o700))
-            .map_err(|e| local("setting the mode of", to, &e));
     }
+    // after the files, deepest first: a read-only directory would refuse them
+    for item in items.iter().rev() {
+        if let Item::Dir { to, mode } = item {
+            fs::set_permissions(to, fs::Permissions::from_mode(mode | 0o700))
+                .map_err(|e| local("setting the mode of", to, &e))?;
+        }
+    }
+    Ok(())
+}
+
+/// One step of a download: a directory to create (and give its mode once
+/// filled) or a file to copy.
+enum Item {
+    Dir {
+        to: PathBuf,
+        mode: u32,
+    },
+    File {
+        from: PathBuf,
+        to: PathBuf,
+        mode: u32,
+    },
+}
+
+/// The remote directory links must stay in, resolved when a link needs it.
+struct Root<'a> {
+    given: &'a Path,
+    real: Option<PathBuf>,
+}
+
+impl Root<'_> {
+    /// Refuses the link `link` unless it resolves inside the root.
+    fn check(&mut self, sftp: &Sftp, link: &Path) -> Result<(), Fail> {
+        let during = format!("download {}", link.display());
+        let to = sftp
+            .readlink(link)
+            .map_err(|e| Fail::ssh(&during, e, false))?;
+        let refuse = |resolved: Option<&Path>| Fail::Link {
+            link: link.display().to_string(),
+            to: to.display().to_string(),
+            resolved: resolved.map(|r| r.display().to_string()),
+            root: self.given.display().to_string(),
+        };
+        // the server's realpath may accept a missing last component: ask
+        // whether the target is there first
+        match sftp.stat(link) {
+            Ok(_) => {}
+            // a loop reads as a plain failure (SSH_FX_FAILURE)
+            Err(e) if is_missing(&e) || matches!(e.code(), ErrorCode::SFTP(4)) => {
+                return Err(refuse(None));
+            }
+            Err(e) => return Err(Fail::ssh(&during, e, false)),
+        }
+        let resolved = sftp
+            .realpath(link)
+            .map_err(|e| Fail::ssh(&during, e, false))?;
+        if self.real.is_none() {
+            let real = sftp
+                .realpath(self.given)
+                .map_err(|e| Fail::ssh(format!("resolve {}", self.given.display()), e, false))?;
+            self.real = Some(real);
+        }
+        match &self.real {
+            Some(real) if resolved.starts_with(real) => Ok(()),
+            _ => Err(refuse(Some(&resolved))),
+        }
+    }
+}
+
+fn plan(
+    sftp: &Sftp,
+    from: &Path,
+    to: &Path,
+    root: &mut Root<'_>,
+    depth: usize,
+    items: &mut Vec<Item>,
+) -> Result<(), Fail> {
+    let during = format!("download {}", from.display());
+    let mut st = sftp.lstat(from).map_err(|e| Fail::ssh(&during, e, false))?;
+    if st.file_type().is_symlink() {
+        root.check(sftp, from)?;
+        st = sftp.stat(from).map_err(|e| Fail::ssh(&during, e, false))?;
+    }
+    let mode = st.perm.unwrap_or(0o644) & 0o7777;
+    if !st.is_dir() {
+        items.push(Item::File {
+            from: from.to_owned(),
+            to: to.to_owned(),
+            mode,
+        });
+        return Ok(());
+    }
+    if depth >= MAX_DEPTH {
+        return Err(Fail::Refused {
+            during,
+            reason: format!("deeper than {MAX_DEPTH} directories (a symlink loop?)"),
+        });
+    }
+    items.push(Item::Dir {
+        to: to.to_owned(),
+        mode,
+    });
+    let mut entries = sftp
+        .readdir(from)
+        .map_err(|e| Fail::ssh(&during, e, false))?;
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for (path, _) in entries {
+        let Some(name) = path.file_name() else {
+            continue;
+        };
+        plan(sftp, &path, &to.join(name), root, depth + 1, items)?;
+    }
+    Ok(())
+}
+
+/// Copies one remote file (links followed) to a local path.
+fn get(sftp: &Sftp, from: &Path, to: &Path, mode: u32) -> Result<(), Fail> {
+    let during = format!("download {}", from.display());
     let mut file = sftp.open(from).map_err(|e| Fail::ssh(&during, e, false))?;
     let mut reader = StreamReader {
         file: &mut file,
