@@ -73,6 +73,19 @@ pub enum EngineError {
         /// Why.
         source: std::io::Error,
     },
+    /// A step asks for a container image, which no executor applies yet:
+    /// refused rather than run on the host under a provenance that would
+    /// name the image.
+    #[error(
+        "step `{step}` runs in container `{image}`, which no twinflow executor applies yet; \
+         it is refused rather than run on the host (remove `container:` to run it on the host)"
+    )]
+    ContainerNotApplied {
+        /// The step.
+        step: String,
+        /// Its image, as written.
+        image: String,
+    },
     /// The run's dispatch loop ended without a summary (a bug).
     #[error("the run's dispatch loop ended unexpectedly: {0}")]
     Aborted(String),
@@ -252,6 +265,16 @@ impl Engine {
     /// store (or takes it up with `options.resume`), lets the backends take
     /// back what an earlier process left running, then starts dispatching.
     pub async fn submit(&self, plan: Plan, options: RunOptions) -> Result<RunHandle, EngineError> {
+        if let Some((step, container)) = plan
+            .steps
+            .iter()
+            .find_map(|s| Some((s, s.container.as_ref()?)))
+        {
+            return Err(EngineError::ContainerNotApplied {
+                step: step.name.clone(),
+                image: container.image.clone(),
+            });
+        }
         let run = RunRef::new(&self.state_dir, &plan);
         let (tx, rx) = mpsc::unbounded_channel();
         let sink: Arc<dyn UpdateSink> = Arc::new(RunSink(tx.clone()));
