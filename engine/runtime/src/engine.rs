@@ -1,18 +1,19 @@
 //! The public face of the runtime: an [`Engine`] with a state directory and
-//! executor backends, which submits plans and hands back [`RunHandle`]s.
+//! executor backends, which submits plans and hands back [`RunHandle`]s
+//! (how a submission opens, takes up and starts a run: [`submit`]).
 
-use crate::dispatch::{Dispatch, DispatchSetup, Msg, RunSink};
+mod submit;
+
+use crate::RunSettings;
+use crate::dispatch::{Msg, RunSink};
 use crate::event::{RunEvent, RunSummary};
-use crate::state::{NewRun, RunState, StateError, StateStore};
-use crate::{RunSettings, host, layout};
+use crate::state::{StateError, StateStore};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use submit::RunRef;
 use tokio::sync::mpsc;
-use twinflow_core::scheduler::SchedulerConfig;
-use twinflow_core::{
-    AttemptKey, Executor, ExecutorFactory, ExecutorKind, Handle, Plan, TaskId, UpdateSink,
-};
+use twinflow_core::{Executor, ExecutorFactory, ExecutorKind, Plan, UpdateSink};
 
 /// Why the engine could not start or finish a run.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +72,19 @@ pub enum EngineError {
         path: PathBuf,
         /// Why.
         source: std::io::Error,
+    },
+    /// A step asks for a container image, which no executor applies yet:
+    /// refused rather than run on the host under a provenance that would
+    /// name the image.
+    #[error(
+        "step `{step}` runs in container `{image}`, which no twinflow executor applies yet; \
+         it is refused rather than run on the host (remove `container:` to run it on the host)"
+    )]
+    ContainerNotApplied {
+        /// The step.
+        step: String,
+        /// Its image, as written.
+        image: String,
     },
     /// The run's dispatch loop ended without a summary (a bug).
     #[error("the run's dispatch loop ended unexpectedly: {0}")]
@@ -247,177 +261,33 @@ impl Engine {
     }
 
     /// Starts running `plan` (its `workflow.run_id` names the run) on the
-    /// current tokio runtime and returns at once.
+    /// current tokio runtime and returns at once: opens the run in the
+    /// store (or takes it up with `options.resume`), lets the backends take
+    /// back what an earlier process left running, then starts dispatching.
     pub async fn submit(&self, plan: Plan, options: RunOptions) -> Result<RunHandle, EngineError> {
-        let run_id = plan.workflow.run_id.clone();
-        let run_dir = layout::run_dir(&self.state_dir, &run_id);
-        let digest = crate::digest::plan_digest(&plan);
+        if let Some((step, container)) = plan
+            .steps
+            .iter()
+            .find_map(|s| Some((s, s.container.as_ref()?)))
+        {
+            return Err(EngineError::ContainerNotApplied {
+                step: step.name.clone(),
+                image: container.image.clone(),
+            });
+        }
+        let run = RunRef::new(&self.state_dir, &plan);
         let (tx, rx) = mpsc::unbounded_channel();
         let sink: Arc<dyn UpdateSink> = Arc::new(RunSink(tx.clone()));
         let executors = self.executors(&plan, &sink)?;
-        let pid = std::process::id();
-        let pid_start = host::start_time(pid).unwrap_or(0);
-        let hostname = host::hostname();
-        let now = crate::dispatch::wall_ms();
-        let next_attempts;
-        let in_flight;
-        let open_attempts;
-        {
-            let mut store = crate::lock(&self.store);
-            let existing = store.run(&run_id)?.filter(|r| r.id == run_id);
-            match (&existing, options.resume) {
-                (Some(_), false) => return Err(EngineError::RunExists(run_id)),
-                (None, true) => return Err(EngineError::NoSuchRun(run_id)),
-                (Some(run), true) => {
-                    if run.state == RunState::Running {
-                        return Err(EngineError::StillRunning {
-                            run: run_id,
-                            pid: run.pid,
-                        });
-                    }
-                    if run.state == RunState::Succeeded {
-                        return Err(EngineError::AlreadySucceeded(run_id));
-                    }
-                    if run.plan_digest != digest {
-                        return Err(EngineError::PlanChanged(run_id));
-                    }
-                }
-                (None, false) => {}
-            }
-            let file = plan.workflow.file.as_ref().map(|f| {
-                std::fs::canonicalize(f)
-                    .unwrap_or_else(|_| f.clone())
-                    .display()
-                    .to_string()
-            });
-            let run_dir_text = run_dir.display().to_string();
-            (next_attempts, in_flight, open_attempts) = store.write(|tx| {
-                if existing.is_some() {
-                    let found = (
-                        tx.next_attempts(&run_id)?,
-                        tx.in_flight(&run_id)?,
-                        tx.open_attempts(&run_id)?,
-                    );
-                    tx.resume_run(&run_id, pid, pid_start, &hostname, now)?;
-                    Ok(found)
-                } else {
-                    tx.create_run(&NewRun {
-                        id: &run_id,
-                        workflow: &plan.workflow.name,
-                        file: file.as_deref(),
-                        run_dir: &run_dir_text,
-                        plan_digest: &digest,
-                        task_count: plan.task_count() as u64,
-                        now_ms: now,
-                        host: &hostname,
-                        pid,
-                        pid_start,
-                        args: &options.args.to_json(),
-                        steps: plan
-                            .steps
-                            .iter()
-                            .map(|s| (s.name.as_str(), s.tasks.start, s.tasks.len() as u32))
-                            .collect(),
-                    })?;
-                    Ok((Vec::new(), Vec::new(), Vec::new()))
-                }
-            })?;
-        }
-        std::fs::create_dir_all(&run_dir).map_err(|source| EngineError::Io {
-            path: run_dir.clone(),
+        let opened = self.open_or_resume(&run, &plan, &options)?;
+        std::fs::create_dir_all(&run.dir).map_err(|source| EngineError::Io {
+            path: run.dir.clone(),
             source,
         })?;
-        // Attempts a dead process left running: their backends end them (or
-        // follow them, once a backend can).
-        let mut by_executor: HashMap<u32, Vec<(AttemptKey, Handle)>> = HashMap::new();
-        for (task, attempt, executor, handle) in in_flight {
-            by_executor.entry(executor).or_default().push((
-                AttemptKey {
-                    task: TaskId(task),
-                    attempt,
-                },
-                Handle(handle),
-            ));
-        }
-        if options.resume {
-            for e in 0..executors.len() as u32 {
-                by_executor.entry(e).or_default();
-            }
-        }
-        let open: std::collections::HashSet<(u32, u32)> = open_attempts.into_iter().collect();
-        let next: HashMap<u32, u32> = next_attempts.iter().copied().collect();
-        let mut adopted = Vec::new();
-        for (executor, attempts) in by_executor {
-            if let Some(exec) = executors.get(executor as usize) {
-                let handles: HashMap<AttemptKey, Handle> = attempts.iter().cloned().collect();
-                let followed = exec
-                    .reattach(
-                        twinflow_core::RunRef {
-                            id: &run_id,
-                            dir: &run_dir,
-                        },
-                        attempts,
-                    )
-                    .await
-                    .map_err(|e| EngineError::Executor {
-                        executor: plan.executors[executor as usize].name.clone(),
-                        message: e.message,
-                    })?;
-                // Followed attempts go on where they are; the rest run again.
-                // A backend may also follow an attempt whose handle never
-                // reached the store (the local executor reads its
-                // supervisor's records): taken if the store knows no end of
-                // it (it is open, or newer than any it recorded), under a
-                // blank handle until the backend reports the real one.
-                adopted.extend(
-                    followed
-                        .into_iter()
-                        .filter(|key| key.task.index() < plan.task_count())
-                        .filter_map(|key| match handles.get(&key) {
-                            Some(handle) => Some((key, handle.clone())),
-                            None => {
-                                let open = open.contains(&(key.task.0, key.attempt));
-                                let next = next.get(&key.task.0).copied().unwrap_or(0);
-                                (open || key.attempt >= next).then(|| (key, Handle(String::new())))
-                            }
-                        }),
-                );
-            }
-        }
-        // Only now, once the backends said what they still follow, are the
-        // other in-flight attempts recorded as lost: a crash before this
-        // point leaves every handle where the next resume finds it.
-        if options.resume {
-            let followed: Vec<u32> = adopted.iter().map(|(k, _)| k.task.0).collect();
-            crate::lock(&self.store).write(|tx| tx.mark_lost(&run_id, &followed, now))?;
-        }
-        let default_slots = options.default_slots.unwrap_or_else(cores);
-        let mut config = SchedulerConfig::for_plan(&plan, default_slots);
-        config.fail_fast = options.fail_fast;
-        config.announce_ready = true;
-        let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let dispatch = Dispatch::new(DispatchSetup {
-            plan: Arc::new(plan),
-            run_dir: run_dir.clone(),
-            store: Arc::clone(&self.store),
-            executors,
-            config,
-            cache: options.cache,
-            resumed: options.resume,
-            next_attempts,
-            adopted,
-            rx,
-            tx: tx.clone(),
-            events: events_tx,
-        });
-        let join = tokio::spawn(dispatch.run());
-        Ok(RunHandle {
-            run_id,
-            run_dir,
-            events: events_rx,
-            control: Canceller(tx),
-            join,
-        })
+        let taken = self
+            .reattach(&run, &plan, &executors, opened, options.resume)
+            .await?;
+        Ok(self.start_dispatch(run, plan, executors, &options, taken, (tx, rx)))
     }
 
     fn executors(

@@ -158,6 +158,40 @@ steps:
 }
 
 #[tokio::test]
+async fn a_step_in_a_container_is_refused_not_run_on_the_host() {
+    let f = Fixture::new();
+    let plan = f.plan(
+        "
+version: 1
+name: boxed
+executors: { here: { kind: local } }
+steps:
+  plain:
+    executor: here
+    run: touch $DIR/plain-ran
+  boxed:
+    executor: here
+    container: docker://ghcr.io/example/model:1
+    run: touch $DIR/boxed-ran
+",
+        &[],
+        "r1",
+    );
+    let Err(e) = f.engine.submit(plan, RunOptions::default()).await else {
+        panic!("a step in a container was accepted");
+    };
+    assert_eq!(
+        e.to_string(),
+        "step `boxed` runs in container `docker://ghcr.io/example/model:1`, which no twinflow \
+         executor applies yet; it is refused rather than run on the host (remove `container:` \
+         to run it on the host)"
+    );
+    assert!(!f.path("plain-ran").exists() && !f.path("boxed-ran").exists());
+    let runs = f.engine.read_state(|s| s.runs().unwrap().len());
+    assert_eq!(runs, 0, "nothing is recorded for a refused run");
+}
+
+#[tokio::test]
 async fn cycling_state_and_gathers_arrive_where_the_commands_expect_them() {
     let f = Fixture::new();
     let plan = f.plan(
