@@ -27,9 +27,8 @@
 //!   group: killing the group stops them.
 
 use crate::error::LaunchError;
-use crate::podman::text;
+use crate::parts::{Bind, Launch, check_options, gpu_env, sh, text};
 use crate::spec::{ContainerLaunch, GpuVendor, LaunchSpec, Network};
-use crate::wrap::{Bind, Launch, check_options, gpu_env, sh};
 use std::ffi::OsString;
 use twinflow_core::ContainerRuntime;
 

@@ -31,12 +31,14 @@
 
 mod apptainer;
 mod error;
+mod parts;
 mod podman;
 pub mod resolve;
 mod spec;
 mod wrap;
 
 pub use error::{LaunchError, ResolveError};
+pub use parts::Launch;
 pub use resolve::{
     ApptainerResolver, CommandOutput, CommandRunner, ImageResolver, LocalRunner, PodmanResolver,
     ResolvedImage,
@@ -44,4 +46,4 @@ pub use resolve::{
 pub use spec::{
     ContainerLaunch, GpuBinding, GpuVendor, HostUser, LaunchSpec, Network, container_name,
 };
-pub use wrap::{Launch, launch};
+pub use wrap::launch;

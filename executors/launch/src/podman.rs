@@ -31,8 +31,8 @@
 //!   `/bin/sh` could not be run in the image.
 
 use crate::error::LaunchError;
+use crate::parts::{Bind, Launch, check_options, gpu_env, sh, text};
 use crate::spec::{ContainerLaunch, GpuVendor, LaunchSpec, Network};
-use crate::wrap::{Bind, Launch, check_options, gpu_env, sh};
 use std::ffi::OsString;
 use twinflow_core::ContainerRuntime;
 
@@ -133,13 +133,4 @@ pub(crate) fn wrap(
         workdir: spec.workdir.to_path_buf(),
         container: Some(c.name.to_owned()),
     })
-}
-
-/// A path as text: podman's and docker's options are strings.
-pub(crate) fn text<'a>(
-    s: Option<&'a str>,
-    what: &str,
-    path: &std::path::Path,
-) -> Result<&'a str, LaunchError> {
-    s.ok_or_else(|| LaunchError::new(format!("the {what} {} is not valid utf-8", path.display())))
 }
