@@ -5,7 +5,7 @@
 //! short tasks writes one transaction per 20 ms rather than one per task.
 
 use crate::artefact::Sealed;
-use crate::dispatch::wall_ms;
+use crate::state::wall_ms;
 use crate::state::write::SealedRow;
 use crate::state::{RunState, StateError, StateStore, TaskState};
 use std::sync::Arc;

@@ -52,13 +52,6 @@ impl twinflow_core::UpdateSink for RunSink {
     }
 }
 
-/// Milliseconds since the Unix epoch, for the state store.
-pub(crate) fn wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// Everything a loop starts from.
 pub(crate) struct DispatchSetup {
     pub plan: Arc<Plan>,

@@ -38,7 +38,7 @@ impl RunRef {
             pid,
             pid_start: host::start_time(pid).unwrap_or(0),
             hostname: host::hostname(),
-            now: crate::dispatch::wall_ms(),
+            now: crate::state::wall_ms(),
         }
     }
 

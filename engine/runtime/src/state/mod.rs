@@ -24,6 +24,13 @@ pub(crate) use write::{NewRun, Tx};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 
+/// Milliseconds since the Unix epoch, for the state store.
+pub(crate) fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// The database file inside a state directory.
 pub const DB_FILE: &str = "state.sqlite";
 
