@@ -7,39 +7,14 @@
     reason = "test helpers fail the test with a message"
 )]
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-use twinflow_core::ExecutorKind;
-use twinflow_engine::{Engine, Outcome, RunOptions, RunSummary};
-use twinflow_executor_local::LocalFactory;
+use std::path::Path;
+use twinflow_engine::{Outcome, RunOptions, RunSummary};
 use twinflow_workflow::CompileOptions;
 
-struct Fixture {
-    dir: tempfile::TempDir,
-    engine: Engine,
-}
+mod common;
+use common::Fixture;
 
 impl Fixture {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let engine = Engine::builder()
-            .state_dir(dir.path().join("state"))
-            .executor(
-                ExecutorKind::Local,
-                LocalFactory {
-                    grace: Duration::from_millis(500),
-                    ..LocalFactory::default()
-                },
-            )
-            .build()
-            .unwrap();
-        Self { dir, engine }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
     /// Writes `yaml` as `wf/test.yaml` and compiles it from there, so that
     /// `workflow.dir` is `wf/`.
     fn plan(&self, yaml: &str, run_id: &str) -> twinflow_core::Plan {
@@ -57,13 +32,7 @@ impl Fixture {
     }
 
     async fn run(&self, plan: twinflow_core::Plan) -> RunSummary {
-        let mut handle = self
-            .engine
-            .submit(plan, RunOptions::default())
-            .await
-            .unwrap();
-        while handle.next_event().await.is_some() {}
-        handle.wait().await.unwrap()
+        self.run_all(plan, RunOptions::default()).await.0
     }
 }
 

@@ -15,32 +15,10 @@ use twinflow_engine::{Engine, EngineError, Outcome, RunEvent, RunOptions, RunSum
 use twinflow_executor_local::LocalFactory;
 use twinflow_workflow::CompileOptions;
 
-struct Fixture {
-    dir: tempfile::TempDir,
-    engine: Engine,
-}
+mod common;
+use common::Fixture;
 
 impl Fixture {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let engine = Engine::builder()
-            .state_dir(dir.path().join("state"))
-            .executor(
-                ExecutorKind::Local,
-                LocalFactory {
-                    grace: Duration::from_millis(500),
-                    ..LocalFactory::default()
-                },
-            )
-            .build()
-            .unwrap();
-        Self { dir, engine }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
     fn plan(&self, yaml: &str, params: &[(&str, &str)], run_id: &str) -> twinflow_core::Plan {
         let yaml = yaml.replace("$DIR", &self.dir.path().display().to_string());
         let mut options = CompileOptions {
@@ -61,12 +39,7 @@ impl Fixture {
         plan: twinflow_core::Plan,
         options: RunOptions,
     ) -> (RunSummary, Vec<RunEvent>) {
-        let mut handle = self.engine.submit(plan, options).await.unwrap();
-        let mut events = Vec::new();
-        while let Some(e) = handle.next_event().await {
-            events.push(e);
-        }
-        (handle.wait().await.unwrap(), events)
+        self.run_all(plan, options).await
     }
 }
 
