@@ -107,7 +107,8 @@ fn the_climate_ensemble_is_refused_until_containers_are_applied() {
     assert!(
         err.contains(
             "step `postprocess` runs in container `docker://ghcr.io/destine/postproc:1.4`, \
-             which no twinflow executor applies yet"
+             which is refused rather than run on the host: executor `hpc` (kind local) \
+             does not run containers yet"
         ),
         "{err}"
     );

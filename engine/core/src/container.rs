@@ -9,6 +9,23 @@
 
 use std::fmt;
 
+/// An image found on the host that runs a step's tasks, as the executor's
+/// [`crate::Executor::resolve_image`] returns it (built by
+/// `twinflow-launch`'s resolvers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedImage {
+    /// The reference it was resolved from.
+    pub image: ImageRef,
+    /// The runtime it was resolved for.
+    pub runtime: crate::ContainerRuntime,
+    /// `sha256:<hex>`: what a task records, its cache key takes in and the
+    /// provenance crate names.
+    pub digest: String,
+    /// What the launch gives the runtime: the image id (podman, docker) or
+    /// the SIF's absolute path (apptainer, singularity).
+    pub run_ref: String,
+}
+
 /// A parsed image reference.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ImageRef {

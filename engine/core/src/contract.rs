@@ -215,6 +215,27 @@ pub trait Executor: Send + Sync + fmt::Debug {
         true
     }
 
+    /// Prepares the image `container` names for the tasks of `steps` (steps
+    /// of this executor that share that `container:`): picks the runtime
+    /// (the spec's, else the executor's `container_runtime`), finds and
+    /// fetches the image once on the host that runs the tasks and returns
+    /// it with its digest. From then on the executor runs every job of
+    /// those steps inside that image, never on the host. The runtime calls
+    /// this at submit, once per distinct (executor, container), before any
+    /// attempt is submitted, and refuses the run when it fails.
+    ///
+    /// The default refuses: an executor that does not apply containers
+    /// says so rather than run the tasks on the host. Its message is a
+    /// fragment the runtime completes with the executor's name and kind.
+    async fn resolve_image(
+        &self,
+        container: &crate::ContainerSpec,
+        steps: &[String],
+    ) -> Result<crate::ResolvedImage, ExecutorError> {
+        let _ = (container, steps);
+        Err(ExecutorError::new("does not run containers yet"))
+    }
+
     /// Takes back the attempts of `run` started by an earlier process
     /// of the runtime (found in its state store) and returns those it
     /// follows: their statuses arrive through the sink as usual. The others

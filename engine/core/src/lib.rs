@@ -20,7 +20,7 @@ mod resources;
 pub mod scheduler;
 mod template;
 
-pub use container::{ImageRef, ImageRefError, OciRef};
+pub use container::{ImageRef, ImageRefError, OciRef, ResolvedImage};
 pub use contract::{
     AttemptKey, AttemptStatus, Executor, ExecutorError, ExecutorFactory, Handle, Job, JobInput,
     JobOutput, RunRef, Update, UpdateSink,

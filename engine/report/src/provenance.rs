@@ -449,7 +449,13 @@ impl<'a> Builder<'a> {
             }
             entities.push(how);
             if let Some(c) = &step.container {
-                entities.push(container_entity(name, &c.image, c.runtime));
+                let digest = self
+                    .record
+                    .images
+                    .iter()
+                    .find(|i| i.step == *name && i.image == c.image)
+                    .map(|i| i.digest.as_str());
+                entities.push(container_entity(name, &c.image, c.runtime, digest));
             }
             steps.push(step_id);
             tools.push(tool_id);
@@ -904,7 +910,14 @@ fn formal_file(fp: &str, name: &str, many: bool) -> Value {
     })
 }
 
-fn container_entity(step: &str, image: &str, runtime: Option<ContainerRuntime>) -> Value {
+/// The `ContainerImage` of a step, with `sha256` (hex) when the executor
+/// resolved the image's digest at submit.
+fn container_entity(
+    step: &str,
+    image: &str,
+    runtime: Option<ContainerRuntime>,
+    digest: Option<&str>,
+) -> Value {
     let reference = image.strip_prefix("docker://").unwrap_or(image);
     let sif = image.ends_with(".sif")
         || matches!(
@@ -935,6 +948,9 @@ fn container_entity(step: &str, image: &str, runtime: Option<ContainerRuntime>) 
         if let Some(t) = tag {
             entity["tag"] = json!(t);
         }
+    }
+    if let Some(hex) = digest.and_then(|d| d.strip_prefix("sha256:")) {
+        entity["sha256"] = json!(hex);
     }
     entity
 }
@@ -1000,7 +1016,11 @@ mod tests {
 
     #[test]
     fn container_images_are_split_into_registry_name_and_tag() {
-        let docker = container_entity("s", "docker://ghcr.io/biodt/landis:7", None);
+        let docker = container_entity("s", "docker://ghcr.io/biodt/landis:7", None, None);
+        assert!(
+            docker.get("sha256").is_none(),
+            "no digest resolved: none named"
+        );
         assert_eq!(docker["registry"], "ghcr.io");
         assert_eq!(docker["name"], "biodt/landis");
         assert_eq!(docker["tag"], "7");
@@ -1008,7 +1028,7 @@ mod tests {
             docker["additionalType"]["@id"],
             "https://w3id.org/ro/terms/workflow-run#DockerImage"
         );
-        let hub = container_entity("s", "docker://python:3.12-slim", None);
+        let hub = container_entity("s", "docker://python:3.12-slim", None, None);
         assert_eq!(
             (hub["registry"].as_str(), hub["name"].as_str()),
             (Some("docker.io"), Some("python"))
@@ -1017,7 +1037,9 @@ mod tests {
             "s",
             "/scratch/images/landis.sif",
             Some(ContainerRuntime::Apptainer),
+            Some("sha256:4f00"),
         );
+        assert_eq!(sif["sha256"], "4f00");
         assert_eq!(
             sif["additionalType"]["@id"],
             "https://w3id.org/ro/terms/workflow-run#SIFImage"

@@ -5,7 +5,7 @@
 use crate::ReportError;
 use std::path::{Path, PathBuf};
 use twinflow_core::{Plan, TaskId};
-use twinflow_engine::{RunArtefact, RunInfo, StateStore, TaskRecord};
+use twinflow_engine::{RunArtefact, RunImage, RunInfo, StateStore, TaskRecord};
 
 /// One run, loaded whole.
 #[derive(Debug)]
@@ -20,6 +20,9 @@ pub struct RunRecord {
     pub artefacts: Vec<Vec<RunArtefact>>,
     /// First and last event times (ms since the Unix epoch).
     pub span: Option<(i64, i64)>,
+    /// The images its steps ran in, with the digests their executors
+    /// resolved (empty for a run without containers).
+    pub images: Vec<RunImage>,
 }
 
 impl RunRecord {
@@ -51,12 +54,14 @@ impl RunRecord {
             }
         }
         let span = store.run_span(&run.id)?;
+        let images = store.run_images(&run.id)?;
         Ok(Self {
             run,
             plan,
             tasks,
             artefacts,
             span,
+            images,
         })
     }
 

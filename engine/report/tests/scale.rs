@@ -78,6 +78,7 @@ fn record(tasks_a: usize, tasks_b: usize) -> RunRecord {
         tasks,
         artefacts,
         span: Some((t0, t0 + 100_000)),
+        images: Vec::new(),
     }
 }
 

@@ -2,6 +2,7 @@
 //! executor backends, which submits plans and hands back [`RunHandle`]s
 //! (how a submission opens, takes up and starts a run: [`submit`]).
 
+pub(crate) mod images;
 mod submit;
 
 use crate::RunSettings;
@@ -73,18 +74,26 @@ pub enum EngineError {
         /// Why.
         source: std::io::Error,
     },
-    /// A step asks for a container image, which no executor applies yet:
+    /// A step asks for a container image that its executor does not run
+    /// or could not resolve ([`twinflow_core::Executor::resolve_image`]):
     /// refused rather than run on the host under a provenance that would
     /// name the image.
     #[error(
-        "step `{step}` runs in container `{image}`, which no twinflow executor applies yet; \
-         it is refused rather than run on the host (remove `container:` to run it on the host)"
+        "step `{step}` runs in container `{image}`, which is refused rather than run on the \
+         host: executor `{executor}` (kind {kind}) {reason}"
     )]
-    ContainerNotApplied {
-        /// The step.
+    ContainerRefused {
+        /// The step (or the steps sharing the image, joined by "`, `").
         step: String,
         /// Its image, as written.
         image: String,
+        /// The executor.
+        executor: String,
+        /// Its kind.
+        kind: &'static str,
+        /// The executor's words: "does not run containers yet", or why the
+        /// image could not be resolved.
+        reason: String,
     },
     /// The run's dispatch loop ended without a summary (a bug).
     #[error("the run's dispatch loop ended unexpectedly: {0}")]
@@ -265,21 +274,19 @@ impl Engine {
     /// store (or takes it up with `options.resume`), lets the backends take
     /// back what an earlier process left running, then starts dispatching.
     pub async fn submit(&self, plan: Plan, options: RunOptions) -> Result<RunHandle, EngineError> {
-        if let Some((step, container)) = plan
-            .steps
-            .iter()
-            .find_map(|s| Some((s, s.container.as_ref()?)))
-        {
-            return Err(EngineError::ContainerNotApplied {
-                step: step.name.clone(),
-                image: container.image.clone(),
-            });
-        }
         let run = RunRef::new(&self.state_dir, &plan);
         let (tx, rx) = mpsc::unbounded_channel();
         let sink: Arc<dyn UpdateSink> = Arc::new(RunSink(tx.clone()));
         let executors = self.executors(&plan, &sink)?;
+        let images = images::resolve(&plan, &executors).await?;
         let opened = self.open_or_resume(&run, &plan, &options)?;
+        images::record(
+            &mut crate::lock(&self.store),
+            &run.id,
+            &plan,
+            &images,
+            crate::state::wall_ms(),
+        )?;
         std::fs::create_dir_all(&run.dir).map_err(|source| EngineError::Io {
             path: run.dir.clone(),
             source,
@@ -287,7 +294,7 @@ impl Engine {
         let taken = self
             .reattach(&run, &plan, &executors, opened, options.resume)
             .await?;
-        Ok(self.start_dispatch(run, plan, executors, &options, taken, (tx, rx)))
+        Ok(self.start_dispatch(run, plan, executors, images, &options, taken, (tx, rx)))
     }
 
     fn executors(

@@ -76,8 +76,8 @@ pub use event::{EVENTS_FORMAT, Outcome, RunEvent, RunSummary, StepSize};
 pub use layout::{TaskPaths, run_dir, task_paths};
 pub use settings::RunSettings;
 pub use state::{
-    ArtefactRow, DB_FILE, RunArtefact, RunInfo, RunState, StateError, StateStore, StepCounts,
-    TaskRecord, TaskRow, TaskState, UnknownState,
+    ArtefactRow, DB_FILE, RunArtefact, RunImage, RunInfo, RunState, StateError, StateStore,
+    StepCounts, TaskRecord, TaskRow, TaskState, UnknownState,
 };
 
 /// The digest the store keeps of a run's plan ([`RunInfo::plan_digest`]):

@@ -155,9 +155,8 @@ steps:
     };
     assert_eq!(
         e.to_string(),
-        "step `boxed` runs in container `docker://ghcr.io/example/model:1`, which no twinflow \
-         executor applies yet; it is refused rather than run on the host (remove `container:` \
-         to run it on the host)"
+        "step `boxed` runs in container `docker://ghcr.io/example/model:1`, which is refused \
+         rather than run on the host: executor `here` (kind local) does not run containers yet"
     );
     assert!(!f.path("plain-ran").exists() && !f.path("boxed-ran").exists());
     let runs = f.engine.read_state(|s| s.runs().unwrap().len());

@@ -28,22 +28,8 @@ use std::ffi::OsString;
 use std::fmt;
 use std::io;
 use std::path::Path;
+pub use twinflow_core::ResolvedImage;
 use twinflow_core::{ContainerRuntime, ImageRef, OciRef};
-
-/// An image found on a host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResolvedImage {
-    /// The reference it was resolved from.
-    pub image: ImageRef,
-    /// The runtime it was resolved for.
-    pub runtime: ContainerRuntime,
-    /// `sha256:<hex>`: what a task records, its cache key takes in and the
-    /// provenance crate names.
-    pub digest: String,
-    /// What the launch gives the runtime: the image id (podman, docker) or
-    /// the SIF's absolute path (apptainer, singularity).
-    pub run_ref: String,
-}
 
 /// What a command printed and how it ended.
 #[derive(Debug, Clone, PartialEq, Eq)]

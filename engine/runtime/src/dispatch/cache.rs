@@ -84,6 +84,9 @@ impl Dispatch {
         }
         if let Some(c) = &step.container {
             key.field(&c.image);
+            // The digest the executor resolved (a re-tagged image re-runs).
+            let digest = self.images.get(plan.task(task).step.index());
+            key.field(digest.and_then(Option::as_deref).unwrap_or(""));
         }
         for o in &step.outputs {
             key.field(&o.name);

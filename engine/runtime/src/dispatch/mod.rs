@@ -58,6 +58,9 @@ pub(crate) struct DispatchSetup {
     pub run_dir: PathBuf,
     pub store: Arc<Mutex<StateStore>>,
     pub executors: Vec<Arc<dyn Executor>>,
+    /// The digest of each step's resolved image (by step index), `None`
+    /// for a step on the host.
+    pub images: Vec<Option<String>>,
     pub config: SchedulerConfig,
     pub cache: bool,
     pub resumed: bool,
@@ -109,6 +112,8 @@ pub(crate) struct Dispatch {
     precached: HashMap<u32, (String, String)>,
     keys: HashMap<u32, String>,
     code: cache::CodeDigests,
+    /// [`DispatchSetup::images`].
+    images: Vec<Option<String>>,
     due: Vec<Job>,
 }
 
@@ -182,6 +187,7 @@ impl Dispatch {
             precached: HashMap::new(),
             keys: HashMap::new(),
             code: cache::CodeDigests::new(n_steps),
+            images: setup.images,
             due: Vec::new(),
         }
     }

@@ -220,11 +220,16 @@ impl Engine {
 
     /// Starts the dispatch loop of an opened run on the current tokio
     /// runtime.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the pieces submit prepared, each handed on once"
+    )]
     pub(super) fn start_dispatch(
         &self,
         run: RunRef,
         plan: Plan,
         executors: Vec<Arc<dyn Executor>>,
+        images: super::images::StepImages,
         options: &RunOptions,
         taken: TakenUp,
         (tx, rx): Channel,
@@ -239,6 +244,7 @@ impl Engine {
             run_dir: run.dir.clone(),
             store: Arc::clone(&self.store),
             executors,
+            images: images.into_iter().map(|i| i.map(|i| i.digest)).collect(),
             config,
             cache: options.cache,
             resumed: options.resume,

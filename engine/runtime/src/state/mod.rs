@@ -17,7 +17,7 @@ mod states;
 pub(crate) mod write;
 
 pub use query::{ArtefactRow, RunInfo, StepCounts, TaskRow};
-pub use record::{RunArtefact, TaskRecord};
+pub use record::{RunArtefact, RunImage, TaskRecord};
 pub use states::{RunState, TaskState, UnknownState};
 pub(crate) use write::{NewRun, Tx};
 

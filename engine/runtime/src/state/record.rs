@@ -6,6 +6,20 @@ use super::{StateError, StateStore, TaskState};
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
+/// The image a step of a run ran in, as its executor resolved it at submit
+/// (recorded as an `image-resolved` event; the latest one of a step counts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunImage {
+    /// The step's name.
+    pub step: String,
+    /// The image as the step names it.
+    pub image: String,
+    /// The runtime it was resolved for.
+    pub runtime: String,
+    /// `sha256:<hex>`.
+    pub digest: String,
+}
+
 /// Everything the store knows of one task.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TaskRecord {
@@ -112,6 +126,29 @@ impl StateStore {
                 })
             },
         )
+    }
+
+    /// The images the run's steps ran in, by step name (the latest
+    /// resolution of each step; empty for a run without containers).
+    pub fn run_images(&self, run: &str) -> Result<Vec<RunImage>, StateError> {
+        let details = self.rows(
+            "SELECT detail FROM events WHERE run_id = ?1 AND kind = 'image-resolved'
+             ORDER BY seq",
+            params![run],
+            |r| r.get::<_, Option<String>>(0),
+        )?;
+        let mut images: Vec<RunImage> = Vec::new();
+        for detail in details.into_iter().flatten() {
+            // A detail this build cannot read is skipped, not an error: the
+            // export then names the image without its digest.
+            let Ok(image) = serde_json::from_str::<RunImage>(&detail) else {
+                continue;
+            };
+            images.retain(|i| i.step != image.step);
+            images.push(image);
+        }
+        images.sort_by(|a, b| a.step.cmp(&b.step));
+        Ok(images)
     }
 
     /// The times (ms since the Unix epoch) of a run's first and last events.
