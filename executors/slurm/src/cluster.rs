@@ -23,6 +23,19 @@ pub(crate) trait Cluster: Send + Sync + std::fmt::Debug {
 
     /// Reads small files; `None` for each that is missing or unreadable.
     async fn read_files(&self, paths: Vec<PathBuf>) -> Vec<Option<String>>;
+
+    /// Runs any command (`argv[0]` looked up in `PATH`) to its end and
+    /// returns how it ended and what it printed, for image resolution
+    /// ([`crate::containers`]). `Err` only when it could not be started
+    /// (`NotFound`: no such program). The default (test clusters) runs
+    /// nothing.
+    async fn output(&self, argv: Vec<String>) -> std::io::Result<twinflow_launch::CommandOutput> {
+        let _ = argv;
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "this cluster runs no commands but slurm's",
+        ))
+    }
 }
 
 /// This machine: the executor runs on the login node.
@@ -66,6 +79,26 @@ impl Cluster for LocalCluster {
         })
         .await
         .map_err(|e| ExecutorError::new(format!("failed to write job files: {e}")))?
+    }
+
+    async fn output(&self, argv: Vec<String>) -> std::io::Result<twinflow_launch::CommandOutput> {
+        let Some((program, args)) = argv.split_first() else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "empty command",
+            ));
+        };
+        let out = Command::new(program)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output()
+            .await?;
+        Ok(twinflow_launch::CommandOutput {
+            status: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
     }
 
     async fn read_files(&self, paths: Vec<PathBuf>) -> Vec<Option<String>> {

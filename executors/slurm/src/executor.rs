@@ -35,6 +35,7 @@
 //! Slurm, and is not followed (the runtime submits it again).
 
 use crate::cluster::{Cluster, LocalCluster};
+use crate::containers::Containers;
 use crate::group::{self, Member as GroupMember};
 use crate::install::{Installs, Source, Worker};
 use crate::monitor::{CancelBy, Member, Monitor, OnEnd};
@@ -185,6 +186,8 @@ impl ExecutorFactory for SlurmFactory {
                 },
                 owner: NEXT_OWNER.fetch_add(1, Ordering::Relaxed),
                 budget: Mutex::default(),
+                containers: Containers::default(),
+                container_runtime: spec.container_runtime,
             }),
         }))
     }
@@ -228,6 +231,8 @@ impl SlurmExecutor {
                 },
                 owner: NEXT_OWNER.fetch_add(1, Ordering::Relaxed),
                 budget: Mutex::default(),
+                containers: Containers::default(),
+                container_runtime: None,
             }),
         }
     }
@@ -255,6 +260,10 @@ struct Inner {
     worker: Worker,
     owner: u64,
     budget: Mutex<Budget>,
+    /// The images of the steps that run in one ([`Executor::resolve_image`]).
+    containers: Containers,
+    /// The executor's `container_runtime`.
+    container_runtime: Option<twinflow_core::ContainerRuntime>,
 }
 
 #[derive(Debug, Default)]
@@ -552,6 +561,31 @@ impl Executor for SlurmExecutor {
 
     fn more_coming(&self, pending: usize) {
         lock(&self.inner.budget).coming = pending;
+    }
+
+    /// Resolves the image on the cluster (see [`crate::containers`]); the
+    /// jobs of `steps` then run inside it (plain jobs, array elements and
+    /// pack members alike, one container per task).
+    async fn resolve_image(
+        &self,
+        container: &twinflow_core::ContainerSpec,
+        steps: &[String],
+    ) -> Result<twinflow_core::ResolvedImage, ExecutorError> {
+        let host = match self.inner.worker.cluster.as_str() {
+            "local" => twinflow_launch::CommandRunner::host(&twinflow_launch::LocalRunner::new())
+                .to_owned(),
+            remote => remote.to_owned(),
+        };
+        let found = crate::containers::resolve(
+            Arc::clone(self.inner.monitor.cluster()),
+            host,
+            self.inner.container_runtime,
+            container,
+        )
+        .await?;
+        let resolved = found.resolved.clone();
+        self.inner.containers.set(steps, found);
+        Ok(resolved)
     }
 
     async fn submit_batch(&self, jobs: Vec<Job>) -> Vec<Result<Handle, ExecutorError>> {

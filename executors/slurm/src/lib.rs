@@ -10,10 +10,13 @@
 //! - [`worker`] is `twinflow worker`, which runs a packed job's tasks;
 //!   `install` decides which `twinflow` binary packed jobs run (over SSH:
 //!   this one, uploaded once per cluster);
+//! - [`containers`] resolves a step's image on the cluster and writes the
+//!   lines that run a task inside it;
 //! - `remote` and `staging` reach a cluster over SSH and move the tasks'
 //!   files there and back.
 
 mod cluster;
+pub mod containers;
 mod executor;
 pub mod group;
 mod install;

@@ -53,6 +53,32 @@ impl Cluster for RemoteCluster {
         Ok(out.stdout_lossy())
     }
 
+    async fn output(&self, argv: Vec<String>) -> std::io::Result<twinflow_launch::CommandOutput> {
+        let line = argv
+            .iter()
+            .map(|a| shell_quote(a))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let out = self
+            .remote
+            .exec(&line, None)
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let stderr = out.stderr_lossy();
+        // The remote shell says 127 for a program it cannot find.
+        if out.status == 127 && stderr.contains("not found") {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{} on {}", stderr.trim(), self.remote.describe()),
+            ));
+        }
+        Ok(twinflow_launch::CommandOutput {
+            status: Some(out.status),
+            stdout: out.stdout_lossy(),
+            stderr,
+        })
+    }
+
     async fn write_files(&self, files: Vec<(PathBuf, String)>) -> Result<(), ExecutorError> {
         let mut script = String::from("set -e\n");
         for (path, text) in &files {

@@ -43,6 +43,7 @@
 //! shell cannot carry a NUL byte, so scripts or environment values holding
 //! either are refused too.
 
+use crate::containers::StepContainer;
 use std::fmt;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -89,6 +90,17 @@ const OWNED_SHORT: [char; 5] = ['J', 'D', 'o', 'e', 'a'];
 /// documentation). `status_file` should be absolute: it is written after the
 /// `cd`, so a relative one is taken from the working directory.
 pub fn render(job: &Job, config: &SlurmConfig, status_file: &Path) -> Result<String, ScriptError> {
+    render_in(job, config, status_file, None)
+}
+
+/// [`render`], running the task inside `container` when given (see
+/// [`crate::containers`]).
+pub fn render_in(
+    job: &Job,
+    config: &SlurmConfig,
+    status_file: &Path,
+    container: Option<&StepContainer>,
+) -> Result<String, ScriptError> {
     let workdir = path_text(&job.workdir, "working directory")?;
     let stdout = path_text(&job.stdout, "standard output path")?;
     let stderr = path_text(&job.stderr, "standard error path")?;
@@ -107,7 +119,7 @@ pub fn render(job: &Job, config: &SlurmConfig, status_file: &Path) -> Result<Str
         job,
         config,
     )?;
-    body(&mut out, job, status_file)?;
+    body(&mut out, job, status_file, container)?;
     Ok(out)
 }
 
@@ -207,6 +219,15 @@ pub(crate) fn header(
 /// (`<status file>.started`) and records its exit status like a job of its
 /// own would.
 pub fn render_member(job: &Job, status_file: &Path) -> Result<String, ScriptError> {
+    render_member_in(job, status_file, None)
+}
+
+/// [`render_member`], running the task inside `container` when given.
+pub fn render_member_in(
+    job: &Job,
+    status_file: &Path,
+    container: Option<&StepContainer>,
+) -> Result<String, ScriptError> {
     let stdout = path_text(&job.stdout, "standard output path")?;
     let stderr = path_text(&job.stderr, "standard error path")?;
     let status = path_text(status_file, "status file")?;
@@ -218,12 +239,18 @@ pub fn render_member(job: &Job, status_file: &Path) -> Result<String, ScriptErro
         shell_quote(stderr)
     );
     let _ = writeln!(out, ": >{}", shell_quote(&format!("{status}.started")));
-    body(&mut out, job, status_file)?;
+    body(&mut out, job, status_file, container)?;
     Ok(out)
 }
 
-/// The environment, the `cd`, the task's script and the status file.
-fn body(out: &mut String, job: &Job, status_file: &Path) -> Result<(), ScriptError> {
+/// The environment, the `cd`, the task's script (inside `container` when
+/// given) and the status file.
+fn body(
+    out: &mut String,
+    job: &Job,
+    status_file: &Path,
+    container: Option<&StepContainer>,
+) -> Result<(), ScriptError> {
     let workdir = path_text(&job.workdir, "working directory")?;
     let status = path_text(status_file, "status file")?;
     let status_tmp = format!("{status}.tmp");
@@ -234,15 +261,24 @@ fn body(out: &mut String, job: &Job, status_file: &Path) -> Result<(), ScriptErr
             )));
         }
         body_text(value, &format!("the value of {name}"))?;
+        // Also with a container: the batch shell keeps the job's
+        // environment as before; the launch passes it inside itself.
         let _ = writeln!(out, "export {name}={}", shell_quote(value));
     }
     body_text(&job.script, &format!("the script of `{}`", job.name))?;
-    let _ = writeln!(
-        out,
-        "cd -- {} && /bin/sh -e -c {}",
-        shell_quote(workdir),
-        shell_quote(&job.script)
-    );
+    if let Some(container) = container {
+        for line in crate::containers::lines(job, container)? {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    } else {
+        let _ = writeln!(
+            out,
+            "cd -- {} && /bin/sh -e -c {}",
+            shell_quote(workdir),
+            shell_quote(&job.script)
+        );
+    }
     out.push_str("status=$?\n");
     let _ = writeln!(
         out,

@@ -89,6 +89,13 @@ impl Staging {
         remote.workdir = map(&job.workdir)?;
         remote.stdout = map(&job.stdout)?;
         remote.stderr = map(&job.stderr)?;
+        // What a container binds: inputs sealed in this run's directory are
+        // uploaded there too; others keep their path.
+        for input in &mut remote.inputs {
+            if let Ok(there) = map(&input.source) {
+                input.source = there;
+            }
+        }
         for (k, v) in &mut remote.env {
             if k == "TWINFLOW_RUN_DIR" {
                 *v = remote_run.display().to_string();

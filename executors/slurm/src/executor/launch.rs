@@ -72,7 +72,8 @@ impl Inner {
             Unit::Single(job) => {
                 let status = status_file(&job);
                 let path = job.stdout.with_extension("sbatch");
-                let text = script::render(&job, &self.config, &status)?;
+                let container = self.containers.of(&job.step);
+                let text = script::render_in(&job, &self.config, &status, container.as_deref())?;
                 let id = self
                     .sbatch(vec![(path.clone(), text)], &path)
                     .await
@@ -89,7 +90,7 @@ impl Inner {
                 let first = &jobs[0].stdout;
                 let log = first.with_file_name(format!("{}.array-%A_%a.log", jobs[0].step));
                 let path = first.with_extension("array.sbatch");
-                let mut files = member_files(&members)?;
+                let mut files = member_files(&members, &self.containers)?;
                 files.push((
                     first.with_extension("array.json"),
                     group::pack_manifest(&members),
@@ -122,7 +123,7 @@ impl Inner {
                 let manifest = first.with_extension("pack.json");
                 let path = first.with_extension("pack.sbatch");
                 let log = first.with_extension("pack.log");
-                let mut files = member_files(&members)?;
+                let mut files = member_files(&members, &self.containers)?;
                 files.push((manifest.clone(), group::pack_manifest(&members)));
                 files.push((
                     path.clone(),

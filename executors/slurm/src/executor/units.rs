@@ -132,9 +132,14 @@ pub(super) fn group_members(jobs: &[Job]) -> Vec<GroupMember<'_>> {
 
 pub(super) fn member_files(
     members: &[GroupMember<'_>],
+    containers: &crate::containers::Containers,
 ) -> Result<Vec<(PathBuf, String)>, ExecutorError> {
     members
         .iter()
-        .map(|m| Ok((m.script.clone(), script::render_member(m.job, &m.status)?)))
+        .map(|m| {
+            let container = containers.of(&m.job.step);
+            let text = script::render_member_in(m.job, &m.status, container.as_deref())?;
+            Ok((m.script.clone(), text))
+        })
         .collect()
 }
