@@ -11,8 +11,9 @@
 //! scripts, [`Launch::script_lines`] with every word quoted by
 //! [`twinflow_core::shell_quote`]. The local, Slurm (jobs, arrays, the
 //! pack worker) and cloud executors are meant to call it instead of each
-//! building their own command line; in this slice **none of them does
-//! yet** (see docs/containers.md).
+//! building their own command line; the Slurm executor does (its job
+//! scripts, for steps in a container), the local and cloud ones not yet
+//! (see docs/containers.md).
 //!
 //! Inside a container the task sees its task directory at the same path
 //! (read-write, the working directory) and the files its staged inputs
