@@ -726,4 +726,6 @@ impl Executor for SlurmExecutor {
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_containers;
+#[cfg(test)]
 mod tests_packing;
