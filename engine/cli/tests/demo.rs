@@ -90,9 +90,9 @@ fn the_other_examples_run_locally_too() {
     assert!(err.contains("succeeded"), "crop-wild-relatives: {err}");
 }
 
-/// The climate ensemble post-processes in a container image, which no
-/// executor applies yet (issue 18): the run is refused, never run on the
-/// host, and nothing of it is recorded.
+/// The climate ensemble post-processes in a container image, which the
+/// local executor (`--local`) does not apply yet (issue 18): the run is
+/// refused, never run on the host, and nothing of it is recorded.
 #[test]
 fn the_climate_ensemble_is_refused_until_containers_are_applied() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows");
