@@ -245,3 +245,54 @@ steps:
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// With a `workdir`, the jobs run on the staged copies: the container binds
+/// the task directory there and the inputs' sources as uploaded there.
+#[tokio::test]
+async fn with_a_workdir_the_container_runs_on_the_staged_copies() {
+    if !available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = dir.path().join("scratch");
+    let yaml = format!(
+        r#"
+version: 1
+name: staged
+executors: {{ hpc: {{ kind: slurm, partition: debug, container_runtime: podman, workdir: "{}" }} }}
+steps:
+  gen:
+    executor: hpc
+    for_each: {{ i: [1, 2] }}
+    container: localhost/twinflow-busybox:1
+    resources: {{ time: 2m }}
+    run: echo ${{{{ i }}}} > ${{{{ outputs.n }}}}
+    outputs: {{ n: n.txt }}
+  sum:
+    executor: hpc
+    needs: {{ all: gen.n }}
+    container: localhost/twinflow-busybox:1
+    resources: {{ time: 2m }}
+    run: |
+      test ! -e /etc/debian_version
+      pwd > where.txt
+      cat ${{{{ inputs.all }}}} | paste -sd+ - > ${{{{ outputs.expr }}}}
+    outputs: {{ expr: expr.txt }}
+"#,
+        scratch.display()
+    );
+    let summary = run(dir.path(), &yaml, "staged-1").await;
+    assert_eq!(
+        summary.outcome,
+        twinflow_engine::Outcome::Succeeded,
+        "{:?}",
+        summary.failures
+    );
+    let expr = std::fs::read_to_string(summary.run_dir.join("work/sum/0/expr.txt")).unwrap();
+    assert_eq!(expr, "1+2\n");
+    let pwd = std::fs::read_to_string(summary.run_dir.join("work/sum/0/where.txt")).unwrap();
+    assert_eq!(
+        pwd.trim(),
+        scratch.join("staged-1/work/sum/0").display().to_string()
+    );
+}
