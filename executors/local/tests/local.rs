@@ -235,10 +235,51 @@ async fn cancel_and_shutdown_kill_the_group_even_when_it_ignores_sigterm() {
 }
 
 #[tokio::test]
+async fn submit_returns_before_the_task_starts_and_a_cancel_then_still_kills_it() {
+    let (exec, mut rx, dir) = setup();
+    // The dispatch loop is not held while the supervisor starts the shell.
+    let handle = exec
+        .submit(job(
+            dir.path(),
+            1,
+            "echo $$ > pid; sleep 60.7; touch survived",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(handle.0, "local-starting");
+    // Cancelled before its start was reported: the signal follows the start.
+    let key = AttemptKey {
+        task: TaskId(1),
+        attempt: 0,
+    };
+    exec.cancel(key, &handle).await.unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let update = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .expect("an update in time")
+            .expect("the sink is open");
+        let last = update.status.is_final();
+        seen.push(update.status);
+        if last {
+            break;
+        }
+    }
+    assert_eq!(seen.last(), Some(&AttemptStatus::Cancelled), "{seen:?}");
+    assert!(
+        matches!(&seen[0], AttemptStatus::Submitted(h) if h.0.starts_with("pid:")),
+        "{seen:?}"
+    );
+    assert_eq!(exec.running(), 0);
+    assert!(!dir.path().join("survived").exists());
+}
+
+#[tokio::test]
 async fn reattach_kills_an_orphan_but_not_a_reused_pid() {
-    let (exec, _rx, dir) = setup();
+    let (exec, mut rx, dir) = setup();
     // An orphan from "an earlier process": a detached sleep we started.
-    let handle = exec.submit(job(dir.path(), 1, "sleep 60")).await.unwrap();
+    exec.submit(job(dir.path(), 1, "sleep 60")).await.unwrap();
+    let handle = started(&mut rx).await;
     let pid: u32 = handle.0.split(':').nth(1).unwrap().parse().unwrap();
     let wrong = twinflow_core::Handle(format!("pid:{}:1", std::process::id()));
     let key = AttemptKey {
@@ -264,14 +305,32 @@ async fn reattach_kills_an_orphan_but_not_a_reused_pid() {
 
 #[tokio::test]
 async fn a_missing_working_directory_is_an_error_not_a_panic() {
-    let (exec, _rx, dir) = setup();
+    let (exec, mut rx, dir) = setup();
     let mut j = job(dir.path(), 1, "true");
     j.workdir = dir.path().join("nope");
-    let err = exec.submit(j).await.unwrap_err();
-    assert!(
-        err.message.contains("failed to start /bin/sh for t1"),
-        "{err}"
-    );
+    // Handed over at once; the failure to start follows as its status.
+    exec.submit(j).await.unwrap();
+    match final_status(&mut rx).await {
+        AttemptStatus::Error(message) => assert!(
+            message.contains("failed to start /bin/sh for t1") && message.contains("nope"),
+            "{message}"
+        ),
+        other => panic!("not an error: {other:?}"),
+    }
+}
+
+/// The `pid:START` handle of the first attempt that starts.
+async fn started(rx: &mut mpsc::UnboundedReceiver<Update>) -> twinflow_core::Handle {
+    loop {
+        let update = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .expect("an update in time")
+            .expect("the sink is open");
+        if let AttemptStatus::Submitted(handle) = update.status {
+            assert!(handle.0.starts_with("pid:"), "{handle}");
+            return handle;
+        }
+    }
 }
 
 #[tokio::test]
