@@ -30,12 +30,14 @@
 
 pub(crate) mod orphans;
 pub(crate) mod resident;
+mod spawner;
 
 use crate::capture::{Draining, Pipe};
 use crate::wire::{Exit, Launch, Record, Reply, Request};
 use crate::{process, spawn};
 use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
+use spawner::{Job, Spawned, Spawner};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
@@ -89,10 +91,12 @@ pub(crate) struct Config {
 
 struct Shared {
     cfg: Config,
-    env: spawn::BaseEnv,
+    env: Arc<spawn::BaseEnv>,
     replies: mpsc::UnboundedSender<Reply>,
     /// Running attempts: their shells' pids.
     tasks: Mutex<HashMap<(u32, u32), u32>>,
+    /// Attempts being started, and the signal asked for meanwhile.
+    spawning: Mutex<HashMap<(u32, u32), Option<Signal>>>,
     orphans: Mutex<orphans::Known>,
     me: u32,
     changed: Notify,
@@ -157,9 +161,10 @@ pub(crate) async fn serve(
     let subreaper = cfg.subreaper;
     let shared = Arc::new(Shared {
         cfg,
-        env: spawn::BaseEnv::capture(),
+        env: Arc::new(spawn::BaseEnv::capture()),
         replies,
         tasks: Mutex::default(),
+        spawning: Mutex::default(),
         orphans: Mutex::default(),
         me: std::process::id(),
         changed: Notify::new(),
@@ -171,19 +176,34 @@ pub(crate) async fn serve(
     } else {
         None
     };
+    let (spawned_tx, mut spawned) = mpsc::unbounded_channel();
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8));
+    let spawner = match Spawner::new(Arc::clone(&shared.env), threads, &spawned_tx) {
+        Ok(spawner) => Some(spawner),
+        Err(e) => {
+            tracing::warn!("the local supervisor starts tasks on its loop: no thread: {e}");
+            None
+        }
+    };
     let mut open = true;
     // When a child that died is to be reaped, if no sweep does it first.
     let mut reap_at: Option<tokio::time::Instant> = None;
     loop {
-        if !open && shared.tasks().is_empty() {
+        if !open && shared.tasks().is_empty() && lock(&shared.spawning).is_empty() {
             break;
         }
         tokio::select! {
             request = requests.recv(), if open => {
-                open = handle(&shared, request);
+                open = handle(&shared, spawner.as_ref(), request);
                 // The rest of a batch, in the same turn.
                 while open && let Ok(request) = requests.try_recv() {
-                    open = handle(&shared, Some(request));
+                    open = handle(&shared, spawner.as_ref(), Some(request));
+                }
+            }
+            Some(done) = spawned.recv() => {
+                started(&shared, done);
+                while let Ok(done) = spawned.try_recv() {
+                    started(&shared, done);
                 }
             }
             Some(()) = async { children.as_mut()?.recv().await } => {
@@ -208,15 +228,18 @@ pub(crate) async fn serve(
 }
 
 /// Carries out one request; whether the executor is still there.
-fn handle(shared: &Arc<Shared>, request: Option<Request>) -> bool {
+fn handle(shared: &Arc<Shared>, spawner: Option<&Spawner>, request: Option<Request>) -> bool {
     match request {
-        Some(Request::Spawn(launch)) => start(shared, launch),
+        Some(Request::Spawn(launch)) => start(shared, spawner, launch),
         Some(Request::Signal { key, signal }) => {
             if let Ok(signal) = Signal::try_from(signal) {
                 signal_attempt(shared, key, signal);
             }
         }
         Some(Request::Goodbye) => {
+            for pending in lock(&shared.spawning).values_mut() {
+                *pending = Some(Signal::SIGKILL);
+            }
             let keys: Vec<_> = shared.tasks().keys().copied().collect();
             for key in keys {
                 signal_attempt(shared, key, Signal::SIGKILL);
@@ -254,17 +277,67 @@ fn sweep(shared: &Arc<Shared>) -> bool {
     true
 }
 
-/// Starts one attempt; its end is handled on a task of its own.
-fn start(shared: &Arc<Shared>, launch: Launch) {
+/// Hands one attempt to a spawner thread (see [`spawner`]); it continues
+/// in [`started`].
+fn start(shared: &Arc<Shared>, spawner: Option<&Spawner>, launch: Launch) {
     let key = launch.key;
     let mark = format!("{MARK}={}.{}.{}", shared.me, key.0, key.1);
-    let started = Pipe::new()
-        .and_then(|out| Ok((out, Pipe::new()?)))
-        .and_then(|(out, err)| {
-            let pid = spawn::spawn(&shared.env, &launch, &mark, &out.task_end, &err.task_end)?;
-            Ok((pid, out, err))
-        });
-    let (pid, out, err) = match started {
+    let pipes = Pipe::new().and_then(|out| Ok((out, Pipe::new()?)));
+    let (out, err) = match pipes {
+        Ok(pipes) => pipes,
+        Err(e) => {
+            shared.post(
+                None,
+                Reply::Failed {
+                    key,
+                    message: e.to_string(),
+                },
+            );
+            return;
+        }
+    };
+    let job = Box::new(Job {
+        launch,
+        mark,
+        out,
+        err,
+    });
+    lock(&shared.spawning).insert(key, None);
+    let job = match spawner {
+        Some(spawner) => match spawner.start(job) {
+            Ok(()) => return,
+            Err(job) => job,
+        },
+        None => job,
+    };
+    // No thread to start it: here, holding up the loop meanwhile.
+    let started_here = spawn::spawn(
+        &shared.env,
+        &job.launch,
+        &job.mark,
+        &job.out.task_end,
+        &job.err.task_end,
+    )
+    .map(|pid| (pid, process::start_time(pid).unwrap_or(0)));
+    started(
+        shared,
+        Spawned {
+            job,
+            started: started_here,
+        },
+    );
+}
+
+/// An attempt's shell has started (or failed to): records it, replies, and
+/// follows it to its end on a task of its own.
+fn started(shared: &Arc<Shared>, spawned: Spawned) {
+    let Spawned { job, started } = spawned;
+    let Job {
+        launch, out, err, ..
+    } = *job;
+    let key = launch.key;
+    let pending = lock(&shared.spawning).remove(&key).flatten();
+    let (pid, start) = match started {
         Ok(started) => started,
         Err(e) => {
             shared.post(
@@ -281,12 +354,14 @@ fn start(shared: &Arc<Shared>, launch: Launch) {
     // of file when the task's processes have gone.
     let logs =
         [(out, launch.stdout), (err, launch.stderr)].map(|(pipe, path)| pipe.drain_into(path));
-    let start = process::start_time(pid).unwrap_or(0);
     shared.tasks().insert(key, pid);
     shared.post(
         Some(&Record::Started { key, pid, start }),
         Reply::Started { key, pid, start },
     );
+    if let Some(signal) = pending {
+        signal_attempt(shared, key, signal);
+    }
     let shared = Arc::clone(shared);
     tokio::spawn(async move {
         let exit = spawn::wait(pid).await;
@@ -323,6 +398,12 @@ fn start(shared: &Arc<Shared>, launch: Launch) {
 /// carries its mark (and their groups).
 fn signal_attempt(shared: &Shared, key: (u32, u32), signal: Signal) {
     let Some(pid) = shared.tasks().get(&key).copied() else {
+        // Still being started: signalled as soon as it has been.
+        if let Some(pending) = lock(&shared.spawning).get_mut(&key)
+            && *pending != Some(Signal::SIGKILL)
+        {
+            *pending = Some(signal);
+        }
         return;
     };
     process::signal_group(pid, signal);

@@ -38,25 +38,29 @@ impl Mark {
 #[derive(Debug, Default)]
 pub(crate) struct Known(HashMap<u32, Option<String>>);
 
-/// The children of this process. The supervisor starts its tasks from its
-/// main thread (its runtime has no other), and the kernel hands orphans to
-/// a subreaper's first live thread, the main one: its list holds them all.
-/// Should it run elsewhere, the current thread's list is read too.
+/// The children of this process that may be orphans: each thread's list
+/// but those of the threads that start task shells (see
+/// `super::spawner`), whose children are all shells.
 fn children() -> Vec<u32> {
-    let me = std::process::id();
+    let Ok(threads) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
     let mut found = Vec::new();
     let mut buf = Vec::new();
-    let mut read = |path: &str| {
-        if process::read_proc(path, &mut buf).is_ok() {
+    for thread in threads.flatten() {
+        let name = thread.file_name();
+        let Some(tid) = name.to_str().and_then(|t| t.parse::<u32>().ok()) else {
+            continue;
+        };
+        if super::spawner::is_spawner(tid) {
+            continue;
+        }
+        if process::read_proc(&format!("/proc/self/task/{tid}/children"), &mut buf).is_ok() {
             found.extend(
                 buf.split(u8::is_ascii_whitespace)
                     .filter_map(|p| std::str::from_utf8(p).ok()?.parse::<u32>().ok()),
             );
         }
-    };
-    read(&format!("/proc/{me}/task/{me}/children"));
-    if nix::unistd::gettid().as_raw() as u32 != me {
-        read("/proc/thread-self/children");
     }
     found
 }
