@@ -254,7 +254,8 @@ impl Engine {
         let digest = crate::digest::plan_digest(&plan);
         let (tx, rx) = mpsc::unbounded_channel();
         let sink: Arc<dyn UpdateSink> = Arc::new(RunSink(tx.clone()));
-        let executors = self.executors(&plan, &sink)?;
+        let default_slots = options.default_slots.unwrap_or_else(cores);
+        let executors = self.executors(&plan, &sink, default_slots)?;
         let pid = std::process::id();
         let pid_start = host::start_time(pid).unwrap_or(0);
         let hostname = host::hostname();
@@ -391,8 +392,17 @@ impl Engine {
             let followed: Vec<u32> = adopted.iter().map(|(k, _)| k.task.0).collect();
             crate::lock(&self.store).write(|tx| tx.mark_lost(&run_id, &followed, now))?;
         }
-        let default_slots = options.default_slots.unwrap_or_else(cores);
         let mut config = SchedulerConfig::for_plan(&plan, default_slots);
+        // A backend that starts held attempts itself when capacity frees up
+        // gets that many more (see `Executor::holds_ahead`).
+        for (e, exec) in executors.iter().enumerate() {
+            let ahead = exec.holds_ahead();
+            if let (Some(capacity), true) = (config.capacity.get_mut(e), ahead > 0)
+                && let Some(limit) = capacity.limit
+            {
+                capacity.limit = Some(limit.saturating_add(ahead));
+            }
+        }
         config.fail_fast = options.fail_fast;
         config.announce_ready = true;
         let (events_tx, events_rx) = mpsc::unbounded_channel();
@@ -420,14 +430,30 @@ impl Engine {
         })
     }
 
+    /// The run's executors; a local one without `slots` gets
+    /// `default_slots`.
     fn executors(
         &self,
         plan: &Plan,
         sink: &Arc<dyn UpdateSink>,
+        default_slots: u32,
     ) -> Result<Vec<Arc<dyn Executor>>, EngineError> {
         plan.executors
             .iter()
             .map(|spec| {
+                let resolved;
+                let spec = match &spec.backend {
+                    twinflow_core::BackendConfig::Local(local) if local.slots.is_none() => {
+                        let mut with = spec.clone();
+                        with.backend =
+                            twinflow_core::BackendConfig::Local(twinflow_core::LocalConfig {
+                                slots: Some(default_slots),
+                            });
+                        resolved = with;
+                        &resolved
+                    }
+                    _ => spec,
+                };
                 let kind = spec.backend.kind();
                 let factory = self
                     .factories

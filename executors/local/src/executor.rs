@@ -7,6 +7,7 @@ use crate::wire::{Exit, Launch, Reply, Request};
 use crate::{adopt, process};
 use nix::sys::signal::Signal;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use twinflow_core::{
@@ -65,6 +66,12 @@ impl ExecutorFactory for LocalFactory {
         }
         if let Some(pool) = &self.pool {
             exec.pool = Some((Arc::clone(pool), pool.owner()));
+        } else if let twinflow_core::BackendConfig::Local(local) = &spec.backend
+            && let Some(slots) = local.slots
+        {
+            // The runtime hands over more attempts than the cores (see
+            // `Executor::holds_ahead`): the supervisor keeps to them.
+            exec = exec.with_slots(slots);
         }
         Ok(Arc::new(exec))
     }
@@ -98,6 +105,8 @@ pub(crate) struct Inner {
     binary: Option<SupervisorBinary>,
     link: Mutex<Option<Arc<Link>>>,
     pub(crate) table: Mutex<Table>,
+    /// The cores its supervisor's tasks may take together (0: no limit).
+    slots: AtomicU32,
 }
 
 /// Attempts handed to the supervisor, by key.
@@ -113,6 +122,8 @@ pub(crate) struct Table {
 struct Starting {
     /// The job's name, for a failure to start.
     name: String,
+    /// Its cores.
+    cost: u32,
     permit: Option<Permit>,
     /// Cancelled before its supervisor started it (the signal follows the
     /// start request down the same pipe).
@@ -122,6 +133,7 @@ struct Starting {
 #[derive(Debug)]
 pub(crate) struct Running {
     pub(crate) pid: u32,
+    cost: u32,
     pub(crate) cancelled: bool,
     _permit: Option<Permit>,
     /// Started by an earlier process's supervisor: signalled directly.
@@ -132,6 +144,7 @@ impl Running {
     pub(crate) fn adopted(pid: u32) -> Self {
         Self {
             pid,
+            cost: 0,
             cancelled: false,
             _permit: None,
             adopted: true,
@@ -219,6 +232,7 @@ impl Inner {
                         key,
                         Running {
                             pid,
+                            cost: starting.cost,
                             cancelled: starting.cancelled,
                             _permit: starting.permit,
                             adopted: false,
@@ -301,18 +315,32 @@ impl Inner {
         // attempt only once its start request is in the pipe, ahead of the
         // signal.
         let mut table = lock(&self.table);
+        let slots = self.slots.load(Ordering::Relaxed);
+        let mut in_use: u32 = table.starting.values().map(|s| s.cost).sum::<u32>()
+            + table.running.values().map(|r| r.cost).sum::<u32>();
+        let mut queued = Vec::new();
         for (job, permit) in jobs {
             keys.push(job.key);
+            let cost = job.resources.cpus.clamp(1, slots.max(1));
+            // Beyond the cores: it waits in the supervisor (its timeout
+            // clock stopped) until one of these ends.
+            if slots > 0 && in_use > 0 && in_use + cost > slots {
+                queued.push(job.key);
+            }
+            in_use += cost;
             table.starting.insert(
                 job.key,
                 Starting {
                     name: job.name,
+                    cost,
                     permit,
                     cancelled: false,
                 },
             );
             requests.push(Request::Spawn(Launch {
                 key: (job.key.task.0, job.key.attempt),
+                cost,
+                slots,
                 script: job.script,
                 env: job.env,
                 workdir: job.workdir,
@@ -325,6 +353,13 @@ impl Inner {
                 table.starting.remove(&key);
             }
             return Err(format!("failed to reach its supervisor: {e}"));
+        }
+        drop(table);
+        for key in queued {
+            self.sink.send(Update {
+                key,
+                status: AttemptStatus::Queued,
+            });
         }
         Ok(())
     }
@@ -384,6 +419,7 @@ impl LocalExecutor {
                 binary: None,
                 link: Mutex::new(None),
                 table: Mutex::default(),
+                slots: AtomicU32::new(0),
             }),
             pool: None,
             waiting: Arc::default(),
@@ -400,8 +436,18 @@ impl LocalExecutor {
             binary: Some(binary),
             link: Mutex::new(None),
             table: Mutex::default(),
+            slots: AtomicU32::new(self.inner.slots.load(Ordering::Relaxed)),
         });
         Self { inner, ..self }
+    }
+
+    /// The same, taking at most `slots` cores at once however many
+    /// attempts it is handed: those beyond wait in its supervisor
+    /// (`Queued`) and start there the moment enough of the others end.
+    #[must_use]
+    pub fn with_slots(self, slots: u32) -> Self {
+        self.inner.slots.store(slots, Ordering::Relaxed);
+        self
     }
 
     /// How many attempts are running now.
@@ -535,6 +581,15 @@ impl Executor for LocalExecutor {
             }
         }
         results
+    }
+
+    fn holds_ahead(&self) -> u32 {
+        // Its supervisor keeps to `slots` and starts the next held attempt
+        // as one ends; with a shared pool the pool decides instead.
+        match self.pool {
+            None => self.inner.slots.load(Ordering::Relaxed),
+            Some(_) => 0,
+        }
     }
 
     fn handles_must_be_durable(&self) -> bool {

@@ -379,3 +379,67 @@ async fn reattach_kills_tasks_of_the_run_whose_handle_was_never_recorded() {
     nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL).unwrap();
     let _ = other.wait();
 }
+
+/// Every update until each of `tasks` has a final one.
+async fn until_all_final(
+    rx: &mut mpsc::UnboundedReceiver<Update>,
+    tasks: usize,
+) -> Vec<(u32, AttemptStatus)> {
+    let mut seen = Vec::new();
+    let mut done = 0;
+    while done < tasks {
+        let update = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .expect("an update in time")
+            .expect("the sink is open");
+        done += usize::from(update.status.is_final());
+        seen.push((update.key.task.0, update.status));
+    }
+    seen
+}
+
+#[tokio::test]
+async fn attempts_beyond_the_slots_wait_in_the_supervisor_and_start_as_one_ends() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let exec = LocalExecutor::new("here", Arc::new(Sink(tx)), Duration::from_millis(300))
+        .with_slots(1);
+    assert_eq!(exec.holds_ahead(), 1, "the runtime may hand it one more");
+    let dir = tempfile::tempdir().unwrap();
+    let stamp = |f: &str| format!("date +%s.%N > {f}; sleep 0.3; date +%s.%N > {f}.end");
+    let jobs = vec![
+        job(dir.path(), 1, &stamp("a")),
+        job(dir.path(), 2, &stamp("b")),
+        job(dir.path(), 3, "touch never"),
+    ];
+    let handles = exec.submit_batch(jobs).await;
+    assert!(handles.iter().all(|h| h.is_ok()), "{handles:?}");
+    // The third is cancelled while it waits: it never runs.
+    exec.cancel(
+        AttemptKey {
+            task: TaskId(3),
+            attempt: 0,
+        },
+        &twinflow_core::Handle("local-starting".to_owned()),
+    )
+    .await
+    .unwrap();
+    let seen = until_all_final(&mut rx, 3).await;
+    let of = |t: u32| -> Vec<&AttemptStatus> {
+        seen.iter().filter(|(k, _)| *k == t).map(|(_, s)| s).collect()
+    };
+    assert_eq!(of(1).last(), Some(&&AttemptStatus::Exited(0)), "{seen:?}");
+    assert!(!of(1).contains(&&AttemptStatus::Queued), "{seen:?}");
+    assert_eq!(of(2)[0], &AttemptStatus::Queued, "{seen:?}");
+    assert_eq!(of(2).last(), Some(&&AttemptStatus::Exited(0)), "{seen:?}");
+    assert_eq!(of(3), [&AttemptStatus::Queued, &AttemptStatus::Cancelled]);
+    let at = |f: &str| -> f64 {
+        std::fs::read_to_string(dir.path().join(f))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert!(at("b") >= at("a.end"), "one slot: b began after a ended");
+    assert!(!dir.path().join("never").exists());
+    assert_eq!(exec.running(), 0);
+}

@@ -38,7 +38,7 @@ use crate::{process, spawn};
 use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
 use spawner::{Job, Spawned, Spawner};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -97,6 +97,8 @@ struct Shared {
     tasks: Mutex<HashMap<(u32, u32), u32>>,
     /// Attempts being started, and the signal asked for meanwhile.
     spawning: Mutex<HashMap<(u32, u32), Option<Signal>>>,
+    /// Attempts waiting for cores, and the cores taken.
+    queue: Mutex<Queue>,
     orphans: Mutex<orphans::Known>,
     me: u32,
     changed: Notify,
@@ -109,6 +111,17 @@ struct Shared {
 
 /// An ended attempt, and how to tell its end that its orphans are gone.
 type Sweep = ((u32, u32), oneshot::Sender<()>);
+
+/// Attempts handed over beyond the cores (`Launch::slots`): they start
+/// here, in order, the moment an attempt ends, without waiting for the
+/// executor to hear of the end and send the next.
+#[derive(Default)]
+struct Queue {
+    waiting: VecDeque<Launch>,
+    in_use: u32,
+    /// The cores of each attempt started (or starting).
+    costs: HashMap<(u32, u32), u32>,
+}
 
 #[derive(Default)]
 struct Outbox {
@@ -165,6 +178,7 @@ pub(crate) async fn serve(
         replies,
         tasks: Mutex::default(),
         spawning: Mutex::default(),
+        queue: Mutex::default(),
         orphans: Mutex::default(),
         me: std::process::id(),
         changed: Notify::new(),
@@ -219,6 +233,7 @@ pub(crate) async fn serve(
         if sweep(&shared) {
             reap_at = None;
         }
+        run_queue(&shared, spawner.as_ref());
         shared.flush();
     }
     shared.flush();
@@ -230,13 +245,17 @@ pub(crate) async fn serve(
 /// Carries out one request; whether the executor is still there.
 fn handle(shared: &Arc<Shared>, spawner: Option<&Spawner>, request: Option<Request>) -> bool {
     match request {
-        Some(Request::Spawn(launch)) => start(shared, spawner, launch),
+        Some(Request::Spawn(launch)) => {
+            lock(&shared.queue).waiting.push_back(launch);
+            run_queue(shared, spawner);
+        }
         Some(Request::Signal { key, signal }) => {
             if let Ok(signal) = Signal::try_from(signal) {
                 signal_attempt(shared, key, signal);
             }
         }
         Some(Request::Goodbye) => {
+            drop_waiting(shared, "its executor said goodbye before it started");
             for pending in lock(&shared.spawning).values_mut() {
                 *pending = Some(Signal::SIGKILL);
             }
@@ -246,10 +265,61 @@ fn handle(shared: &Arc<Shared>, spawner: Option<&Spawner>, request: Option<Reque
             }
             return false;
         }
-        // Gone without a goodbye: the tasks run on to their end.
-        None => return false,
+        // Gone without a goodbye: the tasks run on to their end; those not
+        // started never start (a resumed run runs them).
+        None => {
+            drop_waiting(shared, "its executor went away before it started");
+            return false;
+        }
     }
     true
+}
+
+/// Starts waiting attempts, in order, while their cores are free (one
+/// larger than all of them when none is in use).
+fn run_queue(shared: &Arc<Shared>, spawner: Option<&Spawner>) {
+    loop {
+        let launch = {
+            let mut queue = lock(&shared.queue);
+            let Some(next) = queue.waiting.front() else {
+                return;
+            };
+            let cost = next.cost.max(1);
+            let fits = next.slots == 0 || queue.in_use == 0 || queue.in_use + cost <= next.slots;
+            if !fits {
+                return;
+            }
+            let Some(launch) = queue.waiting.pop_front() else {
+                return;
+            };
+            queue.in_use += cost;
+            queue.costs.insert(launch.key, cost);
+            launch
+        };
+        start(shared, spawner, launch);
+    }
+}
+
+/// Frees the cores of an attempt that ended (or failed to start).
+fn release(shared: &Shared, key: (u32, u32)) {
+    let mut queue = lock(&shared.queue);
+    if let Some(cost) = queue.costs.remove(&key) {
+        queue.in_use -= cost;
+    }
+}
+
+/// Answers every waiting attempt with `why` instead of starting it.
+fn drop_waiting(shared: &Shared, why: &str) {
+    let waiting = std::mem::take(&mut lock(&shared.queue).waiting);
+    for launch in waiting {
+        shared.post(
+            None,
+            Reply::Failed {
+                key: launch.key,
+                message: why.to_owned(),
+            },
+        );
+    }
 }
 
 /// Looks once at the children for every attempt that ended since the last
@@ -286,6 +356,7 @@ fn start(shared: &Arc<Shared>, spawner: Option<&Spawner>, launch: Launch) {
     let (out, err) = match pipes {
         Ok(pipes) => pipes,
         Err(e) => {
+            release(shared, key);
             shared.post(
                 None,
                 Reply::Failed {
@@ -340,6 +411,7 @@ fn started(shared: &Arc<Shared>, spawned: Spawned) {
     let (pid, start) = match started {
         Ok(started) => started,
         Err(e) => {
+            release(shared, key);
             shared.post(
                 None,
                 Reply::Failed {
@@ -381,6 +453,7 @@ fn started(shared: &Arc<Shared>, spawned: Spawned) {
             Ok(other) => Exit::WaitFailed(format!("ended with wait status {other:?}")),
             Err(e) => Exit::WaitFailed(format!("failed to wait for pid {pid}: {e}")),
         };
+        release(&shared, key);
         shared.post(
             Some(&Record::Ended {
                 key,
@@ -399,10 +472,24 @@ fn started(shared: &Arc<Shared>, spawned: Spawned) {
 fn signal_attempt(shared: &Shared, key: (u32, u32), signal: Signal) {
     let Some(pid) = shared.tasks().get(&key).copied() else {
         // Still being started: signalled as soon as it has been.
-        if let Some(pending) = lock(&shared.spawning).get_mut(&key)
-            && *pending != Some(Signal::SIGKILL)
-        {
-            *pending = Some(signal);
+        if let Some(pending) = lock(&shared.spawning).get_mut(&key) {
+            if *pending != Some(Signal::SIGKILL) {
+                *pending = Some(signal);
+            }
+            return;
+        }
+        // Not started yet: it never will be.
+        let mut queue = lock(&shared.queue);
+        if let Some(at) = queue.waiting.iter().position(|l| l.key == key) {
+            queue.waiting.remove(at);
+            drop(queue);
+            shared.post(
+                None,
+                Reply::Failed {
+                    key,
+                    message: format!("cancelled ({signal}) before it started"),
+                },
+            );
         }
         return;
     };
