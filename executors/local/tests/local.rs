@@ -401,8 +401,8 @@ async fn until_all_final(
 #[tokio::test]
 async fn attempts_beyond_the_slots_wait_in_the_supervisor_and_start_as_one_ends() {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let exec = LocalExecutor::new("here", Arc::new(Sink(tx)), Duration::from_millis(300))
-        .with_slots(1);
+    let exec =
+        LocalExecutor::new("here", Arc::new(Sink(tx)), Duration::from_millis(300)).with_slots(1);
     assert_eq!(exec.holds_ahead(), 1, "the runtime may hand it one more");
     let dir = tempfile::tempdir().unwrap();
     let stamp = |f: &str| format!("date +%s.%N > {f}; sleep 0.3; date +%s.%N > {f}.end");
@@ -425,7 +425,10 @@ async fn attempts_beyond_the_slots_wait_in_the_supervisor_and_start_as_one_ends(
     .unwrap();
     let seen = until_all_final(&mut rx, 3).await;
     let of = |t: u32| -> Vec<&AttemptStatus> {
-        seen.iter().filter(|(k, _)| *k == t).map(|(_, s)| s).collect()
+        seen.iter()
+            .filter(|(k, _)| *k == t)
+            .map(|(_, s)| s)
+            .collect()
     };
     assert_eq!(of(1).last(), Some(&&AttemptStatus::Exited(0)), "{seen:?}");
     assert!(!of(1).contains(&&AttemptStatus::Queued), "{seen:?}");

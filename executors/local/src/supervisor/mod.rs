@@ -30,14 +30,12 @@
 
 pub(crate) mod orphans;
 pub(crate) mod resident;
-mod spawner;
 
 use crate::capture::{Draining, Pipe};
 use crate::wire::{Exit, Launch, Record, Reply, Request};
 use crate::{process, spawn};
 use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
-use spawner::{Job, Spawned, Spawner};
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::Write;
@@ -91,12 +89,10 @@ pub(crate) struct Config {
 
 struct Shared {
     cfg: Config,
-    env: Arc<spawn::BaseEnv>,
+    env: spawn::BaseEnv,
     replies: mpsc::UnboundedSender<Reply>,
     /// Running attempts: their shells' pids.
     tasks: Mutex<HashMap<(u32, u32), u32>>,
-    /// Attempts being started, and the signal asked for meanwhile.
-    spawning: Mutex<HashMap<(u32, u32), Option<Signal>>>,
     /// Attempts waiting for cores, and the cores taken.
     queue: Mutex<Queue>,
     orphans: Mutex<orphans::Known>,
@@ -174,10 +170,9 @@ pub(crate) async fn serve(
     let subreaper = cfg.subreaper;
     let shared = Arc::new(Shared {
         cfg,
-        env: Arc::new(spawn::BaseEnv::capture()),
+        env: spawn::BaseEnv::capture(),
         replies,
         tasks: Mutex::default(),
-        spawning: Mutex::default(),
         queue: Mutex::default(),
         orphans: Mutex::default(),
         me: std::process::id(),
@@ -190,34 +185,19 @@ pub(crate) async fn serve(
     } else {
         None
     };
-    let (spawned_tx, mut spawned) = mpsc::unbounded_channel();
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8));
-    let spawner = match Spawner::new(Arc::clone(&shared.env), threads, &spawned_tx) {
-        Ok(spawner) => Some(spawner),
-        Err(e) => {
-            tracing::warn!("the local supervisor starts tasks on its loop: no thread: {e}");
-            None
-        }
-    };
     let mut open = true;
     // When a child that died is to be reaped, if no sweep does it first.
     let mut reap_at: Option<tokio::time::Instant> = None;
     loop {
-        if !open && shared.tasks().is_empty() && lock(&shared.spawning).is_empty() {
+        if !open && shared.tasks().is_empty() {
             break;
         }
         tokio::select! {
             request = requests.recv(), if open => {
-                open = handle(&shared, spawner.as_ref(), request);
+                open = handle(&shared, request);
                 // The rest of a batch, in the same turn.
                 while open && let Ok(request) = requests.try_recv() {
-                    open = handle(&shared, spawner.as_ref(), Some(request));
-                }
-            }
-            Some(done) = spawned.recv() => {
-                started(&shared, done);
-                while let Ok(done) = spawned.try_recv() {
-                    started(&shared, done);
+                    open = handle(&shared, Some(request));
                 }
             }
             Some(()) = async { children.as_mut()?.recv().await } => {
@@ -233,7 +213,7 @@ pub(crate) async fn serve(
         if sweep(&shared) {
             reap_at = None;
         }
-        run_queue(&shared, spawner.as_ref());
+        run_queue(&shared);
         shared.flush();
     }
     shared.flush();
@@ -243,11 +223,11 @@ pub(crate) async fn serve(
 }
 
 /// Carries out one request; whether the executor is still there.
-fn handle(shared: &Arc<Shared>, spawner: Option<&Spawner>, request: Option<Request>) -> bool {
+fn handle(shared: &Arc<Shared>, request: Option<Request>) -> bool {
     match request {
         Some(Request::Spawn(launch)) => {
             lock(&shared.queue).waiting.push_back(launch);
-            run_queue(shared, spawner);
+            run_queue(shared);
         }
         Some(Request::Signal { key, signal }) => {
             if let Ok(signal) = Signal::try_from(signal) {
@@ -256,9 +236,6 @@ fn handle(shared: &Arc<Shared>, spawner: Option<&Spawner>, request: Option<Reque
         }
         Some(Request::Goodbye) => {
             drop_waiting(shared, "its executor said goodbye before it started");
-            for pending in lock(&shared.spawning).values_mut() {
-                *pending = Some(Signal::SIGKILL);
-            }
             let keys: Vec<_> = shared.tasks().keys().copied().collect();
             for key in keys {
                 signal_attempt(shared, key, Signal::SIGKILL);
@@ -277,7 +254,7 @@ fn handle(shared: &Arc<Shared>, spawner: Option<&Spawner>, request: Option<Reque
 
 /// Starts waiting attempts, in order, while their cores are free (one
 /// larger than all of them when none is in use).
-fn run_queue(shared: &Arc<Shared>, spawner: Option<&Spawner>) {
+fn run_queue(shared: &Arc<Shared>) {
     loop {
         let launch = {
             let mut queue = lock(&shared.queue);
@@ -296,7 +273,7 @@ fn run_queue(shared: &Arc<Shared>, spawner: Option<&Spawner>) {
             queue.costs.insert(launch.key, cost);
             launch
         };
-        start(shared, spawner, launch);
+        start(shared, launch);
     }
 }
 
@@ -347,68 +324,20 @@ fn sweep(shared: &Arc<Shared>) -> bool {
     true
 }
 
-/// Hands one attempt to a spawner thread (see [`spawner`]); it continues
-/// in [`started`].
-fn start(shared: &Arc<Shared>, spawner: Option<&Spawner>, launch: Launch) {
+/// Starts one attempt (`posix_spawn` holds the loop until the shell has
+/// exec'd: a fraction of a millisecond, which the attempts waiting here
+/// make up for, and cheaper than handing the start to a thread); its end is
+/// handled on a task of its own.
+fn start(shared: &Arc<Shared>, launch: Launch) {
     let key = launch.key;
     let mark = format!("{MARK}={}.{}.{}", shared.me, key.0, key.1);
-    let pipes = Pipe::new().and_then(|out| Ok((out, Pipe::new()?)));
-    let (out, err) = match pipes {
-        Ok(pipes) => pipes,
-        Err(e) => {
-            release(shared, key);
-            shared.post(
-                None,
-                Reply::Failed {
-                    key,
-                    message: e.to_string(),
-                },
-            );
-            return;
-        }
-    };
-    let job = Box::new(Job {
-        launch,
-        mark,
-        out,
-        err,
-    });
-    lock(&shared.spawning).insert(key, None);
-    let job = match spawner {
-        Some(spawner) => match spawner.start(job) {
-            Ok(()) => return,
-            Err(job) => job,
-        },
-        None => job,
-    };
-    // No thread to start it: here, holding up the loop meanwhile.
-    let started_here = spawn::spawn(
-        &shared.env,
-        &job.launch,
-        &job.mark,
-        &job.out.task_end,
-        &job.err.task_end,
-    )
-    .map(|pid| (pid, process::start_time(pid).unwrap_or(0)));
-    started(
-        shared,
-        Spawned {
-            job,
-            started: started_here,
-        },
-    );
-}
-
-/// An attempt's shell has started (or failed to): records it, replies, and
-/// follows it to its end on a task of its own.
-fn started(shared: &Arc<Shared>, spawned: Spawned) {
-    let Spawned { job, started } = spawned;
-    let Job {
-        launch, out, err, ..
-    } = *job;
-    let key = launch.key;
-    let pending = lock(&shared.spawning).remove(&key).flatten();
-    let (pid, start) = match started {
+    let started = Pipe::new()
+        .and_then(|out| Ok((out, Pipe::new()?)))
+        .and_then(|(out, err)| {
+            let pid = spawn::spawn(&shared.env, &launch, &mark, &out.task_end, &err.task_end)?;
+            Ok((pid, out, err))
+        });
+    let (pid, out, err) = match started {
         Ok(started) => started,
         Err(e) => {
             release(shared, key);
@@ -422,6 +351,7 @@ fn started(shared: &Arc<Shared>, spawned: Spawned) {
             return;
         }
     };
+    let start = process::start_time(pid).unwrap_or(0);
     // Our copies of the task's ends close here, so the captures see the end
     // of file when the task's processes have gone.
     let logs =
@@ -431,9 +361,6 @@ fn started(shared: &Arc<Shared>, spawned: Spawned) {
         Some(&Record::Started { key, pid, start }),
         Reply::Started { key, pid, start },
     );
-    if let Some(signal) = pending {
-        signal_attempt(shared, key, signal);
-    }
     let shared = Arc::clone(shared);
     tokio::spawn(async move {
         let exit = spawn::wait(pid).await;
@@ -471,13 +398,6 @@ fn started(shared: &Arc<Shared>, spawned: Spawned) {
 /// carries its mark (and their groups).
 fn signal_attempt(shared: &Shared, key: (u32, u32), signal: Signal) {
     let Some(pid) = shared.tasks().get(&key).copied() else {
-        // Still being started: signalled as soon as it has been.
-        if let Some(pending) = lock(&shared.spawning).get_mut(&key) {
-            if *pending != Some(Signal::SIGKILL) {
-                *pending = Some(signal);
-            }
-            return;
-        }
         // Not started yet: it never will be.
         let mut queue = lock(&shared.queue);
         if let Some(at) = queue.waiting.iter().position(|l| l.key == key) {

@@ -38,31 +38,9 @@ impl Mark {
 #[derive(Debug, Default)]
 pub(crate) struct Known(HashMap<u32, Option<String>>);
 
-/// The children of this process that may be orphans: each thread's list
-/// but those of the threads that start task shells (see
-/// `super::spawner`), whose children are all shells.
+/// The children of this process: each thread's list.
 fn children() -> Vec<u32> {
-    let Ok(threads) = std::fs::read_dir("/proc/self/task") else {
-        return Vec::new();
-    };
-    let mut found = Vec::new();
-    let mut buf = Vec::new();
-    for thread in threads.flatten() {
-        let name = thread.file_name();
-        let Some(tid) = name.to_str().and_then(|t| t.parse::<u32>().ok()) else {
-            continue;
-        };
-        if super::spawner::is_spawner(tid) {
-            continue;
-        }
-        if process::read_proc(&format!("/proc/self/task/{tid}/children"), &mut buf).is_ok() {
-            found.extend(
-                buf.split(u8::is_ascii_whitespace)
-                    .filter_map(|p| std::str::from_utf8(p).ok()?.parse::<u32>().ok()),
-            );
-        }
-    }
-    found
+    children_of("self")
 }
 
 fn children_of(pid: &str) -> Vec<u32> {
