@@ -205,6 +205,15 @@ pub trait Executor: Send + Sync + fmt::Debug {
         let _ = pending;
     }
 
+    /// How many attempts beyond its capacity the runtime may hand it at
+    /// once: it holds them (reporting [`AttemptStatus::Queued`]) and starts
+    /// each itself the moment capacity frees up, without a round trip
+    /// through the runtime (the local executor's supervisor starts the next
+    /// task as one ends). 0, the default: none.
+    fn holds_ahead(&self) -> u32 {
+        0
+    }
+
     /// Whether a handle of this backend must reach the state store before
     /// anything else happens: true (the default) where the work outlives
     /// this process and is found again by its handle (a Slurm job, a VM

@@ -20,7 +20,9 @@
 //! of its own, whose CPU time is not in that figure.
 //!
 //! Run: `cargo bench -p twinflow-engine --bench dispatch` (`-- --quick` for
-//! one repetition instead of the median of three).
+//! one repetition instead of the median of three, `-- --reps N` for N,
+//! `-- --only w2` for the workloads whose kind or name contains `w2`; each
+//! repetition's figures go to standard error).
 
 #![expect(
     clippy::expect_used,
@@ -47,11 +49,17 @@ fn main() {
         child(&args[i + 1], args[i + 2].parse().unwrap_or(2000));
         return;
     }
-    let reps = if args.iter().any(|a| a == "--quick") {
-        1
-    } else {
-        3
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
     };
+    let reps = match value("--reps").and_then(|n| n.parse().ok()) {
+        Some(n) => n,
+        None if args.iter().any(|a| a == "--quick") => 1,
+        None => 3,
+    };
+    let only = value("--only");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let root = std::env::var("TWINFLOW_BENCH_ROOT")
         .unwrap_or_else(|_| std::env::temp_dir().display().to_string());
@@ -71,16 +79,34 @@ fn main() {
         ("W2 50x10x3 coupled", "w2", 50, Some(1.3)),
         ("W1 fan-out 10,000", "w1", 10_000, None),
     ] {
+        if only.is_some_and(|o| !kind.contains(o.as_str()) && !name.contains(o.as_str())) {
+            continue;
+        }
         let mut floors = Vec::new();
         let mut ours = Vec::new();
         let mut rss = 0;
         let mut tasks = 0;
         let mut cpus = Vec::new();
         for _ in 0..reps {
+            let before = children_cpu_seconds();
             floors.push(floor(kind, n, cores, &mut keep));
+            let between = children_cpu_seconds();
             let dir = bench_dir();
             let (secs, kb, t, cpu) = measure_child(kind, n, dir.path());
+            let after = children_cpu_seconds();
             keep.push(dir);
+            let floor = floors.last().copied().unwrap_or(f64::NAN);
+            // The CPU time of everything each side ran (tasks included),
+            // which other work on the machine disturbs less than wall time.
+            eprintln!(
+                "  {name}: floor {floor:.3} s, twinflow {secs:.3} s, {:.2}x, {:.0} us CPU/task; \
+                 all CPU: floor {:.2} s, twinflow {:.2} s, {:.2}x",
+                secs / floor,
+                cpu * 1e6 / t.max(1) as f64,
+                between - before,
+                after - between,
+                (after - between) / (between - before)
+            );
             ours.push(secs);
             cpus.push(cpu);
             rss = rss.max(kb);
@@ -98,6 +124,20 @@ fn main() {
             median(&mut cpus) * 1e6 / tasks.max(1) as f64
         );
     }
+}
+
+/// CPU seconds (user + system) of this process's children that have ended
+/// and been waited for, and of theirs (`/proc/self/stat` fields 16 and 17).
+fn children_cpu_seconds() -> f64 {
+    let ticks = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let after = s.rsplit(')').next()?.to_owned();
+            let f: Vec<&str> = after.split_whitespace().collect();
+            Some(f.get(13)?.parse::<u64>().ok()? + f.get(14)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0);
+    ticks as f64 / 100.0
 }
 
 /// Runs one workload in a child process: (seconds, peak RSS in KiB, tasks).
@@ -201,17 +241,18 @@ fn child(kind: &str, n: usize) {
         handle.wait().await.expect("run")
     });
     let secs = start.elapsed().as_secs_f64();
+    // The supervisor exits once its tasks have: waiting for it puts its CPU
+    // time, and its tasks', in this process's children's (what the parent
+    // prints beside the floor's).
+    let cpu = common::own_cpu_seconds("self");
+    while nix::sys::wait::wait().is_ok() {}
     assert_eq!(
         summary.outcome,
         twinflow_engine::Outcome::Succeeded,
         "{:?}",
         summary.failures
     );
-    println!(
-        "{secs} {} {tasks} {}",
-        common::peak_rss_kb("self"),
-        common::own_cpu_seconds("self")
-    );
+    println!("{secs} {} {tasks} {cpu}", common::peak_rss_kb("self"));
 }
 
 /// The floor: the same commands through `xargs -P cores`, wave by wave.

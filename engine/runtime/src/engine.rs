@@ -277,7 +277,8 @@ impl Engine {
         let run = RunRef::new(&self.state_dir, &plan);
         let (tx, rx) = mpsc::unbounded_channel();
         let sink: Arc<dyn UpdateSink> = Arc::new(RunSink(tx.clone()));
-        let executors = self.executors(&plan, &sink)?;
+        let default_slots = options.default_slots.unwrap_or_else(cores);
+        let executors = self.executors(&plan, &sink, default_slots)?;
         let images = images::resolve(&plan, &executors).await?;
         let opened = self.open_or_resume(&run, &plan, &options)?;
         images::record(
@@ -297,14 +298,30 @@ impl Engine {
         Ok(self.start_dispatch(run, plan, executors, images, &options, taken, (tx, rx)))
     }
 
+    /// The run's executors; a local one without `slots` gets
+    /// `default_slots`.
     fn executors(
         &self,
         plan: &Plan,
         sink: &Arc<dyn UpdateSink>,
+        default_slots: u32,
     ) -> Result<Vec<Arc<dyn Executor>>, EngineError> {
         plan.executors
             .iter()
             .map(|spec| {
+                let resolved;
+                let spec = match &spec.backend {
+                    twinflow_core::BackendConfig::Local(local) if local.slots.is_none() => {
+                        let mut with = spec.clone();
+                        with.backend =
+                            twinflow_core::BackendConfig::Local(twinflow_core::LocalConfig {
+                                slots: Some(default_slots),
+                            });
+                        resolved = with;
+                        &resolved
+                    }
+                    _ => spec,
+                };
                 let kind = spec.backend.kind();
                 let factory = self
                     .factories

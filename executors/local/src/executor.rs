@@ -7,9 +7,9 @@ use crate::wire::{Exit, Launch, Reply, Request};
 use crate::{adopt, process};
 use nix::sys::signal::Signal;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::sync::oneshot;
 use twinflow_core::{
     AttemptKey, AttemptStatus, Executor, ExecutorError, ExecutorFactory, ExecutorSpec, Handle, Job,
     TaskId, Update, UpdateSink,
@@ -66,6 +66,12 @@ impl ExecutorFactory for LocalFactory {
         }
         if let Some(pool) = &self.pool {
             exec.pool = Some((Arc::clone(pool), pool.owner()));
+        } else if let twinflow_core::BackendConfig::Local(local) = &spec.backend
+            && let Some(slots) = local.slots
+        {
+            // The runtime hands over more attempts than the cores (see
+            // `Executor::holds_ahead`): the supervisor keeps to them.
+            exec = exec.with_slots(slots);
         }
         Ok(Arc::new(exec))
     }
@@ -74,6 +80,11 @@ impl ExecutorFactory for LocalFactory {
 /// The handle of an attempt waiting for cores of the shared pool (it has
 /// no process yet; [`AttemptStatus::Submitted`] gives the real one).
 const WAITING: &str = "local-waiting";
+
+/// The handle `submit` returns: the attempt is with its supervisor, which
+/// starts it while the runtime goes on; [`AttemptStatus::Submitted`] gives
+/// its `pid:START` handle once it runs.
+const STARTING: &str = "local-starting";
 
 /// Runs attempts as detached process groups on this machine; see the crate
 /// documentation.
@@ -94,6 +105,8 @@ pub(crate) struct Inner {
     binary: Option<SupervisorBinary>,
     link: Mutex<Option<Arc<Link>>>,
     pub(crate) table: Mutex<Table>,
+    /// The cores its supervisor's tasks may take together (0: no limit).
+    slots: AtomicU32,
 }
 
 /// Attempts handed to the supervisor, by key.
@@ -107,14 +120,20 @@ pub(crate) struct Table {
 
 #[derive(Debug)]
 struct Starting {
-    reply: oneshot::Sender<Result<Handle, String>>,
+    /// The job's name, for a failure to start.
+    name: String,
+    /// Its cores.
+    cost: u32,
     permit: Option<Permit>,
-    announce: bool,
+    /// Cancelled before its supervisor started it (the signal follows the
+    /// start request down the same pipe).
+    cancelled: bool,
 }
 
 #[derive(Debug)]
 pub(crate) struct Running {
     pub(crate) pid: u32,
+    cost: u32,
     pub(crate) cancelled: bool,
     _permit: Option<Permit>,
     /// Started by an earlier process's supervisor: signalled directly.
@@ -125,6 +144,7 @@ impl Running {
     pub(crate) fn adopted(pid: u32) -> Self {
         Self {
             pid,
+            cost: 0,
             cancelled: false,
             _permit: None,
             adopted: true,
@@ -203,35 +223,42 @@ impl Inner {
         match reply {
             Reply::Started { key, pid, start } => {
                 let key = key_of(key);
-                let handle = process::handle(pid, Some(start));
-                let Some(starting) = lock(&self.table).starting.remove(&key) else {
-                    return;
-                };
-                lock(&self.table).running.insert(
-                    key,
-                    Running {
-                        pid,
-                        cancelled: false,
-                        _permit: starting.permit,
-                        adopted: false,
-                    },
-                );
-                if starting.announce {
-                    self.sink.send(Update {
+                {
+                    let mut table = lock(&self.table);
+                    let Some(starting) = table.starting.remove(&key) else {
+                        return;
+                    };
+                    table.running.insert(
                         key,
-                        status: AttemptStatus::Submitted(handle.clone()),
-                    });
+                        Running {
+                            pid,
+                            cost: starting.cost,
+                            cancelled: starting.cancelled,
+                            _permit: starting.permit,
+                            adopted: false,
+                        },
+                    );
                 }
+                self.sink.send(Update {
+                    key,
+                    status: AttemptStatus::Submitted(process::handle(pid, Some(start))),
+                });
                 self.sink.send(Update {
                     key,
                     status: AttemptStatus::Running,
                 });
-                let _ = starting.reply.send(Ok(handle));
             }
             Reply::Failed { key, message } => {
-                if let Some(starting) = lock(&self.table).starting.remove(&key_of(key)) {
-                    let _ = starting.reply.send(Err(message));
-                }
+                let key = key_of(key);
+                let Some(starting) = lock(&self.table).starting.remove(&key) else {
+                    return;
+                };
+                let status = if starting.cancelled {
+                    AttemptStatus::Cancelled
+                } else {
+                    AttemptStatus::Error(self.failed(&starting.name, &message).message)
+                };
+                self.sink.send(Update { key, status });
             }
             Reply::Exited { key, exit, log } => {
                 let key = key_of(key);
@@ -248,10 +275,12 @@ impl Inner {
     fn on_gone(&self) {
         let pid = lock(&self.link).take().map_or(0, |l| l.pid);
         let mut table = lock(&self.table);
-        for (_, starting) in table.starting.drain() {
-            let _ = starting
-                .reply
-                .send(Err(format!("its supervisor (pid {pid}) ended")));
+        for (key, starting) in table.starting.drain() {
+            let why = format!("its supervisor (pid {pid}) ended");
+            self.sink.send(Update {
+                key,
+                status: AttemptStatus::Error(self.failed(&starting.name, &why).message),
+            });
         }
         let gone: Vec<AttemptKey> = table
             .running
@@ -270,60 +299,69 @@ impl Inner {
         }
     }
 
-    /// Hands jobs to the supervisor in one write; a receiver of each one's
-    /// handle (or why it did not start).
-    fn send(
-        self: &Arc<Self>,
-        jobs: Vec<(Job, Option<Permit>, bool)>,
-    ) -> Vec<(String, oneshot::Receiver<Result<Handle, String>>)> {
-        let mut out = Vec::with_capacity(jobs.len());
+    /// Hands jobs to the supervisor in one write and returns without
+    /// waiting for it to start them: each one's start (its `pid:START`
+    /// handle, then `Running`) or failure to start reaches the sink. An
+    /// error here (the supervisor cannot be started or reached) means none
+    /// of them was handed over.
+    fn send(self: &Arc<Self>, jobs: Vec<(Job, Option<Permit>)>) -> Result<(), String> {
         let Some(first) = jobs.first() else {
-            return out;
+            return Ok(());
         };
-        let link = self.link(&first.0);
+        let link = self.link(&first.0)?;
+        let mut keys = Vec::with_capacity(jobs.len());
         let mut requests = Vec::with_capacity(jobs.len());
-        {
-            let mut table = lock(&self.table);
-            for (job, permit, announce) in jobs {
-                let (tx, rx) = oneshot::channel();
-                out.push((job.name.clone(), rx));
-                if let Err(e) = &link {
-                    let _ = tx.send(Err(e.clone()));
-                    continue;
-                }
-                table.starting.insert(
-                    job.key,
-                    Starting {
-                        reply: tx,
-                        permit,
-                        announce,
-                    },
-                );
-                requests.push(Request::Spawn(Launch {
-                    key: (job.key.task.0, job.key.attempt),
-                    script: job.script,
-                    env: job.env,
-                    workdir: job.workdir,
-                    stdout: job.stdout,
-                    stderr: job.stderr,
-                }));
+        // Under the table's lock until written, so that a cancel finds the
+        // attempt only once its start request is in the pipe, ahead of the
+        // signal.
+        let mut table = lock(&self.table);
+        let slots = self.slots.load(Ordering::Relaxed);
+        let mut in_use: u32 = table.starting.values().map(|s| s.cost).sum::<u32>()
+            + table.running.values().map(|r| r.cost).sum::<u32>();
+        let mut queued = Vec::new();
+        for (job, permit) in jobs {
+            keys.push(job.key);
+            let cost = job.resources.cpus.clamp(1, slots.max(1));
+            // Beyond the cores: it waits in the supervisor (its timeout
+            // clock stopped) until one of these ends.
+            if slots > 0 && in_use > 0 && in_use + cost > slots {
+                queued.push(job.key);
             }
+            in_use += cost;
+            table.starting.insert(
+                job.key,
+                Starting {
+                    name: job.name,
+                    cost,
+                    permit,
+                    cancelled: false,
+                },
+            );
+            requests.push(Request::Spawn(Launch {
+                key: (job.key.task.0, job.key.attempt),
+                cost,
+                slots,
+                script: job.script,
+                env: job.env,
+                workdir: job.workdir,
+                stdout: job.stdout,
+                stderr: job.stderr,
+            }));
         }
-        if let Ok(link) = &link
-            && let Err(e) = link.send(&requests)
-        {
-            let mut table = lock(&self.table);
-            for r in &requests {
-                if let Request::Spawn(l) = r
-                    && let Some(starting) = table.starting.remove(&key_of(l.key))
-                {
-                    let _ = starting
-                        .reply
-                        .send(Err(format!("failed to reach its supervisor: {e}")));
-                }
+        if let Err(e) = link.send(&requests) {
+            for key in keys {
+                table.starting.remove(&key);
             }
+            return Err(format!("failed to reach its supervisor: {e}"));
         }
-        out
+        drop(table);
+        for key in queued {
+            self.sink.send(Update {
+                key,
+                status: AttemptStatus::Queued,
+            });
+        }
+        Ok(())
     }
 
     fn failed(&self, name: &str, why: &str) -> ExecutorError {
@@ -333,55 +371,38 @@ impl Inner {
         ))
     }
 
-    async fn started(
-        &self,
-        (name, rx): (String, oneshot::Receiver<Result<Handle, String>>),
-    ) -> Result<Handle, ExecutorError> {
-        match rx.await {
-            Ok(Ok(handle)) => Ok(handle),
-            Ok(Err(why)) => Err(self.failed(&name, &why)),
-            Err(_) => Err(self.failed(&name, "its supervisor gave no answer")),
-        }
-    }
-
-    /// Starts one job (holding `permit` until it ends); with `announce`,
-    /// reports its handle first (it was waiting).
-    async fn start(
-        self: &Arc<Self>,
-        job: Job,
-        permit: Option<Permit>,
-        announce: bool,
-    ) -> Result<Handle, ExecutorError> {
-        let mut sent = self.send(vec![(job, permit, announce)]);
-        match sent.pop() {
-            Some(one) => self.started(one).await,
-            None => Err(ExecutorError::new("nothing was sent")),
-        }
-    }
-
     /// Sends `signal` to an attempt: through the supervisor (which also
     /// signals its orphans), or straight to its group if it was adopted.
     pub(crate) fn signal(&self, key: AttemptKey, signal: Signal) {
-        let Some((pid, adopted)) = lock(&self.table)
-            .running
-            .get(&key)
-            .map(|r| (r.pid, r.adopted))
-        else {
-            return;
+        // The pid, unless its supervisor has not started it yet.
+        let (pid, adopted) = {
+            let table = lock(&self.table);
+            match table.running.get(&key) {
+                Some(r) => (Some(r.pid), r.adopted),
+                None if table.starting.contains_key(&key) => (None, false),
+                None => return,
+            }
         };
         let link = lock(&self.link).clone();
-        match link {
-            Some(link) if !adopted => {
+        match (link, pid) {
+            (Some(link), _) if !adopted => {
                 let request = Request::Signal {
                     key: (key.task.0, key.attempt),
                     signal: signal as i32,
                 };
-                if link.send(&[request]).is_err() {
+                if let (Err(_), Some(pid)) = (link.send(&[request]), pid) {
                     process::signal_group(pid, signal);
                 }
             }
-            _ => process::signal_group(pid, signal),
+            (_, Some(pid)) => process::signal_group(pid, signal),
+            (_, None) => {}
         }
+    }
+
+    /// Whether `key` is with the supervisor or running.
+    fn holds(&self, key: AttemptKey) -> bool {
+        let table = lock(&self.table);
+        table.running.contains_key(&key) || table.starting.contains_key(&key)
     }
 }
 
@@ -398,6 +419,7 @@ impl LocalExecutor {
                 binary: None,
                 link: Mutex::new(None),
                 table: Mutex::default(),
+                slots: AtomicU32::new(0),
             }),
             pool: None,
             waiting: Arc::default(),
@@ -414,8 +436,18 @@ impl LocalExecutor {
             binary: Some(binary),
             link: Mutex::new(None),
             table: Mutex::default(),
+            slots: AtomicU32::new(self.inner.slots.load(Ordering::Relaxed)),
         });
         Self { inner, ..self }
+    }
+
+    /// The same, taking at most `slots` cores at once however many
+    /// attempts it is handed: those beyond wait in its supervisor
+    /// (`Queued`) and start there the moment enough of the others end.
+    #[must_use]
+    pub fn with_slots(self, slots: u32) -> Self {
+        self.inner.slots.store(slots, Ordering::Relaxed);
+        self
     }
 
     /// How many attempts are running now.
@@ -429,7 +461,15 @@ impl LocalExecutor {
             for entry in table.running.values_mut() {
                 entry.cancelled |= mark_cancelled;
             }
-            table.running.keys().copied().collect()
+            for entry in table.starting.values_mut() {
+                entry.cancelled |= mark_cancelled;
+            }
+            table
+                .running
+                .keys()
+                .chain(table.starting.keys())
+                .copied()
+                .collect()
         };
         for key in keys {
             self.inner.signal(key, signal);
@@ -439,7 +479,7 @@ impl LocalExecutor {
     async fn wait_empty(&self, limit: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
-            if lock(&self.inner.table).running.is_empty() {
+            if self.running() == 0 && lock(&self.inner.table).starting.is_empty() {
                 return true;
             }
             if tokio::time::Instant::now() >= deadline {
@@ -479,22 +519,16 @@ impl LocalExecutor {
         let wait = tokio::spawn(async move {
             let permit = pool.acquire(owner, job.resources.cpus).await;
             // Under the lock, so that a cancel finds it waiting or starting.
-            let sent = {
-                let mut table = lock(&waiting);
-                if table.remove(&key).is_none() {
-                    return;
-                }
-                let sent = inner.send(vec![(job, Some(permit), true)]);
-                drop(table);
-                sent
-            };
-            for one in sent {
-                if let Err(e) = inner.started(one).await {
-                    inner.sink.send(Update {
-                        key,
-                        status: AttemptStatus::Error(e.message),
-                    });
-                }
+            let mut table = lock(&waiting);
+            if table.remove(&key).is_none() {
+                return;
+            }
+            let name = job.name.clone();
+            if let Err(why) = inner.send(vec![(job, Some(permit))]) {
+                inner.sink.send(Update {
+                    key,
+                    status: AttemptStatus::Error(inner.failed(&name, &why).message),
+                });
             }
         });
         table.insert(key, wait.abort_handle());
@@ -504,48 +538,58 @@ impl LocalExecutor {
 
 #[async_trait::async_trait]
 impl Executor for LocalExecutor {
+    /// Returns once the supervisor has the job (handle `local-starting`),
+    /// not once it runs: its `pid:START` handle and `Running` follow as
+    /// updates, as does a failure to start it (a missing working
+    /// directory), so the runtime goes on while the process starts.
     async fn submit(&self, job: Job) -> Result<Handle, ExecutorError> {
-        let Some((pool, owner)) = &self.pool else {
-            return self.inner.start(job, None, false).await;
-        };
-        if let Some(permit) = pool.try_acquire(job.resources.cpus) {
-            return self.inner.start(job, Some(permit), false).await;
-        }
-        // The machine is busy with other runs: wait for a turn.
-        Ok(self.wait_for_pool(job, pool, *owner))
+        let mut results = self.submit_batch(vec![job]).await;
+        results
+            .pop()
+            .unwrap_or_else(|| Err(ExecutorError::new("the attempt was not sent")))
     }
 
     async fn submit_batch(&self, jobs: Vec<Job>) -> Vec<Result<Handle, ExecutorError>> {
-        // Those that can start now go to the supervisor in one write; their
-        // handles are awaited after.
-        let mut now = Vec::new();
-        let mut results: Vec<Option<Result<Handle, ExecutorError>>> = Vec::new();
+        // Those that can start now go to the supervisor in one write.
+        let mut now = Vec::with_capacity(jobs.len());
+        let mut results = Vec::with_capacity(jobs.len());
         for job in jobs {
-            match &self.pool {
-                None => now.push((results.len(), job, None)),
+            let permit = match &self.pool {
+                None => None,
                 Some((pool, owner)) => match pool.try_acquire(job.resources.cpus) {
-                    Some(permit) => now.push((results.len(), job, Some(permit))),
+                    Some(permit) => Some(permit),
                     None => {
-                        results.push(Some(Ok(self.wait_for_pool(job, pool, *owner))));
+                        // The machine is busy with other runs: wait for a turn.
+                        results.push(Ok(self.wait_for_pool(job, pool, *owner)));
                         continue;
                     }
                 },
-            }
-            results.push(None);
+            };
+            results.push(Ok(Handle(STARTING.to_owned())));
+            now.push((results.len() - 1, job, permit));
         }
-        let slots: Vec<usize> = now.iter().map(|(i, _, _)| *i).collect();
+        let names: Vec<(usize, String)> =
+            now.iter().map(|(i, j, _)| (*i, j.name.clone())).collect();
         let sent = self.inner.send(
             now.into_iter()
-                .map(|(_, job, permit)| (job, permit, false))
+                .map(|(_, job, permit)| (job, permit))
                 .collect(),
         );
-        for (slot, one) in slots.into_iter().zip(sent) {
-            results[slot] = Some(self.inner.started(one).await);
+        if let Err(why) = sent {
+            for (i, name) in names {
+                results[i] = Err(self.inner.failed(&name, &why));
+            }
         }
         results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(ExecutorError::new("the attempt was not sent"))))
-            .collect()
+    }
+
+    fn holds_ahead(&self) -> u32 {
+        // Its supervisor keeps to `slots` and starts the next held attempt
+        // as one ends; with a shared pool the pool decides instead.
+        match self.pool {
+            None => self.inner.slots.load(Ordering::Relaxed),
+            Some(_) => 0,
+        }
     }
 
     fn handles_must_be_durable(&self) -> bool {
@@ -566,24 +610,23 @@ impl Executor for LocalExecutor {
         if self.stop_waiting(key) {
             return Ok(());
         }
-        let pid = {
+        {
             let mut table = lock(&self.inner.table);
-            let Some(entry) = table.running.get_mut(&key) else {
+            if let Some(entry) = table.running.get_mut(&key) {
+                entry.cancelled = true;
+            } else if let Some(entry) = table.starting.get_mut(&key) {
+                entry.cancelled = true;
+            } else {
                 return Ok(());
-            };
-            entry.cancelled = true;
-            entry.pid
-        };
+            }
+        }
         self.inner.signal(key, Signal::SIGTERM);
         let inner = Arc::clone(&self.inner);
         let grace = self.inner.grace;
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
-            let still = lock(&inner.table)
-                .running
-                .get(&key)
-                .is_some_and(|r| r.pid == pid);
-            if still {
+            // Keys are never reused: still held means the same attempt.
+            if inner.holds(key) {
                 inner.signal(key, Signal::SIGKILL);
             }
         });

@@ -22,11 +22,18 @@
 //! and tasks die with the process (a resumed run still reads the records of
 //! the attempts that had ended).
 //!
-//! A handle is `pid:START` with the process's start time from
-//! `/proc/PID/stat`, so a restarted runtime can tell its own task from an
-//! unrelated process that reused the pid (a zombie counts as dead). Tasks
-//! of the run that nothing recorded are found by the `TWINFLOW_RUN_ID` in
-//! their environment (each leads its session) and killed.
+//! `submit` returns once the supervisor has the attempt (handle
+//! `local-starting`), not once it runs: the runtime goes on while the shell
+//! starts, and the attempt's handle `pid:START` (the process's start time
+//! from `/proc/PID/stat`, so a restarted runtime can tell its own task from
+//! an unrelated process that reused the pid; a zombie counts as dead)
+//! follows as [`twinflow_core::AttemptStatus::Submitted`], then `Running`,
+//! or a failure to start as an error status. An executor with `slots` holds
+//! as many attempts again ([`twinflow_core::Executor::holds_ahead`]): they
+//! wait in the supervisor (`Queued`) and it starts each the moment an
+//! attempt ends, without a round trip through the runtime. Tasks of the run
+//! that nothing recorded are found by the `TWINFLOW_RUN_ID` in their
+//! environment (each leads its session) and killed.
 //!
 //! Executors built by one [`LocalFactory`] with a [`SlotPool`] (the daemon)
 //! share the machine's cores across runs: an attempt that finds them busy

@@ -6,17 +6,55 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use twinflow_core::Handle;
 
+/// A small file of `/proc` (a process's `stat`, a `children` list), read
+/// with one `read` into `buf` when it fits, as they do: no `stat` for a
+/// size hint (`/proc` reports 0) and no doubling reads. `buf` is cleared
+/// first; the bytes read are in it.
+pub(crate) fn read_proc(path: &str, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    use std::io::Read;
+    buf.clear();
+    if buf.capacity() < 1024 {
+        buf.reserve(1024);
+    }
+    let mut file = std::fs::File::open(path)?;
+    loop {
+        if buf.len() == buf.capacity() {
+            buf.reserve(buf.capacity());
+        }
+        let len = buf.len();
+        buf.resize(buf.capacity(), 0);
+        match file.read(&mut buf[len..]) {
+            Ok(0) => {
+                buf.truncate(len);
+                return Ok(());
+            }
+            Ok(n) => buf.truncate(len + n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(len),
+            Err(e) => {
+                buf.truncate(len);
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// `/proc/PID/stat` as text, or `None` when there is no such process.
+pub(crate) fn stat_of(pid: u32) -> Option<String> {
+    let mut buf = Vec::new();
+    read_proc(&format!("/proc/{pid}/stat"), &mut buf).ok()?;
+    String::from_utf8(buf).ok()
+}
+
 /// The start time of a process in clock ticks since boot (field 22 of
 /// `/proc/PID/stat`), or `None` when there is no such process.
 pub(crate) fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_start_time(&stat)
+    parse_start_time(&stat_of(pid)?)
 }
 
 /// The start time of a live process: `None` when there is none, or only its
 /// zombie (state `Z`, dead and waiting to be reaped) or its last trace (`X`).
 pub(crate) fn live_start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = stat_of(pid)?;
     if matches!(state_of(&stat), Some('Z' | 'X')) {
         return None;
     }
@@ -138,6 +176,22 @@ mod tests {
         assert_eq!(h.0, "pid:123:456");
         assert_eq!(parse_handle(&h), Some((123, 456)));
         assert_eq!(parse_handle(&Handle("job:7".into())), None);
+    }
+
+    #[test]
+    fn proc_files_are_read_whole_whatever_their_length() {
+        let mut buf = Vec::new();
+        read_proc("/proc/self/stat", &mut buf).unwrap();
+        assert_eq!(
+            buf,
+            std::fs::read("/proc/self/stat").unwrap(),
+            "a stat line in one read"
+        );
+        // Longer than the first buffer: it grows.
+        read_proc("/proc/self/maps", &mut buf).unwrap();
+        assert!(buf.len() > 1024, "{}", buf.len());
+        assert!(buf.ends_with(b"\n"));
+        assert!(read_proc("/proc/0/stat", &mut buf).is_err());
     }
 
     #[test]

@@ -21,6 +21,14 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Launch {
     pub(crate) key: (u32, u32),
+    /// The cores it takes of `slots` (at least 1).
+    pub(crate) cost: u32,
+    /// How many cores the supervisor's tasks may take together; 0: no
+    /// limit (the executor keeps to its limit itself). An attempt that does
+    /// not fit waits in the supervisor, in order, and starts the moment
+    /// enough of them free up (one that takes more than all of them starts
+    /// alone).
+    pub(crate) slots: u32,
     pub(crate) script: String,
     pub(crate) env: Vec<(String, String)>,
     pub(crate) workdir: PathBuf,
@@ -100,6 +108,8 @@ impl Request {
             Self::Spawn(l) => {
                 out.push(1);
                 put_key(out, l.key);
+                put_u32(out, l.cost);
+                put_u32(out, l.slots);
                 put_bytes(out, l.script.as_bytes());
                 put_u32(out, u32::try_from(l.env.len()).unwrap_or(u32::MAX));
                 for (k, v) in &l.env {
@@ -125,6 +135,7 @@ impl Request {
         let request = match r.u8()? {
             1 => {
                 let key = r.key()?;
+                let (cost, slots) = (r.u32()?, r.u32()?);
                 let script = r.string()?;
                 let n = r.u32()?;
                 let mut env = Vec::new();
@@ -133,6 +144,8 @@ impl Request {
                 }
                 Self::Spawn(Launch {
                     key,
+                    cost,
+                    slots,
                     script,
                     env,
                     workdir: r.path()?,
@@ -348,6 +361,8 @@ mod tests {
         let requests = [
             Request::Spawn(Launch {
                 key: (7, 2),
+                cost: 3,
+                slots: 2,
                 script: "echo 'a\nb' é".to_owned(),
                 env: vec![("A".to_owned(), "1=2".to_owned())],
                 workdir: "/w d".into(),

@@ -235,10 +235,51 @@ async fn cancel_and_shutdown_kill_the_group_even_when_it_ignores_sigterm() {
 }
 
 #[tokio::test]
+async fn submit_returns_before_the_task_starts_and_a_cancel_then_still_kills_it() {
+    let (exec, mut rx, dir) = setup();
+    // The dispatch loop is not held while the supervisor starts the shell.
+    let handle = exec
+        .submit(job(
+            dir.path(),
+            1,
+            "echo $$ > pid; sleep 60.7; touch survived",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(handle.0, "local-starting");
+    // Cancelled before its start was reported: the signal follows the start.
+    let key = AttemptKey {
+        task: TaskId(1),
+        attempt: 0,
+    };
+    exec.cancel(key, &handle).await.unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let update = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .expect("an update in time")
+            .expect("the sink is open");
+        let last = update.status.is_final();
+        seen.push(update.status);
+        if last {
+            break;
+        }
+    }
+    assert_eq!(seen.last(), Some(&AttemptStatus::Cancelled), "{seen:?}");
+    assert!(
+        matches!(&seen[0], AttemptStatus::Submitted(h) if h.0.starts_with("pid:")),
+        "{seen:?}"
+    );
+    assert_eq!(exec.running(), 0);
+    assert!(!dir.path().join("survived").exists());
+}
+
+#[tokio::test]
 async fn reattach_kills_an_orphan_but_not_a_reused_pid() {
-    let (exec, _rx, dir) = setup();
+    let (exec, mut rx, dir) = setup();
     // An orphan from "an earlier process": a detached sleep we started.
-    let handle = exec.submit(job(dir.path(), 1, "sleep 60")).await.unwrap();
+    exec.submit(job(dir.path(), 1, "sleep 60")).await.unwrap();
+    let handle = started(&mut rx).await;
     let pid: u32 = handle.0.split(':').nth(1).unwrap().parse().unwrap();
     let wrong = twinflow_core::Handle(format!("pid:{}:1", std::process::id()));
     let key = AttemptKey {
@@ -264,14 +305,32 @@ async fn reattach_kills_an_orphan_but_not_a_reused_pid() {
 
 #[tokio::test]
 async fn a_missing_working_directory_is_an_error_not_a_panic() {
-    let (exec, _rx, dir) = setup();
+    let (exec, mut rx, dir) = setup();
     let mut j = job(dir.path(), 1, "true");
     j.workdir = dir.path().join("nope");
-    let err = exec.submit(j).await.unwrap_err();
-    assert!(
-        err.message.contains("failed to start /bin/sh for t1"),
-        "{err}"
-    );
+    // Handed over at once; the failure to start follows as its status.
+    exec.submit(j).await.unwrap();
+    match final_status(&mut rx).await {
+        AttemptStatus::Error(message) => assert!(
+            message.contains("failed to start /bin/sh for t1") && message.contains("nope"),
+            "{message}"
+        ),
+        other => panic!("not an error: {other:?}"),
+    }
+}
+
+/// The `pid:START` handle of the first attempt that starts.
+async fn started(rx: &mut mpsc::UnboundedReceiver<Update>) -> twinflow_core::Handle {
+    loop {
+        let update = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .expect("an update in time")
+            .expect("the sink is open");
+        if let AttemptStatus::Submitted(handle) = update.status {
+            assert!(handle.0.starts_with("pid:"), "{handle}");
+            return handle;
+        }
+    }
 }
 
 #[tokio::test]
@@ -319,4 +378,71 @@ async fn reattach_kills_tasks_of_the_run_whose_handle_was_never_recorded() {
     let group = nix::unistd::Pid::from_raw(i32::try_from(other.id()).unwrap());
     nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL).unwrap();
     let _ = other.wait();
+}
+
+/// Every update until each of `tasks` has a final one.
+async fn until_all_final(
+    rx: &mut mpsc::UnboundedReceiver<Update>,
+    tasks: usize,
+) -> Vec<(u32, AttemptStatus)> {
+    let mut seen = Vec::new();
+    let mut done = 0;
+    while done < tasks {
+        let update = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .expect("an update in time")
+            .expect("the sink is open");
+        done += usize::from(update.status.is_final());
+        seen.push((update.key.task.0, update.status));
+    }
+    seen
+}
+
+#[tokio::test]
+async fn attempts_beyond_the_slots_wait_in_the_supervisor_and_start_as_one_ends() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let exec =
+        LocalExecutor::new("here", Arc::new(Sink(tx)), Duration::from_millis(300)).with_slots(1);
+    assert_eq!(exec.holds_ahead(), 1, "the runtime may hand it one more");
+    let dir = tempfile::tempdir().unwrap();
+    let stamp = |f: &str| format!("date +%s.%N > {f}; sleep 0.3; date +%s.%N > {f}.end");
+    let jobs = vec![
+        job(dir.path(), 1, &stamp("a")),
+        job(dir.path(), 2, &stamp("b")),
+        job(dir.path(), 3, "touch never"),
+    ];
+    let handles = exec.submit_batch(jobs).await;
+    assert!(handles.iter().all(|h| h.is_ok()), "{handles:?}");
+    // The third is cancelled while it waits: it never runs.
+    exec.cancel(
+        AttemptKey {
+            task: TaskId(3),
+            attempt: 0,
+        },
+        &twinflow_core::Handle("local-starting".to_owned()),
+    )
+    .await
+    .unwrap();
+    let seen = until_all_final(&mut rx, 3).await;
+    let of = |t: u32| -> Vec<&AttemptStatus> {
+        seen.iter()
+            .filter(|(k, _)| *k == t)
+            .map(|(_, s)| s)
+            .collect()
+    };
+    assert_eq!(of(1).last(), Some(&&AttemptStatus::Exited(0)), "{seen:?}");
+    assert!(!of(1).contains(&&AttemptStatus::Queued), "{seen:?}");
+    assert_eq!(of(2)[0], &AttemptStatus::Queued, "{seen:?}");
+    assert_eq!(of(2).last(), Some(&&AttemptStatus::Exited(0)), "{seen:?}");
+    assert_eq!(of(3), [&AttemptStatus::Queued, &AttemptStatus::Cancelled]);
+    let at = |f: &str| -> f64 {
+        std::fs::read_to_string(dir.path().join(f))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert!(at("b") >= at("a.end"), "one slot: b began after a ended");
+    assert!(!dir.path().join("never").exists());
+    assert_eq!(exec.running(), 0);
 }

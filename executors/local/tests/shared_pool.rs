@@ -95,15 +95,20 @@ async fn a_second_run_waits_for_the_shared_core_then_starts_with_its_real_handle
     let [(first, mut rx1), (second, mut rx2)] = two_runs();
     let stamp = |f: &str| format!("date +%s.%N > {f}; sleep 0.5; date +%s.%N > {f}.end");
     let h1 = first.submit(job(dir.path(), 0, &stamp("a"))).await.unwrap();
-    assert!(h1.0.starts_with("pid:"), "{h1}");
+    assert_eq!(h1.0, "local-starting", "a core was free");
     let h2 = second
         .submit(job(dir.path(), 1, &stamp("b")))
         .await
         .unwrap();
     assert_eq!(h2.0, "local-waiting", "no core left for the second run");
+    let seen = until_final(&mut rx1).await;
+    assert!(
+        matches!(&seen[0], AttemptStatus::Submitted(h) if h.0.starts_with("pid:")),
+        "{seen:?}"
+    );
     assert_eq!(
-        until_final(&mut rx1).await.last(),
-        Some(&AttemptStatus::Exited(0))
+        seen[1..],
+        [AttemptStatus::Running, AttemptStatus::Exited(0)]
     );
     let seen = until_final(&mut rx2).await;
     assert_eq!(seen[0], AttemptStatus::Queued, "{seen:?}");
@@ -148,11 +153,13 @@ async fn an_attempt_cancelled_while_it_waits_never_runs_and_frees_its_turn() {
     );
     // The core is free again: the next attempt starts at once.
     let h = second.submit(job(dir.path(), 2, "true")).await.unwrap();
-    assert!(h.0.starts_with("pid:"), "{h}");
-    assert_eq!(
-        until_final(&mut rx2).await.last(),
-        Some(&AttemptStatus::Exited(0))
+    assert_eq!(h.0, "local-starting", "{h}");
+    let seen = until_final(&mut rx2).await;
+    assert!(
+        matches!(&seen[0], AttemptStatus::Submitted(h) if h.0.starts_with("pid:")),
+        "{seen:?}"
     );
+    assert_eq!(seen.last(), Some(&AttemptStatus::Exited(0)));
     assert!(
         !dir.path().join("ran").exists(),
         "the cancelled attempt ran"

@@ -236,6 +236,16 @@ impl Engine {
     ) -> RunHandle {
         let default_slots = options.default_slots.unwrap_or_else(cores);
         let mut config = SchedulerConfig::for_plan(&plan, default_slots);
+        // A backend that starts held attempts itself when capacity frees up
+        // gets that many more (see `Executor::holds_ahead`).
+        for (e, exec) in executors.iter().enumerate() {
+            let ahead = exec.holds_ahead();
+            if let (Some(capacity), true) = (config.capacity.get_mut(e), ahead > 0)
+                && let Some(limit) = capacity.limit
+            {
+                capacity.limit = Some(limit.saturating_add(ahead));
+            }
+        }
         config.fail_fast = options.fail_fast;
         config.announce_ready = true;
         let (events_tx, events_rx) = mpsc::unbounded_channel();

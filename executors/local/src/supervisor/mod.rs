@@ -15,7 +15,11 @@
 //!
 //! It appends a line to its record file when an attempt starts and when it
 //! has ended (see `crate::wire`), so a twinflow that was killed and
-//! restarted reads how its tasks ended instead of running them again. When
+//! restarted reads how its tasks ended instead of running them again. The
+//! lines and replies of one turn of its loop (a batch of requests, the
+//! attempts that ended together) go out together, the lines in one write
+//! before the replies: the executor never hears of a start or an end that
+//! is not on record. When
 //! its executor says goodbye it kills what is left and exits; when the
 //! executor vanishes (its pipe closes without a goodbye: a SIGKILL) it
 //! keeps its tasks to their end, records them, and exits.
@@ -32,14 +36,14 @@ use crate::wire::{Exit, Launch, Record, Reply, Request};
 use crate::{process, spawn};
 use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 /// The environment variable that marks every process of one attempt.
 pub(crate) const MARK: &str = "TWINFLOW_LOCAL_MARK";
@@ -49,6 +53,11 @@ pub(crate) const MARK: &str = "TWINFLOW_LOCAL_MARK";
 /// environment) can hold a pipe open past the task's end; its later output
 /// is still written, after the task's end has been reported.
 const LOG_LINGER: Duration = Duration::from_secs(1);
+
+/// How long a child's death (SIGCHLD) may wait to be reaped when it was not
+/// a task shell: an orphan's zombie is harmless meanwhile, and most deaths
+/// are task shells, whose ends look at the children anyway.
+const REAP_DELAY: Duration = Duration::from_millis(50);
 
 /// Creates a record file in `dir` (made if missing), named after the
 /// process that writes it (`PID-START-N.rec`), so a later reader can tell
@@ -84,23 +93,67 @@ struct Shared {
     replies: mpsc::UnboundedSender<Reply>,
     /// Running attempts: their shells' pids.
     tasks: Mutex<HashMap<(u32, u32), u32>>,
+    /// Attempts waiting for cores, and the cores taken.
+    queue: Mutex<Queue>,
     orphans: Mutex<orphans::Known>,
     me: u32,
     changed: Notify,
+    /// Record lines and replies of this turn of the loop.
+    outbox: Mutex<Outbox>,
+    /// Ended attempts waiting for their orphans to be looked for (and
+    /// killed): woken when none is left.
+    sweeps: Mutex<Vec<Sweep>>,
+}
+
+/// An ended attempt, and how to tell its end that its orphans are gone.
+type Sweep = ((u32, u32), oneshot::Sender<()>);
+
+/// Attempts handed over beyond the cores (`Launch::slots`): they start
+/// here, in order, the moment an attempt ends, without waiting for the
+/// executor to hear of the end and send the next.
+#[derive(Default)]
+struct Queue {
+    waiting: VecDeque<Launch>,
+    in_use: u32,
+    /// The cores of each attempt started (or starting).
+    costs: HashMap<(u32, u32), u32>,
+}
+
+#[derive(Default)]
+struct Outbox {
+    lines: String,
+    replies: Vec<Reply>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Shared {
-    fn record(&self, record: &Record) {
-        if let Some(file) = &self.cfg.records {
-            let line = record.line();
-            if let Err(e) = (&*file).write_all(line.as_bytes()) {
-                tracing::warn!("failed to append to the local supervisor's record file: {e}");
-            }
+    /// Records `record` and then sends `reply`, with the rest of this turn.
+    fn post(&self, record: Option<&Record>, reply: Reply) {
+        let mut outbox = lock(&self.outbox);
+        if let (Some(record), Some(_)) = (record, &self.cfg.records) {
+            outbox.lines.push_str(&record.line());
+        }
+        outbox.replies.push(reply);
+    }
+
+    /// Appends this turn's lines in one write, then sends its replies.
+    fn flush(&self) {
+        let Outbox { lines, replies } = std::mem::take(&mut *lock(&self.outbox));
+        if let (Some(file), false) = (&self.cfg.records, lines.is_empty())
+            && let Err(e) = (&*file).write_all(lines.as_bytes())
+        {
+            tracing::warn!("failed to append to the local supervisor's record file: {e}");
+        }
+        for reply in replies {
+            let _ = self.replies.send(reply);
         }
     }
 
     fn tasks(&self) -> std::sync::MutexGuard<'_, HashMap<(u32, u32), u32>> {
-        self.tasks.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.tasks)
     }
 
     fn shell_pids(&self) -> Vec<u32> {
@@ -120,9 +173,12 @@ pub(crate) async fn serve(
         env: spawn::BaseEnv::capture(),
         replies,
         tasks: Mutex::default(),
+        queue: Mutex::default(),
         orphans: Mutex::default(),
         me: std::process::id(),
         changed: Notify::new(),
+        outbox: Mutex::default(),
+        sweeps: Mutex::default(),
     });
     let mut children = if subreaper {
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()).ok()
@@ -130,40 +186,148 @@ pub(crate) async fn serve(
         None
     };
     let mut open = true;
+    // When a child that died is to be reaped, if no sweep does it first.
+    let mut reap_at: Option<tokio::time::Instant> = None;
     loop {
         if !open && shared.tasks().is_empty() {
             break;
         }
         tokio::select! {
-            request = requests.recv(), if open => match request {
-                Some(Request::Spawn(launch)) => start(&shared, launch),
-                Some(Request::Signal { key, signal }) => {
-                    if let Ok(signal) = Signal::try_from(signal) {
-                        signal_attempt(&shared, key, signal);
-                    }
+            request = requests.recv(), if open => {
+                open = handle(&shared, request);
+                // The rest of a batch, in the same turn.
+                while open && let Ok(request) = requests.try_recv() {
+                    open = handle(&shared, Some(request));
                 }
-                Some(Request::Goodbye) => {
-                    let keys: Vec<_> = shared.tasks().keys().copied().collect();
-                    for key in keys {
-                        signal_attempt(&shared, key, Signal::SIGKILL);
-                    }
-                    open = false;
-                }
-                // Gone without a goodbye: the tasks run on to their end.
-                None => open = false,
-            },
+            }
             Some(()) = async { children.as_mut()?.recv().await } => {
+                reap_at.get_or_insert_with(|| tokio::time::Instant::now() + REAP_DELAY);
+            }
+            () = tokio::time::sleep_until(reap_at.unwrap_or_else(tokio::time::Instant::now)),
+                if reap_at.is_some() => {
+                reap_at = None;
                 orphans::reap(&shared.orphans, &shared.shell_pids());
             }
             () = shared.changed.notified() => {}
         }
+        if sweep(&shared) {
+            reap_at = None;
+        }
+        run_queue(&shared);
+        shared.flush();
     }
+    shared.flush();
     if subreaper {
         orphans::kill_all(&shared.orphans, &[]).await;
     }
 }
 
-/// Starts one attempt; its end is handled on a task of its own.
+/// Carries out one request; whether the executor is still there.
+fn handle(shared: &Arc<Shared>, request: Option<Request>) -> bool {
+    match request {
+        Some(Request::Spawn(launch)) => {
+            lock(&shared.queue).waiting.push_back(launch);
+            run_queue(shared);
+        }
+        Some(Request::Signal { key, signal }) => {
+            if let Ok(signal) = Signal::try_from(signal) {
+                signal_attempt(shared, key, signal);
+            }
+        }
+        Some(Request::Goodbye) => {
+            drop_waiting(shared, "its executor said goodbye before it started");
+            let keys: Vec<_> = shared.tasks().keys().copied().collect();
+            for key in keys {
+                signal_attempt(shared, key, Signal::SIGKILL);
+            }
+            return false;
+        }
+        // Gone without a goodbye: the tasks run on to their end; those not
+        // started never start (a resumed run runs them).
+        None => {
+            drop_waiting(shared, "its executor went away before it started");
+            return false;
+        }
+    }
+    true
+}
+
+/// Starts waiting attempts, in order, while their cores are free (one
+/// larger than all of them when none is in use).
+fn run_queue(shared: &Arc<Shared>) {
+    loop {
+        let launch = {
+            let mut queue = lock(&shared.queue);
+            let Some(next) = queue.waiting.front() else {
+                return;
+            };
+            let cost = next.cost.max(1);
+            let fits = next.slots == 0 || queue.in_use == 0 || queue.in_use + cost <= next.slots;
+            if !fits {
+                return;
+            }
+            let Some(launch) = queue.waiting.pop_front() else {
+                return;
+            };
+            queue.in_use += cost;
+            queue.costs.insert(launch.key, cost);
+            launch
+        };
+        start(shared, launch);
+    }
+}
+
+/// Frees the cores of an attempt that ended (or failed to start).
+fn release(shared: &Shared, key: (u32, u32)) {
+    let mut queue = lock(&shared.queue);
+    if let Some(cost) = queue.costs.remove(&key) {
+        queue.in_use -= cost;
+    }
+}
+
+/// Answers every waiting attempt with `why` instead of starting it.
+fn drop_waiting(shared: &Shared, why: &str) {
+    let waiting = std::mem::take(&mut lock(&shared.queue).waiting);
+    for launch in waiting {
+        shared.post(
+            None,
+            Reply::Failed {
+                key: launch.key,
+                message: why.to_owned(),
+            },
+        );
+    }
+}
+
+/// Looks once at the children for every attempt that ended since the last
+/// turn: with no orphan alive (the common case) they are done at once;
+/// those whose mark an orphan carries get rounds of killing of their own.
+/// Whether it looked (and so reaped what had died).
+fn sweep(shared: &Arc<Shared>) -> bool {
+    let ended = std::mem::take(&mut *lock(&shared.sweeps));
+    if ended.is_empty() {
+        return false;
+    }
+    let live = orphans::survey(&shared.orphans, &shared.shell_pids());
+    for (key, done) in ended {
+        let mark = orphans::Mark::new(shared.me, key);
+        if !orphans::any_marked(&shared.orphans, &mark, &live) {
+            let _ = done.send(());
+            continue;
+        }
+        let shared = Arc::clone(shared);
+        tokio::spawn(async move {
+            orphans::kill_marked(&shared.orphans, &mark, &shared.shell_pids()).await;
+            let _ = done.send(());
+        });
+    }
+    true
+}
+
+/// Starts one attempt (`posix_spawn` holds the loop until the shell has
+/// exec'd: a fraction of a millisecond, which the attempts waiting here
+/// make up for, and cheaper than handing the start to a thread); its end is
+/// handled on a task of its own.
 fn start(shared: &Arc<Shared>, launch: Launch) {
     let key = launch.key;
     let mark = format!("{MARK}={}.{}.{}", shared.me, key.0, key.1);
@@ -176,21 +340,27 @@ fn start(shared: &Arc<Shared>, launch: Launch) {
     let (pid, out, err) = match started {
         Ok(started) => started,
         Err(e) => {
-            let _ = shared.replies.send(Reply::Failed {
-                key,
-                message: e.to_string(),
-            });
+            release(shared, key);
+            shared.post(
+                None,
+                Reply::Failed {
+                    key,
+                    message: e.to_string(),
+                },
+            );
             return;
         }
     };
+    let start = process::start_time(pid).unwrap_or(0);
     // Our copies of the task's ends close here, so the captures see the end
     // of file when the task's processes have gone.
     let logs =
         [(out, launch.stdout), (err, launch.stderr)].map(|(pipe, path)| pipe.drain_into(path));
-    let start = process::start_time(pid).unwrap_or(0);
-    shared.record(&Record::Started { key, pid, start });
     shared.tasks().insert(key, pid);
-    let _ = shared.replies.send(Reply::Started { key, pid, start });
+    shared.post(
+        Some(&Record::Started { key, pid, start }),
+        Reply::Started { key, pid, start },
+    );
     let shared = Arc::clone(shared);
     tokio::spawn(async move {
         let exit = spawn::wait(pid).await;
@@ -198,8 +368,10 @@ fn start(shared: &Arc<Shared>, launch: Launch) {
         // does every orphan carrying its mark.
         process::signal_group(pid, Signal::SIGKILL);
         if shared.cfg.subreaper {
-            let mark = orphans::Mark::new(shared.me, key);
-            orphans::kill_marked(&shared.orphans, &mark, &shared.shell_pids()).await;
+            let (done, swept) = oneshot::channel();
+            lock(&shared.sweeps).push((key, done));
+            shared.changed.notify_one();
+            let _ = swept.await;
         }
         let log = finish_logs(logs).await;
         let exit = match exit {
@@ -208,12 +380,15 @@ fn start(shared: &Arc<Shared>, launch: Launch) {
             Ok(other) => Exit::WaitFailed(format!("ended with wait status {other:?}")),
             Err(e) => Exit::WaitFailed(format!("failed to wait for pid {pid}: {e}")),
         };
-        shared.record(&Record::Ended {
-            key,
-            exit: exit.clone(),
-            log: log.clone(),
-        });
-        let _ = shared.replies.send(Reply::Exited { key, exit, log });
+        release(&shared, key);
+        shared.post(
+            Some(&Record::Ended {
+                key,
+                exit: exit.clone(),
+                log: log.clone(),
+            }),
+            Reply::Exited { key, exit, log },
+        );
         shared.tasks().remove(&key);
         shared.changed.notify_one();
     });
@@ -223,6 +398,19 @@ fn start(shared: &Arc<Shared>, launch: Launch) {
 /// carries its mark (and their groups).
 fn signal_attempt(shared: &Shared, key: (u32, u32), signal: Signal) {
     let Some(pid) = shared.tasks().get(&key).copied() else {
+        // Not started yet: it never will be.
+        let mut queue = lock(&shared.queue);
+        if let Some(at) = queue.waiting.iter().position(|l| l.key == key) {
+            queue.waiting.remove(at);
+            drop(queue);
+            shared.post(
+                None,
+                Reply::Failed {
+                    key,
+                    message: format!("cancelled ({signal}) before it started"),
+                },
+            );
+        }
         return;
     };
     process::signal_group(pid, signal);

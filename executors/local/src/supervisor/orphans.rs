@@ -10,6 +10,11 @@
 //! children come to the supervisor in turn), and every dead child that is
 //! not a task shell is reaped. A process that cleared its environment
 //! carries no mark: it is killed when the supervisor exits.
+//!
+//! The common case, tasks that leave nothing behind, costs one listing of
+//! the children for all the attempts that ended together ([`survey`]): only
+//! when it finds a live child that is not a task shell are marks read and
+//! rounds of killing run.
 
 use crate::process;
 use nix::sys::signal::Signal;
@@ -43,13 +48,16 @@ fn children_of(pid: &str) -> Vec<u32> {
         return Vec::new();
     };
     let mut found = Vec::new();
+    let mut buf = Vec::new();
     for thread in threads.flatten() {
-        let mut path = thread.path();
-        path.push("children");
-        if let Ok(list) = std::fs::read_to_string(&path) {
+        let path = format!(
+            "/proc/{pid}/task/{}/children",
+            thread.file_name().to_string_lossy()
+        );
+        if process::read_proc(&path, &mut buf).is_ok() {
             found.extend(
-                list.split_ascii_whitespace()
-                    .filter_map(|p| p.parse::<u32>().ok()),
+                buf.split(u8::is_ascii_whitespace)
+                    .filter_map(|p| std::str::from_utf8(p).ok()?.parse::<u32>().ok()),
             );
         }
     }
@@ -57,15 +65,15 @@ fn children_of(pid: &str) -> Vec<u32> {
 }
 
 fn is_zombie(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
+    process::stat_of(pid)
         .and_then(|stat| process::state_of(&stat))
         .is_none_or(|state| matches!(state, 'Z' | 'X'))
 }
 
 /// The value of [`super::MARK`] in a process's environment.
 fn mark_of(pid: u32) -> Option<String> {
-    let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let mut env = Vec::new();
+    process::read_proc(&format!("/proc/{pid}/environ"), &mut env).ok()?;
     let prefix = format!("{}=", super::MARK);
     env.split(|b| *b == 0)
         .find_map(|var| var.strip_prefix(prefix.as_bytes()))
@@ -89,6 +97,40 @@ fn live_orphans(known: &Mutex<Known>, mark: Option<&Mark>, shells: &[u32]) -> Ve
             seen.as_deref() == Some(mark.0.as_str())
         })
         .collect()
+}
+
+/// One look at the children for attempts that have ended: reaps every dead
+/// child that is not one of `shells`, and returns the live ones (orphans of
+/// some attempt, or of none); empty in the common case, in which no mark is
+/// read.
+pub(crate) fn survey(known: &Mutex<Known>, shells: &[u32]) -> Vec<u32> {
+    let mut live = Vec::new();
+    let mut known = lock(known);
+    for pid in children() {
+        if shells.contains(&pid) {
+            continue;
+        }
+        if !is_zombie(pid) {
+            live.push(pid);
+            continue;
+        }
+        let Ok(raw) = i32::try_from(pid) else {
+            continue;
+        };
+        if waitpid(Pid::from_raw(raw), Some(WaitPidFlag::WNOHANG)).is_ok() {
+            known.0.remove(&pid);
+        }
+    }
+    live
+}
+
+/// Whether any of `orphans` carries `mark` (their marks are read once).
+pub(crate) fn any_marked(known: &Mutex<Known>, mark: &Mark, orphans: &[u32]) -> bool {
+    let mut known = lock(known);
+    orphans.iter().any(|pid| {
+        let seen = known.0.entry(*pid).or_insert_with(|| mark_of(*pid));
+        seen.as_deref() == Some(mark.0.as_str())
+    })
 }
 
 /// Live orphans carrying `mark`.
