@@ -729,3 +729,5 @@ mod tests;
 mod tests_containers;
 #[cfg(test)]
 mod tests_packing;
+#[cfg(test)]
+mod tests_support;

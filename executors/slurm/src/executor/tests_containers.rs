@@ -52,22 +52,7 @@ impl Cluster for Imaged {
             "scontrol" => Ok("MaxArraySize = 1001\n".to_owned()),
             WORKER => Ok("twinflow 0.1.0\n".to_owned()),
             "sbatch" => Ok(format!("{}\n", 100 + self.next_id.fetch_add(1, SeqCst))),
-            "squeue" => {
-                let ids = args
-                    .iter()
-                    .skip_while(|a| *a != "-j")
-                    .nth(1)
-                    .cloned()
-                    .unwrap_or_default();
-                let mut out = String::new();
-                for id in ids.split(',') {
-                    out.push_str(&format!("{id}|COMPLETED|None\n"));
-                    for i in 0..8 {
-                        out.push_str(&format!("{id}_{i}|COMPLETED|None\n"));
-                    }
-                }
-                Ok(out)
-            }
+            "squeue" => Ok(super::tests_support::squeue_all_completed(args)),
             _ => Ok(String::new()),
         }
     }
@@ -78,14 +63,7 @@ impl Cluster for Imaged {
     }
 
     async fn read_files(&self, paths: Vec<PathBuf>) -> Vec<Option<String>> {
-        paths
-            .iter()
-            .map(|p| {
-                p.extension()
-                    .is_some_and(|e| e == "status")
-                    .then(|| "0\n".to_owned())
-            })
-            .collect()
+        super::tests_support::status_files_zero(&paths)
     }
 
     async fn output(&self, argv: Vec<String>) -> std::io::Result<twinflow_launch::CommandOutput> {
