@@ -181,9 +181,9 @@ fn resolve(path: &Path) -> Option<PathBuf> {
     })
 }
 
-/// One step of a copy: a directory to create (and give its mode once
-/// filled) or a file to copy.
-enum Item {
+/// One step of a copy or a download (here and over SFTP): a directory to
+/// create (and give its mode once filled) or a file to copy.
+pub(crate) enum Item {
     Dir {
         to: PathBuf,
         mode: u32,

@@ -4,6 +4,7 @@
 
 use super::{CHUNK, Fail, is_missing};
 use crate::SshError;
+use crate::local::Item;
 use ::ssh2::{ErrorCode, FileStat, OpenFlags, OpenType, RenameFlags, Sftp};
 use std::fs;
 use std::io::{self, Read, Write};
@@ -181,20 +182,6 @@ pub(super) fn download(sftp: &Sftp, from: &Path, to: &Path, root: &Path) -> Resu
         }
     }
     Ok(())
-}
-
-/// One step of a download: a directory to create (and give its mode once
-/// filled) or a file to copy.
-enum Item {
-    Dir {
-        to: PathBuf,
-        mode: u32,
-    },
-    File {
-        from: PathBuf,
-        to: PathBuf,
-        mode: u32,
-    },
 }
 
 /// The remote directory links must stay in, resolved when a link needs it.
