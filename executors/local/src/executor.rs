@@ -1,10 +1,12 @@
 //! The local executor: hands attempts to its supervisor, follows their
 //! ends, kills them, and takes back those of an earlier process.
 
+mod adopt;
+
 use crate::link::{Link, SupervisorBinary};
 use crate::pool::{Permit, SlotPool};
+use crate::process;
 use crate::wire::{Exit, Launch, Reply, Request};
-use crate::{adopt, process};
 use nix::sys::signal::Signal;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -16,7 +16,7 @@
 //! and processes that left it: double forks, `setsid`, `nohup`) is killed
 //! at its end, timeout or cancel; and so that the tasks outlive a killed
 //! twinflow, which reads how they ended from the supervisor's record file
-//! when the run is resumed (`adopt.rs`) instead of running them again.
+//! when the run is resumed (`executor/adopt.rs`) instead of running them again.
 //! Without one, the same supervisor loop runs inside this process: process
 //! groups are still killed, but orphans that left them are not followed,
 //! and tasks die with the process (a resumed run still reads the records of
@@ -41,7 +41,6 @@
 //! timeout clock has not started) and is announced with its real handle
 //! when it starts.
 
-mod adopt;
 mod capture;
 mod executor;
 mod link;

@@ -27,7 +27,7 @@
 //! Apptainer's processes are the job's own, which Slurm kills.
 
 use crate::cluster::Cluster;
-use crate::script::ScriptError;
+use crate::script_error::ScriptError;
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::PathBuf;

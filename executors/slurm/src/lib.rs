@@ -25,6 +25,7 @@ pub mod parse;
 mod recover;
 mod remote;
 pub mod script;
+mod script_error;
 mod staging;
 pub mod worker;
 

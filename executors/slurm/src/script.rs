@@ -44,42 +44,11 @@
 //! either are refused too.
 
 use crate::containers::StepContainer;
-use std::fmt;
 use std::fmt::Write as _;
 use std::path::Path;
-use twinflow_core::{ExecutorError, Job, SlurmConfig, shell_quote};
+use twinflow_core::{Job, SlurmConfig, shell_quote};
 
-/// A job that cannot be written as a batch script; the message is lowercase
-/// and carries the offending text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScriptError {
-    message: String,
-}
-
-impl ScriptError {
-    pub(crate) fn new(message: String) -> Self {
-        Self { message }
-    }
-
-    /// What is wrong, e.g. "the partition `a#b` cannot go on an #SBATCH line: ...".
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-}
-
-impl fmt::Display for ScriptError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for ScriptError {}
-
-impl From<ScriptError> for ExecutorError {
-    fn from(e: ScriptError) -> Self {
-        ExecutorError::new(e.message)
-    }
-}
+pub use crate::script_error::ScriptError;
 
 /// Options the header sets itself, which an extra option may not override.
 const OWNED_LONG: [&str; 6] = ["job-name", "comment", "chdir", "output", "error", "array"];
@@ -651,7 +620,8 @@ mod tests {
 
     #[test]
     fn script_errors_become_permanent_executor_errors() {
-        let e = ExecutorError::from(ScriptError::new("the qos \"a#b\" ...".to_owned()));
+        let e =
+            twinflow_core::ExecutorError::from(ScriptError::new("the qos \"a#b\" ...".to_owned()));
         assert_eq!(e.message, "the qos \"a#b\" ...");
         assert!(!e.transient);
     }

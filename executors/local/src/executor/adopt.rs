@@ -16,7 +16,7 @@
 //! a session with the run's id and directory in its environment and is not
 //! followed, are killed, as before.
 
-use crate::executor::{Inner, Running, lock, status_of};
+use super::{Inner, Running, lock, status_of};
 use crate::process;
 use crate::wire::{Exit, Record};
 use nix::sys::signal::Signal;
