@@ -6,31 +6,16 @@
 use super::*;
 use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::SeqCst;
-use twinflow_core::{ContainerRuntime, ContainerSpec, Resources, TaskId};
+use twinflow_core::{ContainerRuntime, ContainerSpec};
 
 const WORKER: &str = "/appl/twinflow/bin/twinflow";
 const ID: &str = "2babe0e6b50b0bb98e0df0fd0a1067189e300d11121aae3f279d9f29234dc6c7";
 
 fn job(task: u32, step: &str, pack: Option<u32>) -> Job {
     Job {
-        key: AttemptKey {
-            task: TaskId(task),
-            attempt: 0,
-        },
-        name: format!("{step}[{task}]"),
         script: "cat /etc/os-release".to_owned(),
         env: vec![("TWINFLOW_RUN_ID".to_owned(), "r1".to_owned())],
-        workdir: PathBuf::from(format!("/run/work/{step}/{task}")),
-        stdout: PathBuf::from(format!("/run/logs/{step}/{task}.0.out")),
-        stderr: PathBuf::from(format!("/run/logs/{step}/{task}.0.err")),
-        resources: Resources {
-            time_seconds: Some(600),
-            ..Resources::default()
-        },
-        step: step.to_owned(),
-        pack,
-        inputs: Vec::new(),
-        outputs: Vec::new(),
+        ..super::tests_support::job(task, step, pack)
     }
 }
 

@@ -1,36 +1,13 @@
 //! The executor's `twinflow:` and `array_throttle` on a scripted cluster:
 //! what reaches the job scripts, what a binary that does not run does.
 
+use super::tests_support::job;
 use super::*;
 use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::SeqCst;
-use twinflow_core::{Resources, TaskId};
 
 const GOOD: &str = "/appl/twinflow/bin/twinflow";
 const MISSING: &str = "/missing/twinflow";
-
-fn job(task: u32, step: &str, pack: Option<u32>) -> Job {
-    Job {
-        key: AttemptKey {
-            task: TaskId(task),
-            attempt: 0,
-        },
-        name: format!("{step}[{task}]"),
-        script: "true".to_owned(),
-        env: Vec::new(),
-        workdir: PathBuf::from(format!("/run/work/{step}/{task}")),
-        stdout: PathBuf::from(format!("/run/logs/{step}/{task}.0.out")),
-        stderr: PathBuf::from(format!("/run/logs/{step}/{task}.0.err")),
-        resources: Resources {
-            time_seconds: Some(600),
-            ..Resources::default()
-        },
-        step: step.to_owned(),
-        pack,
-        inputs: Vec::new(),
-        outputs: Vec::new(),
-    }
-}
 
 /// A cluster that runs every job to success at once, knows `GOOD` as a
 /// twinflow binary and has nothing at `MISSING`; it keeps the files the
