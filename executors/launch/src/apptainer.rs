@@ -27,7 +27,7 @@
 //!   group: killing the group stops them.
 
 use crate::error::LaunchError;
-use crate::parts::{Bind, Launch, check_options, gpu_env, sh, text};
+use crate::parts::{Bind, Launch, bind_args, check_options, gpu_env, sh, text};
 use crate::spec::{ContainerLaunch, GpuVendor, LaunchSpec, Network};
 use std::ffi::OsString;
 use twinflow_core::ContainerRuntime;
@@ -51,18 +51,8 @@ pub(crate) fn wrap(
     arg("--no-eval".into());
     let workdir = text(spec.workdir.to_str(), "working directory", spec.workdir)?;
     arg(format!("--pwd={workdir}"));
-    for b in binds {
-        let p = text(b.path.to_str(), "bind source", &b.path)?;
-        if p.contains([':', ',']) {
-            return Err(LaunchError::new(format!(
-                "the bind source `{p}` holds `:` or `,`, which {}'s --bind cannot carry",
-                c.runtime
-            )));
-        }
-        arg(format!(
-            "--bind={p}:{p}{}",
-            if b.read_only { ":ro" } else { "" }
-        ));
+    for bind in bind_args(binds, "--bind", &[':', ','], c.runtime)? {
+        arg(bind);
     }
     let mut inside = spec.env.to_vec();
     if let Some(gpus) = spec.gpus {

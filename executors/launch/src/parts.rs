@@ -81,6 +81,34 @@ pub(crate) struct Bind {
     pub(crate) read_only: bool,
 }
 
+/// Each bind as `OPTION=SRC:SRC[:ro]` (`--bind` for Apptainer, `--volume`
+/// for podman and docker); a source holding one of `forbidden`, which the
+/// option's syntax cannot carry, is refused.
+pub(crate) fn bind_args(
+    binds: &[Bind],
+    option: &str,
+    forbidden: &[char],
+    runtime: ContainerRuntime,
+) -> Result<Vec<String>, LaunchError> {
+    binds
+        .iter()
+        .map(|b| {
+            let p = text(b.path.to_str(), "bind source", &b.path)?;
+            if p.contains(forbidden) {
+                let listed: Vec<String> = forbidden.iter().map(|c| format!("`{c}`")).collect();
+                return Err(LaunchError::new(format!(
+                    "the bind source `{p}` holds {}, which {runtime}'s {option} cannot carry",
+                    listed.join(" or ")
+                )));
+            }
+            Ok(format!(
+                "{option}={p}:{p}{}",
+                if b.read_only { ":ro" } else { "" }
+            ))
+        })
+        .collect()
+}
+
 /// The task directory read-write, then the input sources read-only that
 /// are not under it or under one another, in path order.
 pub(crate) fn binds(workdir: &Path, inputs: &[PathBuf]) -> Result<Vec<Bind>, LaunchError> {

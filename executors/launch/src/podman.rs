@@ -31,7 +31,7 @@
 //!   `/bin/sh` could not be run in the image.
 
 use crate::error::LaunchError;
-use crate::parts::{Bind, Launch, check_options, gpu_env, sh, text};
+use crate::parts::{Bind, Launch, bind_args, check_options, gpu_env, sh, text};
 use crate::spec::{ContainerLaunch, GpuVendor, LaunchSpec, Network};
 use std::ffi::OsString;
 use twinflow_core::ContainerRuntime;
@@ -84,18 +84,8 @@ pub(crate) fn wrap(
             format!("--user={}:{}", c.user.uid, c.user.gid)
         });
     }
-    for b in binds {
-        let p = text(b.path.to_str(), "bind source", &b.path)?;
-        if p.contains(':') {
-            return Err(LaunchError::new(format!(
-                "the bind source `{p}` holds `:`, which {}'s --volume cannot carry",
-                c.runtime
-            )));
-        }
-        arg(format!(
-            "--volume={p}:{p}{}",
-            if b.read_only { ":ro" } else { "" }
-        ));
+    for bind in bind_args(binds, "--volume", &[':'], c.runtime)? {
+        arg(bind);
     }
     let mut env = spec.env.to_vec();
     if let Some(gpus) = spec.gpus {
