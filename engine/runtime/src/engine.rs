@@ -95,6 +95,20 @@ pub enum EngineError {
         /// image could not be resolved.
         reason: String,
     },
+    /// An executor that steps run on sets a `prologue`, which no backend
+    /// runs yet: refused rather than run without it.
+    #[error(
+        "executor `{executor}` sets a prologue (`{prologue}`), which twinflow does not run \
+         before tasks yet; the run is refused rather than run without it (remove `prologue:` \
+         and load the environment in the steps' `run`, or run with --local, which drops \
+         prologues)"
+    )]
+    PrologueNotApplied {
+        /// The executor.
+        executor: String,
+        /// Its prologue, as written.
+        prologue: String,
+    },
     /// The run's dispatch loop ended without a summary (a bug).
     #[error("the run's dispatch loop ended unexpectedly: {0}")]
     Aborted(String),
@@ -278,6 +292,7 @@ impl Engine {
         let (tx, rx) = mpsc::unbounded_channel();
         let sink: Arc<dyn UpdateSink> = Arc::new(RunSink(tx.clone()));
         let default_slots = options.default_slots.unwrap_or_else(cores);
+        refuse_prologues(&plan)?;
         let executors = self.executors(&plan, &sink, default_slots)?;
         let images = images::resolve(&plan, &executors).await?;
         let opened = self.open_or_resume(&run, &plan, &options)?;
@@ -338,6 +353,26 @@ impl Engine {
                     })
             })
             .collect()
+    }
+}
+
+/// Refuses a plan whose steps run on an executor with a `prologue`: no
+/// backend runs prologues yet, and running the tasks without one would be a
+/// silent no-op of a setting the user wrote.
+fn refuse_prologues(plan: &Plan) -> Result<(), EngineError> {
+    let used = plan
+        .steps
+        .iter()
+        .filter_map(|s| plan.executors.get(s.executor.index()));
+    match used
+        .into_iter()
+        .find_map(|e| Some((e, e.prologue.as_ref()?)))
+    {
+        Some((executor, prologue)) => Err(EngineError::PrologueNotApplied {
+            executor: executor.name.clone(),
+            prologue: prologue.clone(),
+        }),
+        None => Ok(()),
     }
 }
 

@@ -164,6 +164,39 @@ steps:
 }
 
 #[tokio::test]
+async fn an_executor_prologue_is_refused_not_skipped() {
+    let f = Fixture::new();
+    let plan = f.plan(
+        "
+version: 1
+name: prologue
+executors:
+  here: { kind: local, prologue: 'module load python' }
+  unused: { kind: local, prologue: 'module load gcc' }
+steps:
+  a:
+    executor: here
+    run: touch $DIR/a-ran
+",
+        &[],
+        "r1",
+    );
+    let Err(e) = f.engine.submit(plan, RunOptions::default()).await else {
+        panic!("a prologue was accepted and not run");
+    };
+    assert!(
+        e.to_string().starts_with(
+            "executor `here` sets a prologue (`module load python`), which twinflow does not \
+             run before tasks yet"
+        ),
+        "{e}"
+    );
+    assert!(!f.path("a-ran").exists());
+    let runs = f.engine.read_state(|s| s.runs().unwrap().len());
+    assert_eq!(runs, 0, "nothing is recorded for a refused run");
+}
+
+#[tokio::test]
 async fn cycling_state_and_gathers_arrive_where_the_commands_expect_them() {
     let f = Fixture::new();
     let plan = f.plan(
