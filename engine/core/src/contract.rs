@@ -214,6 +214,15 @@ pub trait Executor: Send + Sync + fmt::Debug {
         0
     }
 
+    /// Whether this backend runs its executor's `prologue` (shell lines such
+    /// as `module load`) on the host before each task, outside any
+    /// container. The runtime refuses a run whose steps use an executor
+    /// with a prologue that its backend does not run, rather than run the
+    /// tasks without it. False, the default.
+    fn runs_prologue(&self) -> bool {
+        false
+    }
+
     /// Whether a handle of this backend must reach the state store before
     /// anything else happens: true (the default) where the work outlives
     /// this process and is found again by its handle (a Slurm job, a VM

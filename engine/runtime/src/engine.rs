@@ -292,8 +292,8 @@ impl Engine {
         let (tx, rx) = mpsc::unbounded_channel();
         let sink: Arc<dyn UpdateSink> = Arc::new(RunSink(tx.clone()));
         let default_slots = options.default_slots.unwrap_or_else(cores);
-        refuse_prologues(&plan)?;
         let executors = self.executors(&plan, &sink, default_slots)?;
+        refuse_prologues(&plan, &executors)?;
         let images = images::resolve(&plan, &executors).await?;
         let opened = self.open_or_resume(&run, &plan, &options)?;
         images::record(
@@ -356,18 +356,19 @@ impl Engine {
     }
 }
 
-/// Refuses a plan whose steps run on an executor with a `prologue`: no
-/// backend runs prologues yet, and running the tasks without one would be a
-/// silent no-op of a setting the user wrote.
-fn refuse_prologues(plan: &Plan) -> Result<(), EngineError> {
-    let used = plan
-        .steps
-        .iter()
-        .filter_map(|s| plan.executors.get(s.executor.index()));
-    match used
-        .into_iter()
-        .find_map(|e| Some((e, e.prologue.as_ref()?)))
-    {
+/// Refuses a plan whose steps run on an executor with a `prologue` its
+/// backend does not run ([`Executor::runs_prologue`]): running the tasks
+/// without it would be a silent no-op of a setting the user wrote.
+/// `executors` are the plan's, in the same order.
+fn refuse_prologues(plan: &Plan, executors: &[Arc<dyn Executor>]) -> Result<(), EngineError> {
+    let unapplied = plan.steps.iter().find_map(|s| {
+        let index = s.executor.index();
+        let spec = plan.executors.get(index)?;
+        let prologue = spec.prologue.as_ref()?;
+        let runs = executors.get(index).is_some_and(|e| e.runs_prologue());
+        (!runs).then(|| (spec, prologue))
+    });
+    match unapplied {
         Some((executor, prologue)) => Err(EngineError::PrologueNotApplied {
             executor: executor.name.clone(),
             prologue: prologue.clone(),
