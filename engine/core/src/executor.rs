@@ -4,6 +4,7 @@
 //! run gives each executor ([`ExecutorSpec::capacity`]), which the scheduler
 //! takes from its config without knowing the backend.
 
+use crate::GpuVendor;
 use crate::scheduler::ExecutorCapacity;
 use serde::Serialize;
 use std::fmt;
@@ -131,6 +132,12 @@ impl fmt::Display for S3Location {
 pub struct LocalConfig {
     /// Concurrent cpu slots; `None` means the machine's cores at run time.
     pub slots: Option<u32>,
+    /// The host's GPU device ids this executor hands out, each to one
+    /// attempt at a time (`gpus: [0, 1]`); empty: none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gpus: Vec<u32>,
+    /// Whose GPUs `gpus` are: decides the variables and container flags.
+    pub gpu_vendor: GpuVendor,
 }
 
 /// Settings of a Slurm executor.

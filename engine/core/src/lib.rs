@@ -35,5 +35,5 @@ pub use plan::{
     AfterSpec, CyclePoint, CycleSpec, ForEachKey, InputSpec, OutputSpec, ParamValue, Plan,
     PlanBuilder, StepSpec, Task, TaskInput, WorkflowInfo, input_paths, task_name,
 };
-pub use resources::Resources;
+pub use resources::{GpuVendor, Resources};
 pub use template::{Piece, Ref, Template, push_shell_quoted, shell_quote, shell_words};

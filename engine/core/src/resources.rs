@@ -13,6 +13,22 @@ pub struct Resources {
     pub time_seconds: Option<u64>,
     /// GPUs (Slurm `--gres=gpu:N`).
     pub gpus: u32,
+    /// The GPU type the step asks for (`resources.gpus: {count, type}`),
+    /// e.g. `a100` (Slurm `--gres=gpu:a100:N`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_type: Option<String>,
+}
+
+/// GPU vendors, by what selects their devices.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GpuVendor {
+    /// `CUDA_VISIBLE_DEVICES`; Apptainer `--nv`; CDI `nvidia.com/gpu=N`.
+    #[default]
+    Nvidia,
+    /// `ROCR_VISIBLE_DEVICES` and `HIP_VISIBLE_DEVICES`; Apptainer `--rocm`;
+    /// `/dev/kfd` and `/dev/dri` for podman and docker.
+    Amd,
 }
 
 impl Default for Resources {
@@ -22,6 +38,7 @@ impl Default for Resources {
             memory_bytes: None,
             time_seconds: None,
             gpus: 0,
+            gpu_type: None,
         }
     }
 }

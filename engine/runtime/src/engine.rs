@@ -331,6 +331,7 @@ impl Engine {
                         with.backend =
                             twinflow_core::BackendConfig::Local(twinflow_core::LocalConfig {
                                 slots: Some(default_slots),
+                                ..local.clone()
                             });
                         resolved = with;
                         &resolved
@@ -366,7 +367,7 @@ fn refuse_prologues(plan: &Plan, executors: &[Arc<dyn Executor>]) -> Result<(), 
         let spec = plan.executors.get(index)?;
         let prologue = spec.prologue.as_ref()?;
         let runs = executors.get(index).is_some_and(|e| e.runs_prologue());
-        (!runs).then(|| (spec, prologue))
+        (!runs).then_some((spec, prologue))
     });
     match unapplied {
         Some((executor, prologue)) => Err(EngineError::PrologueNotApplied {

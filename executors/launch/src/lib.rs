@@ -44,7 +44,6 @@ pub use resolve::{
     ApptainerResolver, CommandOutput, CommandRunner, ImageResolver, LocalRunner, PodmanResolver,
     ResolvedImage,
 };
-pub use spec::{
-    ContainerLaunch, GpuBinding, GpuVendor, HostUser, LaunchSpec, Network, container_name,
-};
+pub use spec::{ContainerLaunch, GpuBinding, HostUser, LaunchSpec, Network, container_name};
+pub use twinflow_core::GpuVendor;
 pub use wrap::launch;

@@ -5,9 +5,10 @@
 //! share them.
 
 use crate::error::LaunchError;
-use crate::spec::{ContainerLaunch, GpuBinding, GpuVendor};
+use crate::spec::{ContainerLaunch, GpuBinding};
 use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
+use twinflow_core::GpuVendor;
 use twinflow_core::{ContainerRuntime, shell_quote, shell_words};
 
 /// How to start one attempt.

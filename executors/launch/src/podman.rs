@@ -32,9 +32,10 @@
 
 use crate::error::LaunchError;
 use crate::parts::{Bind, Launch, bind_args, check_options, gpu_env, sh, text};
-use crate::spec::{ContainerLaunch, GpuVendor, LaunchSpec, Network};
+use crate::spec::{ContainerLaunch, LaunchSpec, Network};
 use std::ffi::OsString;
 use twinflow_core::ContainerRuntime;
+use twinflow_core::GpuVendor;
 
 /// Options the command line sets itself.
 const OWNED: [&str; 8] = [

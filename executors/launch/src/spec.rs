@@ -4,7 +4,7 @@
 
 use crate::resolve::ResolvedImage;
 use std::path::{Path, PathBuf};
-use twinflow_core::{ContainerRuntime, ImageRef, TaskId};
+use twinflow_core::{ContainerRuntime, GpuVendor, ImageRef, TaskId};
 
 /// One attempt of one task, as the executor is about to start it.
 #[derive(Debug, Clone, Copy)]
@@ -38,16 +38,6 @@ pub struct GpuBinding {
     pub vendor: GpuVendor,
     /// Host device indices, e.g. `[2, 3]`.
     pub devices: Vec<u32>,
-}
-
-/// GPU vendors, by what selects their devices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum GpuVendor {
-    /// `CUDA_VISIBLE_DEVICES`; Apptainer `--nv`; CDI `nvidia.com/gpu=N`.
-    Nvidia,
-    /// `ROCR_VISIBLE_DEVICES` and `HIP_VISIBLE_DEVICES`; Apptainer `--rocm`;
-    /// `/dev/kfd` and `/dev/dri` for podman and docker.
-    Amd,
 }
 
 /// The container one attempt runs in.

@@ -170,6 +170,7 @@ mod tests {
                 memory_bytes: Some(512 << 20),
                 time_seconds: Some(40),
                 gpus: 0,
+                gpu_type: None,
             },
             step: "bird".to_owned(),
             pack: None,

@@ -460,6 +460,7 @@ mod tests {
             // 1 d 1 h 1 min 1 s: rounds up to 1-01:02:00.
             time_seconds: Some(90_061),
             gpus: 2,
+            gpu_type: None,
         };
         let config = SlurmConfig {
             partition: Some("small-g".to_owned()),

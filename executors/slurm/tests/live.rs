@@ -46,7 +46,7 @@ fn job(dir: &Path, task: u32, script: &str) -> Job {
             cpus: 1,
             memory_bytes: Some(64 << 20),
             time_seconds: Some(120),
-            gpus: 0,
+            ..Resources::default()
         },
         step: "live".to_owned(),
         pack: None,

@@ -43,7 +43,10 @@ fn plan(steps: &[S], deps: &dyn Fn(u32) -> Vec<u32>, points: usize, runahead: Op
     let executors = vec![
         executor(
             "local",
-            BackendConfig::Local(LocalConfig { slots: Some(2) }),
+            BackendConfig::Local(LocalConfig {
+                slots: Some(2),
+                ..LocalConfig::default()
+            }),
         ),
         executor("hpc", BackendConfig::Slurm(SlurmConfig::default())),
     ];
@@ -769,7 +772,10 @@ fn for_plan_takes_each_executors_capacity_from_its_settings() {
         "local: its slots; Slurm: no limit here"
     );
     let mut unset = p.executors[0].clone();
-    unset.backend = BackendConfig::Local(LocalConfig { slots: None });
+    unset.backend = BackendConfig::Local(LocalConfig {
+        slots: None,
+        ..LocalConfig::default()
+    });
     assert_eq!(unset.capacity(8), ExecutorCapacity::cores(8), "the cores");
     assert_eq!(
         unset.capacity(0),

@@ -76,7 +76,10 @@ pub(crate) fn lower_all(doc: &WorkflowDoc, d: &mut Diags, opts: &CompileOptions)
                 BackendConfig::Local(l) => l.slots,
                 _ => None,
             };
-            e.spec.backend = BackendConfig::Local(LocalConfig { slots });
+            e.spec.backend = BackendConfig::Local(LocalConfig {
+                slots,
+                ..LocalConfig::default()
+            });
             e.spec.prologue = None;
             e.spec.bound_by = Some("--local".to_owned());
         }
@@ -274,6 +277,7 @@ fn lower_one(
     let backend = match kind {
         KindDoc::Local => BackendConfig::Local(LocalConfig {
             slots: e.slots.as_ref().map(|s| s.value),
+            ..LocalConfig::default()
         }),
         KindDoc::Slurm => BackendConfig::Slurm(SlurmConfig {
             partition: text(&e.partition),
