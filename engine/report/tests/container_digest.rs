@@ -10,7 +10,7 @@ use twinflow_report::{CrateOptions, RunRecord, write_provenance};
 fn the_container_image_of_a_step_carries_its_resolved_digest() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("boxed.yaml");
-    let yaml = "version: 1\nname: boxed\nexecutors: { hpc: { kind: slurm } }\nsteps:\n  \
+    let yaml = "version: 1\nname: boxed\nexecutors: { hpc: { kind: slurm, container_runtime: podman } }\nsteps:\n  \
                 a:\n    executor: hpc\n    container: localhost/twinflow-busybox:1\n    \
                 run: echo a\n  b:\n    executor: hpc\n    run: echo b\n";
     std::fs::write(&file, yaml).unwrap();

@@ -104,7 +104,7 @@ impl twinflow_core::Executor for Imaging {
 const YAML: &str = "
 version: 1
 name: boxed
-executors: { cluster: { kind: local } }
+executors: { cluster: { kind: local, container_runtime: podman } }
 steps:
   a:
     executor: cluster

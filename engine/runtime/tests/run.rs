@@ -137,7 +137,7 @@ async fn a_step_in_a_container_is_refused_not_run_on_the_host() {
         "
 version: 1
 name: boxed
-executors: { here: { kind: local } }
+executors: { here: { kind: local, container_runtime: podman } }
 steps:
   plain:
     executor: here

@@ -383,3 +383,42 @@ fn every_repeat_of_a_param_value_points_at_its_first_occurrence() {
         assert_eq!(labels[1].label(), Some("first here"));
     }
 }
+
+#[test]
+fn a_relative_sif_on_this_machine_is_taken_from_the_workflow_dir_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("images")).unwrap();
+    std::fs::write(dir.path().join("images/model.sif"), b"SIF").unwrap();
+    let yaml = "
+version: 1
+name: boxed
+executors: { here: { kind: local, container_runtime: apptainer } }
+steps:
+  a:
+    executor: here
+    container: images/model.sif
+    run: echo a
+  b:
+    executor: here
+    container: { image: localhost/model:1, runtime: podman }
+    run: echo b
+";
+    let options = CompileOptions {
+        workflow_dir: dir.path().to_path_buf(),
+        ..CompileOptions::default()
+    };
+    let plan = compile_with(yaml, &options);
+    let image = |name: &str| {
+        let step = plan.steps.iter().find(|s| s.name == name).unwrap();
+        step.container.as_ref().unwrap().image.clone()
+    };
+    let expected = dir.path().join("images/model.sif");
+    assert_eq!(image("a"), expected.display().to_string());
+    assert_eq!(image("b"), "localhost/model:1");
+
+    std::fs::remove_file(&expected).unwrap();
+    let err = compile_str("test.yaml", yaml, &options).unwrap_err();
+    let shown = err.render(false);
+    assert!(shown.contains("twinflow::missing-image"), "{shown}");
+    assert!(shown.contains(&expected.display().to_string()), "{shown}");
+}

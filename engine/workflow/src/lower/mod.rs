@@ -4,6 +4,7 @@
 //! happens only when nothing was wrong.
 
 mod code;
+mod container;
 mod executors;
 mod graph;
 mod model;

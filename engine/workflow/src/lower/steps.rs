@@ -1,20 +1,20 @@
 //! Steps: `for_each`, `cycling`, `needs`/`after` references and the matching
 //! rule, outputs, resources, env, container, model and the `run` template.
 
-use super::executors::{ExecIr, runtime};
+use super::executors::ExecIr;
 use super::templates::{Scope, resolve};
 use super::{StepIr, check_name};
 use crate::de::Lenient;
 use crate::diag::Diags;
-use crate::model::{ContainerDoc, ForEachDoc, StepDoc, WorkflowDoc};
+use crate::model::{ForEachDoc, StepDoc, WorkflowDoc};
 use crate::span::Spanned;
 use crate::suggest::{did_you_mean, list};
 use crate::units::{parse_duration, parse_memory};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use twinflow_core::{
-    AfterSpec, ContainerSpec, ExecutorId, ForEachKey, InputSpec, OutputSpec, ParamValue, Piece,
-    Resources, StepId, StepSpec, Template,
+    AfterSpec, ExecutorId, ForEachKey, InputSpec, OutputSpec, ParamValue, Piece, Resources, StepId,
+    StepSpec, Template,
 };
 
 /// Names a `for_each` key may not take: they are expression namespaces.
@@ -348,7 +348,10 @@ impl Ctx<'_> {
         let run = resolve(d, &s.run, &scope);
         let code = super::code::collect(d, s, run.as_ref(), self.workflow_dir);
         let env = self.env(d, s, executor, &scope);
-        let container = s.container.as_ref().and_then(|c| container(d, c));
+        let container = s.container.as_ref().and_then(|c| {
+            let spec = executor.and_then(|e| self.executors.get(e.index()));
+            super::container::lower(d, c, spec.map(|x| &x.spec), self.workflow_dir)
+        });
         let model = s
             .model
             .as_ref()
@@ -780,35 +783,6 @@ fn resources(d: &mut Diags, s: &StepDoc) -> Resources {
         r.gpus = g.value;
     }
     r
-}
-
-fn container(d: &mut Diags, c: &Spanned<ContainerDoc>) -> Option<ContainerSpec> {
-    let (image, runtime_doc, options, span) = match &c.value {
-        ContainerDoc::Image(i) => (i.clone(), None, Vec::new(), c.span),
-        ContainerDoc::Full(f) => (
-            f.image.value.clone(),
-            f.runtime.as_ref().map(|r| r.value),
-            f.options.clone(),
-            f.image.span,
-        ),
-    };
-    if image.trim().is_empty() || image.chars().any(char::is_whitespace) {
-        d.at(
-            "twinflow::bad-image",
-            span,
-            format!("`{image}` is not an image reference"),
-            "invalid image",
-        )
-        .set_help(Some(
-            "for example `docker://ghcr.io/biodt/landis:7` or `/scratch/images/landis.sif`".into(),
-        ));
-        return None;
-    }
-    Some(ContainerSpec {
-        image,
-        runtime: runtime_doc.map(runtime),
-        options,
-    })
 }
 
 #[cfg(test)]

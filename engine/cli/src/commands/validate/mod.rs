@@ -1,5 +1,7 @@
 //! `twinflow validate`: checks a workflow and summarises it.
 
+mod host;
+
 use super::compile;
 use crate::args::CompileArgs;
 use crate::exit;
@@ -10,6 +12,13 @@ use twinflow_workflow::Plan;
 pub(crate) fn validate(out: &Output, args: &CompileArgs) -> u8 {
     match compile(out, args) {
         Ok(plan) => {
+            let problems = host::missing_runtimes(&plan, std::env::var_os("PATH").as_deref());
+            if !problems.is_empty() {
+                for problem in &problems {
+                    out.error(problem);
+                }
+                return exit::INVALID;
+            }
             out.print(&summary(&plan, &args.file.display().to_string()));
             exit::SUCCESS
         }
