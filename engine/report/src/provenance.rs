@@ -940,7 +940,7 @@ fn container_entity(
             _ => (reference, None),
         };
         let (registry, name) = match path.split_once('/') {
-            Some((r, n)) if r.contains('.') || r.contains(':') => (r, n),
+            Some((r, n)) if r.contains('.') || r.contains(':') || r == "localhost" => (r, n),
             _ => ("docker.io", path),
         };
         entity["registry"] = json!(registry);

@@ -51,5 +51,9 @@ fn the_container_image_of_a_step_carries_its_resolved_digest() {
         .unwrap_or_else(|| panic!("no ContainerImage for step a"));
     assert_eq!(image["@type"], "ContainerImage");
     assert_eq!(image["sha256"], hex.as_str());
+    // A local podman image is named by its own registry, not docker.io's.
+    assert_eq!(image["registry"], "localhost");
+    assert_eq!(image["name"], "twinflow-busybox");
+    assert_eq!(image["tag"], "1");
     assert!(graph.iter().all(|e| e["@id"] != "#container/b"));
 }
