@@ -41,6 +41,7 @@
 //! timeout clock has not started) and is announced with its real handle
 //! when it starts.
 
+mod attempt;
 mod capture;
 mod executor;
 mod link;
