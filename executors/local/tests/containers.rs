@@ -9,6 +9,7 @@
 #![expect(
     clippy::unwrap_used,
     clippy::expect_used,
+    clippy::panic,
     reason = "test helpers fail the test with a message"
 )]
 
@@ -281,7 +282,7 @@ async fn a_restarted_executor_removes_the_container_of_an_attempt_it_cannot_adop
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         containers(&name),
-        [name.clone()],
+        std::slice::from_ref(&name),
         "it outlived its supervisor"
     );
 
