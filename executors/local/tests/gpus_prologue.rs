@@ -4,7 +4,8 @@
 //! for attempts held in the supervisor; more than the executor has is
 //! refused at submit; the prologue runs on the host before the task in the
 //! shell that then runs it, and a failing one fails the attempt with a
-//! message in its stderr log.
+//! message in its stderr log. A container runtime missing here is refused
+//! at resolution.
 #![expect(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -233,4 +234,45 @@ async fn the_prologue_runs_before_the_task_in_its_shell_and_a_failing_one_fails_
         "twinflow: the executor prologue failed (status 1); the task did not run\n"
     );
     exec.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_container_runtime_missing_here_is_refused_naming_image_runtime_and_host() {
+    if std::process::Command::new("apptainer")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        eprintln!("skipped: apptainer is installed here");
+        return;
+    }
+    let (exec, _rx) = executor();
+    let spec = twinflow_core::ContainerSpec {
+        image: "docker://ghcr.io/example/model:1".to_owned(),
+        runtime: Some(twinflow_core::ContainerRuntime::Apptainer),
+        options: Vec::new(),
+    };
+    let e = exec
+        .resolve_image(&spec, &["s".to_owned()])
+        .await
+        .unwrap_err();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(
+        e.message,
+        format!(
+            "cannot run it: failed to resolve image `docker://ghcr.io/example/model:1` with \
+             apptainer on host `{}`: apptainer is not installed (not on PATH)",
+            host.trim()
+        )
+    );
+    // Without a runtime on the step or the executor: refused, naming both.
+    let spec = twinflow_core::ContainerSpec {
+        runtime: None,
+        ..spec
+    };
+    let e = exec
+        .resolve_image(&spec, &["s".to_owned()])
+        .await
+        .unwrap_err();
+    assert!(e.message.starts_with("names no container runtime"), "{e}");
 }

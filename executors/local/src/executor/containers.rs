@@ -78,6 +78,16 @@ pub(crate) async fn resolve(
     })?;
     let resolved = tokio::task::spawn_blocking(move || {
         let runner = LocalRunner::new();
+        if !on_path(runtime.as_str()) {
+            // Before anything is made for it (the SIF cache directory).
+            return Err(twinflow_launch::ResolveError {
+                image: image.to_string(),
+                runtime: runtime.to_string(),
+                host: runner.host().to_owned(),
+                reason: format!("{runtime} is not installed (not on PATH)"),
+                transient: false,
+            });
+        }
         match runtime {
             ContainerRuntime::Podman | ContainerRuntime::Docker => {
                 PodmanResolver::new(runtime, runner).resolve(&image)
@@ -118,6 +128,17 @@ pub(crate) async fn resolve(
         settings.containers.insert(name.clone(), Arc::clone(&step));
     }
     Ok(resolved)
+}
+
+/// Whether an executable file `program` is in a directory of `PATH`.
+fn on_path(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            std::fs::metadata(dir.join(program))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
 }
 
 /// Refuses a job that asks for more GPUs than the executor has.
