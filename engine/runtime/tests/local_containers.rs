@@ -2,7 +2,8 @@
 //! real podman (`deploy/dev/podman-up`), skipped unless
 //! `TWINFLOW_TEST_PODMAN=1`: the output of one step reaches the next
 //! through the binds, the image's digest is recorded (`image-resolved`)
-//! and keys the cache, and no container is left.
+//! and keys the cache, and no container is left, also after a timeout of a
+//! task that ignores SIGTERM.
 #![expect(
     clippy::unwrap_used,
     reason = "test helpers fail the test with a message"
@@ -111,6 +112,48 @@ async fn steps_in_a_container_run_in_it_record_its_digest_and_leave_no_container
     let left = String::from_utf8(left.stdout).unwrap();
     assert!(
         !left.lines().any(|n| n.starts_with(&format!("tf-{run_id}"))),
+        "{left}"
+    );
+}
+
+#[tokio::test]
+async fn a_timeout_removes_the_container_of_a_task_that_ignores_sigterm() {
+    if !enabled() {
+        return;
+    }
+    let f = Fixture::new();
+    let run_id = format!("boxed-timeout-{}", std::process::id());
+    let yaml = "
+version: 1
+name: boxed-timeout
+executors: { here: { kind: local } }
+steps:
+  hang:
+    executor: here
+    container: { image: IMAGE, runtime: podman }
+    timeout: 3s
+    run: trap '' TERM; sleep 600 & wait; sleep 600
+"
+    .replace("IMAGE", &busybox());
+    let options = CompileOptions {
+        run_id: run_id.clone(),
+        ..CompileOptions::default()
+    };
+    let plan = twinflow_workflow::compile_str("hang.yaml", &yaml, &options).unwrap();
+    let started = std::time::Instant::now();
+    let (summary, _) = f.run_all(plan, RunOptions::default()).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert_eq!(summary.failures[0].1, "timed out after 3 s and was killed");
+    assert!(summary.run_dir.starts_with(f.path("state")), "{summary:?}");
+    let left = std::process::Command::new("podman")
+        .args(["ps", "-a", "--format={{.Names}}"])
+        .output()
+        .unwrap();
+    let left = String::from_utf8(left.stdout).unwrap();
+    assert!(
+        !left
+            .lines()
+            .any(|n| n.starts_with(&format!("tf-{run_id}-"))),
         "{left}"
     );
 }
