@@ -155,3 +155,48 @@ fn stopping_a_container_is_kill_then_rm() {
     let w = stop_argv("docker", "tf-a-1-0", Signal::SIGKILL);
     assert_eq!(words(&w), ["docker", "rm", "-f", "tf-a-1-0"]);
 }
+
+#[test]
+fn an_apptainer_attempt_with_gpus_passes_its_variables_by_environment() {
+    let mut launch = plain();
+    let mut c = boxed();
+    c.runtime = ContainerRuntime::Apptainer;
+    c.image = "/images/model.sif".to_owned();
+    c.run_ref = "/images/model.sif".to_owned();
+    c.options = Vec::new();
+    launch.extra.container = Some(c);
+    launch.extra.gpus = Gpus {
+        count: 1,
+        devices: vec![0, 1],
+        vendor: GpuVendor::Nvidia,
+    };
+    let c = command(&launch, &[1]).unwrap();
+    assert_eq!(
+        words(&c.argv),
+        [
+            "apptainer",
+            "exec",
+            "--no-eval",
+            "--pwd=/runs/r1/t3",
+            "--bind=/runs/r1/t3:/runs/r1/t3",
+            "--nv",
+            "/images/model.sif",
+            "/bin/sh",
+            "-e",
+            "-c",
+            "echo hi > out"
+        ]
+    );
+    let env: Vec<String> = c.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    assert_eq!(
+        env,
+        [
+            "TWINFLOW_RUN_ID=r1",
+            "A=x y",
+            "APPTAINERENV_TWINFLOW_RUN_ID=r1",
+            "APPTAINERENV_A=x y",
+            "APPTAINERENV_CUDA_VISIBLE_DEVICES=1"
+        ]
+    );
+    assert_eq!(c.container, None, "its processes go with its group");
+}
