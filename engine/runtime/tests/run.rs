@@ -156,7 +156,8 @@ steps:
     assert_eq!(
         e.to_string(),
         "step `boxed` runs in container `docker://ghcr.io/example/model:1`, which is refused \
-         rather than run on the host: executor `here` (kind local) does not run containers yet"
+         rather than run on the host: executor `here` (kind local) names no container runtime \
+         for it: set the step's `container: { runtime: … }` or the executor's `container_runtime`"
     );
     assert!(!f.path("plain-ran").exists() && !f.path("boxed-ran").exists());
     let runs = f.engine.read_state(|s| s.runs().unwrap().len());
@@ -164,36 +165,37 @@ steps:
 }
 
 #[tokio::test]
-async fn an_executor_prologue_is_refused_not_skipped() {
+async fn an_executor_prologue_runs_on_the_host_before_each_task() {
     let f = Fixture::new();
     let plan = f.plan(
         "
 version: 1
 name: prologue
 executors:
-  here: { kind: local, prologue: 'module load python' }
-  unused: { kind: local, prologue: 'module load gcc' }
+  here: { kind: local, prologue: 'export LOADED=\"python $TWINFLOW_RUN_ID\"' }
+  broken: { kind: local, prologue: 'false' }
 steps:
   a:
     executor: here
-    run: touch $DIR/a-ran
+    run: echo \"$LOADED\" > $DIR/a-ran
+  b:
+    executor: broken
+    run: touch $DIR/b-ran
 ",
         &[],
         "r1",
     );
-    let Err(e) = f.engine.submit(plan, RunOptions::default()).await else {
-        panic!("a prologue was accepted and not run");
-    };
-    assert!(
-        e.to_string().starts_with(
-            "executor `here` sets a prologue (`module load python`), which twinflow does not \
-             run before tasks yet"
-        ),
-        "{e}"
+    let (summary, _) = f.run(plan, RunOptions::default()).await;
+    assert_eq!(
+        std::fs::read_to_string(f.path("a-ran")).unwrap(),
+        "python r1\n",
+        "the prologue ran in the task's shell"
     );
-    assert!(!f.path("a-ran").exists());
-    let runs = f.engine.read_state(|s| s.runs().unwrap().len());
-    assert_eq!(runs, 0, "nothing is recorded for a refused run");
+    assert!(
+        !f.path("b-ran").exists(),
+        "a failing prologue stops its task"
+    );
+    assert_eq!(summary.failed, 1, "{summary:?}");
 }
 
 #[tokio::test]

@@ -12,8 +12,9 @@
 //! [`twinflow_core::shell_quote`]. The local, Slurm (jobs, arrays, the
 //! pack worker) and cloud executors are meant to call it instead of each
 //! building their own command line; the Slurm executor does (its job
-//! scripts, for steps in a container), the local and cloud ones not yet
-//! (see docs/containers.md).
+//! scripts, for steps in a container) and so does the local one (its
+//! supervisor spawns the argument vector), the cloud one not yet (see
+//! docs/containers.md).
 //!
 //! Inside a container the task sees its task directory at the same path
 //! (read-write, the working directory) and the files its staged inputs

@@ -2,6 +2,7 @@
 //! ends, kills them, and takes back those of an earlier process.
 
 mod adopt;
+mod containers;
 
 use crate::link::{Link, SupervisorBinary};
 use crate::pool::{Permit, SlotPool};
@@ -62,7 +63,12 @@ impl ExecutorFactory for LocalFactory {
         spec: &ExecutorSpec,
         sink: Arc<dyn UpdateSink>,
     ) -> Result<Arc<dyn Executor>, ExecutorError> {
-        let mut exec = LocalExecutor::new(&spec.name, sink, self.grace);
+        let mut exec = LocalExecutor::new(&spec.name, sink, self.grace)
+            .with_prologue(spec.prologue.clone())
+            .with_container_runtime(spec.container_runtime);
+        if let twinflow_core::BackendConfig::Local(local) = &spec.backend {
+            exec = exec.with_gpus(local.gpus.clone(), local.gpu_vendor);
+        }
         if let Some(binary) = &self.supervisor {
             exec = exec.with_supervisor(binary.clone());
         }
@@ -109,6 +115,8 @@ pub(crate) struct Inner {
     pub(crate) table: Mutex<Table>,
     /// The cores its supervisor's tasks may take together (0: no limit).
     slots: AtomicU32,
+    /// Its prologue, GPUs and containers.
+    pub(crate) settings: Mutex<containers::Settings>,
 }
 
 /// Attempts handed to the supervisor, by key.
@@ -126,6 +134,10 @@ struct Starting {
     name: String,
     /// Its cores.
     cost: u32,
+    /// Its GPUs.
+    gpus: u32,
+    /// Held in the supervisor behind cores or GPUs when it was sent.
+    queued: bool,
     permit: Option<Permit>,
     /// Cancelled before its supervisor started it (the signal follows the
     /// start request down the same pipe).
@@ -136,10 +148,14 @@ struct Starting {
 pub(crate) struct Running {
     pub(crate) pid: u32,
     cost: u32,
+    gpus: u32,
     pub(crate) cancelled: bool,
     _permit: Option<Permit>,
     /// Started by an earlier process's supervisor: signalled directly.
     pub(crate) adopted: bool,
+    /// The podman or docker container of an adopted attempt, stopped by
+    /// name when it is signalled: (program, name).
+    pub(crate) container: Option<(String, String)>,
 }
 
 impl Running {
@@ -147,9 +163,11 @@ impl Running {
         Self {
             pid,
             cost: 0,
+            gpus: 0,
             cancelled: false,
             _permit: None,
             adopted: true,
+            container: None,
         }
     }
 }
@@ -235,9 +253,11 @@ impl Inner {
                         Running {
                             pid,
                             cost: starting.cost,
+                            gpus: starting.gpus,
                             cancelled: starting.cancelled,
                             _permit: starting.permit,
                             adopted: false,
+                            container: None,
                         },
                     );
                 }
@@ -320,21 +340,33 @@ impl Inner {
         let slots = self.slots.load(Ordering::Relaxed);
         let mut in_use: u32 = table.starting.values().map(|s| s.cost).sum::<u32>()
             + table.running.values().map(|r| r.cost).sum::<u32>();
+        let mut gpus_in_use: u32 = table.starting.values().map(|s| s.gpus).sum::<u32>()
+            + table.running.values().map(|r| r.gpus).sum::<u32>();
+        let gpus_have = u32::try_from(lock(&self.settings).gpus.len()).unwrap_or(u32::MAX);
+        // The supervisor starts attempts in order: behind a held one, all are.
+        let mut blocked = table.starting.values().any(|s| s.queued);
         let mut queued = Vec::new();
         for (job, permit) in jobs {
             keys.push(job.key);
             let cost = job.resources.cpus.clamp(1, slots.max(1));
-            // Beyond the cores: it waits in the supervisor (its timeout
-            // clock stopped) until one of these ends.
-            if slots > 0 && in_use > 0 && in_use + cost > slots {
+            let gpus = job.resources.gpus;
+            // Beyond the cores or GPUs: it waits in the supervisor (its
+            // timeout clock stopped) until one of these ends.
+            blocked |= (slots > 0 && in_use > 0 && in_use + cost > slots)
+                || (gpus > 0 && gpus_in_use + gpus > gpus_have);
+            if blocked {
                 queued.push(job.key);
             }
             in_use += cost;
+            gpus_in_use += gpus;
+            let extra = containers::extra(self, &job);
             table.starting.insert(
                 job.key,
                 Starting {
                     name: job.name,
                     cost,
+                    gpus,
+                    queued: blocked,
                     permit,
                     cancelled: false,
                 },
@@ -348,6 +380,7 @@ impl Inner {
                 workdir: job.workdir,
                 stdout: job.stdout,
                 stderr: job.stderr,
+                extra,
             }));
         }
         if let Err(e) = link.send(&requests) {
@@ -377,14 +410,17 @@ impl Inner {
     /// signals its orphans), or straight to its group if it was adopted.
     pub(crate) fn signal(&self, key: AttemptKey, signal: Signal) {
         // The pid, unless its supervisor has not started it yet.
-        let (pid, adopted) = {
+        let (pid, adopted, container) = {
             let table = lock(&self.table);
             match table.running.get(&key) {
-                Some(r) => (Some(r.pid), r.adopted),
-                None if table.starting.contains_key(&key) => (None, false),
+                Some(r) => (Some(r.pid), r.adopted, r.container.clone()),
+                None if table.starting.contains_key(&key) => (None, false, None),
                 None => return,
             }
         };
+        if let Some((runtime, name)) = container {
+            tokio::spawn(async move { crate::attempt::stop(&runtime, &name, signal).await });
+        }
         let link = lock(&self.link).clone();
         match (link, pid) {
             (Some(link), _) if !adopted => {
@@ -422,6 +458,7 @@ impl LocalExecutor {
                 link: Mutex::new(None),
                 table: Mutex::default(),
                 slots: AtomicU32::new(0),
+                settings: Mutex::default(),
             }),
             pool: None,
             waiting: Arc::default(),
@@ -439,8 +476,38 @@ impl LocalExecutor {
             link: Mutex::new(None),
             table: Mutex::default(),
             slots: AtomicU32::new(self.inner.slots.load(Ordering::Relaxed)),
+            settings: Mutex::new(lock(&self.inner.settings).clone()),
         });
         Self { inner, ..self }
+    }
+
+    /// The same, running `prologue` (shell lines) on the host before each
+    /// task, in the shell that then starts it (outside its container).
+    #[must_use]
+    pub fn with_prologue(self, prologue: Option<String>) -> Self {
+        lock(&self.inner.settings).prologue = prologue;
+        self
+    }
+
+    /// The same, handing out the host's GPU devices `ids` of `vendor`: an
+    /// attempt asking for N gets N of them, never shared with another
+    /// running attempt (one that finds too few free waits in the
+    /// supervisor; one asking for more than there are is refused).
+    #[must_use]
+    pub fn with_gpus(self, ids: Vec<u32>, vendor: twinflow_core::GpuVendor) -> Self {
+        {
+            let mut settings = lock(&self.inner.settings);
+            settings.gpus = ids;
+            settings.gpu_vendor = vendor;
+        }
+        self
+    }
+
+    /// The same, with `runtime` for steps whose `container:` names none.
+    #[must_use]
+    pub fn with_container_runtime(self, runtime: Option<twinflow_core::ContainerRuntime>) -> Self {
+        lock(&self.inner.settings).container_runtime = runtime;
+        self
     }
 
     /// The same, taking at most `slots` cores at once however many
@@ -556,6 +623,10 @@ impl Executor for LocalExecutor {
         let mut now = Vec::with_capacity(jobs.len());
         let mut results = Vec::with_capacity(jobs.len());
         for job in jobs {
+            if let Err(e) = containers::check_gpus(&self.inner, &job) {
+                results.push(Err(e));
+                continue;
+            }
             let permit = match &self.pool {
                 None => None,
                 Some((pool, owner)) => match pool.try_acquire(job.resources.cpus) {
@@ -592,6 +663,19 @@ impl Executor for LocalExecutor {
             None => self.inner.slots.load(Ordering::Relaxed),
             Some(_) => 0,
         }
+    }
+
+    fn runs_prologue(&self) -> bool {
+        // The supervisor runs it in the shell that then starts the task.
+        true
+    }
+
+    async fn resolve_image(
+        &self,
+        container: &twinflow_core::ContainerSpec,
+        steps: &[String],
+    ) -> Result<twinflow_core::ResolvedImage, ExecutorError> {
+        containers::resolve(&self.inner, container, steps).await
     }
 
     fn handles_must_be_durable(&self) -> bool {

@@ -1,6 +1,8 @@
 //! twinflow-executor-local runs tasks as processes on this machine.
 //!
-//! Every attempt is `/bin/sh -e -c SCRIPT` in its working directory, in a
+//! Every attempt is `/bin/sh -e -c SCRIPT` (for a step in a container, the
+//! runtime running it inside the image, and after the executor's prologue
+//! if it has one; see `attempt.rs`) in its working directory, in a
 //! session and process group of its own (so it never holds the terminal and
 //! never sees the user's Ctrl-C), with standard input from `/dev/null` and
 //! standard output and error drained from pipes into the files the runtime
@@ -41,6 +43,7 @@
 //! timeout clock has not started) and is announced with its real handle
 //! when it starts.
 
+mod attempt;
 mod capture;
 mod executor;
 mod link;

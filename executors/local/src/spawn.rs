@@ -1,6 +1,6 @@
 //! Starting and reaping task processes.
 //!
-//! A task is started with `posix_spawn` (vfork + exec: nothing of this
+//! A task (its shell, or the container runtime that runs it) is started with `posix_spawn` (vfork + exec: nothing of this
 //! process's memory is copied, which matters when thousands of short tasks
 //! start) with `POSIX_SPAWN_SETSID`, so it leads a new session and process
 //! group and has no controlling terminal. Its standard input is `/dev/null`
@@ -17,7 +17,7 @@
               nix or tokio; every unsafe block below documents its invariants"
 )]
 
-use crate::wire::Launch;
+use crate::attempt::Command;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use std::ffi::CString;
@@ -147,25 +147,31 @@ impl Drop for SpawnSetup {
     }
 }
 
-/// Starts `/bin/sh -e -c SCRIPT` for a job with `stdout` and `stderr` as
-/// its descriptors 1 and 2 and `mark` (`NAME=value`) in its environment;
-/// returns its pid.
+/// Starts `command` (`/bin/sh -e -c SCRIPT`, or a container runtime
+/// running it; `argv[0]` is looked up in `PATH` when it has no `/`) in
+/// `workdir` with `stdout` and `stderr` as its descriptors 1 and 2, and
+/// `mark` (`NAME=value`) in its environment; returns its pid.
 pub(crate) fn spawn(
     base: &BaseEnv,
-    job: &Launch,
+    command: &Command,
+    workdir: &Path,
     mark: &str,
     stdout: &OwnedFd,
     stderr: &OwnedFd,
 ) -> io::Result<u32> {
-    let sh = c"/bin/sh";
-    let argv_owned = [
-        CString::from(c"sh"),
-        CString::from(c"-e"),
-        CString::from(c"-c"),
-        cstring(job.script.as_bytes(), "the task's script")?,
-    ];
-    let own_env = job_env(&job.env, mark)?;
-    let workdir = path_cstring(&job.workdir)?;
+    let argv_owned = command
+        .argv
+        .iter()
+        .map(|a| cstring(a.as_bytes(), "an argument of the task's command"))
+        .collect::<io::Result<Vec<CString>>>()?;
+    let Some(program) = argv_owned.first() else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the task's command is empty",
+        ));
+    };
+    let own_env = job_env(&command.env, mark)?;
+    let workdir_c = path_cstring(workdir)?;
     let mut argv: Vec<*mut libc::c_char> =
         argv_owned.iter().map(|a| a.as_ptr().cast_mut()).collect();
     argv.push(std::ptr::null_mut());
@@ -195,7 +201,7 @@ pub(crate) fn spawn(
             )?;
         }
         check(
-            libc::posix_spawn_file_actions_addchdir_np(&mut s.actions, workdir.as_ptr()),
+            libc::posix_spawn_file_actions_addchdir_np(&mut s.actions, workdir_c.as_ptr()),
             "posix_spawn_file_actions_addchdir_np",
         )?;
         let mut empty: libc::sigset_t = std::mem::zeroed();
@@ -218,9 +224,9 @@ pub(crate) fn spawn(
             "posix_spawnattr_setflags",
         )?;
         let mut pid: libc::pid_t = 0;
-        let rc = libc::posix_spawn(
+        let rc = libc::posix_spawnp(
             &mut pid,
-            sh.as_ptr(),
+            program.as_ptr(),
             &s.actions,
             &s.attr,
             argv.as_ptr(),
@@ -230,7 +236,11 @@ pub(crate) fn spawn(
             let e = io::Error::from_raw_os_error(rc);
             return Err(io::Error::new(
                 e.kind(),
-                format!("{e} (working directory {})", job.workdir.display()),
+                format!(
+                    "{e} (program {}, working directory {})",
+                    program.to_string_lossy(),
+                    workdir.display()
+                ),
             ));
         }
         u32::try_from(pid).map_err(|_| io::Error::other("posix_spawn returned a negative pid"))

@@ -10,8 +10,17 @@
 //! `O_APPEND` write: `S TASK ATTEMPT PID START` when an attempt's shell has
 //! started, `E TASK ATTEMPT STATUS [LOG ERROR]` when it has ended and its
 //! logs are complete (`STATUS` is `cCODE`, `sSIGNAL` or `w`: it could not
-//! be waited for). A line cut short by a crash is ignored.
+//! be waited for). A line cut short by a crash is ignored. An attempt in a
+//! container also gets `C TASK ATTEMPT RUNTIME NAME` just before its `S`
+//! line, so a later executor can remove a container it does not adopt; a
+//! reader that does not know a kind of line skips it.
+//!
+//! Versions: a plain attempt is request kind 1, as it always was; one with
+//! more ([`crate::attempt::Extra`]: a container, GPUs, a prologue) is kind
+//! 4, kind 1's fields followed by the extra ones, so a supervisor of either
+//! version reads the attempts it can run.
 
+use crate::attempt::Extra;
 use std::ffi::OsString;
 use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -34,6 +43,8 @@ pub(crate) struct Launch {
     pub(crate) workdir: PathBuf,
     pub(crate) stdout: PathBuf,
     pub(crate) stderr: PathBuf,
+    /// What it runs in and with beyond its script.
+    pub(crate) extra: Box<Extra>,
 }
 
 /// From the executor to the supervisor.
@@ -87,11 +98,11 @@ fn frame(out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
     out[at..at + 4].copy_from_slice(&len.to_le_bytes());
 }
 
-fn put_u32(out: &mut Vec<u8>, v: u32) {
+pub(crate) fn put_u32(out: &mut Vec<u8>, v: u32) {
     out.extend_from_slice(&v.to_le_bytes());
 }
 
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+pub(crate) fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     put_u32(out, u32::try_from(bytes.len()).unwrap_or(u32::MAX));
     out.extend_from_slice(bytes);
 }
@@ -106,7 +117,7 @@ impl Request {
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         frame(out, |out| match self {
             Self::Spawn(l) => {
-                out.push(1);
+                out.push(if l.extra.is_plain() { 1 } else { 4 });
                 put_key(out, l.key);
                 put_u32(out, l.cost);
                 put_u32(out, l.slots);
@@ -118,6 +129,9 @@ impl Request {
                 }
                 for path in [&l.workdir, &l.stdout, &l.stderr] {
                     put_bytes(out, path.as_os_str().as_bytes());
+                }
+                if !l.extra.is_plain() {
+                    l.extra.encode(out);
                 }
             }
             Self::Signal { key, signal } => {
@@ -133,7 +147,7 @@ impl Request {
     pub(crate) fn decode(body: &[u8]) -> io::Result<Self> {
         let mut r = Reader(body);
         let request = match r.u8()? {
-            1 => {
+            kind @ (1 | 4) => {
                 let key = r.key()?;
                 let (cost, slots) = (r.u32()?, r.u32()?);
                 let script = r.string()?;
@@ -142,15 +156,22 @@ impl Request {
                 for _ in 0..n {
                     env.push((r.string()?, r.string()?));
                 }
+                let (workdir, stdout, stderr) = (r.path()?, r.path()?, r.path()?);
+                let extra = Box::new(if kind == 4 {
+                    Extra::decode(&mut r)?
+                } else {
+                    Extra::default()
+                });
                 Self::Spawn(Launch {
                     key,
                     cost,
                     slots,
                     script,
                     env,
-                    workdir: r.path()?,
-                    stdout: r.path()?,
-                    stderr: r.path()?,
+                    workdir,
+                    stdout,
+                    stderr,
+                    extra,
                 })
             }
             2 => Self::Signal {
@@ -213,14 +234,14 @@ impl Reply {
     }
 }
 
-fn bad(what: &str) -> io::Error {
+pub(crate) fn bad(what: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
         format!("malformed message: {what}"),
     )
 }
 
-struct Reader<'a>(&'a [u8]);
+pub(crate) struct Reader<'a>(&'a [u8]);
 
 impl Reader<'_> {
     fn take(&mut self, n: usize) -> io::Result<&[u8]> {
@@ -232,11 +253,11 @@ impl Reader<'_> {
         Ok(head)
     }
 
-    fn u8(&mut self) -> io::Result<u8> {
+    pub(crate) fn u8(&mut self) -> io::Result<u8> {
         Ok(self.take(1)?[0])
     }
 
-    fn u32(&mut self) -> io::Result<u32> {
+    pub(crate) fn u32(&mut self) -> io::Result<u32> {
         let b = self.take(4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
@@ -250,11 +271,11 @@ impl Reader<'_> {
         Ok(self.take(n)?.to_vec())
     }
 
-    fn string(&mut self) -> io::Result<String> {
+    pub(crate) fn string(&mut self) -> io::Result<String> {
         String::from_utf8(self.bytes()?).map_err(|_| bad("not UTF-8"))
     }
 
-    fn path(&mut self) -> io::Result<PathBuf> {
+    pub(crate) fn path(&mut self) -> io::Result<PathBuf> {
         Ok(PathBuf::from(OsString::from_vec(self.bytes()?)))
     }
 }
@@ -290,6 +311,13 @@ pub(crate) enum Record {
         exit: Exit,
         log: Option<String>,
     },
+    /// The attempt runs in the container `name` of `runtime` (`podman`,
+    /// `docker`), which stopping it removes.
+    Container {
+        key: (u32, u32),
+        runtime: String,
+        name: String,
+    },
 }
 
 impl Record {
@@ -309,6 +337,9 @@ impl Record {
                 }
                 line.push('\n');
                 line
+            }
+            Self::Container { key, runtime, name } => {
+                format!("C {} {} {runtime} {name}\n", key.0, key.1)
             }
         }
     }
@@ -341,6 +372,11 @@ impl Record {
                 let log = f.next().map(str::to_owned);
                 Some(Self::Ended { key, exit, log })
             }
+            "C" => Some(Self::Container {
+                key,
+                runtime: f.next()?.to_owned(),
+                name: f.next()?.to_owned(),
+            }),
             _ => None,
         }
     }
@@ -368,6 +404,7 @@ mod tests {
                 workdir: "/w d".into(),
                 stdout: "/o".into(),
                 stderr: "/e".into(),
+                extra: Box::default(),
             }),
             Request::Signal {
                 key: (1, 0),
@@ -434,5 +471,13 @@ mod tests {
         text.push_str("E 6 0 c");
         assert_eq!(Record::parse_all(&text), records, "the cut line is skipped");
         assert!(Record::parse_all("S 1 2 x 4\n").is_empty());
+        // A container line; an older reader skips it as an unknown kind.
+        let c = Record::Container {
+            key: (4, 1),
+            runtime: "podman".to_owned(),
+            name: "tf-r-4-1".to_owned(),
+        };
+        assert_eq!(c.line(), "C 4 1 podman tf-r-4-1\n");
+        assert_eq!(Record::parse_all(&c.line()), [c]);
     }
 }

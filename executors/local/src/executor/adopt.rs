@@ -56,6 +56,8 @@ type End = (Exit, Option<String>);
 struct Seen {
     started: Option<(u32, u64)>,
     ended: Option<End>,
+    /// Its podman or docker container: (program, name).
+    container: Option<(String, String)>,
     /// Index of its file in the list.
     file: usize,
 }
@@ -100,6 +102,12 @@ fn read_files(dir: &Path) -> (Vec<File>, HashMap<(u32, u32), Seen>) {
                     let s = seen.entry(key).or_default();
                     s.ended = Some((exit, log));
                     s.file = index;
+                }
+                Record::Container { key, runtime, name } => {
+                    // Only a runtime the supervisor names by itself is run.
+                    if matches!(runtime.as_str(), "podman" | "docker") {
+                        seen.entry(key).or_default().container = Some((runtime, name));
+                    }
                 }
             }
         }
@@ -154,9 +162,9 @@ pub(crate) fn reattach(
                 followed_pids.push(pid);
                 submitted(pid, start);
                 followed.push(key);
-                lock(&inner.table)
-                    .running
-                    .insert(key, Running::adopted(pid));
+                let mut running = Running::adopted(pid);
+                running.container.clone_from(&s.container);
+                lock(&inner.table).running.insert(key, running);
                 watched.push((key, s.file));
             }
             (None, Some((pid, start))) => {
@@ -190,10 +198,40 @@ pub(crate) fn reattach(
             process::signal_group(pid, Signal::SIGKILL);
         }
     }
+    // Containers of the run's attempts that are not running on under a live
+    // supervisor: their processes are not in any group killed above.
+    let adopted: Vec<(u32, u32)> = watched.iter().map(|(k, _)| (k.task.0, k.attempt)).collect();
+    let mut stale: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (key, s) in &seen {
+        if let Some((runtime, name)) = &s.container
+            && !adopted.contains(key)
+        {
+            stale.entry(runtime).or_default().push(name);
+        }
+    }
+    for (runtime, names) in stale {
+        remove_containers(runtime, &names);
+    }
     if !watched.is_empty() {
         tokio::spawn(watch(Arc::clone(inner), files, watched));
     }
     followed
+}
+
+/// `RUNTIME rm -f NAME…`: a name that is already gone is no error.
+fn remove_containers(runtime: &str, names: &[&str]) {
+    let mut command = std::process::Command::new(runtime);
+    command.args(["rm", "-f"]);
+    if runtime == "podman" {
+        command.args(["--ignore", "--time=0"]);
+    }
+    let out = command
+        .args(names)
+        .stdin(std::process::Stdio::null())
+        .output();
+    if let Err(e) = out {
+        tracing::warn!("failed to run `{runtime} rm -f` for the run's stale containers: {e}");
+    }
 }
 
 /// Reads the record files of live supervisors until each watched attempt

@@ -29,14 +29,16 @@
 //! orphans are not followed, and the tasks die with the process.
 
 pub(crate) mod orphans;
+mod queue;
 pub(crate) mod resident;
 
+use crate::attempt;
 use crate::capture::{Draining, Pipe};
 use crate::wire::{Exit, Launch, Record, Reply, Request};
 use crate::{process, spawn};
 use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -93,8 +95,11 @@ struct Shared {
     replies: mpsc::UnboundedSender<Reply>,
     /// Running attempts: their shells' pids.
     tasks: Mutex<HashMap<(u32, u32), u32>>,
-    /// Attempts waiting for cores, and the cores taken.
-    queue: Mutex<Queue>,
+    /// Attempts waiting for cores and GPUs, and those taken.
+    queue: Mutex<queue::Queue>,
+    /// The podman or docker container of each running attempt that has
+    /// one: (program, name).
+    containers: Mutex<HashMap<(u32, u32), (String, String)>>,
     orphans: Mutex<orphans::Known>,
     me: u32,
     changed: Notify,
@@ -107,17 +112,6 @@ struct Shared {
 
 /// An ended attempt, and how to tell its end that its orphans are gone.
 type Sweep = ((u32, u32), oneshot::Sender<()>);
-
-/// Attempts handed over beyond the cores (`Launch::slots`): they start
-/// here, in order, the moment an attempt ends, without waiting for the
-/// executor to hear of the end and send the next.
-#[derive(Default)]
-struct Queue {
-    waiting: VecDeque<Launch>,
-    in_use: u32,
-    /// The cores of each attempt started (or starting).
-    costs: HashMap<(u32, u32), u32>,
-}
 
 #[derive(Default)]
 struct Outbox {
@@ -174,6 +168,7 @@ pub(crate) async fn serve(
         replies,
         tasks: Mutex::default(),
         queue: Mutex::default(),
+        containers: Mutex::default(),
         orphans: Mutex::default(),
         me: std::process::id(),
         changed: Notify::new(),
@@ -252,37 +247,28 @@ fn handle(shared: &Arc<Shared>, request: Option<Request>) -> bool {
     true
 }
 
-/// Starts waiting attempts, in order, while their cores are free (one
-/// larger than all of them when none is in use).
+/// Starts waiting attempts, in order, while their cores and GPUs are free
+/// (see [`queue`]).
 fn run_queue(shared: &Arc<Shared>) {
     loop {
-        let launch = {
-            let mut queue = lock(&shared.queue);
-            let Some(next) = queue.waiting.front() else {
-                return;
-            };
-            let cost = next.cost.max(1);
-            let fits = next.slots == 0 || queue.in_use == 0 || queue.in_use + cost <= next.slots;
-            if !fits {
-                return;
-            }
-            let Some(launch) = queue.waiting.pop_front() else {
-                return;
-            };
-            queue.in_use += cost;
-            queue.costs.insert(launch.key, cost);
-            launch
-        };
-        start(shared, launch);
+        let next = lock(&shared.queue).next();
+        match next {
+            queue::Next::Wait => return,
+            queue::Next::Start(launch, devices) => start(shared, launch, &devices),
+            queue::Next::Refuse(launch, why) => shared.post(
+                None,
+                Reply::Failed {
+                    key: launch.key,
+                    message: why,
+                },
+            ),
+        }
     }
 }
 
-/// Frees the cores of an attempt that ended (or failed to start).
+/// Frees the cores and GPUs of an attempt that ended (or failed to start).
 fn release(shared: &Shared, key: (u32, u32)) {
-    let mut queue = lock(&shared.queue);
-    if let Some(cost) = queue.costs.remove(&key) {
-        queue.in_use -= cost;
-    }
+    lock(&shared.queue).release(key);
 }
 
 /// Answers every waiting attempt with `why` instead of starting it.
@@ -328,16 +314,25 @@ fn sweep(shared: &Arc<Shared>) -> bool {
 /// exec'd: a fraction of a millisecond, which the attempts waiting here
 /// make up for, and cheaper than handing the start to a thread); its end is
 /// handled on a task of its own.
-fn start(shared: &Arc<Shared>, launch: Launch) {
+fn start(shared: &Arc<Shared>, launch: Launch, devices: &[u32]) {
     let key = launch.key;
     let mark = format!("{MARK}={}.{}.{}", shared.me, key.0, key.1);
-    let started = Pipe::new()
-        .and_then(|out| Ok((out, Pipe::new()?)))
-        .and_then(|(out, err)| {
-            let pid = spawn::spawn(&shared.env, &launch, &mark, &out.task_end, &err.task_end)?;
-            Ok((pid, out, err))
+    let started = attempt::command(&launch, devices)
+        .map_err(std::io::Error::other)
+        .and_then(|command| Ok((command, Pipe::new()?)))
+        .and_then(|(command, out)| Ok((command, out, Pipe::new()?)))
+        .and_then(|(command, out, err)| {
+            let pid = spawn::spawn(
+                &shared.env,
+                &command,
+                &launch.workdir,
+                &mark,
+                &out.task_end,
+                &err.task_end,
+            )?;
+            Ok((pid, out, err, command.container))
         });
-    let (pid, out, err) = match started {
+    let (pid, out, err, container) = match started {
         Ok(started) => started,
         Err(e) => {
             release(shared, key);
@@ -357,6 +352,15 @@ fn start(shared: &Arc<Shared>, launch: Launch) {
     let logs =
         [(out, launch.stdout), (err, launch.stderr)].map(|(pipe, path)| pipe.drain_into(path));
     shared.tasks().insert(key, pid);
+    if let Some((runtime, name)) = &container {
+        lock(&shared.containers).insert(key, (runtime.clone(), name.clone()));
+        let record = Record::Container {
+            key,
+            runtime: runtime.clone(),
+            name: name.clone(),
+        };
+        lock(&shared.outbox).lines.push_str(&record.line());
+    }
     shared.post(
         Some(&Record::Started { key, pid, start }),
         Reply::Started { key, pid, start },
@@ -365,8 +369,14 @@ fn start(shared: &Arc<Shared>, launch: Launch) {
     tokio::spawn(async move {
         let exit = spawn::wait(pid).await;
         // Whatever the script left behind in its group goes with it, and so
-        // does every orphan carrying its mark.
+        // does its container (whose processes are not ours: `--rm` removes
+        // it when it ends by itself, not when its runtime's client is
+        // killed) and every orphan carrying its mark.
         process::signal_group(pid, Signal::SIGKILL);
+        let container = lock(&shared.containers).remove(&key);
+        if let Some((runtime, name)) = container {
+            attempt::stop(&runtime, &name, Signal::SIGKILL).await;
+        }
         if shared.cfg.subreaper {
             let (done, swept) = oneshot::channel();
             lock(&shared.sweeps).push((key, done));
@@ -414,6 +424,10 @@ fn signal_attempt(shared: &Shared, key: (u32, u32), signal: Signal) {
         return;
     };
     process::signal_group(pid, signal);
+    let container = lock(&shared.containers).get(&key).cloned();
+    if let Some((runtime, name)) = container {
+        tokio::spawn(async move { attempt::stop(&runtime, &name, signal).await });
+    }
     if shared.cfg.subreaper {
         let mark = orphans::Mark::new(shared.me, key);
         for orphan in orphans::marked(&shared.orphans, &mark, &shared.shell_pids()) {
