@@ -95,17 +95,19 @@ pub enum EngineError {
         /// image could not be resolved.
         reason: String,
     },
-    /// An executor that steps run on sets a `prologue`, which no backend
-    /// runs yet: refused rather than run without it.
+    /// An executor that steps run on sets a `prologue` that its backend does
+    /// not run ([`Executor::runs_prologue`]): refused rather than run
+    /// without it.
     #[error(
-        "executor `{executor}` sets a prologue (`{prologue}`), which twinflow does not run \
-         before tasks yet; the run is refused rather than run without it (remove `prologue:` \
-         and load the environment in the steps' `run`, or run with --local, which drops \
-         prologues)"
+        "executor `{executor}` sets a prologue (`{prologue}`), which its backend ({kind}) does \
+         not run; the run is refused rather than run without it (remove `prologue:` and load \
+         the environment in the steps' `run`)"
     )]
     PrologueNotApplied {
         /// The executor.
         executor: String,
+        /// Its backend's kind.
+        kind: &'static str,
         /// Its prologue, as written.
         prologue: String,
     },
@@ -372,6 +374,7 @@ fn refuse_prologues(plan: &Plan, executors: &[Arc<dyn Executor>]) -> Result<(), 
     match unapplied {
         Some((executor, prologue)) => Err(EngineError::PrologueNotApplied {
             executor: executor.name.clone(),
+            kind: executor.backend.kind().as_str(),
             prologue: prologue.clone(),
         }),
         None => Ok(()),
