@@ -37,12 +37,15 @@
 //! the runner uses the VM's own configuration (its profile or instance
 //! credentials).
 
+mod containers;
 pub mod executor;
 mod handoff;
 mod install;
+mod kill;
 mod poll;
 pub mod runner;
 pub mod spec;
+mod task;
 
 pub use executor::{CloudExecutor, CloudSettings};
 pub use install::RunnerBinary;
@@ -139,6 +142,8 @@ impl ExecutorFactory for CloudFactory {
             forward: forwarded_env(),
             poll: self.poll.unwrap_or(Duration::from_secs(1)),
             store_patience: Duration::from_secs(spec::DEFAULT_PATIENCE_S),
+            prologue: spec.prologue.clone(),
+            container_runtime: spec.container_runtime,
         };
         Ok(Arc::new(CloudExecutor::new(settings, remote, store, sink)))
     }
