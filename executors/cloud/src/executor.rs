@@ -9,7 +9,7 @@
 //! to find the attempt again.
 //!
 //! A step with a `container:` has its image resolved on the VM once, at
-//! submit ([`crate::containers`]); its attempts' `task.json` carry the
+//! submit (`containers.rs`); its attempts' `task.json` carry the
 //! container and the runner runs them inside it. The executor's
 //! `prologue:` goes in every `task.json`; the runner runs it before the
 //! task, outside the container.
@@ -472,7 +472,7 @@ impl Inner {
         self.wake.notify_one();
     }
 
-    /// Ends the attempt in `ctl` ([`crate::kill`]): SIGTERM to the
+    /// Ends the attempt in `ctl` (`kill.rs`): SIGTERM to the
     /// runner's process group and its container, SIGKILL and the
     /// container's removal after `grace` seconds; marks it cancelled there.
     async fn kill(&self, ctl: &str, grace: u32) -> Result<(), ExecutorError> {
@@ -540,7 +540,7 @@ impl twinflow_core::Executor for CloudExecutor {
         self.inner.submit(job).await
     }
 
-    /// Resolves the image on the VM (see [`crate::containers`]); the
+    /// Resolves the image on the VM (see `containers.rs`); the
     /// attempts of `steps` then run inside it, one container each.
     async fn resolve_image(
         &self,

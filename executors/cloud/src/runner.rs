@@ -9,7 +9,7 @@
 //!    file verified against its sha256 before it is renamed into place (a
 //!    corrupted object fails the attempt and is never seen by the task),
 //!    then links it from the working directory.
-//! 3. Runs the task there ([`crate::task`]): `/bin/sh -e -c SCRIPT` on the
+//! 3. Runs the task there (`task.rs`): `/bin/sh -e -c SCRIPT` on the
 //!    VM or inside the attempt's image, after the executor's prologue,
 //!    stdin from `/dev/null`, stdout and stderr to the task's log files.
 //!    The runner leads the attempt's process group (the launcher started it
