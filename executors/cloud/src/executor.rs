@@ -8,6 +8,12 @@
 //! handle, `cloud:<vm>|<control directory>`, is all a later process needs
 //! to find the attempt again.
 //!
+//! A step with a `container:` has its image resolved on the VM once, at
+//! submit (`containers.rs`); its attempts' `task.json` carry the
+//! container and the runner runs them inside it. The executor's
+//! `prologue:` goes in every `task.json`; the runner runs it before the
+//! task, outside the container.
+//!
 //! One poll loop per executor checks every attempt it follows with one
 //! command a round ([`crate::poll`]). A failed round (the connection
 //! dropped, the VM rebooting) loses nothing: the remote keeps running, the
@@ -15,6 +21,7 @@
 //! growing pauses; attempts are only ever decided by what the VM's files
 //! say.
 
+use crate::containers::Containers;
 use crate::handoff::Handoff;
 use crate::install::{RunnerBinary, install};
 use crate::poll::{self, Seen};
@@ -53,6 +60,11 @@ pub struct CloudSettings {
     pub poll: Duration,
     /// How long the runner keeps trying a store out of reach.
     pub store_patience: Duration,
+    /// The executor's `prologue:`, run on the VM before each task.
+    pub prologue: Option<String>,
+    /// The executor's `container_runtime:`, for steps whose `container:`
+    /// names none.
+    pub container_runtime: Option<twinflow_core::ContainerRuntime>,
 }
 
 /// An attempt the executor follows.
@@ -88,6 +100,8 @@ struct Inner {
     sink: Arc<dyn UpdateSink>,
     /// (absolute working directory on the VM, runner path there)
     setup: OnceCell<(String, String)>,
+    /// The images of the steps that run in one.
+    containers: Containers,
     active: Mutex<HashMap<AttemptKey, Active>>,
     wake: Notify,
     poller: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -156,6 +170,7 @@ impl CloudExecutor {
                 handoff: Handoff::new(store),
                 sink,
                 setup: OnceCell::new(),
+                containers: Containers::default(),
                 active: Mutex::default(),
                 wake: Notify::new(),
                 poller: Mutex::new(None),
@@ -257,6 +272,13 @@ impl Inner {
             inputs,
             outputs: outputs.clone(),
             store_patience_s: self.settings.store_patience.as_secs(),
+            container: None,
+            prologue: None,
+        };
+        let spec = TaskSpec {
+            container: self.containers.of(&job.step).map(|c| c.for_job(&job, &run)),
+            prologue: self.settings.prologue.clone(),
+            ..spec
         };
         let text = serde_json::to_vec_pretty(&spec).map_err(|e| self.err(e))?;
         // A retry reuses the directory: clear what an earlier launch left.
@@ -450,16 +472,13 @@ impl Inner {
         self.wake.notify_one();
     }
 
-    /// Signals the process group of the runner in `ctl`: SIGTERM, then
-    /// SIGKILL after `grace` seconds; marks the attempt cancelled there.
+    /// Ends the attempt in `ctl` (`kill.rs`): SIGTERM to the
+    /// runner's process group and its container, SIGKILL and the
+    /// container's removal after `grace` seconds; marks it cancelled there.
     async fn kill(&self, ctl: &str, grace: u32) -> Result<(), ExecutorError> {
-        let c = shell_quote(ctl);
-        let script = format!(
-            "touch {c}/cancelled 2>/dev/null; pid=$(cat {c}/pid 2>/dev/null || true); \
-             if [ -n \"$pid\" ]; then kill -TERM -- -\"$pid\" 2>/dev/null || true; \
-             (sleep {grace}; kill -KILL -- -\"$pid\" 2>/dev/null) </dev/null >/dev/null 2>&1 & fi"
-        );
-        self.exec_ok(&script, None).await.map(|_| ())
+        self.exec_ok(&crate::kill::script(ctl, grace), None)
+            .await
+            .map(|_| ())
     }
 
     /// Follows the attempt of `ctl` again, from its `task.json` on the VM;
@@ -519,6 +538,32 @@ impl Inner {
 impl twinflow_core::Executor for CloudExecutor {
     async fn submit(&self, job: Job) -> Result<Handle, ExecutorError> {
         self.inner.submit(job).await
+    }
+
+    /// Resolves the image on the VM (see `containers.rs`); the
+    /// attempts of `steps` then run inside it, one container each.
+    async fn resolve_image(
+        &self,
+        container: &twinflow_core::ContainerSpec,
+        steps: &[String],
+    ) -> Result<twinflow_core::ResolvedImage, ExecutorError> {
+        let inner = &self.inner;
+        let (root, _) = inner.setup().await?.clone();
+        let found = crate::containers::resolve(
+            Arc::clone(&inner.remote),
+            &root,
+            inner.settings.container_runtime,
+            container,
+        )
+        .await?;
+        let resolved = found.resolved.clone();
+        inner.containers.set(steps, found);
+        Ok(resolved)
+    }
+
+    /// The runner runs the prologue on the VM before each task.
+    fn runs_prologue(&self) -> bool {
+        true
     }
 
     async fn reattach(

@@ -17,8 +17,11 @@
 //!    leads the attempt's own session and process group, and outlives the
 //!    SSH connection that started it.
 //! 4. The runner fetches the inputs (each verified against its sha256),
-//!    runs the script in `<workdir>/<run>/work/<step>/<i>/`, sends the
-//!    outputs to the store, and writes `exit.json` last.
+//!    runs the executor's `prologue:` and then the script in
+//!    `<workdir>/<run>/work/<step>/<i>/`, on the VM or inside the step's
+//!    image (`containers.rs` resolves it on the VM at submit, `task.rs` runs
+//!    it through `twinflow_launch::launch`), sends the outputs to the
+//!    store, and writes `exit.json` last.
 //! 5. The executor checks all its attempts with one command per round. A
 //!    dropped connection loses nothing: the next round connects again and
 //!    finds each attempt running or finished by its files. When one has
@@ -37,12 +40,15 @@
 //! the runner uses the VM's own configuration (its profile or instance
 //! credentials).
 
+mod containers;
 pub mod executor;
 mod handoff;
 mod install;
+mod kill;
 mod poll;
 pub mod runner;
 pub mod spec;
+mod task;
 
 pub use executor::{CloudExecutor, CloudSettings};
 pub use install::RunnerBinary;
@@ -139,6 +145,8 @@ impl ExecutorFactory for CloudFactory {
             forward: forwarded_env(),
             poll: self.poll.unwrap_or(Duration::from_secs(1)),
             store_patience: Duration::from_secs(spec::DEFAULT_PATIENCE_S),
+            prologue: spec.prologue.clone(),
+            container_runtime: spec.container_runtime,
         };
         Ok(Arc::new(CloudExecutor::new(settings, remote, store, sink)))
     }

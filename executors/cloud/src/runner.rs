@@ -5,13 +5,16 @@
 //! 1. Reads `task.json`, opens the store (the forwarded `AWS_*` settings
 //!    are in its environment, never in the task's).
 //! 2. Empties the working directory and fetches every input from the
-//!    store by its manifest, each file verified against its sha256 before
-//!    it is renamed into place: a corrupted object fails the attempt and
-//!    is never seen by the task.
-//! 3. Runs `/bin/sh -e -c SCRIPT` there, stdin from `/dev/null`, stdout and
-//!    stderr to the task's log files. The runner leads the attempt's
-//!    process group (the launcher started it with `setsid`), so the
-//!    executor cancels the attempt by signalling the group.
+//!    store by its manifest into the control directory's `staged/`, each
+//!    file verified against its sha256 before it is renamed into place (a
+//!    corrupted object fails the attempt and is never seen by the task),
+//!    then links it from the working directory.
+//! 3. Runs the task there (`task.rs`): `/bin/sh -e -c SCRIPT` on the
+//!    VM or inside the attempt's image, after the executor's prologue,
+//!    stdin from `/dev/null`, stdout and stderr to the task's log files.
+//!    The runner leads the attempt's process group (the launcher started it
+//!    with `setsid`), so the executor cancels the attempt by signalling the
+//!    group (and stopping the container by name).
 //! 4. After an exit with 0, sends every declared output to the store
 //!    (content-addressed blobs, then the manifest; requests retried with
 //!    backoff by the store, and a store out of reach tried again for
@@ -20,10 +23,9 @@
 //!    not done.
 //! 5. Writes `exit.json` last, through a temporary file and a rename.
 
-use crate::spec::{ExitRecord, SPEC_FORMAT, SpecFile, TaskSpec};
-use std::os::unix::process::ExitStatusExt as _;
+use crate::spec::{ExitRecord, SPEC_FORMAT, SPEC_FORMAT_V1, SpecFile, TaskSpec};
+use crate::task;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use twinflow_store::{ArtefactName, Store, StoreError};
 
@@ -54,7 +56,7 @@ fn read_spec(ctl: &Path) -> Result<TaskSpec, String> {
         std::fs::read(&path).map_err(|e| format!("failed to read {}: {e}", path.display()))?;
     let spec: TaskSpec = serde_json::from_slice(&text)
         .map_err(|e| format!("failed to read {}: {e}", path.display()))?;
-    if spec.format != SPEC_FORMAT {
+    if spec.format != SPEC_FORMAT && spec.format != SPEC_FORMAT_V1 {
         return Err(format!(
             "{} is a `{}` file, this runner reads `{SPEC_FORMAT}`",
             path.display(),
@@ -76,14 +78,14 @@ fn attempt(ctl: &Path) -> Result<ExitRecord, String> {
     let store = Store::open(&spec.store).map_err(|e| e.to_string())?;
     let workdir = PathBuf::from(&spec.workdir);
     fresh_dir(&workdir)?;
-    rt.block_on(fetch_inputs(&store, &spec, &workdir))?;
+    rt.block_on(fetch_inputs(&store, &spec, ctl, &workdir))?;
     for out in &spec.outputs {
         if let Some(parent) = workdir.join(&out.rel).parent() {
             std::fs::create_dir_all(parent)
                 .map_err(|e| format!("failed to create {}: {e}", parent.display()))?;
         }
     }
-    let record = run_script(&spec, &workdir)?;
+    let record = task::run(&spec, ctl, &workdir)?;
     if record.status != Some(0) {
         return Ok(record);
     }
@@ -171,13 +173,28 @@ where
     }
 }
 
-async fn fetch_inputs(store: &Store, spec: &TaskSpec, workdir: &Path) -> Result<(), String> {
+/// Fetches every input to `<ctl>/staged/<rel>` and links it from
+/// `<workdir>/<rel>`.
+async fn fetch_inputs(
+    store: &Store,
+    spec: &TaskSpec,
+    ctl: &Path,
+    workdir: &Path,
+) -> Result<(), String> {
+    let staged = ctl.join("staged");
+    fresh_dir(&staged)?;
     for input in &spec.inputs {
-        let dest = inside(workdir, &input.rel)?;
+        // Checked as a path in the working directory, then staged aside.
+        let rel = inside(workdir, &input.rel)?
+            .strip_prefix(workdir)
+            .map(Path::to_path_buf)
+            .map_err(|_| format!("`{}` is not a plain relative path", input.rel))?;
+        let dest = task::staged(ctl, &rel);
         let name = name(spec, input)?;
         let what = format!("input {}", input.rel);
         let manifest = patiently(spec, &what, || store.manifest(&name)).await?;
         patiently(spec, &what, || store.get_output(&manifest, &dest)).await?;
+        task::link_input(workdir, &rel, &dest).map_err(|e| format!("{what}: {e}"))?;
     }
     Ok(())
 }
@@ -200,52 +217,6 @@ async fn send_outputs(store: &Store, spec: &TaskSpec, workdir: &Path) -> Result<
         patiently(spec, &what, || store.put_output(&name, &path)).await?;
     }
     Ok(())
-}
-
-fn log_file(path: &str) -> Result<std::fs::File, String> {
-    let p = Path::new(path);
-    if let Some(parent) = p.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| format!("failed to create {}: {e}", parent.display()))?;
-    }
-    std::fs::File::create(p).map_err(|e| format!("failed to create {path}: {e}"))
-}
-
-fn run_script(spec: &TaskSpec, workdir: &Path) -> Result<ExitRecord, String> {
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-e")
-        .arg("-c")
-        .arg(&spec.script)
-        .current_dir(workdir)
-        .stdin(Stdio::null())
-        .stdout(log_file(&spec.stdout)?)
-        .stderr(log_file(&spec.stderr)?);
-    for k in &spec.hidden {
-        cmd.env_remove(k);
-    }
-    cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
-    let status = cmd
-        .status()
-        .map_err(|e| format!("failed to run /bin/sh in {}: {e}", workdir.display()))?;
-    Ok(match (status.code(), status.signal()) {
-        (Some(code), _) => ExitRecord {
-            status: Some(code),
-            ..ExitRecord::default()
-        },
-        (None, Some(sig)) => ExitRecord {
-            signal: Some(signal_name(sig)),
-            ..ExitRecord::default()
-        },
-        (None, None) => ExitRecord {
-            error: Some("the script ended without an exit status".into()),
-            ..ExitRecord::default()
-        },
-    })
-}
-
-fn signal_name(sig: i32) -> String {
-    nix::sys::signal::Signal::try_from(sig)
-        .map_or_else(|_| format!("signal {sig}"), |s| s.as_str().to_owned())
 }
 
 #[cfg(test)]

@@ -9,13 +9,27 @@
 //! - `exit.json`: the [`ExitRecord`], written last (to a temporary name,
 //!   then renamed), so its presence means the attempt is over and its
 //!   outputs are in the store;
-//! - `runner.log`: the runner's own messages.
+//! - `runner.log`: the runner's own messages;
+//! - `staged/`: the inputs as fetched from the store (`staged/<rel>`), each
+//!   linked from its place in the task directory (`<workdir>/<rel>`), so a
+//!   container binds them read-only at the same path;
+//! - `container`: for a podman or docker task, the runtime and the
+//!   container's name, one a line, written before the container starts:
+//!   what the executor's kill stops and removes by name;
+//! - `prologue.done`: written once the executor's `prologue:` succeeded,
+//!   just before the task starts (its absence after the launch ended means
+//!   the prologue failed).
 
 use serde::{Deserialize, Serialize};
 use twinflow_core::TaskId;
 
-/// The value of [`TaskSpec::format`].
-pub const SPEC_FORMAT: &str = "twinflow.cloud-task/v1";
+/// The value of [`TaskSpec::format`]. Version 2 added
+/// [`TaskSpec::container`] and [`TaskSpec::prologue`]: a runner of version 1
+/// refuses such a spec rather than run the task on the host.
+pub const SPEC_FORMAT: &str = "twinflow.cloud-task/v2";
+
+/// The earlier format, still read (it has no container or prologue).
+pub const SPEC_FORMAT_V1: &str = "twinflow.cloud-task/v1";
 
 /// What the runner runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +63,38 @@ pub struct TaskSpec {
     /// (beyond the store's own retries of each request), in seconds.
     #[serde(default = "default_patience")]
     pub store_patience_s: u64,
+    /// The image the script runs in; `None` runs it on the VM itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<SpecContainer>,
+    /// The executor's `prologue:`: shell lines run on the VM (outside any
+    /// container) in the task directory before each attempt; the task
+    /// starts only if they succeed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prologue: Option<String>,
+}
+
+/// The container of one attempt, as the runner rebuilds it for
+/// `twinflow_launch::launch`: every part typed, nothing pasted into a
+/// command line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecContainer {
+    /// `podman`, `docker`, `apptainer` or `singularity`.
+    pub runtime: String,
+    /// The image as the step names it.
+    pub image: String,
+    /// Its digest, as resolved on the VM at submit.
+    pub digest: String,
+    /// What the runtime is given: the image id (podman, docker) or the
+    /// SIF's path on the VM (apptainer, singularity).
+    pub run_ref: String,
+    /// The step's `options:`, one argument each.
+    pub options: Vec<String>,
+    /// The container's name (podman, docker): `tf-<run>-<task>-<attempt>`.
+    pub name: String,
+    /// The VM user's uid and gid (`id -u`, `id -g` there).
+    pub uid: u32,
+    /// See [`SpecContainer::uid`].
+    pub gid: u32,
 }
 
 /// [`TaskSpec::store_patience_s`] unless set: ten minutes.

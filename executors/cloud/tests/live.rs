@@ -216,3 +216,41 @@ fn a_new_executor_takes_back_its_attempts() {
         env.cleanup().await;
     });
 }
+
+/// The executor's `prologue:` runs on the VM before each task, in its
+/// directory, and what it exports reaches the task; a failing prologue
+/// fails the attempt with a message saying so, and the task never runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_prologue_runs_on_the_vm_before_each_task() {
+    let Some(env) = env("prologue") else { return };
+    let mut settings = env.settings(twinflow_executor_cloud::forwarded_env());
+    settings.prologue = Some("MODULE_LOADED=forest/2\nexport MODULE_LOADED".into());
+    let (ex, mut rx) = env.executor_from(settings);
+    assert!(ex.runs_prologue());
+    let mut job = env.job(11, "echo \"$MODULE_LOADED\" > seen.txt");
+    job.outputs = vec![output("seen", "seen.txt")];
+    let workdir = job.workdir.clone();
+    submit(&ex, job).await;
+    let u = final_update(&mut rx, LIMIT).await;
+    assert_eq!(u.status, AttemptStatus::Exited(0), "{u:?}");
+    assert_eq!(read(&workdir.join("seen.txt")).trim(), "forest/2");
+
+    let mut settings = env.settings(twinflow_executor_cloud::forwarded_env());
+    settings.prologue = Some("echo 'module: forest/9 not found' >&2; exit 4".into());
+    let (ex, mut rx) = env.executor_from(settings);
+    let job = env.job(12, "touch ran.txt");
+    submit(&ex, job).await;
+    let u = final_update(&mut rx, LIMIT).await;
+    assert_eq!(
+        u.status,
+        AttemptStatus::Error(
+            "the executor's prologue exited with status 4 on the VM, so the task did not run: \
+             module: forest/9 not found"
+                .into()
+        )
+    );
+    let wd = format!("{}/{}/work/bird/12", env.root, env.run_id);
+    let left = env.vm(&format!("ls -A {wd}")).await;
+    assert!(!left.contains("ran.txt"), "the task never ran: {left}");
+    env.cleanup().await;
+}

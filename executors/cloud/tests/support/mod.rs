@@ -97,6 +97,8 @@ impl Env {
             forward,
             poll: Duration::from_millis(200),
             store_patience: Duration::from_secs(60),
+            prologue: None,
+            container_runtime: None,
         }
     }
 
