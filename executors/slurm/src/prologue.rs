@@ -111,3 +111,7 @@ pub(crate) fn push_lines(out: &mut String, lines: &[String]) {
         let _ = writeln!(out, "{line}");
     }
 }
+
+#[cfg(test)]
+#[path = "prologue_tests.rs"]
+mod tests;
