@@ -112,3 +112,7 @@ pub(crate) fn after_launch(c: &StepContainer) -> Vec<String> {
         "(exit \"$tf_status\")".to_owned(),
     ]
 }
+
+#[cfg(test)]
+#[path = "preflight_tests.rs"]
+mod tests;
