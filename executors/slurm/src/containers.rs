@@ -24,7 +24,10 @@
 //! SIGTERM would outlive the job otherwise (its `conmon` is not a process of
 //! the job). The trap exits with 143 and writes no status file, so the
 //! attempt's fate still comes from Slurm, as for a job without a container.
-//! Apptainer's processes are the job's own, which Slurm kills.
+//! Apptainer's processes are the job's own, which Slurm kills. Before the
+//! launch, `crate::preflight` checks the runtime, the bind sources and
+//! (Apptainer) the image file on the node. A pack's members that share
+//! an image run in one container instead ([`crate::pack_container`]).
 
 use crate::cluster::Cluster;
 use crate::script_error::ScriptError;
