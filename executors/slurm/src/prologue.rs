@@ -29,7 +29,7 @@
 //!   ends the prologue, as does an `exit` or a syntax error in it. The
 //!   `EXIT` trap then records its status in `TWINFLOW_PROLOGUE_FAILED` and
 //!   goes on to what the job runs, so that every task of the job fails on
-//!   its own terms: its script ([`check`]) writes
+//!   its own terms: its script (`check`) writes
 //!   `twinflow: the prologue of executor `NAME` failed with status N on host
 //!   H; the task did not run` to the task's standard error and records N
 //!   (1 if the prologue exited with 0) as its exit status, which becomes the
