@@ -100,7 +100,7 @@ fn run(state: &Path, yaml: &str) -> (Option<i32>, String, String, String) {
 }
 
 fn read(path: &str) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    std::fs::read_to_string(path).expect(path)
 }
 
 const PACK: &str = r#"
