@@ -23,6 +23,11 @@
 //! `podman.rs` (podman, docker) and `apptainer.rs` (apptainer,
 //! singularity); [`container_name`] names a podman container per attempt.
 //!
+//! [`start_shared`], [`exec_shared`], [`kill_shared_task`] and
+//! [`stop_shared`] run several tasks in one podman/docker container (a
+//! packed Slurm job's members), each with its own directory, environment,
+//! output and exit status.
+//!
 //! [`resolve`] is the only part that does I/O: an [`ImageResolver`] per
 //! runtime finds and fetches an image once and returns its digest and the
 //! pinned form the launch names, running argument vectors through a
@@ -36,6 +41,7 @@ mod error;
 mod parts;
 mod podman;
 pub mod resolve;
+mod shared;
 mod spec;
 mod wrap;
 
@@ -44,6 +50,9 @@ pub use parts::Launch;
 pub use resolve::{
     ApptainerResolver, CommandOutput, CommandRunner, ImageResolver, LocalRunner, PodmanResolver,
     ResolvedImage,
+};
+pub use shared::{
+    SharedSpec, SharedTask, exec_shared, kill_shared_task, start_shared, stop_shared,
 };
 pub use spec::{ContainerLaunch, GpuBinding, HostUser, LaunchSpec, Network, container_name};
 pub use twinflow_core::GpuVendor;

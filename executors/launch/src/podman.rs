@@ -49,12 +49,15 @@ const OWNED: [&str; 8] = [
     "--pull",
 ];
 
-pub(crate) fn wrap(
-    spec: &LaunchSpec<'_>,
+/// `RUNTIME run --rm --init …` up to the binds (see the module
+/// documentation), with `extra` after `--name`: what a container of one
+/// attempt ([`wrap`]) and one shared by several ([`crate::shared`]) have in
+/// common. Refuses options that set what this sets.
+pub(crate) fn run_args(
     c: &ContainerLaunch<'_>,
     binds: &[Bind],
-    image: &str,
-) -> Result<Launch, LaunchError> {
+    extra: &[String],
+) -> Result<Vec<OsString>, LaunchError> {
     check_options(c, &OWNED)?;
     let podman = c.runtime == ContainerRuntime::Podman;
     let mut argv: Vec<OsString> = vec![c.runtime.as_str().into(), "run".into()];
@@ -68,8 +71,9 @@ pub(crate) fn wrap(
         arg("--log-driver=none".into());
     }
     arg(format!("--name={}", c.name));
-    let workdir = text(spec.workdir.to_str(), "working directory", spec.workdir)?;
-    arg(format!("--workdir={workdir}"));
+    for e in extra {
+        arg(e.clone());
+    }
     arg(match c.network {
         Network::Host => "--network=host".into(),
         Network::None => "--network=none".into(),
@@ -88,6 +92,18 @@ pub(crate) fn wrap(
     for bind in bind_args(binds, "--volume", &[':'], c.runtime)? {
         arg(bind);
     }
+    Ok(argv)
+}
+
+pub(crate) fn wrap(
+    spec: &LaunchSpec<'_>,
+    c: &ContainerLaunch<'_>,
+    binds: &[Bind],
+    image: &str,
+) -> Result<Launch, LaunchError> {
+    let workdir = text(spec.workdir.to_str(), "working directory", spec.workdir)?;
+    let mut argv = run_args(c, binds, &[format!("--workdir={workdir}")])?;
+    let mut arg = |s: String| argv.push(OsString::from(s));
     let mut env = spec.env.to_vec();
     if let Some(gpus) = spec.gpus {
         match gpus.vendor {

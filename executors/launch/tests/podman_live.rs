@@ -216,3 +216,137 @@ fn a_killed_init_container_is_gone_and_reports_the_signal() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// One shared container, three tasks side by side through `exec`: each
+/// has its own directory, environment, output and exit status; killing
+/// one (its `.stop` marker, then the killer) ends it and its child while
+/// the others go on; a task stopped before it started never runs; the
+/// stop removes the container and everything in it.
+#[test]
+fn tasks_in_a_shared_container_keep_their_own_status_and_die_alone() {
+    use twinflow_launch::{
+        SharedSpec, SharedTask, exec_shared, kill_shared_task, start_shared, stop_shared,
+    };
+    if !enabled() {
+        return;
+    }
+    let resolver = PodmanResolver::new(ContainerRuntime::Podman, LocalRunner::new());
+    let resolved = resolver.resolve(&image()).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path().canonicalize().unwrap();
+    let dirs: Vec<PathBuf> = (0..4).map(|i| root.join(format!("work/{i}"))).collect();
+    for d in &dirs {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let pids = root.join("pack.d");
+    std::fs::create_dir_all(&pids).unwrap();
+    let name = format!("tf-r-live-shared-{}", std::process::id());
+    let mut rw = dirs.clone();
+    rw.push(pids.clone());
+    let c = ContainerLaunch {
+        runtime: ContainerRuntime::Podman,
+        image: &resolved.image,
+        resolved: Some(&resolved),
+        options: &[],
+        name: &name,
+        network: &Network::Host,
+        user: user(),
+    };
+    let start = start_shared(&SharedSpec {
+        container: &c,
+        rw: &rw,
+        ro: &[],
+    })
+    .unwrap();
+    let out = Command::new(&start[0]).args(&start[1..]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stop = stop_shared(ContainerRuntime::Podman, &name);
+    let _stop = Defer(stop.clone());
+    let env = |i: usize| vec![("N".to_owned(), i.to_string())];
+    let pid = |i: usize| pids.join(format!("{i}.pid"));
+    let run = |i: usize, script: &str| {
+        let env = env(i);
+        let pid = pid(i);
+        let l = exec_shared(
+            ContainerRuntime::Podman,
+            &name,
+            &SharedTask {
+                script,
+                workdir: &dirs[i],
+                env: &env,
+                pid_file: &pid,
+            },
+        )
+        .unwrap();
+        command(&l)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let ok = run(0, "echo \"$N\" > n.txt; pwd; exit 0");
+    let failing = run(1, "echo \"failing $N\" >&2; exit 4");
+    let victim = run(2, "sleep 300 & touch started; sleep 300");
+    // Stopped before it started: it never runs.
+    std::fs::write(pids.join("3.pid.stop"), "").unwrap();
+    let never = run(3, "touch ran");
+    let since = Instant::now();
+    while !dirs[2].join("started").exists() {
+        assert!(since.elapsed() < Duration::from_secs(30), "never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::fs::write(pids.join("2.pid.stop"), "").unwrap();
+    let kill = kill_shared_task(ContainerRuntime::Podman, &name, &pid(2)).unwrap();
+    let out = Command::new(&kill[0]).args(&kill[1..]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let victim = victim.wait_with_output().unwrap();
+    assert_eq!(victim.status.code(), Some(137));
+    let never = never.wait_with_output().unwrap();
+    assert_eq!(never.status.code(), Some(143));
+    assert!(!dirs[3].join("ran").exists());
+    let ok = ok.wait_with_output().unwrap();
+    assert_eq!(ok.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&ok.stdout).trim(),
+        dirs[0].to_str().unwrap()
+    );
+    assert_eq!(
+        std::fs::read_to_string(dirs[0].join("n.txt")).unwrap(),
+        "0\n"
+    );
+    let failing = failing.wait_with_output().unwrap();
+    assert_eq!(failing.status.code(), Some(4));
+    assert_eq!(String::from_utf8_lossy(&failing.stderr).trim(), "failing 1");
+    // Nothing of the killed task is left in the container; the container is.
+    let ps = Command::new("podman")
+        .args(["top", &name, "args"])
+        .output()
+        .unwrap();
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    assert!(!ps.contains("sleep 300"), "{ps}");
+    assert!(exists(&name));
+    let out = Command::new(&stop[0]).args(&stop[1..]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!exists(&name));
+}
+
+/// Runs an argument vector when dropped (the stop, however the test ends).
+struct Defer(Vec<std::ffi::OsString>);
+
+impl Drop for Defer {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.0[0]).args(&self.0[1..]).output();
+    }
+}

@@ -24,7 +24,10 @@
 //! SIGTERM would outlive the job otherwise (its `conmon` is not a process of
 //! the job). The trap exits with 143 and writes no status file, so the
 //! attempt's fate still comes from Slurm, as for a job without a container.
-//! Apptainer's processes are the job's own, which Slurm kills.
+//! Apptainer's processes are the job's own, which Slurm kills. Before the
+//! launch, `crate::preflight` checks the runtime, the bind sources and
+//! (Apptainer) the image file on the node. A pack's members that share
+//! an image run in one container instead ([`crate::pack_container`]).
 
 use crate::cluster::Cluster;
 use crate::script_error::ScriptError;
@@ -218,10 +221,15 @@ pub(crate) fn lines(job: &Job, c: &StepContainer) -> Result<Vec<String>, ScriptE
         ))
     })?;
     let (mut lines, named, argv) = launch;
+    let run = lines.pop().unwrap_or_default();
+    let mut sources = vec![crate::script::path_text(&job.workdir, "working directory")?];
+    for input in &inputs {
+        sources.push(crate::script::path_text(input, "input")?);
+    }
     let (Some(named), Some(program)) = (named, argv.first().and_then(|p| p.to_str())) else {
+        lines.extend(crate::preflight::guarded(c, &sources, vec![run], ">&2"));
         return Ok(lines);
     };
-    let run = lines.pop().unwrap_or_default();
     // Docker's `rm` has no `--time`; `-f` kills at once anyway.
     let wait = if c.resolved.runtime == ContainerRuntime::Podman {
         " --time=0"
@@ -230,13 +238,17 @@ pub(crate) fn lines(job: &Job, c: &StepContainer) -> Result<Vec<String>, ScriptE
     };
     // Quoted once for the trap's own single-quoted text.
     let quote = |w: &str| shell_quote(w).replace('\'', "'\\''");
-    lines.push(format!(
-        "trap '{} rm -f{wait} {} >/dev/null 2>&1; exit 143' TERM INT HUP",
-        quote(program),
-        quote(&named),
-    ));
-    lines.push(format!("{run} &"));
-    lines.push("wait $!".to_owned());
+    let mut started = vec![
+        format!(
+            "trap '{} rm -f{wait} {} >/dev/null 2>&1; exit 143' TERM INT HUP",
+            quote(program),
+            quote(&named),
+        ),
+        format!("{run} &"),
+        "wait $!".to_owned(),
+    ];
+    started.extend(crate::preflight::after_launch(c));
+    lines.extend(crate::preflight::guarded(c, &sources, started, ">&2"));
     Ok(lines)
 }
 

@@ -122,6 +122,10 @@ fn the_trap_removes_the_container_on_sigterm_and_the_status_passes_through_other
     let run = root.join("run");
     let job = job(run.to_str().unwrap());
     std::fs::create_dir_all(&job.workdir).unwrap();
+    // The bind sources exist (else the checks before the launch fail it).
+    let source = &job.inputs[0].source;
+    std::fs::create_dir_all(source.parent().unwrap()).unwrap();
+    std::fs::write(source, "").unwrap();
     let c = container(
         "localhost/twinflow-busybox:1",
         ContainerRuntime::Podman,

@@ -188,6 +188,7 @@ impl ExecutorFactory for SlurmFactory {
                 budget: Mutex::default(),
                 containers: Containers::default(),
                 container_runtime: spec.container_runtime,
+                prologue: spec.prologue.clone(),
             }),
         }))
     }
@@ -233,6 +234,7 @@ impl SlurmExecutor {
                 budget: Mutex::default(),
                 containers: Containers::default(),
                 container_runtime: None,
+                prologue: None,
             }),
         }
     }
@@ -264,6 +266,21 @@ struct Inner {
     containers: Containers,
     /// The executor's `container_runtime`.
     container_runtime: Option<twinflow_core::ContainerRuntime>,
+    /// The executor's `prologue:`, run at the top of every job
+    /// ([`crate::prologue`]).
+    prologue: Option<String>,
+}
+
+impl Inner {
+    /// The prologue as job scripts run it.
+    fn prologue(&self) -> Option<crate::prologue::Prologue<'_>> {
+        self.prologue
+            .as_deref()
+            .map(|text| crate::prologue::Prologue {
+                executor: &self.name,
+                text,
+            })
+    }
 }
 
 #[derive(Debug, Default)]
@@ -559,13 +576,20 @@ impl Executor for SlurmExecutor {
             .unwrap_or_else(|| Err(ExecutorError::new("the slurm executor is shut down")))
     }
 
+    /// Every job script runs the executor's prologue first, outside any
+    /// container ([`crate::prologue`]).
+    fn runs_prologue(&self) -> bool {
+        true
+    }
+
     fn more_coming(&self, pending: usize) {
         lock(&self.inner.budget).coming = pending;
     }
 
     /// Resolves the image on the cluster (see [`crate::containers`]); the
-    /// jobs of `steps` then run inside it (plain jobs, array elements and
-    /// pack members alike, one container per task).
+    /// jobs of `steps` then run inside it: plain jobs and array elements
+    /// one container per task, the members of a pack in one container
+    /// under podman and docker ([`crate::pack_container`]).
     async fn resolve_image(
         &self,
         container: &twinflow_core::ContainerSpec,

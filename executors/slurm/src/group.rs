@@ -8,7 +8,8 @@
 //! task the same way whatever carried it. The submission's own output (what
 //! Slurm or the worker has to say) goes to a log next to the tasks' logs.
 
-use crate::script::{Header, ScriptError, comment, header, path_text};
+use crate::prologue::Prologue;
+use crate::script::{Header, ScriptError, Wrapping, comment, header, path_text};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use twinflow_core::{Job, SlurmConfig, shell_quote};
@@ -79,6 +80,18 @@ pub fn render_array(
     log: &Path,
     throttle: Option<u32>,
 ) -> Result<String, ScriptError> {
+    render_array_with(members, config, log, throttle, None)
+}
+
+/// [`render_array`], each element running `prologue` first
+/// ([`crate::prologue`]).
+pub fn render_array_with(
+    members: &[Member<'_>],
+    config: &SlurmConfig,
+    log: &Path,
+    throttle: Option<u32>,
+    prologue: Option<&Prologue<'_>>,
+) -> Result<String, ScriptError> {
     let time = first(members)?.job.resources.time_seconds;
     let mut array = format!("0-{}", members.len() - 1);
     match throttle {
@@ -93,6 +106,9 @@ pub fn render_array(
         _ => {}
     }
     let mut out = start_script("array", members, config, log, Some(array), time)?;
+    if prologue.is_some() {
+        crate::prologue::open(&mut out);
+    }
     out.push_str("case \"$SLURM_ARRAY_TASK_ID\" in\n");
     for (i, m) in members.iter().enumerate() {
         let script = path_text(&m.script, "task script")?;
@@ -100,6 +116,9 @@ pub fn render_array(
     }
     out.push_str("esac\n");
     out.push_str("echo \"twinflow: no task for array index $SLURM_ARRAY_TASK_ID\" >&2\nexit 1\n");
+    if let Some(p) = prologue {
+        crate::prologue::close(&mut out, p)?;
+    }
     Ok(out)
 }
 
@@ -113,18 +132,45 @@ pub fn render_pack(
     manifest: &Path,
     log: &Path,
 ) -> Result<String, ScriptError> {
+    render_pack_with(members, config, worker, manifest, log, &Wrapping::default())
+}
+
+/// [`render_pack`], running `how.prologue` first and the members in
+/// `how.shared` ([`crate::pack_container`]); `how.container` is the
+/// members' own business (their scripts).
+pub fn render_pack_with(
+    members: &[Member<'_>],
+    config: &SlurmConfig,
+    worker: &Path,
+    manifest: &Path,
+    log: &Path,
+    how: &Wrapping<'_>,
+) -> Result<String, ScriptError> {
     let time = first(members)?
         .job
         .resources
         .time_seconds
         .map(|t| t.saturating_mul(members.len() as u64));
     let mut out = start_script("pack", members, config, log, None, time)?;
-    let _ = writeln!(
-        out,
-        "exec {} worker {}",
+    if how.prologue.is_some() {
+        crate::prologue::open(&mut out);
+    }
+    let run = format!(
+        "{} worker {}",
         shell_quote(path_text(worker, "worker binary")?),
         shell_quote(path_text(manifest, "pack manifest")?)
     );
+    match how.shared {
+        Some(shared) => {
+            crate::prologue::push_lines(&mut out, &shared.pack_lines(members, &run)?);
+        }
+        None => {
+            let _ = writeln!(out, "exec {run}");
+        }
+    }
+    if let Some(p) = how.prologue {
+        crate::prologue::close(&mut out, p)?;
+    }
     Ok(out)
 }
 

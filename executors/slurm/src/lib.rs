@@ -11,7 +11,10 @@
 //!   `install` decides which `twinflow` binary packed jobs run (over SSH:
 //!   this one, uploaded once per cluster);
 //! - [`containers`] resolves a step's image on the cluster and writes the
-//!   lines that run a task inside it;
+//!   lines that run a task inside it; [`pack_container`] runs a pack's
+//!   members in one shared container; `preflight` checks the runtime,
+//!   the bind sources and the image on the node first;
+//! - [`prologue`] runs the executor's `prologue:` at the top of every job;
 //! - `remote` and `staging` reach a cluster over SSH and move the tasks'
 //!   files there and back.
 
@@ -21,7 +24,10 @@ mod executor;
 pub mod group;
 mod install;
 mod monitor;
+pub mod pack_container;
 pub mod parse;
+mod preflight;
+pub mod prologue;
 mod recover;
 mod remote;
 pub mod script;

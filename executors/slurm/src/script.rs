@@ -44,6 +44,8 @@
 //! either are refused too.
 
 use crate::containers::StepContainer;
+use crate::pack_container::PackContainer;
+use crate::prologue::Prologue;
 use std::fmt::Write as _;
 use std::path::Path;
 use twinflow_core::{Job, SlurmConfig, shell_quote};
@@ -70,6 +72,35 @@ pub fn render_in(
     status_file: &Path,
     container: Option<&StepContainer>,
 ) -> Result<String, ScriptError> {
+    let how = Wrapping {
+        container,
+        ..Wrapping::default()
+    };
+    render_with(job, config, status_file, &how)
+}
+
+/// How a task runs besides its script: in its own container, in its pack's
+/// shared one ([`crate::pack_container`]), after its executor's prologue
+/// ([`crate::prologue`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Wrapping<'a> {
+    /// The task's own container.
+    pub container: Option<&'a StepContainer>,
+    /// Its pack's shared container (a member script only; wins over
+    /// `container`).
+    pub shared: Option<&'a PackContainer>,
+    /// The executor's prologue: a plain job runs it; every task script
+    /// reports its failure.
+    pub prologue: Option<&'a Prologue<'a>>,
+}
+
+/// [`render`], run as `how` says.
+pub fn render_with(
+    job: &Job,
+    config: &SlurmConfig,
+    status_file: &Path,
+    how: &Wrapping<'_>,
+) -> Result<String, ScriptError> {
     let workdir = path_text(&job.workdir, "working directory")?;
     let stdout = path_text(&job.stdout, "standard output path")?;
     let stderr = path_text(&job.stderr, "standard error path")?;
@@ -88,7 +119,13 @@ pub fn render_in(
         job,
         config,
     )?;
-    body(&mut out, job, status_file, container)?;
+    if how.prologue.is_some() {
+        crate::prologue::open(&mut out);
+    }
+    body(&mut out, job, status_file, how)?;
+    if let Some(p) = how.prologue {
+        crate::prologue::close(&mut out, p)?;
+    }
     Ok(out)
 }
 
@@ -197,6 +234,20 @@ pub fn render_member_in(
     status_file: &Path,
     container: Option<&StepContainer>,
 ) -> Result<String, ScriptError> {
+    let how = Wrapping {
+        container,
+        ..Wrapping::default()
+    };
+    render_member_with(job, status_file, &how)
+}
+
+/// [`render_member`], run as `how` says (a member runs no prologue: its
+/// job did; it reports the prologue's failure).
+pub fn render_member_with(
+    job: &Job,
+    status_file: &Path,
+    how: &Wrapping<'_>,
+) -> Result<String, ScriptError> {
     let stdout = path_text(&job.stdout, "standard output path")?;
     let stderr = path_text(&job.stderr, "standard error path")?;
     let status = path_text(status_file, "status file")?;
@@ -208,17 +259,17 @@ pub fn render_member_in(
         shell_quote(stderr)
     );
     let _ = writeln!(out, ": >{}", shell_quote(&format!("{status}.started")));
-    body(&mut out, job, status_file, container)?;
+    body(&mut out, job, status_file, how)?;
     Ok(out)
 }
 
-/// The environment, the `cd`, the task's script (inside `container` when
-/// given) and the status file.
+/// The environment, the `cd`, the task's script (run as `how` says) and
+/// the status file.
 fn body(
     out: &mut String,
     job: &Job,
     status_file: &Path,
-    container: Option<&StepContainer>,
+    how: &Wrapping<'_>,
 ) -> Result<(), ScriptError> {
     let workdir = path_text(&job.workdir, "working directory")?;
     let status = path_text(status_file, "status file")?;
@@ -235,19 +286,20 @@ fn body(
         let _ = writeln!(out, "export {name}={}", shell_quote(value));
     }
     body_text(&job.script, &format!("the script of `{}`", job.name))?;
-    if let Some(container) = container {
-        for line in crate::containers::lines(job, container)? {
-            out.push_str(&line);
-            out.push('\n');
-        }
-    } else {
-        let _ = writeln!(
-            out,
+    let run = match (how.shared, how.container) {
+        (Some(shared), _) => shared.member_lines(job)?,
+        (None, Some(container)) => crate::containers::lines(job, container)?,
+        (None, None) => vec![format!(
             "cd -- {} && /bin/sh -e -c {}",
             shell_quote(workdir),
             shell_quote(&job.script)
-        );
-    }
+        )],
+    };
+    let run = match how.prologue {
+        Some(p) => crate::prologue::check(p, run),
+        None => run,
+    };
+    crate::prologue::push_lines(out, &run);
     out.push_str("status=$?\n");
     let _ = writeln!(
         out,

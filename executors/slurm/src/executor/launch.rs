@@ -3,6 +3,7 @@
 //! and following what it started.
 
 use super::*;
+use crate::pack_container::PackContainer;
 
 impl Inner {
     /// `sbatch`es one unit; a result per attempt.
@@ -73,7 +74,13 @@ impl Inner {
                 let status = status_file(&job);
                 let path = job.stdout.with_extension("sbatch");
                 let container = self.containers.of(&job.step);
-                let text = script::render_in(&job, &self.config, &status, container.as_deref())?;
+                let prologue = self.prologue();
+                let how = script::Wrapping {
+                    container: container.as_deref(),
+                    shared: None,
+                    prologue: prologue.as_ref(),
+                };
+                let text = script::render_with(&job, &self.config, &status, &how)?;
                 let id = self
                     .sbatch(vec![(path.clone(), text)], &path)
                     .await
@@ -90,14 +97,21 @@ impl Inner {
                 let first = &jobs[0].stdout;
                 let log = first.with_file_name(format!("{}.array-%A_%a.log", jobs[0].step));
                 let path = first.with_extension("array.sbatch");
-                let mut files = member_files(&members, &self.containers)?;
+                let prologue = self.prologue();
+                let mut files = member_files(&members, &self.containers, None, prologue.as_ref())?;
                 files.push((
                     first.with_extension("array.json"),
                     group::pack_manifest(&members),
                 ));
                 files.push((
                     path.clone(),
-                    group::render_array(&members, &self.config, &log, self.config.array_throttle)?,
+                    group::render_array_with(
+                        &members,
+                        &self.config,
+                        &log,
+                        self.config.array_throttle,
+                        prologue.as_ref(),
+                    )?,
                 ));
                 let id = self
                     .sbatch(files, &path)
@@ -123,11 +137,30 @@ impl Inner {
                 let manifest = first.with_extension("pack.json");
                 let path = first.with_extension("pack.sbatch");
                 let log = first.with_extension("pack.log");
-                let mut files = member_files(&members, &self.containers)?;
+                let prologue = self.prologue();
+                let shared = PackContainer::of(&members, &self.containers);
+                let mut files = member_files(
+                    &members,
+                    &self.containers,
+                    shared.as_ref(),
+                    prologue.as_ref(),
+                )?;
                 files.push((manifest.clone(), group::pack_manifest(&members)));
+                let how = script::Wrapping {
+                    container: None,
+                    shared: shared.as_ref(),
+                    prologue: prologue.as_ref(),
+                };
                 files.push((
                     path.clone(),
-                    group::render_pack(&members, &self.config, &worker, &manifest, &log)?,
+                    group::render_pack_with(
+                        &members,
+                        &self.config,
+                        &worker,
+                        &manifest,
+                        &log,
+                        &how,
+                    )?,
                 ));
                 let id = self
                     .sbatch(files, &path)

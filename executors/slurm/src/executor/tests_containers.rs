@@ -157,13 +157,38 @@ async fn plain_jobs_arrays_and_pack_members_of_a_step_in_a_container_run_inside_
     assert_eq!(single.len(), 1);
     assert!(inside(&single[0]), "{}", single[0]);
     assert!(single[0].contains("--name=tf-r1-4-0"), "{}", single[0]);
-    // Array elements and pack members: each member's own script.
-    for member in ["/a/2.0.sh", "/a/3.0.sh", "/p/0.0.sh", "/p/1.0.sh"] {
+    // Array elements: each its own container.
+    for member in ["/a/2.0.sh", "/a/3.0.sh"] {
         let script = cluster.scripts(member);
         assert_eq!(script.len(), 1, "{member}");
         assert!(inside(&script[0]), "{member}: {}", script[0]);
     }
-    assert_eq!(cluster.scripts(".pack.sbatch").len(), 1);
+    // Pack members: `exec` in the pack's one container, which the pack's
+    // script starts with every member's task directory bound.
+    let pack = cluster.scripts(".pack.sbatch");
+    assert_eq!(pack.len(), 1);
+    let name = "tf-r1-0-0-pack";
+    assert!(
+        pack[0].contains(&format!(
+            "podman run --rm --init --pull=never --log-driver=none --name={name} --detach"
+        )) && pack[0].contains(&format!(" {ID} /bin/sh -c 'read _'"))
+            && pack[0].contains("--volume=/run/work/p/0:/run/work/p/0 ")
+            && pack[0].contains("--volume=/run/work/p/1:/run/work/p/1 ")
+            && pack[0].contains(&format!("podman rm -f --time=0 {name}")),
+        "{}",
+        pack[0]
+    );
+    for member in ["/p/0.0.sh", "/p/1.0.sh"] {
+        let script = cluster.scripts(member);
+        assert_eq!(script.len(), 1, "{member}");
+        assert!(
+            script[0].contains(&format!(" {name} /bin/sh -c "))
+                && script[0].contains("podman exec --workdir=/run/work/p/")
+                && !script[0].contains("podman run"),
+            "{member}: {}",
+            script[0]
+        );
+    }
     let host = cluster.scripts("/host/5.0.sbatch");
     assert!(!host[0].contains("podman"), "{}", host[0]);
 }

@@ -133,12 +133,19 @@ pub(super) fn group_members(jobs: &[Job]) -> Vec<GroupMember<'_>> {
 pub(super) fn member_files(
     members: &[GroupMember<'_>],
     containers: &crate::containers::Containers,
+    shared: Option<&crate::pack_container::PackContainer>,
+    prologue: Option<&crate::prologue::Prologue<'_>>,
 ) -> Result<Vec<(PathBuf, String)>, ExecutorError> {
     members
         .iter()
         .map(|m| {
             let container = containers.of(&m.job.step);
-            let text = script::render_member_in(m.job, &m.status, container.as_deref())?;
+            let how = script::Wrapping {
+                container: container.as_deref(),
+                shared,
+                prologue,
+            };
+            let text = script::render_member_with(m.job, &m.status, &how)?;
             Ok((m.script.clone(), text))
         })
         .collect()
