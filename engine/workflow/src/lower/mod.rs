@@ -5,6 +5,7 @@
 
 mod code;
 mod executors;
+mod gpus;
 mod graph;
 mod model;
 mod steps;
