@@ -44,6 +44,8 @@ pub use resolve::{
     ApptainerResolver, CommandOutput, CommandRunner, ImageResolver, LocalRunner, PodmanResolver,
     ResolvedImage,
 };
-pub use spec::{ContainerLaunch, GpuBinding, HostUser, LaunchSpec, Network, container_name};
+pub use spec::{
+    ContainerLaunch, GpuBinding, GpuDevices, HostUser, LaunchSpec, Network, container_name,
+};
 pub use twinflow_core::GpuVendor;
 pub use wrap::launch;
