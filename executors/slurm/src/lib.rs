@@ -21,6 +21,7 @@ mod executor;
 pub mod group;
 mod install;
 mod monitor;
+mod pack_gpus;
 pub mod parse;
 mod recover;
 mod remote;
