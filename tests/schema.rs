@@ -91,6 +91,8 @@ fn the_schema_flags_what_editors_should_flag() {
     let v = validator("workflow.v1.schema.json");
     let ok = "version: 1\nexecutors:\n  hpc: { kind: slurm, partition: small }\nsteps:\n  a: { executor: hpc, run: echo }\n";
     assert!(v.is_valid(&as_json(ok)));
+    let gpus = "version: 1\nexecutors:\n  box: { kind: local, gpus: [0, 1], gpu_vendor: amd }\n  hpc: { kind: slurm, gpu_vendor: nvidia }\nsteps:\n  a: { executor: hpc, resources: { gpus: { count: 2, type: a100 } }, run: echo }\n  b: { executor: box, resources: { gpus: 2 }, run: echo }\n";
+    assert!(v.is_valid(&as_json(gpus)));
     for bad in [
         "version: 2\nsteps:\n  a: { run: echo }\n",
         "version: 1\nstepz: {}\nsteps:\n  a: { run: echo }\n",
@@ -100,6 +102,11 @@ fn the_schema_flags_what_editors_should_flag() {
         "version: 1\nexecutors:\n  vm: { kind: cloud, ssh: u@h }\nsteps:\n  a: { run: echo }\n",
         "version: 1\nexecutors:\n  x: { kind: slurmm }\nsteps:\n  a: { run: echo }\n",
         "version: 1\nsteps:\n  a: { retries: many, run: echo }\n",
+        "version: 1\nsteps:\n  a: { resources: { gpus: 0 }, run: echo }\n",
+        "version: 1\nsteps:\n  a: { resources: { gpus: { count: 1, typ: a100 } }, run: echo }\n",
+        "version: 1\nsteps:\n  a: { resources: { gpus: { count: 1, type: \"a:1\" } }, run: echo }\n",
+        "version: 1\nexecutors:\n  hpc: { kind: slurm, gpus: [0] }\nsteps:\n  a: { run: echo }\n",
+        "version: 1\nexecutors:\n  box: { kind: local, gpus: [0, 0] }\nsteps:\n  a: { run: echo }\n",
     ] {
         assert!(!v.is_valid(&as_json(bad)), "the schema accepts:\n{bad}");
     }

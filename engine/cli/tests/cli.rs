@@ -161,6 +161,26 @@ fn plan_text_lists_commands_and_dependencies() {
 }
 
 #[test]
+fn plan_shows_gpus_and_their_type() {
+    let path = write_temp(
+        "gpus.yaml",
+        "version: 1\nexecutors:\n  hpc: { kind: slurm, gpu_vendor: amd }\nsteps:\n  train: { resources: { gpus: { count: 2, type: mi250x } }, run: \"true\" }\n",
+    );
+    let o = twinflow(&["plan", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("executor: hpc (slurm)  cpus=1 gpus=2 gpu_type=mi250x"),
+        "{out}"
+    );
+    let o = twinflow(&["plan", path.to_str().unwrap(), "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).expect("valid JSON");
+    assert_eq!(json["tasks"][0]["resources"]["gpu_type"], "mi250x");
+    assert_eq!(json["tasks"][0]["resources"]["gpus"], 2);
+    assert_eq!(json["executors"]["hpc"]["gpu_vendor"], "amd");
+}
+
+#[test]
 fn graphs_in_dot_and_mermaid() {
     let fb = forest_bird();
     let o = twinflow(&["graph", fb.to_str().unwrap()]);

@@ -162,6 +162,10 @@ pub struct SlurmConfig {
     /// Path of a `twinflow` binary on the cluster, which runs packed jobs
     /// (`twinflow worker`); `None`: the executor finds or uploads one.
     pub twinflow: Option<String>,
+    /// Whose GPUs the cluster's nodes have: decides a container's GPU
+    /// flags (Apptainer `--nv` or `--rocm`, CDI or `/dev/kfd`+`/dev/dri`
+    /// for podman); Slurm itself chooses the devices.
+    pub gpu_vendor: GpuVendor,
 }
 
 /// Settings of a cloud executor.

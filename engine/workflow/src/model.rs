@@ -9,6 +9,10 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::fmt;
 
+#[path = "model_gpus.rs"]
+mod gpus;
+pub(crate) use gpus::{GPUS_KEYS, GpuCountDoc, GpusDoc};
+
 /// A twinflow workflow (language version 1).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -211,9 +215,22 @@ pub(crate) enum RuntimeDoc {
     Docker,
 }
 
+/// GPU vendors of an executor's devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum GpuVendorDoc {
+    /// NVIDIA: `CUDA_VISIBLE_DEVICES`, Apptainer `--nv`, CDI for podman.
+    Nvidia,
+    /// AMD: `ROCR_VISIBLE_DEVICES`/`HIP_VISIBLE_DEVICES`, Apptainer `--rocm`,
+    /// `/dev/kfd` and `/dev/dri` for podman.
+    Amd,
+}
+
 /// Keys that belong to one executor kind (or two), for the schema and the checks.
-pub(crate) const KIND_KEYS: [(&str, &[KindDoc]); 11] = [
+pub(crate) const KIND_KEYS: [(&str, &[KindDoc]); 13] = [
     ("slots", &[KindDoc::Local]),
+    ("gpus", &[KindDoc::Local]),
+    ("gpu_vendor", &[KindDoc::Local, KindDoc::Slurm]),
     ("partition", &[KindDoc::Slurm]),
     ("account", &[KindDoc::Slurm]),
     ("qos", &[KindDoc::Slurm]),
@@ -275,6 +292,15 @@ pub(crate) struct ExecutorDoc {
     /// local: concurrent cpu slots (default: the machine's cores).
     #[serde(default)]
     pub(crate) slots: Option<Spanned<u32>>,
+    /// local: the host's GPU device ids this executor hands out, each to
+    /// one task at a time (default: none).
+    #[serde(default)]
+    #[schemars(extend("uniqueItems" = true))]
+    pub(crate) gpus: Option<Spanned<Vec<Spanned<u32>>>>,
+    /// local, slurm: whose GPUs the tasks get (default `nvidia`): decides
+    /// the device variables and the container runtime's GPU flags.
+    #[serde(default)]
+    pub(crate) gpu_vendor: Option<Spanned<GpuVendorDoc>>,
     /// slurm: `--partition`.
     #[serde(default)]
     pub(crate) partition: Option<Spanned<String>>,
@@ -411,9 +437,9 @@ pub(crate) struct ResourcesDoc {
     /// Wall time: `90s`, `30m`, `2h`, `1d`, `HH:MM:SS`.
     #[serde(default)]
     pub(crate) time: Option<Spanned<ScalarString>>,
-    /// GPUs.
+    /// GPUs: a count (`2`) or `{ count: 2, type: a100 }`.
     #[serde(default)]
-    pub(crate) gpus: Option<Spanned<u32>>,
+    pub(crate) gpus: Option<Spanned<GpusDoc>>,
 }
 
 /// `container:` as written: an image, or a mapping.

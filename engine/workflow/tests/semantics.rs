@@ -292,6 +292,8 @@ fn resources_retries_and_timeouts_are_in_plain_units() {
     let plan = compile(
         r#"
 version: 1
+executors:
+  hpc: { kind: slurm }
 steps:
   big:
     resources: { cpus: 4, memory: 8GiB, time: "01:30:00", gpus: 1 }

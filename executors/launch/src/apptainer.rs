@@ -19,7 +19,10 @@
 //!   the invoking user, so there is no user mapping to choose.
 //! - GPUs: `--nv` / `--rocm` bind every device of the host, and the
 //!   variables (`CUDA_VISIBLE_DEVICES`, `ROCR_VISIBLE_DEVICES`,
-//!   `HIP_VISIBLE_DEVICES`) pick this attempt's host ids.
+//!   `HIP_VISIBLE_DEVICES`) pick this attempt's host ids; with
+//!   [`GpuDevices::Allocated`] they are the batch system's, inherited from
+//!   the job (so `--cleanenv` and `--containall`, which would hide them,
+//!   are refused).
 //! - Exit status: `apptainer exec` exits with the script's status; a
 //!   script killed by signal N makes Apptainer raise N on itself, so the
 //!   executor sees the same signal (128+N if it does not end it). The
@@ -27,14 +30,18 @@
 //!   group: killing the group stops them.
 
 use crate::error::LaunchError;
-use crate::parts::{Bind, Launch, bind_args, check_options, gpu_env, sh, text};
-use crate::spec::{ContainerLaunch, LaunchSpec, Network};
+use crate::parts::{Bind, Launch, bind_args, check_options, gpu_vars, host_gpu_env, sh, text};
+use crate::spec::{ContainerLaunch, GpuDevices, LaunchSpec, Network};
 use std::ffi::OsString;
 use twinflow_core::ContainerRuntime;
 use twinflow_core::GpuVendor;
 
 /// Options the command line sets itself.
 const OWNED: [&str; 1] = ["--pwd"];
+
+/// Options that keep the host's environment out of the container, and so
+/// the GPU variables of [`GpuDevices::Allocated`].
+const HIDE_HOST_ENV: [&str; 4] = ["--cleanenv", "-e", "--containall", "-C"];
 
 pub(crate) fn wrap(
     spec: &LaunchSpec<'_>,
@@ -57,11 +64,22 @@ pub(crate) fn wrap(
     }
     let mut inside = spec.env.to_vec();
     if let Some(gpus) = spec.gpus {
+        if gpus.devices == GpuDevices::Allocated
+            && let Some(o) = c
+                .options
+                .iter()
+                .find(|o| HIDE_HOST_ENV.contains(&o.as_str()))
+        {
+            return Err(LaunchError::new(format!(
+                "the container option `{o}` would hide the GPU variables the batch system set ({}) from the task",
+                gpu_vars(gpus.vendor).join(", ")
+            )));
+        }
         arg(match gpus.vendor {
             GpuVendor::Nvidia => "--nv".into(),
             GpuVendor::Amd => "--rocm".into(),
         });
-        inside.extend(gpu_env(gpus, &gpus.devices));
+        inside.extend(host_gpu_env(gpus));
     }
     match c.network {
         Network::Host => {}

@@ -54,6 +54,8 @@ pub use resolve::{
 pub use shared::{
     SharedSpec, SharedTask, exec_shared, kill_shared_task, start_shared, stop_shared,
 };
-pub use spec::{ContainerLaunch, GpuBinding, HostUser, LaunchSpec, Network, container_name};
+pub use spec::{
+    ContainerLaunch, GpuBinding, GpuDevices, HostUser, LaunchSpec, Network, container_name,
+};
 pub use twinflow_core::GpuVendor;
 pub use wrap::launch;

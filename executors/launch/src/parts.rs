@@ -5,7 +5,7 @@
 //! share them.
 
 use crate::error::LaunchError;
-use crate::spec::{ContainerLaunch, GpuBinding};
+use crate::spec::{ContainerLaunch, GpuBinding, GpuDevices};
 use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 use twinflow_core::GpuVendor;
@@ -172,6 +172,14 @@ pub(crate) fn check_env(name: &str, value: &str) -> Result<(), LaunchError> {
     Ok(())
 }
 
+/// The variables that select a vendor's devices.
+pub(crate) fn gpu_vars(vendor: GpuVendor) -> &'static [&'static str] {
+    match vendor {
+        GpuVendor::Nvidia => &["CUDA_VISIBLE_DEVICES"],
+        GpuVendor::Amd => &["ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES"],
+    }
+}
+
 /// The variables that select `devices` for `gpus.vendor`.
 pub(crate) fn gpu_env(gpus: &GpuBinding, devices: &[u32]) -> Vec<(String, String)> {
     let list = devices
@@ -179,14 +187,19 @@ pub(crate) fn gpu_env(gpus: &GpuBinding, devices: &[u32]) -> Vec<(String, String
         .map(u32::to_string)
         .collect::<Vec<_>>()
         .join(",");
-    let names: &[&str] = match gpus.vendor {
-        GpuVendor::Nvidia => &["CUDA_VISIBLE_DEVICES"],
-        GpuVendor::Amd => &["ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES"],
-    };
-    names
+    gpu_vars(gpus.vendor)
         .iter()
         .map(|n| ((*n).to_owned(), list.clone()))
         .collect()
+}
+
+/// The variables of a binding on the host: its ids' variables, or none
+/// for [`GpuDevices::Allocated`] (the batch system's are inherited).
+pub(crate) fn host_gpu_env(gpus: &GpuBinding) -> Vec<(String, String)> {
+    match &gpus.devices {
+        GpuDevices::Ids(ids) => gpu_env(gpus, ids),
+        GpuDevices::Allocated => Vec::new(),
+    }
 }
 
 /// The image argument the runtime is given.

@@ -5,7 +5,7 @@
 //!   --network=host --security-opt=label=disable [--userns=keep-id]
 //!   --volume=WORKDIR:WORKDIR --volume=SOURCE:SOURCE:ro …
 //!   [--device=nvidia.com/gpu=N … | --device=/dev/kfd --device=/dev/dri]
-//!   --env=NAME=VALUE … OPTIONS… IMAGE /bin/sh -e -c SCRIPT
+//!   [--env=CUDA_VISIBLE_DEVICES …] --env=NAME=VALUE … OPTIONS… IMAGE /bin/sh -e -c SCRIPT
 //! ```
 //!
 //! - `--init` puts an init process (catatonit, docker's tini) at PID 1: it
@@ -25,14 +25,21 @@
 //!   same uid and gid inside, so outputs belong to the user), docker
 //!   `--user=UID:GID` (the docker daemon is rootful). The image's own `USER`
 //!   is not used.
+//! - GPUs: host ids ([`crate::GpuDevices::Ids`]) go in through CDI (NVIDIA:
+//!   `--device=nvidia.com/gpu=N` each, numbered from 0 inside) or all of
+//!   `/dev/kfd` and `/dev/dri` with the variables naming the host's ids
+//!   (AMD). A batch allocation ([`crate::GpuDevices::Allocated`]) gives
+//!   every device of the vendor and passes the job's variables in by name
+//!   (`--env=CUDA_VISIBLE_DEVICES`), which then pick its devices, as under
+//!   Apptainer.
 //! - Exit status: `podman run` exits with the script's status; a script
 //!   killed by signal N gives 128+N (143 for SIGTERM, 137 for SIGKILL); 125
 //!   means podman itself failed (e.g. no such image), 126 and 127 that
 //!   `/bin/sh` could not be run in the image.
 
 use crate::error::LaunchError;
-use crate::parts::{Bind, Launch, bind_args, check_options, gpu_env, sh, text};
-use crate::spec::{ContainerLaunch, LaunchSpec, Network};
+use crate::parts::{Bind, Launch, bind_args, check_options, gpu_env, gpu_vars, sh, text};
+use crate::spec::{ContainerLaunch, GpuDevices, LaunchSpec, Network};
 use std::ffi::OsString;
 use twinflow_core::ContainerRuntime;
 use twinflow_core::GpuVendor;
@@ -105,26 +112,42 @@ pub(crate) fn wrap(
     let mut argv = run_args(c, binds, &[format!("--workdir={workdir}")])?;
     let mut arg = |s: String| argv.push(OsString::from(s));
     let mut env = spec.env.to_vec();
+    // Variables passed in by name: podman and docker copy their own value.
+    let mut forwarded: Vec<&str> = Vec::new();
     if let Some(gpus) = spec.gpus {
-        match gpus.vendor {
+        match (gpus.vendor, &gpus.devices) {
             // CDI (`nvidia-ctk cdi generate`): the container sees only its
             // devices, numbered from 0.
-            GpuVendor::Nvidia => {
-                for d in &gpus.devices {
+            (GpuVendor::Nvidia, GpuDevices::Ids(ids)) => {
+                for d in ids {
                     arg(format!("--device=nvidia.com/gpu={d}"));
                 }
-                let inside: Vec<u32> = (0..gpus.devices.len())
+                let inside: Vec<u32> = (0..ids.len())
                     .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
                     .collect();
                 env.extend(gpu_env(gpus, &inside));
             }
             // All of /dev/dri is there: the variables pick the host's ids.
-            GpuVendor::Amd => {
+            (GpuVendor::Amd, GpuDevices::Ids(ids)) => {
                 arg("--device=/dev/kfd".into());
                 arg("--device=/dev/dri".into());
-                env.extend(gpu_env(gpus, &gpus.devices));
+                env.extend(gpu_env(gpus, ids));
+            }
+            // The batch system's variables pick the devices, as under
+            // Apptainer: every device is there.
+            (GpuVendor::Nvidia, GpuDevices::Allocated) => {
+                arg("--device=nvidia.com/gpu=all".into());
+                forwarded.extend(gpu_vars(gpus.vendor));
+            }
+            (GpuVendor::Amd, GpuDevices::Allocated) => {
+                arg("--device=/dev/kfd".into());
+                arg("--device=/dev/dri".into());
+                forwarded.extend(gpu_vars(gpus.vendor));
             }
         }
+    }
+    for name in forwarded {
+        arg(format!("--env={name}"));
     }
     for (name, value) in &env {
         arg(format!("--env={name}={value}"));

@@ -30,14 +30,40 @@ pub struct LaunchSpec<'a> {
     pub container: Option<&'a ContainerLaunch<'a>>,
 }
 
-/// GPUs given to one attempt: device ids of the host, never shared between
-/// attempts that run at once (the executor counts them like slots).
+/// GPUs given to one attempt, never shared between attempts that run at
+/// once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GpuBinding {
     /// Whose devices: decides the variables and the runtime flags.
     pub vendor: GpuVendor,
-    /// Host device indices, e.g. `[2, 3]`.
-    pub devices: Vec<u32>,
+    /// Which devices.
+    pub devices: GpuDevices,
+}
+
+/// Which devices an attempt holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GpuDevices {
+    /// Host device indices the executor hands out, e.g. `[2, 3]` (a local
+    /// executor counts them like slots): the launch sets the vendor's
+    /// variables to them (inside podman and docker, which see only these
+    /// devices through CDI, to `0..n`).
+    Ids(Vec<u32>),
+    /// The devices the batch system allocated to the job the attempt runs
+    /// in, known only when the job runs: the batch system (Slurm) sets the
+    /// vendor's variables (`CUDA_VISIBLE_DEVICES`, `ROCR_VISIBLE_DEVICES`)
+    /// in the job, and a packed job's worker narrows them to each task's
+    /// share. The launch sets no values of its own: on the host and under
+    /// Apptainer the variables are inherited; podman and docker get every
+    /// device of the vendor (`nvidia.com/gpu=all`, `/dev/kfd` and
+    /// `/dev/dri`) and the variables passed in by name (`--env=NAME`), so
+    /// the job's variables pick its devices inside, as under Apptainer.
+    Allocated,
+}
+
+impl From<Vec<u32>> for GpuDevices {
+    fn from(ids: Vec<u32>) -> Self {
+        Self::Ids(ids)
+    }
 }
 
 /// The container one attempt runs in.

@@ -6,7 +6,7 @@
 //! [`crate::parts`].
 
 use crate::error::LaunchError;
-use crate::parts::{Launch, binds, check_env, check_path, gpu_env, image_arg, sh};
+use crate::parts::{Launch, binds, check_env, check_path, host_gpu_env, image_arg, sh};
 use crate::spec::LaunchSpec;
 use crate::{apptainer, podman};
 use twinflow_core::ContainerRuntime;
@@ -31,7 +31,7 @@ pub fn launch(spec: &LaunchSpec<'_>) -> Result<Launch, LaunchError> {
     let Some(container) = spec.container else {
         let mut env = spec.env.to_vec();
         if let Some(gpus) = spec.gpus {
-            env.extend(gpu_env(gpus, &gpus.devices));
+            env.extend(host_gpu_env(gpus));
         }
         return Ok(Launch {
             argv: sh(spec.script),

@@ -8,8 +8,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use twinflow_core::{ContainerRuntime, ImageRef};
 use twinflow_launch::{
-    ContainerLaunch, GpuBinding, GpuVendor, HostUser, Launch, LaunchSpec, Network, ResolvedImage,
-    launch,
+    ContainerLaunch, GpuBinding, GpuDevices, GpuVendor, HostUser, Launch, LaunchSpec, Network,
+    ResolvedImage, launch,
 };
 
 const WORKDIR: &str = "/scratch/tf/runs/r-1/work/forest/3";
@@ -129,14 +129,22 @@ impl Case {
 fn nvidia() -> Option<GpuBinding> {
     Some(GpuBinding {
         vendor: GpuVendor::Nvidia,
-        devices: vec![1, 3],
+        devices: GpuDevices::Ids(vec![1, 3]),
     })
 }
 
 fn amd() -> Option<GpuBinding> {
     Some(GpuBinding {
         vendor: GpuVendor::Amd,
-        devices: vec![2],
+        devices: GpuDevices::Ids(vec![2]),
+    })
+}
+
+/// Devices as the batch system allocated them to the job.
+fn allocated(vendor: GpuVendor) -> Option<GpuBinding> {
+    Some(GpuBinding {
+        vendor,
+        devices: GpuDevices::Allocated,
     })
 }
 
@@ -232,6 +240,45 @@ fn launches() {
             },
         ),
         (
+            "host_allocated_nvidia",
+            Case {
+                gpus: allocated(GpuVendor::Nvidia),
+                ..Case::new(None, "python:3")
+            },
+        ),
+        (
+            "podman_allocated_nvidia",
+            Case {
+                resolved: true,
+                gpus: allocated(GpuVendor::Nvidia),
+                ..Case::new(PODMAN, "localhost/twinflow-python:1")
+            },
+        ),
+        (
+            "docker_allocated_amd",
+            Case {
+                resolved: true,
+                gpus: allocated(GpuVendor::Amd),
+                uid: 1000,
+                ..Case::new(DOCKER, "python:3.12-slim")
+            },
+        ),
+        (
+            "apptainer_allocated_nvidia",
+            Case {
+                resolved: true,
+                gpus: allocated(GpuVendor::Nvidia),
+                ..Case::new(APPTAINER, "docker://ghcr.io/biodt/landis:7")
+            },
+        ),
+        (
+            "singularity_allocated_amd",
+            Case {
+                gpus: allocated(GpuVendor::Amd),
+                ..Case::new(SINGULARITY, "/scratch/images/landis.sif")
+            },
+        ),
+        (
             "singularity_sif_resolved",
             Case {
                 resolved: true,
@@ -270,6 +317,28 @@ fn refusals_name_what_is_refused() {
             ..Case::new(PODMAN, "python:3")
         }),
         "the container option `--name=mine` sets what twinflow sets itself for podman (--name, --rm, --detach, -d, --workdir, -w, --init, --pull)"
+    );
+    for hiding in ["--cleanenv", "-e", "--containall", "-C"] {
+        assert_eq!(
+            refused(Case {
+                gpus: allocated(GpuVendor::Amd),
+                options: vec![hiding.into()],
+                ..Case::new(APPTAINER, "docker://a")
+            }),
+            format!(
+                "the container option `{hiding}` would hide the GPU variables the batch system set (ROCR_VISIBLE_DEVICES, HIP_VISIBLE_DEVICES) from the task"
+            )
+        );
+    }
+    // With devices of its own the task's variables are set explicitly.
+    assert!(
+        Case {
+            gpus: amd(),
+            options: vec!["--cleanenv".into()],
+            ..Case::new(APPTAINER, "docker://a")
+        }
+        .run()
+        .is_ok()
     );
     assert!(
         refused(Case {

@@ -185,7 +185,7 @@ pub(crate) fn command(launch: &Launch, devices: &[u32]) -> Result<Command, Strin
     let extra = &launch.extra;
     let gpus = (!devices.is_empty()).then(|| GpuBinding {
         vendor: extra.gpus.vendor,
-        devices: devices.to_vec(),
+        devices: twinflow_launch::GpuDevices::Ids(devices.to_vec()),
     });
     let network = Network::Host;
     let parts = match &extra.container {

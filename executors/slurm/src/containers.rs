@@ -28,6 +28,13 @@
 //! launch, `crate::preflight` checks the runtime, the bind sources and
 //! (Apptainer) the image file on the node. A pack's members that share
 //! an image run in one container instead ([`crate::pack_container`]).
+//!
+//! A task that asks for GPUs runs with the runtime's GPU flags for the
+//! executor's `gpu_vendor` (Apptainer `--nv`/`--rocm`; podman and docker
+//! every device of the vendor with the job's device variables passed in
+//! by name) and the devices Slurm allocated to its job, which the job's
+//! variables name (a pack's worker narrows them per task, see
+//! [`crate::pack_gpus`]).
 
 use crate::cluster::Cluster;
 use crate::script_error::ScriptError;
@@ -35,12 +42,13 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
+use twinflow_core::GpuVendor;
 use twinflow_core::{
     ContainerRuntime, ContainerSpec, ExecutorError, Job, ResolvedImage, shell_quote,
 };
 use twinflow_launch::{
-    ApptainerResolver, CommandOutput, CommandRunner, ContainerLaunch, HostUser, ImageResolver,
-    LaunchSpec, Network, PodmanResolver, container_name,
+    ApptainerResolver, CommandOutput, CommandRunner, ContainerLaunch, GpuBinding, GpuDevices,
+    HostUser, ImageResolver, LaunchSpec, Network, PodmanResolver, container_name,
 };
 
 /// The image a step's tasks run in, resolved on the cluster.
@@ -52,6 +60,11 @@ pub struct StepContainer {
     pub resolved: ResolvedImage,
     /// The cluster user.
     pub user: HostUser,
+    /// Whose GPUs the cluster has (the executor's `gpu_vendor`): a task
+    /// that asks for GPUs gets the runtime's flags for them and the
+    /// devices Slurm allocated to its job
+    /// ([`twinflow_launch::GpuDevices::Allocated`]).
+    pub gpu_vendor: GpuVendor,
 }
 
 /// The containers of an executor's steps, by step name.
@@ -111,6 +124,7 @@ pub(crate) async fn resolve(
     host: String,
     default_runtime: Option<ContainerRuntime>,
     container: &ContainerSpec,
+    gpu_vendor: GpuVendor,
 ) -> Result<StepContainer, ExecutorError> {
     let image = container
         .image_ref()
@@ -151,6 +165,7 @@ pub(crate) async fn resolve(
             spec,
             resolved,
             user,
+            gpu_vendor,
         })
     })
     .await
@@ -205,12 +220,16 @@ pub(crate) fn lines(job: &Job, c: &StepContainer) -> Result<Vec<String>, ScriptE
         network: &network,
         user: c.user,
     };
+    let gpus = (job.resources.gpus > 0).then_some(GpuBinding {
+        vendor: c.gpu_vendor,
+        devices: GpuDevices::Allocated,
+    });
     let launch = twinflow_launch::launch(&LaunchSpec {
         script: &job.script,
         workdir: &job.workdir,
         inputs: &inputs,
         env: &job.env,
-        gpus: None,
+        gpus: gpus.as_ref(),
         container: Some(&container),
     })
     .and_then(|l| Ok((l.script_lines()?, l.container, l.argv)))

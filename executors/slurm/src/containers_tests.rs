@@ -52,6 +52,7 @@ fn container(image: &str, runtime: ContainerRuntime, run_ref: &str, uid: u32) ->
             run_ref: run_ref.to_owned(),
         },
         user: HostUser { uid, gid: uid },
+        gpu_vendor: twinflow_core::GpuVendor::Nvidia,
     }
 }
 

@@ -605,6 +605,7 @@ impl Executor for SlurmExecutor {
             host,
             self.inner.container_runtime,
             container,
+            self.inner.config.gpu_vendor,
         )
         .await?;
         let resolved = found.resolved.clone();

@@ -179,6 +179,7 @@ pub fn pack_manifest(members: &[Member<'_>]) -> String {
     let manifest = crate::worker::Manifest {
         format: crate::worker::MANIFEST_FORMAT.to_owned(),
         cpus_per_task: members.first().map_or(1, |m| m.job.resources.cpus.max(1)),
+        gpus_per_task: members.first().map_or(0, |m| m.job.resources.gpus),
         tasks: members
             .iter()
             .map(|m| crate::worker::PackTask {
@@ -264,6 +265,42 @@ mod tests {
         .unwrap();
         insta::assert_snapshot!(script);
         insta::assert_snapshot!("pack_manifest", pack_manifest(&members(&jobs)));
+    }
+
+    #[test]
+    fn arrays_and_packs_of_gpu_tasks() {
+        let jobs: Vec<Job> = (0..3)
+            .map(|i| {
+                let mut j = job(10 + i, i);
+                j.resources.gpus = 2;
+                j.resources.gpu_type = Some("a100".to_owned());
+                j
+            })
+            .collect();
+        let log = Path::new(RUN).join("logs/bird/bird.array-%A_%a.log");
+        // Each element of an array is a job of its own: the header's GPUs
+        // are per element.
+        let array = render_array(&members(&jobs), &config(), &log, None).unwrap();
+        let gres: Vec<&str> = array.lines().filter(|l| l.contains("gpu")).collect();
+        assert_eq!(gres, ["#SBATCH --gres=gpu:a100:2"]);
+        // A pack's allocation is one task's GPUs; the worker shares them out.
+        let first = &jobs[0].stdout;
+        let pack = render_pack(
+            &members(&jobs),
+            &config(),
+            Path::new("/appl/twinflow/bin/twinflow"),
+            &first.with_extension("pack.json"),
+            &first.with_extension("pack.log"),
+        )
+        .unwrap();
+        let gres: Vec<&str> = pack.lines().filter(|l| l.contains("gpu")).collect();
+        assert_eq!(gres, ["#SBATCH --gres=gpu:a100:2"]);
+        let manifest: serde_json::Value =
+            serde_json::from_str(&pack_manifest(&members(&jobs))).unwrap();
+        assert_eq!(manifest["gpus_per_task"], 2);
+        let plain: serde_json::Value =
+            serde_json::from_str(&pack_manifest(&members(&[job(1, 1)]))).unwrap();
+        assert!(plain.get("gpus_per_task").is_none(), "{plain}");
     }
 
     #[test]

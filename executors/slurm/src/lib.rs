@@ -25,6 +25,7 @@ pub mod group;
 mod install;
 mod monitor;
 pub mod pack_container;
+mod pack_gpus;
 pub mod parse;
 mod preflight;
 pub mod prologue;
@@ -32,6 +33,8 @@ mod recover;
 mod remote;
 pub mod script;
 mod script_error;
+#[cfg(test)]
+mod script_tests_support;
 mod staging;
 pub mod worker;
 

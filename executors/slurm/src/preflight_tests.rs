@@ -3,59 +3,21 @@
 //! container does not start each fail the task (never run it on the host)
 //! with a message naming the image, the runtime and the host.
 
-use crate::containers::StepContainer;
-use crate::group::{Member, render_pack_with};
+use crate::group::render_pack_with;
 use crate::pack_container::PackContainer;
 use crate::script::{Wrapping, render_in, render_member_with};
+use crate::script_tests_support::{busybox, members};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use twinflow_core::{
-    AttemptKey, ContainerRuntime, ContainerSpec, ImageRef, Job, JobInput, ResolvedImage, Resources,
-    SlurmConfig, TaskId,
-};
-use twinflow_launch::HostUser;
+use twinflow_core::{Job, JobInput, SlurmConfig, TaskId};
 
-fn busybox() -> StepContainer {
-    let image = "localhost/twinflow-busybox:1";
-    StepContainer {
-        spec: ContainerSpec {
-            image: image.to_owned(),
-            runtime: Some(ContainerRuntime::Podman),
-            options: Vec::new(),
-        },
-        resolved: ResolvedImage {
-            image: ImageRef::parse(image).unwrap(),
-            runtime: ContainerRuntime::Podman,
-            digest: format!("sha256:{}", "ab".repeat(32)),
-            run_ref: "ab".repeat(32),
-        },
-        user: HostUser { uid: 0, gid: 0 },
-    }
-}
-
+/// Task `task`, which touches `ran`, its directories created.
 fn job(run: &Path, task: u32) -> Job {
-    let logs = run.join("logs/s");
-    let workdir = run.join(format!("work/s/{task}"));
-    std::fs::create_dir_all(&workdir).unwrap();
-    std::fs::create_dir_all(&logs).unwrap();
-    Job {
-        key: AttemptKey {
-            task: TaskId(task),
-            attempt: 0,
-        },
-        name: format!("s[i={task}]"),
-        script: "touch ran".to_owned(),
-        env: vec![("TWINFLOW_RUN_ID".to_owned(), "r1".to_owned())],
-        workdir,
-        stdout: logs.join(format!("{task}.0.out")),
-        stderr: logs.join(format!("{task}.0.err")),
-        resources: Resources::default(),
-        step: "s".to_owned(),
-        pack: None,
-        inputs: Vec::new(),
-        outputs: Vec::new(),
-    }
+    let job = crate::script_tests_support::job(run, task, "touch ran");
+    std::fs::create_dir_all(&job.workdir).unwrap();
+    std::fs::create_dir_all(job.stdout.parent().unwrap()).unwrap();
+    job
 }
 
 /// A directory for `PATH` holding what the scripts need besides the
@@ -169,14 +131,7 @@ fn a_shared_container_that_does_not_start_fails_every_member_with_its_reason() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let jobs: Vec<Job> = (0..2).map(|i| job(root, i)).collect();
-    let members: Vec<Member<'_>> = jobs
-        .iter()
-        .map(|job| Member {
-            job,
-            script: job.stdout.with_extension("sh"),
-            status: job.stdout.with_extension("status"),
-        })
-        .collect();
+    let members = members(&jobs);
     let shared = PackContainer::new(&jobs[0], Arc::new(busybox()));
     let how = Wrapping {
         shared: Some(&shared),

@@ -6,72 +6,24 @@
 //! `exit 0` in it fails the task too.
 
 use super::*;
-use crate::containers::StepContainer;
-use crate::group::{Member, render_array_with, render_pack_with};
+use crate::group::{render_array_with, render_pack_with};
 use crate::pack_container::PackContainer;
 use crate::parse::parse_status_file;
 use crate::script::{Wrapping, render_member_with, render_with};
+use crate::script_tests_support::{busybox, members};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use twinflow_core::{
-    AttemptKey, ContainerRuntime, ContainerSpec, ImageRef, Job, JobInput, ResolvedImage, Resources,
-    SlurmConfig, TaskId,
-};
-use twinflow_launch::HostUser;
+use twinflow_core::{Job, JobInput, SlurmConfig, TaskId};
+
+/// Task `task`, which writes `$GREETING` to `greeting.txt`.
+fn job(run: &Path, task: u32) -> Job {
+    crate::script_tests_support::job(run, task, "printf '%s' \"$GREETING\" > greeting.txt")
+}
 
 const PROLOGUE: Prologue<'static> = Prologue {
     executor: "hpc",
     text: "module load python/3.12 # a comment\nexport GREETING=\"hello 'there'\"",
 };
-
-fn job(run: &Path, task: u32) -> Job {
-    let logs = run.join("logs/s");
-    Job {
-        key: AttemptKey {
-            task: TaskId(task),
-            attempt: 0,
-        },
-        name: format!("s[i={task}]"),
-        script: "printf '%s' \"$GREETING\" > greeting.txt".to_owned(),
-        env: vec![("TWINFLOW_RUN_ID".to_owned(), "r1".to_owned())],
-        workdir: run.join(format!("work/s/{task}")),
-        stdout: logs.join(format!("{task}.0.out")),
-        stderr: logs.join(format!("{task}.0.err")),
-        resources: Resources::default(),
-        step: "s".to_owned(),
-        pack: None,
-        inputs: Vec::new(),
-        outputs: Vec::new(),
-    }
-}
-
-fn members(jobs: &[Job]) -> Vec<Member<'_>> {
-    jobs.iter()
-        .map(|job| Member {
-            job,
-            script: job.stdout.with_extension("sh"),
-            status: job.stdout.with_extension("status"),
-        })
-        .collect()
-}
-
-fn busybox() -> StepContainer {
-    let image = "localhost/twinflow-busybox:1";
-    StepContainer {
-        spec: ContainerSpec {
-            image: image.to_owned(),
-            runtime: Some(ContainerRuntime::Podman),
-            options: Vec::new(),
-        },
-        resolved: ResolvedImage {
-            image: ImageRef::parse(image).unwrap(),
-            runtime: ContainerRuntime::Podman,
-            digest: format!("sha256:{}", "ab".repeat(32)),
-            run_ref: "ab".repeat(32),
-        },
-        user: HostUser { uid: 0, gid: 0 },
-    }
-}
 
 const RUN: &str = "/scratch/runs/r1";
 

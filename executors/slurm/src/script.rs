@@ -11,7 +11,8 @@
 //! | `--cpus-per-task` | `resources.cpus` | at least 1 |
 //! | `--mem=<N>M` | `resources.memory_bytes` | whole MiB, rounded up; only when set; 0 is refused (Slurm reads `--mem=0` as "all of the node's memory") |
 //! | `--time=D-HH:MM:SS` | `resources.time_seconds` | whole minutes, rounded up; only when set; 0 is refused (Slurm reads a limit of 0 as "no limit") |
-//! | `--gres=gpu:<N>` | `resources.gpus` | only when more than 0 |
+//! | `--gpus=<N>` | `resources.gpus` | only when more than 0 and no type is asked for; a job array's elements get N each, a packed job N for the whole allocation (see [`crate::pack_gpus`]) |
+//! | `--gres=gpu:<TYPE>:<N>` | `resources.gpus`, `resources.gpu_type` | in place of `--gpus` when a type is asked for; the type is letters, digits, `_`, `-` and `.` only |
 //! | `--partition`, `--account`, `--qos` | [`SlurmConfig`] | only when set |
 //! | each of [`SlurmConfig::sbatch`] | [`SlurmConfig`] | one option per line, in order |
 //!
@@ -201,7 +202,21 @@ pub(crate) fn header(
         line("time", &time_limit(seconds, &job.name)?, "time limit")?;
     }
     if r.gpus > 0 {
-        line("gres", &format!("gpu:{}", r.gpus), "gpu count")?;
+        match &r.gpu_type {
+            None => line("gpus", &r.gpus.to_string(), "gpu count")?,
+            Some(t) => {
+                let gres_name = !t.is_empty()
+                    && t.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+                if !gres_name {
+                    return Err(ScriptError::new(format!(
+                        "`{}` asks for gpu type {t:?}, which is not a gres type name (letters, digits, `_`, `-`, `.`)",
+                        job.name
+                    )));
+                }
+                line("gres", &format!("gpu:{t}:{}", r.gpus), "gpu type")?;
+            }
+        }
     }
     for (option, value) in [
         ("partition", &config.partition),
@@ -527,6 +542,29 @@ mod tests {
             ..SlurmConfig::default()
         };
         insta::assert_snapshot!(rendered(&job, &config));
+    }
+
+    #[test]
+    fn gpus_without_a_type_are_gpus_and_with_one_a_typed_gres() {
+        let mut j = job(4, 0, "train", &[], RUN);
+        let gpu_lines = |j: &Job| -> Vec<String> {
+            rendered(j, &SlurmConfig::default())
+                .lines()
+                .filter(|l| l.contains("gpu"))
+                .map(str::to_owned)
+                .collect()
+        };
+        assert!(gpu_lines(&j).is_empty(), "no gpus, no line");
+        j.resources.gpus = 2;
+        assert_eq!(gpu_lines(&j), ["#SBATCH --gpus=2"]);
+        j.resources.gpu_type = Some("a100".to_owned());
+        assert_eq!(gpu_lines(&j), ["#SBATCH --gres=gpu:a100:2"]);
+        j.resources.gpu_type = Some("mi250x.gcd_1-2".to_owned());
+        insta::assert_snapshot!(rendered(&j, &SlurmConfig::default()));
+        for bad in ["a100:2", "a100,gpu:h100", "", "a 100", "a#1"] {
+            j.resources.gpu_type = Some(bad.to_owned());
+            assert!(error(&j, &SlurmConfig::default(), "simulate").contains("gres type name"));
+        }
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! logs) lists each task's script and status file. The worker runs the
 //! scripts in order, as many side by side as the allocation's CPUs hold
 //! (`SLURM_CPUS_PER_TASK`, else `SLURM_CPUS_ON_NODE`, divided by the CPUs
-//! one task asked for; at least one), each in a process group of its own.
+//! one task asked for; at least one, and no more than the shares of the
+//! allocation's GPUs when its tasks ask for GPUs, each task getting its own
+//! share: see [`crate::pack_gpus`]), each in a process group of its own.
 //! Each script writes its own logs, `.started` marker and status file, so
 //! the executor follows the tasks one by one. A task whose
 //! `<status file>.cancel` marker appears is skipped if it has not started,
@@ -32,6 +34,10 @@ pub struct Manifest {
     pub format: String,
     /// CPUs each task asked for.
     pub cpus_per_task: u32,
+    /// GPUs each task asked for: the worker gives each task that runs its
+    /// own share of the allocation's ([`crate::pack_gpus`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub gpus_per_task: u32,
     /// The tasks, in the order to start them.
     pub tasks: Vec<PackTask>,
 }
@@ -43,6 +49,10 @@ pub struct PackTask {
     pub script: PathBuf,
     /// Its status file (`.started` and `.cancel` sit beside it).
     pub status: PathBuf,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// `<status file><suffix>`.
@@ -61,6 +71,8 @@ struct Running {
     child: Child,
     cancel: PathBuf,
     term_sent: Option<Instant>,
+    /// The share of the allocation's GPUs it holds.
+    gpus: Option<usize>,
 }
 
 /// Runs the pack described by `manifest` in an allocation of `cpus` CPUs
@@ -68,6 +80,16 @@ struct Running {
 /// once every task has ended or been skipped. The tasks' outcomes are in
 /// their status files, not in the result.
 pub fn run_pack(manifest: &Path, cpus: u32) -> Result<(), String> {
+    run_pack_with(manifest, cpus, |name| std::env::var(name).ok())
+}
+
+/// [`run_pack`] with the job's variables looked up by `var` (tests give
+/// their own GPU variables).
+pub fn run_pack_with(
+    manifest: &Path,
+    cpus: u32,
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<(), String> {
     let text = std::fs::read_to_string(manifest)
         .map_err(|e| format!("failed to read pack manifest {}: {e}", manifest.display()))?;
     let m: Manifest = serde_json::from_str(&text)
@@ -79,7 +101,9 @@ pub fn run_pack(manifest: &Path, cpus: u32) -> Result<(), String> {
             m.format
         ));
     }
-    let width = (cpus / m.cpus_per_task.max(1)).max(1) as usize;
+    let mut gpus = crate::pack_gpus::Shares::new(m.gpus_per_task, var);
+    let cpu_width = (cpus / m.cpus_per_task.max(1)).max(1) as usize;
+    let width = gpus.as_ref().map_or(cpu_width, |g| g.width(cpu_width));
     let mut next = 0;
     let mut running: Vec<Running> = Vec::new();
     while next < m.tasks.len() || !running.is_empty() {
@@ -90,7 +114,12 @@ pub fn run_pack(manifest: &Path, cpus: u32) -> Result<(), String> {
             if cancel.exists() {
                 continue;
             }
-            match Command::new("/bin/sh")
+            let share = gpus.as_mut().and_then(crate::pack_gpus::Shares::take);
+            let mut command = Command::new("/bin/sh");
+            if let (Some(g), Some(i)) = (&gpus, share) {
+                command.envs(g.env(i).iter().map(|(k, v)| (k, v)));
+            }
+            match command
                 .arg(&task.script)
                 .stdin(Stdio::null())
                 .process_group(0)
@@ -100,17 +129,26 @@ pub fn run_pack(manifest: &Path, cpus: u32) -> Result<(), String> {
                     child,
                     cancel,
                     term_sent: None,
+                    gpus: share,
                 }),
-                Err(e) => eprintln!(
-                    "twinflow worker: failed to start {}: {e}",
-                    task.script.display()
-                ),
+                Err(e) => {
+                    if let (Some(g), Some(i)) = (gpus.as_mut(), share) {
+                        g.give_back(i);
+                    }
+                    eprintln!(
+                        "twinflow worker: failed to start {}: {e}",
+                        task.script.display()
+                    );
+                }
             }
         }
         std::thread::sleep(TICK);
         running.retain_mut(|r| {
             if matches!(r.child.try_wait(), Ok(Some(_)) | Err(_)) {
                 kill_group(&r.child, Signal::SIGKILL);
+                if let (Some(g), Some(i)) = (gpus.as_mut(), r.gpus) {
+                    g.give_back(i);
+                }
                 return false;
             }
             match r.term_sent {

@@ -52,6 +52,9 @@ pub(crate) fn text(plan: &Plan) -> String {
         }
         if r.gpus > 0 {
             let _ = write!(res, " gpus={}", r.gpus);
+            if let Some(t) = &r.gpu_type {
+                let _ = write!(res, " gpu_type={}", shown(t));
+            }
         }
         let _ = writeln!(s, "  executor: {} ({})  {res}", e.name, e.backend.kind());
         let deps = plan.dependencies(id);

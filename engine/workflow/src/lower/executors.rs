@@ -72,14 +72,14 @@ pub(crate) fn lower_all(doc: &WorkflowDoc, d: &mut Diags, opts: &CompileOptions)
     }
     if opts.local {
         for e in &mut out {
-            let slots = match &e.spec.backend {
-                BackendConfig::Local(l) => l.slots,
-                _ => None,
+            // A local executor keeps its slots and GPUs; a Slurm or cloud
+            // one becomes a local one without GPUs, so a step that asks
+            // for GPUs there is refused (see `gpus::check_step`).
+            let local = match &e.spec.backend {
+                BackendConfig::Local(l) => l.clone(),
+                _ => LocalConfig::default(),
             };
-            e.spec.backend = BackendConfig::Local(LocalConfig {
-                slots,
-                ..LocalConfig::default()
-            });
+            e.spec.backend = BackendConfig::Local(local);
             e.spec.prologue = None;
             e.spec.bound_by = Some("--local".to_owned());
         }
@@ -156,8 +156,10 @@ fn lower_one(
         KindDoc::Slurm => "slurm",
         KindDoc::Cloud => "cloud",
     };
-    let spans: [Option<Span>; 11] = [
+    let spans: [Option<Span>; 13] = [
         e.slots.as_ref().map(|s| s.span),
+        e.gpus.as_ref().map(|s| s.span),
+        e.gpu_vendor.as_ref().map(|s| s.span),
         e.partition.as_ref().map(|s| s.span),
         e.account.as_ref().map(|s| s.span),
         e.qos.as_ref().map(|s| s.span),
@@ -189,7 +191,11 @@ fn lower_one(
                 format!("`{field}` does not apply to a {kind_name} executor (`{name}`)"),
                 format!("only for {} executors", owners.join(" and ")),
             )
-            .add_label(e.kind.span, format!("`{name}` is {kind_name}"));
+            .add_label(e.kind.span, format!("`{name}` is {kind_name}"))
+            .set_help((field == "gpus" && kind == KindDoc::Slurm).then(|| {
+                "Slurm chooses the devices itself: ask for them with a step's `resources.gpus`"
+                    .to_owned()
+            }));
         }
     }
     let ssh = e.ssh.as_ref().and_then(|s| match parse_ssh(&s.value) {
@@ -270,6 +276,12 @@ fn lower_one(
             }
         }
     }
+    let gpus = e
+        .gpus
+        .as_ref()
+        .map(|g| super::gpus::device_ids(d, name, &g.value))
+        .unwrap_or_default();
+    let gpu_vendor = super::gpus::vendor(e.gpu_vendor.as_ref());
     if d.list.len() > before {
         return None;
     }
@@ -277,7 +289,8 @@ fn lower_one(
     let backend = match kind {
         KindDoc::Local => BackendConfig::Local(LocalConfig {
             slots: e.slots.as_ref().map(|s| s.value),
-            ..LocalConfig::default()
+            gpus,
+            gpu_vendor,
         }),
         KindDoc::Slurm => BackendConfig::Slurm(SlurmConfig {
             partition: text(&e.partition),
@@ -293,6 +306,7 @@ fn lower_one(
             workdir: text(&e.workdir),
             array_throttle: e.array_throttle.as_ref().map(|s| s.value),
             twinflow: text(&e.twinflow),
+            gpu_vendor,
         }),
         KindDoc::Cloud => BackendConfig::Cloud(CloudConfig {
             ssh,

@@ -6,6 +6,7 @@
 mod code;
 mod container;
 mod executors;
+mod gpus;
 mod graph;
 mod model;
 mod steps;

@@ -310,6 +310,13 @@ impl Ctx<'_> {
         }
         let outputs = outputs(d, s);
         let resources = resources(d, s);
+        if let (Some(e), Some(g)) = (
+            executor,
+            s.resources.as_ref().and_then(|r| r.value.gpus.as_ref()),
+        ) {
+            let spec = &self.executors[e.index()].spec;
+            super::gpus::check_step(d, &name.value, g.span, &resources, spec);
+        }
         let retries = s.retries.as_ref().map_or(0, |r| r.value);
         if let Some(r) = &s.retries
             && r.value > MAX_RETRIES
@@ -780,7 +787,7 @@ fn resources(d: &mut Diags, s: &StepDoc) -> Resources {
         r.time_seconds = duration(d, t, "time");
     }
     if let Some(g) = &doc.value.gpus {
-        r.gpus = g.value;
+        super::gpus::lower(d, g, &mut r);
     }
     r
 }
