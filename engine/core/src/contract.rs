@@ -65,6 +65,8 @@ pub struct Job {
     /// `None` leaves it to the backend (the Slurm executor packs tasks with
     /// a time limit under a minute).
     pub pack: Option<u32>,
+    /// Its step's `launcher:` (`None`: the backend's default).
+    pub launcher: Option<crate::Launcher>,
     /// The staged inputs: where each sits in `workdir` and whose output it
     /// is. A backend that runs elsewhere (the cloud executor) hands them
     /// over by name; one that shares this file system ignores them.
@@ -214,6 +216,17 @@ pub trait Executor: Send + Sync + fmt::Debug {
         0
     }
 
+    /// Why this backend cannot run the tasks of `step` as the step shapes
+    /// them, if it cannot: the runtime calls this for every step at submit
+    /// and refuses the run with the reason rather than run the tasks in a
+    /// shape they did not ask for. The default, [`default_shape_refusal`],
+    /// refuses every parallel shape (several ranks or nodes, a per-node
+    /// layout, whole nodes, a `launcher`), which a backend must do
+    /// something for; a backend that does overrides this.
+    fn shape_refusal(&self, step: &crate::StepSpec) -> Option<String> {
+        default_shape_refusal(step)
+    }
+
     /// Whether this backend runs its executor's `prologue` (shell lines such
     /// as `module load`) on the host before each task, outside any
     /// container. The runtime refuses a run whose steps use an executor
@@ -284,4 +297,25 @@ pub trait ExecutorFactory: Send + Sync + fmt::Debug {
         spec: &crate::ExecutorSpec,
         sink: std::sync::Arc<dyn UpdateSink>,
     ) -> Result<std::sync::Arc<dyn Executor>, ExecutorError>;
+}
+
+/// What [`Executor::shape_refusal`] refuses by default: a step whose tasks
+/// are more than one process on one node, or that names a launcher. A
+/// lowercase fragment the runtime completes with the step and executor.
+pub fn default_shape_refusal(step: &crate::StepSpec) -> Option<String> {
+    let r = &step.resources;
+    if r.tasks > 1 {
+        return Some(format!("does not start {} ranks per task yet", r.tasks));
+    }
+    if let Some(n) = r.nodes.filter(|n| *n > 1) {
+        return Some(format!("does not run tasks across {n} nodes yet"));
+    }
+    if r.tasks_per_node.is_some() {
+        return Some("does not place ranks per node (`tasks_per_node`) yet".to_owned());
+    }
+    if r.exclusive {
+        return Some("does not give tasks whole nodes (`exclusive`) yet".to_owned());
+    }
+    step.launcher
+        .map(|l| format!("does not run a `launcher: {}` yet", l.as_str()))
 }

@@ -23,7 +23,7 @@ mod template;
 pub use container::{ImageRef, ImageRefError, OciRef, ResolvedImage};
 pub use contract::{
     AttemptKey, AttemptStatus, Executor, ExecutorError, ExecutorFactory, Handle, Job, JobInput,
-    JobOutput, RunRef, Update, UpdateSink,
+    JobOutput, RunRef, Update, UpdateSink, default_shape_refusal,
 };
 pub use executor::{
     BackendConfig, CloudConfig, ContainerRuntime, ContainerSpec, ExecutorKind, ExecutorSpec,
@@ -35,5 +35,5 @@ pub use plan::{
     AfterSpec, CyclePoint, CycleSpec, ForEachKey, InputSpec, OutputSpec, ParamValue, Plan,
     PlanBuilder, StepSpec, Task, TaskInput, WorkflowInfo, input_paths, task_name,
 };
-pub use resources::{GpuVendor, Resources};
+pub use resources::{GpuVendor, Launcher, Resources};
 pub use template::{Piece, Ref, Template, push_shell_quoted, shell_quote, shell_words};

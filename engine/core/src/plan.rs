@@ -149,6 +149,9 @@ pub struct StepSpec {
     pub timeout_seconds: Option<u64>,
     /// `pack:`: tasks per allocation on a batch backend (`None`: its choice).
     pub pack: Option<u32>,
+    /// `launcher:`: what starts the ranks of each task (`None`: the
+    /// executor's default for `resources.tasks`).
+    pub launcher: Option<crate::Launcher>,
     /// Environment (workflow, executor and step `env` merged, step wins),
     /// rendered per task by [`Plan::task_env`].
     pub env: Vec<(String, Template)>,

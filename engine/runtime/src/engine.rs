@@ -111,6 +111,23 @@ pub enum EngineError {
         /// Its prologue, as written.
         prologue: String,
     },
+    /// A step's tasks are shaped (ranks, nodes, whole nodes, a launcher) in
+    /// a way its executor's backend does not run ([`Executor::shape_refusal`]):
+    /// refused rather than run in another shape.
+    #[error(
+        "step `{step}` cannot run as written: executor `{executor}` (kind {kind}) {reason}; \
+         the run is refused rather than run in another shape"
+    )]
+    ShapeRefused {
+        /// The step.
+        step: String,
+        /// Its executor.
+        executor: String,
+        /// The executor's backend kind.
+        kind: &'static str,
+        /// The backend's words.
+        reason: String,
+    },
     /// The run's dispatch loop ended without a summary (a bug).
     #[error("the run's dispatch loop ended unexpectedly: {0}")]
     Aborted(String),
@@ -296,6 +313,7 @@ impl Engine {
         let default_slots = options.default_slots.unwrap_or_else(cores);
         let executors = self.executors(&plan, &sink, default_slots)?;
         refuse_prologues(&plan, &executors)?;
+        refuse_shapes(&plan, &executors)?;
         let images = images::resolve(&plan, &executors).await?;
         let opened = self.open_or_resume(&run, &plan, &options)?;
         images::record(
@@ -379,6 +397,27 @@ fn refuse_prologues(plan: &Plan, executors: &[Arc<dyn Executor>]) -> Result<(), 
         }),
         None => Ok(()),
     }
+}
+
+/// Refuses a plan with a step whose executor cannot run its tasks in the
+/// shape they ask for ([`Executor::shape_refusal`]). `executors` are the
+/// plan's, in the same order.
+fn refuse_shapes(plan: &Plan, executors: &[Arc<dyn Executor>]) -> Result<(), EngineError> {
+    for step in &plan.steps {
+        let index = step.executor.index();
+        let (Some(spec), Some(executor)) = (plan.executors.get(index), executors.get(index)) else {
+            continue;
+        };
+        if let Some(reason) = executor.shape_refusal(step) {
+            return Err(EngineError::ShapeRefused {
+                step: step.name.clone(),
+                executor: spec.name.clone(),
+                kind: spec.backend.kind().as_str(),
+                reason,
+            });
+        }
+    }
+    Ok(())
 }
 
 fn cores() -> u32 {

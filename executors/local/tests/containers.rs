@@ -99,6 +99,7 @@ fn job(run_dir: &Path, run: &str, task: u32, script: &str) -> Job {
         resources: Resources::default(),
         step: "boxed".to_owned(),
         pack: None,
+        launcher: None,
         inputs: Vec::new(),
         outputs: Vec::new(),
     }

@@ -67,6 +67,7 @@ fn job(run_dir: &Path, task: u32, gpus: u32, script: &str) -> Job {
         },
         step: "s".to_owned(),
         pack: None,
+        launcher: None,
         inputs: Vec::new(),
         outputs: Vec::new(),
     }

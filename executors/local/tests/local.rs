@@ -56,6 +56,7 @@ fn job(dir: &std::path::Path, task: u32, script: &str) -> Job {
         resources: Resources::default(),
         step: "local".to_owned(),
         pack: None,
+        launcher: None,
         inputs: Vec::new(),
         outputs: Vec::new(),
     }

@@ -28,6 +28,7 @@ fn job(run: &str) -> Job {
         resources: Resources::default(),
         step: "simulate".to_owned(),
         pack: None,
+        launcher: None,
         inputs: vec![JobInput {
             rel: "inputs/forcing.nc".to_owned(),
             producer: TaskId(0),

@@ -218,9 +218,11 @@ mod tests {
                 time_seconds: Some(40),
                 gpus: 0,
                 gpu_type: None,
+                ..Resources::default()
             },
             step: "bird".to_owned(),
             pack: None,
+            launcher: None,
             inputs: Vec::new(),
             outputs: Vec::new(),
         }

@@ -487,6 +487,7 @@ mod tests {
             resources: Resources::default(),
             step: "simulate".to_owned(),
             pack: None,
+            launcher: None,
             inputs: Vec::new(),
             outputs: Vec::new(),
         }
@@ -528,6 +529,7 @@ mod tests {
             time_seconds: Some(90_061),
             gpus: 2,
             gpu_type: None,
+            ..Resources::default()
         };
         let config = SlurmConfig {
             partition: Some("small-g".to_owned()),

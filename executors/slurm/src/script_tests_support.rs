@@ -28,6 +28,7 @@ pub(crate) fn job(run: &Path, task: u32, script: &str) -> Job {
         resources: Resources::default(),
         step: "s".to_owned(),
         pack: None,
+        launcher: None,
         inputs: Vec::new(),
         outputs: Vec::new(),
     }

@@ -36,6 +36,7 @@ fn job(gpus: u32) -> Job {
         },
         step: "train".to_owned(),
         pack: None,
+        launcher: None,
         inputs: Vec::new(),
         outputs: Vec::new(),
     }

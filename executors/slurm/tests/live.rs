@@ -50,6 +50,7 @@ fn job(dir: &Path, task: u32, script: &str) -> Job {
         },
         step: "live".to_owned(),
         pack: None,
+        launcher: None,
         inputs: Vec::new(),
         outputs: Vec::new(),
     }

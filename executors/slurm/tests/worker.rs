@@ -32,6 +32,7 @@ fn job(dir: &Path, task: u32, script: &str) -> Job {
         resources: Resources::default(),
         step: "t".to_owned(),
         pack: Some(3),
+        launcher: None,
         inputs: Vec::new(),
         outputs: Vec::new(),
     }

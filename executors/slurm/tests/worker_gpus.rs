@@ -36,6 +36,7 @@ fn job(dir: &Path, task: u32, script: &str, gpus: u32) -> Job {
         },
         step: "t".to_owned(),
         pack: Some(4),
+        launcher: None,
         inputs: Vec::new(),
         outputs: Vec::new(),
     }

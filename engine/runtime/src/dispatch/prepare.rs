@@ -210,6 +210,7 @@ impl Dispatch {
             resources: step.resources.clone(),
             step: step.name.clone(),
             pack: step.pack,
+            launcher: step.launcher,
             inputs: self.staged_inputs(task).unwrap_or_default(),
             outputs: step
                 .outputs

@@ -380,6 +380,7 @@ impl Ctx<'_> {
                 retries,
                 timeout_seconds,
                 pack,
+                launcher: None,
                 env,
                 container,
                 model,

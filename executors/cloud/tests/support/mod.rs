@@ -153,6 +153,7 @@ impl Env {
             resources: Resources::default(),
             step: "bird".into(),
             pack: None,
+            launcher: None,
             inputs: Vec::new(),
             outputs: Vec::new(),
         }

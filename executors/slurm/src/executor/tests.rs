@@ -19,6 +19,7 @@ fn job(task: u32, step: &str, time: Option<u64>, pack: Option<u32>) -> Job {
         },
         step: step.to_owned(),
         pack,
+        launcher: None,
         inputs: Vec::new(),
         outputs: Vec::new(),
     }

@@ -25,6 +25,7 @@ pub(super) fn job(task: u32, step: &str, pack: Option<u32>) -> Job {
         },
         step: step.to_owned(),
         pack,
+        launcher: None,
         inputs: Vec::new(),
         outputs: Vec::new(),
     }
