@@ -163,3 +163,81 @@ fn the_forest_bird_demo_runs_with_its_hpc_role_on_slurm() {
     let handle = forest["handle"].as_str().unwrap_or_default();
     assert!(handle.starts_with("slurm:"), "ran as a Slurm job: {handle}");
 }
+
+/// `scripts/demo-containers` in small: the image built from
+/// `workflows/forest-bird/Containerfile`, one scenario and one management
+/// regime of `forest-bird-containers.yaml` (20 tasks) inside it, the
+/// table written, and the provenance crate naming the image's digest as
+/// podman reports it.
+#[test]
+fn the_forest_bird_demo_runs_inside_its_image() {
+    if std::env::var("TWINFLOW_TEST_PODMAN").as_deref() != Ok("1") {
+        eprintln!(
+            "skipped: TWINFLOW_TEST_PODMAN is not 1 (scripts/test runs deploy/dev/podman-up and sets it)"
+        );
+        return;
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows/forest-bird");
+    let image = "localhost/twinflow-forest-bird:demo";
+    let built = Command::new("podman")
+        .args(["build", "--quiet", "--tag", image, "--file"])
+        .arg(dir.join("Containerfile"))
+        .arg(&dir)
+        .output()
+        .expect("run podman build");
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let inspect = Command::new("podman")
+        .args(["image", "inspect", "--format", "{{.Digest}}", image])
+        .output()
+        .expect("run podman image inspect");
+    let digest = String::from_utf8_lossy(&inspect.stdout).trim().to_owned();
+    let hex = digest.strip_prefix("sha256:").expect("a sha256 digest");
+
+    let state = tempfile::tempdir().expect("temp dir");
+    let crate_dir = state.path().join("crate");
+    let workflow = dir.join("forest-bird-containers.yaml");
+    let o = twinflow(
+        state.path(),
+        &[
+            "run",
+            workflow.to_str().expect("utf-8 path"),
+            "--param",
+            "climate=ssp126",
+            "--param",
+            "management=set-aside",
+            "--provenance",
+            crate_dir.to_str().expect("utf-8 path"),
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("20 tasks, 20 ran, 0 cached"), "{err}");
+
+    let status = twinflow(state.path(), &["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    let run_dir = PathBuf::from(status["run"]["run_dir"].as_str().expect("run dir"));
+    let table = std::fs::read_to_string(run_dir.join("work/summary/0/summary.csv")).expect("table");
+    assert!(table.contains("ssp126,set-aside,2100,"), "{table}");
+
+    let meta: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(crate_dir.join("ro-crate-metadata.json")).expect("crate metadata"),
+    )
+    .expect("crate JSON");
+    let images: Vec<&serde_json::Value> = meta["@graph"]
+        .as_array()
+        .expect("graph")
+        .iter()
+        .filter(|e| e["@type"] == "ContainerImage")
+        .collect();
+    assert_eq!(images.len(), 4, "one ContainerImage per step");
+    assert!(
+        images
+            .iter()
+            .all(|e| e["sha256"] == hex && e["registry"] == "localhost"),
+        "{images:?}"
+    );
+}
