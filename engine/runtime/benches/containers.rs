@@ -29,7 +29,6 @@
     reason = "a benchmark harness stops at the first broken setup"
 )]
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -39,6 +38,8 @@ use std::time::Instant;
     reason = "the fan-out workflow and the figures of processes are the dispatch benchmark's"
 )]
 mod common;
+#[path = "support/local_run.rs"]
+mod local_run;
 use common::{bench_dir, median, xargs};
 
 const IMAGE: &str = "localhost/twinflow-busybox:1";
@@ -46,8 +47,7 @@ const IMAGE: &str = "localhost/twinflow-busybox:1";
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     // This binary is also the local executor's supervisor, as `twinflow` is.
-    if args.get(1).map(String::as_str) == Some("local-supervisor") {
-        twinflow_executor_local::supervise(args.get(2).map(Path::new)).expect("supervise");
+    if local_run::serve_as_supervisor(&args) {
         return;
     }
     if let Some(i) = args.iter().position(|a| a == "--child") {
@@ -169,39 +169,8 @@ fn child(podman: bool, n: usize) {
     };
     let plan = twinflow_workflow::compile_str("bench.yaml", &workflow(podman, n), &options)
         .unwrap_or_else(|e| panic!("{}", e.render(false)));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let start = Instant::now();
-    let summary = runtime.block_on(async {
-        let engine = twinflow_engine::Engine::builder()
-            .state_dir(&dir)
-            .executor(
-                twinflow_core::ExecutorKind::Local,
-                twinflow_executor_local::LocalFactory::default().with_supervisor(
-                    twinflow_executor_local::SupervisorBinary {
-                        path: std::env::current_exe().expect("this binary"),
-                        args: vec!["local-supervisor".to_owned()],
-                    },
-                ),
-            )
-            .build()
-            .expect("engine");
-        let handle = engine
-            .submit(plan, twinflow_engine::RunOptions::default())
-            .await
-            .expect("submit");
-        handle.wait().await.expect("run")
-    });
-    let secs = start.elapsed().as_secs_f64();
-    while nix::sys::wait::wait().is_ok() {}
-    assert_eq!(
-        summary.outcome,
-        twinflow_engine::Outcome::Succeeded,
-        "{:?}",
-        summary.failures
-    );
+    let secs = local_run::run(plan, &dir);
+    local_run::reap_children();
     println!("{secs}");
 }
 

@@ -36,13 +36,14 @@ use std::time::Instant;
 
 #[path = "support/common.rs"]
 mod common;
+#[path = "support/local_run.rs"]
+mod local_run;
 use common::{bench_dir, median, xargs};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     // This binary is also the local executor's supervisor, as `twinflow` is.
-    if args.get(1).map(String::as_str) == Some("local-supervisor") {
-        twinflow_executor_local::supervise(args.get(2).map(Path::new)).expect("supervise");
+    if local_run::serve_as_supervisor(&args) {
         return;
     }
     if let Some(i) = args.iter().position(|a| a == "--child") {
@@ -215,43 +216,9 @@ fn child(kind: &str, n: usize) {
     let plan = twinflow_workflow::compile_str("bench.yaml", &workflow(kind, n), &options)
         .unwrap_or_else(|e| panic!("{}", e.render(false)));
     let tasks = plan.task_count();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let start = Instant::now();
-    let summary = runtime.block_on(async {
-        let engine = twinflow_engine::Engine::builder()
-            .state_dir(&dir)
-            .executor(
-                twinflow_core::ExecutorKind::Local,
-                twinflow_executor_local::LocalFactory::default().with_supervisor(
-                    twinflow_executor_local::SupervisorBinary {
-                        path: std::env::current_exe().expect("this binary"),
-                        args: vec!["local-supervisor".to_owned()],
-                    },
-                ),
-            )
-            .build()
-            .expect("engine");
-        let handle = engine
-            .submit(plan, twinflow_engine::RunOptions::default())
-            .await
-            .expect("submit");
-        handle.wait().await.expect("run")
-    });
-    let secs = start.elapsed().as_secs_f64();
-    // The supervisor exits once its tasks have: waiting for it puts its CPU
-    // time, and its tasks', in this process's children's (what the parent
-    // prints beside the floor's).
+    let secs = local_run::run(plan, &dir);
     let cpu = common::own_cpu_seconds("self");
-    while nix::sys::wait::wait().is_ok() {}
-    assert_eq!(
-        summary.outcome,
-        twinflow_engine::Outcome::Succeeded,
-        "{:?}",
-        summary.failures
-    );
+    local_run::reap_children();
     println!("{secs} {} {tasks} {cpu}", common::peak_rss_kb("self"));
 }
 
