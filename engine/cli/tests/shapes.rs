@@ -94,3 +94,40 @@ steps:
         assert!(err.contains(expected), "expected `{expected}` in:\n{err}");
     }
 }
+
+#[test]
+fn plan_shows_each_tasks_ranks_launcher_pack_and_group() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("w.yaml");
+    std::fs::write(
+        &file,
+        "version: 1
+executors: { hpc: { kind: slurm } }
+steps:
+  forest: { group: coupled, resources: { cpus: 2, tasks: 8, nodes: 2, exclusive: true }, launcher: srun, run: f }
+  beetle: { group: coupled, run: b }
+  ensemble: { pack: { tasks: 21, parallel: 7 }, run: e }
+",
+    )
+    .expect("write workflow");
+    let o = Command::new(env!("CARGO_BIN_EXE_twinflow"))
+        .arg("plan")
+        .arg(&file)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run twinflow");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for line in [
+        "  executor: hpc (slurm)  cpus=2 tasks=8 nodes=2 exclusive\n  shape: launcher=srun group=coupled\n",
+        "  shape: group=coupled\n",
+        "  shape: pack=21 parallel=7\n",
+    ] {
+        assert!(out.contains(line), "no `{line}` in:\n{out}");
+    }
+}
