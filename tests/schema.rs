@@ -111,3 +111,38 @@ fn the_schema_flags_what_editors_should_flag() {
         assert!(!v.is_valid(&as_json(bad)), "the schema accepts:\n{bad}");
     }
 }
+
+#[test]
+fn the_schema_takes_parallel_shapes_and_flags_their_mistakes() {
+    let v = validator("workflow.v1.schema.json");
+    let ok = "version: 1
+executors:
+  hpc: { kind: slurm, partition: small, max_jobs: 50, user_max_jobs: 220 }
+steps:
+  ocean: { executor: hpc, resources: { cpus: 2, tasks: 256, nodes: 2, tasks_per_node: 128, exclusive: true }, launcher: srun, run: ./nemo }
+  ensemble: { executor: hpc, pack: { tasks: 21, parallel: 7 }, launcher: none, run: ./landis }
+  sequential: { executor: hpc, pack: 20, launcher: mpirun, run: ./x }
+  forest: { executor: hpc, group: forest-beetle, run: ./forest }
+  beetle: { executor: hpc, group: forest-beetle, run: ./beetle }
+";
+    assert!(
+        v.is_valid(&as_json(ok)),
+        "{:?}",
+        v.validate(&as_json(ok)).err()
+    );
+    for bad in [
+        "version: 1\nsteps:\n  a: { resources: { tasks: 0 }, run: echo }\n",
+        "version: 1\nsteps:\n  a: { resources: { nodes: -1 }, run: echo }\n",
+        "version: 1\nsteps:\n  a: { resources: { tasks_per_node: 0 }, run: echo }\n",
+        "version: 1\nsteps:\n  a: { resources: { exclusive: 1 }, run: echo }\n",
+        "version: 1\nsteps:\n  a: { launcher: mpiexec, run: echo }\n",
+        "version: 1\nsteps:\n  a: { pack: { parallel: 2 }, run: echo }\n",
+        "version: 1\nsteps:\n  a: { pack: { tasks: 4, paralel: 2 }, run: echo }\n",
+        "version: 1\nsteps:\n  a: { pack: { tasks: 4, parallel: 0 }, run: echo }\n",
+        "version: 1\nsteps:\n  a: { pack: 0, run: echo }\n",
+        "version: 1\nsteps:\n  a: { group: [g], run: echo }\n",
+        "version: 1\nexecutors:\n  here: { kind: local, user_max_jobs: 3 }\nsteps:\n  a: { run: echo }\n",
+    ] {
+        assert!(!v.is_valid(&as_json(bad)), "the schema accepts:\n{bad}");
+    }
+}

@@ -221,8 +221,10 @@ pub trait Executor: Send + Sync + fmt::Debug {
     /// and refuses the run with the reason rather than run the tasks in a
     /// shape they did not ask for. The default, [`default_shape_refusal`],
     /// refuses every parallel shape (several ranks or nodes, a per-node
-    /// layout, whole nodes, a `launcher`), which a backend must do
-    /// something for; a backend that does overrides this.
+    /// layout, whole nodes, a `launcher`, a parallel pack, a coupling
+    /// group), which a backend must do something for; a backend that does
+    /// overrides this, and still refuses what it does not run (through
+    /// [`parallel_pack_refusal`] and [`group_refusal`]).
     fn shape_refusal(&self, step: &crate::StepSpec) -> Option<String> {
         default_shape_refusal(step)
     }
@@ -233,6 +235,15 @@ pub trait Executor: Send + Sync + fmt::Debug {
     /// with a prologue that its backend does not run, rather than run the
     /// tasks without it. False, the default.
     fn runs_prologue(&self) -> bool {
+        false
+    }
+
+    /// Whether this backend keeps the user's jobs on its cluster under its
+    /// executor's `user_max_jobs` (across all runs of one daemon). The
+    /// runtime refuses a run whose steps use an executor with
+    /// `user_max_jobs` that its backend does not enforce, rather than let
+    /// the cap go unapplied. False, the default.
+    fn caps_user_jobs(&self) -> bool {
         false
     }
 
@@ -300,9 +311,38 @@ pub trait ExecutorFactory: Send + Sync + fmt::Debug {
 }
 
 /// What [`Executor::shape_refusal`] refuses by default: a step whose tasks
-/// are more than one process on one node, or that names a launcher. A
+/// are more than one process on one node, that names a launcher, that packs
+/// tasks to run several at a time, or that belongs to a coupling group. A
 /// lowercase fragment the runtime completes with the step and executor.
 pub fn default_shape_refusal(step: &crate::StepSpec) -> Option<String> {
+    resource_shape_refusal(step)
+        .or_else(|| parallel_pack_refusal(step))
+        .or_else(|| group_refusal(step))
+}
+
+/// Refuses a `pack: {tasks: N, parallel: K}` with `K > 1` (one allocation
+/// running K tasks at a time), for a backend that does not run it; a
+/// `pack: N` (one after another) passes.
+pub fn parallel_pack_refusal(step: &crate::StepSpec) -> Option<String> {
+    let pack = step.pack.filter(|p| p.parallel > 1)?;
+    Some(format!(
+        "does not run parallel packs (`pack: {{tasks: {}, parallel: {}}}`) yet",
+        pack.tasks, pack.parallel
+    ))
+}
+
+/// Refuses a step in a coupling group (`group:`), for a backend that does
+/// not co-schedule a group's members.
+pub fn group_refusal(step: &crate::StepSpec) -> Option<String> {
+    let group = step.group.as_deref()?;
+    Some(format!(
+        "does not co-schedule coupling groups yet (`group: {group}`): groups are not run yet"
+    ))
+}
+
+/// The ranks, nodes, whole nodes and launcher part of
+/// [`default_shape_refusal`].
+fn resource_shape_refusal(step: &crate::StepSpec) -> Option<String> {
     let r = &step.resources;
     if r.tasks > 1 {
         return Some(format!("does not start {} ranks per task yet", r.tasks));

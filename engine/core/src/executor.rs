@@ -153,6 +153,11 @@ pub struct SlurmConfig {
     pub ssh: Option<SshTarget>,
     /// The most jobs of one run queued at once.
     pub max_jobs: Option<u32>,
+    /// The most jobs of this user on the cluster at once, across all runs
+    /// of one daemon (`user_max_jobs`); applied only by a backend whose
+    /// [`crate::Executor::caps_user_jobs`] is true, else the run is refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_max_jobs: Option<u32>,
     /// Extra `sbatch` options, passed as given.
     pub sbatch: Vec<String>,
     /// Working directory on the cluster's shared file system.

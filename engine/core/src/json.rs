@@ -107,7 +107,7 @@ struct Step<'a> {
 impl Serialize for Step<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let (plan, step) = (self.plan, self.step);
-        let mut s = serializer.serialize_struct("Step", 12)?;
+        let mut s = serializer.serialize_struct("Step", 15)?;
         s.serialize_field("name", &step.name)?;
         s.serialize_field("executor", &plan.executors[step.executor.index()].name)?;
         let for_each: Vec<(&str, &[String])> = step
@@ -139,7 +139,10 @@ impl Serialize for Step<'_> {
             })
             .collect();
         s.serialize_field("after", &after)?;
-        s.serialize_field("pack", &step.pack)?;
+        s.serialize_field("pack", &step.pack.map(|p| p.tasks))?;
+        s.serialize_field("pack_parallel", &step.pack.map(|p| p.parallel))?;
+        s.serialize_field("launcher", &step.launcher)?;
+        s.serialize_field("group", &step.group)?;
         s.serialize_field("code", &step.code)?;
         s.serialize_field("first_task", &step.tasks.start)?;
         s.serialize_field("task_count", &step.tasks.len())?;

@@ -23,7 +23,8 @@ mod template;
 pub use container::{ImageRef, ImageRefError, OciRef, ResolvedImage};
 pub use contract::{
     AttemptKey, AttemptStatus, Executor, ExecutorError, ExecutorFactory, Handle, Job, JobInput,
-    JobOutput, RunRef, Update, UpdateSink, default_shape_refusal,
+    JobOutput, RunRef, Update, UpdateSink, default_shape_refusal, group_refusal,
+    parallel_pack_refusal,
 };
 pub use executor::{
     BackendConfig, CloudConfig, ContainerRuntime, ContainerSpec, ExecutorKind, ExecutorSpec,
@@ -32,8 +33,8 @@ pub use executor::{
 pub use ids::{ExecutorId, StepId, TaskId};
 pub use json::{PLAN_FORMAT, PlanJson};
 pub use plan::{
-    AfterSpec, CyclePoint, CycleSpec, ForEachKey, InputSpec, OutputSpec, ParamValue, Plan,
-    PlanBuilder, StepSpec, Task, TaskInput, WorkflowInfo, input_paths, task_name,
+    AfterSpec, CyclePoint, CycleSpec, ForEachKey, InputSpec, OutputSpec, PackSpec, ParamValue,
+    Plan, PlanBuilder, StepSpec, Task, TaskInput, WorkflowInfo, input_paths, task_name,
 };
 pub use resources::{GpuVendor, Launcher, Resources};
 pub use template::{Piece, Ref, Template, push_shell_quoted, shell_quote, shell_words};

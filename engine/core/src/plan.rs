@@ -122,6 +122,17 @@ impl OutputSpec {
     }
 }
 
+/// A step's `pack:`: `tasks` of its tasks share one allocation sized for
+/// `parallel` of them, which run `parallel` at a time (`pack: N` is
+/// `{tasks: N, parallel: 1}`: one after another).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PackSpec {
+    /// Tasks per allocation (1 ..= 10,000).
+    pub tasks: u32,
+    /// How many of them run at once (1 ..= `tasks`).
+    pub parallel: u32,
+}
+
 /// A step of the workflow and the range of its task instances.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepSpec {
@@ -147,8 +158,14 @@ pub struct StepSpec {
     pub retries: u32,
     /// Kill the task's process tree after this many seconds.
     pub timeout_seconds: Option<u64>,
-    /// `pack:`: tasks per allocation on a batch backend (`None`: its choice).
-    pub pack: Option<u32>,
+    /// `pack:`: tasks per allocation on a batch backend and how many of
+    /// them run at once (`None`: the backend's choice).
+    pub pack: Option<PackSpec>,
+    /// `group:`: the coupling group the step belongs to. Its tasks and
+    /// those of the group's other steps with the same `for_each`
+    /// coordinates and cycle point form one group instance, whose members
+    /// start together and run concurrently.
+    pub group: Option<String>,
     /// `launcher:`: what starts the ranks of each task (`None`: the
     /// executor's default for `resources.tasks`).
     pub launcher: Option<crate::Launcher>,

@@ -128,6 +128,22 @@ pub enum EngineError {
         /// The backend's words.
         reason: String,
     },
+    /// A Slurm executor that steps run on sets `user_max_jobs`, which its
+    /// backend does not enforce ([`Executor::caps_user_jobs`]): refused
+    /// rather than run without the cap.
+    #[error(
+        "executor `{executor}` sets `user_max_jobs: {cap}`, which its backend ({kind}) does not \
+         enforce yet; the run is refused rather than run without the cap (remove \
+         `user_max_jobs`; `max_jobs` caps the jobs of one run)"
+    )]
+    UserMaxJobsNotEnforced {
+        /// The executor.
+        executor: String,
+        /// Its backend's kind.
+        kind: &'static str,
+        /// The cap, as written.
+        cap: u32,
+    },
     /// The run's dispatch loop ended without a summary (a bug).
     #[error("the run's dispatch loop ended unexpectedly: {0}")]
     Aborted(String),
@@ -314,6 +330,7 @@ impl Engine {
         let executors = self.executors(&plan, &sink, default_slots)?;
         refuse_prologues(&plan, &executors)?;
         refuse_shapes(&plan, &executors)?;
+        refuse_user_caps(&plan, &executors)?;
         let images = images::resolve(&plan, &executors).await?;
         let opened = self.open_or_resume(&run, &plan, &options)?;
         images::record(
@@ -418,6 +435,31 @@ fn refuse_shapes(plan: &Plan, executors: &[Arc<dyn Executor>]) -> Result<(), Eng
         }
     }
     Ok(())
+}
+
+/// Refuses a plan whose steps run on a Slurm executor with a
+/// `user_max_jobs` its backend does not enforce
+/// ([`Executor::caps_user_jobs`]): a cap the user wrote is never left
+/// unapplied. `executors` are the plan's, in the same order.
+fn refuse_user_caps(plan: &Plan, executors: &[Arc<dyn Executor>]) -> Result<(), EngineError> {
+    let unapplied = plan.steps.iter().find_map(|s| {
+        let index = s.executor.index();
+        let spec = plan.executors.get(index)?;
+        let twinflow_core::BackendConfig::Slurm(slurm) = &spec.backend else {
+            return None;
+        };
+        let cap = slurm.user_max_jobs?;
+        let caps = executors.get(index).is_some_and(|e| e.caps_user_jobs());
+        (!caps).then_some((spec, cap))
+    });
+    match unapplied {
+        Some((executor, cap)) => Err(EngineError::UserMaxJobsNotEnforced {
+            executor: executor.name.clone(),
+            kind: executor.backend.kind().as_str(),
+            cap,
+        }),
+        None => Ok(()),
+    }
 }
 
 fn cores() -> u32 {

@@ -12,6 +12,9 @@ use std::fmt;
 #[path = "model_gpus.rs"]
 mod gpus;
 pub(crate) use gpus::{GPUS_KEYS, GpuCountDoc, GpusDoc};
+#[path = "model_pack.rs"]
+mod pack;
+pub(crate) use pack::{PACK_KEYS, PackDoc};
 
 /// A twinflow workflow (language version 1).
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -226,8 +229,21 @@ pub(crate) enum GpuVendorDoc {
     Amd,
 }
 
+/// What starts a task's ranks (step `launcher:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum LauncherDoc {
+    /// `srun`: one Slurm job step running the command once per rank.
+    Srun,
+    /// `mpirun`: the command once per rank under `mpirun`.
+    Mpirun,
+    /// None: the command runs once with the whole allocation and starts
+    /// its ranks itself.
+    None,
+}
+
 /// Keys that belong to one executor kind (or two), for the schema and the checks.
-pub(crate) const KIND_KEYS: [(&str, &[KindDoc]); 13] = [
+pub(crate) const KIND_KEYS: [(&str, &[KindDoc]); 14] = [
     ("slots", &[KindDoc::Local]),
     ("gpus", &[KindDoc::Local]),
     ("gpu_vendor", &[KindDoc::Local, KindDoc::Slurm]),
@@ -235,6 +251,7 @@ pub(crate) const KIND_KEYS: [(&str, &[KindDoc]); 13] = [
     ("account", &[KindDoc::Slurm]),
     ("qos", &[KindDoc::Slurm]),
     ("max_jobs", &[KindDoc::Slurm]),
+    ("user_max_jobs", &[KindDoc::Slurm]),
     ("array_throttle", &[KindDoc::Slurm]),
     ("sbatch", &[KindDoc::Slurm]),
     ("twinflow", &[KindDoc::Slurm]),
@@ -316,6 +333,11 @@ pub(crate) struct ExecutorDoc {
     /// slurm: the most jobs of a run queued at once.
     #[serde(default)]
     pub(crate) max_jobs: Option<Spanned<u32>>,
+    /// slurm: the most jobs of this user on the cluster at once, across all
+    /// runs of one daemon (e.g. 220 on LUMI `small`). No executor enforces
+    /// it yet: a run that sets it is refused at submit.
+    #[serde(default)]
+    pub(crate) user_max_jobs: Option<Spanned<u32>>,
     /// slurm: the most elements of one job array that run at once (`--array=0-K%N`).
     #[serde(default)]
     pub(crate) array_throttle: Option<Spanned<u32>>,
@@ -370,9 +392,19 @@ pub(crate) struct StepDoc {
     #[serde(default)]
     pub(crate) timeout: Option<Spanned<ScalarString>>,
     /// Slurm: run this many tasks inside one allocation (1: never pack;
-    /// default: pack tasks whose time limit is under a minute).
+    /// default: pack tasks whose time limit is under a minute), or
+    /// `{ tasks: N, parallel: K }`: K at a time.
     #[serde(default)]
-    pub(crate) pack: Option<Spanned<u32>>,
+    pub(crate) pack: Option<Spanned<PackDoc>>,
+    /// What starts each task's ranks: `srun`, `mpirun` or `none` (default:
+    /// the executor's, `srun` on Slurm and `mpirun` elsewhere when
+    /// `resources.tasks > 1`).
+    #[serde(default)]
+    pub(crate) launcher: Option<Spanned<LauncherDoc>>,
+    /// Coupling group: steps with the same group run together, one group
+    /// instance per shared `for_each` coordinate and cycle point.
+    #[serde(default)]
+    pub(crate) group: Option<Spanned<String>>,
     /// Environment variables; values may use `${{ }}`.
     #[serde(default)]
     pub(crate) env: Entries<Spanned<String>>,
@@ -428,9 +460,24 @@ impl JsonSchema for ForEachDoc {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ResourcesDoc {
-    /// CPU cores (default 1).
+    /// CPU cores of each rank (default 1).
     #[serde(default)]
     pub(crate) cpus: Option<Spanned<u32>>,
+    /// Ranks (processes started by the launcher, e.g. MPI ranks; default 1).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub(crate) tasks: Option<Spanned<u32>>,
+    /// Nodes the ranks spread over (at most `tasks`).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub(crate) nodes: Option<Spanned<u32>>,
+    /// Ranks on each node (divides `tasks`).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub(crate) tasks_per_node: Option<Spanned<u32>>,
+    /// Whole nodes, shared with no other job.
+    #[serde(default)]
+    pub(crate) exclusive: Option<Spanned<bool>>,
     /// Memory: `512MiB`, `8GiB`, `2GB`.
     #[serde(default)]
     pub(crate) memory: Option<Spanned<ScalarString>>,

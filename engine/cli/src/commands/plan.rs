@@ -34,7 +34,8 @@ pub(crate) fn plan(out: &Output, args: &CompileArgs, json: bool) -> u8 {
     exit::SUCCESS
 }
 
-/// One block per task: id, name, executor, resources, dependencies, command.
+/// One block per task: id, name, executor, resources, its step's launcher,
+/// pack and coupling group (when set), dependencies, command.
 pub(crate) fn text(plan: &Plan) -> String {
     let mut s = String::new();
     for i in 0..plan.task_count() as u32 {
@@ -44,6 +45,18 @@ pub(crate) fn text(plan: &Plan) -> String {
         let r = &step.resources;
         let _ = writeln!(s, "#{id} {}", shown(&plan.task_name(id)));
         let mut res = format!("cpus={}", r.cpus);
+        if r.tasks > 1 {
+            let _ = write!(res, " tasks={}", r.tasks);
+        }
+        if let Some(n) = r.nodes {
+            let _ = write!(res, " nodes={n}");
+        }
+        if let Some(p) = r.tasks_per_node {
+            let _ = write!(res, " tasks_per_node={p}");
+        }
+        if r.exclusive {
+            res.push_str(" exclusive");
+        }
         if let Some(m) = r.memory_bytes {
             let _ = write!(res, " memory={}MiB", m.div_ceil(1 << 20));
         }
@@ -57,6 +70,19 @@ pub(crate) fn text(plan: &Plan) -> String {
             }
         }
         let _ = writeln!(s, "  executor: {} ({})  {res}", e.name, e.backend.kind());
+        let mut shape = Vec::new();
+        if let Some(l) = step.launcher {
+            shape.push(format!("launcher={}", l.as_str()));
+        }
+        if let Some(p) = step.pack {
+            shape.push(format!("pack={} parallel={}", p.tasks, p.parallel));
+        }
+        if let Some(g) = &step.group {
+            shape.push(format!("group={}", shown(g)));
+        }
+        if !shape.is_empty() {
+            let _ = writeln!(s, "  shape: {}", shape.join(" "));
+        }
         let deps = plan.dependencies(id);
         if !deps.is_empty() {
             let shown: Vec<String> = deps.iter().take(8).map(|d| format!("#{d}")).collect();

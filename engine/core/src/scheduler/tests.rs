@@ -71,6 +71,7 @@ fn plan(steps: &[S], deps: &dyn Fn(u32) -> Vec<u32>, points: usize, runahead: Op
                 retries: st.retries,
                 timeout_seconds: st.timeout,
                 pack: None,
+                group: None,
                 launcher: None,
                 env: Vec::new(),
                 container: None,

@@ -190,6 +190,7 @@ mod tests {
             retries: 0,
             timeout_seconds: None,
             pack: None,
+            group: None,
             launcher: None,
             env: Vec::new(),
             container: None,

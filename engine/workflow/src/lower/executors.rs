@@ -156,7 +156,7 @@ fn lower_one(
         KindDoc::Slurm => "slurm",
         KindDoc::Cloud => "cloud",
     };
-    let spans: [Option<Span>; 13] = [
+    let spans: [Option<Span>; 14] = [
         e.slots.as_ref().map(|s| s.span),
         e.gpus.as_ref().map(|s| s.span),
         e.gpu_vendor.as_ref().map(|s| s.span),
@@ -164,6 +164,7 @@ fn lower_one(
         e.account.as_ref().map(|s| s.span),
         e.qos.as_ref().map(|s| s.span),
         e.max_jobs.as_ref().map(|s| s.span),
+        e.user_max_jobs.as_ref().map(|s| s.span),
         e.array_throttle.as_ref().map(|s| s.span),
         e.sbatch.as_ref().map(|s| s.span),
         e.twinflow.as_ref().map(|s| s.span),
@@ -231,6 +232,7 @@ fn lower_one(
     for (field, value) in [
         ("slots", &e.slots),
         ("max_jobs", &e.max_jobs),
+        ("user_max_jobs", &e.user_max_jobs),
         ("array_throttle", &e.array_throttle),
     ] {
         if let Some(v) = value
@@ -298,6 +300,7 @@ fn lower_one(
             qos: text(&e.qos),
             ssh,
             max_jobs: e.max_jobs.as_ref().map(|s| s.value),
+            user_max_jobs: e.user_max_jobs.as_ref().map(|s| s.value),
             sbatch: e
                 .sbatch
                 .as_ref()

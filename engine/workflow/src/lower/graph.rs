@@ -9,7 +9,7 @@ use petgraph::algo::kosaraju_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 /// Builds producer -> consumer edges of the same cycle point.
-fn step_graph(steps: &[StepIr]) -> DiGraph<usize, ()> {
+pub(super) fn step_graph(steps: &[StepIr]) -> DiGraph<usize, ()> {
     let mut g = DiGraph::with_capacity(steps.len(), steps.len());
     let nodes: Vec<NodeIndex> = (0..steps.len()).map(|i| g.add_node(i)).collect();
     for (i, s) in steps.iter().enumerate() {
@@ -36,7 +36,7 @@ fn step_graph(steps: &[StepIr]) -> DiGraph<usize, ()> {
 }
 
 /// Where consumer `c` refers to producer `p` (a `needs` value or `after` item).
-fn reference_span(doc: &WorkflowDoc, steps: &[StepIr], c: usize, p: usize) -> Span {
+pub(super) fn reference_span(doc: &WorkflowDoc, steps: &[StepIr], c: usize, p: usize) -> Span {
     reference(doc, steps, c, p).map_or(steps[c].name_span, |(span, _)| span)
 }
 

@@ -8,7 +8,9 @@ mod container;
 mod executors;
 mod gpus;
 mod graph;
+mod groups;
 mod model;
+mod shape;
 mod steps;
 mod templates;
 
@@ -114,6 +116,10 @@ pub(crate) fn lower(
         return None;
     }
     graph::check_cycles(&steps, doc, d);
+    if !d.is_empty() {
+        return None;
+    }
+    groups::check(&steps, doc, &executors, d);
     if !d.is_empty() {
         return None;
     }

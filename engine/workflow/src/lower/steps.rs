@@ -1,5 +1,6 @@
 //! Steps: `for_each`, `cycling`, `needs`/`after` references and the matching
-//! rule, outputs, resources, env, container, model and the `run` template.
+//! rule, outputs, resources, env, container, model and the `run` template
+//! (the parallel shape in `shape`, coupling groups in `groups`).
 
 use super::executors::ExecIr;
 use super::templates::{Scope, resolve};
@@ -24,8 +25,6 @@ const RESERVED: [&str; 7] = [
 
 /// The most retries a step may ask for.
 const MAX_RETRIES: u32 = 100;
-/// The most tasks `pack:` may put into one allocation.
-const MAX_PACK: u32 = 10_000;
 
 /// What other steps need to know of a step before it is lowered.
 #[derive(Debug)]
@@ -332,17 +331,12 @@ impl Ctx<'_> {
             );
         }
         let timeout_seconds = s.timeout.as_ref().and_then(|t| duration(d, t, "timeout"));
-        let pack = s.pack.as_ref().map(|p| p.value);
-        if let Some(p) = &s.pack
-            && !(1..=MAX_PACK).contains(&p.value)
-        {
-            d.at(
-                "twinflow::bad-pack",
-                p.span,
-                format!("`pack: {}` is outside 1..={MAX_PACK}", p.value),
-                "tasks per allocation",
-            );
-        }
+        let pack = s.pack.as_ref().and_then(|p| super::shape::pack(d, p));
+        let launcher = s.launcher.as_ref().map(super::shape::launcher);
+        let group = s
+            .group
+            .as_ref()
+            .and_then(|g| check_name(d, g.span, "group", &g.value).then(|| g.value.clone()));
         let input_names: Vec<String> = s.needs.iter().map(|(k, _)| k.value.clone()).collect();
         let scope = Scope {
             step: &name.value,
@@ -380,7 +374,8 @@ impl Ctx<'_> {
                 retries,
                 timeout_seconds,
                 pack,
-                launcher: None,
+                group,
+                launcher,
                 env,
                 container,
                 model,
@@ -790,6 +785,7 @@ fn resources(d: &mut Diags, s: &StepDoc) -> Resources {
     if let Some(g) = &doc.value.gpus {
         super::gpus::lower(d, g, &mut r);
     }
+    super::shape::ranks(d, &doc.value, &mut r);
     r
 }
 

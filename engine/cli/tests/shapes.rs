@@ -1,0 +1,133 @@
+//! The Slurm executor, which overrides nothing of the shape contract yet,
+//! refuses at submit what the language takes but it does not run: a
+//! parallel pack, a coupling group and `user_max_jobs`, through the
+//! `twinflow` binary and before any Slurm command runs (a Slurm command on
+//! `PATH` records that it was called). Needs no cluster.
+#![expect(
+    clippy::expect_used,
+    reason = "test helpers fail the test with a message"
+)]
+
+use std::path::Path;
+use std::process::Command;
+
+/// `twinflow run FILE` with `PATH` starting with a directory whose Slurm
+/// commands record each call in `calls` and fail; its exit code and stderr.
+fn run_refused(dir: &Path, yaml: &str) -> (Option<i32>, String) {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).expect("bin dir");
+    for tool in ["sbatch", "squeue", "scontrol", "sacct", "scancel", "srun"] {
+        let path = bin.join(tool);
+        std::fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\necho {tool} >> '{}'\nexit 1\n",
+                dir.join("calls").display()
+            ),
+        )
+        .expect("write tool");
+        let mut perm = std::fs::metadata(&path).expect("stat").permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+        std::fs::set_permissions(&path, perm).expect("chmod");
+    }
+    let file = dir.join("w.yaml");
+    std::fs::write(&file, yaml).expect("write workflow");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_twinflow"))
+        .arg("run")
+        .arg(&file)
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .env("PATH", path)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run twinflow");
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    let calls = std::fs::read_to_string(dir.join("calls")).unwrap_or_default();
+    assert!(
+        !calls.contains("sbatch") && !calls.contains("srun"),
+        "a job was submitted: {calls}\n{err}"
+    );
+    (o.status.code(), err)
+}
+
+#[test]
+fn the_slurm_executor_refuses_a_parallel_pack_a_group_and_user_max_jobs_at_submit() {
+    let cases = [
+        (
+            "executors: { hpc: { kind: slurm, partition: debug } }
+steps:
+  ensemble:
+    for_each: { i: [1, 2, 3] }
+    pack: { tasks: 3, parallel: 3 }
+    run: echo ${{ i }}
+",
+            "step `ensemble` cannot run as written: executor `hpc` (kind slurm) does not run \
+             parallel packs (`pack: {tasks: 3, parallel: 3}`) yet",
+        ),
+        (
+            "executors: { hpc: { kind: slurm, partition: debug } }
+steps:
+  forest: { group: coupled, run: echo forest }
+  beetle: { group: coupled, run: echo beetle }
+",
+            "step `forest` cannot run as written: executor `hpc` (kind slurm) does not \
+             co-schedule coupling groups yet (`group: coupled`): groups are not run yet",
+        ),
+        (
+            "executors: { hpc: { kind: slurm, partition: debug, user_max_jobs: 220 } }
+steps:
+  model: { run: echo model }
+",
+            "executor `hpc` sets `user_max_jobs: 220`, which its backend (slurm) does not \
+             enforce yet",
+        ),
+    ];
+    for (body, expected) in cases {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (code, err) = run_refused(dir.path(), &format!("version: 1\n{body}"));
+        assert_eq!(code, Some(2), "{err}");
+        assert!(err.contains(expected), "expected `{expected}` in:\n{err}");
+    }
+}
+
+#[test]
+fn plan_shows_each_tasks_ranks_launcher_pack_and_group() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("w.yaml");
+    std::fs::write(
+        &file,
+        "version: 1
+executors: { hpc: { kind: slurm } }
+steps:
+  forest: { group: coupled, resources: { cpus: 2, tasks: 8, nodes: 2, exclusive: true }, launcher: srun, run: f }
+  beetle: { group: coupled, run: b }
+  ensemble: { pack: { tasks: 21, parallel: 7 }, run: e }
+",
+    )
+    .expect("write workflow");
+    let o = Command::new(env!("CARGO_BIN_EXE_twinflow"))
+        .arg("plan")
+        .arg(&file)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run twinflow");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for line in [
+        "  executor: hpc (slurm)  cpus=2 tasks=8 nodes=2 exclusive\n  shape: launcher=srun group=coupled\n",
+        "  shape: group=coupled\n",
+        "  shape: pack=21 parallel=7\n",
+    ] {
+        assert!(out.contains(line), "no `{line}` in:\n{out}");
+    }
+}
