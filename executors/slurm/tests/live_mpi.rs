@@ -8,7 +8,6 @@
 //! Without `TWINFLOW_TEST_SLURM=1` these tests say so and return.
 #![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
     clippy::panic,
     reason = "test"
 )]
