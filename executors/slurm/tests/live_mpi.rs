@@ -4,13 +4,9 @@
 //! of 4 ranks compiled with `mpicc` under `launcher: mpirun`, 3 ranks under
 //! the default `srun` (each `SLURM_PROCID` once, a failing rank's status
 //! is the task's), and 2 nodes on the one-node cluster refused by sbatch
-//! with the task named in the attempt's error.
+//! with the task named in the attempt's error; cancelling ends every rank.
 //! Without `TWINFLOW_TEST_SLURM=1` these tests say so and return.
-#![expect(
-    clippy::unwrap_used,
-    clippy::panic,
-    reason = "test"
-)]
+#![expect(clippy::unwrap_used, clippy::panic, reason = "test")]
 
 use std::path::Path;
 use std::process::Command;
@@ -255,5 +251,84 @@ async fn two_nodes_on_a_one_node_cluster_fail_the_attempt_with_slurms_reason() {
             && message.contains("Batch job submission failed"),
         "{message}"
     );
+    exec.shutdown().await;
+}
+
+/// Cancelling a running task of several ranks ends every rank, under
+/// `mpirun` and under `srun`: no rank outlives its job.
+#[tokio::test]
+async fn cancelling_a_task_of_several_ranks_ends_every_rank() {
+    if !slurm_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // A marker only these ranks' command lines carry.
+    let marker = format!("{}", 4000 + std::process::id() % 1000);
+    let script = format!("echo started; exec sleep {marker}");
+    let mut mpi = job(dir.path(), "long", 1, &script, 2);
+    mpi.launcher = Some(Launcher::Mpirun);
+    mpi.env = vec![
+        ("OMPI_ALLOW_RUN_AS_ROOT".to_owned(), "1".to_owned()),
+        ("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM".to_owned(), "1".to_owned()),
+    ];
+    mpi.resources.time_seconds = Some(600);
+    let mut srun = job(dir.path(), "long", 2, &script, 2);
+    srun.resources.time_seconds = Some(600);
+    let recorder = Arc::new(Recorder::default());
+    let exec = executor(Arc::clone(&recorder));
+    let handles: Vec<twinflow_core::Handle> = exec
+        .submit_batch(vec![mpi.clone(), srun.clone()])
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let ranks = || {
+        let out = Command::new("pgrep")
+            .args(["-f", &format!("^sleep {marker}$")])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    let start = Instant::now();
+    while ranks() < 4 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "4 ranks never ran: {:?}",
+            recorder.0.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The runtime cancels with the handle Slurm gave (Submitted).
+    let submitted = |key: AttemptKey| {
+        recorder
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .find_map(|u| match &u.status {
+                AttemptStatus::Submitted(h) if u.key == key => Some(h.clone()),
+                _ => None,
+            })
+    };
+    for (j, queued) in [&mpi, &srun].into_iter().zip(&handles) {
+        let handle = submitted(j.key).unwrap_or_else(|| queued.clone());
+        exec.cancel(j.key, &handle).await.unwrap();
+    }
+    for j in [&mpi, &srun] {
+        let status = recorder.final_status(j.key).await;
+        assert!(
+            !matches!(status, AttemptStatus::Exited(0)),
+            "{}: {status:?}",
+            j.name
+        );
+    }
+    let start = Instant::now();
+    while ranks() > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "ranks outlived their cancelled jobs"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     exec.shutdown().await;
 }

@@ -218,3 +218,44 @@ fn parallel_tasks_are_never_packed() {
         );
     }
 }
+
+/// The executor takes the shapes the default refuses (ranks, nodes, a
+/// launcher) and refuses a parallel task in a pack.
+#[test]
+fn the_executor_runs_ranks_and_nodes_but_does_not_pack_them() {
+    let exec = SlurmExecutor::with_cluster(
+        SlurmConfig::default(),
+        Arc::new(Recorder::default()),
+        Arc::new(Scripted::default()),
+        Duration::from_millis(10),
+    );
+    let mut step = twinflow_core::StepSpec {
+        name: "ocean".into(),
+        description: None,
+        executor: twinflow_core::ExecutorId(0),
+        for_each: Vec::new(),
+        cycling: false,
+        inputs: Vec::new(),
+        after: Vec::new(),
+        outputs: Vec::new(),
+        resources: twinflow_core::Resources {
+            tasks: 8,
+            nodes: Some(2),
+            ..twinflow_core::Resources::default()
+        },
+        retries: 0,
+        timeout_seconds: None,
+        pack: None,
+        launcher: Some(twinflow_core::Launcher::Mpirun),
+        env: Vec::new(),
+        container: None,
+        model: None,
+        code: Vec::new(),
+        tasks: 0..1,
+    };
+    assert!(twinflow_core::default_shape_refusal(&step).is_some());
+    assert_eq!(exec.shape_refusal(&step), None);
+    step.pack = Some(4);
+    let why = exec.shape_refusal(&step).unwrap();
+    assert!(why.contains("pack: 4"), "{why}");
+}
