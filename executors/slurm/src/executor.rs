@@ -29,6 +29,9 @@
 //! real handle ([`AttemptStatus::Submitted`]); a failed `sbatch` fails the
 //! attempts it carried ([`AttemptStatus::Error`]).
 //!
+//! Tasks of several ranks or nodes ([`crate::ranks`]) go out as plain jobs
+//! and arrays with their shape in the header, never packed.
+//!
 //! Handles are `slurm:<job id or array element>:<status file>` and
 //! `slurm-pack:<job id>:<status file>`, so a restarted runtime takes its
 //! jobs back ([`Executor::reattach`]); a queued attempt had not reached
@@ -584,6 +587,13 @@ impl Executor for SlurmExecutor {
 
     fn more_coming(&self, pending: usize) {
         lock(&self.inner.budget).coming = pending;
+    }
+
+    /// Runs tasks of several ranks and nodes ([`crate::ranks`]); refuses
+    /// them in a pack or under a launcher in a container, and leaves the
+    /// rest to [`twinflow_core::default_shape_refusal`].
+    fn shape_refusal(&self, step: &twinflow_core::StepSpec) -> Option<String> {
+        crate::ranks::shape_refusal(step)
     }
 
     /// Resolves the image on the cluster (see [`crate::containers`]); the

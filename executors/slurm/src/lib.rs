@@ -15,6 +15,8 @@
 //!   members in one shared container; `preflight` checks the runtime,
 //!   the bind sources and the image on the node first;
 //! - [`prologue`] runs the executor's `prologue:` at the top of every job;
+//! - [`ranks`] shapes tasks of several ranks and nodes (`#SBATCH --nodes`,
+//!   `--ntasks`, ...) and starts their ranks (`srun`, `mpirun`, none);
 //! - `remote` and `staging` reach a cluster over SSH and move the tasks'
 //!   files there and back.
 
@@ -29,6 +31,7 @@ mod pack_gpus;
 pub mod parse;
 mod preflight;
 pub mod prologue;
+pub mod ranks;
 mod recover;
 mod remote;
 pub mod script;

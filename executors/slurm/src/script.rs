@@ -8,7 +8,8 @@
 //! | `--comment` | the status file | `twinflow:single:<status file>`: how a restarted executor finds a job whose id it never stored |
 //! | `--chdir` | [`Job::workdir`] | |
 //! | `--output`, `--error` | [`Job::stdout`], [`Job::stderr`] | `%` is refused: Slurm reads it as a file name pattern (`%j`) |
-//! | `--cpus-per-task` | `resources.cpus` | at least 1 |
+//! | `--nodes`, `--ntasks`, `--ntasks-per-node`, `--exclusive` | `resources.nodes`, `tasks`, `tasks_per_node`, `exclusive` | only when set (`--ntasks` when more than 1); see [`crate::ranks`] |
+//! | `--cpus-per-task` | `resources.cpus` | at least 1; per rank |
 //! | `--mem=<N>M` | `resources.memory_bytes` | whole MiB, rounded up; only when set; 0 is refused (Slurm reads `--mem=0` as "all of the node's memory") |
 //! | `--time=D-HH:MM:SS` | `resources.time_seconds` | whole minutes, rounded up; only when set; 0 is refused (Slurm reads a limit of 0 as "no limit") |
 //! | `--gpus=<N>` | `resources.gpus` | only when more than 0 and no type is asked for; a job array's elements get N each, a packed job N for the whole allocation (see [`crate::pack_gpus`]) |
@@ -31,7 +32,8 @@
 //! The body exports the job's environment (values shell-quoted), `cd`s into
 //! the working directory (Slurm itself falls back to `/tmp` when `--chdir`
 //! fails; the explicit `cd` turns that into a failure instead), runs the
-//! task's script as one quoted argument of `/bin/sh -e -c`, and writes the
+//! task's script as one quoted argument of `/bin/sh -e -c` (under `srun`
+//! or `mpirun` for a task of several ranks, see [`crate::ranks`]), and writes the
 //! exit status to the status file: first to `<status file>.tmp`, then renamed
 //! over it with `mv`, so a reader never sees half a number. The job then
 //! exits with that status. A job that ends this way records its own exit
@@ -168,21 +170,22 @@ pub(crate) fn header(
     config: &SlurmConfig,
 ) -> Result<(), ScriptError> {
     let r = &job.resources;
-    let mut line = |option: &str, value: &str, what: &str| -> Result<(), ScriptError> {
-        out.push_str("#SBATCH ");
-        out.push_str(&sbatch_word(&format!("--{option}={value}"), value, what)?);
-        out.push('\n');
-        Ok(())
-    };
-    line("job-name", &h.job_name, "job name")?;
-    line("comment", &h.comment, "job comment")?;
-    line("chdir", h.chdir, "working directory")?;
-    line("output", h.output, "standard output path")?;
+    let line =
+        |out: &mut String, option: &str, value: &str, what: &str| -> Result<(), ScriptError> {
+            out.push_str("#SBATCH ");
+            out.push_str(&sbatch_word(&format!("--{option}={value}"), value, what)?);
+            out.push('\n');
+            Ok(())
+        };
+    line(out, "job-name", &h.job_name, "job name")?;
+    line(out, "comment", &h.comment, "job comment")?;
+    line(out, "chdir", h.chdir, "working directory")?;
+    line(out, "output", h.output, "standard output path")?;
     if let Some(error) = h.error {
-        line("error", error, "standard error path")?;
+        line(out, "error", error, "standard error path")?;
     }
     if let Some(array) = &h.array {
-        line("array", array, "array range")?;
+        line(out, "array", array, "array range")?;
     }
     if r.cpus == 0 {
         return Err(ScriptError::new(format!(
@@ -190,20 +193,26 @@ pub(crate) fn header(
             job.name
         )));
     }
-    line("cpus-per-task", &r.cpus.to_string(), "cpu count")?;
+    for option in crate::ranks::sbatch_options(job)? {
+        out.push_str("#SBATCH ");
+        out.push_str(&option);
+        out.push('\n');
+    }
+    line(out, "cpus-per-task", &r.cpus.to_string(), "cpu count")?;
     if let Some(bytes) = r.memory_bytes {
         line(
+            out,
             "mem",
             &format!("{}M", mebibytes(bytes, &job.name)?),
             "memory",
         )?;
     }
     if let Some(seconds) = h.time_seconds {
-        line("time", &time_limit(seconds, &job.name)?, "time limit")?;
+        line(out, "time", &time_limit(seconds, &job.name)?, "time limit")?;
     }
     if r.gpus > 0 {
         match &r.gpu_type {
-            None => line("gpus", &r.gpus.to_string(), "gpu count")?,
+            None => line(out, "gpus", &r.gpus.to_string(), "gpu count")?,
             Some(t) => {
                 let gres_name = !t.is_empty()
                     && t.chars()
@@ -214,7 +223,7 @@ pub(crate) fn header(
                         job.name
                     )));
                 }
-                line("gres", &format!("gpu:{t}:{}", r.gpus), "gpu type")?;
+                line(out, "gres", &format!("gpu:{t}:{}", r.gpus), "gpu type")?;
             }
         }
     }
@@ -224,7 +233,7 @@ pub(crate) fn header(
         ("qos", &config.qos),
     ] {
         if let Some(value) = value {
-            line(option, value, option)?;
+            line(out, option, value, option)?;
         }
     }
     for extra in &config.sbatch {
@@ -303,12 +312,11 @@ fn body(
     body_text(&job.script, &format!("the script of `{}`", job.name))?;
     let run = match (how.shared, how.container) {
         (Some(shared), _) => shared.member_lines(job)?,
-        (None, Some(container)) => crate::containers::lines(job, container)?,
-        (None, None) => vec![format!(
-            "cd -- {} && /bin/sh -e -c {}",
-            shell_quote(workdir),
-            shell_quote(&job.script)
-        )],
+        (None, Some(container)) => {
+            crate::ranks::container_refusal(job)?;
+            crate::containers::lines(job, container)?
+        }
+        (None, None) => vec![crate::ranks::run_line(job, workdir)],
     };
     let run = match how.prologue {
         Some(p) => crate::prologue::check(p, run),

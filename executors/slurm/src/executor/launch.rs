@@ -81,10 +81,14 @@ impl Inner {
                     prologue: prologue.as_ref(),
                 };
                 let text = script::render_with(&job, &self.config, &status, &how)?;
+                let what = match crate::ranks::describe(&job) {
+                    Some(shape) => format!("{}: {shape}", job.name),
+                    None => job.name.clone(),
+                };
                 let id = self
                     .sbatch(vec![(path.clone(), text)], &path)
                     .await
-                    .map_err(|e| context(e, &job.name))?;
+                    .map_err(|e| context(e, &what))?;
                 let jref = JobRef::Job(id);
                 let h = handle_of(&jref, &status, false);
                 let member = self.member(&job, status, Some(self.releaser(1)));
@@ -92,7 +96,10 @@ impl Inner {
                 Ok(vec![h])
             }
             Unit::Array(jobs) => {
-                let what = format!("{} tasks of step `{}`", jobs.len(), jobs[0].step);
+                let mut what = format!("{} tasks of step `{}`", jobs.len(), jobs[0].step);
+                if let Some(shape) = crate::ranks::describe(&jobs[0]) {
+                    what = format!("{what}, each {shape}");
+                }
                 let members = group_members(&jobs);
                 let first = &jobs[0].stdout;
                 let log = first.with_file_name(format!("{}.array-%A_%a.log", jobs[0].step));

@@ -184,3 +184,78 @@ async fn a_given_twinflow_that_does_not_run_fails_the_tasks_it_would_pack() {
         arrays[0]
     );
 }
+
+/// Tasks of several ranks (or under a launcher) are never packed, not even
+/// short ones that would be packed automatically: a pack's tasks share one
+/// task's allocation. They go out as an array instead.
+#[test]
+fn parallel_tasks_are_never_packed() {
+    let short = |t: u32, tasks: u32, launcher: Option<twinflow_core::Launcher>| {
+        let mut j = job(t, "mpi", None);
+        j.resources.time_seconds = Some(10);
+        j.resources.tasks = tasks;
+        j.launcher = launcher;
+        j
+    };
+    let worker = Path::new(GOOD);
+    let serial: Vec<Job> = (0..4).map(|t| short(t, 1, None)).collect();
+    assert!(matches!(
+        units(serial, 1000, Some(worker)).as_slice(),
+        [Unit::Pack(jobs, _)] if jobs.len() == 4
+    ));
+    for (tasks, launcher) in [
+        (4, None),
+        (1, Some(twinflow_core::Launcher::Srun)),
+        (1, Some(twinflow_core::Launcher::Mpirun)),
+    ] {
+        let parallel: Vec<Job> = (0..4).map(|t| short(t, tasks, launcher)).collect();
+        assert!(
+            matches!(
+                units(parallel, 1000, Some(worker)).as_slice(),
+                [Unit::Array(jobs)] if jobs.len() == 4
+            ),
+            "{tasks} ranks, {launcher:?}"
+        );
+    }
+}
+
+/// The executor takes the shapes the default refuses (ranks, nodes, a
+/// launcher) and refuses a parallel task in a pack.
+#[test]
+fn the_executor_runs_ranks_and_nodes_but_does_not_pack_them() {
+    let exec = SlurmExecutor::with_cluster(
+        SlurmConfig::default(),
+        Arc::new(Recorder::default()),
+        Arc::new(Scripted::default()),
+        Duration::from_millis(10),
+    );
+    let mut step = twinflow_core::StepSpec {
+        name: "ocean".into(),
+        description: None,
+        executor: twinflow_core::ExecutorId(0),
+        for_each: Vec::new(),
+        cycling: false,
+        inputs: Vec::new(),
+        after: Vec::new(),
+        outputs: Vec::new(),
+        resources: twinflow_core::Resources {
+            tasks: 8,
+            nodes: Some(2),
+            ..twinflow_core::Resources::default()
+        },
+        retries: 0,
+        timeout_seconds: None,
+        pack: None,
+        launcher: Some(twinflow_core::Launcher::Mpirun),
+        env: Vec::new(),
+        container: None,
+        model: None,
+        code: Vec::new(),
+        tasks: 0..1,
+    };
+    assert!(twinflow_core::default_shape_refusal(&step).is_some());
+    assert_eq!(exec.shape_refusal(&step), None);
+    step.pack = Some(4);
+    let why = exec.shape_refusal(&step).unwrap();
+    assert!(why.contains("pack: 4"), "{why}");
+}

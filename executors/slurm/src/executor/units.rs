@@ -72,9 +72,11 @@ pub(super) fn status_file(job: &Job) -> PathBuf {
     job.stdout.with_extension("status")
 }
 
-/// Tasks per packed job for `job` (1: no packing).
+/// Tasks per packed job for `job` (1: no packing). A task of several
+/// ranks or nodes is never packed ([`crate::ranks`]): a pack's tasks share
+/// one task's allocation.
 pub(super) fn pack_size(job: &Job, can_pack: bool) -> usize {
-    if !can_pack {
+    if !can_pack || crate::ranks::is_parallel(&job.resources, job.launcher) {
         return 1;
     }
     match (job.pack, job.resources.time_seconds) {
