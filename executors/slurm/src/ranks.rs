@@ -150,7 +150,7 @@ pub fn shape_refusal(step: &StepSpec) -> Option<String> {
             return Some(container_reason(l, r.tasks));
         }
     }
-    if parallel && let Some(n) = step.pack.filter(|n| *n > 1) {
+    if parallel && let Some(n) = step.pack.map(|p| p.tasks).filter(|n| *n > 1) {
         return Some(format!(
             "does not pack tasks of several ranks, nodes or whole nodes yet (`pack: {n}`): \
              a pack's tasks share one task's allocation; drop `pack:` to run each as a job of its own"
