@@ -311,3 +311,7 @@ fn words(argv: &[std::ffi::OsString]) -> Result<String, ScriptError> {
         .collect::<Result<Vec<&str>, _>>()?;
     Ok(shell_words(words))
 }
+
+#[cfg(test)]
+#[path = "pack_instance_tests.rs"]
+mod tests;
