@@ -1,43 +1,56 @@
-//! A packed job whose members all run in the same podman or docker image
-//! starts that container once, and each member runs in it through
-//! `podman exec` ([`twinflow_launch::start_shared`] and friends) with its
-//! own task directory, environment, logs and exit status.
+//! A packed job whose members all run in the same image starts one
+//! container for them: podman and docker one container, whose members run
+//! through `podman exec` ([`twinflow_launch::start_shared`] and friends);
+//! Apptainer and Singularity one instance, whose members run through
+//! `apptainer exec instance://` ([`twinflow_launch::start_instance`] and
+//! friends). Each member keeps its own task directory, environment, logs
+//! and exit status.
 //!
 //! The pack's batch script (after the prologue, if any):
 //!
 //! ```text
 //! mkdir -p -- PACKDIR && rm -f -- PACKDIR/error
-//! <checks: runtime on PATH, every bind source exists>            (crate::preflight)
+//! <checks: runtime on PATH, every bind source exists, (Apptainer) the SIF> (crate::preflight)
 //! podman run --detach … --name=tf-<run>-<first task>-<attempt>-pack IMAGE /bin/sh -c 'read _'
-//!   (on failure: "twinflow: cannot run image … on host …: <podman's message>" >PACKDIR/error)
-//! trap 'podman rm -f --time=0 NAME …; exit 143' TERM INT HUP
+//!   | apptainer instance start --no-eval --bind=… [--nv|--rocm] OPTIONS… SIF tf-<run>-<first task>-<attempt>-pack
+//!   (on failure: "twinflow: cannot run image … on host …: <runtime's message>" >PACKDIR/error)
+//! trap 'podman rm -f --time=0 NAME | apptainer instance stop --force NAME …; exit 143' TERM INT HUP
 //! TWINFLOW worker MANIFEST &
-//! wait $!; podman rm -f --time=0 NAME; exit with the worker's status
+//! wait $!; podman rm -f --time=0 NAME | apptainer instance stop --force NAME; exit with the worker's status
 //! ```
 //!
-//! `PACKDIR` is `<first member's log>.pack.d`, beside the tasks' logs:
-//! bound read-write, it holds each member's PID file (`<task>.<attempt>.pid`)
-//! and the error file. The container binds every member's task directory
-//! (read-write) and input sources (read-only) at their paths.
+//! `PACKDIR` is `<first member's log>.pack.d`, beside the tasks' logs: it
+//! holds the error file and, under podman (bound read-write), each
+//! member's PID file (`<task>.<attempt>.pid`). The container binds every
+//! member's task directory (read-write) and input sources (read-only) at
+//! their paths.
 //!
 //! A member's script (run by the worker on the host, as without a
 //! container) reports `PACKDIR/error` as its own failure (status 125) when
-//! the container did not start, and otherwise runs `podman exec` in the
-//! background, trapping SIGTERM, SIGINT and SIGHUP: the worker's cancel of
-//! that member (its `.cancel` marker: the executor's cancel or the task's
-//! timeout) creates `<pid file>.stop` and kills the member's process group
-//! inside the container (SIGKILL), then exits 143, while the other members
-//! go on. `scancel` or the job's time limit reaches the pack script's trap,
-//! which removes the container: no container outlives the job.
+//! the container did not start. Otherwise, under podman and docker, it
+//! runs `podman exec` in the background, trapping SIGTERM, SIGINT and
+//! SIGHUP: the worker's cancel of that member (its `.cancel` marker: the
+//! executor's cancel or the task's timeout) creates `<pid file>.stop` and
+//! kills the member's process group inside the container (SIGKILL), then
+//! exits 143, while the other members go on. Under Apptainer it runs
+//! `apptainer exec … instance://NAME` in the foreground: what that starts
+//! is a descendant of it on the host, in the member's process group and
+//! the job's cgroup, so the worker's signals to the group stop that member
+//! alone, as for a member with a container of its own. `scancel` or the
+//! job's time limit reaches the pack script's trap, which removes the
+//! container or stops the instance: neither outlives the job.
 //!
 //! The worker itself stays on the host: it is a host binary (dynamically
 //! linked against the host's C library), which an image need not be able
 //! to run (a busybox image has no C library at all).
 //!
-//! Apptainer and Singularity packs keep one container per member (see
-//! [`twinflow_launch::start_shared`]), as do packs whose members would run
-//! in different containers (a pack holds the tasks of one step, so they
-//! share the step's image; the check is there anyway).
+//! Packs whose members would run in different containers keep one
+//! container per member (a pack holds the tasks of one step, so they share
+//! the step's image; the check is there anyway), and so do podman and
+//! docker packs whose tasks ask for GPUs: the shared container would not
+//! get the job's devices, a member's own container does. An Apptainer
+//! instance gets `--nv`/`--rocm` and each member the job's device
+//! variables as the worker narrowed them ([`crate::pack_gpus`]).
 
 use crate::containers::{Containers, StepContainer};
 use crate::group::Member;
