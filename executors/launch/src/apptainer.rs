@@ -31,17 +31,17 @@
 
 use crate::error::LaunchError;
 use crate::parts::{Bind, Launch, bind_args, check_options, gpu_vars, host_gpu_env, sh, text};
-use crate::spec::{ContainerLaunch, GpuDevices, LaunchSpec, Network};
+use crate::spec::{ContainerLaunch, GpuBinding, GpuDevices, LaunchSpec, Network};
 use std::ffi::OsString;
 use twinflow_core::ContainerRuntime;
 use twinflow_core::GpuVendor;
 
 /// Options the command line sets itself.
-const OWNED: [&str; 1] = ["--pwd"];
+pub(crate) const OWNED: [&str; 1] = ["--pwd"];
 
 /// Options that keep the host's environment out of the container, and so
 /// the GPU variables of [`GpuDevices::Allocated`].
-const HIDE_HOST_ENV: [&str; 4] = ["--cleanenv", "-e", "--containall", "-C"];
+pub(crate) const HIDE_HOST_ENV: [&str; 4] = ["--cleanenv", "-e", "--containall", "-C"];
 
 pub(crate) fn wrap(
     spec: &LaunchSpec<'_>,
@@ -50,10 +50,6 @@ pub(crate) fn wrap(
     image: &str,
 ) -> Result<Launch, LaunchError> {
     check_options(c, &OWNED)?;
-    let prefix = match c.runtime {
-        ContainerRuntime::Singularity => "SINGULARITYENV_",
-        _ => "APPTAINERENV_",
-    };
     let mut argv: Vec<OsString> = vec![c.runtime.as_str().into(), "exec".into()];
     let mut arg = |s: String| argv.push(OsString::from(s));
     arg("--no-eval".into());
@@ -64,6 +60,50 @@ pub(crate) fn wrap(
     }
     let mut inside = spec.env.to_vec();
     if let Some(gpus) = spec.gpus {
+        inside.extend(host_gpu_env(gpus));
+    }
+    for flag in container_flags(c, spec.gpus)? {
+        arg(flag);
+    }
+    for o in c.options {
+        arg(o.clone());
+    }
+    arg(image.to_owned());
+    argv.extend(sh(spec.script));
+    Ok(Launch {
+        argv,
+        env: prefixed(c.runtime, inside),
+        workdir: spec.workdir.to_path_buf(),
+        container: None,
+    })
+}
+
+/// The task's variables as Apptainer takes them from the environment of
+/// its own process: `APPTAINERENV_NAME` (`SINGULARITYENV_NAME`).
+pub(crate) fn prefixed(
+    runtime: ContainerRuntime,
+    vars: Vec<(String, String)>,
+) -> Vec<(String, String)> {
+    let prefix = match runtime {
+        ContainerRuntime::Singularity => "SINGULARITYENV_",
+        _ => "APPTAINERENV_",
+    };
+    vars.into_iter()
+        .map(|(k, v)| (format!("{prefix}{k}"), v))
+        .collect()
+}
+
+/// What configures the container itself, after the binds: `--nv` or
+/// `--rocm` for `gpus`, the network. Refuses an option that would hide the
+/// batch system's GPU variables from a task holding
+/// [`GpuDevices::Allocated`]. [`wrap`] and an instance's start
+/// ([`crate::instance`]) share it.
+pub(crate) fn container_flags(
+    c: &ContainerLaunch<'_>,
+    gpus: Option<&GpuBinding>,
+) -> Result<Vec<String>, LaunchError> {
+    let mut out = Vec::new();
+    if let Some(gpus) = gpus {
         if gpus.devices == GpuDevices::Allocated
             && let Some(o) = c
                 .options
@@ -75,35 +115,21 @@ pub(crate) fn wrap(
                 gpu_vars(gpus.vendor).join(", ")
             )));
         }
-        arg(match gpus.vendor {
+        out.push(match gpus.vendor {
             GpuVendor::Nvidia => "--nv".into(),
             GpuVendor::Amd => "--rocm".into(),
         });
-        inside.extend(host_gpu_env(gpus));
     }
     match c.network {
         Network::Host => {}
         Network::None => {
-            arg("--net".into());
-            arg("--network=none".into());
+            out.push("--net".into());
+            out.push("--network=none".into());
         }
         Network::Named(n) => {
-            arg("--net".into());
-            arg(format!("--network={n}"));
+            out.push("--net".into());
+            out.push(format!("--network={n}"));
         }
     }
-    for o in c.options {
-        arg(o.clone());
-    }
-    arg(image.to_owned());
-    argv.extend(sh(spec.script));
-    Ok(Launch {
-        argv,
-        env: inside
-            .into_iter()
-            .map(|(k, v)| (format!("{prefix}{k}"), v))
-            .collect(),
-        workdir: spec.workdir.to_path_buf(),
-        container: None,
-    })
+    Ok(out)
 }

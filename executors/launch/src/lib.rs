@@ -26,7 +26,8 @@
 //! [`start_shared`], [`exec_shared`], [`kill_shared_task`] and
 //! [`stop_shared`] run several tasks in one podman/docker container (a
 //! packed Slurm job's members), each with its own directory, environment,
-//! output and exit status.
+//! output and exit status; [`start_instance`], [`exec_instance`] and
+//! [`stop_instance`] do the same with one Apptainer/Singularity instance.
 //!
 //! [`resolve`] is the only part that does I/O: an [`ImageResolver`] per
 //! runtime finds and fetches an image once and returns its digest and the
@@ -38,6 +39,7 @@
 
 mod apptainer;
 mod error;
+mod instance;
 mod parts;
 mod podman;
 pub mod resolve;
@@ -46,6 +48,7 @@ mod spec;
 mod wrap;
 
 pub use error::{LaunchError, ResolveError};
+pub use instance::{InstanceTask, exec_instance, start_instance, stop_instance};
 pub use parts::Launch;
 pub use resolve::{
     ApptainerResolver, CommandOutput, CommandRunner, ImageResolver, LocalRunner, PodmanResolver,

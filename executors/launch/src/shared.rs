@@ -15,8 +15,8 @@
 //! ```
 //!
 //! - **Podman and docker only.** [`start_shared`] refuses Apptainer and
-//!   Singularity (`apptainer instance` could do the same, but cannot be
-//!   tested here); the caller runs one container per task instead.
+//!   Singularity, whose tasks share an instance instead
+//!   ([`crate::start_instance`]).
 //! - The container's own process is the image's `/bin/sh` waiting on its
 //!   standard input (`read`), which `--interactive` keeps open while
 //!   `--detach`ed: nothing but `/bin/sh`, which every task needs anyway, is
@@ -160,14 +160,14 @@ fn podman_only(runtime: ContainerRuntime) -> Result<(), LaunchError> {
     match runtime {
         ContainerRuntime::Podman | ContainerRuntime::Docker => Ok(()),
         ContainerRuntime::Apptainer | ContainerRuntime::Singularity => Err(LaunchError::new(
-            format!("{runtime} runs one container per task: it cannot share one between tasks"),
+            format!("{runtime} shares an instance, not a container: see start_instance"),
         )),
     }
 }
 
 /// The read-write directories, then the read-only sources not under one of
 /// them or under one another, each once, in path order.
-fn union_binds(rw: &[PathBuf], ro: &[PathBuf]) -> Result<Vec<Bind>, LaunchError> {
+pub(crate) fn union_binds(rw: &[PathBuf], ro: &[PathBuf]) -> Result<Vec<Bind>, LaunchError> {
     for p in rw {
         check_path(p, "task directory")?;
     }

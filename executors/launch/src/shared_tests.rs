@@ -1,6 +1,6 @@
 //! The argument vectors of a shared container: the start with the union of
 //! the tasks' binds, a task's `exec`, the killer and the stop; Apptainer is
-//! refused.
+//! refused (it shares an instance, see `instance_tests.rs`).
 
 use super::*;
 use crate::spec::{HostUser, Network};
@@ -137,7 +137,7 @@ fn apptainer_bad_paths_and_owned_options_are_refused() {
     });
     assert_eq!(
         e.message(),
-        "apptainer runs one container per task: it cannot share one between tasks"
+        "apptainer shares an instance, not a container: see start_instance"
     );
     let relative = vec![PathBuf::from("work/s/0")];
     let e = with_container(ContainerRuntime::Podman, |c| {

@@ -27,7 +27,8 @@
 //! Apptainer's processes are the job's own, which Slurm kills. Before the
 //! launch, `crate::preflight` checks the runtime, the bind sources and
 //! (Apptainer) the image file on the node. A pack's members that share
-//! an image run in one container instead ([`crate::pack_container`]).
+//! an image run in one container (Apptainer: one instance) instead
+//! ([`crate::pack_container`]).
 //!
 //! A task that asks for GPUs runs with the runtime's GPU flags for the
 //! executor's `gpu_vendor` (Apptainer `--nv`/`--rocm`; podman and docker

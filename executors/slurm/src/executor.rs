@@ -599,7 +599,8 @@ impl Executor for SlurmExecutor {
     /// Resolves the image on the cluster (see [`crate::containers`]); the
     /// jobs of `steps` then run inside it: plain jobs and array elements
     /// one container per task, the members of a pack in one container
-    /// under podman and docker ([`crate::pack_container`]).
+    /// (podman, docker) or instance (apptainer, singularity)
+    /// ([`crate::pack_container`]).
     async fn resolve_image(
         &self,
         container: &twinflow_core::ContainerSpec,

@@ -1,43 +1,56 @@
-//! A packed job whose members all run in the same podman or docker image
-//! starts that container once, and each member runs in it through
-//! `podman exec` ([`twinflow_launch::start_shared`] and friends) with its
-//! own task directory, environment, logs and exit status.
+//! A packed job whose members all run in the same image starts one
+//! container for them: podman and docker one container, whose members run
+//! through `podman exec` ([`twinflow_launch::start_shared`] and friends);
+//! Apptainer and Singularity one instance, whose members run through
+//! `apptainer exec instance://` ([`twinflow_launch::start_instance`] and
+//! friends). Each member keeps its own task directory, environment, logs
+//! and exit status.
 //!
 //! The pack's batch script (after the prologue, if any):
 //!
 //! ```text
 //! mkdir -p -- PACKDIR && rm -f -- PACKDIR/error
-//! <checks: runtime on PATH, every bind source exists>            (crate::preflight)
+//! <checks: runtime on PATH, every bind source exists, (Apptainer) the SIF> (crate::preflight)
 //! podman run --detach … --name=tf-<run>-<first task>-<attempt>-pack IMAGE /bin/sh -c 'read _'
-//!   (on failure: "twinflow: cannot run image … on host …: <podman's message>" >PACKDIR/error)
-//! trap 'podman rm -f --time=0 NAME …; exit 143' TERM INT HUP
+//!   | apptainer instance start --no-eval --bind=… [--nv|--rocm] OPTIONS… SIF tf-<run>-<first task>-<attempt>-pack
+//!   (on failure: "twinflow: cannot run image … on host …: <runtime's message>" >PACKDIR/error)
+//! trap 'podman rm -f --time=0 NAME | apptainer instance stop --force NAME …; exit 143' TERM INT HUP
 //! TWINFLOW worker MANIFEST &
-//! wait $!; podman rm -f --time=0 NAME; exit with the worker's status
+//! wait $!; podman rm -f --time=0 NAME | apptainer instance stop --force NAME; exit with the worker's status
 //! ```
 //!
-//! `PACKDIR` is `<first member's log>.pack.d`, beside the tasks' logs:
-//! bound read-write, it holds each member's PID file (`<task>.<attempt>.pid`)
-//! and the error file. The container binds every member's task directory
-//! (read-write) and input sources (read-only) at their paths.
+//! `PACKDIR` is `<first member's log>.pack.d`, beside the tasks' logs: it
+//! holds the error file and, under podman (bound read-write), each
+//! member's PID file (`<task>.<attempt>.pid`). The container binds every
+//! member's task directory (read-write) and input sources (read-only) at
+//! their paths.
 //!
 //! A member's script (run by the worker on the host, as without a
 //! container) reports `PACKDIR/error` as its own failure (status 125) when
-//! the container did not start, and otherwise runs `podman exec` in the
-//! background, trapping SIGTERM, SIGINT and SIGHUP: the worker's cancel of
-//! that member (its `.cancel` marker: the executor's cancel or the task's
-//! timeout) creates `<pid file>.stop` and kills the member's process group
-//! inside the container (SIGKILL), then exits 143, while the other members
-//! go on. `scancel` or the job's time limit reaches the pack script's trap,
-//! which removes the container: no container outlives the job.
+//! the container did not start. Otherwise, under podman and docker, it
+//! runs `podman exec` in the background, trapping SIGTERM, SIGINT and
+//! SIGHUP: the worker's cancel of that member (its `.cancel` marker: the
+//! executor's cancel or the task's timeout) creates `<pid file>.stop` and
+//! kills the member's process group inside the container (SIGKILL), then
+//! exits 143, while the other members go on. Under Apptainer it runs
+//! `apptainer exec … instance://NAME` in the foreground: what that starts
+//! is a descendant of it on the host, in the member's process group and
+//! the job's cgroup, so the worker's signals to the group stop that member
+//! alone, as for a member with a container of its own. `scancel` or the
+//! job's time limit reaches the pack script's trap, which removes the
+//! container or stops the instance: neither outlives the job.
 //!
 //! The worker itself stays on the host: it is a host binary (dynamically
 //! linked against the host's C library), which an image need not be able
 //! to run (a busybox image has no C library at all).
 //!
-//! Apptainer and Singularity packs keep one container per member (see
-//! [`twinflow_launch::start_shared`]), as do packs whose members would run
-//! in different containers (a pack holds the tasks of one step, so they
-//! share the step's image; the check is there anyway).
+//! Packs whose members would run in different containers keep one
+//! container per member (a pack holds the tasks of one step, so they share
+//! the step's image; the check is there anyway), and so do podman and
+//! docker packs whose tasks ask for GPUs: the shared container would not
+//! get the job's devices, a member's own container does. An Apptainer
+//! instance gets `--nv`/`--rocm` and each member the job's device
+//! variables as the worker narrowed them ([`crate::pack_gpus`]).
 
 use crate::containers::{Containers, StepContainer};
 use crate::group::Member;
@@ -48,9 +61,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use twinflow_core::{ContainerRuntime, Job, shell_quote, shell_words};
 use twinflow_launch::{
-    ContainerLaunch, Network, SharedSpec, SharedTask, container_name, exec_shared,
-    kill_shared_task, start_shared, stop_shared,
+    ContainerLaunch, GpuBinding, GpuDevices, InstanceTask, Network, SharedSpec, SharedTask,
+    container_name, exec_instance, exec_shared, kill_shared_task, start_instance, start_shared,
+    stop_instance, stop_shared,
 };
+
+/// The network of a shared container: the host's.
+static HOST: Network = Network::Host;
 
 /// The container a pack's members share.
 #[derive(Debug, Clone)]
@@ -64,16 +81,19 @@ pub struct PackContainer {
 }
 
 impl PackContainer {
-    /// The container `members` share, if they all run in one podman or
-    /// docker container; `None` otherwise (one container per member, or
-    /// none).
+    /// The container `members` share, if they all run in one container
+    /// (podman, docker: without GPUs) or one instance (apptainer,
+    /// singularity); `None` otherwise (one container per member, or none).
     pub(crate) fn of(members: &[Member<'_>], containers: &Containers) -> Option<Self> {
         let first = members.first()?;
         let container = containers.of(&first.job.step)?;
-        if !matches!(
+        // Podman and docker share no GPUs: a shared container would get
+        // none of the devices one of its own gets.
+        let podman = matches!(
             container.resolved.runtime,
             ContainerRuntime::Podman | ContainerRuntime::Docker
-        ) {
+        );
+        if podman && members.iter().any(|m| m.job.resources.gpus > 0) {
             return None;
         }
         let same = |c: &StepContainer| {
@@ -81,6 +101,7 @@ impl PackContainer {
                 && c.resolved.run_ref == container.resolved.run_ref
                 && c.spec.options == container.spec.options
                 && c.user == container.user
+                && c.gpu_vendor == container.gpu_vendor
         };
         let all = members[1..]
             .iter()
@@ -102,6 +123,37 @@ impl PackContainer {
                 container_name(run_id, first.key.task, first.key.attempt)
             ),
             dir: first.stdout.with_extension("pack.d"),
+        }
+    }
+
+    /// An Apptainer/Singularity instance rather than a podman/docker
+    /// container.
+    fn is_instance(&self) -> bool {
+        matches!(
+            self.container.resolved.runtime,
+            ContainerRuntime::Apptainer | ContainerRuntime::Singularity
+        )
+    }
+
+    /// The shared container as `twinflow_launch` takes it.
+    fn launch(&self) -> ContainerLaunch<'_> {
+        let c = &self.container;
+        ContainerLaunch {
+            runtime: c.resolved.runtime,
+            image: &c.resolved.image,
+            resolved: Some(&c.resolved),
+            options: &c.spec.options,
+            name: &self.name,
+            network: &HOST,
+            user: c.user,
+        }
+    }
+
+    /// The devices Slurm allocated to the job, of the cluster's vendor.
+    fn gpus(&self) -> GpuBinding {
+        GpuBinding {
+            vendor: self.container.gpu_vendor,
+            devices: GpuDevices::Allocated,
         }
     }
 
@@ -130,35 +182,48 @@ impl PackContainer {
                 c.spec.image
             ))
         };
-        let mut rw = vec![self.dir.clone()];
+        let mut rw = Vec::new();
         let mut ro = Vec::new();
         for m in members {
             rw.push(m.job.workdir.clone());
             ro.extend(m.job.inputs.iter().map(|i| i.source.clone()));
         }
-        let launch = ContainerLaunch {
-            runtime: c.resolved.runtime,
-            image: &c.resolved.image,
-            resolved: Some(&c.resolved),
-            options: &c.spec.options,
-            name: &self.name,
-            network: &Network::Host,
-            user: c.user,
+        let mut sources: Vec<&str> = Vec::new();
+        for p in rw.iter().chain(&ro) {
+            sources.push(path_text(p, "bind source")?);
+        }
+        let launch = self.launch();
+        let runtime = c.resolved.runtime;
+        let (start, stop) = if self.is_instance() {
+            let gpus = members
+                .iter()
+                .any(|m| m.job.resources.gpus > 0)
+                .then(|| self.gpus());
+            let start = start_instance(
+                &SharedSpec {
+                    container: &launch,
+                    rw: &rw,
+                    ro: &ro,
+                },
+                gpus.as_ref(),
+            );
+            (start, stop_instance(runtime, &self.name))
+        } else {
+            // The members' PID files.
+            let mut rw = rw.clone();
+            rw.push(self.dir.clone());
+            let start = start_shared(&SharedSpec {
+                container: &launch,
+                rw: &rw,
+                ro: &ro,
+            });
+            (start, Ok(stop_shared(runtime, &self.name)))
         };
-        let start = start_shared(&SharedSpec {
-            container: &launch,
-            rw: &rw,
-            ro: &ro,
-        })
-        .map_err(refuse)?;
-        let stop = words(&stop_shared(c.resolved.runtime, &self.name))?;
+        let start = start.map_err(refuse)?;
+        let stop = words(&stop.map_err(refuse)?)?;
         let dir = shell_quote(path_text(&self.dir, "pack directory")?);
         let error = self.error_file();
         let error = shell_quote(path_text(&error, "pack error file")?);
-        let mut sources: Vec<&str> = Vec::new();
-        for p in rw.iter().skip(1).chain(&ro) {
-            sources.push(path_text(p, "bind source")?);
-        }
         let out = format!("{dir}/start.err");
         let run = vec![
             format!("if ! {} >/dev/null 2>{out}; then", words(&start)?),
@@ -190,6 +255,33 @@ impl PackContainer {
                 job.name, c.spec.image
             ))
         };
+        let error = self.error_file();
+        let error = shell_quote(path_text(&error, "pack error file")?);
+        let mut lines = vec![
+            format!("if [ -e {error} ]; then"),
+            format!("cat {error} >&2"),
+            "(exit 125)".to_owned(),
+            "else".to_owned(),
+        ];
+        if self.is_instance() {
+            // In the foreground: the worker's signal to the member's
+            // process group reaches `exec` and the task inside.
+            let gpus = (job.resources.gpus > 0).then(|| self.gpus());
+            let launch = exec_instance(
+                &self.launch(),
+                &InstanceTask {
+                    script: &job.script,
+                    workdir: &job.workdir,
+                    env: &job.env,
+                    gpus: gpus.as_ref(),
+                },
+            )
+            .and_then(|l| l.script_lines())
+            .map_err(refuse)?;
+            lines.extend(launch);
+            lines.push("fi".to_owned());
+            return Ok(lines);
+        }
         let runtime = c.resolved.runtime;
         let pid = self.pid_file(job);
         let launch = exec_shared(
@@ -207,18 +299,10 @@ impl PackContainer {
         let kill = words(&kill_shared_task(runtime, &self.name, &pid).map_err(refuse)?)?;
         let pid = path_text(&pid, "pid file")?;
         let stop = shell_quote(&format!("{pid}.stop"));
-        let error = self.error_file();
-        let error = shell_quote(path_text(&error, "pack error file")?);
-        let mut lines = vec![
-            format!("if [ -e {error} ]; then"),
-            format!("cat {error} >&2"),
-            "(exit 125)".to_owned(),
-            "else".to_owned(),
-            format!(
-                "trap '{} >/dev/null 2>&1; exit 143' TERM INT HUP",
-                format!(": >{stop}; {kill}").replace('\'', "'\\''")
-            ),
-        ];
+        lines.push(format!(
+            "trap '{} >/dev/null 2>&1; exit 143' TERM INT HUP",
+            format!(": >{stop}; {kill}").replace('\'', "'\\''")
+        ));
         let last = run.len().saturating_sub(1);
         for (i, line) in run.into_iter().enumerate() {
             lines.push(if i == last { format!("{line} &") } else { line });
@@ -240,3 +324,7 @@ fn words(argv: &[std::ffi::OsString]) -> Result<String, ScriptError> {
         .collect::<Result<Vec<&str>, _>>()?;
     Ok(shell_words(words))
 }
+
+#[cfg(test)]
+#[path = "pack_instance_tests.rs"]
+mod tests;
