@@ -601,40 +601,6 @@ impl LocalExecutor {
         true
     }
 
-    /// What [`shape::refusal`] needs of this executor, for tasks in
-    /// `runtime`'s containers.
-    fn shape_context(&self, runtime: Option<twinflow_core::ContainerRuntime>) -> shape::Context {
-        let settings = lock(&self.inner.settings);
-        shape::Context {
-            slots: match &self.pool {
-                Some((pool, _)) => pool.total(),
-                None => self.inner.slots.load(Ordering::Relaxed),
-            },
-            prologue: settings.prologue.is_some(),
-            runtime,
-            found: containers::on_path,
-        }
-    }
-
-    /// Refuses a job whose shape (ranks, nodes, launcher) this machine
-    /// cannot give it (see `shape.rs`), rather than run or hold it.
-    fn check_shape(&self, job: &Job) -> Result<(), ExecutorError> {
-        if !job.resources.is_parallel() && job.launcher.is_none() {
-            return Ok(());
-        }
-        let runtime = lock(&self.inner.settings)
-            .containers
-            .get(&job.step)
-            .map(|s| s.resolved.runtime);
-        match shape::refusal(&job.resources, job.launcher, self.shape_context(runtime)) {
-            None => Ok(()),
-            Some(why) => Err(ExecutorError::new(format!(
-                "{} cannot run as written: executor `{}` {why}",
-                job.name, self.inner.name
-            ))),
-        }
-    }
-
     /// Waits for the pool's cores on behalf of `job`, then starts it.
     fn wait_for_pool(&self, job: Job, pool: &Arc<SlotPool>, owner: u64) -> Handle {
         let key = job.key;

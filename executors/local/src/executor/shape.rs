@@ -13,8 +13,11 @@
 //! `mpirun` missing from `PATH` (unless a prologue may bring it: then the
 //! attempt fails naming it).
 
+use super::{LocalExecutor, lock};
 use crate::attempt::MPIRUN;
+use std::sync::atomic::Ordering;
 use twinflow_core::{ContainerRuntime, Launcher, Resources, StepSpec, default_shape_refusal};
+use twinflow_core::{ExecutorError, Job};
 
 /// How many ranks `mpirun` starts for a task (0: no `mpirun`, the command
 /// runs once).
@@ -107,6 +110,45 @@ pub(crate) fn refusal(
         ));
     }
     None
+}
+
+impl LocalExecutor {
+    /// What [`refusal`] needs of this executor, for tasks in
+    /// `runtime`'s containers.
+    pub(super) fn shape_context(
+        &self,
+        runtime: Option<twinflow_core::ContainerRuntime>,
+    ) -> Context {
+        let settings = lock(&self.inner.settings);
+        Context {
+            slots: match &self.pool {
+                Some((pool, _)) => pool.total(),
+                None => self.inner.slots.load(Ordering::Relaxed),
+            },
+            prologue: settings.prologue.is_some(),
+            runtime,
+            found: super::containers::on_path,
+        }
+    }
+
+    /// Refuses a job whose shape (ranks, nodes, launcher) this machine
+    /// cannot give it (see `shape.rs`), rather than run or hold it.
+    pub(super) fn check_shape(&self, job: &Job) -> Result<(), ExecutorError> {
+        if !job.resources.is_parallel() && job.launcher.is_none() {
+            return Ok(());
+        }
+        let runtime = lock(&self.inner.settings)
+            .containers
+            .get(&job.step)
+            .map(|s| s.resolved.runtime);
+        match refusal(&job.resources, job.launcher, self.shape_context(runtime)) {
+            None => Ok(()),
+            Some(why) => Err(ExecutorError::new(format!(
+                "{} cannot run as written: executor `{}` {why}",
+                job.name, self.inner.name
+            ))),
+        }
+    }
 }
 
 /// [`refusal`] for every task of `step` (`cx.runtime`: the executor's
