@@ -274,6 +274,7 @@ impl Inner {
             store_patience_s: self.settings.store_patience.as_secs(),
             container: None,
             prologue: None,
+            mpirun: crate::shape::ranks_under_mpirun(&job.resources, job.launcher),
         };
         let spec = TaskSpec {
             container: self.containers.of(&job.step).map(|c| c.for_job(&job, &run)),
@@ -559,6 +560,11 @@ impl twinflow_core::Executor for CloudExecutor {
         let resolved = found.resolved.clone();
         inner.containers.set(steps, found);
         Ok(resolved)
+    }
+
+    /// Ranks run under `mpirun` on the VM; see `shape.rs`.
+    fn shape_refusal(&self, step: &twinflow_core::StepSpec) -> Option<String> {
+        crate::shape::step_refusal(step, self.inner.settings.container_runtime)
     }
 
     /// The runner runs the prologue on the VM before each task.

@@ -47,6 +47,7 @@ mod install;
 mod kill;
 mod poll;
 pub mod runner;
+mod shape;
 pub mod spec;
 mod task;
 

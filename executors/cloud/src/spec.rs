@@ -71,6 +71,19 @@ pub struct TaskSpec {
     /// starts only if they succeed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prologue: Option<String>,
+    /// Ranks started by `mpirun -np N` on the VM, each running the script
+    /// (in the container, if it has one: Apptainer's model); 0: no
+    /// `mpirun`, the script runs once.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub mpirun: u32,
+}
+
+#[expect(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if passes a reference"
+)]
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The container of one attempt, as the runner rebuilds it for

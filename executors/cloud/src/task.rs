@@ -130,8 +130,24 @@ pub(crate) fn plan(spec: &TaskSpec, ctl: &Path) -> Result<Planned, String> {
         (Some(c), Some(name)) => runtime(&c.runtime).map(|r| (r, name)),
         _ => None,
     };
+    let (argv, env) = if spec.mpirun > 0 {
+        // Once per rank, started by `mpirun` on the VM after the prologue.
+        let mut argv: Vec<OsString> = vec![
+            "mpirun".into(),
+            "-np".into(),
+            spec.mpirun.to_string().into(),
+        ];
+        argv.extend(launch.argv);
+        let mut env = crate::shape::mpirun_env();
+        env.retain(|(k, _)| !launch.env.iter().any(|(name, _)| name == k));
+        env.extend(launch.env);
+        (argv, env)
+    } else {
+        (launch.argv, launch.env)
+    };
+    let argv_task = argv;
     let argv = match &spec.prologue {
-        None => launch.argv,
+        None => argv_task,
         Some(prologue) => {
             let mut argv: Vec<OsString> = ["/bin/sh", "-c", PROLOGUE, "twinflow-prologue"]
                 .into_iter()
@@ -139,13 +155,13 @@ pub(crate) fn plan(spec: &TaskSpec, ctl: &Path) -> Result<Planned, String> {
                 .collect();
             argv.push(ctl.join("prologue.done").into_os_string());
             argv.push(OsString::from(prologue));
-            argv.extend(launch.argv);
+            argv.extend(argv_task);
             argv
         }
     };
     Ok(Planned {
         argv,
-        env: launch.env,
+        env,
         container: named,
     })
 }

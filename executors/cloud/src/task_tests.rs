@@ -18,6 +18,7 @@ fn spec(dir: &Path, script: &str) -> TaskSpec {
         store_patience_s: 1,
         container: None,
         prologue: None,
+        mpirun: 0,
     }
 }
 
@@ -147,4 +148,67 @@ fn prologues_run_for_real() {
          module: no such module"
     );
     assert!(!workdir.join("seen.txt").exists(), "the task never ran");
+}
+
+#[test]
+fn ranks_run_under_mpirun_after_the_prologue_with_open_mpi_settings_the_task_may_override() {
+    let ctl = Path::new("/vm/tf/run-1/logs/bird/1.0.cloud");
+    let mut s = spec(Path::new("/vm/tf/run-1"), "echo hi");
+    s.mpirun = 3;
+    s.prologue = Some("module load openmpi".into());
+    s.env
+        .push(("OMPI_MCA_hwloc_base_binding_policy".into(), "core".into()));
+    let p = plan(&s, ctl).expect("plan");
+    let w = words(&p);
+    assert_eq!(w[..4], ["/bin/sh", "-c", PROLOGUE, "twinflow-prologue"]);
+    assert_eq!(
+        w[6..],
+        ["mpirun", "-np", "3", "/bin/sh", "-e", "-c", "echo hi"]
+    );
+    let binding: Vec<&str> = p
+        .env
+        .iter()
+        .filter(|(k, _)| k == "OMPI_MCA_hwloc_base_binding_policy")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(binding, ["core"], "the task's own value wins, once");
+    assert!(
+        p.env
+            .iter()
+            .any(|(k, v)| k == "OMPI_MCA_rmaps_base_oversubscribe" && v == "1")
+    );
+    // The spec carries the ranks; an older spec without them runs once.
+    let text = serde_json::to_string(&s).unwrap_or_default();
+    assert!(text.contains("\"mpirun\":3"), "{text}");
+    s.mpirun = 0;
+    let text = serde_json::to_string(&s).unwrap_or_default();
+    assert!(!text.contains("mpirun"), "{text}");
+}
+
+/// The runner's `mpirun` for real (Open MPI, `TWINFLOW_TEST_MPI=1`): each
+/// of 3 ranks runs the script in the task directory.
+#[test]
+fn ranks_run_for_real_under_mpirun() {
+    if std::env::var("TWINFLOW_TEST_MPI").as_deref() != Ok("1") {
+        eprintln!("skipped: needs TWINFLOW_TEST_MPI=1 and Open MPI");
+        return;
+    }
+    let Ok(dir) = tempfile::tempdir() else { return };
+    let root = dir.path();
+    let ctl = root.join("ctl");
+    std::fs::create_dir_all(&ctl).ok();
+    let mut s = spec(
+        root,
+        "echo \"$OMPI_COMM_WORLD_SIZE\" > rank.$OMPI_COMM_WORLD_RANK",
+    );
+    s.mpirun = 3;
+    std::fs::create_dir_all(&s.workdir).ok();
+    let workdir = PathBuf::from(&s.workdir);
+    let r = run(&s, &ctl, &workdir);
+    let err = std::fs::read_to_string(&s.stderr).unwrap_or_default();
+    assert_eq!(r.map(|r| r.status), Ok(Some(0)), "stderr: {err}");
+    for rank in 0..3 {
+        let seen = std::fs::read_to_string(workdir.join(format!("rank.{rank}")));
+        assert_eq!(seen.unwrap_or_default().trim(), "3", "rank {rank}");
+    }
 }

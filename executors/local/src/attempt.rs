@@ -1,6 +1,7 @@
 //! What one attempt runs beyond `/bin/sh -e -c SCRIPT` on the host: the
-//! container its step runs in, the GPUs it asks for and the executor's
-//! prologue ([`Extra`], carried to the supervisor in its start request),
+//! container its step runs in, the GPUs it asks for, the executor's
+//! prologue and its MPI ranks under `mpirun` ([`Extra`], carried to the
+//! supervisor in its start request),
 //! and how the supervisor turns that into the argument vector it spawns
 //! ([`command`]: `twinflow_launch::launch` with the devices it handed out)
 //! and stops a container by name ([`stop`]).
@@ -34,6 +35,9 @@ pub(crate) struct Extra {
     pub(crate) inputs: Vec<PathBuf>,
     /// The container it runs in.
     pub(crate) container: Option<Container>,
+    /// Its ranks under `mpirun -np N` (0: no `mpirun`): the command (the
+    /// shell, or the container runtime running it) runs once per rank.
+    pub(crate) mpirun: u32,
 }
 
 /// GPUs of one attempt: `count` of the executor's `devices`, handed out by
@@ -63,7 +67,24 @@ pub(crate) struct Container {
 impl Extra {
     /// Nothing beyond the script: sent as a plain (kind 1) start request.
     pub(crate) fn is_plain(&self) -> bool {
-        self.prologue.is_none() && self.gpus.count == 0 && self.container.is_none()
+        self.prologue.is_none()
+            && self.gpus.count == 0
+            && self.container.is_none()
+            && self.mpirun == 0
+    }
+
+    /// The start request's kind: 1 plain, 4 with a container, GPUs or a
+    /// prologue, 5 with `mpirun` ranks as well (kind 4's fields, then the
+    /// ranks), so a supervisor that predates ranks refuses such a request
+    /// rather than run the command once.
+    pub(crate) fn kind(&self) -> u8 {
+        if self.mpirun > 0 {
+            5
+        } else if self.is_plain() {
+            1
+        } else {
+            4
+        }
     }
 
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
@@ -87,6 +108,14 @@ impl Extra {
         for i in &self.inputs {
             put_bytes(out, i.as_os_str().as_bytes());
         }
+        self.encode_container(out);
+        if self.mpirun > 0 {
+            // Kind 5: its ranks follow kind 4's fields.
+            put_u32(out, self.mpirun);
+        }
+    }
+
+    fn encode_container(&self, out: &mut Vec<u8>) {
         let Some(c) = &self.container else {
             out.push(0);
             return;
@@ -109,7 +138,8 @@ impl Extra {
         put_u32(out, c.gid);
     }
 
-    pub(crate) fn decode(r: &mut Reader<'_>) -> io::Result<Self> {
+    /// The fields of a request of `kind` (4 or 5).
+    pub(crate) fn decode(r: &mut Reader<'_>, kind: u8) -> io::Result<Self> {
         let prologue = match r.u8()? {
             0 => None,
             _ => Some(r.string()?),
@@ -153,6 +183,7 @@ impl Extra {
             },
             inputs,
             container,
+            mpirun: if kind == 5 { r.u32()? } else { 0 },
         })
     }
 }
@@ -237,7 +268,16 @@ pub(crate) fn command(launch: &Launch, devices: &[u32]) -> Result<Command, Strin
     } else {
         merged(&[], &built.env)
     };
-    let mut argv = built.argv;
+    let (mut argv, env) = if extra.mpirun > 0 {
+        // Once per rank, started by `mpirun` on the host: the prologue (a
+        // `module load`) runs once before it, a container once per rank.
+        let mut argv: Vec<OsString> =
+            vec![MPIRUN.into(), "-np".into(), extra.mpirun.to_string().into()];
+        argv.extend(built.argv);
+        (argv, merged(&mpirun_env(), &env))
+    } else {
+        (built.argv, env)
+    };
     if let Some(prologue) = &extra.prologue {
         let script = format!("{PROLOGUE_HEAD}{prologue}{PROLOGUE_TAIL}");
         let mut wrapped: Vec<OsString> = vec![
@@ -259,6 +299,35 @@ pub(crate) fn command(launch: &Launch, devices: &[u32]) -> Result<Command, Strin
         env,
         container,
     })
+}
+
+/// The program that starts an attempt's ranks (looked up in `PATH`).
+pub(crate) const MPIRUN: &str = "mpirun";
+
+/// What `mpirun` gets in its environment before the task's own (which
+/// wins): Open MPI's settings, as variables that MPICH ignores. Twinflow's
+/// slots, not Open MPI's count of this machine's cores, decide how many
+/// ranks run here, so ranks beyond the cores are allowed
+/// (`rmaps_base_oversubscribe`), and ranks are not bound to cores
+/// (`hwloc_base_binding_policy=none`): two attempts' `mpirun`s know nothing
+/// of each other and would both bind their ranks to the first cores. As
+/// root, Open MPI refuses to run without `OMPI_ALLOW_RUN_AS_ROOT` and its
+/// confirmation.
+pub(crate) fn mpirun_env() -> Vec<(String, String)> {
+    let mut env = vec![
+        ("OMPI_MCA_rmaps_base_oversubscribe", "1"),
+        ("OMPI_MCA_hwloc_base_binding_policy", "none"),
+    ];
+    // This process's effective user: the owner of its `/proc/self`.
+    let root =
+        std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
+    if root {
+        env.push(("OMPI_ALLOW_RUN_AS_ROOT", "1"));
+        env.push(("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1"));
+    }
+    env.into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
 }
 
 /// `first` then `then`, each name once (its last value).

@@ -53,6 +53,7 @@ fn a_start_request_with_extras_round_trips_and_a_plain_one_stays_kind_1() {
         },
         inputs: vec!["/data/in.csv".into()],
         container: Some(boxed()),
+        mpirun: 0,
     };
     let request = Request::Spawn(launch);
     let mut out = Vec::new();
@@ -199,4 +200,76 @@ fn an_apptainer_attempt_with_gpus_passes_its_variables_by_environment() {
         ]
     );
     assert_eq!(c.container, None, "its processes go with its group");
+}
+
+#[test]
+fn ranks_are_kind_5_and_run_under_mpirun_after_the_prologue_with_open_mpi_settings() {
+    let mut launch = plain();
+    launch.extra.mpirun = 4;
+    launch.extra.prologue = Some("module load openmpi".to_owned());
+    // The step's own value of an Open MPI setting wins.
+    launch.env.push((
+        "OMPI_MCA_hwloc_base_binding_policy".to_owned(),
+        "core".to_owned(),
+    ));
+    let request = Request::Spawn(launch.clone());
+    let mut out = Vec::new();
+    request.encode(&mut out);
+    assert_eq!(out[4], 5, "an older supervisor refuses it");
+    assert_eq!(Request::decode(&out[4..]).unwrap(), request);
+    let c = command(&launch, &[]).unwrap();
+    let w = words(&c.argv);
+    assert_eq!(&w[..2], ["/bin/sh", "-c"]);
+    assert!(w[2].contains("\nmodule load openmpi\n"), "{}", w[2]);
+    assert_eq!(
+        &w[3..],
+        [
+            "twinflow-prologue",
+            "mpirun",
+            "-np",
+            "4",
+            "/bin/sh",
+            "-e",
+            "-c",
+            "echo hi > out"
+        ]
+    );
+    let env: Vec<String> = c.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    assert!(
+        env.contains(&"OMPI_MCA_rmaps_base_oversubscribe=1".to_owned()),
+        "{env:?}"
+    );
+    assert!(
+        env.contains(&"OMPI_MCA_hwloc_base_binding_policy=core".to_owned()),
+        "{env:?}"
+    );
+    assert!(
+        !env.contains(&"OMPI_MCA_hwloc_base_binding_policy=none".to_owned()),
+        "{env:?}"
+    );
+    let root =
+        std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
+    assert_eq!(
+        env.contains(&"OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1".to_owned()),
+        root,
+        "{env:?}"
+    );
+}
+
+#[test]
+fn ranks_in_apptainer_are_one_container_per_rank_under_mpirun_on_the_host() {
+    let mut launch = plain();
+    let mut c = boxed();
+    c.runtime = ContainerRuntime::Apptainer;
+    c.image = "/images/model.sif".to_owned();
+    c.run_ref = "/images/model.sif".to_owned();
+    c.options = Vec::new();
+    launch.extra.container = Some(c);
+    launch.extra.mpirun = 2;
+    let c = command(&launch, &[]).unwrap();
+    assert_eq!(
+        &words(&c.argv)[..5],
+        ["mpirun", "-np", "2", "apptainer", "exec"]
+    );
+    assert_eq!(c.container, None);
 }

@@ -3,6 +3,7 @@
 
 mod adopt;
 mod containers;
+mod shape;
 
 use crate::link::{Link, SupervisorBinary};
 use crate::pool::{Permit, SlotPool};
@@ -156,19 +157,34 @@ pub(crate) struct Running {
     /// The podman or docker container of an adopted attempt, stopped by
     /// name when it is signalled: (program, name).
     pub(crate) container: Option<(String, String)>,
+    /// The GPU devices of an adopted attempt (its supervisor hands out
+    /// those of the others).
+    devices: Vec<u32>,
 }
 
 impl Running {
-    pub(crate) fn adopted(pid: u32) -> Self {
+    /// An earlier supervisor's attempt, holding `cost` cores and the GPU
+    /// `devices` (as its record says) until it ends.
+    pub(crate) fn adopted(pid: u32, cost: u32, devices: Vec<u32>) -> Self {
         Self {
             pid,
-            cost: 0,
-            gpus: 0,
+            cost,
+            gpus: u32::try_from(devices.len()).unwrap_or(u32::MAX),
             cancelled: false,
             _permit: None,
             adopted: true,
             container: None,
+            devices,
         }
+    }
+
+    /// What a new supervisor must not hand out while it runs, if adopted.
+    fn hold(&self, key: AttemptKey) -> Option<Request> {
+        self.adopted.then(|| Request::Hold {
+            key: (key.task.0, key.attempt),
+            cost: self.cost,
+            devices: self.devices.clone(),
+        })
     }
 }
 
@@ -235,6 +251,19 @@ impl Inner {
             )
             .map_err(|e| format!("failed to start its supervisor: {e}"))?,
         );
+        // Attempts of an earlier supervisor still running: their cores and
+        // GPUs are not the new one's to hand out (released as each ends,
+        // see `adopt::watch`; under the link's lock, so a release follows).
+        let holds: Vec<Request> = lock(&self.table)
+            .running
+            .iter()
+            .filter_map(|(key, r)| r.hold(*key))
+            .collect();
+        if !holds.is_empty() {
+            started
+                .send(&holds)
+                .map_err(|e| format!("failed to reach its supervisor: {e}"))?;
+        }
         *link = Some(Arc::clone(&started));
         Ok(started)
     }
@@ -258,6 +287,7 @@ impl Inner {
                             _permit: starting.permit,
                             adopted: false,
                             container: None,
+                            devices: Vec::new(),
                         },
                     );
                 }
@@ -348,7 +378,7 @@ impl Inner {
         let mut queued = Vec::new();
         for (job, permit) in jobs {
             keys.push(job.key);
-            let cost = job.resources.cpus.clamp(1, slots.max(1));
+            let cost = shape::slots_of(&job.resources).clamp(1, slots.max(1));
             let gpus = job.resources.gpus;
             // Beyond the cores or GPUs: it waits in the supervisor (its
             // timeout clock stopped) until one of these ends.
@@ -586,7 +616,7 @@ impl LocalExecutor {
         // Held while the wait is recorded, so the task cannot start first.
         let mut table = lock(&self.waiting);
         let wait = tokio::spawn(async move {
-            let permit = pool.acquire(owner, job.resources.cpus).await;
+            let permit = pool.acquire(owner, shape::slots_of(&job.resources)).await;
             // Under the lock, so that a cancel finds it waiting or starting.
             let mut table = lock(&waiting);
             if table.remove(&key).is_none() {
@@ -623,13 +653,17 @@ impl Executor for LocalExecutor {
         let mut now = Vec::with_capacity(jobs.len());
         let mut results = Vec::with_capacity(jobs.len());
         for job in jobs {
+            if let Err(e) = self.check_shape(&job) {
+                results.push(Err(e));
+                continue;
+            }
             if let Err(e) = containers::check_gpus(&self.inner, &job) {
                 results.push(Err(e));
                 continue;
             }
             let permit = match &self.pool {
                 None => None,
-                Some((pool, owner)) => match pool.try_acquire(job.resources.cpus) {
+                Some((pool, owner)) => match pool.try_acquire(shape::slots_of(&job.resources)) {
                     Some(permit) => Some(permit),
                     None => {
                         // The machine is busy with other runs: wait for a turn.
@@ -663,6 +697,11 @@ impl Executor for LocalExecutor {
             None => self.inner.slots.load(Ordering::Relaxed),
             Some(_) => 0,
         }
+    }
+
+    fn shape_refusal(&self, step: &twinflow_core::StepSpec) -> Option<String> {
+        let runtime = lock(&self.inner.settings).container_runtime;
+        shape::step_refusal(step, self.shape_context(runtime))
     }
 
     fn runs_prologue(&self) -> bool {

@@ -12,13 +12,19 @@
 //! logs are complete (`STATUS` is `cCODE`, `sSIGNAL` or `w`: it could not
 //! be waited for). A line cut short by a crash is ignored. An attempt in a
 //! container also gets `C TASK ATTEMPT RUNTIME NAME` just before its `S`
-//! line, so a later executor can remove a container it does not adopt; a
-//! reader that does not know a kind of line skips it.
+//! line, so a later executor can remove a container it does not adopt, and
+//! `R TASK ATTEMPT CORES DEVICES` (`DEVICES`: GPU ids joined by commas, or
+//! `-`), so a later executor that adopts a running attempt keeps its new
+//! supervisor from handing its cores and GPUs to another (request kinds 6,
+//! hold, and 7, release). A reader that does not know a kind of line skips
+//! it.
 //!
 //! Versions: a plain attempt is request kind 1, as it always was; one with
 //! more ([`crate::attempt::Extra`]: a container, GPUs, a prologue) is kind
 //! 4, kind 1's fields followed by the extra ones, so a supervisor of either
-//! version reads the attempts it can run.
+//! version reads the attempts it can run; one with `mpirun` ranks is kind
+//! 5 (kind 4's fields, then the ranks), which an older supervisor refuses
+//! rather than run its command once.
 
 use crate::attempt::Extra;
 use std::ffi::OsString;
@@ -58,6 +64,18 @@ pub(crate) enum Request {
     },
     /// The executor is done: kill what is left and exit once it is gone.
     Goodbye,
+    /// An attempt of an earlier supervisor (adopted on resume) holds
+    /// `cost` cores and the GPU `devices`: not to be handed out until its
+    /// [`Request::Release`].
+    Hold {
+        key: (u32, u32),
+        cost: u32,
+        devices: Vec<u32>,
+    },
+    /// The held attempt has ended: what it held is free.
+    Release {
+        key: (u32, u32),
+    },
 }
 
 /// How an attempt's shell ended.
@@ -117,7 +135,7 @@ impl Request {
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         frame(out, |out| match self {
             Self::Spawn(l) => {
-                out.push(if l.extra.is_plain() { 1 } else { 4 });
+                out.push(l.extra.kind());
                 put_key(out, l.key);
                 put_u32(out, l.cost);
                 put_u32(out, l.slots);
@@ -140,6 +158,19 @@ impl Request {
                 out.extend_from_slice(&signal.to_le_bytes());
             }
             Self::Goodbye => out.push(3),
+            Self::Hold { key, cost, devices } => {
+                out.push(6);
+                put_key(out, *key);
+                put_u32(out, *cost);
+                put_u32(out, u32::try_from(devices.len()).unwrap_or(u32::MAX));
+                for d in devices {
+                    put_u32(out, *d);
+                }
+            }
+            Self::Release { key } => {
+                out.push(7);
+                put_key(out, *key);
+            }
         });
     }
 
@@ -147,7 +178,7 @@ impl Request {
     pub(crate) fn decode(body: &[u8]) -> io::Result<Self> {
         let mut r = Reader(body);
         let request = match r.u8()? {
-            kind @ (1 | 4) => {
+            kind @ (1 | 4 | 5) => {
                 let key = r.key()?;
                 let (cost, slots) = (r.u32()?, r.u32()?);
                 let script = r.string()?;
@@ -157,10 +188,10 @@ impl Request {
                     env.push((r.string()?, r.string()?));
                 }
                 let (workdir, stdout, stderr) = (r.path()?, r.path()?, r.path()?);
-                let extra = Box::new(if kind == 4 {
-                    Extra::decode(&mut r)?
-                } else {
+                let extra = Box::new(if kind == 1 {
                     Extra::default()
+                } else {
+                    Extra::decode(&mut r, kind)?
                 });
                 Self::Spawn(Launch {
                     key,
@@ -179,6 +210,12 @@ impl Request {
                 signal: r.u32()? as i32,
             },
             3 => Self::Goodbye,
+            6 => Self::Hold {
+                key: r.key()?,
+                cost: r.u32()?,
+                devices: (0..r.u32()?).map(|_| r.u32()).collect::<io::Result<_>>()?,
+            },
+            7 => Self::Release { key: r.key()? },
             other => return Err(bad(&format!("unknown request {other}"))),
         };
         Ok(request)
@@ -318,6 +355,13 @@ pub(crate) enum Record {
         runtime: String,
         name: String,
     },
+    /// The attempt holds `cost` of its supervisor's cores and the GPU
+    /// `devices` until it ends.
+    Holds {
+        key: (u32, u32),
+        cost: u32,
+        devices: Vec<u32>,
+    },
 }
 
 impl Record {
@@ -340,6 +384,15 @@ impl Record {
             }
             Self::Container { key, runtime, name } => {
                 format!("C {} {} {runtime} {name}\n", key.0, key.1)
+            }
+            Self::Holds { key, cost, devices } => {
+                let devices = if devices.is_empty() {
+                    "-".to_owned()
+                } else {
+                    let ids: Vec<String> = devices.iter().map(u32::to_string).collect();
+                    ids.join(",")
+                };
+                format!("R {} {} {cost} {devices}\n", key.0, key.1)
             }
         }
     }
@@ -377,107 +430,22 @@ impl Record {
                 runtime: f.next()?.to_owned(),
                 name: f.next()?.to_owned(),
             }),
+            "R" => Some(Self::Holds {
+                key,
+                cost: f.next()?.parse().ok()?,
+                devices: match f.next()? {
+                    "-" => Vec::new(),
+                    ids => ids
+                        .split(',')
+                        .map(|d| d.parse().ok())
+                        .collect::<Option<_>>()?,
+                },
+            }),
             _ => None,
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn body(mut framed: Vec<u8>) -> Vec<u8> {
-        let len = u32::from_le_bytes([framed[0], framed[1], framed[2], framed[3]]) as usize;
-        assert_eq!(len, framed.len() - 4);
-        framed.split_off(4)
-    }
-
-    #[test]
-    fn requests_and_replies_round_trip() {
-        let requests = [
-            Request::Spawn(Launch {
-                key: (7, 2),
-                cost: 3,
-                slots: 2,
-                script: "echo 'a\nb' é".to_owned(),
-                env: vec![("A".to_owned(), "1=2".to_owned())],
-                workdir: "/w d".into(),
-                stdout: "/o".into(),
-                stderr: "/e".into(),
-                extra: Box::default(),
-            }),
-            Request::Signal {
-                key: (1, 0),
-                signal: 15,
-            },
-            Request::Goodbye,
-        ];
-        for r in requests {
-            let mut out = Vec::new();
-            r.encode(&mut out);
-            assert_eq!(Request::decode(&body(out)).unwrap(), r);
-        }
-        let replies = [
-            Reply::Started {
-                key: (1, 2),
-                pid: 42,
-                start: u64::MAX - 3,
-            },
-            Reply::Failed {
-                key: (1, 2),
-                message: "no such directory".to_owned(),
-            },
-            Reply::Exited {
-                key: (3, 0),
-                exit: Exit::Signal(9),
-                log: Some("disk full".to_owned()),
-            },
-            Reply::Exited {
-                key: (3, 0),
-                exit: Exit::Code(-1),
-                log: None,
-            },
-        ];
-        for r in replies {
-            let mut out = Vec::new();
-            r.encode(&mut out);
-            assert_eq!(Reply::decode(&body(out)).unwrap(), r);
-        }
-        assert!(Request::decode(&[9]).is_err());
-        assert!(Reply::decode(&[1, 0]).is_err());
-    }
-
-    #[test]
-    fn records_round_trip_and_a_cut_line_is_ignored() {
-        let records = [
-            Record::Started {
-                key: (4, 1),
-                pid: 99,
-                start: 12345,
-            },
-            Record::Ended {
-                key: (4, 1),
-                exit: Exit::Code(3),
-                log: Some("failed to write its log /a b: disk full".to_owned()),
-            },
-            Record::Ended {
-                key: (5, 0),
-                exit: Exit::Signal(15),
-                log: None,
-            },
-        ];
-        let mut text: String = records.iter().map(Record::line).collect();
-        assert_eq!(Record::parse_all(&text), records);
-        text.push_str("E 6 0 c");
-        assert_eq!(Record::parse_all(&text), records, "the cut line is skipped");
-        assert!(Record::parse_all("S 1 2 x 4\n").is_empty());
-        // A container line; an older reader skips it as an unknown kind.
-        let c = Record::Container {
-            key: (4, 1),
-            runtime: "podman".to_owned(),
-            name: "tf-r-4-1".to_owned(),
-        };
-        assert_eq!(c.line(), "C 4 1 podman tf-r-4-1\n");
-        assert_eq!(Record::parse_all(&c.line()), [c]);
-    }
-}
+#[path = "wire_tests.rs"]
+mod tests;

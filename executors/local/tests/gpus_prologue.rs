@@ -277,3 +277,55 @@ async fn a_container_runtime_missing_here_is_refused_naming_image_runtime_and_ho
         .unwrap_err();
     assert!(e.message.starts_with("names no container runtime"), "{e}");
 }
+
+#[tokio::test]
+async fn a_resumed_executor_never_hands_out_the_devices_of_an_attempt_it_adopted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (exec, mut rx) = executor();
+    let exec = exec.with_gpus(vec![10], GpuVendor::Nvidia);
+    let first = format!("echo \"$CUDA_VISIBLE_DEVICES\" > devices; sleep 1.5; {STAMP} > end");
+    exec.submit(job(dir.path(), 1, 1, &first)).await.unwrap();
+    loop {
+        let update = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .expect("task 1 starts in time")
+            .expect("the sink is open");
+        if update.status == AttemptStatus::Running {
+            break;
+        }
+    }
+    // The executor vanishes (twinflow killed): its supervisor keeps task 1,
+    // and device 10, to its end.
+    drop(exec);
+    drop(rx);
+
+    let (exec, mut rx) = executor();
+    let exec = exec.with_gpus(vec![10], GpuVendor::Nvidia);
+    let run = twinflow_core::RunRef {
+        id: "gpu-run",
+        dir: dir.path(),
+    };
+    assert_eq!(exec.reattach(run, Vec::new()).await.unwrap(), [key(1)]);
+    let second = format!("{STAMP} > start; echo \"$CUDA_VISIBLE_DEVICES\" > devices");
+    exec.submit(job(dir.path(), 2, 1, &second)).await.unwrap();
+    let ended = finals(&mut rx, 2).await;
+    assert_eq!(
+        ended,
+        [(1, AttemptStatus::Exited(0)), (2, AttemptStatus::Exited(0))]
+    );
+    let read = |f: &str| {
+        std::fs::read_to_string(dir.path().join(f))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(read("work1/devices"), "10");
+    assert_eq!(read("work2/devices"), "10");
+    let end1: u128 = read("work1/end").parse().unwrap();
+    let start2: u128 = read("work2/start").parse().unwrap();
+    assert!(
+        start2 >= end1,
+        "task 2 got device 10 while the adopted task 1 still held it ({start2} < {end1})"
+    );
+    exec.shutdown().await;
+}

@@ -7,7 +7,10 @@
 //! - **started, its supervisor alive** (pid and start time, not a zombie):
 //!   followed; the supervisor keeps it to its end and records it, and a
 //!   watcher reads that record. Cancelling it signals its process group;
-//!   its supervisor kills its orphans when it ends;
+//!   its supervisor kills its orphans when it ends. The cores and GPU
+//!   devices it holds (its `R` record) stay taken: the executor's new
+//!   supervisor is told to hold them when it starts, and to release them
+//!   when the watcher reads the end;
 //! - **started, its supervisor dead**: its process group is killed (if its
 //!   pid still names it) and the runtime runs it again.
 //!
@@ -18,7 +21,7 @@
 
 use super::{Inner, Running, lock, status_of};
 use crate::process;
-use crate::wire::{Exit, Record};
+use crate::wire::{Exit, Record, Request};
 use nix::sys::signal::Signal;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -58,6 +61,8 @@ struct Seen {
     ended: Option<End>,
     /// Its podman or docker container: (program, name).
     container: Option<(String, String)>,
+    /// The cores and GPU devices it holds (`None`: an older record).
+    holds: Option<(u32, Vec<u32>)>,
     /// Index of its file in the list.
     file: usize,
 }
@@ -102,6 +107,9 @@ fn read_files(dir: &Path) -> (Vec<File>, HashMap<(u32, u32), Seen>) {
                     let s = seen.entry(key).or_default();
                     s.ended = Some((exit, log));
                     s.file = index;
+                }
+                Record::Holds { key, cost, devices } => {
+                    seen.entry(key).or_default().holds = Some((cost, devices));
                 }
                 Record::Container { key, runtime, name } => {
                     // Only a runtime the supervisor names by itself is run.
@@ -162,7 +170,8 @@ pub(crate) fn reattach(
                 followed_pids.push(pid);
                 submitted(pid, start);
                 followed.push(key);
-                let mut running = Running::adopted(pid);
+                let (cost, devices) = s.holds.clone().unwrap_or_default();
+                let mut running = Running::adopted(pid, cost, devices);
                 running.container.clone_from(&s.container);
                 lock(&inner.table).running.insert(key, running);
                 watched.push((key, s.file));
@@ -268,6 +277,11 @@ async fn watch(inner: Arc<Inner>, files: Vec<File>, mut watched: Vec<(AttemptKey
             let Some(running) = lock(&inner.table).running.remove(key) else {
                 return false;
             };
+            // Its cores and GPUs are the new supervisor's again.
+            let link = lock(&inner.link).clone();
+            if let Some(link) = link {
+                let _ = link.send(&[Request::Release { key: raw }]);
+            }
             let status = match ended {
                 Some((exit, log)) => status_of(exit, log, running.cancelled),
                 None => {

@@ -131,7 +131,7 @@ pub(crate) async fn resolve(
 }
 
 /// Whether an executable file `program` is in a directory of `PATH`.
-fn on_path(program: &str) -> bool {
+pub(crate) fn on_path(program: &str) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::env::var_os("PATH").is_some_and(|path| {
         std::env::split_paths(&path).any(|dir| {
@@ -194,5 +194,6 @@ pub(crate) fn extra(inner: &Inner, job: &Job) -> Box<Extra> {
         gpus,
         inputs,
         container,
+        mpirun: super::shape::ranks_under_mpirun(&job.resources, job.launcher),
     })
 }

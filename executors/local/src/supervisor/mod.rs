@@ -229,6 +229,13 @@ fn handle(shared: &Arc<Shared>, request: Option<Request>) -> bool {
                 signal_attempt(shared, key, signal);
             }
         }
+        Some(Request::Hold { key, cost, devices }) => {
+            lock(&shared.queue).hold(key, cost, devices);
+        }
+        Some(Request::Release { key }) => {
+            release(shared, key);
+            run_queue(shared);
+        }
         Some(Request::Goodbye) => {
             drop_waiting(shared, "its executor said goodbye before it started");
             let keys: Vec<_> = shared.tasks().keys().copied().collect();
@@ -352,6 +359,13 @@ fn start(shared: &Arc<Shared>, launch: Launch, devices: &[u32]) {
     let logs =
         [(out, launch.stdout), (err, launch.stderr)].map(|(pipe, path)| pipe.drain_into(path));
     shared.tasks().insert(key, pid);
+    // What it holds, for an executor that adopts it after a restart.
+    let holds = Record::Holds {
+        key,
+        cost: launch.cost.max(1),
+        devices: devices.to_vec(),
+    };
+    lock(&shared.outbox).lines.push_str(&holds.line());
     if let Some((runtime, name)) = &container {
         lock(&shared.containers).insert(key, (runtime.clone(), name.clone()));
         let record = Record::Container {

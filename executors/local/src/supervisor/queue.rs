@@ -2,7 +2,9 @@
 //! started ones take of them: an attempt starts, in order, once its cores
 //! fit under `Launch::slots` (one larger than all of them when none is in
 //! use) and as many of its executor's GPU devices as it asks for are free;
-//! those devices are its own until it ends.
+//! those devices are its own until it ends. The cores and devices of an
+//! earlier supervisor's attempt that its executor adopted are held too
+//! ([`Queue::hold`]) until the executor says it has ended.
 
 use crate::wire::Launch;
 use std::collections::{HashMap, VecDeque};
@@ -74,6 +76,18 @@ impl Queue {
         Next::Start(launch, free)
     }
 
+    /// Counts `cost` cores and the GPU `devices` as taken by `key`, an
+    /// attempt this supervisor did not start (an earlier one's, adopted),
+    /// until [`Queue::release`].
+    pub(crate) fn hold(&mut self, key: (u32, u32), cost: u32, devices: Vec<u32>) {
+        self.release(key);
+        self.in_use += cost;
+        self.costs.insert(key, cost);
+        if !devices.is_empty() {
+            self.devices.insert(key, devices);
+        }
+    }
+
     /// Frees what an attempt that ended (or failed to start) took.
     pub(crate) fn release(&mut self, key: (u32, u32)) {
         if let Some(cost) = self.costs.remove(&key) {
@@ -129,6 +143,17 @@ mod tests {
         assert_eq!(started(&mut q), Some(((2, 0), vec![4, 7])));
         assert_eq!(started(&mut q), Some(((3, 0), vec![9])));
         assert!(matches!(q.next(), Next::Wait));
+    }
+
+    #[test]
+    fn what_an_adopted_attempt_holds_is_not_handed_out_until_released() {
+        let mut q = Queue::default();
+        q.hold((9, 0), 1, vec![4, 7]);
+        q.waiting.extend([launch(1, 1), launch(2, 1)]);
+        assert_eq!(started(&mut q), Some(((1, 0), vec![9])));
+        assert_eq!(started(&mut q), None, "4 and 7 are held");
+        q.release((9, 0));
+        assert_eq!(started(&mut q), Some(((2, 0), vec![4])));
     }
 
     #[test]
