@@ -214,11 +214,17 @@ fn parallel_tasks_in_a_pack_or_launched_in_a_container_are_refused() {
         ..Resources::default()
     };
     let mut packed = step(four.clone(), None);
-    packed.pack = Some(twinflow_core::PackSpec { tasks: 8, parallel: 1 });
+    packed.pack = Some(twinflow_core::PackSpec {
+        tasks: 8,
+        parallel: 1,
+    });
     let why = shape_refusal(&packed).unwrap();
     assert!(why.contains("pack: 8") && why.contains("ranks"), "{why}");
     // `pack: 1` is no pack.
-    packed.pack = Some(twinflow_core::PackSpec { tasks: 1, parallel: 1 });
+    packed.pack = Some(twinflow_core::PackSpec {
+        tasks: 1,
+        parallel: 1,
+    });
     assert_eq!(shape_refusal(&packed), None);
 
     let mut contained = step(four, None);

@@ -126,8 +126,10 @@ impl Scheduler {
                 let capacity = config.capacity(s.executor.index());
                 match capacity.cost {
                     TaskCost::Cpus => {
+                        // Every rank takes its `cpus`.
                         let cap = capacity.limit.unwrap_or(u32::MAX);
-                        s.resources.cpus.clamp(1, cap.max(1))
+                        let cores = s.resources.cpus.saturating_mul(s.resources.tasks.max(1));
+                        cores.clamp(1, cap.max(1))
                     }
                     TaskCost::One => 1,
                 }

@@ -785,3 +785,15 @@ fn for_plan_takes_each_executors_capacity_from_its_settings() {
         "at least one"
     );
 }
+
+#[test]
+fn every_rank_of_a_task_counts_its_cpus() {
+    // Three tasks of 2 ranks x 1 cpu on 4 cores counted in cpus: two at a
+    // time (before ranks counted, all three went out at once).
+    let mut p = plan(&[S { cpus: 1, ..s(3) }], &no_deps, 1, None);
+    p.steps[0].resources.tasks = 2;
+    let config = SchedulerConfig::with_capacity(vec![ExecutorCapacity::cores(4)]);
+    let mut sc = Scheduler::new(&p, config);
+    assert_eq!(launched(&sc.handle(Event::Start, 0)), [(0, 0), (1, 0)]);
+    assert_eq!(launched(&sc.handle(ok(0), 1)), [(2, 0)]);
+}

@@ -256,7 +256,10 @@ fn the_executor_runs_ranks_and_nodes_but_does_not_pack_them() {
     };
     assert!(twinflow_core::default_shape_refusal(&step).is_some());
     assert_eq!(exec.shape_refusal(&step), None);
-    step.pack = Some(twinflow_core::PackSpec { tasks: 4, parallel: 1 });
+    step.pack = Some(twinflow_core::PackSpec {
+        tasks: 4,
+        parallel: 1,
+    });
     let why = exec.shape_refusal(&step).unwrap();
     assert!(why.contains("pack: 4"), "{why}");
 }
