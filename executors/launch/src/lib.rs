@@ -38,6 +38,7 @@
 //! use it without reaching the runtime.
 
 mod apptainer;
+mod by_step;
 mod error;
 mod instance;
 mod parts;
@@ -47,6 +48,7 @@ mod shared;
 mod spec;
 mod wrap;
 
+pub use by_step::ByStep;
 pub use error::{LaunchError, ResolveError};
 pub use instance::{InstanceTask, exec_instance, start_instance, stop_instance};
 pub use parts::Launch;

@@ -39,10 +39,9 @@
 
 use crate::cluster::Cluster;
 use crate::script_error::ScriptError;
-use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use twinflow_core::GpuVendor;
 use twinflow_core::{
     ContainerRuntime, ContainerSpec, ExecutorError, Job, ResolvedImage, shell_quote,
@@ -69,24 +68,7 @@ pub struct StepContainer {
 }
 
 /// The containers of an executor's steps, by step name.
-#[derive(Debug, Default)]
-pub(crate) struct Containers(Mutex<HashMap<String, Arc<StepContainer>>>);
-
-impl Containers {
-    pub(crate) fn set(&self, steps: &[String], container: StepContainer) {
-        let container = Arc::new(container);
-        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        for step in steps {
-            map.insert(step.clone(), Arc::clone(&container));
-        }
-    }
-
-    /// The container of `step`'s tasks, if it has one.
-    pub(crate) fn of(&self, step: &str) -> Option<Arc<StepContainer>> {
-        let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        map.get(step).cloned()
-    }
-}
+pub(crate) type Containers = twinflow_launch::ByStep<StepContainer>;
 
 /// A [`CommandRunner`] over the executor's cluster: blocks on its async
 /// commands, so it must run on a blocking thread (`spawn_blocking`).
