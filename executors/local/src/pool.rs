@@ -55,6 +55,28 @@ impl Drop for Wait {
     }
 }
 
+impl Permit {
+    /// One permit per entry of `sizes`, out of this one (the last takes
+    /// what is left: the pool counts an attempt bigger than itself as the
+    /// whole pool).
+    pub(crate) fn split(mut self, sizes: &[u32]) -> Vec<Permit> {
+        let mut out = Vec::with_capacity(sizes.len());
+        for (i, &size) in sizes.iter().enumerate() {
+            let take = if i + 1 == sizes.len() {
+                self.cpus
+            } else {
+                size.min(self.cpus)
+            };
+            self.cpus -= take;
+            out.push(Permit {
+                pool: Arc::clone(&self.pool),
+                cpus: take,
+            });
+        }
+        out
+    }
+}
+
 impl Drop for Permit {
     fn drop(&mut self) {
         self.pool.release(self.cpus);
