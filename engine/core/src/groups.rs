@@ -112,3 +112,120 @@ pub fn group_env(
         ),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        BackendConfig, ExecutorId, ExecutorSpec, ForEachKey, LocalConfig, PlanBuilder, Resources,
+        StepId, StepSpec, WorkflowInfo,
+    };
+
+    fn step(
+        name: &str,
+        group: Option<&str>,
+        keys: &[(&str, &[&str])],
+        tasks: u32,
+        at: u32,
+    ) -> StepSpec {
+        StepSpec {
+            name: name.into(),
+            description: None,
+            executor: ExecutorId(0),
+            for_each: keys
+                .iter()
+                .map(|(k, v)| ForEachKey {
+                    name: (*k).into(),
+                    values: v.iter().map(|s| (*s).into()).collect(),
+                })
+                .collect(),
+            cycling: false,
+            inputs: Vec::new(),
+            after: Vec::new(),
+            outputs: Vec::new(),
+            resources: Resources::default(),
+            retries: 0,
+            timeout_seconds: None,
+            pack: None,
+            group: group.map(Into::into),
+            launcher: None,
+            env: Vec::new(),
+            container: None,
+            model: None,
+            code: Vec::new(),
+            tasks: at..at + tasks,
+        }
+    }
+
+    #[test]
+    fn members_are_matched_by_coordinates_not_by_position() {
+        // `b` lists the keys and values in another order than `a`.
+        let steps = vec![
+            step(
+                "a",
+                Some("g"),
+                &[("x", &["1", "2"]), ("y", &["p", "q"])],
+                4,
+                0,
+            ),
+            step("lone", None, &[], 1, 4),
+            step(
+                "b",
+                Some("g"),
+                &[("y", &["q", "p"]), ("x", &["2", "1"])],
+                4,
+                5,
+            ),
+        ];
+        let executors = vec![ExecutorSpec {
+            name: "here".into(),
+            backend: BackendConfig::Local(LocalConfig::default()),
+            prologue: None,
+            env: Vec::new(),
+            container_runtime: None,
+            bound_by: None,
+        }];
+        let info = WorkflowInfo {
+            name: "t".into(),
+            description: None,
+            file: None,
+            dir: ".".into(),
+            run_id: "r".into(),
+        };
+        let mut b = PlanBuilder::new(info, Vec::new(), None, executors, steps.clone());
+        for (s, spec) in steps.iter().enumerate() {
+            for _ in spec.tasks.clone() {
+                b.push_task(StepId(s as u32), String::new(), &mut Vec::new());
+            }
+        }
+        let plan = b.finish();
+        let instances = group_instances(&plan);
+        assert_eq!(instances.len(), 4);
+        for inst in &instances {
+            let [a, b] = inst.members[..] else {
+                panic!("{inst:?}");
+            };
+            let mut ca = plan.coordinates(a);
+            let mut cb = plan.coordinates(b);
+            ca.sort_unstable();
+            cb.sort_unstable();
+            assert_eq!(ca, cb);
+        }
+        // a[x=1,y=p] (task 0) pairs with b[y=p,x=1], b's last task (8).
+        assert_eq!(instances[0].members, [TaskId(0), TaskId(8)]);
+        let env = group_env(&plan, &instances[0], TaskId(8), Path::new("/g"));
+        assert_eq!(
+            env,
+            [
+                ("TWINFLOW_GROUP".to_owned(), "g".to_owned()),
+                ("TWINFLOW_GROUP_DIR".to_owned(), "/g".to_owned()),
+                ("TWINFLOW_GROUP_MEMBERS".to_owned(), "a b".to_owned()),
+                ("TWINFLOW_GROUP_MEMBER".to_owned(), "b".to_owned()),
+            ]
+        );
+        assert_eq!(
+            group_dir(Path::new("/run"), &plan, &instances[1], 2),
+            Path::new("/run/groups/g/1/2")
+        );
+    }
+}
