@@ -13,6 +13,7 @@
 mod container;
 mod contract;
 mod executor;
+mod groups;
 mod ids;
 mod json;
 mod plan;
@@ -30,6 +31,7 @@ pub use executor::{
     BackendConfig, CloudConfig, ContainerRuntime, ContainerSpec, ExecutorKind, ExecutorSpec,
     LocalConfig, S3Location, SlurmConfig, SshTarget,
 };
+pub use groups::{GroupInstance, group_dir, group_env, group_instances};
 pub use ids::{ExecutorId, StepId, TaskId};
 pub use json::{PLAN_FORMAT, PlanJson};
 pub use plan::{

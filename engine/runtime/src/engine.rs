@@ -330,6 +330,7 @@ impl Engine {
         let executors = self.executors(&plan, &sink, default_slots)?;
         refuse_prologues(&plan, &executors)?;
         refuse_shapes(&plan, &executors)?;
+        refuse_big_groups(&plan, default_slots)?;
         refuse_user_caps(&plan, &executors)?;
         let images = images::resolve(&plan, &executors).await?;
         let opened = self.open_or_resume(&run, &plan, &options)?;
@@ -431,6 +432,50 @@ fn refuse_shapes(plan: &Plan, executors: &[Arc<dyn Executor>]) -> Result<(), Eng
                 executor: spec.name.clone(),
                 kind: spec.backend.kind().as_str(),
                 reason,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a plan with a coupling group whose members need more of their
+/// executor's capacity at once than it has (`slots`, or `default_slots`
+/// cores): its members start together or not at all, so it could never
+/// start. (The compiler refuses this already when `slots` is written.)
+fn refuse_big_groups(plan: &Plan, default_slots: u32) -> Result<(), EngineError> {
+    let mut seen = std::collections::HashSet::new();
+    for step in &plan.steps {
+        let Some(group) = step.group.as_deref() else {
+            continue;
+        };
+        if !seen.insert(group) {
+            continue;
+        }
+        let Some(spec) = plan.executors.get(step.executor.index()) else {
+            continue;
+        };
+        let capacity = spec.capacity(default_slots);
+        let (Some(limit), twinflow_core::scheduler::TaskCost::Cpus) =
+            (capacity.limit, capacity.cost)
+        else {
+            continue;
+        };
+        let need: u64 = plan
+            .steps
+            .iter()
+            .filter(|s| s.group.as_deref() == Some(group))
+            .map(|s| u64::from(s.resources.cpus.max(1)) * u64::from(s.resources.tasks.max(1)))
+            .sum();
+        if need > u64::from(limit) {
+            return Err(EngineError::ShapeRefused {
+                step: step.name.clone(),
+                executor: spec.name.clone(),
+                kind: spec.backend.kind().as_str(),
+                reason: format!(
+                    "has {limit} slot(s), and the members of group `{group}` need {need} at \
+                     once (they start together); give the executor more `slots` or the \
+                     members fewer `cpus`"
+                ),
             });
         }
     }

@@ -1,6 +1,7 @@
-//! Shapes the language takes but no executor runs yet are refused at
+//! Shapes the language takes but an executor does not run are refused at
 //! submit, naming the step, the executor and what: a parallel pack
-//! (`pack: {tasks, parallel > 1}`), a coupling group (`group:`), and a
+//! (`pack: {tasks, parallel > 1}`), a coupling group (`group:`) on Slurm
+//! or bigger than the machine, and a
 //! Slurm executor's `user_max_jobs` that its backend does not enforce.
 //! Nothing runs and nothing is recorded for a refused run.
 #![expect(
@@ -204,25 +205,48 @@ steps:
 ";
 
 #[tokio::test]
-async fn a_coupling_group_is_refused_by_every_executor_saying_groups_do_not_run_yet() {
-    for (executors, name) in [
-        ("here: { kind: local }", "here"),
-        ("hpc: { kind: slurm }", "hpc"),
-    ] {
-        let f = Fixture::new(false);
-        let e = f.refused(&GROUP.replace("EXEC", executors)).await;
-        assert!(
-            matches!(&e, EngineError::ShapeRefused { step, executor, .. } if step == "forest" && executor == name),
-            "{e:?}"
-        );
-        let shown = e.to_string();
-        assert!(
-            shown.contains(
-                "does not co-schedule coupling groups yet (`group: forest-beetle`): groups are not run yet"
-            ),
-            "{shown}"
-        );
-    }
+async fn a_coupling_group_is_refused_by_slurm_and_runs_locally() {
+    let f = Fixture::new(false);
+    let e = f
+        .refused(&GROUP.replace("EXEC", "hpc: { kind: slurm }"))
+        .await;
+    assert!(
+        matches!(&e, EngineError::ShapeRefused { step, executor, .. } if step == "forest" && executor == "hpc"),
+        "{e:?}"
+    );
+    let shown = e.to_string();
+    assert!(
+        shown.contains(
+            "does not co-schedule coupling groups yet (`group: forest-beetle`): groups are not run yet"
+        ),
+        "{shown}"
+    );
+    let f = Fixture::new(false);
+    let plan = f.plan(&GROUP.replace("EXEC", "here: { kind: local }"));
+    let mut handle = f.engine.submit(plan, RunOptions::default()).await.unwrap();
+    while handle.next_event().await.is_some() {}
+    assert_eq!(handle.wait().await.unwrap().outcome, Outcome::Succeeded);
+    assert!(f.dir.path().join("ran").exists());
+}
+
+#[tokio::test]
+async fn a_group_bigger_than_the_machine_is_refused_rather_than_started_in_part() {
+    // No `slots` (the compiler cannot tell): the machine's cores decide.
+    let f = Fixture::new(false);
+    let yaml = GROUP.replace("EXEC", "here: { kind: local }").replace(
+        "    group: forest-beetle\n",
+        "    group: forest-beetle\n    resources: { cpus: 4096 }\n",
+    );
+    let e = f.refused(&yaml).await;
+    assert!(
+        matches!(&e, EngineError::ShapeRefused { step, executor, .. } if step == "forest" && executor == "here"),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string()
+            .contains("the members of group `forest-beetle` need 8192 at once"),
+        "{e}"
+    );
 }
 
 const CAPPED: &str = "

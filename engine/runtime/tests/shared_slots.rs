@@ -1,6 +1,7 @@
 //! Runs of one engine whose local executors share a pool of cores (the
 //! daemon): together they never run more tasks than the pool has, each
-//! finishes, and a task waiting for a core is not timed out while it waits.
+//! finishes, a task waiting for a core is not timed out while it waits, and
+//! the members of a coupling-group instance take their cores together.
 #![expect(
     clippy::unwrap_used,
     clippy::panic,
@@ -135,4 +136,56 @@ steps:
     );
     assert!(dir.path().join("quick-ran").exists());
     assert_eq!(busy.wait().await.unwrap().outcome, Outcome::Succeeded);
+}
+
+/// A member meets the other in the group directory, waiting up to 2 s.
+const MEETING: &str = r#"
+version: 1
+executors: { here: { kind: local, slots: 2 } }
+steps:
+  forest:
+    group: fb
+    timeout: 20s
+    run: |
+      touch "$TWINFLOW_GROUP_DIR/forest"
+      i=0; while [ ! -e "$TWINFLOW_GROUP_DIR/beetle" ]; do i=$((i+1)); [ $i -le 40 ] || exit 3; sleep 0.05; done
+  beetle:
+    group: fb
+    timeout: 20s
+    run: |
+      touch "$TWINFLOW_GROUP_DIR/beetle"
+      i=0; while [ ! -e "$TWINFLOW_GROUP_DIR/forest" ]; do i=$((i+1)); [ $i -le 40 ] || exit 3; sleep 0.05; done
+"#;
+
+#[tokio::test]
+async fn a_group_takes_the_pools_cores_together_not_one_member_first() {
+    // Another run holds one of the two cores for 3 s: the group's members
+    // wait for both, then start together (one alone would give up after 2 s).
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path(), 2);
+    let busy = "
+version: 1
+executors: { here: { kind: local, slots: 1 } }
+steps:
+  busy: { run: sleep 3 }
+";
+    let mut first = engine
+        .submit(plan(busy, dir.path(), "busy"), RunOptions::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let mut group = engine
+        .submit(plan(MEETING, dir.path(), "group"), RunOptions::default())
+        .await
+        .unwrap();
+    while group.next_event().await.is_some() {}
+    let summary = group.wait().await.unwrap();
+    assert_eq!(
+        summary.outcome,
+        Outcome::Succeeded,
+        "{:?}",
+        summary.failures
+    );
+    while first.next_event().await.is_some() {}
+    assert_eq!(first.wait().await.unwrap().outcome, Outcome::Succeeded);
 }

@@ -211,6 +211,16 @@ pub(crate) fn status_of(exit: Exit, log: Option<String>, cancelled: bool) -> Att
     }
 }
 
+/// The shared directory of a job's coupling-group instance
+/// (`TWINFLOW_GROUP_DIR`, set by the runtime for every member), which tells
+/// the members of one instance in a batch.
+fn group_dir(job: &Job) -> Option<&str> {
+    job.env
+        .iter()
+        .find(|(name, _)| name == "TWINFLOW_GROUP_DIR")
+        .map(|(_, dir)| dir.as_str())
+}
+
 fn key_of(key: (u32, u32)) -> AttemptKey {
     AttemptKey {
         task: TaskId(key.0),
@@ -590,24 +600,43 @@ impl LocalExecutor {
 
     /// Stops waiting for the pool on behalf of `key`; whether it waited.
     fn stop_waiting(&self, key: AttemptKey) -> bool {
-        let Some(wait) = lock(&self.waiting).remove(&key) else {
-            return false;
+        let stopped = {
+            let mut table = lock(&self.waiting);
+            let Some(wait) = table.remove(&key) else {
+                return false;
+            };
+            wait.abort();
+            // The members of a group instance wait as one: none starts alone.
+            let mut stopped = vec![key];
+            table.retain(|other, w| {
+                let same = w.id() == wait.id();
+                if same {
+                    stopped.push(*other);
+                }
+                !same
+            });
+            stopped
         };
-        wait.abort();
-        self.inner.sink.send(Update {
-            key,
-            status: AttemptStatus::Cancelled,
-        });
+        for key in stopped {
+            self.inner.sink.send(Update {
+                key,
+                status: AttemptStatus::Cancelled,
+            });
+        }
         true
     }
 
-    /// Waits for the pool's cores on behalf of `job`, then starts it.
-    fn wait_for_pool(&self, job: Job, pool: &Arc<SlotPool>, owner: u64) -> Handle {
-        let key = job.key;
-        self.inner.sink.send(Update {
-            key,
-            status: AttemptStatus::Queued,
-        });
+    /// Waits for the pool's cores on behalf of `jobs` (one task, or the
+    /// members of one group instance, which wait for all their cores at
+    /// once), then starts them together.
+    fn wait_for_pool(&self, jobs: Vec<Job>, pool: &Arc<SlotPool>, owner: u64) -> Vec<Handle> {
+        for job in &jobs {
+            self.inner.sink.send(Update {
+                key: job.key,
+                status: AttemptStatus::Queued,
+            });
+        }
+        let keys: Vec<AttemptKey> = jobs.iter().map(|j| j.key).collect();
         let (pool, inner, waiting) = (
             Arc::clone(pool),
             Arc::clone(&self.inner),
@@ -616,22 +645,37 @@ impl LocalExecutor {
         // Held while the wait is recorded, so the task cannot start first.
         let mut table = lock(&self.waiting);
         let wait = tokio::spawn(async move {
-            let permit = pool.acquire(owner, shape::slots_of(&job.resources)).await;
+            let sizes: Vec<u32> = jobs.iter().map(|j| shape::slots_of(&j.resources)).collect();
+            let permit = pool.acquire(owner, sizes.iter().sum()).await;
             // Under the lock, so that a cancel finds it waiting or starting.
             let mut table = lock(&waiting);
-            if table.remove(&key).is_none() {
+            let mut gone = false;
+            for job in &jobs {
+                gone |= table.remove(&job.key).is_none();
+            }
+            if gone {
                 return;
             }
-            let name = job.name.clone();
-            if let Err(why) = inner.send(vec![(job, Some(permit))]) {
-                inner.sink.send(Update {
-                    key,
-                    status: AttemptStatus::Error(inner.failed(&name, &why).message),
-                });
+            let names: Vec<(AttemptKey, String)> =
+                jobs.iter().map(|j| (j.key, j.name.clone())).collect();
+            let permits = permit.split(&sizes);
+            let batch = jobs
+                .into_iter()
+                .zip(permits.into_iter().map(Some))
+                .collect();
+            if let Err(why) = inner.send(batch) {
+                for (key, name) in names {
+                    inner.sink.send(Update {
+                        key,
+                        status: AttemptStatus::Error(inner.failed(&name, &why).message),
+                    });
+                }
             }
         });
-        table.insert(key, wait.abort_handle());
-        Handle(WAITING.to_owned())
+        for &key in &keys {
+            table.insert(key, wait.abort_handle());
+        }
+        keys.iter().map(|_| Handle(WAITING.to_owned())).collect()
     }
 }
 
@@ -652,28 +696,53 @@ impl Executor for LocalExecutor {
         // Those that can start now go to the supervisor in one write.
         let mut now = Vec::with_capacity(jobs.len());
         let mut results = Vec::with_capacity(jobs.len());
+        let mut checked = Vec::with_capacity(jobs.len());
         for job in jobs {
-            if let Err(e) = self.check_shape(&job) {
-                results.push(Err(e));
-                continue;
+            let check = self
+                .check_shape(&job)
+                .and_then(|()| containers::check_gpus(&self.inner, &job));
+            match check {
+                Err(e) => results.push(Err(e)),
+                Ok(()) => {
+                    results.push(Ok(Handle(STARTING.to_owned())));
+                    checked.push((results.len() - 1, job));
+                }
             }
-            if let Err(e) = containers::check_gpus(&self.inner, &job) {
-                results.push(Err(e));
+        }
+        let mut checked = checked.into_iter().peekable();
+        while let Some((i, job)) = checked.next() {
+            let Some((pool, owner)) = &self.pool else {
+                now.push((i, job, None));
                 continue;
-            }
-            let permit = match &self.pool {
-                None => None,
-                Some((pool, owner)) => match pool.try_acquire(shape::slots_of(&job.resources)) {
-                    Some(permit) => Some(permit),
-                    None => {
-                        // The machine is busy with other runs: wait for a turn.
-                        results.push(Ok(self.wait_for_pool(job, pool, *owner)));
-                        continue;
-                    }
-                },
             };
-            results.push(Ok(Handle(STARTING.to_owned())));
-            now.push((results.len() - 1, job, permit));
+            // The members of a group instance come one after another in
+            // the batch; they take the pool's cores together or wait together.
+            let dir = group_dir(&job).map(str::to_owned);
+            let mut unit = vec![(i, job)];
+            if let Some(dir) = dir {
+                while let Some(next) = checked.next_if(|(_, j)| group_dir(j) == Some(&dir)) {
+                    unit.push(next);
+                }
+            }
+            let sizes: Vec<u32> = unit
+                .iter()
+                .map(|(_, j)| shape::slots_of(&j.resources))
+                .collect();
+            match pool.try_acquire(sizes.iter().sum()) {
+                Some(permit) => {
+                    for ((i, job), permit) in unit.into_iter().zip(permit.split(&sizes)) {
+                        now.push((i, job, Some(permit)));
+                    }
+                }
+                None => {
+                    // The machine is busy with other runs: wait for a turn.
+                    let (at, unit): (Vec<usize>, Vec<Job>) = unit.into_iter().unzip();
+                    let handles = self.wait_for_pool(unit, pool, *owner);
+                    for (i, handle) in at.into_iter().zip(handles) {
+                        results[i] = Ok(handle);
+                    }
+                }
+            }
         }
         let names: Vec<(usize, String)> =
             now.iter().map(|(i, j, _)| (*i, j.name.clone())).collect();

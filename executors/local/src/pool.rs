@@ -55,6 +55,28 @@ impl Drop for Wait {
     }
 }
 
+impl Permit {
+    /// One permit per entry of `sizes`, out of this one (the last takes
+    /// what is left: the pool counts an attempt bigger than itself as the
+    /// whole pool).
+    pub(crate) fn split(mut self, sizes: &[u32]) -> Vec<Permit> {
+        let mut out = Vec::with_capacity(sizes.len());
+        for (i, &size) in sizes.iter().enumerate() {
+            let take = if i + 1 == sizes.len() {
+                self.cpus
+            } else {
+                size.min(self.cpus)
+            };
+            self.cpus -= take;
+            out.push(Permit {
+                pool: Arc::clone(&self.pool),
+                cpus: take,
+            });
+        }
+        out
+    }
+}
+
 impl Drop for Permit {
     fn drop(&mut self) {
         self.pool.release(self.cpus);
@@ -260,5 +282,24 @@ mod tests {
         drop(late);
         assert_eq!(pool.free(), 2);
         assert!(pool.try_acquire(2).is_some());
+    }
+
+    #[tokio::test]
+    async fn a_group_takes_its_cores_at_once_and_gives_each_members_back() {
+        let pool = SlotPool::new(4);
+        let owner = pool.owner();
+        let one = pool.try_acquire(1);
+        // Members of 2 + 2 cores: not 3 of them now, all 4 later.
+        assert!(pool.try_acquire(4).is_none());
+        let mut both = Box::pin(pool.acquire(owner, 4));
+        assert!(done(&mut both).await.is_none());
+        drop(one);
+        let both = done(&mut both).await.unwrap();
+        let mut parts = both.split(&[2, 2]);
+        assert_eq!(pool.free(), 0);
+        parts.pop();
+        assert_eq!(pool.free(), 2, "one member ended");
+        drop(parts);
+        assert_eq!(pool.free(), 4);
     }
 }

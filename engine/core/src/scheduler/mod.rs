@@ -12,6 +12,18 @@
 //! once a task has failed for good its dependents are skipped while
 //! independent branches go on (`fail_fast` cancels everything instead);
 //! cancelling kills what runs and finishes the run as cancelled.
+//!
+//! Coupling groups (`group:`, see [`crate::group_instances`]): the members
+//! of a group instance become ready together (when each one's dependencies
+//! are met), launch together in one batch and only when their summed cost
+//! fits the executor's capacity at once, minus what its backend holds ahead
+//! ([`SchedulerConfig::held_ahead`]), never some of them. When one member
+//! fails, times out or is lost, the others are killed
+//! ([`KillReason::Group`]); once all have ended, the instance as a whole is
+//! retried (every member a new attempt) while the fewest retries of its
+//! members allow, or every member gives up. A member that succeeded waits
+//! ([`TaskState::RetryWait`]) until the whole instance has: only then are
+//! its dependents released.
 
 mod state;
 #[cfg(test)]
@@ -90,6 +102,12 @@ pub enum KillReason {
     Timeout,
     /// The run was cancelled (by the user, or by `fail_fast`).
     Cancelled,
+    /// Another member of its coupling-group instance failed (`failed`):
+    /// the instance is stopped as a whole, to be retried or given up.
+    Group {
+        /// The member whose failure stops the instance.
+        failed: TaskId,
+    },
 }
 
 /// How a run ended.
@@ -208,6 +226,12 @@ pub struct SchedulerConfig {
     pub backoff_max: Millis,
     /// Emit [`Action::Ready`] when a task enters its executor's queue.
     pub announce_ready: bool,
+    /// How much of each executor's capacity (by executor index) is attempts
+    /// its backend holds ahead, not yet started
+    /// ([`crate::Executor::holds_ahead`]): a coupling-group instance
+    /// launches only when all its members fit into the rest at once, so
+    /// that the backend starts them together.
+    pub held_ahead: Vec<u32>,
 }
 
 impl SchedulerConfig {
@@ -239,6 +263,7 @@ impl SchedulerConfig {
             backoff_base: 1_000,
             backoff_max: 300_000,
             announce_ready: false,
+            held_ahead: Vec::new(),
         }
     }
 }

@@ -1,6 +1,9 @@
 //! The scheduler's state: per-task vectors (one entry per task, no per-task
 //! allocation), dependents in compressed rows, ready queues per executor,
 //! tasks held back by `runahead` per cycle point, and lazy timers.
+//! Coupling-group instances live in `groups.rs`.
+
+mod groups;
 
 use super::{Action, Event, KillReason, Millis, Outcome, RunOutcome, SchedulerConfig, TaskCost};
 use crate::{Plan, TaskId};
@@ -77,6 +80,10 @@ pub struct Scheduler {
     cancelled: bool,
     failed_any: bool,
     finished: bool,
+    /// Coupling-group instances (empty for a plan without groups).
+    groups: Vec<groups::Instance>,
+    /// The instance of each grouped task.
+    group_of: HashMap<u32, u32>,
 }
 
 impl Scheduler {
@@ -119,7 +126,7 @@ impl Scheduler {
             }
         }
         let step_exec: Vec<u32> = plan.steps.iter().map(|s| s.executor.0).collect();
-        let step_cost = plan
+        let step_cost: Vec<u32> = plan
             .steps
             .iter()
             .map(|s| {
@@ -136,7 +143,11 @@ impl Scheduler {
             })
             .collect();
         let executors = plan.executors.len();
+        let step_retries: Vec<u32> = plan.steps.iter().map(|s| s.retries).collect();
+        let (groups, group_of) = groups::build(plan, &step_cost, &step_retries);
         Self {
+            groups,
+            group_of,
             state: vec![TaskState::Waiting; n],
             attempt: vec![0; n],
             remaining,
@@ -146,7 +157,7 @@ impl Scheduler {
             point,
             step_exec,
             step_cost,
-            step_retries: plan.steps.iter().map(|s| s.retries).collect(),
+            step_retries,
             step_timeout: plan
                 .steps
                 .iter()
@@ -193,6 +204,7 @@ impl Scheduler {
         match event {
             Event::Start => {
                 self.started = true;
+                self.restart_partly_adopted(&mut out);
                 for t in 0..self.state.len() as u32 {
                     if self.state[t as usize] == TaskState::Waiting
                         && self.remaining[t as usize] == 0
@@ -207,7 +219,10 @@ impl Scheduler {
                     if !self.state[t as usize].is_terminal()
                         && self.state[t as usize] != TaskState::Running
                     {
-                        self.succeed(t);
+                        match self.instance_of(t) {
+                            Some(i) => self.member_done_before(i, t),
+                            None => self.succeed(t),
+                        }
                     }
                 }
             }
@@ -221,6 +236,9 @@ impl Scheduler {
                     self.state[t] = TaskState::Running;
                     self.attempt[t] = attempt;
                     self.in_use[self.step_exec[step] as usize] += self.step_cost[step];
+                    if let Some(i) = self.instance_of(task.0) {
+                        self.groups[i].running += 1;
+                    }
                     if let Some(timeout) = self.step_timeout[step] {
                         self.set_deadline(task.0, attempt, now + timeout);
                     }
@@ -296,7 +314,14 @@ impl Scheduler {
         self.in_use[self.step_exec[step] as usize] -= self.step_cost[step];
         self.deadline.remove(&t);
         let kill = self.killing.remove(&t);
-        if outcome == Outcome::Succeeded {
+        if let Some(i) = self.instance_of(t)
+            && !self.cancelled
+            && kill != Some(KillReason::Cancelled)
+        {
+            self.member_ended(i, t, outcome == Outcome::Succeeded, now, out);
+            return;
+        }
+        if outcome == Outcome::Succeeded && self.instance_of(t).is_none() {
             self.succeed(t);
             return;
         }
@@ -305,13 +330,7 @@ impl Scheduler {
             return;
         }
         if attempt < self.step_retries[step] {
-            let shift = attempt.min(20);
-            let delay = self
-                .config
-                .backoff_base
-                .saturating_mul(1 << shift)
-                .min(self.config.backoff_max);
-            let at = now + delay;
+            let at = self.retry_at(attempt, now);
             self.state[t as usize] = TaskState::RetryWait;
             self.attempt[t as usize] = attempt + 1;
             self.timers
@@ -331,6 +350,18 @@ impl Scheduler {
         } else {
             self.skip_dependents(t, out);
         }
+    }
+
+    /// When attempt `attempt + 1` of a task that failed runs: exponential
+    /// backoff from `now`.
+    fn retry_at(&self, attempt: u32, now: Millis) -> Millis {
+        let shift = attempt.min(20);
+        let delay = self
+            .config
+            .backoff_base
+            .saturating_mul(1 << shift)
+            .min(self.config.backoff_max);
+        now + delay
     }
 
     fn succeed(&mut self, t: u32) {
@@ -442,13 +473,21 @@ impl Scheduler {
         self.enqueue(t);
     }
 
-    /// Puts a ready task in its executor's queue.
+    /// Puts a ready task in its executor's queue; a group member, once
+    /// every member of its instance is ready, as its instance (the leader).
     fn enqueue(&mut self, t: u32) {
-        let e = self.step_exec[self.step_of[t as usize] as usize] as usize;
-        self.ready[e].push_back(t);
         if self.config.announce_ready {
             self.announced.push(t);
         }
+        let t = match self.instance_of(t) {
+            None => t,
+            Some(i) => match self.instance_ready(i) {
+                Some(leader) => leader,
+                None => return,
+            },
+        };
+        let e = self.step_exec[self.step_of[t as usize] as usize] as usize;
+        self.ready[e].push_back(t);
     }
 
     fn fire_timers(&mut self, now: Millis, out: &mut Vec<Action>) {
@@ -478,7 +517,13 @@ impl Scheduler {
                     if self.state[t as usize] == TaskState::RetryWait
                         && self.attempt[t as usize] == attempt
                     {
-                        self.make_ready(t);
+                        if self.remaining[t as usize] == 0 {
+                            self.make_ready(t);
+                        } else {
+                            // A group member restarted after a resume before
+                            // its dependencies were done again.
+                            self.state[t as usize] = TaskState::Waiting;
+                        }
                     }
                 }
             }
@@ -491,8 +536,12 @@ impl Scheduler {
             let capacity = self.config.capacity(e).limit;
             while let Some(&t) = self.ready[e].front() {
                 let step = self.step_of[t as usize] as usize;
-                let cost = self.step_cost[step];
-                if let Some(cap) = capacity
+                let group = self.instance_of(t);
+                let (cost, cap) = match group {
+                    None => (self.step_cost[step], capacity),
+                    Some(i) => (self.groups[i].cost, self.started_capacity(e, capacity)),
+                };
+                if let Some(cap) = cap
                     && self.in_use[e] > 0
                     && self.in_use[e] + cost > cap
                 {
@@ -500,6 +549,10 @@ impl Scheduler {
                 }
                 self.ready[e].pop_front();
                 self.in_use[e] += cost;
+                if let Some(i) = group {
+                    self.launch_instance(i, now, out);
+                    continue;
+                }
                 self.state[t as usize] = TaskState::Running;
                 let attempt = self.attempt[t as usize];
                 if let Some(timeout) = self.step_timeout[step] {

@@ -797,3 +797,5 @@ fn every_rank_of_a_task_counts_its_cpus() {
     assert_eq!(launched(&sc.handle(Event::Start, 0)), [(0, 0), (1, 0)]);
     assert_eq!(launched(&sc.handle(ok(0), 1)), [(2, 0)]);
 }
+
+mod groups;

@@ -68,6 +68,9 @@ fn tree(key: &mut CacheKey, root: &Path, rel: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A cached result: the run and task that sealed it, and its artefacts.
+pub(super) type Cached = (String, u32, Vec<artefact::Sealed>);
+
 impl Dispatch {
     /// The cache key of a task whose dependencies are sealed.
     pub(super) fn cache_key(&self, task: TaskId) -> String {
@@ -123,6 +126,13 @@ impl Dispatch {
     /// intact: its outputs are linked into this task's directory. Returns the
     /// run it came from.
     pub(super) fn reuse(&mut self, task: TaskId, attempt: u32, cache_key: &str) -> Option<String> {
+        let found = self.find_cached(task, cache_key)?;
+        self.adopt_cached(task, attempt, found)
+    }
+
+    /// An intact sealed earlier result with this cache key (its run, task
+    /// and artefacts), touching nothing of this run.
+    pub(super) fn find_cached(&self, task: TaskId, cache_key: &str) -> Option<Cached> {
         let found = {
             let mut store = crate::lock(&self.store);
             store
@@ -146,6 +156,19 @@ impl Dispatch {
             }
             sealed.push(s.clone());
         }
+        Some((run, from_task, sealed))
+    }
+
+    /// Takes a result [`Self::find_cached`] found as this attempt's: its
+    /// outputs are linked into the task's directory. Returns the run it
+    /// came from.
+    pub(super) fn adopt_cached(
+        &mut self,
+        task: TaskId,
+        attempt: u32,
+        (run, from_task, mut sealed): Cached,
+    ) -> Option<String> {
+        let step = self.plan.step_of(task);
         let same_place = run == self.run_id && from_task == task.0;
         if !same_place {
             let workdir = self.paths(task, attempt).workdir;

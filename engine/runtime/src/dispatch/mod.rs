@@ -21,6 +21,7 @@ use twinflow_core::scheduler::{
 use twinflow_core::{AttemptKey, AttemptStatus, Executor, Handle, Job, Plan, TaskId, Update};
 
 mod cache;
+mod groups;
 mod prepare;
 
 /// What reaches the loop.
@@ -101,6 +102,11 @@ pub(crate) struct Dispatch {
     sealed: Vec<Option<Box<[Sealed]>>>,
     reasons: HashMap<u32, String>,
     timed_out: HashSet<u32>,
+    /// Members being killed because another member of their group
+    /// instance failed.
+    group_stopped: HashSet<u32>,
+    /// Whether the plan has coupling groups (else none of their work is done).
+    grouped: bool,
     summary: RunSummary,
     pending: Vec<Event>,
     adopted: Vec<(TaskId, u32)>,
@@ -144,6 +150,7 @@ impl Dispatch {
         let adopted = setup.adopted.iter().map(|(k, _)| (k.task, 0)).collect();
         let scheduler = Scheduler::new(&setup.plan, setup.config);
         let run_id = setup.plan.workflow.run_id.clone();
+        let grouped = setup.plan.steps.iter().any(|s| s.group.is_some());
         Self {
             summary: RunSummary {
                 run_id: run_id.clone(),
@@ -179,6 +186,8 @@ impl Dispatch {
             sealed: vec![None; n],
             reasons: HashMap::new(),
             timed_out: HashSet::new(),
+            group_stopped: HashSet::new(),
+            grouped,
             pending: Vec::new(),
             prep: HashMap::new(),
             backlog: VecDeque::new(),
@@ -409,7 +418,7 @@ impl Dispatch {
                 self.failed(t, with_tail(format!("exited with status {code}"), &stderr))
             }
             AttemptStatus::Signalled(how) => {
-                if self.timed_out.contains(&t) {
+                if self.timed_out.contains(&t) || self.group_stopped.contains(&t) {
                     TaskOutcome::Killed
                 } else {
                     self.failed(t, how)
@@ -427,6 +436,12 @@ impl Dispatch {
             let limit = self.plan.step_of(key.task).timeout_seconds.unwrap_or(0);
             self.reasons
                 .insert(t, format!("timed out after {limit} s and was killed"));
+        }
+        if self.group_stopped.remove(&t)
+            && outcome != TaskOutcome::Succeeded
+            && let Some(why) = self.group_reason(key.task)
+        {
+            self.reasons.insert(t, format!("stopped: {why}"));
         }
         self.finished(key.task, attempt, outcome);
     }
@@ -560,7 +575,11 @@ impl Dispatch {
 
     /// Records a failed attempt (`retrying` or `failed`); returns its reason.
     fn attempt_failed(&mut self, task: TaskId, attempt: u32, state: Recorded) -> String {
-        let reason = self.reasons.remove(&task.0).unwrap_or_default();
+        let reason = self
+            .reasons
+            .remove(&task.0)
+            .or_else(|| self.group_reason(task))
+            .unwrap_or_default();
         self.in_flight.remove(&task.0);
         self.journal.push(Op::State {
             task: task.0,
@@ -635,8 +654,14 @@ impl Dispatch {
     }
 
     async fn kill(&mut self, task: TaskId, attempt: u32, reason: KillReason) {
-        if reason == KillReason::Timeout {
-            self.timed_out.insert(task.0);
+        match reason {
+            KillReason::Timeout => {
+                self.timed_out.insert(task.0);
+            }
+            KillReason::Group { .. } => {
+                self.group_stopped.insert(task.0);
+            }
+            KillReason::Cancelled => {}
         }
         let key = self.key(task, attempt);
         if self.waiting_launch.remove(&task.0).is_some() {
@@ -655,8 +680,14 @@ impl Dispatch {
 
     async fn launch_all(&mut self, launches: Vec<(TaskId, u32)>) -> Result<(), EngineError> {
         let mut jobs = Vec::with_capacity(launches.len());
+        let mut group_failed = if self.grouped {
+            self.launch_groups(&launches)
+        } else {
+            HashMap::new()
+        };
         for (task, attempt) in launches {
             self.timed_out.remove(&task.0);
+            self.group_stopped.remove(&task.0);
             let key = self.key(task, attempt);
             let (cached, cache_key) = match self.precached.remove(&task.0) {
                 Some((from, cache_key)) => (Some(from), cache_key),
@@ -666,7 +697,10 @@ impl Dispatch {
                         None => self.cache_key(task),
                     };
                     let prepared = self.prep.contains_key(&task.0);
-                    let from = if self.cache && !prepared {
+                    // A group member is served only with its whole instance
+                    // (`launch_groups`).
+                    let member = self.grouped && self.scheduler.group_instance(task).is_some();
+                    let from = if self.cache && !prepared && !member {
                         self.reuse(task, key.attempt, &cache_key)
                     } else {
                         None
@@ -686,6 +720,11 @@ impl Dispatch {
                 let sealed = self.sealed[task.index()].take().unwrap_or_default();
                 self.succeeded(task.0, key.attempt, sealed.into_vec(), Some(from));
                 self.finished(task, attempt, TaskOutcome::Succeeded);
+                continue;
+            }
+            if let Some(why) = group_failed.remove(&task.0) {
+                let outcome = self.failed(task.0, why);
+                self.finished(task, attempt, outcome);
                 continue;
             }
             self.journal.push(Op::State {

@@ -199,6 +199,11 @@ impl Dispatch {
             "TWINFLOW_RUN_DIR".to_owned(),
             self.run_dir.display().to_string(),
         ));
+        if self.grouped
+            && let Some(attempt) = self.attempt_of(key)
+        {
+            env.extend(self.group_vars(task, attempt));
+        }
         Job {
             key,
             name: plan.task_name(task),
@@ -232,6 +237,10 @@ impl Dispatch {
     /// The scheduler says `task` waits for capacity: look it up in the
     /// cache, else queue its preparation.
     pub(super) fn on_ready(&mut self, task: TaskId, attempt: u32) {
+        if self.grouped && self.scheduler.group_instance(task).is_some() {
+            // Cached and prepared with its whole instance, when it launches.
+            return;
+        }
         let key = self.key(task, attempt);
         let cache_key = self.cache_key(task);
         if self.cache

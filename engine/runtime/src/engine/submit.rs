@@ -244,6 +244,9 @@ impl Engine {
                 && let Some(limit) = capacity.limit
             {
                 capacity.limit = Some(limit.saturating_add(ahead));
+                // A group instance launches within the part that starts.
+                config.held_ahead.resize(e + 1, 0);
+                config.held_ahead[e] = ahead;
             }
         }
         config.fail_fast = options.fail_fast;

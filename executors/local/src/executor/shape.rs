@@ -12,6 +12,11 @@
 //! Apptainer's model; a named podman container per rank is not done), and
 //! `mpirun` missing from `PATH` (unless a prologue may bring it: then the
 //! attempt fails naming it).
+//!
+//! Coupling groups (`group:`) run here as concurrent processes: the
+//! members of an instance come in one batch, once they all fit into the
+//! free slots, and start together (see `supervisor/queue.rs` and the
+//! shared pool in `pool.rs`).
 
 use super::{LocalExecutor, lock};
 use crate::attempt::MPIRUN;
@@ -170,6 +175,10 @@ pub(crate) fn step_refusal(step: &StepSpec, mut cx: Context) -> Option<String> {
     rest.resources.tasks_per_node = None;
     rest.resources.exclusive = false;
     rest.launcher = None;
+    // Coupling groups run here: the scheduler launches an instance's
+    // members together once they all fit, and the supervisor (or the
+    // shared pool) starts them together.
+    rest.group = None;
     default_shape_refusal(&rest)
 }
 

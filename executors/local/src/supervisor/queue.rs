@@ -169,4 +169,25 @@ mod tests {
         }
         assert_eq!(started(&mut q), Some(((2, 0), vec![])));
     }
+
+    #[test]
+    fn a_group_batch_that_fits_the_free_cores_starts_whole_and_in_order() {
+        // What the scheduler relies on for a coupling-group instance: sent
+        // only when its members fit the free cores, they all start at once,
+        // in batch order; a batch sent while cores were held would start
+        // only its first member (which is why it is not sent then).
+        let member = |task| Launch {
+            slots: 2,
+            ..launch(task, 0)
+        };
+        let mut q = Queue::default();
+        q.waiting.extend([member(1), member(2)]);
+        assert_eq!(started(&mut q), Some(((1, 0), vec![])));
+        assert_eq!(started(&mut q), Some(((2, 0), vec![])));
+        let mut q = Queue::default();
+        q.hold((9, 0), 1, Vec::new());
+        q.waiting.extend([member(1), member(2)]);
+        assert_eq!(started(&mut q), Some(((1, 0), vec![])));
+        assert_eq!(started(&mut q), None, "the second member would wait");
+    }
 }
