@@ -241,3 +241,58 @@ fn the_forest_bird_demo_runs_inside_its_image() {
         "{images:?}"
     );
 }
+
+/// The forest-beetle demo (issue 19): each scenario's forest and beetle
+/// twins form one coupling group instance and trade state every simulated
+/// year through the group directory, which deadlocks (and times out)
+/// unless they run at the same time; the provenance crate's action times
+/// show every pair overlapping.
+#[test]
+fn the_forest_beetle_demo_runs_its_coupled_twins_together() {
+    let state = tempfile::tempdir().expect("temp dir");
+    let crate_dir = state.path().join("crate");
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../workflows/forest-beetle/forest-beetle.yaml");
+    let o = twinflow(
+        state.path(),
+        &[
+            "run",
+            demo.to_str().expect("utf-8 path"),
+            "--local",
+            "--provenance",
+            crate_dir.to_str().expect("utf-8 path"),
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("16 tasks, 16 ran, 0 cached"), "{err}");
+
+    let meta: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(crate_dir.join("ro-crate-metadata.json")).expect("crate metadata"),
+    )
+    .expect("crate JSON");
+    let times = |name: &str| -> (String, String) {
+        let action = meta["@graph"]
+            .as_array()
+            .expect("graph")
+            .iter()
+            .find(|e| e["@type"] == "CreateAction" && e["name"] == name)
+            .unwrap_or_else(|| panic!("no action {name}"));
+        let t = |k: &str| action[k].as_str().expect("a time").to_owned();
+        (t("startTime"), t("endTime"))
+    };
+    for climate in ["ssp126", "ssp245", "ssp585"] {
+        for management in ["business-as-usual", "set-aside"] {
+            let key = format!("[climate={climate},management={management}]");
+            let (forest, beetle) = (
+                times(&format!("forest{key}")),
+                times(&format!("beetle{key}")),
+            );
+            // RFC 3339 times in UTC compare as strings.
+            assert!(
+                forest.0 < beetle.1 && beetle.0 < forest.1,
+                "{key}: forest {forest:?} and beetle {beetle:?} did not overlap"
+            );
+        }
+    }
+}
