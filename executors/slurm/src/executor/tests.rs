@@ -18,7 +18,7 @@ fn job(task: u32, step: &str, time: Option<u64>, pack: Option<u32>) -> Job {
             ..Resources::default()
         },
         step: step.to_owned(),
-        pack,
+        pack: pack.map(twinflow_core::PackSpec::sequential),
         launcher: None,
         inputs: Vec::new(),
         outputs: Vec::new(),
