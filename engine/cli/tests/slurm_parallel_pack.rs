@@ -45,8 +45,7 @@ fn a_parallel_pack_runs_its_tasks_four_at_a_time_in_one_job() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{err}");
     let status = twinflow(state.path(), &["status", "--json"]);
-    let status: serde_json::Value =
-        serde_json::from_slice(&status.stdout).expect("status --json");
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status --json");
     let run_dir = status["run"]["run_dir"].as_str().expect("run_dir");
     let mut spans = Vec::new();
     let mut jobs = BTreeSet::new();
@@ -56,10 +55,7 @@ fn a_parallel_pack_runs_its_tasks_four_at_a_time_in_one_job() {
             .expect("every task wrote its output");
         let w: Vec<&str> = text.split_whitespace().collect();
         assert_eq!(w.len(), 4, "{text}");
-        let span: (f64, f64) = (
-            w[0].parse().expect("start"),
-            w[1].parse().expect("end"),
-        );
+        let span: (f64, f64) = (w[0].parse().expect("start"), w[1].parse().expect("end"));
         spans.push(span);
         jobs.insert(w[2].to_owned());
         steps.insert(w[3].to_owned());
