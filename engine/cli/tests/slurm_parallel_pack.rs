@@ -2,11 +2,6 @@
 //! through the `twinflow` binary (its `worker` command runs the pack, each
 //! task an `srun --exact` step). Needs `TWINFLOW_TEST_SLURM=1`, which
 //! `scripts/test` sets after starting `deploy/dev/slurm-up`.
-#![expect(
-    clippy::expect_used,
-    reason = "test helpers fail the test with a message"
-)]
-
 #[expect(dead_code, reason = "these tests need no daemon")]
 mod common;
 
