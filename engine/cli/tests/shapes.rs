@@ -64,10 +64,11 @@ steps:
   ensemble:
     for_each: { i: [1, 2, 3] }
     pack: { tasks: 3, parallel: 3 }
+    resources: { gpus: 1 }
     run: echo ${{ i }}
 ",
             "step `ensemble` cannot run as written: executor `hpc` (kind slurm) does not run \
-             parallel packs (`pack: {tasks: 3, parallel: 3}`) yet",
+             parallel packs (`pack: {tasks: 3, parallel: 3}`) of tasks that ask for GPUs yet",
         ),
         (
             "executors: { hpc: { kind: slurm, partition: debug } }

@@ -61,10 +61,11 @@ pub struct Job {
     /// Its step's name. Tasks of one step with the same resources may go out
     /// together (a Slurm job array).
     pub step: String,
-    /// Run this many of the step's tasks inside one allocation (`pack:`);
-    /// `None` leaves it to the backend (the Slurm executor packs tasks with
-    /// a time limit under a minute).
-    pub pack: Option<u32>,
+    /// Its step's `pack:`: this many of the step's tasks share one
+    /// allocation, `parallel` of them at a time; `None` leaves it to the
+    /// backend (the Slurm executor packs tasks with a time limit under a
+    /// minute, one after another).
+    pub pack: Option<crate::PackSpec>,
     /// Its step's `launcher:` (`None`: the backend's default).
     pub launcher: Option<crate::Launcher>,
     /// The staged inputs: where each sits in `workdir` and whose output it

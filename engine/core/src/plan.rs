@@ -133,6 +133,13 @@ pub struct PackSpec {
     pub parallel: u32,
 }
 
+impl PackSpec {
+    /// `pack: N`: `tasks` tasks one after another.
+    pub fn sequential(tasks: u32) -> Self {
+        Self { tasks, parallel: 1 }
+    }
+}
+
 /// A step of the workflow and the range of its task instances.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepSpec {

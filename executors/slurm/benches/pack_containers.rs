@@ -266,7 +266,9 @@ fn job(run_id: &str, run: &Path, i: usize, pack: usize) -> Job {
             ..Resources::default()
         },
         step: "task".to_owned(),
-        pack: Some(u32::try_from(pack).expect("pack size")),
+        pack: Some(twinflow_core::PackSpec::sequential(
+            u32::try_from(pack).expect("pack size"),
+        )),
         launcher: None,
         inputs: Vec::new(),
         outputs: Vec::new(),

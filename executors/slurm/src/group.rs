@@ -40,14 +40,15 @@ fn first<'m, 'a>(members: &'m [Member<'a>]) -> Result<&'m Member<'a>, ScriptErro
 }
 
 /// `#!/bin/sh` and the `#SBATCH` header of a submission carrying
-/// `members`, with its own output going to `log`.
+/// `members`, with its own output going to `log`; its resources are those
+/// of `model` (else of the first member).
 fn start_script(
     kind: &str,
     members: &[Member<'_>],
     config: &SlurmConfig,
     log: &Path,
-    array: Option<String>,
-    time_seconds: Option<u64>,
+    (array, time_seconds): (Option<String>, Option<u64>),
+    model: Option<&Job>,
 ) -> Result<String, ScriptError> {
     let first = first(members)?;
     let mut out = String::from("#!/bin/sh\n");
@@ -62,7 +63,7 @@ fn start_script(
             array,
             time_seconds,
         },
-        first.job,
+        model.unwrap_or(first.job),
         config,
     )?;
     Ok(out)
@@ -105,7 +106,7 @@ pub fn render_array_with(
         }
         _ => {}
     }
-    let mut out = start_script("array", members, config, log, Some(array), time)?;
+    let mut out = start_script("array", members, config, log, (Some(array), time), None)?;
     if prologue.is_some() {
         crate::prologue::open(&mut out);
     }
@@ -124,7 +125,9 @@ pub fn render_array_with(
 
 /// The batch script of a packed job: `worker` (the `twinflow` binary) runs
 /// the members listed in `manifest`; the allocation is one task's
-/// resources, for the sum of their time limits.
+/// resources, for the sum of their time limits, or, for a parallel pack
+/// (`pack: {tasks, parallel}`), K tasks' resources for ceil(N/K) task
+/// times ([`crate::pack_parallel`]).
 pub fn render_pack(
     members: &[Member<'_>],
     config: &SlurmConfig,
@@ -146,12 +149,14 @@ pub fn render_pack_with(
     log: &Path,
     how: &Wrapping<'_>,
 ) -> Result<String, ScriptError> {
-    let time = first(members)?
-        .job
-        .resources
-        .time_seconds
-        .map(|t| t.saturating_mul(members.len() as u64));
-    let mut out = start_script("pack", members, config, log, None, time)?;
+    let first = first(members)?.job;
+    let width = crate::pack_parallel::width(first, members.len());
+    let time = crate::pack_parallel::time_limit(first, members.len(), width);
+    let model = match crate::pack_parallel::is_parallel(members) {
+        true => Some(crate::pack_parallel::allocation(members)?),
+        false => None,
+    };
+    let mut out = start_script("pack", members, config, log, (None, time), model.as_ref())?;
     if how.prologue.is_some() {
         crate::prologue::open(&mut out);
     }
@@ -176,10 +181,30 @@ pub fn render_pack_with(
 
 /// The manifest `twinflow worker` reads (see [`crate::worker::Manifest`]).
 pub fn pack_manifest(members: &[Member<'_>]) -> String {
+    let parallel = crate::pack_parallel::is_parallel(members);
+    let first = members.first().map(|m| m.job);
     let manifest = crate::worker::Manifest {
         format: crate::worker::MANIFEST_FORMAT.to_owned(),
-        cpus_per_task: members.first().map_or(1, |m| m.job.resources.cpus.max(1)),
-        gpus_per_task: members.first().map_or(0, |m| m.job.resources.gpus),
+        cpus_per_task: first.map_or(1, |j| j.resources.cpus.max(1)),
+        gpus_per_task: first.map_or(0, |j| j.resources.gpus),
+        parallel: match (parallel, first) {
+            (true, Some(j)) => crate::pack_parallel::width(j, members.len()),
+            _ => 0,
+        },
+        launch: match (parallel, first) {
+            (true, Some(j)) => crate::pack_parallel::step_launch(j),
+            _ => Vec::new(),
+        },
+        task_seconds: first
+            .filter(|_| parallel)
+            .and_then(|j| j.resources.time_seconds),
+        time_seconds: first.filter(|_| parallel).and_then(|j| {
+            crate::pack_parallel::time_limit(
+                j,
+                members.len(),
+                crate::pack_parallel::width(j, members.len()),
+            )
+        }),
         tasks: members
             .iter()
             .map(|m| crate::worker::PackTask {

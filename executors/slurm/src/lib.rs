@@ -14,6 +14,8 @@
 //!   lines that run a task inside it; [`pack_container`] runs a pack's
 //!   members in one shared container; `preflight` checks the runtime,
 //!   the bind sources and the image on the node first;
+//! - `pack_parallel` shapes parallel packs (`pack: {tasks, parallel}`):
+//!   one allocation for K tasks, each task one `srun` step;
 //! - [`prologue`] runs the executor's `prologue:` at the top of every job;
 //! - [`ranks`] shapes tasks of several ranks and nodes (`#SBATCH --nodes`,
 //!   `--ntasks`, ...) and starts their ranks (`srun`, `mpirun`, none);
@@ -28,6 +30,7 @@ mod install;
 mod monitor;
 pub mod pack_container;
 mod pack_gpus;
+mod pack_parallel;
 pub mod parse;
 mod preflight;
 pub mod prologue;

@@ -10,7 +10,11 @@
 //! - a job that ended: each task's status file gives its exit status; a task
 //!   without one gets the job's state (a time limit, a node failure, ...);
 //! - a packed job that runs: a task's `.started` marker makes it Running and
-//!   its status file ends it, while the job goes on with the others;
+//!   its status file ends it, while the job goes on with the others; a
+//!   `.notrun` marker (the worker did not start it: no time left in the
+//!   allocation, see [`crate::worker`]) fails it with the marker's reason;
+//!   a task that had not started when its pack ended is Lost (it never
+//!   ran: the job's state is not its own); both go to the retry policy;
 //! - a job `squeue` no longer lists (slurmctld forgets finished jobs
 //!   `MinJobAge` after the end) twice in a row: the status file decides,
 //!   and a task without one is Lost and goes to the retry policy, so a run
@@ -387,6 +391,7 @@ impl Monitor {
                     wanted.push(m.status_file.clone());
                     if entry.packed {
                         wanted.push(marker(&m.status_file, ".started"));
+                        wanted.push(marker(&m.status_file, ".notrun"));
                     }
                 }
             }
@@ -481,15 +486,24 @@ fn member_status(
         Some(code) => AttemptStatus::Exited(code),
         None => otherwise,
     };
+    let started = packed && files.contains_key(&marker(&m.status_file, ".started"));
+    // A task its pack's worker did not start, and why.
+    let not_run = match files.get(&marker(&m.status_file, ".notrun")) {
+        Some(why) if packed && !started && code.is_none() && !m.cancelled => {
+            return AttemptStatus::Error(why.trim().to_owned());
+        }
+        _ => packed && !started,
+    };
     let Some(state) = state else {
         return ended(AttemptStatus::Lost);
     };
     let mapped = parse::attempt_status(state, exit);
     if mapped.is_final() {
-        return ended(mapped);
+        // The pack ended before its worker started it: it never ran, it
+        // did not share the job's fate.
+        return ended(if not_run { AttemptStatus::Lost } else { mapped });
     }
     if packed && mapped == AttemptStatus::Running {
-        let started = files.contains_key(&marker(&m.status_file, ".started"));
         return match code {
             Some(_) => ended(mapped),
             // The worker skips a cancelled task it has not started.
@@ -606,6 +620,52 @@ mod tests {
         assert_eq!(
             member_status(Some(&SlurmState::Pending), None, false, &m, &files(&[])),
             AttemptStatus::Queued
+        );
+    }
+
+    #[test]
+    fn a_task_its_pack_did_not_start_fails_with_the_reason_or_is_lost() {
+        const NOTRUN: &str = "/run/logs/s/0.0.status.notrun";
+        let why =
+            "not started: its pack's allocation had 3 s left, and the task's time limit is 40 s";
+        let m = member(false);
+        for state in [SlurmState::Running, SlurmState::Completed] {
+            assert_eq!(
+                member_status(Some(&state), None, true, &m, &files(&[(NOTRUN, why)])),
+                AttemptStatus::Error(why.to_owned()),
+                "{state}"
+            );
+        }
+        // Cancelled meanwhile: cancelled.
+        assert_eq!(
+            member_status(
+                Some(&SlurmState::Completed),
+                None,
+                true,
+                &member(true),
+                &files(&[(NOTRUN, why)])
+            ),
+            AttemptStatus::Cancelled
+        );
+        // A pack that ended (well or not) before its worker came to a task:
+        // the task never ran, and goes to the retry policy.
+        for state in [SlurmState::Completed, SlurmState::Timeout] {
+            assert_eq!(
+                member_status(Some(&state), Some((0, 0)), true, &m, &files(&[])),
+                AttemptStatus::Lost,
+                "{state}"
+            );
+        }
+        // One it started shares the job's fate, as before.
+        assert_eq!(
+            member_status(
+                Some(&SlurmState::Timeout),
+                None,
+                true,
+                &m,
+                &files(&[(STARTED, "")])
+            ),
+            AttemptStatus::Error("timed out (Slurm TIMEOUT)".to_owned())
         );
     }
 

@@ -38,7 +38,9 @@
 //! started by `srun` or `mpirun` in a container (run one container per rank
 //! yourself under `launcher: none`, or the step on the host), and a
 //! parallel task in a `pack:` (a pack's tasks share one task's
-//! allocation); such tasks are not packed automatically either.
+//! allocation; a parallel pack runs one-rank `launcher: srun` tasks, one
+//! step each: [`crate::pack_parallel`]); such tasks are not packed
+//! automatically either.
 
 use crate::script_error::ScriptError;
 use twinflow_core::{Job, Launcher, Resources, StepSpec, shell_quote};
@@ -150,7 +152,14 @@ pub fn shape_refusal(step: &StepSpec) -> Option<String> {
             return Some(container_reason(l, r.tasks));
         }
     }
-    if parallel && let Some(n) = step.pack.map(|p| p.tasks).filter(|n| *n > 1) {
+    if let Some(why) = crate::pack_parallel::shape_refusal(r, step.launcher, step.pack) {
+        return Some(why);
+    }
+    let packable = crate::pack_parallel::packable(r, step.launcher, step.pack);
+    if parallel
+        && !packable
+        && let Some(n) = step.pack.map(|p| p.tasks).filter(|n| *n > 1)
+    {
         return Some(format!(
             "does not pack tasks of several ranks, nodes or whole nodes yet (`pack: {n}`): \
              a pack's tasks share one task's allocation; drop `pack:` to run each as a job of its own"
@@ -173,6 +182,10 @@ pub fn shape_refusal(step: &StepSpec) -> Option<String> {
         ..rest.resources
     };
     rest.launcher = None;
+    // Parallel packs run here ([`crate::pack_parallel`]).
+    rest.pack = rest
+        .pack
+        .map(|p| twinflow_core::PackSpec::sequential(p.tasks));
     twinflow_core::default_shape_refusal(&rest)
 }
 

@@ -13,7 +13,16 @@
 //! `<status file>.cancel` marker appears is skipped if it has not started,
 //! and otherwise killed (SIGTERM to its group, SIGKILL 5 s later): that is
 //! how the executor cancels one task of a pack without `scancel`ling the
-//! others. `scancel` of the whole job kills the worker and its tasks with
+//! others.
+//!
+//! A parallel pack's manifest ([`crate::pack_parallel`]) says how many
+//! tasks run at once (`parallel`), what starts each (`launch`: an `srun
+//! --exact` step, whose group the same signals reach: srun cancels its
+//! step) and each task's time limit (`task_seconds`): a task is started
+//! only while the allocation has that much time left ([`parse_time_left`]
+//! of `squeue -o %L`, else the manifest's `time_seconds` from the worker's
+//! start); otherwise, or when it cannot be started at all, the worker
+//! writes `<status file>.notrun` with the reason and goes on. `scancel` of the whole job kills the worker and its tasks with
 //! it, as Slurm signals every process of the job.
 
 use nix::sys::signal::{Signal, killpg};
@@ -38,6 +47,24 @@ pub struct Manifest {
     /// own share of the allocation's ([`crate::pack_gpus`]).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub gpus_per_task: u32,
+    /// A parallel pack ([`crate::pack_parallel`]): this many tasks run at
+    /// once, whatever the allocation's CPUs say (0: as many as its CPUs
+    /// hold, see the module documentation).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub parallel: u32,
+    /// The words before `/bin/sh <task script>` that start each task
+    /// (`srun --exact ...`: one job step per task); empty: a plain process.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub launch: Vec<String>,
+    /// Each task's time limit: a task is started only while the
+    /// allocation has at least this much time left; otherwise it gets a
+    /// `<status file>.notrun` marker with the reason and is not run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_seconds: Option<u64>,
+    /// The pack's own time limit, counted from the worker's start when
+    /// `squeue` cannot tell the allocation's time left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_seconds: Option<u64>,
     /// The tasks, in the order to start them.
     pub tasks: Vec<PackTask>,
 }
@@ -101,8 +128,12 @@ pub fn run_pack_with(
             m.format
         ));
     }
+    let deadline = m.task_seconds.and_then(|_| deadline(&m, &var));
     let mut gpus = crate::pack_gpus::Shares::new(m.gpus_per_task, var);
-    let cpu_width = (cpus / m.cpus_per_task.max(1)).max(1) as usize;
+    let cpu_width = match m.parallel {
+        0 => (cpus / m.cpus_per_task.max(1)).max(1) as usize,
+        k => k as usize,
+    };
     let width = gpus.as_ref().map_or(cpu_width, |g| g.width(cpu_width));
     let mut next = 0;
     let mut running: Vec<Running> = Vec::new();
@@ -114,8 +145,19 @@ pub fn run_pack_with(
             if cancel.exists() {
                 continue;
             }
+            if let Some(why) = no_time(m.task_seconds, deadline) {
+                not_run(task, &why);
+                continue;
+            }
             let share = gpus.as_mut().and_then(crate::pack_gpus::Shares::take);
-            let mut command = Command::new("/bin/sh");
+            let mut command = match m.launch.split_first() {
+                Some((program, args)) => {
+                    let mut c = Command::new(program);
+                    c.args(args).arg("/bin/sh");
+                    c
+                }
+                None => Command::new("/bin/sh"),
+            };
             if let (Some(g), Some(i)) = (&gpus, share) {
                 command.envs(g.env(i).iter().map(|(k, v)| (k, v)));
             }
@@ -135,10 +177,12 @@ pub fn run_pack_with(
                     if let (Some(g), Some(i)) = (gpus.as_mut(), share) {
                         g.give_back(i);
                     }
-                    eprintln!(
-                        "twinflow worker: failed to start {}: {e}",
+                    let why = format!(
+                        "the pack's worker failed to start {}: {e}",
                         task.script.display()
                     );
+                    eprintln!("twinflow worker: {why}");
+                    not_run(task, &why);
                 }
             }
         }
@@ -163,6 +207,70 @@ pub fn run_pack_with(
         });
     }
     Ok(())
+}
+
+/// Why a task of `task_seconds` is not started now (`None`: it fits, or
+/// nothing bounds it).
+fn no_time(task_seconds: Option<u64>, deadline: Option<Instant>) -> Option<String> {
+    let (need, end) = (task_seconds?, deadline?);
+    let left = end.saturating_duration_since(Instant::now());
+    (left < Duration::from_secs(need)).then(|| {
+        format!(
+            "not started: its pack's allocation had {} s left, and the task's time limit is {need} s",
+            left.as_secs()
+        )
+    })
+}
+
+/// Marks `task` as not run, with `why` (`<status file>.notrun`); the
+/// executor reports it as failed with that reason, and the step's
+/// `retries` run it again as a new attempt.
+fn not_run(task: &PackTask, why: &str) {
+    let path = marker(&task.status, ".notrun");
+    if let Err(e) = std::fs::write(&path, why) {
+        eprintln!("twinflow worker: failed to write {}: {e}", path.display());
+    }
+}
+
+/// When the allocation ends: now plus the job's time left as `squeue`
+/// tells it (inside a Slurm job), else the manifest's `time_seconds` from
+/// now; `None` when neither is known.
+fn deadline(m: &Manifest, var: &impl Fn(&str) -> Option<String>) -> Option<Instant> {
+    let start = Instant::now();
+    let left = var("SLURM_JOB_ID")
+        .and_then(|id| {
+            let out = Command::new("squeue")
+                .args(["-h", "-j", id.trim(), "-o", "%L"])
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .output()
+                .ok()?;
+            out.status.success().then_some(())?;
+            parse_time_left(&String::from_utf8_lossy(&out.stdout))
+        })
+        .or(m.time_seconds)?;
+    start.checked_add(Duration::from_secs(left))
+}
+
+/// Seconds in what `squeue -o %L` prints: `SS`, `MM:SS`, `HH:MM:SS`,
+/// `D-HH:MM:SS` (`None` for `UNLIMITED`, `NOT_SET` or anything else).
+pub fn parse_time_left(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let (days, rest) = match text.split_once('-') {
+        Some((d, rest)) => (d.parse::<u64>().ok()?, rest),
+        None => (0, text),
+    };
+    let mut seconds = 0u64;
+    let parts: Vec<&str> = rest.split(':').collect();
+    if parts.is_empty() || parts.len() > 3 {
+        return None;
+    }
+    for p in parts {
+        seconds = seconds
+            .checked_mul(60)?
+            .checked_add(p.parse::<u64>().ok()?)?;
+    }
+    days.checked_mul(86_400)?.checked_add(seconds)
 }
 
 /// Signals a task's process group (it is the group's leader); a group

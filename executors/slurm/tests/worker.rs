@@ -31,7 +31,7 @@ fn job(dir: &Path, task: u32, script: &str) -> Job {
         stderr: dir.join(format!("logs/{task}.0.err")),
         resources: Resources::default(),
         step: "t".to_owned(),
-        pack: Some(3),
+        pack: Some(twinflow_core::PackSpec::sequential(3)),
         launcher: None,
         inputs: Vec::new(),
         outputs: Vec::new(),

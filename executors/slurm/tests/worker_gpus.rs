@@ -35,7 +35,7 @@ fn job(dir: &Path, task: u32, script: &str, gpus: u32) -> Job {
             ..Resources::default()
         },
         step: "t".to_owned(),
-        pack: Some(4),
+        pack: Some(twinflow_core::PackSpec::sequential(4)),
         launcher: None,
         inputs: Vec::new(),
         outputs: Vec::new(),

@@ -214,7 +214,7 @@ impl Dispatch {
             stderr: paths.stderr,
             resources: step.resources.clone(),
             step: step.name.clone(),
-            pack: step.pack.map(|p| p.tasks),
+            pack: step.pack,
             launcher: step.launcher,
             inputs: self.staged_inputs(task).unwrap_or_default(),
             outputs: step

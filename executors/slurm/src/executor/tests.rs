@@ -18,7 +18,7 @@ fn job(task: u32, step: &str, time: Option<u64>, pack: Option<u32>) -> Job {
             ..Resources::default()
         },
         step: step.to_owned(),
-        pack,
+        pack: pack.map(twinflow_core::PackSpec::sequential),
         launcher: None,
         inputs: Vec::new(),
         outputs: Vec::new(),
@@ -355,4 +355,30 @@ async fn a_cluster_that_never_answered_fails_the_attempts_at_once() {
             .load(std::sync::atomic::Ordering::SeqCst),
         1
     );
+}
+
+#[test]
+fn parallel_packs_hold_their_tasks_and_take_one_rank_srun_tasks() {
+    let parallel = |t: u32, launcher| Job {
+        pack: Some(twinflow_core::PackSpec {
+            tasks: 4,
+            parallel: 2,
+        }),
+        launcher,
+        ..job(t, "w", Some(600), None)
+    };
+    let mut jobs: Vec<Job> = (0..5)
+        .map(|t| parallel(t, Some(twinflow_core::Launcher::Srun)))
+        .collect();
+    // Same step and resources, sequential: a pack of its own.
+    jobs.push(job(5, "w", Some(600), Some(4)));
+    jobs.push(job(6, "w", Some(600), Some(4)));
+    assert_eq!(
+        shapes(&units(jobs, 1000, Some(Path::new("/bin/twinflow")))),
+        [('p', vec![0, 1, 2, 3]), ('s', vec![4]), ('p', vec![5, 6])]
+    );
+    // `launcher: srun` outside a parallel pack is not packed.
+    let mut seq = job(0, "w", Some(600), Some(4));
+    seq.launcher = Some(twinflow_core::Launcher::Srun);
+    assert_eq!(pack_size(&seq, true), 1);
 }

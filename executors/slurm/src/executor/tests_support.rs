@@ -24,7 +24,7 @@ pub(super) fn job(task: u32, step: &str, pack: Option<u32>) -> Job {
             ..Resources::default()
         },
         step: step.to_owned(),
-        pack,
+        pack: pack.map(twinflow_core::PackSpec::sequential),
         launcher: None,
         inputs: Vec::new(),
         outputs: Vec::new(),

@@ -74,13 +74,14 @@ pub(super) fn status_file(job: &Job) -> PathBuf {
 
 /// Tasks per packed job for `job` (1: no packing). A task of several
 /// ranks or nodes is never packed ([`crate::ranks`]): a pack's tasks share
-/// one task's allocation.
+/// one task's allocation (in a parallel pack, one rank under `launcher:
+/// srun` is one step: [`crate::pack_parallel::packable`]).
 pub(super) fn pack_size(job: &Job, can_pack: bool) -> usize {
-    if !can_pack || crate::ranks::is_parallel(&job.resources, job.launcher) {
+    if !can_pack || !crate::pack_parallel::packable(&job.resources, job.launcher, job.pack) {
         return 1;
     }
     match (job.pack, job.resources.time_seconds) {
-        (Some(n), _) => n.max(1) as usize,
+        (Some(p), _) => p.tasks.max(1) as usize,
         (None, Some(t)) if t < 60 => (600 / t.max(1)).clamp(2, 100) as usize,
         _ => 1,
     }
@@ -92,10 +93,12 @@ pub(super) fn units(jobs: Vec<Job>, max_array: usize, worker: Option<&Path>) -> 
     let mut groups: Vec<(usize, Vec<Job>)> = Vec::new();
     for job in jobs {
         let size = pack_size(&job, worker.is_some());
-        match groups
-            .iter_mut()
-            .find(|(s, g)| *s == size && g[0].step == job.step && g[0].resources == job.resources)
-        {
+        match groups.iter_mut().find(|(s, g)| {
+            *s == size
+                && g[0].step == job.step
+                && g[0].resources == job.resources
+                && g[0].pack == job.pack
+        }) {
             Some((_, g)) => g.push(job),
             None => groups.push((size, vec![job])),
         }
