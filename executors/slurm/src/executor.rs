@@ -167,6 +167,9 @@ impl ExecutorFactory for SlurmFactory {
                 (monitor, staging, source, target.to_string())
             }
         };
+        if config.user_max_jobs.is_some() {
+            monitor.cap_user_jobs();
+        }
         let member_sink: Arc<dyn UpdateSink> = match &staging {
             Some(staging) => Arc::new(StageOutSink {
                 staging: Arc::clone(staging),
@@ -341,18 +344,27 @@ impl Inner {
         self.monitor.site().await.max_array
     }
 
-    /// Splits `jobs` into what goes out now (within `max_jobs`) and queues
-    /// the rest; returns the units to submit, packs run by `worker`.
-    async fn admit(&self, jobs: Vec<Job>, full_only: bool, worker: Option<&Path>) -> Vec<Unit> {
+    /// Splits `jobs` into what goes out now (within `max_jobs` and the
+    /// cluster's `user_max_jobs`, [`crate::user_cap`]) and queues the rest;
+    /// returns the units to submit, packs run by `worker`.
+    async fn admit(
+        self: &Arc<Self>,
+        jobs: Vec<Job>,
+        full_only: bool,
+        worker: Option<&Path>,
+    ) -> Vec<Unit> {
         let max_array = self.max_array().await.max(1) as usize;
         let mut budget = lock(&self.budget);
         if budget.closed {
             return Vec::new();
         }
+        let mut user = self.monitor.user_jobs();
         let mut free = self
             .config
             .max_jobs
-            .map_or(u32::MAX, |m| m.max(1).saturating_sub(budget.live));
+            .map_or(u32::MAX, |m| m.max(1).saturating_sub(budget.live))
+            .min(user.room(self.config.user_max_jobs));
+        let before = free;
         let mut admitted = Vec::new();
         for unit in units(jobs, max_array, worker) {
             if full_only && !matches!(&unit, Unit::Array(jobs) if jobs.len() >= max_array) {
@@ -385,7 +397,43 @@ impl Inner {
                 other => budget.queue.extend(other.into_jobs()),
             }
         }
+        user.take(before - free);
+        // Held back for the cap: drained again once jobs of this cluster
+        // (of any run) end.
+        if let Some(cap) = self.config.user_max_jobs
+            && !full_only
+            && !budget.queue.is_empty()
+        {
+            let held = budget.queue.len();
+            drop(user);
+            drop(budget);
+            self.monitor
+                .wait_for_room(self.owner, cap, held, self.drainer());
+        }
         admitted
+    }
+
+    /// A callback that drains this executor's queue (while it exists; a
+    /// gathering drains it at its end anyway).
+    fn drainer(self: &Arc<Self>) -> OnEnd {
+        let me = Arc::downgrade(self);
+        Arc::new(move || {
+            if let Some(me) = me.upgrade()
+                && !lock(&me.budget).gathering
+            {
+                tokio::spawn(me.drain());
+            }
+        })
+    }
+
+    /// `jobs` Slurm jobs of this executor ended or never went out: off the
+    /// executor's count and the cluster's, whose waiters may go on.
+    fn give_back(&self, budget: &mut Budget, jobs: u32) {
+        budget.live = budget.live.saturating_sub(jobs);
+        let due = self.monitor.user_jobs().give_back(jobs);
+        for wake in due {
+            wake();
+        }
     }
 
     /// Waits while attempts keep arriving (see [`GATHER_QUIET`]), sending
@@ -422,7 +470,7 @@ impl Inner {
     fn release(self: &Arc<Self>) {
         let more = {
             let mut budget = lock(&self.budget);
-            budget.live = budget.live.saturating_sub(1);
+            self.give_back(&mut budget, 1);
             let free = self
                 .config
                 .max_jobs
@@ -585,6 +633,12 @@ impl Executor for SlurmExecutor {
         true
     }
 
+    /// Keeps the user's jobs on the cluster under `user_max_jobs` across
+    /// every run of this process ([`crate::user_cap`]).
+    fn caps_user_jobs(&self) -> bool {
+        true
+    }
+
     fn more_coming(&self, pending: usize) {
         lock(&self.inner.budget).coming = pending;
     }
@@ -700,6 +754,7 @@ impl Executor for SlurmExecutor {
         let mut followed = self.ended_while_away(run, queued).await;
         for (job, packed, members) in jobs {
             lock(&self.inner.budget).live += 1;
+            self.inner.monitor.user_jobs().take(1);
             let release = self.inner.releaser(members.len());
             let tracked = members
                 .into_iter()
@@ -750,6 +805,7 @@ impl Executor for SlurmExecutor {
             budget.closed = true;
             budget.queue.clear();
         }
+        self.inner.monitor.user_jobs().forget(self.inner.owner);
         let ids = self.inner.monitor.jobs_of(self.inner.owner);
         if !ids.is_empty()
             && let Err(e) = self.inner.monitor.cluster().command("scancel", &ids).await

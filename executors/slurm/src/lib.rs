@@ -39,6 +39,7 @@ mod script_error;
 #[cfg(test)]
 mod script_tests_support;
 mod staging;
+mod user_cap;
 pub mod worker;
 
 pub use executor::{SlurmExecutor, SlurmFactory};
