@@ -223,13 +223,27 @@ impl SlurmExecutor {
         poll: Duration,
         source: Source,
     ) -> Self {
+        Self::with_monitor(config, sink, Arc::new(Monitor::new(cluster, poll)), source)
+    }
+
+    /// The same, on a cluster's monitor other executors share.
+    #[cfg(test)]
+    fn with_monitor(
+        config: SlurmConfig,
+        sink: Arc<dyn UpdateSink>,
+        monitor: Arc<Monitor>,
+        source: Source,
+    ) -> Self {
+        if config.user_max_jobs.is_some() {
+            monitor.cap_user_jobs();
+        }
         Self {
             inner: Arc::new(Inner {
                 name: "test".to_owned(),
                 config,
                 member_sink: Arc::clone(&sink),
                 sink,
-                monitor: Arc::new(Monitor::new(cluster, poll)),
+                monitor,
                 staging: None,
                 worker: Worker {
                     source,
@@ -427,13 +441,12 @@ impl Inner {
     }
 
     /// `jobs` Slurm jobs of this executor ended or never went out: off the
-    /// executor's count and the cluster's, whose waiters may go on.
-    fn give_back(&self, budget: &mut Budget, jobs: u32) {
+    /// executor's count and the cluster's. Returns the waiters to wake once
+    /// `budget` is unlocked (a waker locks its executor's budget).
+    #[must_use]
+    fn give_back(&self, budget: &mut Budget, jobs: u32) -> Vec<OnEnd> {
         budget.live = budget.live.saturating_sub(jobs);
-        let due = self.monitor.user_jobs().give_back(jobs);
-        for wake in due {
-            wake();
-        }
+        self.monitor.user_jobs().give_back(jobs)
     }
 
     /// Waits while attempts keep arriving (see [`GATHER_QUIET`]), sending
@@ -468,20 +481,24 @@ impl Inner {
     /// free (or all of it fits, or nothing runs), so that refills are
     /// arrays rather than one `sbatch` per ended job.
     fn release(self: &Arc<Self>) {
-        let more = {
+        let (more, due) = {
             let mut budget = lock(&self.budget);
-            self.give_back(&mut budget, 1);
+            let due = self.give_back(&mut budget, 1);
             let free = self
                 .config
                 .max_jobs
                 .map_or(u32::MAX, |m| m.max(1).saturating_sub(budget.live));
             let batch = self.config.max_jobs.map_or(1, |m| (m / 4).max(1));
             let waiting = u32::try_from(budget.queue.len()).unwrap_or(u32::MAX);
-            waiting > 0
+            let more = waiting > 0
                 && !budget.closed
                 && !budget.gathering
-                && (free >= batch || free >= waiting || budget.live == 0)
+                && (free >= batch || free >= waiting || budget.live == 0);
+            (more, due)
         };
+        for wake in due {
+            wake();
+        }
         if more {
             let me = Arc::clone(self);
             tokio::spawn(async move { me.drain().await });
@@ -823,3 +840,5 @@ mod tests_containers;
 mod tests_packing;
 #[cfg(test)]
 mod tests_support;
+#[cfg(test)]
+mod tests_user_cap;

@@ -12,7 +12,9 @@
 //!   job array one per element (`MaxSubmitJobs` counts array elements);
 //! - plus the user's other jobs the last poll showed pending or running
 //!   (`squeue --me`, once a cap is set on that cluster: [`count_others`]),
-//!   since the site's limit counts those too.
+//!   since the site's limit counts those too. Until the first poll has
+//!   counted them, a capped executor sends nothing: the poller starts for
+//!   it, and its attempts go out after one poll interval.
 //!
 //! An executor with `user_max_jobs: N` sends out a job only while that
 //! count stays at most `N`; the rest wait in its queue (their attempts are
@@ -32,8 +34,9 @@ pub(crate) struct UserJobs {
     /// Jobs twinflow submitted here and that have not ended.
     ours: u32,
     /// The user's live jobs the last poll showed that twinflow does not
-    /// follow.
-    others: u32,
+    /// follow; `None` before the first poll, when a capped executor sends
+    /// nothing (the user may hold the whole cap already).
+    others: Option<u32>,
     /// Executors holding attempts back for their cap, by owner.
     waiting: HashMap<u64, Waiter>,
 }
@@ -60,9 +63,11 @@ struct Waiter {
 impl UserJobs {
     /// How many more jobs fit under `cap` (`None`: no cap, no limit).
     pub(crate) fn room(&self, cap: Option<u32>) -> u32 {
-        cap.map_or(u32::MAX, |cap| {
-            cap.saturating_sub(self.ours.saturating_add(self.others))
-        })
+        match (cap, self.others) {
+            (None, _) => u32::MAX,
+            (Some(_), None) => 0,
+            (Some(cap), Some(others)) => cap.saturating_sub(self.ours.saturating_add(others)),
+        }
     }
 
     /// `jobs` more of twinflow's jobs are (about to be) in Slurm.
@@ -82,7 +87,7 @@ impl UserJobs {
     /// follow; returns the waiters to wake.
     #[must_use]
     pub(crate) fn seen(&mut self, others: u32) -> Vec<OnEnd> {
-        self.others = others;
+        self.others = Some(others);
         self.due()
     }
 
@@ -110,7 +115,10 @@ impl UserJobs {
     /// room and no job of twinflow's is left to end and make more: refills
     /// go out as arrays rather than one `sbatch` per ended job.
     fn due(&mut self) -> Vec<OnEnd> {
-        let used = self.ours.saturating_add(self.others);
+        let Some(others) = self.others else {
+            return Vec::new();
+        };
+        let used = self.ours.saturating_add(others);
         let ours = self.ours;
         let mut woken = Vec::new();
         self.waiting.retain(|_, w| {

@@ -27,6 +27,8 @@ fn wake(all: Vec<OnEnd>) -> usize {
 fn room_is_the_cap_less_our_jobs_and_the_users_others() {
     let mut u = UserJobs::default();
     assert_eq!(u.room(None), u32::MAX);
+    assert_eq!(u.room(Some(3)), 0, "nothing before the first poll");
+    assert_eq!(wake(u.seen(0)), 0);
     assert_eq!(u.room(Some(3)), 3);
     u.take(2);
     assert_eq!(u.room(Some(3)), 1);
@@ -49,6 +51,7 @@ fn room_is_the_cap_less_our_jobs_and_the_users_others() {
 fn two_runs_sharing_a_cap_never_pass_it_and_all_go_out() {
     let cap = 3;
     let mut u = UserJobs::default();
+    let _ = u.seen(0);
     let mut queued = [10u32, 10u32];
     let mut running: Vec<usize> = Vec::new(); // owner of each live job of ours
     let mut others = 0u32;
@@ -92,6 +95,7 @@ fn two_runs_sharing_a_cap_never_pass_it_and_all_go_out() {
 #[test]
 fn a_waiter_wakes_on_a_quarter_of_its_cap_all_it_holds_or_nothing_of_ours_left() {
     let mut u = UserJobs::default();
+    let _ = u.seen(0);
     u.take(20);
     let (calls, w) = waker();
     u.wait(1, 20, 100, Arc::clone(&w));
@@ -105,6 +109,7 @@ fn a_waiter_wakes_on_a_quarter_of_its_cap_all_it_holds_or_nothing_of_ours_left()
     assert_eq!(wake(u.give_back(1)), 0);
     // Holding 2: wakes when 2 fit.
     let mut u = UserJobs::default();
+    let _ = u.seen(0);
     u.take(20);
     u.wait(1, 20, 2, Arc::clone(&w));
     assert_eq!(wake(u.give_back(1)), 0);
@@ -118,10 +123,16 @@ fn a_waiter_wakes_on_a_quarter_of_its_cap_all_it_holds_or_nothing_of_ours_left()
     assert_eq!(wake(u.seen(19)), 1);
     // Forgotten (shut down): never woken.
     let mut u = UserJobs::default();
+    let _ = u.seen(0);
     u.take(4);
-    u.wait(1, 4, 1, w);
+    u.wait(1, 4, 1, Arc::clone(&w));
     u.forget(1);
     assert_eq!(wake(u.give_back(4)), 0);
+    // Before the first poll nobody wakes; the first poll wakes them.
+    let mut u = UserJobs::default();
+    u.wait(1, 4, 1, w);
+    assert_eq!(wake(u.give_back(0)), 0);
+    assert_eq!(wake(u.seen(0)), 1);
 }
 
 #[test]

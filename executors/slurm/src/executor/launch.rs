@@ -23,7 +23,10 @@ impl Inner {
         match async { self.try_launch(unit?).await }.await {
             Ok(handles) => keys.into_iter().zip(handles.into_iter().map(Ok)).collect(),
             Err(e) => {
-                self.give_back(&mut lock(&self.budget), cost);
+                let due = self.give_back(&mut lock(&self.budget), cost);
+                for wake in due {
+                    wake();
+                }
                 keys.into_iter().map(|k| (k, Err(e.clone()))).collect()
             }
         }
