@@ -25,7 +25,9 @@
 //! go out meanwhile), so that those that become ready together go out
 //! together, and then as `max_jobs` allows: it counts Slurm jobs as
 //! Slurm's own limits count them, a plain job, an array element and a
-//! packed job one each. Once an attempt is in Slurm, the runtime stores its
+//! packed job one each, and as the cluster's `user_max_jobs` allows
+//! ([`crate::user_cap`]: the user's jobs there, over every run of the
+//! process). Once an attempt is in Slurm, the runtime stores its
 //! real handle ([`AttemptStatus::Submitted`]); a failed `sbatch` fails the
 //! attempts it carried ([`AttemptStatus::Error`]).
 //!

@@ -6,7 +6,6 @@
 //! The cap counts every job of the user, so other jobs of the same user on
 //! the test cluster (other tests) only make these wait longer.
 #![expect(
-    clippy::unwrap_used,
     clippy::expect_used,
     reason = "test helpers fail the test with a message"
 )]
