@@ -1,8 +1,8 @@
-//! The Slurm executor, which overrides nothing of the shape contract yet,
-//! refuses at submit what the language takes but it does not run: a
-//! parallel pack, a coupling group and `user_max_jobs`, through the
+//! The Slurm executor refuses at submit what the language takes but it
+//! does not run: a parallel pack and a coupling group, through the
 //! `twinflow` binary and before any Slurm command runs (a Slurm command on
-//! `PATH` records that it was called). Needs no cluster.
+//! `PATH` records that it was called); it takes `user_max_jobs`, which it
+//! enforces. Needs no cluster.
 #![expect(
     clippy::expect_used,
     reason = "test helpers fail the test with a message"
@@ -56,7 +56,7 @@ fn run_refused(dir: &Path, yaml: &str) -> (Option<i32>, String) {
 }
 
 #[test]
-fn the_slurm_executor_refuses_a_parallel_pack_a_group_and_user_max_jobs_at_submit() {
+fn the_slurm_executor_refuses_a_parallel_pack_and_a_group_at_submit() {
     let cases = [
         (
             "executors: { hpc: { kind: slurm, partition: debug } }
@@ -78,14 +78,6 @@ steps:
 ",
             "step `forest` cannot run as written: executor `hpc` (kind slurm) does not \
              co-schedule coupling groups yet (`group: coupled`): groups are not run yet",
-        ),
-        (
-            "executors: { hpc: { kind: slurm, partition: debug, user_max_jobs: 220 } }
-steps:
-  model: { run: echo model }
-",
-            "executor `hpc` sets `user_max_jobs: 220`, which its backend (slurm) does not \
-             enforce yet",
         ),
     ];
     for (body, expected) in cases {
@@ -131,4 +123,72 @@ steps:
     ] {
         assert!(out.contains(line), "no `{line}` in:\n{out}");
     }
+}
+
+/// `user_max_jobs` on Slurm is taken, not refused: the executor counts the
+/// user's jobs first (`squeue --me`, which answers with none here), then
+/// submits; the fake `sbatch` fails, so the run fails for that reason.
+#[test]
+fn the_slurm_executor_takes_user_max_jobs_and_polls_before_it_submits() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("bin dir");
+    let calls = dir.path().join("calls");
+    for (tool, then) in [
+        ("squeue", "exit 0"),
+        ("scontrol", "exit 1"),
+        ("sacct", "exit 1"),
+        ("scancel", "exit 0"),
+        (
+            "sbatch",
+            "echo 'sbatch: error: no submissions here' >&2; exit 1",
+        ),
+    ] {
+        let path = bin.join(tool);
+        std::fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\necho \"{tool} $*\" >> '{}'\n{then}\n",
+                calls.display()
+            ),
+        )
+        .expect("write tool");
+        let mut perm = std::fs::metadata(&path).expect("stat").permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+        std::fs::set_permissions(&path, perm).expect("chmod");
+    }
+    let file = dir.path().join("w.yaml");
+    std::fs::write(
+        &file,
+        "version: 1
+executors: { hpc: { kind: slurm, partition: debug, user_max_jobs: 220 } }
+steps:
+  model: { run: echo model }
+",
+    )
+    .expect("write workflow");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_twinflow"))
+        .arg("run")
+        .arg(&file)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .env("PATH", path)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run twinflow");
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    let calls = std::fs::read_to_string(&calls).unwrap_or_default();
+    assert!(!err.contains("does not enforce"), "{err}");
+    assert_ne!(o.status.code(), Some(2), "{err}");
+    let squeue = calls.find("squeue -h -r -t all --me");
+    let sbatch = calls.find("sbatch");
+    assert!(
+        matches!((squeue, sbatch), (Some(q), Some(s)) if q < s),
+        "the user's jobs were counted before the submit:\n{calls}\n{err}"
+    );
 }

@@ -22,8 +22,9 @@ use twinflow_executor_local::LocalFactory;
 use twinflow_workflow::CompileOptions;
 
 /// A Slurm-kind backend that runs its jobs as local processes and
-/// overrides nothing of the shape contract, as the Slurm executor does
-/// today; `caps` says whether it enforces `user_max_jobs`.
+/// overrides nothing of the shape contract; `caps` says whether it
+/// enforces `user_max_jobs` (the real Slurm executor does: a backend that
+/// does not stands for any that may come).
 #[derive(Debug)]
 struct AsSlurm {
     local: Arc<dyn Executor>,

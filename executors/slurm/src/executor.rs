@@ -25,7 +25,9 @@
 //! go out meanwhile), so that those that become ready together go out
 //! together, and then as `max_jobs` allows: it counts Slurm jobs as
 //! Slurm's own limits count them, a plain job, an array element and a
-//! packed job one each. Once an attempt is in Slurm, the runtime stores its
+//! packed job one each, and as the cluster's `user_max_jobs` allows
+//! ([`crate::user_cap`]: the user's jobs there, over every run of the
+//! process). Once an attempt is in Slurm, the runtime stores its
 //! real handle ([`AttemptStatus::Submitted`]); a failed `sbatch` fails the
 //! attempts it carried ([`AttemptStatus::Error`]).
 //!
@@ -167,6 +169,9 @@ impl ExecutorFactory for SlurmFactory {
                 (monitor, staging, source, target.to_string())
             }
         };
+        if config.user_max_jobs.is_some() {
+            monitor.cap_user_jobs();
+        }
         let member_sink: Arc<dyn UpdateSink> = match &staging {
             Some(staging) => Arc::new(StageOutSink {
                 staging: Arc::clone(staging),
@@ -220,13 +225,27 @@ impl SlurmExecutor {
         poll: Duration,
         source: Source,
     ) -> Self {
+        Self::with_monitor(config, sink, Arc::new(Monitor::new(cluster, poll)), source)
+    }
+
+    /// The same, on a cluster's monitor other executors share.
+    #[cfg(test)]
+    fn with_monitor(
+        config: SlurmConfig,
+        sink: Arc<dyn UpdateSink>,
+        monitor: Arc<Monitor>,
+        source: Source,
+    ) -> Self {
+        if config.user_max_jobs.is_some() {
+            monitor.cap_user_jobs();
+        }
         Self {
             inner: Arc::new(Inner {
                 name: "test".to_owned(),
                 config,
                 member_sink: Arc::clone(&sink),
                 sink,
-                monitor: Arc::new(Monitor::new(cluster, poll)),
+                monitor,
                 staging: None,
                 worker: Worker {
                     source,
@@ -341,18 +360,27 @@ impl Inner {
         self.monitor.site().await.max_array
     }
 
-    /// Splits `jobs` into what goes out now (within `max_jobs`) and queues
-    /// the rest; returns the units to submit, packs run by `worker`.
-    async fn admit(&self, jobs: Vec<Job>, full_only: bool, worker: Option<&Path>) -> Vec<Unit> {
+    /// Splits `jobs` into what goes out now (within `max_jobs` and the
+    /// cluster's `user_max_jobs`, [`crate::user_cap`]) and queues the rest;
+    /// returns the units to submit, packs run by `worker`.
+    async fn admit(
+        self: &Arc<Self>,
+        jobs: Vec<Job>,
+        full_only: bool,
+        worker: Option<&Path>,
+    ) -> Vec<Unit> {
         let max_array = self.max_array().await.max(1) as usize;
         let mut budget = lock(&self.budget);
         if budget.closed {
             return Vec::new();
         }
+        let mut user = self.monitor.user_jobs();
         let mut free = self
             .config
             .max_jobs
-            .map_or(u32::MAX, |m| m.max(1).saturating_sub(budget.live));
+            .map_or(u32::MAX, |m| m.max(1).saturating_sub(budget.live))
+            .min(user.room(self.config.user_max_jobs));
+        let before = free;
         let mut admitted = Vec::new();
         for unit in units(jobs, max_array, worker) {
             if full_only && !matches!(&unit, Unit::Array(jobs) if jobs.len() >= max_array) {
@@ -385,7 +413,42 @@ impl Inner {
                 other => budget.queue.extend(other.into_jobs()),
             }
         }
+        user.take(before - free);
+        // Held back for the cap: drained again once jobs of this cluster
+        // (of any run) end.
+        if let Some(cap) = self.config.user_max_jobs
+            && !full_only
+            && !budget.queue.is_empty()
+        {
+            let held = budget.queue.len();
+            drop(user);
+            drop(budget);
+            self.monitor
+                .wait_for_room(self.owner, cap, held, self.drainer());
+        }
         admitted
+    }
+
+    /// A callback that drains this executor's queue (while it exists; a
+    /// gathering drains it at its end anyway).
+    fn drainer(self: &Arc<Self>) -> OnEnd {
+        let me = Arc::downgrade(self);
+        Arc::new(move || {
+            if let Some(me) = me.upgrade()
+                && !lock(&me.budget).gathering
+            {
+                tokio::spawn(me.drain());
+            }
+        })
+    }
+
+    /// `jobs` Slurm jobs of this executor ended or never went out: off the
+    /// executor's count and the cluster's. Returns the waiters to wake once
+    /// `budget` is unlocked (a waker locks its executor's budget).
+    #[must_use]
+    fn give_back(&self, budget: &mut Budget, jobs: u32) -> Vec<OnEnd> {
+        budget.live = budget.live.saturating_sub(jobs);
+        self.monitor.user_jobs().give_back(jobs)
     }
 
     /// Waits while attempts keep arriving (see [`GATHER_QUIET`]), sending
@@ -420,20 +483,24 @@ impl Inner {
     /// free (or all of it fits, or nothing runs), so that refills are
     /// arrays rather than one `sbatch` per ended job.
     fn release(self: &Arc<Self>) {
-        let more = {
+        let (more, due) = {
             let mut budget = lock(&self.budget);
-            budget.live = budget.live.saturating_sub(1);
+            let due = self.give_back(&mut budget, 1);
             let free = self
                 .config
                 .max_jobs
                 .map_or(u32::MAX, |m| m.max(1).saturating_sub(budget.live));
             let batch = self.config.max_jobs.map_or(1, |m| (m / 4).max(1));
             let waiting = u32::try_from(budget.queue.len()).unwrap_or(u32::MAX);
-            waiting > 0
+            let more = waiting > 0
                 && !budget.closed
                 && !budget.gathering
-                && (free >= batch || free >= waiting || budget.live == 0)
+                && (free >= batch || free >= waiting || budget.live == 0);
+            (more, due)
         };
+        for wake in due {
+            wake();
+        }
         if more {
             let me = Arc::clone(self);
             tokio::spawn(async move { me.drain().await });
@@ -585,6 +652,12 @@ impl Executor for SlurmExecutor {
         true
     }
 
+    /// Keeps the user's jobs on the cluster under `user_max_jobs` across
+    /// every run of this process ([`crate::user_cap`]).
+    fn caps_user_jobs(&self) -> bool {
+        true
+    }
+
     fn more_coming(&self, pending: usize) {
         lock(&self.inner.budget).coming = pending;
     }
@@ -700,6 +773,7 @@ impl Executor for SlurmExecutor {
         let mut followed = self.ended_while_away(run, queued).await;
         for (job, packed, members) in jobs {
             lock(&self.inner.budget).live += 1;
+            self.inner.monitor.user_jobs().take(1);
             let release = self.inner.releaser(members.len());
             let tracked = members
                 .into_iter()
@@ -750,6 +824,7 @@ impl Executor for SlurmExecutor {
             budget.closed = true;
             budget.queue.clear();
         }
+        self.inner.monitor.user_jobs().forget(self.inner.owner);
         let ids = self.inner.monitor.jobs_of(self.inner.owner);
         if !ids.is_empty()
             && let Err(e) = self.inner.monitor.cluster().command("scancel", &ids).await
@@ -767,3 +842,5 @@ mod tests_containers;
 mod tests_packing;
 #[cfg(test)]
 mod tests_support;
+#[cfg(test)]
+mod tests_user_cap;

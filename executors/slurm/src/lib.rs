@@ -6,7 +6,8 @@
 //!   tested on literal samples of Slurm 22.05's output);
 //! - [`SlurmExecutor`] groups attempts into job arrays and packed jobs,
 //!   keeps at most `max_jobs` jobs queued, and follows every job of a
-//!   factory's runs with one `squeue` per poll interval;
+//!   factory's runs with one `squeue` per poll interval; `user_cap` keeps
+//!   the user's jobs on a cluster under `user_max_jobs` over all runs;
 //! - [`worker`] is `twinflow worker`, which runs a packed job's tasks;
 //!   `install` decides which `twinflow` binary packed jobs run (over SSH:
 //!   this one, uploaded once per cluster);
@@ -42,6 +43,7 @@ mod script_error;
 #[cfg(test)]
 mod script_tests_support;
 mod staging;
+mod user_cap;
 pub mod worker;
 
 pub use executor::{SlurmExecutor, SlurmFactory};

@@ -21,9 +21,16 @@
 //!   never hangs on it.
 //!
 //! Cancels that come together (a cancelled run) go out as one `scancel`.
+//!
+//! Once an executor on the cluster sets `user_max_jobs`, the poll asks for
+//! all the user's jobs instead (`squeue --me`, Slurm 20.11 or newer): the
+//! same answer gives the tracked jobs' states and the count of the user's
+//! other jobs ([`crate::user_cap`]), and the poll goes on while an executor
+//! waits for room under its cap.
 
 use crate::cluster::Cluster;
 use crate::parse::{self, JobId, JobRef, SlurmState};
+use crate::user_cap::{self, UserJobs};
 use crate::worker::marker;
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -125,6 +132,10 @@ pub(crate) struct Monitor {
     to_cancel: Mutex<Vec<String>>,
     /// The cluster has answered a command at least once.
     answered: AtomicBool,
+    /// The user's jobs here, for `user_max_jobs` ([`crate::user_cap`]).
+    user: Mutex<UserJobs>,
+    /// An executor here sets `user_max_jobs`: polls ask `squeue --me`.
+    capped: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -142,7 +153,27 @@ impl Monitor {
             fresh: AtomicBool::default(),
             to_cancel: Mutex::default(),
             answered: AtomicBool::default(),
+            user: Mutex::default(),
+            capped: AtomicBool::default(),
         }
+    }
+
+    /// An executor here sets `user_max_jobs`: from now on polls count the
+    /// user's other jobs.
+    pub(crate) fn cap_user_jobs(&self) {
+        self.capped.store(true, Ordering::SeqCst);
+    }
+
+    /// The user's jobs here ([`crate::user_cap`]).
+    pub(crate) fn user_jobs(&self) -> MutexGuard<'_, UserJobs> {
+        lock(&self.user)
+    }
+
+    /// Executor `owner` holds `held` attempts back for its `cap`: `wake`
+    /// drains its queue once there is room; polls go on meanwhile.
+    pub(crate) fn wait_for_room(self: &Arc<Self>, owner: u64, cap: u32, held: usize, wake: OnEnd) {
+        lock(&self.user).wait(owner, cap, held, wake);
+        self.ensure_poller();
     }
 
     pub(crate) fn cluster(&self) -> &Arc<dyn Cluster> {
@@ -204,6 +235,11 @@ impl Monitor {
             },
         );
         self.fresh.store(true, Ordering::SeqCst);
+        self.ensure_poller();
+    }
+
+    /// Starts the poller unless it runs.
+    fn ensure_poller(self: &Arc<Self>) {
         let mut poller = lock(&self.poller);
         if poller
             .as_ref()
@@ -267,7 +303,7 @@ impl Monitor {
             tokio::time::sleep(interval).await;
             let mut changed = self.fresh.swap(false, Ordering::SeqCst);
             let ids: BTreeSet<u32> = lock(&self.table).keys().map(base_id).collect();
-            if ids.is_empty() {
+            if ids.is_empty() && !lock(&self.user).has_waiters() {
                 return;
             }
             changed |= self.poll(&ids).await;
@@ -279,21 +315,32 @@ impl Monitor {
     /// anything changed.
     async fn poll(&self, ids: &BTreeSet<u32>) -> bool {
         let list: Vec<String> = ids.iter().map(u32::to_string).collect();
-        let args = [
-            "-h",
-            "-r",
-            "-t",
-            "all",
-            "-j",
-            &list.join(","),
-            "-o",
-            "%i|%T|%r",
-        ]
-        .map(str::to_owned);
+        let capped = self.capped.load(Ordering::SeqCst);
+        let (which, whom) = if capped {
+            ("--me", String::new())
+        } else {
+            ("-j", list.join(","))
+        };
+        let mut args = vec!["-h", "-r", "-t", "all", which];
+        if !capped {
+            args.push(&whom);
+        }
+        args.extend(["-o", "%i|%T|%r"]);
+        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
         let states: HashMap<JobRef, SlurmState> = match self.cluster.command("squeue", &args).await
         {
             Ok(out) => {
                 self.mark_answered();
+                if capped {
+                    let others = {
+                        let table = lock(&self.table);
+                        user_cap::count_others(&out, |job| table.contains_key(job))
+                    };
+                    let due = lock(&self.user).seen(others);
+                    for wake in due {
+                        wake();
+                    }
+                }
                 parse::parse_squeue(&out)
                     .into_iter()
                     .map(|r| (r.id, r.state))

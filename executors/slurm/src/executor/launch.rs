@@ -23,9 +23,10 @@ impl Inner {
         match async { self.try_launch(unit?).await }.await {
             Ok(handles) => keys.into_iter().zip(handles.into_iter().map(Ok)).collect(),
             Err(e) => {
-                let mut budget = lock(&self.budget);
-                budget.live = budget.live.saturating_sub(cost);
-                drop(budget);
+                let due = self.give_back(&mut lock(&self.budget), cost);
+                for wake in due {
+                    wake();
+                }
                 keys.into_iter().map(|k| (k, Err(e.clone()))).collect()
             }
         }

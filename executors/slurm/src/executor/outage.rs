@@ -114,6 +114,7 @@ impl Inner {
         self.answered();
         for f in found {
             lock(&self.budget).live += 1;
+            self.monitor.user_jobs().take(1);
             let release = self.releaser(f.members.len());
             let mut tracked = Vec::new();
             for (key, status) in f.members {
