@@ -22,6 +22,7 @@ fn job(task: u32, step: &str, time: Option<u64>, pack: Option<u32>) -> Job {
         launcher: None,
         inputs: Vec::new(),
         outputs: Vec::new(),
+        group: None,
     }
 }
 
