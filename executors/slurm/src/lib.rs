@@ -15,6 +15,8 @@
 //!   members in one shared container; `preflight` checks the runtime,
 //!   the bind sources and the image on the node first;
 //! - [`prologue`] runs the executor's `prologue:` at the top of every job;
+//! - [`coupled`] runs a coupling group's instance as one job of one
+//!   concurrent `srun` step per member;
 //! - [`ranks`] shapes tasks of several ranks and nodes (`#SBATCH --nodes`,
 //!   `--ntasks`, ...) and starts their ranks (`srun`, `mpirun`, none);
 //! - `remote` and `staging` reach a cluster over SSH and move the tasks'
@@ -22,6 +24,7 @@
 
 mod cluster;
 pub mod containers;
+pub mod coupled;
 mod executor;
 pub mod group;
 mod install;
