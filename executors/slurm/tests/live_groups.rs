@@ -5,7 +5,7 @@
 //! run at once) both succeed in ONE Slurm job; a failing member stops the
 //! other's step. Without `TWINFLOW_TEST_SLURM=1` these tests say so and
 //! return.
-#![expect(clippy::unwrap_used, clippy::panic, reason = "test")]
+#![expect(clippy::unwrap_used, reason = "test")]
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
