@@ -4,6 +4,8 @@
 //! one Slurm job of two `srun` steps, whose members overlap in time (the
 //! provenance crate's action times).
 
+#![expect(clippy::expect_used, reason = "test")]
+
 use std::path::Path;
 use std::process::{Command, Output};
 
