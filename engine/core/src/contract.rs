@@ -75,6 +75,11 @@ pub struct Job {
     /// The declared outputs, which the runtime seals once the attempt
     /// exited with 0.
     pub outputs: Vec<JobOutput>,
+    /// Its coupling-group instance, for a member of one (`group:`); the
+    /// members of an instance come one after another in one batch and
+    /// start together (the local executor: concurrent processes; Slurm:
+    /// one job, a step per member).
+    pub group: Option<crate::JobGroup>,
 }
 
 /// One staged input file or directory of a [`Job`].

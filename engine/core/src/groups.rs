@@ -87,6 +87,47 @@ pub fn group_dir(run_dir: &Path, plan: &Plan, instance: &GroupInstance, attempt:
         .join(attempt.to_string())
 }
 
+/// What a member's [`crate::Job`] says of its coupling-group instance (set
+/// by the runtime for every member; `None` for a task outside groups). The
+/// members of one instance attempt come one after another in one launch
+/// batch ([`crate::Executor::submit_batch`]) and share `dir`, which tells
+/// them apart from another instance's ([`JobGroup::same_instance`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobGroup {
+    /// The group's name (`group:`).
+    pub name: String,
+    /// The instance attempt's shared directory ([`group_dir`]), as its
+    /// members see it in `TWINFLOW_GROUP_DIR`; it exists (empty) when the
+    /// members are submitted.
+    pub dir: PathBuf,
+    /// The member steps' names, in step order.
+    pub members: Vec<String>,
+    /// This member's step name.
+    pub member: String,
+}
+
+impl JobGroup {
+    /// Whether `other` is a member of the same instance attempt.
+    pub fn same_instance(&self, other: &Self) -> bool {
+        self.name == other.name && self.dir == other.dir
+    }
+}
+
+/// The [`JobGroup`] of `member` of `instance` whose shared directory is
+/// `dir`.
+pub fn job_group(plan: &Plan, instance: &GroupInstance, member: TaskId, dir: &Path) -> JobGroup {
+    JobGroup {
+        name: instance.group.clone(),
+        dir: dir.to_path_buf(),
+        members: instance
+            .members
+            .iter()
+            .map(|&m| plan.step_of(m).name.clone())
+            .collect(),
+        member: plan.step_of(member).name.clone(),
+    }
+}
+
 /// The group variables of `member` of `instance`: `TWINFLOW_GROUP` (the
 /// group's name), `TWINFLOW_GROUP_DIR`, `TWINFLOW_GROUP_MEMBERS` (the
 /// member steps' names, space-separated, in step order) and
@@ -223,6 +264,12 @@ mod tests {
                 ("TWINFLOW_GROUP_MEMBER".to_owned(), "b".to_owned()),
             ]
         );
+        let g = job_group(&plan, &instances[0], TaskId(8), Path::new("/g"));
+        assert_eq!(g.members, ["a", "b"]);
+        assert_eq!(g.member, "b");
+        let other = job_group(&plan, &instances[1], TaskId(1), Path::new("/h"));
+        assert!(g.same_instance(&job_group(&plan, &instances[0], TaskId(0), Path::new("/g"))));
+        assert!(!g.same_instance(&other));
         assert_eq!(
             group_dir(Path::new("/run"), &plan, &instances[1], 2),
             Path::new("/run/groups/g/1/2")

@@ -31,7 +31,7 @@ pub use executor::{
     BackendConfig, CloudConfig, ContainerRuntime, ContainerSpec, ExecutorKind, ExecutorSpec,
     LocalConfig, S3Location, SlurmConfig, SshTarget,
 };
-pub use groups::{GroupInstance, group_dir, group_env, group_instances};
+pub use groups::{GroupInstance, JobGroup, group_dir, group_env, group_instances, job_group};
 pub use ids::{ExecutorId, StepId, TaskId};
 pub use json::{PLAN_FORMAT, PlanJson};
 pub use plan::{

@@ -211,16 +211,6 @@ pub(crate) fn status_of(exit: Exit, log: Option<String>, cancelled: bool) -> Att
     }
 }
 
-/// The shared directory of a job's coupling-group instance
-/// (`TWINFLOW_GROUP_DIR`, set by the runtime for every member), which tells
-/// the members of one instance in a batch.
-fn group_dir(job: &Job) -> Option<&str> {
-    job.env
-        .iter()
-        .find(|(name, _)| name == "TWINFLOW_GROUP_DIR")
-        .map(|(_, dir)| dir.as_str())
-}
-
 fn key_of(key: (u32, u32)) -> AttemptKey {
     AttemptKey {
         task: TaskId(key.0),
@@ -717,10 +707,12 @@ impl Executor for LocalExecutor {
             };
             // The members of a group instance come one after another in
             // the batch; they take the pool's cores together or wait together.
-            let dir = group_dir(&job).map(str::to_owned);
+            let group = job.group.clone();
             let mut unit = vec![(i, job)];
-            if let Some(dir) = dir {
-                while let Some(next) = checked.next_if(|(_, j)| group_dir(j) == Some(&dir)) {
+            if let Some(group) = group {
+                while let Some(next) = checked
+                    .next_if(|(_, j)| j.group.as_ref().is_some_and(|g| g.same_instance(&group)))
+                {
                     unit.push(next);
                 }
             }

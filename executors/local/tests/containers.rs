@@ -102,6 +102,7 @@ fn job(run_dir: &Path, run: &str, task: u32, script: &str) -> Job {
         launcher: None,
         inputs: Vec::new(),
         outputs: Vec::new(),
+        group: None,
     }
 }
 

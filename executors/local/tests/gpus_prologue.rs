@@ -70,6 +70,7 @@ fn job(run_dir: &Path, task: u32, gpus: u32, script: &str) -> Job {
         launcher: None,
         inputs: Vec::new(),
         outputs: Vec::new(),
+        group: None,
     }
 }
 

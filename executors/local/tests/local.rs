@@ -59,6 +59,7 @@ fn job(dir: &std::path::Path, task: u32, script: &str) -> Job {
         launcher: None,
         inputs: Vec::new(),
         outputs: Vec::new(),
+        group: None,
     }
 }
 

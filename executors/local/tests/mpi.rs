@@ -89,6 +89,7 @@ fn job(run_dir: &Path, task: u32, ranks: u32, launcher: Option<Launcher>, script
         launcher,
         inputs: Vec::new(),
         outputs: Vec::new(),
+        group: None,
     }
 }
 

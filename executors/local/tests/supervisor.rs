@@ -63,6 +63,7 @@ fn job(run_dir: &Path, task: u32, script: &str) -> Job {
         launcher: None,
         inputs: Vec::new(),
         outputs: Vec::new(),
+        group: None,
     }
 }
 

@@ -272,6 +272,7 @@ fn job(run_id: &str, run: &Path, i: usize, pack: usize) -> Job {
         launcher: None,
         inputs: Vec::new(),
         outputs: Vec::new(),
+        group: None,
     }
 }
 

@@ -173,6 +173,7 @@ fn job(run: &Path, i: usize, seconds: f64, pack: Option<PackSpec>) -> Job {
         step: "task".to_owned(),
         pack,
         launcher: None,
+        group: None,
         inputs: Vec::new(),
         outputs: Vec::new(),
     }

@@ -36,6 +36,7 @@ fn job(run: &str) -> Job {
             source: Path::new(run).join("work/prepare/0/forcing.nc"),
         }],
         outputs: Vec::new(),
+        group: None,
     }
 }
 

@@ -58,6 +58,7 @@ use twinflow_core::{
     SlurmConfig, Update, UpdateSink,
 };
 
+mod coupled;
 mod launch;
 mod outage;
 mod units;
@@ -541,7 +542,7 @@ impl Inner {
         for unit in admitted {
             let copy: Vec<Job> = match &unit {
                 Unit::Single(job) => vec![(**job).clone()],
-                Unit::Array(jobs) | Unit::Pack(jobs, _) => jobs.clone(),
+                Unit::Array(jobs) | Unit::Pack(jobs, _) | Unit::Group(jobs) => jobs.clone(),
             };
             let results = self.launch(unit).await;
             let mut gave_up = None;
@@ -663,10 +664,11 @@ impl Executor for SlurmExecutor {
     }
 
     /// Runs tasks of several ranks and nodes ([`crate::ranks`]); refuses
-    /// them in a pack or under a launcher in a container, and leaves the
-    /// rest to [`twinflow_core::default_shape_refusal`].
+    /// them in a pack or under a launcher in a container; runs coupling
+    /// groups ([`crate::coupled`]); and leaves the rest to
+    /// [`twinflow_core::default_shape_refusal`].
     fn shape_refusal(&self, step: &twinflow_core::StepSpec) -> Option<String> {
-        crate::ranks::shape_refusal(step)
+        crate::coupled::shape_refusal(step)
     }
 
     /// Resolves the image on the cluster (see [`crate::containers`]); the
@@ -838,6 +840,8 @@ impl Executor for SlurmExecutor {
 mod tests;
 #[cfg(test)]
 mod tests_containers;
+#[cfg(test)]
+mod tests_groups;
 #[cfg(test)]
 mod tests_packing;
 #[cfg(test)]

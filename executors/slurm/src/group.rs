@@ -250,6 +250,7 @@ mod tests {
             launcher: None,
             inputs: Vec::new(),
             outputs: Vec::new(),
+            group: None,
         }
     }
 

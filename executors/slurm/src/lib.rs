@@ -18,6 +18,8 @@
 //! - `pack_parallel` shapes parallel packs (`pack: {tasks, parallel}`):
 //!   one allocation for K tasks, each task one `srun` step;
 //! - [`prologue`] runs the executor's `prologue:` at the top of every job;
+//! - [`coupled`] runs a coupling group's instance as one job of one
+//!   concurrent `srun` step per member;
 //! - [`ranks`] shapes tasks of several ranks and nodes (`#SBATCH --nodes`,
 //!   `--ntasks`, ...) and starts their ranks (`srun`, `mpirun`, none);
 //! - `remote` and `staging` reach a cluster over SSH and move the tasks'
@@ -25,6 +27,7 @@
 
 mod cluster;
 pub mod containers;
+pub mod coupled;
 mod executor;
 pub mod group;
 mod install;

@@ -27,6 +27,7 @@ fn job(i: u32, pack: PackSpec, launcher: Option<Launcher>) -> Job {
         step: "landis".to_owned(),
         pack: Some(pack),
         launcher,
+        group: None,
         inputs: Vec::new(),
         outputs: Vec::new(),
     }

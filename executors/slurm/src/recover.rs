@@ -78,7 +78,7 @@ pub(crate) async fn find_jobs(
                 .and_then(|s| s.get(*task as usize).cloned())
                 .into_iter()
                 .collect(),
-            ("pack", JobRef::Job(_)) => manifests
+            ("pack" | "group", JobRef::Job(_)) => manifests
                 .get(&manifest_path(&kind, &first))
                 .cloned()
                 .unwrap_or_default(),
@@ -91,7 +91,8 @@ pub(crate) async fn find_jobs(
         if !members.is_empty() {
             found.push(Found {
                 job,
-                packed: kind == "pack",
+                // A group's members share their job as a pack's do.
+                packed: kind == "pack" || kind == "group",
                 members,
             });
         }

@@ -31,6 +31,7 @@ pub(crate) fn job(run: &Path, task: u32, script: &str) -> Job {
         launcher: None,
         inputs: Vec::new(),
         outputs: Vec::new(),
+        group: None,
     }
 }
 

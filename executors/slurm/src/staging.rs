@@ -96,9 +96,19 @@ impl Staging {
                 input.source = there;
             }
         }
+        // A coupling group's directory is under the run's, on the cluster
+        // (its job creates it there).
+        if let Some(g) = &mut remote.group {
+            g.dir = map(&g.dir)?;
+        }
         for (k, v) in &mut remote.env {
             if k == "TWINFLOW_RUN_DIR" {
                 *v = remote_run.display().to_string();
+            }
+            if k == "TWINFLOW_GROUP_DIR"
+                && let Some(g) = &remote.group
+            {
+                *v = g.dir.display().to_string();
             }
         }
         Ok(remote)

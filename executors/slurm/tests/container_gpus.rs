@@ -39,6 +39,7 @@ fn job(gpus: u32) -> Job {
         launcher: None,
         inputs: Vec::new(),
         outputs: Vec::new(),
+        group: None,
     }
 }
 

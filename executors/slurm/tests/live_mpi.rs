@@ -107,6 +107,7 @@ fn job(dir: &Path, step: &str, task: u32, script: &str, tasks: u32) -> Job {
         launcher: None,
         inputs: Vec::new(),
         outputs: Vec::new(),
+        group: None,
     }
 }
 

@@ -35,6 +35,7 @@ fn job(dir: &Path, task: u32, script: &str) -> Job {
         launcher: None,
         inputs: Vec::new(),
         outputs: Vec::new(),
+        group: None,
     }
 }
 

@@ -39,6 +39,7 @@ fn job(dir: &Path, task: u32, script: &str, gpus: u32) -> Job {
         launcher: None,
         inputs: Vec::new(),
         outputs: Vec::new(),
+        group: None,
     }
 }
 

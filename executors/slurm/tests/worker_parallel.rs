@@ -37,6 +37,7 @@ fn job(dir: &Path, task: u32, script: &str, pack: PackSpec, time: u64) -> Job {
         step: "t".to_owned(),
         pack: Some(pack),
         launcher: Some(Launcher::None),
+        group: None,
         inputs: Vec::new(),
         outputs: Vec::new(),
     }

@@ -2,14 +2,14 @@
 //! arrive in one launch batch (the scheduler's rule); here the instance is
 //! served from the cache only if every member is, its shared directory
 //! (`TWINFLOW_GROUP_DIR`) is made empty before its members start, each
-//! member's job gets the `TWINFLOW_GROUP_*` variables, and a member stopped
-//! because another failed is recorded as such.
+//! member's job gets the `TWINFLOW_GROUP_*` variables and its `Job::group`,
+//! and a member stopped because another failed is recorded as such.
 
 use super::Dispatch;
 use crate::artefact;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use twinflow_core::{TaskId, group_dir, group_env};
+use twinflow_core::{JobGroup, TaskId, group_dir, group_env, job_group};
 
 impl Dispatch {
     /// The shared directory of `task`'s group instance for scheduler
@@ -31,6 +31,14 @@ impl Dispatch {
             return Vec::new();
         };
         group_env(&self.plan, instance, task, &dir)
+    }
+
+    /// What a member's job says of its instance (`Job::group`; none for a
+    /// task outside groups).
+    pub(super) fn job_group(&self, task: TaskId, attempt: u32) -> Option<JobGroup> {
+        let instance = self.scheduler.group_instance(task)?;
+        let dir = self.group_dir_of(task, attempt)?;
+        Some(job_group(&self.plan, instance, task, &dir))
     }
 
     /// Before a launch batch: each group instance in it whose members all

@@ -199,10 +199,12 @@ impl Dispatch {
             "TWINFLOW_RUN_DIR".to_owned(),
             self.run_dir.display().to_string(),
         ));
+        let mut group = None;
         if self.grouped
             && let Some(attempt) = self.attempt_of(key)
         {
             env.extend(self.group_vars(task, attempt));
+            group = self.job_group(task, attempt);
         }
         Job {
             key,
@@ -225,6 +227,7 @@ impl Dispatch {
                     rel: o.path.clone(),
                 })
                 .collect(),
+            group,
         }
     }
 

@@ -156,6 +156,7 @@ impl Env {
             launcher: None,
             inputs: Vec::new(),
             outputs: Vec::new(),
+            group: None,
         }
     }
 

@@ -13,7 +13,9 @@ impl Inner {
     ) -> Vec<(AttemptKey, Result<Handle, ExecutorError>)> {
         let keys: Vec<AttemptKey> = match &unit {
             Unit::Single(job) => vec![job.key],
-            Unit::Array(jobs) | Unit::Pack(jobs, _) => jobs.iter().map(|j| j.key).collect(),
+            Unit::Array(jobs) | Unit::Pack(jobs, _) | Unit::Group(jobs) => {
+                jobs.iter().map(|j| j.key).collect()
+            }
         };
         let cost = unit.cost();
         let unit = match &self.staging {
@@ -59,6 +61,13 @@ impl Inner {
                 }
                 Unit::Pack(there, worker)
             }
+            Unit::Group(jobs) => {
+                let mut there = Vec::with_capacity(jobs.len());
+                for job in jobs {
+                    there.push(remote(job).await?);
+                }
+                Unit::Group(there)
+            }
         })
     }
 
@@ -71,6 +80,7 @@ impl Inner {
             ..e
         };
         match unit {
+            Unit::Group(jobs) => self.launch_group(jobs, context).await,
             Unit::Single(job) => {
                 let status = status_file(&job);
                 let path = job.stdout.with_extension("sbatch");

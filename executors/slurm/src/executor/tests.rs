@@ -1,7 +1,7 @@
 use super::*;
 use twinflow_core::{Resources, TaskId};
 
-fn job(task: u32, step: &str, time: Option<u64>, pack: Option<u32>) -> Job {
+pub(super) fn job(task: u32, step: &str, time: Option<u64>, pack: Option<u32>) -> Job {
     Job {
         key: AttemptKey {
             task: TaskId(task),
@@ -22,17 +22,19 @@ fn job(task: u32, step: &str, time: Option<u64>, pack: Option<u32>) -> Job {
         launcher: None,
         inputs: Vec::new(),
         outputs: Vec::new(),
+        group: None,
     }
 }
 
 /// Each unit as a letter and its task ids.
-fn shapes(units: &[Unit]) -> Vec<(char, Vec<u32>)> {
+pub(super) fn shapes(units: &[Unit]) -> Vec<(char, Vec<u32>)> {
     units
         .iter()
         .map(|u| match u {
             Unit::Single(j) => ('s', vec![j.key.task.0]),
             Unit::Array(js) => ('a', js.iter().map(|j| j.key.task.0).collect()),
             Unit::Pack(js, _) => ('p', js.iter().map(|j| j.key.task.0).collect()),
+            Unit::Group(js) => ('g', js.iter().map(|j| j.key.task.0).collect()),
         })
         .collect()
 }

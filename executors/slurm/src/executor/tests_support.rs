@@ -28,6 +28,7 @@ pub(super) fn job(task: u32, step: &str, pack: Option<u32>) -> Job {
         launcher: None,
         inputs: Vec::new(),
         outputs: Vec::new(),
+        group: None,
     }
 }
 

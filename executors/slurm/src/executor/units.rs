@@ -11,13 +11,16 @@ pub(super) enum Unit {
     Array(Vec<Job>),
     /// Run by `twinflow worker` from this binary.
     Pack(Vec<Job>, PathBuf),
+    /// The members of one coupling-group instance attempt, one `srun`
+    /// step each ([`crate::coupled`]).
+    Group(Vec<Job>),
 }
 
 impl Unit {
     /// Slurm jobs it makes.
     pub(super) fn cost(&self) -> u32 {
         match self {
-            Self::Single(_) | Self::Pack(..) => 1,
+            Self::Single(_) | Self::Pack(..) | Self::Group(_) => 1,
             Self::Array(jobs) => u32::try_from(jobs.len()).unwrap_or(u32::MAX),
         }
     }
@@ -25,7 +28,7 @@ impl Unit {
     pub(super) fn into_jobs(self) -> Vec<Job> {
         match self {
             Self::Single(job) => vec![*job],
-            Self::Array(jobs) | Self::Pack(jobs, _) => jobs,
+            Self::Array(jobs) | Self::Pack(jobs, _) | Self::Group(jobs) => jobs,
         }
     }
 }
@@ -77,7 +80,10 @@ pub(super) fn status_file(job: &Job) -> PathBuf {
 /// one task's allocation (in a parallel pack, one rank under `launcher:
 /// srun` is one step: [`crate::pack_parallel::packable`]).
 pub(super) fn pack_size(job: &Job, can_pack: bool) -> usize {
-    if !can_pack || !crate::pack_parallel::packable(&job.resources, job.launcher, job.pack) {
+    if !can_pack
+        || job.group.is_some()
+        || !crate::pack_parallel::packable(&job.resources, job.launcher, job.pack)
+    {
         return 1;
     }
     match (job.pack, job.resources.time_seconds) {
@@ -88,10 +94,20 @@ pub(super) fn pack_size(job: &Job, can_pack: bool) -> usize {
 }
 
 /// Groups `jobs` (in order of first appearance) into submissions; packs
-/// run `worker` (none: no packing).
+/// run `worker` (none: no packing). The members of a coupling-group
+/// instance attempt go out together, as one job ([`Unit::Group`]).
 pub(super) fn units(jobs: Vec<Job>, max_array: usize, worker: Option<&Path>) -> Vec<Unit> {
+    let mut coupled: Vec<Vec<Job>> = Vec::new();
     let mut groups: Vec<(usize, Vec<Job>)> = Vec::new();
     for job in jobs {
+        if let Some(g) = &job.group {
+            let same = |m: &Vec<Job>| m[0].group.as_ref().is_some_and(|h| h.same_instance(g));
+            match coupled.iter_mut().find(|m| same(m)) {
+                Some(members) => members.push(job),
+                None => coupled.push(vec![job]),
+            }
+            continue;
+        }
         let size = pack_size(&job, worker.is_some());
         match groups.iter_mut().find(|(s, g)| {
             *s == size
@@ -103,7 +119,7 @@ pub(super) fn units(jobs: Vec<Job>, max_array: usize, worker: Option<&Path>) -> 
             None => groups.push((size, vec![job])),
         }
     }
-    let mut units = Vec::new();
+    let mut units: Vec<Unit> = coupled.into_iter().map(Unit::Group).collect();
     for (size, jobs) in groups {
         let chunk = if size > 1 { size } else { max_array.max(1) };
         let mut jobs = jobs.into_iter().peekable();
