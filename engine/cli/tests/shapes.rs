@@ -1,5 +1,5 @@
 //! The Slurm executor refuses at submit what the language takes but it
-//! does not run: a parallel pack and a coupling group, through the
+//! does not run: a parallel pack of GPU tasks and GPUs in a coupling group, through the
 //! `twinflow` binary and before any Slurm command runs (a Slurm command on
 //! `PATH` records that it was called); it takes `user_max_jobs`, which it
 //! enforces. Needs no cluster.
@@ -56,7 +56,7 @@ fn run_refused(dir: &Path, yaml: &str) -> (Option<i32>, String) {
 }
 
 #[test]
-fn the_slurm_executor_refuses_a_parallel_pack_and_a_group_at_submit() {
+fn the_slurm_executor_refuses_a_gpu_parallel_pack_and_gpus_in_a_group_at_submit() {
     let cases = [
         (
             "executors: { hpc: { kind: slurm, partition: debug } }
@@ -73,11 +73,11 @@ steps:
         (
             "executors: { hpc: { kind: slurm, partition: debug } }
 steps:
-  forest: { group: coupled, run: echo forest }
+  forest: { group: coupled, resources: { gpus: 1 }, run: echo forest }
   beetle: { group: coupled, run: echo beetle }
 ",
-            "step `forest` cannot run as written: executor `hpc` (kind slurm) does not \
-             co-schedule coupling groups yet (`group: coupled`): groups are not run yet",
+            "step `forest` cannot run as written: executor `hpc` (kind slurm) does not give \
+             gpus to a coupling group's members yet (`group: coupled`, `gpus: 1`)",
         ),
     ];
     for (body, expected) in cases {
