@@ -308,3 +308,64 @@ steps:
         }
     }
 }
+
+#[test]
+fn a_failed_member_on_the_vm_stops_the_other_and_fails_the_run() {
+    let Some((target, store)) = services("group-fail") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let vm = tmp.path().join("vm");
+    let file = tmp.path().join("cloud-group-fail.yaml");
+    let marker = tmp.path().join("beetle-ran");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+version: 1
+name: cloud-group-fail
+executors:
+  cloud: {{ kind: cloud, ssh: "{target}", store: "{store}", workdir: "{vm}" }}
+steps:
+  forest: {{ executor: cloud, group: fb, run: "sleep 2; exit 4" }}
+  beetle: {{ executor: cloud, group: fb, run: "touch {marker}; sleep 300" }}
+"#,
+            vm = vm.display(),
+            marker = marker.display(),
+        ),
+    )
+    .expect("write workflow");
+    let state = tmp.path().join("state");
+    let started = std::time::Instant::now();
+    let o = twinflow(&state, &["run", file.to_str().expect("utf-8")]);
+    assert_ne!(o.status.code(), Some(0), "the run fails");
+    assert!(
+        started.elapsed() < Duration::from_secs(120),
+        "beetle was stopped, not waited for: {:?}",
+        started.elapsed()
+    );
+    let states = tasks(&state, "latest");
+    let beetle = states
+        .iter()
+        .find(|(n, ..)| n.starts_with("beetle"))
+        .expect("beetle");
+    assert_ne!(beetle.1, "succeeded", "{states:?}");
+    assert!(marker.exists(), "beetle ran beside forest: {states:?}");
+    // Nothing of beetle's is left running on the VM (the kill's SIGKILL
+    // comes after a grace of 5 s).
+    let vm = vm.display().to_string();
+    let left = || -> Vec<String> {
+        let ps = Command::new("ps")
+            .args(["-eo", "args"])
+            .output()
+            .expect("ps");
+        String::from_utf8_lossy(&ps.stdout)
+            .lines()
+            .filter(|l| l.contains(&vm))
+            .map(str::to_owned)
+            .collect()
+    };
+    wait_until("nothing left on the VM", Duration::from_secs(20), || {
+        left().is_empty()
+    });
+}
