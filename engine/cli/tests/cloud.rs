@@ -2,7 +2,8 @@
 //! sshd (the "VM") and S3 server: the forest-bird demo across three
 //! executors (local, Slurm, cloud) gives the same results as all local,
 //! and a run killed with SIGKILL while its cloud tasks run takes them back
-//! on `--resume`. Needs `TWINFLOW_TEST_SSH=1` and `TWINFLOW_TEST_S3=1`
+//! on `--resume`; a coupling group runs on the VM, its members meeting in
+//! their directory there. Needs `TWINFLOW_TEST_SSH=1` and `TWINFLOW_TEST_S3=1`
 //! (and `TWINFLOW_TEST_SLURM=1` for the demo), which `scripts/test` sets
 //! after starting the services.
 #![expect(
@@ -230,4 +231,141 @@ steps:
     let dir = PathBuf::from(v["run"]["run_dir"].as_str().expect("run_dir"));
     let copy = std::fs::read_to_string(dir.join("work/after/1/copy.txt")).expect("copy");
     assert_eq!(copy.trim(), "2", "the cloud output reached the local step");
+}
+
+/// The script of a group member that leaves `$TWINFLOW_GROUP_DIR/<me>` and
+/// waits (20 s at most) for `$TWINFLOW_GROUP_DIR/<other>`: it succeeds only
+/// if both members run at once and share the directory.
+fn meet(other: &str) -> String {
+    format!(
+        r#"      d="$TWINFLOW_GROUP_DIR"
+      echo "$TWINFLOW_GROUP_MEMBER ${{{{ s }}}}" > "$d/$TWINFLOW_GROUP_MEMBER"
+      i=0
+      while [ ! -s "$d/{other}" ]; do i=$((i+1)); [ "$i" -le 200 ] || exit 9; sleep 0.1; done
+      {{ echo "$d"; cat "$d/{other}"; }} > ${{{{ outputs.seen }}}}
+"#
+    )
+}
+
+#[test]
+fn a_coupling_group_runs_on_the_vm_its_members_meeting_there() {
+    let Some((target, store)) = services("group") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let vm = tmp.path().join("vm");
+    let file = tmp.path().join("cloud-group.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+version: 1
+name: cloud-group
+executors:
+  cloud: {{ kind: cloud, ssh: "{target}", store: "{store}", workdir: "{vm}" }}
+steps:
+  forest:
+    executor: cloud
+    group: fb
+    for_each: {{ s: [a, b] }}
+    run: |
+{forest}    outputs: {{ seen: seen.txt }}
+  beetle:
+    executor: cloud
+    group: fb
+    for_each: {{ s: [a, b] }}
+    run: |
+{beetle}    outputs: {{ seen: seen.txt }}
+"#,
+            vm = vm.display(),
+            forest = meet("beetle"),
+            beetle = meet("forest"),
+        ),
+    )
+    .expect("write workflow");
+    let state = tmp.path().join("state");
+    run_ok(&state, &["run", file.to_str().expect("utf-8")]);
+    let o = twinflow(&state, &["status", "latest", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("status json");
+    let dir = PathBuf::from(v["run"]["run_dir"].as_str().expect("run_dir"));
+    let vm = std::fs::canonicalize(&vm).expect("vm dir");
+    for (i, s) in ["a", "b"].into_iter().enumerate() {
+        for (me, other) in [("forest", "beetle"), ("beetle", "forest")] {
+            let seen = std::fs::read_to_string(dir.join(format!("work/{me}/{i}/seen.txt")))
+                .expect("seen.txt");
+            let mut lines = seen.lines();
+            let group_dir = lines.next().unwrap_or_default();
+            assert!(
+                group_dir.starts_with(&vm.display().to_string())
+                    && group_dir.contains("/groups/fb/"),
+                "{me}[{s}]: the group directory is on the VM: {seen}"
+            );
+            assert_eq!(
+                lines.next(),
+                Some(format!("{other} {s}").as_str()),
+                "{seen}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_failed_member_on_the_vm_stops_the_other_and_fails_the_run() {
+    let Some((target, store)) = services("group-fail") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let vm = tmp.path().join("vm");
+    let file = tmp.path().join("cloud-group-fail.yaml");
+    let marker = tmp.path().join("beetle-ran");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+version: 1
+name: cloud-group-fail
+executors:
+  cloud: {{ kind: cloud, ssh: "{target}", store: "{store}", workdir: "{vm}" }}
+steps:
+  forest: {{ executor: cloud, group: fb, run: "sleep 2; exit 4" }}
+  beetle: {{ executor: cloud, group: fb, run: "touch {marker}; sleep 300" }}
+"#,
+            vm = vm.display(),
+            marker = marker.display(),
+        ),
+    )
+    .expect("write workflow");
+    let state = tmp.path().join("state");
+    let started = std::time::Instant::now();
+    let o = twinflow(&state, &["run", file.to_str().expect("utf-8")]);
+    assert_ne!(o.status.code(), Some(0), "the run fails");
+    assert!(
+        started.elapsed() < Duration::from_secs(120),
+        "beetle was stopped, not waited for: {:?}",
+        started.elapsed()
+    );
+    let states = tasks(&state, "latest");
+    let beetle = states
+        .iter()
+        .find(|(n, ..)| n.starts_with("beetle"))
+        .expect("beetle");
+    assert_ne!(beetle.1, "succeeded", "{states:?}");
+    assert!(marker.exists(), "beetle ran beside forest: {states:?}");
+    // Nothing of beetle's is left running on the VM (the kill's SIGKILL
+    // comes after a grace of 5 s).
+    let vm = vm.display().to_string();
+    let left = || -> Vec<String> {
+        let ps = Command::new("ps")
+            .args(["-eo", "args"])
+            .output()
+            .expect("ps");
+        String::from_utf8_lossy(&ps.stdout)
+            .lines()
+            .filter(|l| l.contains(&vm))
+            .map(str::to_owned)
+            .collect()
+    };
+    wait_until("nothing left on the VM", Duration::from_secs(20), || {
+        left().is_empty()
+    });
 }

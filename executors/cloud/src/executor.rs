@@ -14,6 +14,16 @@
 //! `prologue:` goes in every `task.json`; the runner runs it before the
 //! task, outside the container.
 //!
+//! A coupling group's members (`Job::group`) share a directory on the VM:
+//! the group directory the runtime made under the run directory here,
+//! mapped under the run's directory there
+//! (`<workdir>/<run>/groups/<group>/<index>/<attempt>`), which
+//! `TWINFLOW_GROUP_DIR` names in each member's environment. A batch empties
+//! each instance's directory once, then launches its members concurrently;
+//! the VM keeps no slots, so they all start at once. Each member is an
+//! attempt of its own (its handle, poll, cancel), so when one fails the
+//! runtime cancels the others one by one.
+//!
 //! One poll loop per executor checks every attempt it follows with one
 //! command a round ([`crate::poll`]). A failed round (the connection
 //! dropped, the VM rebooting) loses nothing: the remote keeps running, the
@@ -134,6 +144,42 @@ fn remap(path: &Path, local_run: &Path, remote_run: &str) -> Result<String, Exec
     Ok(format!("{remote_run}/{rel}"))
 }
 
+/// Where the group directory of member `job` is on the VM (`None` for a
+/// task outside groups): the runtime's, under the run's directory there.
+fn remote_group_dir(
+    job: &Job,
+    local_run: &Path,
+    remote_run: &str,
+) -> Result<Option<String>, ExecutorError> {
+    job.group
+        .as_ref()
+        .map(|g| remap(&g.dir, local_run, remote_run))
+        .transpose()
+}
+
+/// The task's environment on the VM: `TWINFLOW_RUN_DIR` and
+/// `TWINFLOW_GROUP_DIR` name the directories there.
+fn remote_env(
+    env: &[(String, String)],
+    remote_run: &str,
+    group_dir: Option<&str>,
+) -> Vec<(String, String)> {
+    let mut env = env.to_vec();
+    for (k, v) in &mut env {
+        if k == "TWINFLOW_RUN_DIR" {
+            v.clear();
+            v.push_str(remote_run);
+        }
+        if k == "TWINFLOW_GROUP_DIR"
+            && let Some(dir) = group_dir
+        {
+            v.clear();
+            v.push_str(dir);
+        }
+    }
+    env
+}
+
 /// The `export K='v'` lines of the forwarded settings.
 fn env_file(forward: &[(String, String)]) -> Result<String, ExecutorError> {
     let mut text = String::new();
@@ -247,12 +293,8 @@ impl Inner {
         let stdout = remap(&job.stdout, &local_run, &remote_run)?;
         let stderr = remap(&job.stderr, &local_run, &remote_run)?;
         let ctl = control_dir(&stdout);
-        let mut env = job.env.clone();
-        for (k, v) in &mut env {
-            if k == "TWINFLOW_RUN_DIR" {
-                v.clone_from(&remote_run);
-            }
-        }
+        let group_dir = remote_group_dir(&job, &local_run, &remote_run)?;
+        let env = remote_env(&job.env, &remote_run, group_dir.as_deref());
         let spec = TaskSpec {
             format: SPEC_FORMAT.to_owned(),
             name: job.name.clone(),
@@ -283,8 +325,12 @@ impl Inner {
         };
         let text = serde_json::to_vec_pretty(&spec).map_err(|e| self.err(e))?;
         // A retry reuses the directory: clear what an earlier launch left.
-        self.exec_ok(&format!("rm -rf -- {}", shell_quote(&ctl)), None)
-            .await?;
+        // A member's group directory exists before it starts.
+        let mut prepare = format!("rm -rf -- {}", shell_quote(&ctl));
+        if let Some(dir) = &group_dir {
+            prepare.push_str(&format!(" && mkdir -p -- {}", shell_quote(dir)));
+        }
+        self.exec_ok(&prepare, None).await?;
         self.remote
             .write(&format!("{ctl}/task.json"), &text, 0o600)
             .await
@@ -317,6 +363,51 @@ impl Inner {
         );
         self.ensure_poller();
         Ok(Handle(format!("cloud:{}|{ctl}", self.remote.describe())))
+    }
+
+    /// Empties the VM's directory of the group instance of `job` (a
+    /// member's first job in a batch), before any member starts.
+    async fn fresh_group_dir(&self, job: &Job) -> Result<(), ExecutorError> {
+        let (root, _) = self.setup().await?.clone();
+        let (Some(local_run), Some(run)) =
+            (env(job, "TWINFLOW_RUN_DIR"), env(job, "TWINFLOW_RUN_ID"))
+        else {
+            return Err(self.err(format!("{}: no TWINFLOW_RUN_DIR/TWINFLOW_RUN_ID", job.name)));
+        };
+        let remote_run = format!("{root}/{run}");
+        if let Some(dir) = remote_group_dir(job, Path::new(local_run), &remote_run)? {
+            let dir = shell_quote(&dir);
+            self.exec_ok(&format!("rm -rf -- {dir} && mkdir -p -- {dir}"), None)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Submits the members of one group instance: their directory made
+    /// empty first, then all launched at once.
+    async fn submit_members(
+        self: &Arc<Self>,
+        members: Vec<Job>,
+    ) -> Vec<Result<Handle, ExecutorError>> {
+        if let Some(first) = members.first()
+            && let Err(e) = self.fresh_group_dir(first).await
+        {
+            return members.iter().map(|_| Err(e.clone())).collect();
+        }
+        let launches: Vec<_> = members
+            .into_iter()
+            .map(|job| {
+                let me = Arc::clone(self);
+                tokio::spawn(async move { me.submit(job).await })
+            })
+            .collect();
+        let mut results = Vec::with_capacity(launches.len());
+        for launch in launches {
+            results.push(launch.await.unwrap_or_else(|e| {
+                Err(self.err(format!("a member's submit did not finish: {e}")))
+            }));
+        }
+        results
     }
 
     /// Runs `command`; a non-zero exit is an error naming it.
@@ -541,6 +632,28 @@ impl twinflow_core::Executor for CloudExecutor {
         self.inner.submit(job).await
     }
 
+    /// One by one, except a coupling group instance's members (consecutive
+    /// in the batch): their directory is emptied on the VM, then they are
+    /// launched concurrently.
+    async fn submit_batch(&self, jobs: Vec<Job>) -> Vec<Result<Handle, ExecutorError>> {
+        let mut results = Vec::with_capacity(jobs.len());
+        let mut jobs = jobs.into_iter().peekable();
+        while let Some(job) = jobs.next() {
+            let Some(group) = job.group.clone() else {
+                results.push(self.inner.submit(job).await);
+                continue;
+            };
+            let mut members = vec![job];
+            while let Some(next) =
+                jobs.next_if(|j| j.group.as_ref().is_some_and(|g| g.same_instance(&group)))
+            {
+                members.push(next);
+            }
+            results.extend(self.inner.submit_members(members).await);
+        }
+        results
+    }
+
     /// Resolves the image on the VM (see `containers.rs`); the
     /// attempts of `steps` then run inside it, one container each.
     async fn resolve_image(
@@ -669,6 +782,62 @@ mod tests {
         );
         assert_eq!(p.ok().as_deref(), Some("/vm/tf/r1/work/bird/3"));
         assert!(remap(Path::new("/etc/x"), Path::new("/s/runs/r1"), "/vm").is_err());
+    }
+
+    #[test]
+    fn a_members_group_directory_and_its_variable_move_to_the_vm() {
+        let local_run = Path::new("/s/runs/r1");
+        let mut job = Job {
+            key: AttemptKey {
+                task: twinflow_core::TaskId(3),
+                attempt: 0,
+            },
+            name: "forest[0]".into(),
+            script: "true".into(),
+            env: vec![
+                ("TWINFLOW_RUN_DIR".into(), "/s/runs/r1".into()),
+                (
+                    "TWINFLOW_GROUP_DIR".into(),
+                    "/s/runs/r1/groups/fb/0/1".into(),
+                ),
+                ("TWINFLOW_GROUP_MEMBER".into(), "forest".into()),
+            ],
+            workdir: local_run.join("work/forest/0"),
+            stdout: local_run.join("logs/forest/0.1.out"),
+            stderr: local_run.join("logs/forest/0.1.err"),
+            resources: twinflow_core::Resources::default(),
+            step: "forest".into(),
+            pack: None,
+            launcher: None,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            group: None,
+        };
+        assert_eq!(
+            remote_group_dir(&job, local_run, "/vm/tf/r1").ok(),
+            Some(None),
+            "no group, no directory"
+        );
+        job.group = Some(twinflow_core::JobGroup {
+            name: "fb".into(),
+            dir: local_run.join("groups/fb/0/1"),
+            members: vec!["forest".into(), "beetle".into()],
+            member: "forest".into(),
+        });
+        let dir = remote_group_dir(&job, local_run, "/vm/tf/r1")
+            .ok()
+            .flatten();
+        assert_eq!(dir.as_deref(), Some("/vm/tf/r1/groups/fb/0/1"));
+        let env = remote_env(&job.env, "/vm/tf/r1", dir.as_deref());
+        let var = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(var("TWINFLOW_GROUP_DIR"), Some("/vm/tf/r1/groups/fb/0/1"));
+        assert_eq!(var("TWINFLOW_RUN_DIR"), Some("/vm/tf/r1"));
+        assert_eq!(var("TWINFLOW_GROUP_MEMBER"), Some("forest"));
+        // A group directory outside the run's cannot be placed on the VM.
+        if let Some(g) = &mut job.group {
+            g.dir = "/elsewhere/fb".into();
+        }
+        assert!(remote_group_dir(&job, local_run, "/vm/tf/r1").is_err());
     }
 
     #[test]

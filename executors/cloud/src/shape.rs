@@ -10,6 +10,12 @@
 //! `exclusive`, and ranks under `mpirun` in a podman or docker container.
 //! An `mpirun` missing on the VM fails the attempt with the runner's
 //! `failed to run mpirun in DIR: No such file or directory`.
+//!
+//! Coupling groups (`group:`) run: the VM keeps no slots, so the members
+//! of an instance, which come in one batch, are launched at once and run
+//! concurrently, sharing a directory on the VM (see `executor.rs`). A
+//! member with a `container:` is refused: the group directory is not bound
+//! into images yet.
 
 use twinflow_core::{ContainerRuntime, Launcher, Resources, StepSpec, default_shape_refusal};
 
@@ -53,12 +59,22 @@ pub(crate) fn step_refusal(step: &StepSpec, runtime: Option<ContainerRuntime>) -
     if let Some(why) = refusal(&step.resources, step.launcher, runtime) {
         return Some(why);
     }
+    if let (Some(group), Some(c)) = (step.group.as_deref(), &step.container) {
+        return Some(format!(
+            "does not run a coupling group's member in a container yet (`group: {group}`, \
+             `container: {}`): the group directory is not bound into the image; drop \
+             `container:` or run the group on a local or Slurm executor",
+            c.image
+        ));
+    }
     let mut rest = step.clone();
     rest.resources.tasks = 1;
     rest.resources.nodes = None;
     rest.resources.tasks_per_node = None;
     rest.resources.exclusive = false;
     rest.launcher = None;
+    // Coupling groups run here: an instance's members start at once.
+    rest.group = None;
     default_shape_refusal(&rest)
 }
 
@@ -156,6 +172,39 @@ mod tests {
             ),
             None
         );
+        let mut step = twinflow_core::StepSpec {
+            name: "forest".into(),
+            description: None,
+            executor: twinflow_core::ExecutorId(0),
+            for_each: Vec::new(),
+            cycling: false,
+            inputs: Vec::new(),
+            after: Vec::new(),
+            outputs: Vec::new(),
+            resources: Resources::default(),
+            retries: 0,
+            timeout_seconds: None,
+            pack: None,
+            group: Some("fb".into()),
+            launcher: None,
+            env: Vec::new(),
+            container: None,
+            model: None,
+            code: Vec::new(),
+            tasks: 0..1,
+        };
+        assert!(
+            default_shape_refusal(&step).is_some(),
+            "the default refuses groups"
+        );
+        assert_eq!(step_refusal(&step, None), None, "groups run on a VM");
+        step.container = Some(twinflow_core::ContainerSpec {
+            image: "docker://alpine:3".into(),
+            runtime: None,
+            options: Vec::new(),
+        });
+        let why = step_refusal(&step, None).unwrap_or_default();
+        assert!(why.contains("`group: fb`"), "{why}");
         let env = mpirun_env();
         assert!(env.contains(&("OMPI_MCA_rmaps_base_oversubscribe".into(), "1".into())));
     }
