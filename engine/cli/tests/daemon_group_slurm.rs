@@ -5,7 +5,7 @@
 //! (counted by an `sbatch` wrapper first on the daemon's `PATH`), every
 //! member ran exactly once, and each member's output names its partner.
 
-#![expect(clippy::expect_used, reason = "test")]
+#![expect(clippy::expect_used, clippy::panic, reason = "test")]
 
 #[expect(dead_code, reason = "this test starts its daemon with its own PATH")]
 mod common;
@@ -27,18 +27,24 @@ fn real_sbatch() -> PathBuf {
         .expect("sbatch on PATH (deploy/dev/slurm-up installs it)")
 }
 
-/// A directory whose `sbatch` appends its arguments to `log`, then runs the
-/// real one.
-fn sbatch_wrapper(dir: &Path, log: &Path) -> PathBuf {
+/// A directory whose `sbatch` appends its arguments to `<dir>/sbatch.calls`
+/// and runs the real one; while `<dir>/hold` exists it then appends the
+/// job id to `<dir>/sbatch.held` and keeps it from the daemon for 30 s (a
+/// daemon killed meanwhile never learns the id).
+fn sbatch_wrapper(dir: &Path) -> PathBuf {
     use std::os::unix::fs::PermissionsExt as _;
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).expect("bin dir");
     let wrapper = bin.join("sbatch");
+    let d = dir.display();
     std::fs::write(
         &wrapper,
         format!(
-            "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
-            log.display(),
+            "#!/bin/sh\n\
+             echo \"$*\" >> '{d}/sbatch.calls'\n\
+             out=$('{}' \"$@\") || exit $?\n\
+             if [ -e '{d}/hold' ]; then echo \"$out\" >> '{d}/sbatch.held'; sleep 30; fi\n\
+             printf '%s\\n' \"$out\"\n",
             real_sbatch().display()
         ),
     )
@@ -106,8 +112,12 @@ fn member(here: &str, me: &str, other: &str) -> String {
     )
 }
 
-#[test]
-fn a_daemon_killed_while_a_group_runs_on_slurm_takes_it_back_and_submits_nothing_twice() {
+/// Runs two instances of a two-member group through a daemon, kills it
+/// with SIGKILL (once both group jobs run, or with `held` once Slurm took a
+/// group job whose id the daemon never got), starts another, and checks
+/// that the run succeeds with one `sbatch` per instance, each member run
+/// once in its instance's job, and the members' outputs.
+fn kill_the_daemon_of_a_group(held: bool) {
     if std::env::var("TWINFLOW_TEST_SLURM").as_deref() != Ok("1") {
         eprintln!("skipped: TWINFLOW_TEST_SLURM is not 1 (scripts/test starts Slurm and sets it)");
         return;
@@ -115,8 +125,10 @@ fn a_daemon_killed_while_a_group_runs_on_slurm_takes_it_back_and_submits_nothing
     let dir = tempfile::tempdir().expect("temp dir");
     let state = dir.path().join("state");
     let here = dir.path().display().to_string();
-    let calls = dir.path().join("sbatch.calls");
-    let bin = sbatch_wrapper(dir.path(), &calls);
+    let bin = sbatch_wrapper(dir.path());
+    if held {
+        std::fs::write(dir.path().join("hold"), "").expect("hold");
+    }
     let log = dir.path().join("daemon.log");
     let file = dir.path().join("pair.yaml");
     std::fs::write(
@@ -134,24 +146,38 @@ fn a_daemon_killed_while_a_group_runs_on_slurm_takes_it_back_and_submits_nothing
     assert!(o.status.success(), "{}", text(&o.stderr));
     let run = text(&o.stdout).trim().to_owned();
     let mut before = Vec::new();
-    wait_until("both group jobs to run in Slurm", LIMIT, || {
+    if held {
+        let held = dir.path().join("sbatch.held");
+        wait_until("Slurm to take a group job", LIMIT, || held.exists());
         before = tasks(&state, &run);
-        let running: Vec<&String> = before
-            .iter()
-            .filter(|(_, s, h)| s == "running" && h.starts_with("slurm-pack:"))
-            .map(|(_, _, h)| h)
-            .collect();
-        running.len() == 4
-            && running
+        assert!(
+            before.iter().all(|(_, _, h)| !h.starts_with("slurm-pack:")),
+            "the daemon got a job id: {before:?}"
+        );
+    } else {
+        wait_until("both group jobs to run in Slurm", LIMIT, || {
+            before = tasks(&state, &run);
+            let running: Vec<&String> = before
                 .iter()
-                .all(|h| squeue_state(h.split(':').nth(1).unwrap_or_default()) == "RUNNING")
-    });
+                .filter(|(_, s, h)| s == "running" && h.starts_with("slurm-pack:"))
+                .map(|(_, _, h)| h)
+                .collect();
+            running.len() == 4
+                && running
+                    .iter()
+                    .all(|h| squeue_state(h.split(':').nth(1).unwrap_or_default()) == "RUNNING")
+        });
+    }
     first.kill().expect("SIGKILL the daemon");
     let _ = first.wait();
-    // The jobs outlive the daemon.
-    for (name, _, handle) in &before {
-        let job = handle.split(':').nth(1).unwrap_or_default();
-        assert_eq!(squeue_state(job), "RUNNING", "{name}'s job {job}");
+    if held {
+        std::fs::remove_file(dir.path().join("hold")).expect("unhold");
+    } else {
+        // The jobs outlive the daemon.
+        for (name, _, handle) in &before {
+            let job = handle.split(':').nth(1).unwrap_or_default();
+            assert_eq!(squeue_state(job), "RUNNING", "{name}'s job {job}");
+        }
     }
 
     let mut second = daemon(&state, &bin, &log);
@@ -172,18 +198,21 @@ fn a_daemon_killed_while_a_group_runs_on_slurm_takes_it_back_and_submits_nothing
     for (name, _, handle) in &before {
         let now = after.iter().find(|(n, _, _)| n == name).expect("the task");
         assert_eq!(now.1, "succeeded", "{name}");
-        assert_eq!(&now.2, handle, "{name} was submitted again");
+        if !held {
+            assert_eq!(&now.2, handle, "{name} was submitted again");
+        }
     }
     // Exactly one sbatch per group instance, over both daemons.
-    let calls = std::fs::read_to_string(&calls).expect("the sbatch wrapper ran");
+    let calls =
+        std::fs::read_to_string(dir.path().join("sbatch.calls")).expect("the sbatch wrapper ran");
     let lines: Vec<&str> = calls.lines().collect();
     assert_eq!(lines.len(), 2, "sbatch calls:\n{calls}");
     assert!(
         lines.iter().all(|l| l.contains("group.sbatch")) && lines[0] != lines[1],
         "sbatch calls:\n{calls}"
     );
-    // Each member started once, in its instance's job, and the members of
-    // an instance shared that job.
+    // Each member started once, in the job its handle names, which its
+    // partner shared.
     let status = twinflow(&state, &["status", &run, "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
     let run_dir = PathBuf::from(v["run"]["run_dir"].as_str().expect("run dir"));
@@ -191,10 +220,19 @@ fn a_daemon_killed_while_a_group_runs_on_slurm_takes_it_back_and_submits_nothing
     for i in ["1", "2"] {
         let runs = |me: &str| {
             let path = dir.path().join(format!("{me}-{i}.runs"));
-            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            let ran = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(ran.lines().count(), 1, "{me}[i={i}] started again: {ran}");
+            let name = format!("{me}[i={i}]");
+            let (_, _, handle) = after.iter().find(|(n, _, _)| *n == name).expect("the task");
+            assert_eq!(
+                handle.split(':').nth(1),
+                Some(ran.trim()),
+                "{name} ran in another job than its handle names"
+            );
+            ran
         };
         let (a, b) = (runs("a"), runs("b"));
-        assert_eq!(a.lines().count(), 1, "a[i={i}] ran more than once: {a}");
         assert_eq!(a, b, "i={i}: the members ran in different jobs");
         jobs.push(a);
     }
@@ -213,4 +251,17 @@ fn a_daemon_killed_while_a_group_runs_on_slurm_takes_it_back_and_submits_nothing
     }
     let _ = second.kill();
     let _ = second.wait();
+}
+
+#[test]
+fn a_daemon_killed_while_a_group_runs_on_slurm_takes_it_back_and_submits_nothing_twice() {
+    kill_the_daemon_of_a_group(false);
+}
+
+/// The daemon dies after `sbatch` took a group job but before it learnt the
+/// id (its handle is still `slurm-queued:`): the next daemon finds the job
+/// by its `twinflow:group:` comment and `.group.json` manifest.
+#[test]
+fn a_daemon_killed_before_it_learnt_a_group_job_id_finds_the_job_and_submits_nothing_twice() {
+    kill_the_daemon_of_a_group(true);
 }
