@@ -36,8 +36,10 @@
 //!
 //! Handles are `slurm:<job id or array element>:<status file>` and
 //! `slurm-pack:<job id>:<status file>`, so a restarted runtime takes its
-//! jobs back ([`Executor::reattach`]); a queued attempt had not reached
-//! Slurm, and is not followed (the runtime submits it again).
+//! jobs back ([`Executor::reattach`]); a queued attempt is looked up by its
+//! job's comment ([`crate::recover`]): found, it is followed and the runtime
+//! gets its real handle ([`AttemptStatus::Submitted`], so that cancel and a
+//! later restart reach the job); not found, the runtime submits it again.
 
 use crate::cluster::{Cluster, LocalCluster};
 use crate::containers::Containers;
@@ -48,7 +50,7 @@ use crate::parse::{self, JobId, JobRef};
 use crate::remote::RemoteCluster;
 use crate::script;
 use crate::staging::{StageOutSink, Staging};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -758,9 +760,13 @@ impl Executor for SlurmExecutor {
                 None => jobs.push((job, packed, vec![(key, status)])),
             }
         }
+        // Attempts found by their job's comment: the runtime learns their
+        // real handle below, as if their sbatch had just returned.
+        let mut found_keys: HashSet<AttemptKey> = HashSet::new();
         if !queued.is_empty() {
             let cluster = self.inner.monitor.cluster();
             for found in crate::recover::find_jobs(cluster.as_ref(), &mut queued).await? {
+                found_keys.extend(found.members.iter().map(|(key, _)| *key));
                 jobs.push((found.job, found.packed, found.members));
             }
         }
@@ -781,6 +787,12 @@ impl Executor for SlurmExecutor {
                 .into_iter()
                 .map(|(key, status)| {
                     followed.push(key);
+                    if found_keys.contains(&key) {
+                        self.inner.sink.send(Update {
+                            key,
+                            status: AttemptStatus::Submitted(handle_of(&job, &status, packed)),
+                        });
+                    }
                     Member::new(
                         key,
                         status,
