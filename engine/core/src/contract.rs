@@ -346,6 +346,18 @@ pub fn group_refusal(step: &crate::StepSpec) -> Option<String> {
     ))
 }
 
+/// Refuses a coupling group's member that runs in a container: no backend
+/// binds the instance's `TWINFLOW_GROUP_DIR` into the image yet, so the
+/// members could not meet there. Backends that run groups call it.
+pub fn group_container_refusal(step: &crate::StepSpec) -> Option<String> {
+    let (group, container) = (step.group.as_deref()?, step.container.as_ref()?);
+    Some(format!(
+        "does not run a coupling group's member in a container yet (`group: {group}`, \
+         `container: {}`): the group directory is not bound into the image; drop `container:`",
+        container.image
+    ))
+}
+
 /// The ranks, nodes, whole nodes and launcher part of
 /// [`default_shape_refusal`].
 fn resource_shape_refusal(step: &crate::StepSpec) -> Option<String> {

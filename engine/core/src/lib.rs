@@ -24,8 +24,8 @@ mod template;
 pub use container::{ImageRef, ImageRefError, OciRef, ResolvedImage};
 pub use contract::{
     AttemptKey, AttemptStatus, Executor, ExecutorError, ExecutorFactory, Handle, Job, JobInput,
-    JobOutput, RunRef, Update, UpdateSink, default_shape_refusal, group_refusal,
-    parallel_pack_refusal,
+    JobOutput, RunRef, Update, UpdateSink, default_shape_refusal, group_container_refusal,
+    group_refusal, parallel_pack_refusal,
 };
 pub use executor::{
     BackendConfig, CloudConfig, ContainerRuntime, ContainerSpec, ExecutorKind, ExecutorSpec,

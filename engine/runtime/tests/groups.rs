@@ -269,3 +269,33 @@ steps:
         "forest@2003 read beetle@2002's damage"
     );
 }
+
+#[tokio::test]
+async fn a_member_in_a_container_is_refused_at_submit() {
+    // The group directory is not bound into images yet, so the members
+    // could not meet: refused rather than run apart.
+    let f = Fixture::new();
+    let yaml = "
+version: 1
+name: boxed-group
+executors: { here: { kind: local, slots: 2, container_runtime: podman } }
+steps:
+  forest: { executor: here, group: fb, container: localhost/twinflow-busybox:1, run: 'true' }
+  beetle: { executor: here, group: fb, run: 'true' }
+";
+    let options = CompileOptions {
+        run_id: "r1".to_owned(),
+        ..CompileOptions::default()
+    };
+    let plan = twinflow_workflow::compile_str("test.yaml", yaml, &options)
+        .unwrap_or_else(|e| panic!("{}", e.render(false)));
+    let Err(e) = f.engine.submit(plan, RunOptions::default()).await else {
+        panic!("a containerised group member was accepted");
+    };
+    let shown = e.to_string();
+    assert!(
+        shown.contains("step `forest` cannot run as written")
+            && shown.contains("the group directory is not bound into the image"),
+        "{shown}"
+    );
+}

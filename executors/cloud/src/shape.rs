@@ -59,13 +59,8 @@ pub(crate) fn step_refusal(step: &StepSpec, runtime: Option<ContainerRuntime>) -
     if let Some(why) = refusal(&step.resources, step.launcher, runtime) {
         return Some(why);
     }
-    if let (Some(group), Some(c)) = (step.group.as_deref(), &step.container) {
-        return Some(format!(
-            "does not run a coupling group's member in a container yet (`group: {group}`, \
-             `container: {}`): the group directory is not bound into the image; drop \
-             `container:` or run the group on a local or Slurm executor",
-            c.image
-        ));
+    if let Some(why) = twinflow_core::group_container_refusal(step) {
+        return Some(why);
     }
     let mut rest = step.clone();
     rest.resources.tasks = 1;

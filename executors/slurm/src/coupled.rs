@@ -46,6 +46,9 @@ use twinflow_core::{Job, Resources, SlurmConfig, StepSpec, shell_quote};
 /// What the Slurm executor refuses of a step in a coupling group, then the
 /// shapes [`crate::ranks::shape_refusal`] decides for any step.
 pub fn shape_refusal(step: &StepSpec) -> Option<String> {
+    if let Some(why) = twinflow_core::group_container_refusal(step) {
+        return Some(why);
+    }
     if let Some(group) = step.group.as_deref() {
         let r = &step.resources;
         if crate::ranks::is_parallel(r, step.launcher) {

@@ -169,6 +169,9 @@ pub(crate) fn step_refusal(step: &StepSpec, mut cx: Context) -> Option<String> {
     if let Some(why) = refusal(&step.resources, step.launcher, cx) {
         return Some(why);
     }
+    if let Some(why) = twinflow_core::group_container_refusal(step) {
+        return Some(why);
+    }
     let mut rest = step.clone();
     rest.resources.tasks = 1;
     rest.resources.nodes = None;
