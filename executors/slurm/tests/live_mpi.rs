@@ -10,75 +10,12 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use twinflow_core::{
-    AttemptKey, AttemptStatus, ExecutorFactory as _, Job, Launcher, Resources, SlurmConfig, TaskId,
-    Update, UpdateSink,
-};
+use twinflow_core::{AttemptKey, AttemptStatus, Job, Launcher, Resources, TaskId};
 
-fn slurm_available() -> bool {
-    if std::env::var("TWINFLOW_TEST_SLURM").as_deref() == Ok("1") {
-        return true;
-    }
-    eprintln!(
-        "skipped: TWINFLOW_TEST_SLURM is not 1 (scripts/test starts deploy/dev/slurm-up and sets it)"
-    );
-    false
-}
-
-/// Records every update it is sent.
-#[derive(Debug, Default)]
-struct Recorder(Mutex<Vec<Update>>);
-
-impl UpdateSink for Recorder {
-    fn send(&self, update: Update) {
-        self.0.lock().unwrap().push(update);
-    }
-}
-
-impl Recorder {
-    /// The final status of `key`, waiting up to 90 s for it.
-    async fn final_status(&self, key: AttemptKey) -> AttemptStatus {
-        let start = Instant::now();
-        loop {
-            let last = self
-                .0
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|u| u.key == key && u.status.is_final())
-                .map(|u| u.status.clone())
-                .next_back();
-            if let Some(status) = last {
-                return status;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(90),
-                "{key:?} never ended: {:?}",
-                self.0.lock().unwrap()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-fn executor(sink: Arc<Recorder>) -> Arc<dyn twinflow_core::Executor> {
-    let spec = twinflow_core::ExecutorSpec {
-        name: "hpc".to_owned(),
-        backend: twinflow_core::BackendConfig::Slurm(SlurmConfig {
-            partition: Some("debug".to_owned()),
-            ..SlurmConfig::default()
-        }),
-        prologue: None,
-        env: Vec::new(),
-        container_runtime: None,
-        bound_by: None,
-    };
-    twinflow_executor_slurm::SlurmFactory::new(Duration::from_millis(300))
-        .create(&spec, sink)
-        .unwrap()
-}
+mod support;
+use support::{Recorder, executor, slurm_available};
 
 /// Task `task` of step `step` running `script` with `tasks` ranks.
 fn job(dir: &Path, step: &str, task: u32, script: &str, tasks: u32) -> Job {
