@@ -6,13 +6,13 @@
     reason = "test helpers fail the test with a message"
 )]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 use twinflow_core::{AttemptKey, Job, Resources, TaskId};
-use twinflow_executor_slurm::group::{Member, pack_manifest};
-use twinflow_executor_slurm::parse::parse_status_file;
-use twinflow_executor_slurm::script::render_member;
 use twinflow_executor_slurm::worker::run_pack;
+
+mod pack_files;
+use pack_files::{status, write_pack};
 
 fn job(dir: &Path, task: u32, script: &str) -> Job {
     let workdir = dir.join(format!("work/{task}"));
@@ -37,28 +37,6 @@ fn job(dir: &Path, task: u32, script: &str) -> Job {
         outputs: Vec::new(),
         group: None,
     }
-}
-
-/// Writes the members' scripts and the manifest; returns the manifest.
-fn write_pack(dir: &Path, jobs: &[Job]) -> PathBuf {
-    let members: Vec<Member<'_>> = jobs
-        .iter()
-        .map(|j| Member {
-            job: j,
-            script: j.stdout.with_extension("sh"),
-            status: j.stdout.with_extension("status"),
-        })
-        .collect();
-    for m in &members {
-        std::fs::write(&m.script, render_member(m.job, &m.status).unwrap()).unwrap();
-    }
-    let manifest = dir.join("pack.json");
-    std::fs::write(&manifest, pack_manifest(&members)).unwrap();
-    manifest
-}
-
-fn status(job: &Job) -> Option<i32> {
-    parse_status_file(&std::fs::read_to_string(job.stdout.with_extension("status")).ok()?)
 }
 
 fn started(job: &Job) -> bool {
