@@ -43,7 +43,7 @@
 )]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use twinflow_core::{
@@ -54,6 +54,10 @@ use twinflow_executor_slurm::group::{Member, pack_manifest, render_pack_with};
 use twinflow_executor_slurm::pack_container::PackContainer;
 use twinflow_executor_slurm::script::{Wrapping, render_member_with};
 use twinflow_launch::{HostUser, ImageResolver, LocalRunner, PodmanResolver};
+
+#[path = "support/sbatch_bench.rs"]
+mod sbatch_bench;
+use sbatch_bench::{sbatch, serve_as_worker, succeeds, wait_for};
 
 const IMAGE: &str = "localhost/twinflow-busybox:1";
 /// Each task's time limit: a pack asks for the sum (200 tasks: 50 min,
@@ -79,13 +83,7 @@ enum Floor {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     // This binary is also the packs' worker, as `twinflow worker` is.
-    if args.get(1).map(String::as_str) == Some("worker") {
-        let manifest = Path::new(args.get(2).expect("worker MANIFEST"));
-        let cpus = twinflow_executor_slurm::worker::allocated_cpus();
-        if let Err(e) = twinflow_executor_slurm::worker::run_pack(manifest, cpus) {
-            eprintln!("{e}");
-            std::process::exit(2);
-        }
+    if serve_as_worker(&args) {
         return;
     }
     let value = |flag: &str| {
@@ -193,16 +191,6 @@ fn main() {
         member / floor_run,
         shared / floor_exec
     );
-}
-
-/// Whether `program args` runs and exits 0.
-fn succeeds(program: &str, args: &[&str]) -> bool {
-    Command::new(program)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -330,7 +318,8 @@ fn twinflow(
         std::fs::write(&path, script).expect("write pack script");
         ids.push(sbatch(&path));
     }
-    wait_for(&statuses, &ids, start);
+    let files: Vec<&PathBuf> = statuses.iter().map(|(s, _)| s).collect();
+    wait_for(&files, &ids, start, LIMIT);
     let secs = start.elapsed().as_secs_f64();
     check(&statuses, run_id);
     let prefix = format!("tf-{run_id}-");
@@ -392,45 +381,11 @@ fn floor(root: &Path, run_id: &str, how: Floor, n: usize, pack: usize) -> (f64, 
             sbatch(path)
         })
         .collect();
-    wait_for(&statuses, &ids, start);
+    let files: Vec<&PathBuf> = statuses.iter().map(|(s, _)| s).collect();
+    wait_for(&files, &ids, start, LIMIT);
     let secs = start.elapsed().as_secs_f64();
     check(&statuses, run_id);
     (secs, started(&since, &format!("{run_id}-")))
-}
-
-/// `sbatch --parsable script`: the job id.
-fn sbatch(script: &Path) -> String {
-    let out = Command::new("sbatch")
-        .arg("--parsable")
-        .arg(script)
-        .output()
-        .expect("run sbatch");
-    assert!(
-        out.status.success(),
-        "sbatch {}: {}",
-        script.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.trim().split(';').next().unwrap_or_default().to_owned()
-}
-
-/// Polls every 50 ms until every status file is there; cancels the jobs
-/// and stops after [`LIMIT`].
-fn wait_for(statuses: &[(PathBuf, PathBuf)], ids: &[String], start: Instant) {
-    let mut left: Vec<&PathBuf> = statuses.iter().map(|(s, _)| s).collect();
-    while !left.is_empty() {
-        left.retain(|s| !s.exists());
-        if start.elapsed() > LIMIT {
-            let _ = Command::new("scancel").args(ids).status();
-            panic!(
-                "{} tasks never ended, first {}",
-                left.len(),
-                left[0].display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Every task exited 0 and wrote its number.

@@ -26,11 +26,15 @@
 )]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use twinflow_core::{AttemptKey, Job, PackSpec, Resources, SlurmConfig, TaskId};
 use twinflow_executor_slurm::group::{Member, pack_manifest, render_array, render_pack};
 use twinflow_executor_slurm::script::render_member;
+
+#[path = "support/sbatch_bench.rs"]
+mod sbatch_bench;
+use sbatch_bench::{sbatch, serve_as_worker, succeeds, wait_for};
 
 /// Each task's time limit: the pack asks for ceil(N/K) of them (1,000
 /// tasks on 16 CPUs: 63 x 30 s, within the debug partition's hour).
@@ -41,13 +45,7 @@ const LIMIT: Duration = Duration::from_secs(900);
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     // This binary is also the pack's worker, as `twinflow worker` is.
-    if args.get(1).map(String::as_str) == Some("worker") {
-        let manifest = Path::new(args.get(2).expect("worker MANIFEST"));
-        let cpus = twinflow_executor_slurm::worker::allocated_cpus();
-        if let Err(e) = twinflow_executor_slurm::worker::run_pack(manifest, cpus) {
-            eprintln!("{e}");
-            std::process::exit(2);
-        }
+    if serve_as_worker(&args) {
         return;
     }
     let value = |flag: &str| {
@@ -139,7 +137,12 @@ fn run(root: &Path, run_id: &str, way: &str, n: usize, seconds: f64, cores: u32)
     std::fs::write(&path, script).expect("write script");
     let id = sbatch(&path);
     let statuses: Vec<PathBuf> = members.iter().map(|m| m.status.clone()).collect();
-    wait_for(&statuses, &id, start);
+    wait_for(
+        &statuses.iter().collect::<Vec<_>>(),
+        std::slice::from_ref(&id),
+        start,
+        LIMIT,
+    );
     let secs = start.elapsed().as_secs_f64();
     for (i, s) in statuses.iter().enumerate() {
         let code = std::fs::read_to_string(s).unwrap_or_default();
@@ -222,49 +225,4 @@ fn sdiag() -> [u64; 4] {
         rpc("REQUEST_SUBMIT_BATCH_JOB"),
         rpc("REQUEST_JOB_STEP_CREATE"),
     ]
-}
-
-/// Whether `program args` runs and exits 0.
-fn succeeds(program: &str, args: &[&str]) -> bool {
-    Command::new(program)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// `sbatch --parsable script`: the job id.
-fn sbatch(script: &Path) -> String {
-    let out = Command::new("sbatch")
-        .arg("--parsable")
-        .arg(script)
-        .output()
-        .expect("run sbatch");
-    assert!(
-        out.status.success(),
-        "sbatch {}: {}",
-        script.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.trim().split(';').next().unwrap_or_default().to_owned()
-}
-
-/// Polls every 50 ms until every status file is there; cancels the job and
-/// stops after [`LIMIT`].
-fn wait_for(statuses: &[PathBuf], id: &str, start: Instant) {
-    let mut left: Vec<&PathBuf> = statuses.iter().collect();
-    while !left.is_empty() {
-        left.retain(|s| !s.exists());
-        if start.elapsed() > LIMIT {
-            let _ = Command::new("scancel").arg(id).status();
-            panic!(
-                "{} tasks never ended, first {}",
-                left.len(),
-                left[0].display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
