@@ -15,14 +15,16 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use twinflow_core::{
-    AttemptKey, AttemptStatus, ContainerRuntime, ContainerSpec, Executor, Job, JobInput, Resources,
-    RunRef, TaskId, Update, UpdateSink,
+    AttemptStatus, ContainerRuntime, ContainerSpec, Executor, Job, JobInput, Resources, RunRef,
+    TaskId, Update,
 };
-use twinflow_executor_local::{LocalExecutor, SupervisorBinary};
+use twinflow_executor_local::LocalExecutor;
+
+mod support;
+use support::{key, supervised};
 
 fn enabled() -> bool {
     if std::env::var("TWINFLOW_TEST_PODMAN").as_deref() == Ok("1") {
@@ -39,23 +41,8 @@ fn busybox() -> String {
         .unwrap_or_else(|| "localhost/twinflow-busybox:1".into())
 }
 
-#[derive(Debug)]
-struct Sink(mpsc::UnboundedSender<Update>);
-
-impl UpdateSink for Sink {
-    fn send(&self, update: Update) {
-        let _ = self.0.send(update);
-    }
-}
-
 fn executor() -> (LocalExecutor, mpsc::UnboundedReceiver<Update>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let exec = LocalExecutor::new("here", Arc::new(Sink(tx)), Duration::from_millis(500))
-        .with_supervisor(SupervisorBinary {
-            path: env!("CARGO_BIN_EXE_twinflow-local-supervisor").into(),
-            args: vec!["local-supervisor".to_owned()],
-        });
-    (exec, rx)
+    supervised("here", Duration::from_millis(500))
 }
 
 fn spec(image: &str) -> ContainerSpec {
@@ -63,13 +50,6 @@ fn spec(image: &str) -> ContainerSpec {
         image: image.to_owned(),
         runtime: Some(ContainerRuntime::Podman),
         options: Vec::new(),
-    }
-}
-
-fn key(task: u32) -> AttemptKey {
-    AttemptKey {
-        task: TaskId(task),
-        attempt: 0,
     }
 }
 

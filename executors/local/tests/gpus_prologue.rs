@@ -13,38 +13,16 @@
 )]
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use twinflow_core::{
-    AttemptKey, AttemptStatus, Executor, GpuVendor, Job, Resources, TaskId, Update, UpdateSink,
-};
-use twinflow_executor_local::{LocalExecutor, SupervisorBinary};
+use twinflow_core::{AttemptStatus, Executor, GpuVendor, Job, Resources, Update};
+use twinflow_executor_local::LocalExecutor;
 
-#[derive(Debug)]
-struct Sink(mpsc::UnboundedSender<Update>);
-
-impl UpdateSink for Sink {
-    fn send(&self, update: Update) {
-        let _ = self.0.send(update);
-    }
-}
+mod support;
+use support::{key, supervised};
 
 fn executor() -> (LocalExecutor, mpsc::UnboundedReceiver<Update>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let exec = LocalExecutor::new("gpubox", Arc::new(Sink(tx)), Duration::from_millis(300))
-        .with_supervisor(SupervisorBinary {
-            path: env!("CARGO_BIN_EXE_twinflow-local-supervisor").into(),
-            args: vec!["local-supervisor".to_owned()],
-        });
-    (exec, rx)
-}
-
-fn key(task: u32) -> AttemptKey {
-    AttemptKey {
-        task: TaskId(task),
-        attempt: 0,
-    }
+    supervised("gpubox", Duration::from_millis(300))
 }
 
 fn job(run_dir: &Path, task: u32, gpus: u32, script: &str) -> Job {

@@ -15,13 +15,15 @@
 )]
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use twinflow_core::{
-    AttemptKey, AttemptStatus, Executor, Job, Launcher, Resources, TaskId, Update, UpdateSink,
-};
-use twinflow_executor_local::{LocalExecutor, SupervisorBinary};
+use twinflow_core::{AttemptStatus, Executor, Job, Launcher, Resources, Update};
+use twinflow_executor_local::LocalExecutor;
+
+mod support;
+use support::{key, supervised};
+mod procs;
+use procs::sleeps_with;
 
 fn enabled() -> bool {
     if std::env::var("TWINFLOW_TEST_MPI").as_deref() != Ok("1") {
@@ -39,31 +41,9 @@ fn enabled() -> bool {
     true
 }
 
-#[derive(Debug)]
-struct Sink(mpsc::UnboundedSender<Update>);
-
-impl UpdateSink for Sink {
-    fn send(&self, update: Update) {
-        let _ = self.0.send(update);
-    }
-}
-
 fn executor(slots: u32) -> (LocalExecutor, mpsc::UnboundedReceiver<Update>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let exec = LocalExecutor::new("mpibox", Arc::new(Sink(tx)), Duration::from_millis(500))
-        .with_supervisor(SupervisorBinary {
-            path: env!("CARGO_BIN_EXE_twinflow-local-supervisor").into(),
-            args: vec!["local-supervisor".to_owned()],
-        })
-        .with_slots(slots);
-    (exec, rx)
-}
-
-fn key(task: u32) -> AttemptKey {
-    AttemptKey {
-        task: TaskId(task),
-        attempt: 0,
-    }
+    let (exec, rx) = supervised("mpibox", Duration::from_millis(500));
+    (exec.with_slots(slots), rx)
 }
 
 fn job(run_dir: &Path, task: u32, ranks: u32, launcher: Option<Launcher>, script: &str) -> Job {
@@ -258,24 +238,7 @@ async fn launcher_none_runs_the_script_once_holding_all_its_slots() {
     exec.shutdown().await;
 }
 
-/// Live `sleep` processes whose command line holds `word`.
-fn sleeps_with(word: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.parse::<u32>().is_err() {
-            continue;
-        }
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if cmdline.starts_with("sleep ") && cmdline.contains(word) && !stat.contains(") Z") {
-            found.push(format!("{name}: {cmdline}"));
-        }
-    }
-    found
-}
-
+/// Waits until `n` live `sleep` processes hold `word`; those seen last.
 async fn wait_for(word: &str, n: usize) -> Vec<String> {
     for _ in 0..300 {
         let seen = sleeps_with(word);

@@ -9,38 +9,18 @@
 )]
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use twinflow_core::{
-    AttemptKey, AttemptStatus, Executor, Job, Resources, RunRef, TaskId, Update, UpdateSink,
-};
-use twinflow_executor_local::{LocalExecutor, SupervisorBinary};
+use twinflow_core::{AttemptStatus, Executor, Job, Resources, RunRef, Update};
+use twinflow_executor_local::LocalExecutor;
 
-#[derive(Debug)]
-struct Sink(mpsc::UnboundedSender<Update>);
-
-impl UpdateSink for Sink {
-    fn send(&self, update: Update) {
-        let _ = self.0.send(update);
-    }
-}
+mod support;
+use support::{key, supervised};
+mod procs;
+use procs::sleeps_with;
 
 fn executor() -> (LocalExecutor, mpsc::UnboundedReceiver<Update>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let exec = LocalExecutor::new("here", Arc::new(Sink(tx)), Duration::from_millis(300))
-        .with_supervisor(SupervisorBinary {
-            path: env!("CARGO_BIN_EXE_twinflow-local-supervisor").into(),
-            args: vec!["local-supervisor".to_owned()],
-        });
-    (exec, rx)
-}
-
-fn key(task: u32) -> AttemptKey {
-    AttemptKey {
-        task: TaskId(task),
-        attempt: 0,
-    }
+    supervised("here", Duration::from_millis(300))
 }
 
 fn job(run_dir: &Path, task: u32, script: &str) -> Job {
@@ -79,35 +59,16 @@ async fn final_status(rx: &mut mpsc::UnboundedReceiver<Update>, task: u32) -> At
     }
 }
 
-/// Live `sleep` processes whose command line holds `word` (not the task
-/// shells, whose scripts hold it too).
-fn processes_with(word: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let pid = entry.file_name().to_string_lossy().into_owned();
-        if pid.parse::<u32>().is_err() {
-            continue;
-        }
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if cmdline.starts_with("sleep ") && cmdline.contains(word) && !stat.contains(") Z") {
-            found.push(format!("{pid}: {cmdline}"));
-        }
-    }
-    found
-}
-
 /// Waits until no live process carries `word`; the survivors if some do.
 async fn gone(word: &str) -> Vec<String> {
     for _ in 0..100 {
-        let left = processes_with(word);
+        let left = sleeps_with(word);
         if left.is_empty() {
             return left;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    processes_with(word)
+    sleeps_with(word)
 }
 
 /// A script that leaves three escapees behind, each a `sleep` with an
@@ -140,7 +101,7 @@ async fn setsid_double_fork_and_nohup_children_die_with_their_task() {
     let script = escaping(&cancelled, "trap '' TERM; sleep 60 & wait");
     let handle = exec.submit(job(dir.path(), 2, &script)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(processes_with(&format!("1000.{cancelled}")).len(), 3);
+    assert_eq!(sleeps_with(&format!("1000.{cancelled}")).len(), 3);
     exec.cancel(key(2), &handle).await.unwrap();
     assert_eq!(final_status(&mut rx, 2).await, AttemptStatus::Cancelled);
     assert_eq!(
