@@ -19,6 +19,9 @@ pub enum ExecutorKind {
     Slurm,
     /// A VM reached over SSH, artefacts through an S3 store.
     Cloud,
+    /// External data fetched on the submitting host (the plan's
+    /// `sources:`), never named in a workflow file.
+    Fetch,
 }
 
 impl ExecutorKind {
@@ -28,6 +31,7 @@ impl ExecutorKind {
             Self::Local => "local",
             Self::Slurm => "slurm",
             Self::Cloud => "cloud",
+            Self::Fetch => "fetch",
         }
     }
 }
@@ -194,7 +198,16 @@ pub enum BackendConfig {
     Slurm(SlurmConfig),
     /// See [`CloudConfig`].
     Cloud(CloudConfig),
+    /// See [`crate::FetchConfig`]: added by the compiler when the workflow
+    /// has `sources:`, as the plan's last executor.
+    Fetch(crate::FetchConfig),
 }
+
+/// How many sources are fetched at once.
+pub const FETCH_SLOTS: u32 = 8;
+
+/// The name of the fetch executor the compiler adds to a plan with sources.
+pub const FETCH_EXECUTOR: &str = "sources";
 
 impl ExecutorSpec {
     /// What the scheduler may hand this executor at once, computed once per
@@ -207,6 +220,8 @@ impl ExecutorSpec {
         match &self.backend {
             BackendConfig::Local(l) => ExecutorCapacity::cores(l.slots.unwrap_or(default_slots)),
             BackendConfig::Slurm(_) | BackendConfig::Cloud(_) => ExecutorCapacity::UNLIMITED,
+            // Fetches wait on the network, not on this machine's cores.
+            BackendConfig::Fetch(_) => ExecutorCapacity::cores(FETCH_SLOTS),
         }
     }
 }
@@ -218,6 +233,7 @@ impl BackendConfig {
             Self::Local(_) => ExecutorKind::Local,
             Self::Slurm(_) => ExecutorKind::Slurm,
             Self::Cloud(_) => ExecutorKind::Cloud,
+            Self::Fetch(_) => ExecutorKind::Fetch,
         }
     }
 }

@@ -19,6 +19,7 @@ mod json;
 mod plan;
 mod resources;
 pub mod scheduler;
+mod source;
 mod template;
 
 pub use container::{ImageRef, ImageRefError, OciRef, ResolvedImage};
@@ -29,7 +30,7 @@ pub use contract::{
 };
 pub use executor::{
     BackendConfig, CloudConfig, ContainerRuntime, ContainerSpec, ExecutorKind, ExecutorSpec,
-    LocalConfig, S3Location, SlurmConfig, SshTarget,
+    FETCH_EXECUTOR, FETCH_SLOTS, LocalConfig, S3Location, SlurmConfig, SshTarget,
 };
 pub use groups::{GroupInstance, JobGroup, group_dir, group_env, group_instances, job_group};
 pub use ids::{ExecutorId, StepId, TaskId};
@@ -39,4 +40,5 @@ pub use plan::{
     Plan, PlanBuilder, StepSpec, Task, TaskInput, WorkflowInfo, input_paths, task_name,
 };
 pub use resources::{GpuVendor, Launcher, Resources};
+pub use source::{FetchConfig, SourceFormat, SourceOptions, SourceScheme, SourceSpec, WaitSpec};
 pub use template::{Piece, Ref, Template, push_shell_quoted, shell_quote, shell_words};

@@ -112,7 +112,8 @@ fn sif_path(
     workflow_dir: &Path,
 ) -> Option<String> {
     let remote = match &executor.backend {
-        BackendConfig::Local(_) => None,
+        // The fetch executor runs no step of the file.
+        BackendConfig::Local(_) | BackendConfig::Fetch(_) => None,
         BackendConfig::Slurm(s) => s.ssh.as_ref().map(ToString::to_string),
         BackendConfig::Cloud(c) => Some(
             c.ssh

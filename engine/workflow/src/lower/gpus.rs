@@ -173,7 +173,8 @@ pub(crate) fn check_step(
         format!("{} GPUs", r.gpus)
     };
     match &executor.backend {
-        BackendConfig::Slurm(_) => {}
+        // The fetch executor runs no step of the file.
+        BackendConfig::Slurm(_) | BackendConfig::Fetch(_) => {}
         BackendConfig::Cloud(_) => {
             d.at(
                 "twinflow::gpus-unavailable",
