@@ -115,6 +115,9 @@ impl Reporter {
                 resumed,
             } => self.started(run_id, workflow, run_dir, steps, *resumed),
             RunEvent::TaskSubmitted { .. } => {}
+            RunEvent::TaskAwaiting { name, what, .. } => {
+                self.note(&format!("awaiting {}: {}", shown(name), shown(what)));
+            }
             RunEvent::TaskRunning { task, step } => {
                 if self.running.insert(*task) {
                     self.tally(*step, |s| s.running += 1);

@@ -127,6 +127,11 @@ pub enum AttemptStatus {
     Submitted(Handle),
     /// Running.
     Running,
+    /// Started, and waiting for data it needs to appear upstream (a data
+    /// trigger: `wait_for:`), in the backend's words: what it waits for
+    /// and when it looks again. Followed by `Running` once the data is
+    /// there, or by an end.
+    AwaitingData(String),
     /// Ended with this exit status (0 is success).
     Exited(i32),
     /// Killed by a signal it did not ask for (the backend's words).
@@ -142,7 +147,10 @@ pub enum AttemptStatus {
 impl AttemptStatus {
     /// Whether the attempt is over.
     pub fn is_final(&self) -> bool {
-        !matches!(self, Self::Queued | Self::Submitted(_) | Self::Running)
+        !matches!(
+            self,
+            Self::Queued | Self::Submitted(_) | Self::Running | Self::AwaitingData(_)
+        )
     }
 }
 

@@ -40,5 +40,8 @@ pub use plan::{
     Plan, PlanBuilder, StepSpec, Task, TaskInput, WorkflowInfo, input_paths, task_name,
 };
 pub use resources::{GpuVendor, Launcher, Resources};
-pub use source::{FetchConfig, SourceFormat, SourceOptions, SourceScheme, SourceSpec, WaitSpec};
+pub use source::{
+    FetchConfig, SOURCE_RECORD_FILE, SourceFormat, SourceOptions, SourceRecord, SourceScheme,
+    SourceSpec, WaitSpec,
+};
 pub use template::{Piece, Ref, Template, push_shell_quoted, shell_quote, shell_words};

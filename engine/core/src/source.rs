@@ -199,3 +199,37 @@ impl FetchConfig {
         self.sources.iter().find(|s| s.name == name)
     }
 }
+
+/// The file, beside a source task's output in its working directory, in
+/// which the fetch executor records where the content came from
+/// ([`SourceRecord`]); the provenance crate reads it.
+pub const SOURCE_RECORD_FILE: &str = "source.json";
+
+/// Where a source instance's content came from: written by the fetch
+/// executor as [`SOURCE_RECORD_FILE`], read into the provenance crate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct SourceRecord {
+    /// Version of this record's format ([`SourceRecord::FORMAT`]).
+    pub format: u32,
+    /// The instance's URL (the task's command), credentials scrubbed.
+    pub url: String,
+    /// Where the bytes came from in the end (after redirects, a GBIF
+    /// download's archive link), credentials scrubbed.
+    pub content_url: String,
+    /// SHA-256 of the content (a directory: its tree digest).
+    pub sha256: String,
+    /// Bytes (all files, for a directory).
+    pub size: u64,
+    /// When the content was retrieved from the upstream, RFC 3339.
+    pub retrieved_at: String,
+    /// Whether it is a directory.
+    pub directory: bool,
+    /// How to cite it (a GBIF download's DOI), if the upstream says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub citation: Option<String>,
+}
+
+impl SourceRecord {
+    /// The current record format.
+    pub const FORMAT: u32 = 1;
+}

@@ -18,6 +18,7 @@ mod model;
 mod provenance;
 mod record;
 mod sink;
+mod source_entity;
 mod verify;
 
 pub use html::{ReportOptions, ReportSummary, write_report};

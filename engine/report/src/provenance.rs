@@ -26,7 +26,7 @@ use crate::{ReportError, model};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use twinflow_core::{ContainerRuntime, TaskId};
+use twinflow_core::{ContainerRuntime, ExecutorKind, TaskId};
 use twinflow_engine::TaskState;
 
 const PROFILES: [(&str, &str, &str); 4] = [
@@ -669,6 +669,7 @@ impl<'a> Builder<'a> {
         let plan = &record.plan;
         let run_dir = record.run_dir();
         let mut out = Vec::new();
+        let mut citations = Vec::new();
         for (t, artefacts) in record.artefacts.iter().enumerate() {
             let task = TaskId(t as u32);
             if t >= plan.task_count() {
@@ -726,11 +727,16 @@ impl<'a> Builder<'a> {
                 if let Some(format) = media_type(&rel_path) {
                     entity["encodingFormat"] = json!(format);
                 }
+                if plan.executor_of(task).backend.kind() == ExecutorKind::Fetch {
+                    crate::source_entity::describe(&mut entity, &source, &mut citations);
+                }
                 self.files
                     .insert((task.0, a.output.clone()), entity_id_of(&entity));
                 out.push(entity);
             }
         }
+        citations.dedup_by(|a, b| a["@id"] == b["@id"]);
+        out.extend(citations);
         out
     }
 
@@ -961,7 +967,7 @@ fn task_status(state: TaskState) -> &'static str {
         TaskState::Failed | TaskState::Lost | TaskState::Cancelled => {
             "http://schema.org/FailedActionStatus"
         }
-        TaskState::Queued | TaskState::Running | TaskState::Retrying => {
+        TaskState::Queued | TaskState::Running | TaskState::Awaiting | TaskState::Retrying => {
             "http://schema.org/ActiveActionStatus"
         }
         TaskState::Skipped => "http://schema.org/PotentialActionStatus",

@@ -69,6 +69,18 @@ pub enum RunEvent {
         /// Step index.
         step: u32,
     },
+    /// A started attempt waits for external data to be published (a
+    /// source task of a data trigger); sent again at each check.
+    TaskAwaiting {
+        /// Task id.
+        task: u32,
+        /// Task name.
+        name: String,
+        /// Step index.
+        step: u32,
+        /// What it waits for and when it looks again, in the backend's words.
+        what: String,
+    },
     /// A task is done and its outputs are sealed.
     TaskSucceeded {
         /// Task id.

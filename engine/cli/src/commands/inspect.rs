@@ -325,7 +325,7 @@ pub(crate) fn status(
             shown(&st.step),
             st.total,
             st.succeeded,
-            st.running,
+            st.running + st.awaiting,
             st.queued + st.retrying,
             st.failed,
             st.skipped,
@@ -356,6 +356,21 @@ pub(crate) fn status(
             "  (twinflow logs {} TASK shows a task's output)",
             shown(&info.id)
         );
+    }
+    let awaiting: Vec<_> = rows
+        .iter()
+        .filter(|t| t.state == twinflow_engine::TaskState::Awaiting)
+        .collect();
+    if !awaiting.is_empty() {
+        let _ = writeln!(s, "\nawaiting data (counted as running):");
+        for t in &awaiting {
+            let _ = writeln!(
+                s,
+                "  {}: {}",
+                shown(&t.name),
+                shown(t.reason.as_deref().unwrap_or(""))
+            );
+        }
     }
     if tasks {
         let _ = writeln!(s, "\ntasks:");

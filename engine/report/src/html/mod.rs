@@ -5,6 +5,7 @@
 //! failure and artefact lists are capped (with per-step totals for all).
 
 mod graph;
+mod sources;
 mod stats;
 mod timeline;
 
@@ -141,6 +142,7 @@ pub(crate) fn render(record: &RunRecord, options: &ReportOptions) -> String {
 
     steps_table(&mut h, record, &stats);
     failures(&mut h, record, options);
+    sources::section(&mut h, record);
     artefacts(&mut h, record, &stats, options);
 
     let _ = write!(

@@ -131,8 +131,14 @@ impl Dispatch {
     }
 
     /// An intact sealed earlier result with this cache key (its run, task
-    /// and artefacts), touching nothing of this run.
+    /// and artefacts), touching nothing of this run. A source task has
+    /// none: it always asks the source cache, which decides by its
+    /// `refresh` whether the upstream is asked again (a hit there costs a
+    /// lookup and a hard link); its consumers' keys hold its digest.
     pub(super) fn find_cached(&self, task: TaskId, cache_key: &str) -> Option<Cached> {
+        if self.plan.executor_of(task).backend.kind() == twinflow_core::ExecutorKind::Fetch {
+            return None;
+        }
         let found = {
             let mut store = crate::lock(&self.store);
             store

@@ -393,6 +393,21 @@ impl Dispatch {
                 });
                 return;
             }
+            AttemptStatus::AwaitingData(what) => {
+                self.journal.push(Op::State {
+                    task: t,
+                    attempt: key.attempt,
+                    state: Recorded::Awaiting,
+                    reason: Some(what.clone()),
+                });
+                self.emit(RunEvent::TaskAwaiting {
+                    task: t,
+                    name: self.plan.task_name(key.task),
+                    step: self.plan.task(key.task).step.0,
+                    what,
+                });
+                return;
+            }
             AttemptStatus::Exited(0) => {
                 let step = self.plan.step_of(key.task);
                 let paths = self.paths(key.task, key.attempt);

@@ -57,6 +57,10 @@ pub struct StepCounts {
     pub queued: u64,
     /// Running.
     pub running: u64,
+    /// Started, and waiting for external data (source tasks of a data
+    /// trigger).
+    #[serde(default)]
+    pub awaiting: u64,
     /// Succeeded (cached ones included).
     pub succeeded: u64,
     /// Of those, taken from the cache.
@@ -220,6 +224,7 @@ impl StateStore {
             match state {
                 TaskState::Queued => s.queued += n,
                 TaskState::Running => s.running += n,
+                TaskState::Awaiting => s.awaiting += n,
                 TaskState::Succeeded => {
                     s.succeeded += n;
                     if cached {
@@ -235,6 +240,7 @@ impl StateStore {
         for s in &mut steps {
             let known = s.queued
                 + s.running
+                + s.awaiting
                 + s.succeeded
                 + s.failed
                 + s.skipped

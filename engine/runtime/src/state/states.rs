@@ -78,11 +78,14 @@ pub enum TaskState {
     /// In flight when the twinflow process running it ended, and not
     /// followed by its backend.
     Lost,
+    /// Started, and waiting for external data to be published (a source
+    /// task of a data trigger); the task's reason says what it waits for.
+    Awaiting,
 }
 
 impl TaskState {
     /// Every state, for tests and help texts.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Queued,
         Self::Running,
         Self::Succeeded,
@@ -91,6 +94,7 @@ impl TaskState {
         Self::Skipped,
         Self::Cancelled,
         Self::Lost,
+        Self::Awaiting,
     ];
 
     /// The lowercase name, as stored and sent.
@@ -104,6 +108,7 @@ impl TaskState {
             Self::Skipped => "skipped",
             Self::Cancelled => "cancelled",
             Self::Lost => "lost",
+            Self::Awaiting => "awaiting",
         }
     }
 
@@ -177,7 +182,8 @@ mod tests {
                 "retrying",
                 "skipped",
                 "cancelled",
-                "lost"
+                "lost",
+                "awaiting"
             ]
         );
         for state in TaskState::ALL {

@@ -112,7 +112,7 @@ impl<'a> Tx<'a> {
         );
         self.tx.execute(
             "UPDATE tasks SET state = 'lost', finished_ms = ?2, reason = 'the twinflow process running it ended'
-             WHERE run_id = ?1 AND state IN ('queued', 'running')
+             WHERE run_id = ?1 AND state IN ('queued', 'running', 'awaiting')
                AND task NOT IN (SELECT value FROM json_each(?3))",
             params![run, now_ms, followed],
         )?;
@@ -227,7 +227,8 @@ impl<'a> Tx<'a> {
     pub(crate) fn task_running(&self, run: &str, task: u32) -> rusqlite::Result<()> {
         self.tx
             .prepare_cached(
-                "UPDATE tasks SET state = 'running' WHERE run_id = ?1 AND task = ?2 AND state = 'queued'",
+                "UPDATE tasks SET state = 'running', reason = NULL
+                 WHERE run_id = ?1 AND task = ?2 AND state IN ('queued', 'awaiting')",
             )?
             .execute(params![run, task])?;
         Ok(())
@@ -304,7 +305,7 @@ impl<'a> Tx<'a> {
     pub(crate) fn in_flight(&self, run: &str) -> rusqlite::Result<Vec<(u32, u32, u32, String)>> {
         let mut stmt = self.tx.prepare(
             "SELECT task, attempt, executor, handle FROM tasks
-             WHERE run_id = ?1 AND state IN ('queued', 'running') AND handle IS NOT NULL",
+             WHERE run_id = ?1 AND state IN ('queued', 'running', 'awaiting') AND handle IS NOT NULL",
         )?;
         let rows = stmt.query_map(params![run], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
@@ -316,7 +317,7 @@ impl<'a> Tx<'a> {
     pub(crate) fn open_attempts(&self, run: &str) -> rusqlite::Result<Vec<(u32, u32)>> {
         let mut stmt = self.tx.prepare(
             "SELECT task, attempt FROM tasks
-             WHERE run_id = ?1 AND state IN ('queued', 'running')",
+             WHERE run_id = ?1 AND state IN ('queued', 'running', 'awaiting')",
         )?;
         let rows = stmt.query_map(params![run], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect()
