@@ -32,13 +32,7 @@ pub(super) fn section(h: &mut String, record: &RunRecord) {
             .artefacts
             .get(task.index())
             .and_then(|a| a.first())
-            .and_then(|a| {
-                std::path::Path::new(&a.path)
-                    .parent()
-                    .map(|d| d.join(SOURCE_RECORD_FILE))
-            })
-            .and_then(|p| std::fs::read(p).ok())
-            .and_then(|b| serde_json::from_slice::<SourceRecord>(&b).ok());
+            .and_then(|a| record_beside(std::path::Path::new(&a.path)));
         let _ = write!(
             h,
             "<tr><td><code>{}</code></td><td>{}",
