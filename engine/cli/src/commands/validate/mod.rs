@@ -1,6 +1,7 @@
 //! `twinflow validate`: checks a workflow and summarises it.
 
 mod host;
+mod sources;
 
 use super::compile;
 use crate::args::CompileArgs;
@@ -12,7 +13,15 @@ use twinflow_workflow::Plan;
 pub(crate) fn validate(out: &Output, args: &CompileArgs) -> u8 {
     match compile(out, args) {
         Ok(plan) => {
-            let problems = host::missing_runtimes(&plan, std::env::var_os("PATH").as_deref());
+            let mut problems = host::missing_runtimes(&plan, std::env::var_os("PATH").as_deref());
+            let aws = std::env::var_os("HOME").and_then(|home| {
+                std::fs::read_to_string(std::path::Path::new(&home).join(".aws/credentials")).ok()
+            });
+            problems.extend(sources::missing_credentials(
+                &plan,
+                |name| std::env::var(name).ok(),
+                aws.as_deref(),
+            ));
             if !problems.is_empty() {
                 for problem in &problems {
                     out.error(problem);
