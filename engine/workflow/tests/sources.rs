@@ -211,7 +211,10 @@ fn source_specs_carry_scheme_shape_and_options() {
     assert_eq!(birds.file_name, "birds");
     let q = source(&plan, "occ_query");
     assert_eq!(q.options.prepare_timeout_seconds, Some(12 * 3600));
-    assert_eq!(q.options.endpoint.as_deref(), Some("http://127.0.0.1:8080/v1"));
+    assert_eq!(
+        q.options.endpoint.as_deref(),
+        Some("http://127.0.0.1:8080/v1")
+    );
     let tas = source(&plan, "tas");
     assert_eq!((tas.scheme, tas.directory), (SourceScheme::Http, false));
     assert_eq!(tas.file_name, "tas.nc");
@@ -228,7 +231,10 @@ fn source_specs_carry_scheme_shape_and_options() {
         Some("abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789")
     );
     let scenes = source(&plan, "scenes");
-    assert_eq!((scenes.scheme, scenes.directory), (SourceScheme::Stac, true));
+    assert_eq!(
+        (scenes.scheme, scenes.directory),
+        (SourceScheme::Stac, true)
+    );
     assert_eq!(scenes.options.assets, ["B04", "B08"]);
     assert_eq!(scenes.options.max_items, Some(10));
 }
@@ -257,7 +263,10 @@ fn several_waits_take_the_shortest_interval_and_the_longest_timeout() {
 fn a_workflow_without_sources_has_no_fetch_executor() {
     let plan = compile("version: 1\nsteps:\n  a: { run: echo }\n");
     assert_eq!(plan.executors.len(), 1);
-    assert!(!matches!(plan.executors[0].backend, BackendConfig::Fetch(_)));
+    assert!(!matches!(
+        plan.executors[0].backend,
+        BackendConfig::Fetch(_)
+    ));
 }
 
 #[test]

@@ -63,14 +63,14 @@ fn reserved_names(doc: &WorkflowDoc, d: &mut Diags) {
     if doc.sources.none_written() {
         return;
     }
-    let executors = doc.executors.iter().map(|(n, _)| (n, "executor"));
-    let steps = doc.steps.value.iter().map(|(n, _)| (n, "step"));
-    for (name, what) in executors.chain(steps) {
+    let executors = doc.executors.iter().map(|(n, _)| (n, "an", "executor"));
+    let steps = doc.steps.value.iter().map(|(n, _)| (n, "a", "step"));
+    for (name, article, what) in executors.chain(steps) {
         if name.value == SOURCES {
             d.at(
                 "twinflow::reserved-name",
                 name.span,
-                format!("`{SOURCES}` cannot name {what} in a workflow with `sources:`"),
+                format!("`{SOURCES}` cannot name {article} {what} in a workflow with `sources:`"),
                 "reserved",
             )
             .set_help(Some(format!(
@@ -129,7 +129,20 @@ fn lower_one(
     let options = options(d, s, &shape);
     let sha256 = s.sha256.as_ref().and_then(|h| sha256(d, h, cycling));
     let refresh_seconds = s.refresh.as_ref().and_then(|r| {
-        if r.value.0.trim() == "never" {
+        let text = r.value.0.trim();
+        if text == "never" {
+            return None;
+        }
+        if !text.is_empty() && text.chars().all(|c| c.is_ascii_alphabetic()) {
+            d.at(
+                "twinflow::bad-duration",
+                r.span,
+                format!("`{text}` is neither `never` nor a duration"),
+                "invalid refresh",
+            )
+            .set_help(Some(
+                "`refresh` is `never` (the default) or a duration: `6h`, `1d`, `30d`".into(),
+            ));
             return None;
         }
         duration(
@@ -393,16 +406,20 @@ fn options(d: &mut Diags, s: &SourceDoc, shape: &UrlShape) -> SourceOptions {
 }
 
 fn endpoint(d: &mut Diags, e: &Spanned<String>) -> Option<String> {
-    let checked = source_url::scheme_of(&e.value).and_then(|(scheme, n)| {
-        if scheme != SourceScheme::Http || e.value.contains("${{") {
-            return Err(source_url::UrlError {
-                code: "twinflow::bad-url",
-                message: format!("the endpoint `{}` is not an http(s) URL", e.value),
-                help: Some("write the server's URL, e.g. `https://s3.example.org` or `http://127.0.0.1:7480`".into()),
-            });
+    let not_http = || source_url::UrlError {
+        code: "twinflow::bad-url",
+        message: format!("the endpoint `{}` is not an http(s) URL", e.value),
+        help: Some(
+            "write the server's URL, e.g. `https://s3.example.org` or `http://127.0.0.1:7480`"
+                .into(),
+        ),
+    };
+    let checked = match source_url::scheme_of(&e.value) {
+        Ok((SourceScheme::Http, n)) if !e.value.contains("${{") => {
+            source_url::check(&e.value, SourceScheme::Http, n)
         }
-        source_url::check(&e.value, scheme, n)
-    });
+        _ => Err(not_http()),
+    };
     match checked {
         Ok(_) => Some(e.value.trim_end_matches('/').to_owned()),
         Err(err) => {

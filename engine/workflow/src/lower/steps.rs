@@ -303,6 +303,13 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// Whether `sources.X` names a source: always in a workflow with
+    /// sources (where no step may be called `sources`), else unless a step
+    /// is called `sources` (then it names that step's output `X`).
+    fn sources_named(&self) -> bool {
+        !self.sources.is_empty() || !self.index.contains_key(SOURCES)
+    }
+
     fn step_names(&self) -> impl Iterator<Item = &str> {
         self.entries.iter().map(|(n, _)| n.value.as_str())
     }
@@ -435,7 +442,7 @@ impl Ctx<'_> {
             let Some((reference, wait)) = sources::wait_entry(d, entry) else {
                 continue;
             };
-            if !reference.value.starts_with("sources.") || self.index.contains_key(SOURCES) {
+            if !reference.value.starts_with("sources.") || !self.sources_named() {
                 let step = reference.value.split('@').next().unwrap_or_default();
                 let help = if self.index.contains_key(step) {
                     format!("`{step}` is a step: wait for it with `after: [{step}]`")
@@ -554,7 +561,7 @@ impl Ctx<'_> {
             r.step.strip_prefix("sources.")
         };
         let found = match source_name {
-            Some(source) if !self.index.contains_key(SOURCES) => {
+            Some(source) if self.sources_named() => {
                 let Some(i) = self.sources.iter().position(|(n, _)| *n == source) else {
                     let help = d.hints_wanted().then(|| {
                         did_you_mean(source, self.sources.iter().map(|(n, _)| *n)).unwrap_or_else(
