@@ -58,6 +58,16 @@ pub(crate) fn scheme_of(written: &str) -> Result<(SourceScheme, usize), UrlError
             && written.is_char_boundary(prefix.len())
             && written[..prefix.len()].eq_ignore_ascii_case(prefix)
         {
+            if !written.starts_with(prefix) {
+                return Err(UrlError {
+                    code: "twinflow::unknown-scheme",
+                    message: format!(
+                        "the URL's scheme `{}` is not written in lower case",
+                        &written[..prefix.len()]
+                    ),
+                    help: Some(format!("write `{prefix}`")),
+                });
+            }
             return Ok((scheme, prefix.len()));
         }
     }
