@@ -11,6 +11,7 @@ mod graph;
 mod groups;
 mod model;
 mod shape;
+mod source_keys;
 mod source_url;
 mod sources;
 mod steps;

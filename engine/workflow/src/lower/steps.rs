@@ -586,9 +586,7 @@ impl Ctx<'_> {
                     .set_help(help);
                     return None;
                 };
-                let Some(producer) = self.sources[i].1.as_ref() else {
-                    return None;
-                };
+                let producer = self.sources[i].1.as_ref()?;
                 let name = format!("sources.{source}");
                 let producer = Producer {
                     name: &name,
