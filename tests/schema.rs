@@ -146,3 +146,35 @@ steps:
         assert!(!v.is_valid(&as_json(bad)), "the schema accepts:\n{bad}");
     }
 }
+
+#[test]
+fn the_schema_takes_sources_and_flags_their_mistakes() {
+    let v = validator("workflow.v1.schema.json");
+    let ok = "version: 1
+cycle: { start: 2020-01-01, stop: 2021-01-01, step: P1Y }
+sources:
+  occ: { url: \"gbif:occurrence?taxonKey=1\", prepare_timeout: 12h, endpoint: \"http://127.0.0.1:8080/v1\" }
+  tas: { url: \"https://x.org/tas_${{ cycle.year }}.nc\", format: netcdf, max_size: 2GiB, refresh: 30d }
+  stands: { url: \"s3://forest/stands/\", endpoint: \"http://127.0.0.1:7480\", region: us-east-1, profile: ceph }
+  scenes: { url: \"stac+https://stac.x/search?collections=s2\", assets: [B04], max_items: 10 }
+steps:
+  a: { cycling: true, needs: { t: sources.tas }, wait_for: [sources.tas, { source: sources.scenes, interval: 10m, timeout: 2d }], run: echo }
+";
+    assert!(
+        v.is_valid(&as_json(ok)),
+        "{:?}",
+        v.validate(&as_json(ok)).err()
+    );
+    for bad in [
+        "version: 1\nsources:\n  a: { url: \"ftp://x/y\" }\nsteps:\n  s: { run: echo }\n",
+        "version: 1\nsources:\n  a: { url: \"https://x/y\", region: eu }\nsteps:\n  s: { run: echo }\n",
+        "version: 1\nsources:\n  a: { url: \"s3://b/k\", assets: [x] }\nsteps:\n  s: { run: echo }\n",
+        "version: 1\nsources:\n  a: { url: \"https://x/y\", sha256: abc }\nsteps:\n  s: { run: echo }\n",
+        "version: 1\nsources:\n  a: { url: \"https://x/y\", sha265: abc }\nsteps:\n  s: { run: echo }\n",
+        "version: 1\nsources:\n  a: { url: \"https://x/y\", format: netcfd }\nsteps:\n  s: { run: echo }\n",
+        "version: 1\nsources:\n  a: { url: \"https://x/y\" }\nsteps:\n  s: { wait_for: [prepare], run: echo }\n",
+        "version: 1\nsources:\n  a: { url: \"https://x/y\" }\nsteps:\n  s: { wait_for: [{ source: sources.a, intervall: 1m }], run: echo }\n",
+    ] {
+        assert!(!v.is_valid(&as_json(bad)), "the schema accepts:\n{bad}");
+    }
+}

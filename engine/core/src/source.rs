@@ -157,8 +157,11 @@ pub struct SourceSpec {
     /// Whether consumers receive a directory (an S3 prefix, a STAC
     /// search, a Darwin Core Archive, a Zarr store) rather than a file.
     pub directory: bool,
-    /// The name consumers see it under (`inputs/<input>/<file_name>`):
-    /// the URL's last path segment for a file, else the source's name.
+    /// The path of the source step's one output, whose extension a
+    /// consumer's input keeps (`inputs/<input><ext>`, see
+    /// [`crate::input_paths`]): for a file, the URL's last path segment when
+    /// it is literal and a plain file name, else the source's name with
+    /// that segment's literal extension; for a directory, the source's name.
     pub file_name: String,
     /// Scheme options.
     pub options: SourceOptions,

@@ -1,10 +1,10 @@
 //! Expands lowered steps into tasks: the `for_each` product and cycle points,
 //! producer matching (single, gather, `@-k`) and command substitution with
-//! every value shell-quoted. Linear in tasks plus edges; values are quoted
+//! every value shell-quoted (a source's URL: percent-encoded). Linear in tasks plus edges; values are quoted
 //! once, not per task.
 
 use crate::diag::Diags;
-use crate::lower::{Lowered, StepIr};
+use crate::lower::{Lowered, StepIr, render_url};
 use std::collections::HashMap;
 use twinflow_core::{
     CyclePoint, ParamValue, Piece, Plan, PlanBuilder, Ref, StepId, StepSpec, TaskId, input_paths,
@@ -156,6 +156,21 @@ pub(crate) fn expand(mut lowered: Lowered, limits: Limits, d: &mut Diags) -> Opt
         return None;
     }
     let run_ir: Vec<_> = lowered.steps.iter().map(|s| s.run.clone()).collect();
+    // A source's tasks fetch its URL, one per cycle point when it cycles.
+    let urls: Vec<Option<Vec<String>>> = lowered
+        .steps
+        .iter()
+        .map(|s| {
+            s.url.then(|| match (&lowered.cycle, s.spec.cycling) {
+                (Some(c), true) => c
+                    .points
+                    .iter()
+                    .map(|p| render_url(&s.run, &lowered.params, Some(p)))
+                    .collect(),
+                _ => vec![render_url(&s.run, &lowered.params, None)],
+            })
+        })
+        .collect();
     let specs: Vec<StepSpec> = lowered.steps.into_iter().map(|s: StepIr| s.spec).collect();
     let consts = Consts::new(
         &lowered.info.dir.display().to_string(),
@@ -175,8 +190,15 @@ pub(crate) fn expand(mut lowered: Lowered, limits: Limits, d: &mut Diags) -> Opt
         lowered.executors,
         specs,
     );
-    for (s, template) in run_ir.iter().enumerate() {
-        expand_step(&mut builder, StepId(s as u32), template, &consts, points);
+    for (s, (template, urls)) in run_ir.iter().zip(urls).enumerate() {
+        match urls {
+            Some(urls) => {
+                for url in urls {
+                    builder.push_task(StepId(s as u32), url, &mut Vec::new());
+                }
+            }
+            None => expand_step(&mut builder, StepId(s as u32), template, &consts, points),
+        }
     }
     Some(builder.finish())
 }

@@ -15,6 +15,9 @@ pub(crate) use gpus::{GPUS_KEYS, GpuCountDoc, GpusDoc};
 #[path = "model_pack.rs"]
 mod pack;
 pub(crate) use pack::{PACK_KEYS, PackDoc};
+#[path = "model_sources.rs"]
+mod sources;
+pub(crate) use sources::{FormatDoc, OPTION_SCHEMES, SourceDoc, WAIT_FOR_KEYS, WaitForDoc};
 
 /// A twinflow workflow (language version 1).
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -42,6 +45,10 @@ pub(crate) struct WorkflowDoc {
     /// Executor roles (`local`, `slurm`, `cloud`), rebindable with `--site`.
     #[serde(default)]
     pub(crate) executors: Entries<Spanned<Lenient<ExecutorDoc>>>,
+    /// External inputs (`https`, `s3`, `stac`, `gbif`), fetched on the
+    /// submitting host and needed as `sources.NAME`.
+    #[serde(default)]
+    pub(crate) sources: Entries<Spanned<Lenient<SourceDoc>>>,
     /// The steps (twins) and how they couple.
     pub(crate) steps: Spanned<Entries<Spanned<Lenient<StepDoc>>>>,
 }
@@ -377,6 +384,10 @@ pub(crate) struct StepDoc {
     /// Steps to wait for without artefacts (`step` or `step@-k`).
     #[serde(default)]
     pub(crate) after: Vec<Spanned<String>>,
+    /// Sources to wait for until they are published (data triggers):
+    /// `sources.NAME` or `{ source, interval, timeout }`.
+    #[serde(default)]
+    pub(crate) wait_for: Vec<Spanned<WaitForDoc>>,
     /// Output name -> path relative to the task's working directory.
     #[serde(default)]
     pub(crate) outputs: Entries<Spanned<String>>,

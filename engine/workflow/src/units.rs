@@ -4,13 +4,21 @@
 /// Parses a memory size into bytes. `K`/`M`/`G`/`T` alone are binary units,
 /// as in Slurm's `--mem`.
 pub(crate) fn parse_memory(text: &str) -> Result<u64, String> {
+    parse_size(text, "memory size")
+}
+
+/// Parses a size into bytes, as [`parse_memory`]; `what` names it in
+/// messages (`a memory size`, `a size`).
+pub(crate) fn parse_size(text: &str, what: &str) -> Result<u64, String> {
     let t = text.trim();
     let digits_end = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (number, unit) = t.split_at(digits_end);
     if number.is_empty() {
-        return Err("a memory size starts with a number, like `512MiB` or `8GiB`".into());
+        return Err(format!(
+            "a {what} starts with a number, like `512MiB` or `8GiB`"
+        ));
     }
     let multiplier: u64 = match unit.trim() {
         "B" => 1,
@@ -25,14 +33,15 @@ pub(crate) fn parse_memory(text: &str) -> Result<u64, String> {
         "" => {
             let n: f64 = number.parse().unwrap_or(0.0);
             return Err(if n >= 64.0 {
-                format!("a memory size needs a unit: write `{number}MiB`")
+                format!("a {what} needs a unit: write `{number}MiB`")
             } else {
-                format!("a memory size needs a unit: write `{number}GiB` or `{number}MiB`")
+                format!("a {what} needs a unit: write `{number}GiB` or `{number}MiB`")
             });
         }
         other => {
             return Err(format!(
-                "unknown memory unit `{other}`; use B, KiB, MiB, GiB, TiB, kB, MB, GB or TB"
+                "unknown {} unit `{other}`; use B, KiB, MiB, GiB, TiB, kB, MB, GB or TB",
+                what.strip_suffix(" size").unwrap_or(what)
             ));
         }
     };
@@ -41,7 +50,7 @@ pub(crate) fn parse_memory(text: &str) -> Result<u64, String> {
         .map_err(|_| format!("`{number}` is not a number"))?;
     let bytes = value * multiplier as f64;
     if !(1.0..=(1u64 << 60) as f64).contains(&bytes) {
-        return Err("a memory size must be between 1 byte and 1 EiB".into());
+        return Err(format!("a {what} must be between 1 byte and 1 EiB"));
     }
     Ok(bytes.round() as u64)
 }

@@ -11,6 +11,9 @@ mod graph;
 mod groups;
 mod model;
 mod shape;
+mod source_keys;
+mod source_url;
+mod sources;
 mod steps;
 mod templates;
 
@@ -21,14 +24,24 @@ use crate::options::CompileOptions;
 use crate::span::Span;
 use crate::suggest::did_you_mean;
 use std::collections::{HashMap, HashSet};
-use twinflow_core::{CycleSpec, ExecutorSpec, ParamValue, StepSpec, Template, WorkflowInfo};
+use twinflow_core::{
+    CycleSpec, ExecutorSpec, ParamValue, StepId, StepSpec, Template, WaitSpec, WorkflowInfo,
+};
+
+pub(crate) use source_url::render as render_url;
 
 /// A step ready for expansion.
 #[derive(Debug)]
 pub(crate) struct StepIr {
     pub(crate) spec: StepSpec,
+    /// `run`, or for a source's step its URL.
     pub(crate) run: Template,
     pub(crate) name_span: Span,
+    /// A source's step: `run` is a URL, its values percent-encoded (not
+    /// shell-quoted).
+    pub(crate) url: bool,
+    /// The sources its `wait_for` names (their steps) and how it waits.
+    pub(crate) waits: Vec<(StepId, WaitSpec)>,
 }
 
 /// The workflow ready for expansion.
@@ -111,7 +124,8 @@ pub(crate) fn lower(
         dir: opts.workflow_dir.clone(),
         run_id: opts.run_id.clone(),
     };
-    let steps = steps::lower_all(doc, d, &params, &executors, &opts.workflow_dir);
+    let sources = sources::lower_all(doc, d, &params, cycle.as_ref());
+    let mut steps = steps::lower_all(doc, d, &params, &executors, &sources, &opts.workflow_dir);
     if !d.is_empty() {
         return None;
     }
@@ -123,11 +137,19 @@ pub(crate) fn lower(
     if !d.is_empty() {
         return None;
     }
+    // Sources come last, so the workflow's steps and executors keep their
+    // ids; a source is in no cycle and no group.
+    let mut executors: Vec<ExecutorSpec> = executors.into_iter().map(|e| e.spec).collect();
+    sources::append(
+        &mut steps,
+        &mut executors,
+        sources.into_iter().flatten().collect(),
+    );
     Some(Lowered {
         info,
         params,
         cycle,
-        executors: executors.into_iter().map(|e| e.spec).collect(),
+        executors,
         steps,
     })
 }

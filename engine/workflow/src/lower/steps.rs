@@ -3,6 +3,7 @@
 //! (the parallel shape in `shape`, coupling groups in `groups`).
 
 use super::executors::ExecIr;
+use super::sources::{self, SOURCES, SourceIr};
 use super::templates::{Scope, resolve};
 use super::{StepIr, check_name};
 use crate::de::Lenient;
@@ -15,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use twinflow_core::{
     AfterSpec, ExecutorId, ForEachKey, InputSpec, OutputSpec, ParamValue, Piece, Resources, StepId,
-    StepSpec, Template,
+    StepSpec, Template, WaitSpec,
 };
 
 /// Names a `for_each` key may not take: they are expression namespaces.
@@ -80,6 +81,7 @@ pub(crate) fn lower_all(
     d: &mut Diags,
     params: &[(String, ParamValue)],
     executors: &[ExecIr],
+    sources: &[Option<SourceIr>],
     workflow_dir: &Path,
 ) -> Vec<StepIr> {
     if doc.steps.value.none_written() {
@@ -113,6 +115,21 @@ pub(crate) fn lower_all(
         .enumerate()
         .map(|(i, (n, _))| (n.value.as_str(), i))
         .collect();
+    // A source is a producer of one output named after it.
+    let source_shapes: Vec<(&str, Option<Shape>)> = doc
+        .sources
+        .iter()
+        .zip(sources)
+        .map(|((name, _), ir)| {
+            let shape = ir.as_ref().map(|ir| Shape {
+                for_each: Vec::new(),
+                cycling: ir.cycling,
+                outputs: vec![ir.spec.name.clone()],
+                complete: true,
+            });
+            (name.value.as_str(), shape)
+        })
+        .collect();
     let mut out = Vec::new();
     for (i, (name, step)) in entries.iter().enumerate() {
         let (Some(step), Some(shape)) = (step, &shapes[i]) else {
@@ -123,6 +140,7 @@ pub(crate) fn lower_all(
             entries: &entries,
             index: &index,
             shapes: &shapes,
+            sources: &source_shapes,
             params,
             executors,
             workflow_dir,
@@ -261,18 +279,37 @@ fn for_each_param(
     }
 }
 
+/// The producer a reference found.
+struct Producer<'a> {
+    /// As messages name it: `step` or `sources.NAME`.
+    name: &'a str,
+    shape: &'a Shape,
+    id: StepId,
+    output: Option<&'a str>,
+    offset: u32,
+}
+
 struct Ctx<'a> {
     doc: &'a WorkflowDoc,
     entries: &'a [(&'a Spanned<String>, Option<&'a StepDoc>)],
     /// Position in `entries` of each step name.
     index: &'a HashMap<&'a str, usize>,
     shapes: &'a [Option<Shape>],
+    /// `sources:` names and their shapes, in order.
+    sources: &'a [(&'a str, Option<Shape>)],
     params: &'a [(String, ParamValue)],
     executors: &'a [ExecIr],
     workflow_dir: &'a Path,
 }
 
 impl Ctx<'_> {
+    /// Whether `sources.X` names a source: always in a workflow with
+    /// sources (where no step may be called `sources`), else unless a step
+    /// is called `sources` (then it names that step's output `X`).
+    fn sources_named(&self) -> bool {
+        !self.sources.is_empty() || !self.index.contains_key(SOURCES)
+    }
+
     fn step_names(&self) -> impl Iterator<Item = &str> {
         self.entries.iter().map(|(n, _)| n.value.as_str())
     }
@@ -307,6 +344,7 @@ impl Ctx<'_> {
                 after.push(AfterSpec { step, offset });
             }
         }
+        let waits = self.wait_for(d, name, s, shape, &mut after);
         let outputs = outputs(d, s);
         let resources = resources(d, s);
         if let (Some(e), Some(g)) = (
@@ -384,7 +422,51 @@ impl Ctx<'_> {
             },
             run: run?,
             name_span: name.span,
+            url: false,
+            waits,
         })
+    }
+
+    /// `wait_for:`: each source waited for becomes an ordering dependency,
+    /// like `after`, and is returned with how the step waits for it.
+    fn wait_for(
+        &self,
+        d: &mut Diags,
+        name: &Spanned<String>,
+        s: &StepDoc,
+        shape: &Shape,
+        after: &mut Vec<AfterSpec>,
+    ) -> Vec<(StepId, WaitSpec)> {
+        let mut waits = Vec::new();
+        for entry in &s.wait_for {
+            let Some((reference, wait)) = sources::wait_entry(d, entry) else {
+                continue;
+            };
+            if !reference.value.starts_with("sources.") || !self.sources_named() {
+                let step = reference.value.split('@').next().unwrap_or_default();
+                let help = if self.index.contains_key(step) {
+                    format!("`{step}` is a step: wait for it with `after: [{step}]`")
+                } else {
+                    "`wait_for` takes sources, written `sources.NAME`".to_owned()
+                };
+                d.at(
+                    "twinflow::wait-for-not-source",
+                    reference.span,
+                    format!(
+                        "`wait_for` waits for sources, and `{}` is not one",
+                        reference.value
+                    ),
+                    "not a source",
+                )
+                .set_help(Some(help));
+                continue;
+            }
+            if let Some((step, _, offset, _)) = self.link(d, name, shape, &reference, false) {
+                after.push(AfterSpec { step, offset });
+                waits.push((step, wait));
+            }
+        }
+        waits
     }
 
     fn executor(&self, d: &mut Diags, name: &Spanned<String>, s: &StepDoc) -> Option<ExecutorId> {
@@ -471,7 +553,53 @@ impl Ctx<'_> {
                 return None;
             }
         };
-        let Some(&index) = self.index.get(r.step) else {
+        // `sources.NAME` (`needs`) parses as step `sources`, output `NAME`;
+        // in `after` and `wait_for` as step `sources.NAME`.
+        let source_name = if with_output {
+            (r.step == SOURCES).then_some(r.output).flatten()
+        } else {
+            r.step.strip_prefix("sources.")
+        };
+        let found = match source_name {
+            Some(source) if self.sources_named() => {
+                let Some(i) = self.sources.iter().position(|(n, _)| *n == source) else {
+                    let help = d.hints_wanted().then(|| {
+                        did_you_mean(source, self.sources.iter().map(|(n, _)| *n)).unwrap_or_else(
+                            || {
+                                if self.sources.is_empty() {
+                                    "the workflow declares no `sources:`".to_owned()
+                                } else {
+                                    format!(
+                                        "sources: {}",
+                                        list(self.sources.iter().map(|(n, _)| *n))
+                                    )
+                                }
+                            },
+                        )
+                    });
+                    d.at(
+                        "twinflow::unknown-source",
+                        reference.span,
+                        format!("unknown source `{source}`"),
+                        "no source of this name",
+                    )
+                    .set_help(help);
+                    return None;
+                };
+                let producer = self.sources[i].1.as_ref()?;
+                let name = format!("sources.{source}");
+                let producer = Producer {
+                    name: &name,
+                    shape: producer,
+                    id: sources::step_id(self.entries.len(), i),
+                    output: with_output.then_some(source),
+                    offset: r.offset,
+                };
+                return self.matched(d, consumer, shape, reference, &producer);
+            }
+            _ => self.index.get(r.step),
+        };
+        let Some(&index) = found else {
             let help = d.hints_wanted().then(|| {
                 did_you_mean(r.step, self.step_names())
                     .unwrap_or_else(|| format!("steps: {}", list(self.step_names())))
@@ -505,9 +633,30 @@ impl Ctx<'_> {
             .set_help(help);
             return None;
         }
-        if r.offset > 0 {
+        let producer = Producer {
+            name: r.step,
+            shape: producer,
+            id: StepId(index as u32),
+            output: r.output,
+            offset: r.offset,
+        };
+        self.matched(d, consumer, shape, reference, &producer)
+    }
+
+    /// The rest of [`Ctx::link`] once the producer is found: cycle offsets,
+    /// gathering and the matching of `for_each` values.
+    fn matched(
+        &self,
+        d: &mut Diags,
+        consumer: &Spanned<String>,
+        shape: &Shape,
+        reference: &Spanned<String>,
+        p: &Producer<'_>,
+    ) -> Option<(StepId, Option<String>, u32, bool)> {
+        let producer = p.shape;
+        if p.offset > 0 {
             for (who, cycles) in [
-                (r.step, producer.cycling),
+                (p.name, producer.cycling),
                 (consumer.value.as_str(), shape.cycling),
             ] {
                 if !cycles {
@@ -516,13 +665,13 @@ impl Ctx<'_> {
                         reference.span,
                         format!(
                             "`@-{}` refers to earlier cycle points, but `{who}` does not cycle",
-                            r.offset
+                            p.offset
                         ),
                         "cycle offset on a non-cycling step",
                     )
                     .set_help(Some(format!(
                         "add `cycling: true` to `{who}`, or drop `@-{}`",
-                        r.offset
+                        p.offset
                     )));
                     return None;
                 }
@@ -546,7 +695,7 @@ impl Ctx<'_> {
                         let help = d.hints_wanted().then(|| {
                             format!(
                                 "`{}` runs {} over: {}",
-                                r.step,
+                                p.name,
                                 key.name,
                                 list(key.values.iter().map(String::as_str))
                             )
@@ -556,7 +705,7 @@ impl Ctx<'_> {
                             reference.span,
                             format!(
                                 "`{}` has no task with {}={missing}, which `{}[{}={missing}]` needs",
-                                r.step, key.name, consumer.value, key.name
+                                p.name, key.name, consumer.value, key.name
                             ),
                             "no matching producer",
                         )
@@ -566,12 +715,7 @@ impl Ctx<'_> {
                 }
             }
         }
-        Some((
-            StepId(index as u32),
-            r.output.map(str::to_owned),
-            r.offset,
-            gather,
-        ))
+        Some((p.id, p.output.map(str::to_owned), p.offset, gather))
     }
 
     /// Workflow, executor (or site) and step `env`, later ones winning.
