@@ -320,3 +320,41 @@ fn the_plan_json_shows_source_steps_and_the_fetch_executor() {
     assert_eq!(json["steps"][1]["needs"]["tas"], "sources.tas.tas");
     assert_eq!(json["steps"][1]["after"][0], "sources.tas");
 }
+
+#[test]
+fn an_endpoint_takes_a_scalar_param_as_written_and_nothing_else() {
+    let yaml = r#"
+version: 1
+name: e
+params:
+  gbif-api: https://api.gbif.org/v1
+sources:
+  occ:
+    url: gbif:download/0001234-261207101010101
+    endpoint: ${{ params.gbif-api }}
+steps:
+  a:
+    needs: { o: sources.occ }
+    run: ls ${{ inputs.o }}
+"#;
+    let plan = compile(yaml);
+    assert_eq!(
+        source(&plan, "occ").options.endpoint.as_deref(),
+        Some("https://api.gbif.org/v1")
+    );
+    let options = CompileOptions {
+        params: vec![("gbif-api".into(), "http://127.0.0.1:8080/gbif/v1/".into())],
+        ..CompileOptions::default()
+    };
+    let plan = compile_with(yaml, &options);
+    assert_eq!(
+        source(&plan, "occ").options.endpoint.as_deref(),
+        Some("http://127.0.0.1:8080/gbif/v1"),
+        "substituted without percent-encoding, trailing slash dropped"
+    );
+    let bad = yaml.replace("${{ params.gbif-api }}", "${{ cycle.year }}");
+    let err = compile_str("test.yaml", &bad, &CompileOptions::default())
+        .expect_err("a cycle ref in an endpoint is refused")
+        .render(false);
+    assert!(err.contains("cannot be used in an endpoint"), "{err}");
+}

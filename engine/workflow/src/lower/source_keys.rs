@@ -5,10 +5,11 @@
 
 use super::source_url::{self, GbifForm, UrlShape};
 use crate::diag::Diags;
+use crate::expr::{RawPiece, split};
 use crate::model::{FormatDoc, OPTION_SCHEMES, SourceDoc};
 use crate::span::{Span, Spanned};
 use crate::units::{parse_duration, parse_size};
-use twinflow_core::{SourceFormat, SourceOptions, SourceScheme};
+use twinflow_core::{ParamValue, SourceFormat, SourceOptions, SourceScheme};
 
 /// The scheme (as options name it) of a URL shape.
 fn scheme_key(shape: &UrlShape) -> &'static str {
@@ -19,7 +20,12 @@ fn scheme_key(shape: &UrlShape) -> &'static str {
 }
 
 /// Refuses an option of another scheme and the one whose value is wrong.
-pub(super) fn options(d: &mut Diags, s: &SourceDoc, shape: &UrlShape) -> SourceOptions {
+pub(super) fn options(
+    d: &mut Diags,
+    s: &SourceDoc,
+    shape: &UrlShape,
+    params: &[(String, ParamValue)],
+) -> SourceOptions {
     let scheme = scheme_key(shape);
     let present: [(&str, Option<Span>); 7] = [
         ("endpoint", s.endpoint.as_ref().map(|x| x.span)),
@@ -83,7 +89,7 @@ pub(super) fn options(d: &mut Diags, s: &SourceDoc, shape: &UrlShape) -> SourceO
     if !ok {
         return SourceOptions::default();
     }
-    let endpoint = s.endpoint.as_ref().and_then(|e| endpoint(d, e));
+    let endpoint = s.endpoint.as_ref().and_then(|e| endpoint(d, e, params));
     let plain = |d: &mut Diags, v: &Option<Spanned<String>>, what: &str| {
         let v = v.as_ref()?;
         if v.value.trim().is_empty()
@@ -145,29 +151,78 @@ pub(super) fn options(d: &mut Diags, s: &SourceDoc, shape: &UrlShape) -> SourceO
     }
 }
 
-fn endpoint(d: &mut Diags, e: &Spanned<String>) -> Option<String> {
+/// `endpoint`: an http(s) URL, which may take `${{ params.X }}` (a scalar,
+/// substituted as written: a parameter may hold the whole URL, so that a
+/// test or a site points a source at another server with `--param`).
+fn endpoint(d: &mut Diags, e: &Spanned<String>, params: &[(String, ParamValue)]) -> Option<String> {
+    let value = with_params(d, e, params)?;
     let not_http = || source_url::UrlError {
         code: "twinflow::bad-url",
-        message: format!("the endpoint `{}` is not an http(s) URL", e.value),
+        message: format!("the endpoint `{value}` is not an http(s) URL"),
         help: Some(
             "write the server's URL, e.g. `https://s3.example.org` or `http://127.0.0.1:7480`"
                 .into(),
         ),
     };
-    let checked = match source_url::scheme_of(&e.value) {
-        Ok((SourceScheme::Http, n)) if !e.value.contains("${{") => {
-            source_url::check(&e.value, SourceScheme::Http, n)
-        }
+    let checked = match source_url::scheme_of(&value) {
+        Ok((SourceScheme::Http, n)) => source_url::check(&value, SourceScheme::Http, n),
         _ => Err(not_http()),
     };
     match checked {
-        Ok(_) => Some(e.value.trim_end_matches('/').to_owned()),
+        Ok(_) => Some(value.trim_end_matches('/').to_owned()),
         Err(err) => {
             d.at(err.code, e.span, err.message, "in this endpoint")
                 .set_help(err.help);
             None
         }
     }
+}
+
+/// `e`'s text with each `${{ params.X }}` (a scalar) substituted; any
+/// other expression is reported.
+fn with_params(
+    d: &mut Diags,
+    e: &Spanned<String>,
+    params: &[(String, ParamValue)],
+) -> Option<String> {
+    let text = d.source.clone();
+    let (pieces, errors) = split(&e.value, e.span, text.text());
+    let mut ok = errors.is_empty();
+    for err in errors {
+        d.at("twinflow::bad-expression", err.span, err.message, "here")
+            .set_help(err.help);
+    }
+    let mut out = String::new();
+    for piece in pieces {
+        match piece {
+            RawPiece::Lit(s) => out.push_str(&s),
+            RawPiece::Expr { name, span } => {
+                let value = name
+                    .strip_prefix("params.")
+                    .and_then(|p| params.iter().find(|(n, _)| n == p))
+                    .and_then(|(_, v)| match v {
+                        ParamValue::One(v) => Some(v.as_str()),
+                        ParamValue::Many(_) => None,
+                    });
+                match value {
+                    Some(v) => out.push_str(v),
+                    None => {
+                        d.at(
+                            "twinflow::source-expression",
+                            span,
+                            format!("`{name}` cannot be used in an endpoint"),
+                            "not a scalar parameter",
+                        )
+                        .set_help(Some(
+                            "an endpoint may use `${{ params.X }}` of a scalar parameter".into(),
+                        ));
+                        ok = false;
+                    }
+                }
+            }
+        }
+    }
+    ok.then_some(out)
 }
 
 fn assets(d: &mut Diags, a: &Spanned<Vec<Spanned<String>>>) -> Vec<String> {

@@ -127,7 +127,7 @@ fn lower_one(
             return None;
         }
     };
-    let options = options(d, s, &shape);
+    let options = options(d, s, &shape, params);
     let sha256 = s.sha256.as_ref().and_then(|h| sha256(d, h, cycling));
     let refresh_seconds = s.refresh.as_ref().and_then(|r| {
         let text = r.value.0.trim();
