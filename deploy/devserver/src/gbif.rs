@@ -1,6 +1,5 @@
 //! GBIF's occurrence download API, answering as its documentation shows
-//! (<https://techdocs.gbif.org/en/data-use/api-downloads>, and the API
-//! reference <https://techdocs.gbif.org/en/openapi/v1/occurrence>), over
+//! (<https://techdocs.gbif.org/en/data-use/api-downloads>), over
 //! the downloads `<root>/gbif/downloads.json` describes:
 //!
 //! - `POST /occurrence/download/request` (HTTP basic auth checked against
