@@ -10,6 +10,15 @@
 
 mod error;
 mod fetcher;
+pub mod formats;
+pub mod gbif;
+mod remote;
+pub mod s3;
+pub mod stac;
 
 pub use error::SourceError;
 pub use fetcher::{Fetched, Fetcher, Request, Validators};
+pub use formats::check_format;
+pub use gbif::GbifFetcher;
+pub use s3::S3Fetcher;
+pub use stac::StacFetcher;
