@@ -46,7 +46,7 @@ pub(crate) const OPTION_SCHEMES: [(&str, &[&str]); 7] = [
 const SCHEME_PATTERNS: [(&str, &str); 4] = [
     ("https", "^https?://"),
     ("s3", "^s3://"),
-    ("stac", "^stac\\+https?://"),
+    ("stac", "^stac\\+(https?://|file:)"),
     ("gbif", "^gbif:"),
 ];
 
@@ -78,10 +78,12 @@ fn source_scheme_rules(schema: &mut Schema) {
 pub(crate) struct SourceDoc {
     /// `https://…` (or `http://…`), `s3://bucket/key`, `s3://bucket/prefix/`
     /// (a directory), `stac+https://…` (a STAC search or static catalog),
+    /// `stac+file:catalog.json` (a static catalog here, relative to the
+    /// workflow's directory or absolute),
     /// `gbif:download/KEY`, `gbif:doi/10.15468/dl.…` or
     /// `gbif:occurrence?…`. May use `${{ params.X }}` and `${{ cycle.* }}`
     /// (one instance per cycle point); values are percent-encoded.
-    #[schemars(pattern(r"^(https?://|s3://|stac\+https?://|gbif:)"))]
+    #[schemars(pattern(r"^(https?://|s3://|stac\+(https?://|file:)|gbif:)"))]
     pub(crate) url: Spanned<String>,
     /// The content's SHA-256 (64 hex digits): a fetch with other content fails.
     #[serde(default)]

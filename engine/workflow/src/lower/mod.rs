@@ -124,7 +124,7 @@ pub(crate) fn lower(
         dir: opts.workflow_dir.clone(),
         run_id: opts.run_id.clone(),
     };
-    let sources = sources::lower_all(doc, d, &params, cycle.as_ref());
+    let sources = sources::lower_all(doc, d, &params, cycle.as_ref(), &opts.workflow_dir);
     let mut steps = steps::lower_all(doc, d, &params, &executors, &sources, &opts.workflow_dir);
     if !d.is_empty() {
         return None;

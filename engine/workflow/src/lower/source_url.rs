@@ -42,7 +42,10 @@ pub(crate) struct UrlShape {
 
 /// The URL prefixes twinflow fetches, for messages.
 pub(crate) const SCHEMES: &str =
-    "`https://`, `http://`, `s3://`, `stac+https://`, `stac+http://` and `gbif:`";
+    "`https://`, `http://`, `s3://`, `stac+https://`, `stac+http://`, `stac+file:` and `gbif:`";
+
+/// The prefix of a static STAC catalog on this machine's file system.
+pub(crate) const STAC_FILE: &str = "stac+file:";
 
 /// The scheme, from the URL as written (which must spell it out).
 pub(crate) fn scheme_of(written: &str) -> Result<(SourceScheme, usize), UrlError> {
@@ -52,6 +55,7 @@ pub(crate) fn scheme_of(written: &str) -> Result<(SourceScheme, usize), UrlError
         ("s3://", SourceScheme::S3),
         ("stac+https://", SourceScheme::Stac),
         ("stac+http://", SourceScheme::Stac),
+        (STAC_FILE, SourceScheme::Stac),
         ("gbif:", SourceScheme::Gbif),
     ] {
         if written.len() >= prefix.len()
@@ -103,6 +107,7 @@ pub(crate) fn check(
         gbif: None,
     };
     match scheme {
+        SourceScheme::Stac if probe.starts_with(STAC_FILE) => local_catalog(rest)?,
         SourceScheme::Http | SourceScheme::Stac => http(rest)?,
         SourceScheme::S3 => shape.s3_prefix = s3(rest)?,
         SourceScheme::Gbif => shape.gbif = Some(gbif(rest)?),
@@ -145,9 +150,52 @@ fn credentials() -> UrlError {
         code: "twinflow::url-credentials",
         message: "the URL holds credentials (`user:password@`)".into(),
         help: Some(
-            "credentials never go into a workflow: they come from the environment (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` or `profile:` for s3, `GBIF_USER`/`GBIF_PASSWORD` for gbif, `.netrc` for https)".into(),
+            "credentials never go into a workflow: they come from the environment (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` or `profile:` for s3, `GBIF_USER`/`GBIF_PWD` for gbif, `.netrc` for https)".into(),
         ),
     }
+}
+
+/// The path of a `stac+file:` URL: a static catalog's, collection's or
+/// item's JSON file, absolute (`stac+file:///data/catalog.json`) or
+/// relative to the workflow's directory (`stac+file:forcing/catalog.json`).
+fn local_catalog(rest: &str) -> Result<(), UrlError> {
+    let path = rest.strip_prefix("//").unwrap_or(rest);
+    if rest.starts_with("//") && !path.starts_with('/') {
+        return Err(bad(
+            "a `stac+file:` URL names no host",
+            "write `stac+file:///absolute/catalog.json` or `stac+file:relative/catalog.json`",
+        ));
+    }
+    if path.contains(['?', '#']) || !path.ends_with(".json") {
+        return Err(bad(
+            "a `stac+file:` URL names the JSON file of a static catalog, collection or item",
+            "write e.g. `stac+file:forcing/catalog.json`; a search needs a STAC API (`stac+https://`)",
+        ));
+    }
+    check_chars(path, "path")
+}
+
+/// The URL's text with a relative `stac+file:` path made absolute against
+/// `dir` (percent-encoded), so that a task's URL names the same file
+/// wherever the run goes on.
+pub(crate) fn anchored(url: &str, dir: &std::path::Path) -> Option<String> {
+    let rest = url.strip_prefix(STAC_FILE)?;
+    if rest.starts_with('/') {
+        return None;
+    }
+    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let mut out = format!("{STAC_FILE}//");
+    for segment in dir
+        .to_string_lossy()
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != ".")
+    {
+        out.push('/');
+        percent_encode(segment, &mut out);
+    }
+    out.push('/');
+    out.push_str(rest);
+    Some(out)
 }
 
 /// `host[:port]/path?query#fragment` of an http(s) URL.
@@ -466,6 +514,21 @@ mod tests {
         assert_eq!(n("https://x.org/"), "src");
         assert_eq!(n("s3://b/k/.hidden"), "src");
         assert_eq!(n("s3://b/k/x.${{ params.ext }}"), "src");
+    }
+
+    #[test]
+    fn a_relative_local_catalog_is_anchored_at_the_workflow_dir() {
+        let dir = std::path::Path::new("/srv/my flows/climate");
+        assert_eq!(
+            anchored("stac+file:forcing/catalog.json", dir).as_deref(),
+            Some("stac+file:///srv/my%20flows/climate/forcing/catalog.json")
+        );
+        assert_eq!(anchored("stac+file:///data/catalog.json", dir), None);
+        assert_eq!(anchored("https://x/catalog.json", dir), None);
+        assert!(check("stac+file:forcing/catalog.json", SourceScheme::Stac, 10).is_ok());
+        let search = check("stac+file:forcing/search?collections=x", SourceScheme::Stac, 10);
+        assert!(search.is_err(), "a local search is refused");
+        assert!(check("stac+file://host/catalog.json", SourceScheme::Stac, 10).is_err());
     }
 
     #[test]

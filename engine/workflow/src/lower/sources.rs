@@ -43,6 +43,7 @@ pub(crate) fn lower_all(
     d: &mut Diags,
     params: &[(String, ParamValue)],
     cycle: Option<&CycleSpec>,
+    workflow_dir: &std::path::Path,
 ) -> Vec<Option<SourceIr>> {
     reserved_names(doc, d);
     doc.sources
@@ -53,6 +54,16 @@ pub(crate) fn lower_all(
                 return None;
             };
             let ir = lower_one(d, name, s, params, doc.cycle.is_some(), cycle);
+            let ir = ir.map(|mut ir| {
+                // A static catalog named relative to the workflow: its
+                // tasks' URLs name the absolute file.
+                if let Some(Piece::Lit(first)) = ir.url.pieces.first_mut()
+                    && let Some(absolute) = source_url::anchored(first, workflow_dir)
+                {
+                    *first = absolute;
+                }
+                ir
+            });
             ir.filter(|_| named)
         })
         .collect()
