@@ -8,8 +8,22 @@
 //! into a staging path; the cache decides when to ask, verifies what came
 //! back and publishes it; the executor waits when a step asked it to.
 
+pub mod cache;
 mod error;
+pub mod executor;
 mod fetcher;
+pub mod http;
+mod lock;
+pub mod progress;
+pub mod registry;
+mod scrub;
+mod tree;
+pub mod verify;
 
+pub use cache::{Cache, Entry, Policy, Resolution};
 pub use error::SourceError;
-pub use fetcher::{Fetched, Fetcher, Request, Validators};
+pub use executor::{FetchExecutor, FetchFactory};
+pub use fetcher::{Fetched, Fetcher, Request, Validators, leave_digest};
+pub use http::{HttpFetcher, Retry};
+pub use registry::{Fetchers, fetcher_for};
+pub use scrub::scrub_url;
