@@ -1,9 +1,7 @@
 //! The HTTP fetcher and the cache against the real devserver: revalidation,
 //! resume, retries, refusals, locking, hits and re-fetches.
 
-mod support;
-
-use support::*;
+use super::support::*;
 use twinflow_sources::{Cache, Policy, Request, Resolution, SourceError};
 
 fn ready(r: Resolution) -> (twinflow_sources::Entry, bool) {
@@ -23,7 +21,10 @@ async fn a_refresh_revalidates_with_the_etag_and_gets_no_body() {
     spec.refresh_seconds = Some(0);
     let cache = Cache::new(dir.path().join("cache"));
     let f = fetcher();
-    let req = Request { spec: &spec, url: &url };
+    let req = Request {
+        spec: &spec,
+        url: &url,
+    };
     let (first, fetched) = ready(cache.resolve(req, &f, &Policy::Current).await.unwrap());
     assert!(fetched);
     assert_eq!(first.sha256, sha256_hex(&data(50_000)));
@@ -46,8 +47,16 @@ async fn a_cut_body_is_resumed_with_range_and_never_published_partial() {
     let url = format!("{base}/files/big.bin?truncate=1500000");
     let spec = spec("big", &url);
     let cache = Cache::new(dir.path().join("cache"));
-    let req = Request { spec: &spec, url: &url };
-    let (entry, _) = ready(cache.resolve(req, &fetcher(), &Policy::Current).await.unwrap());
+    let req = Request {
+        spec: &spec,
+        url: &url,
+    };
+    let (entry, _) = ready(
+        cache
+            .resolve(req, &fetcher(), &Policy::Current)
+            .await
+            .unwrap(),
+    );
     assert_eq!(entry.sha256, sha256_hex(&bytes));
     let published = std::fs::read(cache.content_path(&entry)).unwrap();
     assert_eq!(published, bytes);
@@ -56,7 +65,11 @@ async fn a_cut_body_is_resumed_with_range_and_never_published_partial() {
     assert!(status_count(&s, 206) >= 1, "resumed with a 206: {s}");
     let ranges = s["ranges"].as_array().unwrap();
     assert!(!ranges.is_empty());
-    assert!(ranges.iter().all(|r| r.as_str().unwrap().starts_with("bytes=")));
+    assert!(
+        ranges
+            .iter()
+            .all(|r| r.as_str().unwrap().starts_with("bytes="))
+    );
     assert!(s["body_bytes"].as_u64().unwrap() < 2 * bytes.len() as u64);
 }
 
@@ -68,8 +81,16 @@ async fn a_503_is_retried_then_succeeds() {
     let url = format!("{base}/files/r.bin?fail=2&retry_after=0");
     let spec = spec("r", &url);
     let cache = Cache::new(dir.path().join("cache"));
-    let req = Request { spec: &spec, url: &url };
-    let (entry, _) = ready(cache.resolve(req, &fetcher(), &Policy::Current).await.unwrap());
+    let req = Request {
+        spec: &spec,
+        url: &url,
+    };
+    let (entry, _) = ready(
+        cache
+            .resolve(req, &fetcher(), &Policy::Current)
+            .await
+            .unwrap(),
+    );
     assert_eq!(entry.size, 1000);
     let s = stats(&base, "r.bin").await;
     assert_eq!(status_count(&s, 503), 2);
@@ -83,8 +104,14 @@ async fn persistent_5xx_gives_up_as_transient() {
     let url = format!("{base}/files/x?status=500");
     let spec = spec("x", &url);
     let cache = Cache::new(dir.path().join("cache"));
-    let req = Request { spec: &spec, url: &url };
-    let err = cache.resolve(req, &fetcher(), &Policy::Current).await.unwrap_err();
+    let req = Request {
+        spec: &spec,
+        url: &url,
+    };
+    let err = cache
+        .resolve(req, &fetcher(), &Policy::Current)
+        .await
+        .unwrap_err();
     assert!(matches!(err, SourceError::Transient { .. }), "{err}");
     assert!(err.to_string().contains("gave up after 4 tries"), "{err}");
     assert_eq!(status_count(&stats(&base, "x").await, 500), 4);
@@ -98,7 +125,14 @@ async fn not_found_is_absent_and_forbidden_fails() {
     let url = format!("{base}/files/missing.csv");
     let s = spec("m", &url);
     let err = cache
-        .resolve(Request { spec: &s, url: &url }, &fetcher(), &Policy::Current)
+        .resolve(
+            Request {
+                spec: &s,
+                url: &url,
+            },
+            &fetcher(),
+            &Policy::Current,
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, SourceError::Absent { .. }), "{err}");
@@ -106,12 +140,22 @@ async fn not_found_is_absent_and_forbidden_fails() {
     let url = format!("http://ann:hunter2@{}/files/f?status=403", &base[7..]);
     let s = spec("f", &url);
     let err = cache
-        .resolve(Request { spec: &s, url: &url }, &fetcher(), &Policy::Current)
+        .resolve(
+            Request {
+                spec: &s,
+                url: &url,
+            },
+            &fetcher(),
+            &Policy::Current,
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, SourceError::Failed { .. }), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains("403") && msg.contains("access refused"), "{msg}");
+    assert!(
+        msg.contains("403") && msg.contains("access refused"),
+        "{msg}"
+    );
     assert!(!msg.contains("hunter2"), "credentials leaked: {msg}");
 }
 
@@ -126,7 +170,14 @@ async fn a_sha256_mismatch_is_refused_and_nothing_is_published() {
     s.sha256 = Some(wrong.clone());
     let cache = Cache::new(dir.path().join("cache"));
     let err = cache
-        .resolve(Request { spec: &s, url: &url }, &fetcher(), &Policy::Current)
+        .resolve(
+            Request {
+                spec: &s,
+                url: &url,
+            },
+            &fetcher(),
+            &Policy::Current,
+        )
         .await
         .unwrap_err();
     let msg = err.to_string();
@@ -147,7 +198,14 @@ async fn max_size_is_refused() {
     s.options.max_size = Some(1000);
     let cache = Cache::new(dir.path().join("cache"));
     let err = cache
-        .resolve(Request { spec: &s, url: &url }, &fetcher(), &Policy::Current)
+        .resolve(
+            Request {
+                spec: &s,
+                url: &url,
+            },
+            &fetcher(),
+            &Policy::Current,
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("over `max_size` 1000"), "{err}");
@@ -164,7 +222,10 @@ async fn two_concurrent_resolves_download_once() {
     let cache = Cache::new(dir.path().join("cache"));
     let other = Cache::new(dir.path().join("cache"));
     let (f1, f2) = (fetcher(), fetcher());
-    let req = Request { spec: &s, url: &url };
+    let req = Request {
+        spec: &s,
+        url: &url,
+    };
     let (a, b) = tokio::join!(
         cache.resolve(req, &f1, &Policy::Current),
         other.resolve(req, &f2, &Policy::Current)
@@ -183,7 +244,10 @@ async fn a_hit_uses_no_network_and_a_changed_blob_is_fetched_again() {
     let mut s = spec("h", &url);
     let cache = Cache::new(dir.path().join("cache"));
     let f = fetcher();
-    let req = Request { spec: &s, url: &url };
+    let req = Request {
+        spec: &s,
+        url: &url,
+    };
     let (entry, _) = ready(cache.resolve(req, &f, &Policy::Current).await.unwrap());
     // refresh: never -> a hit.
     let (_, fetched) = ready(cache.resolve(req, &f, &Policy::Current).await.unwrap());
@@ -191,15 +255,25 @@ async fn a_hit_uses_no_network_and_a_changed_blob_is_fetched_again() {
     // Pinned and present, even with a refresh due -> a hit.
     s.sha256 = Some(entry.sha256.clone());
     s.refresh_seconds = Some(0);
-    let req = Request { spec: &s, url: &url };
+    let req = Request {
+        spec: &s,
+        url: &url,
+    };
     let (_, fetched) = ready(cache.resolve(req, &f, &Policy::Current).await.unwrap());
     assert!(!fetched);
-    assert_eq!(stats(&base, "h.bin").await["requests"], 1, "hits asked nothing");
+    assert_eq!(
+        stats(&base, "h.bin").await["requests"],
+        1,
+        "hits asked nothing"
+    );
     // The blob changed in place: fetched again.
     std::fs::write(cache.content_path(&entry), b"tampered").unwrap();
     let (again, fetched) = ready(cache.resolve(req, &f, &Policy::Current).await.unwrap());
     assert!(fetched);
-    assert_eq!(std::fs::read(cache.content_path(&again)).unwrap(), data(10_000));
+    assert_eq!(
+        std::fs::read(cache.content_path(&again)).unwrap(),
+        data(10_000)
+    );
     assert_eq!(stats(&base, "h.bin").await["gets"], 2);
 }
 
@@ -214,7 +288,10 @@ async fn waiting_for_change_reports_not_yet_until_the_file_changes() {
     s.refresh_seconds = Some(3600);
     let cache = Cache::new(dir.path().join("cache"));
     let f = fetcher();
-    let req = Request { spec: &s, url: &url };
+    let req = Request {
+        spec: &s,
+        url: &url,
+    };
     let (entry, _) = ready(cache.resolve(req, &f, &Policy::Current).await.unwrap());
     let policy = Policy::WaitForChange {
         since: entry.sha256.clone(),

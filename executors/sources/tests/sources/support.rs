@@ -1,7 +1,10 @@
 //! Shared pieces of the sources tests: a devserver over a temp dir, specs,
 //! a fast-retrying HTTP fetcher, the server's per-path counters.
 
-#![allow(dead_code, unreachable_pub, reason = "each test file uses a part")]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test support stops at the first broken setup"
+)]
 
 use std::path::Path;
 use std::time::Duration;
@@ -9,7 +12,7 @@ use twinflow_core::{SourceFormat, SourceOptions, SourceScheme, SourceSpec};
 use twinflow_sources::{HttpFetcher, Retry};
 
 /// A devserver serving `root`, its base URL.
-pub async fn server(root: &Path) -> String {
+pub(crate) async fn server(root: &Path) -> String {
     let running = twinflow_devserver::start(
         twinflow_devserver::Config {
             root: root.to_path_buf(),
@@ -21,7 +24,7 @@ pub async fn server(root: &Path) -> String {
     running.base_url()
 }
 
-pub fn spec(name: &str, url: &str) -> SourceSpec {
+pub(crate) fn spec(name: &str, url: &str) -> SourceSpec {
     SourceSpec {
         name: name.into(),
         url: url.into(),
@@ -36,7 +39,7 @@ pub fn spec(name: &str, url: &str) -> SourceSpec {
     }
 }
 
-pub fn fetcher() -> HttpFetcher {
+pub(crate) fn fetcher() -> HttpFetcher {
     HttpFetcher::new(Retry {
         attempts: 4,
         first_delay: Duration::from_millis(20),
@@ -46,7 +49,7 @@ pub fn fetcher() -> HttpFetcher {
 }
 
 /// `/files/_stats/<path>` of the server at `base`.
-pub async fn stats(base: &str, path: &str) -> serde_json::Value {
+pub(crate) async fn stats(base: &str, path: &str) -> serde_json::Value {
     let text = reqwest::get(format!("{base}/files/_stats/{path}"))
         .await
         .unwrap()
@@ -56,16 +59,16 @@ pub async fn stats(base: &str, path: &str) -> serde_json::Value {
     serde_json::from_str(&text).unwrap()
 }
 
-pub fn status_count(stats: &serde_json::Value, code: u16) -> u64 {
+pub(crate) fn status_count(stats: &serde_json::Value, code: u16) -> u64 {
     stats["statuses"][code.to_string()].as_u64().unwrap_or(0)
 }
 
 /// Deterministic bytes.
-pub fn data(n: usize) -> Vec<u8> {
+pub(crate) fn data(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i * 31 % 251) as u8).collect()
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(bytes)
         .iter()
@@ -74,7 +77,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Files under `dir` (recursively), for "nothing published" checks.
-pub fn count_files(dir: &Path) -> usize {
+pub(crate) fn count_files(dir: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };
