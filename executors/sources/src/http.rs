@@ -272,26 +272,33 @@ async fn stream(
     offset: u64,
     max: Option<u64>,
 ) -> Result<(u64, String), Try> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
+    // Chunks go to the writer in batches of at least BATCH bytes: one
+    // wake-up of the writer thread per batch, not per (small) chunk.
+    const BATCH: usize = 1 << 20;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<bytes::Bytes>>(16);
     let path = staging.to_path_buf();
     let writer = tokio::task::spawn_blocking(move || -> std::io::Result<(u64, String)> {
         let mut hasher = Sha256::new();
         let mut file = prefix(&path, offset, &mut hasher)?;
         let mut size = offset;
-        while let Some(chunk) = rx.blocking_recv() {
-            hasher.update(&chunk);
-            file.write_all(&chunk)?;
-            size += chunk.len() as u64;
+        while let Some(batch) = rx.blocking_recv() {
+            for chunk in batch {
+                hasher.update(&chunk);
+                file.write_all(&chunk)?;
+                size += chunk.len() as u64;
+            }
         }
         file.flush()?;
         Ok((size, hex(&hasher.finalize())))
     });
     let mut received = offset;
     let mut cut = None;
+    let (mut batch, mut batched) = (Vec::new(), 0);
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
                 received += chunk.len() as u64;
+                batched += chunk.len();
                 if let Some(max) = max
                     && received > max
                 {
@@ -302,8 +309,12 @@ async fn stream(
                         "is over `max_size` {max} bytes (the server announced no or a wrong length)"
                     )));
                 }
-                if tx.send(chunk).await.is_err() {
-                    break;
+                batch.push(chunk);
+                if batched >= BATCH {
+                    batched = 0;
+                    if tx.send(std::mem::take(&mut batch)).await.is_err() {
+                        break;
+                    }
                 }
             }
             Ok(None) => break,
@@ -315,6 +326,9 @@ async fn stream(
                 break;
             }
         }
+    }
+    if !batch.is_empty() {
+        let _ = tx.send(batch).await;
     }
     drop(tx);
     let written = match writer.await {

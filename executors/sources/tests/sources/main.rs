@@ -9,5 +9,6 @@
 )]
 
 mod cache_http;
+mod devserver;
 mod executor;
 mod support;
