@@ -53,15 +53,40 @@ pub enum Fetched {
 /// Gets one scheme's content.
 #[async_trait::async_trait]
 pub trait Fetcher: Send + Sync + std::fmt::Debug {
-    /// Fetches `request` into `staging` (which does not exist yet: create
-    /// a file or a directory there). `known` are the validators of the copy
+    /// Fetches `request` into `staging`: create a file or a directory
+    /// there. `staging` is `content` in a directory of its own that the
+    /// fetcher may keep side files in (resume state, [`leave_digest`]);
+    /// the cache removes it once the fetch is published or refused. It may
+    /// hold a file an earlier, interrupted call left there (resume it, as
+    /// HTTP does with `Range`, or overwrite it); a leftover directory is
+    /// removed by the cache first. `known` are the validators of the copy
     /// the cache holds, if any: answer [`Fetched::NotModified`] when the
-    /// upstream confirms it unchanged. A partial download may be left at
-    /// `staging` for a later call to resume (HTTP Range) or to remove.
+    /// upstream confirms it unchanged.
     async fn fetch(
         &self,
         request: Request<'_>,
         staging: &Path,
         known: Option<&Validators>,
     ) -> Result<Fetched, SourceError>;
+}
+
+/// Leaves the SHA-256 (lowercase hex) and size of the file a fetcher has
+/// just written at `staging`, hashed while streaming, so that the cache
+/// does not read it again; the cache uses it only when the file still has
+/// that size. Optional: without it the cache hashes the file.
+pub fn leave_digest(staging: &Path, sha256: &str, size: u64) -> std::io::Result<()> {
+    std::fs::write(digest_hint_path(staging), format!("{sha256} {size}"))
+}
+
+/// The digest [`leave_digest`] left for `staging`, if its size still holds.
+pub(crate) fn digest_left(staging: &Path, size: u64) -> Option<String> {
+    let text = std::fs::read_to_string(digest_hint_path(staging)).ok()?;
+    let (sha, n) = text.trim().split_once(' ')?;
+    (n.parse::<u64>().ok()? == size && sha.len() == 64).then(|| sha.to_owned())
+}
+
+fn digest_hint_path(staging: &Path) -> std::path::PathBuf {
+    let mut name = staging.as_os_str().to_owned();
+    name.push(".sha256");
+    std::path::PathBuf::from(name)
 }

@@ -8,17 +8,30 @@
 //! into a staging path; the cache decides when to ask, verifies what came
 //! back and publishes it; the executor waits when a step asked it to.
 
+pub mod cache;
 mod error;
+pub mod executor;
 mod fetcher;
 pub mod formats;
 pub mod gbif;
+pub mod http;
+mod lock;
+pub mod progress;
+pub mod registry;
 mod remote;
 pub mod s3;
+mod scrub;
 pub mod stac;
+mod tree;
 
+pub use cache::{Cache, Entry, Policy, Resolution};
 pub use error::SourceError;
-pub use fetcher::{Fetched, Fetcher, Request, Validators};
+pub use executor::{FetchExecutor, FetchFactory};
+pub use fetcher::{Fetched, Fetcher, Request, Validators, leave_digest};
 pub use formats::check_format;
 pub use gbif::GbifFetcher;
+pub use http::{HttpFetcher, Retry};
+pub use registry::{Fetchers, fetcher_for};
 pub use s3::S3Fetcher;
+pub use scrub::scrub_url;
 pub use stac::StacFetcher;

@@ -66,49 +66,7 @@ impl Ctx {
     }
 }
 
-/// `url` without `user:password@` and with the values of query parameters
-/// that look like credentials (`token`, `key`, `signature`, `password`,
-/// `secret`, `X-Amz-*`) replaced by `***`.
-pub(crate) fn scrub_url(url: &str) -> String {
-    let (head, query) = match url.split_once('?') {
-        Some((h, q)) => (h, Some(q)),
-        None => (url, None),
-    };
-    let head = match head.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
-            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-            format!("{scheme}://{host}{path}")
-        }
-        None => head.to_owned(),
-    };
-    let Some(query) = query else { return head };
-    let parts: Vec<String> = query
-        .split('&')
-        .map(|kv| match kv.split_once('=') {
-            Some((k, _)) if is_secret_param(k) => format!("{k}=***"),
-            _ => kv.to_owned(),
-        })
-        .collect();
-    format!("{head}?{}", parts.join("&"))
-}
-
-fn is_secret_param(k: &str) -> bool {
-    let k = k.to_ascii_lowercase();
-    [
-        "token",
-        "key",
-        "signature",
-        "password",
-        "secret",
-        "pwd",
-        "x-amz-",
-    ]
-    .iter()
-    .any(|s| k.contains(s))
-        && k != "taxonkey"
-        && !k.ends_with("taxonkey")
-}
+pub(crate) use crate::scrub::scrub_url;
 
 /// A `reqwest` client with the fetchers' timeouts.
 pub(crate) fn client(ctx: &Ctx) -> Result<reqwest::Client, SourceError> {
@@ -304,7 +262,7 @@ mod tests {
     fn scrubs_user_info_and_secret_params() {
         assert_eq!(
             scrub_url("https://u:pw@h.example/a/b?x=1&token=abc&X-Amz-Signature=s"),
-            "https://h.example/a/b?x=1&token=***&X-Amz-Signature=***"
+            "https://h.example/a/b?x=1&token=REDACTED&X-Amz-Signature=REDACTED"
         );
         assert_eq!(
             scrub_url("gbif:occurrence?taxonKey=5&country=FI"),

@@ -526,7 +526,11 @@ mod tests {
         assert_eq!(anchored("stac+file:///data/catalog.json", dir), None);
         assert_eq!(anchored("https://x/catalog.json", dir), None);
         assert!(check("stac+file:forcing/catalog.json", SourceScheme::Stac, 10).is_ok());
-        let search = check("stac+file:forcing/search?collections=x", SourceScheme::Stac, 10);
+        let search = check(
+            "stac+file:forcing/search?collections=x",
+            SourceScheme::Stac,
+            10,
+        );
         assert!(search.is_err(), "a local search is refused");
         assert!(check("stac+file://host/catalog.json", SourceScheme::Stac, 10).is_err());
     }

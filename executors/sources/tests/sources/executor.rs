@@ -1,0 +1,201 @@
+//! The fetch executor end to end: a job in a temp dir gets its output and
+//! source.json; data triggers wait and time out; cancel stops a download.
+
+use super::support::*;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use twinflow_core::{
+    AttemptKey, AttemptStatus, BackendConfig, ExecutorFactory, ExecutorSpec, FetchConfig, Handle,
+    Job, JobOutput, Resources, SourceScheme, SourceSpec, TaskId, Update, UpdateSink, WaitSpec,
+};
+use twinflow_sources::{FetchFactory, Fetchers};
+
+#[derive(Debug)]
+struct Sink(mpsc::UnboundedSender<Update>);
+impl UpdateSink for Sink {
+    fn send(&self, update: Update) {
+        let _ = self.0.send(update);
+    }
+}
+
+fn executor(
+    cache: &Path,
+    sources: Vec<SourceSpec>,
+) -> (
+    Arc<dyn twinflow_core::Executor>,
+    mpsc::UnboundedReceiver<Update>,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let factory = FetchFactory {
+        cache_root: cache.to_path_buf(),
+        fetchers: Fetchers::builtin().with(SourceScheme::Http, Arc::new(fetcher())),
+    };
+    let spec = ExecutorSpec {
+        name: "sources".into(),
+        backend: BackendConfig::Fetch(FetchConfig { sources }),
+        prologue: None,
+        env: Vec::new(),
+        container_runtime: None,
+        bound_by: None,
+    };
+    (factory.create(&spec, Arc::new(Sink(tx))).unwrap(), rx)
+}
+
+fn job(dir: &Path, task: u32, source: &SourceSpec, url: &str) -> Job {
+    let workdir = dir.join(format!("task{task}"));
+    std::fs::create_dir_all(workdir.join("out")).unwrap();
+    Job {
+        key: AttemptKey {
+            task: TaskId(task),
+            attempt: 0,
+        },
+        name: source.step_name(),
+        script: url.to_owned(),
+        env: Vec::new(),
+        stdout: workdir.join("stdout"),
+        stderr: workdir.join("stderr"),
+        workdir,
+        resources: Resources::default(),
+        step: source.step_name(),
+        pack: None,
+        launcher: None,
+        inputs: Vec::new(),
+        outputs: vec![JobOutput {
+            name: source.name.clone(),
+            rel: format!("out/{}", source.file_name),
+        }],
+        group: None,
+    }
+}
+
+async fn final_status(rx: &mut mpsc::UnboundedReceiver<Update>) -> AttemptStatus {
+    loop {
+        let u = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if u.status.is_final() {
+            return u.status;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_gets_its_output_and_provenance() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("occ.csv"), b"id,name\n1,wren\n").unwrap();
+    let base = server(dir.path()).await;
+    let url = format!("{base}/files/occ.csv");
+    let s = spec("occ", &url);
+    let (ex, mut rx) = executor(&dir.path().join("cache"), vec![s.clone()]);
+    let j = job(dir.path(), 1, &s, &url);
+    let workdir = j.workdir.clone();
+    ex.submit(j).await.unwrap();
+    assert_eq!(final_status(&mut rx).await, AttemptStatus::Exited(0));
+    assert_eq!(
+        std::fs::read(workdir.join("out/data.bin")).unwrap(),
+        b"id,name\n1,wren\n"
+    );
+    let prov: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(workdir.join("source.json")).unwrap()).unwrap();
+    assert_eq!(prov["content_url"], url.as_str());
+    assert_eq!(prov["sha256"], sha256_hex(b"id,name\n1,wren\n").as_str());
+    assert_eq!(prov["size"], 15);
+    assert_eq!(prov["directory"], false);
+    assert!(prov["retrieved_at"].as_str().unwrap().ends_with('Z'));
+    let log = std::fs::read_to_string(workdir.join("stderr")).unwrap();
+    assert!(log.contains("fetching source `occ`"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unbuilt_scheme_and_an_absent_file_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = server(dir.path()).await;
+    let url = format!("{base}/files/none.csv");
+    let s = spec("none", &url);
+    let mut s3 = spec("bucket", "s3://b/k");
+    s3.scheme = SourceScheme::S3;
+    let (ex, mut rx) = executor(&dir.path().join("cache"), vec![s.clone(), s3.clone()]);
+    ex.submit(job(dir.path(), 1, &s, &url)).await.unwrap();
+    match final_status(&mut rx).await {
+        AttemptStatus::Error(m) => assert!(m.contains("not found (HTTP 404"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    if twinflow_sources::fetcher_for(SourceScheme::S3).is_none() {
+        ex.submit(job(dir.path(), 2, &s3, "s3://b/k"))
+            .await
+            .unwrap();
+        match final_status(&mut rx).await {
+            AttemptStatus::Error(m) => assert!(m.contains("not built"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_trigger_waits_for_the_file_to_appear() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = server(dir.path()).await;
+    let url = format!("{base}/files/late.csv");
+    let mut s = spec("late", &url);
+    s.wait = Some(WaitSpec {
+        interval_seconds: 1,
+        timeout_seconds: Some(20),
+    });
+    let (ex, mut rx) = executor(&dir.path().join("cache"), vec![s.clone()]);
+    let j = job(dir.path(), 1, &s, &url);
+    let stderr = j.stderr.clone();
+    ex.submit(j).await.unwrap();
+    let root = dir.path().to_path_buf();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        std::fs::write(root.join("late.csv"), b"a\n1\n").unwrap();
+    });
+    assert_eq!(final_status(&mut rx).await, AttemptStatus::Exited(0));
+    let log = std::fs::read_to_string(stderr).unwrap();
+    assert!(log.contains("check 1: not found"), "{log}");
+    assert!(stats(&base, "late.csv").await["requests"].as_u64().unwrap() >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_trigger_times_out_naming_what_it_waited_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = server(dir.path()).await;
+    let url = format!("{base}/files/never.csv");
+    let mut s = spec("never", &url);
+    s.wait = Some(WaitSpec {
+        interval_seconds: 1,
+        timeout_seconds: Some(2),
+    });
+    let (ex, mut rx) = executor(&dir.path().join("cache"), vec![s.clone()]);
+    ex.submit(job(dir.path(), 1, &s, &url)).await.unwrap();
+    match final_status(&mut rx).await {
+        AttemptStatus::Error(m) => assert!(
+            m.starts_with(&format!("waited 2 s for source `never` ({url}): not found")),
+            "{m}"
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_stops_a_slow_download() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("slow.bin"), data(1 << 20)).unwrap();
+    let base = server(dir.path()).await;
+    let url = format!("{base}/files/slow.bin?slow=50");
+    let s = spec("slow", &url);
+    let (ex, mut rx) = executor(&dir.path().join("cache"), vec![s.clone()]);
+    let j = job(dir.path(), 1, &s, &url);
+    let (key, workdir) = (j.key, j.workdir.clone());
+    let handle: Handle = ex.submit(j).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let started = std::time::Instant::now();
+    ex.cancel(key, &handle).await.unwrap();
+    assert_eq!(final_status(&mut rx).await, AttemptStatus::Cancelled);
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(!workdir.join("out/data.bin").exists());
+    assert_eq!(count_files(&dir.path().join("cache/blobs")), 0);
+}
