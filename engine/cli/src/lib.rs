@@ -19,7 +19,9 @@
 //!   ([`SlurmFactory`]; its packed jobs run `twinflow worker`, so give it a
 //!   `twinflow` binary with `SlurmFactory::with_worker`), `cloud`
 //!   ([`CloudFactory`]; its runner on the VM is `twinflow cloud-task`, given
-//!   with `CloudFactory::with_runner`);
+//!   with `CloudFactory::with_runner`), `sources` ([`FetchFactory`]: the
+//!   fetch executor of a workflow's `sources:`, over a cache directory,
+//!   conventionally `<state dir>/sources`);
 //! - `daemon`: the daemon's [`Client`], to submit to and watch a running
 //!   daemon instead of running in this process.
 //!
@@ -56,6 +58,9 @@ pub use twinflow_executor_slurm::{self, SlurmFactory};
 
 #[cfg(feature = "cloud")]
 pub use twinflow_executor_cloud::{self, CloudFactory, RunnerBinary};
+
+#[cfg(feature = "sources")]
+pub use twinflow_sources::{self, FetchFactory};
 
 #[cfg(feature = "daemon")]
 pub use twinflow_daemon::{self, Client, DaemonError};

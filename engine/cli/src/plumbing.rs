@@ -17,6 +17,7 @@ use twinflow_engine::{Engine, RunInfo, RunSettings, StateStore};
 use twinflow_executor_cloud::{CloudFactory, RunnerBinary};
 use twinflow_executor_local::{LocalFactory, SlotPool, SupervisorBinary};
 use twinflow_executor_slurm::SlurmFactory;
+use twinflow_sources::FetchFactory;
 
 /// The state directory the user chose, or the default.
 pub(crate) fn state_dir(args: &StateArgs) -> PathBuf {
@@ -69,11 +70,20 @@ pub(crate) fn build_engine(
         .executor(ExecutorKind::Local, local)
         .executor(ExecutorKind::Slurm, slurm_factory())
         .executor(ExecutorKind::Cloud, cloud_factory())
+        .executor(ExecutorKind::Fetch, FetchFactory::new(sources_cache(dir)))
         .build()
         .map_err(|e| {
             out.error(&e.to_string());
             exit::UNREACHABLE
         })
+}
+
+/// The cache of external sources of state directory `dir`, shared by all
+/// its runs: `<dir>/sources`, absolute.
+fn sources_cache(dir: &Path) -> PathBuf {
+    std::path::absolute(dir)
+        .unwrap_or_else(|_| dir.to_path_buf())
+        .join("sources")
 }
 
 /// The local backend; its tasks' supervisor is this binary's

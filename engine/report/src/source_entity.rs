@@ -18,6 +18,10 @@ pub(crate) fn describe(entity: &mut Value, artefact: &Path, graph: &mut Vec<Valu
         entity["description"] = json!("fetched from an external source whose record is gone");
         return;
     };
+    if record.directory {
+        // RO-Crate's data entity for a directory.
+        entity["@type"] = json!("Dataset");
+    }
     entity["url"] = json!(record.url);
     entity["contentUrl"] = json!(record.content_url);
     entity["sdDatePublished"] = json!(record.retrieved_at);
@@ -85,6 +89,10 @@ mod tests {
         let mut graph = Vec::new();
         describe(&mut entity, &dir.path().join("birds"), &mut graph);
         assert_eq!(entity["url"], "gbif:download/0001234-250101000000000");
+        assert_eq!(
+            entity["@type"], "Dataset",
+            "an unpacked archive is a directory"
+        );
         assert_eq!(entity["sdDatePublished"], "2026-12-07T10:00:00Z");
         assert_eq!(
             entity["citation"]["@id"],

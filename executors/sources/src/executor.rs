@@ -26,7 +26,8 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use twinflow_core::{
     AttemptKey, AttemptStatus, BackendConfig, Executor, ExecutorError, ExecutorFactory,
-    ExecutorSpec, FetchConfig, Handle, Job, RunRef, SourceSpec, Update, UpdateSink,
+    ExecutorSpec, FetchConfig, Handle, Job, RunRef, SOURCE_RECORD_FILE, SourceRecord, SourceSpec,
+    Update, UpdateSink,
 };
 
 /// Builds [`FetchExecutor`]s over one cache.
@@ -101,7 +102,11 @@ impl Executor for FetchExecutor {
         });
         let mut map = self.running.lock().unwrap_or_else(PoisonError::into_inner);
         let task = tokio::spawn(async move {
-            let status = run(&job, &spec, &cache, fetcher.as_deref()).await;
+            let awaiting = {
+                let sink = sink.clone();
+                move |status: AttemptStatus| sink.send(Update { key, status })
+            };
+            let status = run(&job, &spec, &cache, fetcher.as_deref(), &awaiting).await;
             // Cancelled meanwhile: cancel() took the entry and reported.
             let mine = running
                 .lock()
@@ -168,6 +173,7 @@ async fn run(
     spec: &SourceSpec,
     cache: &Cache,
     fetcher: Option<&dyn Fetcher>,
+    report: &(dyn Fn(AttemptStatus) + Send + Sync),
 ) -> AttemptStatus {
     let log = stderr_log(job);
     let url = job.script.trim();
@@ -185,7 +191,7 @@ async fn run(
     let started = Instant::now();
     let entry = match with_log(
         log.clone(),
-        wait_and_resolve(spec, url, cache, fetcher, &log),
+        wait_and_resolve(spec, url, cache, fetcher, &log, report),
     )
     .await
     {
@@ -201,20 +207,21 @@ async fn run(
         log(&message);
         return AttemptStatus::Error(message);
     }
-    let record = serde_json::json!({
-        "source": spec.name,
-        "url": shown,
-        "content_url": entry.content_url,
-        "sha256": entry.sha256,
-        "size": entry.size,
-        "directory": entry.directory,
-        "retrieved_at": entry.retrieved_at,
-        "checked_at": entry.checked_at,
-        "citation": entry.citation,
-    });
-    let path = job.workdir.join("source.json");
-    let text = serde_json::to_vec_pretty(&record).unwrap_or_default();
-    if let Err(e) = std::fs::write(&path, text) {
+    let record = SourceRecord {
+        format: SourceRecord::FORMAT,
+        url: shown.clone(),
+        content_url: entry.content_url.clone(),
+        sha256: entry.sha256.clone(),
+        size: entry.size,
+        retrieved_at: entry.retrieved_at.clone(),
+        directory: entry.directory,
+        citation: entry.citation.clone(),
+    };
+    let path = job.workdir.join(SOURCE_RECORD_FILE);
+    let written = serde_json::to_vec_pretty(&record)
+        .map_err(|e| e.to_string())
+        .and_then(|text| std::fs::write(&path, text).map_err(|e| e.to_string()));
+    if let Err(e) = written {
         return AttemptStatus::Error(format!("failed to write {}: {e}", path.display()));
     }
     log(&format!(
@@ -228,13 +235,16 @@ async fn run(
 }
 
 /// Resolves the instance, waiting while it is absent (or unchanged) when
-/// the source is a data trigger; `Err` is the attempt's message.
+/// the source is a data trigger — reported as
+/// [`AttemptStatus::AwaitingData`] at each check, and as `Running` again
+/// once the data is there; `Err` is the attempt's message.
 async fn wait_and_resolve(
     spec: &SourceSpec,
     url: &str,
     cache: &Cache,
     fetcher: &dyn Fetcher,
     log: &LogFn,
+    report: &(dyn Fn(AttemptStatus) + Send + Sync),
 ) -> Result<Entry, String> {
     let request = Request { spec, url };
     let shown = scrub_url(url);
@@ -256,6 +266,9 @@ async fn wait_and_resolve(
             Ok(Resolution::Ready { entry, fetched }) => {
                 if !fetched {
                     log(&format!("source `{}`: from the cache", spec.name));
+                }
+                if checks > 1 {
+                    report(AttemptStatus::Running);
                 }
                 return Ok(entry);
             }
@@ -279,11 +292,19 @@ async fn wait_and_resolve(
             Some(timeout) => interval.min(timeout - elapsed),
             None => interval,
         };
-        log(&format!(
+        let line = format!(
             "source `{}`: check {checks}: {reason}; next check in {:.0} s",
             spec.name,
             next.as_secs_f64()
-        ));
+        );
+        log(&line);
+        report(AttemptStatus::AwaitingData(format!(
+            "{shown}: {reason} (check {checks}; next in {:.0} s{})",
+            next.as_secs_f64(),
+            wait.timeout_seconds
+                .map(|t| format!(", gives up after {t} s"))
+                .unwrap_or_default()
+        )));
         tokio::time::sleep(next).await;
     }
 }

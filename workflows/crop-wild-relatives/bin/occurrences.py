@@ -11,6 +11,7 @@ import sys
 import xml.etree.ElementTree as ET
 
 DWC = "http://rs.tdwg.org/dwc/terms/"
+GBIF = "http://rs.gbif.org/terms/1.0/"
 TEXT = "{http://rs.tdwg.org/dwc/text/}"
 
 p = argparse.ArgumentParser()
@@ -28,8 +29,11 @@ location = core.find(f"{TEXT}files/{TEXT}location").text.strip()
 delimiter = core.get("fieldsTerminatedBy", ",").encode().decode("unicode_escape")
 header = int(core.get("ignoreHeaderLines", "0"))
 columns = {f.get("term"): int(f.get("index")) for f in core.findall(f"{TEXT}field") if f.get("index")}
-need = [DWC + t for t in ("species", "decimalLongitude", "decimalLatitude")]
-missing = [t for t in need if t not in columns]
+# GBIF downloads name the species with GBIF's term; other archives may use
+# Darwin Core's `scientificName` (binomial first).
+species_term = next((t for t in (GBIF + "species", DWC + "species", DWC + "scientificName") if t in columns), None)
+need = [species_term] + [DWC + t for t in ("decimalLongitude", "decimalLatitude")]
+missing = [t or "the species" for t in need if t not in columns]
 if missing:
     sys.exit(f"{a.dwca}: the core file has no column for {', '.join(missing)}")
 basis = columns.get(DWC + "basisOfRecord")
@@ -42,7 +46,7 @@ with open(os.path.join(a.dwca, location), newline="", encoding="utf-8") as f:
         if i < header:
             continue
         species, lon, lat = (row[columns[t]] if columns[t] < len(row) else "" for t in need)
-        if species != wanted:
+        if " ".join(species.split()[:2]) != wanted:
             continue
         if basis is not None and basis < len(row) and row[basis] in ("FOSSIL_SPECIMEN", "LIVING_SPECIMEN"):
             continue

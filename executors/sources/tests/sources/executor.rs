@@ -71,13 +71,22 @@ fn job(dir: &Path, task: u32, source: &SourceSpec, url: &str) -> Job {
 }
 
 async fn final_status(rx: &mut mpsc::UnboundedReceiver<Update>) -> AttemptStatus {
+    let mut seen = statuses(rx).await;
+    seen.pop().unwrap()
+}
+
+/// Every status reported, up to and with the final one.
+async fn statuses(rx: &mut mpsc::UnboundedReceiver<Update>) -> Vec<AttemptStatus> {
+    let mut seen = Vec::new();
     loop {
         let u = tokio::time::timeout(Duration::from_secs(30), rx.recv())
             .await
             .unwrap()
             .unwrap();
-        if u.status.is_final() {
-            return u.status;
+        let last = u.status.is_final();
+        seen.push(u.status);
+        if last {
+            return seen;
         }
     }
 }
@@ -98,13 +107,16 @@ async fn a_job_gets_its_output_and_provenance() {
         std::fs::read(workdir.join("out/data.bin")).unwrap(),
         b"id,name\n1,wren\n"
     );
-    let prov: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(workdir.join("source.json")).unwrap()).unwrap();
-    assert_eq!(prov["content_url"], url.as_str());
-    assert_eq!(prov["sha256"], sha256_hex(b"id,name\n1,wren\n").as_str());
-    assert_eq!(prov["size"], 15);
-    assert_eq!(prov["directory"], false);
-    assert!(prov["retrieved_at"].as_str().unwrap().ends_with('Z'));
+    let prov: twinflow_core::SourceRecord = serde_json::from_slice(
+        &std::fs::read(workdir.join(twinflow_core::SOURCE_RECORD_FILE)).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(prov.format, twinflow_core::SourceRecord::FORMAT);
+    assert_eq!(prov.content_url, url);
+    assert_eq!(prov.sha256, sha256_hex(b"id,name\n1,wren\n"));
+    assert_eq!(prov.size, 15);
+    assert!(!prov.directory);
+    assert!(prov.retrieved_at.ends_with('Z'));
     let log = std::fs::read_to_string(workdir.join("stderr")).unwrap();
     assert!(log.contains("fetching source `occ`"), "{log}");
 }
@@ -153,7 +165,20 @@ async fn a_data_trigger_waits_for_the_file_to_appear() {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         std::fs::write(root.join("late.csv"), b"a\n1\n").unwrap();
     });
-    assert_eq!(final_status(&mut rx).await, AttemptStatus::Exited(0));
+    let seen = statuses(&mut rx).await;
+    let awaiting = seen
+        .iter()
+        .position(|s| matches!(s, AttemptStatus::AwaitingData(what) if what.contains("not found") && what.contains("gives up after 20 s")))
+        .unwrap_or_else(|| panic!("no awaiting status: {seen:?}"));
+    assert_eq!(
+        &seen[awaiting + 1..].last(),
+        &Some(&AttemptStatus::Exited(0)),
+        "{seen:?}"
+    );
+    assert!(
+        seen[awaiting..].contains(&AttemptStatus::Running),
+        "running again once the file is there: {seen:?}"
+    );
     let log = std::fs::read_to_string(stderr).unwrap();
     assert!(log.contains("check 1: not found"), "{log}");
     assert!(stats(&base, "late.csv").await["requests"].as_u64().unwrap() >= 2);
