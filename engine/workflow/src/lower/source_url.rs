@@ -150,7 +150,7 @@ fn credentials() -> UrlError {
         code: "twinflow::url-credentials",
         message: "the URL holds credentials (`user:password@`)".into(),
         help: Some(
-            "credentials never go into a workflow: they come from the environment (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` or `profile:` for s3, `GBIF_USER`/`GBIF_PWD` for gbif, `.netrc` for https)".into(),
+            "credentials never go into a workflow: they come from the environment (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` or `profile:` for s3, `GBIF_USER`/`GBIF_PWD` for gbif; https sources are fetched without credentials)".into(),
         ),
     }
 }
