@@ -76,7 +76,7 @@ struct Found {
     local: bool,
 }
 
-/// Fetches `stac+https://` sources.
+/// Fetches `stac+https://` (and `stac+http://`, `stac+file:`) sources.
 #[derive(Debug, Clone, Default)]
 pub struct StacFetcher;
 
