@@ -159,6 +159,103 @@ fn the_climate_ensemble_is_refused_where_its_container_runtime_is_missing() {
     );
 }
 
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// The climate ensemble's source part for real: its `forcing` source (a
+/// static STAC catalog of local files, `stac+file:forcing/catalog.json`)
+/// is fetched by the engine and every simulation chunk reads its month's
+/// forcing file from it. Run on a copy without the `container:` line (this
+/// machine has no Apptainer), everything else as shipped.
+#[test]
+fn the_climate_ensemble_simulation_reads_its_months_forcing_from_the_stac_source() {
+    let copy = tempfile::tempdir().expect("temp dir");
+    let example = copy.path().join("climate-ensemble");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows/climate-ensemble"),
+        &example,
+    );
+    let file = example.join("climate-ensemble.yaml");
+    let yaml = std::fs::read_to_string(&file).expect("workflow");
+    let without: String = yaml
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("container:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(
+        yaml.len(),
+        without.len(),
+        "the example has a container line"
+    );
+    std::fs::write(&file, without).expect("write");
+
+    let state = tempfile::tempdir().expect("temp dir");
+    let o = twinflow(
+        state.path(),
+        &["run", file.to_str().expect("utf-8"), "--local"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("152 tasks, 152 ran, 0 cached"), "{err}");
+
+    let status = twinflow(state.path(), &["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    let run_dir = PathBuf::from(status["run"]["run_dir"].as_str().expect("run dir"));
+    // The source: one directory per STAC item, its asset beside item.json.
+    let fetched = run_dir.join("work/sources.forcing/0/forcing");
+    for month in 1..=12 {
+        let item = fetched.join(format!("2030-{month:02}"));
+        assert!(item.join("forcing.csv").is_file(), "{}", item.display());
+        assert!(item.join("item.json").is_file(), "{}", item.display());
+    }
+    let record = std::fs::read_to_string(run_dir.join("work/sources.forcing/0/source.json"))
+        .expect("source record");
+    assert!(record.contains("forcing/catalog.json"), "{record}");
+
+    // Every chunk of every member was forced by its own month.
+    let mut chunks = 0;
+    for entry in std::fs::read_dir(run_dir.join("work/simulation")).expect("simulation") {
+        let dir = entry.expect("entry").path();
+        let restart: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("restart.json")).expect("restart"),
+        )
+        .expect("restart JSON");
+        let month = restart["month"].as_u64().expect("month");
+        assert_eq!(
+            restart["forcing"],
+            format!("2030-{month:02}"),
+            "{}",
+            dir.display()
+        );
+        chunks += 1;
+    }
+    assert_eq!(chunks, 60);
+    let logs = twinflow(
+        state.path(),
+        &[
+            "logs",
+            "latest",
+            "simulation[member=fc2]@2030-07-01",
+            "--stream",
+            "stdout",
+        ],
+    );
+    let text = String::from_utf8_lossy(&logs.stdout);
+    assert!(
+        text.contains("member fc2: forcing 2030-07 from inputs/forcing/2030-07/forcing.csv"),
+        "{text}"
+    );
+}
+
 /// The demo with its HPC role on the real local Slurm (issue 6): run by
 /// `scripts/test`, which starts `deploy/dev/slurm-up` with 16 CPUs.
 #[test]

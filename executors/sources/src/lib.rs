@@ -22,6 +22,7 @@ mod remote;
 pub mod s3;
 mod scrub;
 pub mod stac;
+mod stac_file;
 mod tree;
 
 pub use cache::{Cache, Entry, Policy, Resolution};

@@ -8,6 +8,14 @@
 //! link, else where it was read). The validator is a digest of the item
 //! ids, their `updated` (else `datetime`) and asset hrefs.
 //!
+//! `stac+file:///…/catalog.json`: a static catalog on this machine
+//! ([`crate::stac_file`]). Its documents are read from disk and their
+//! hrefs resolve against the document's own file URL (`self` ignored);
+//! `file:` links and assets must stay inside the root catalog's directory
+//! and are copied, http(s) assets are downloaded. Its validator also holds
+//! each local item's JSON and each local asset's size and mtime. A
+//! document read over http(s) never has a `file:` href followed.
+//!
 //! The JSON shapes are this module's own few serde types rather than the
 //! `stac` crate's: `stac` 0.17 requires `cql2` (a pest parser, geozero,
 //! a JSON-schema validator), `geojson` and `stac-derive`, none of which the
@@ -21,6 +29,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::remote::{self, Ctx, safe_segment, scrub_url, sha256_hex};
+use crate::stac_file::{self, LocalRoot};
 use crate::{Fetched, Fetcher, Request, SourceError, Validators};
 
 /// The largest STAC JSON document read.
@@ -63,9 +72,11 @@ struct Found {
     item: Item,
     raw: Value,
     base: Url,
+    /// Read from disk (a `stac+file:` catalog's item).
+    local: bool,
 }
 
-/// Fetches `stac+https://` sources.
+/// Fetches `stac+https://` (and `stac+http://`, `stac+file:`) sources.
 #[derive(Debug, Clone, Default)]
 pub struct StacFetcher;
 
@@ -82,13 +93,29 @@ fn links(doc: &Value) -> Vec<Link> {
         .unwrap_or_default()
 }
 
-fn resolve(ctx: &Ctx, base: &Url, href: &str) -> Result<Url, SourceError> {
+/// `href` resolved against `base`: http(s), or (`from_disk`: the root of
+/// the local catalog whose document holds the href) a `file:` URL inside
+/// the root's directory.
+fn resolve(
+    ctx: &Ctx,
+    from_disk: Option<&LocalRoot>,
+    base: &Url,
+    href: &str,
+) -> Result<Url, SourceError> {
     let url = base
         .join(href)
         .map_err(|e| ctx.failed(format!("bad href `{}`: {e}", scrub_url(href))))?;
-    match url.scheme() {
-        "http" | "https" => Ok(url),
-        s => Err(ctx.failed(format!(
+    match (url.scheme(), from_disk) {
+        ("http" | "https", _) => Ok(url),
+        ("file", Some(root)) => {
+            root.inside(ctx, href, &url)?;
+            Ok(url)
+        }
+        (s, Some(_)) => Err(ctx.failed(format!(
+            "refusing href `{}`: a local catalog's links are file: or http(s), not {s}:",
+            scrub_url(href)
+        ))),
+        (s, None) => Err(ctx.failed(format!(
             "refusing href `{}`: only http(s) links are fetched, not {s}:",
             scrub_url(href)
         ))),
@@ -108,11 +135,17 @@ fn take_item(
     if !seen.insert(item.id.clone()) {
         return Ok(());
     }
+    let local = at.scheme() == "file";
     let base = match item.links.iter().find(|l| l.rel == "self") {
-        Some(l) => at.join(&l.href).unwrap_or_else(|_| at.clone()),
-        None => at.clone(),
+        Some(l) if !local => at.join(&l.href).unwrap_or_else(|_| at.clone()),
+        _ => at.clone(),
     };
-    out.push(Found { item, raw, base });
+    out.push(Found {
+        item,
+        raw,
+        base,
+        local,
+    });
     Ok(())
 }
 
@@ -169,7 +202,7 @@ async fn search(
             take_item(ctx, f.clone(), &url, &mut seen, &mut out)?;
         }
         if let Some(l) = links(&page).into_iter().find(|l| l.rel == "next") {
-            let to = resolve(ctx, &url, &l.href)?;
+            let to = resolve(ctx, None, &url, &l.href)?;
             let post = l.method.is_some_and(|m| m.eq_ignore_ascii_case("POST"));
             next = Some((
                 to,
@@ -185,10 +218,12 @@ async fn search(
 }
 
 /// A static catalog, collection or item: `child` and `item` links walked
-/// breadth first.
+/// breadth first. `root`: the catalog is local (`file:` documents are
+/// read from disk).
 async fn walk(
     ctx: &Ctx,
     http: &reqwest::Client,
+    root: Option<&LocalRoot>,
     start: Url,
     max: usize,
 ) -> Result<Vec<Found>, SourceError> {
@@ -200,7 +235,15 @@ async fn walk(
         if out.len() >= max || visited.len() >= MAX_DOCS || !visited.insert(url.clone()) {
             continue;
         }
-        let (doc, _) = remote::get_json(ctx, http, url.as_str(), DOC_LIMIT).await?;
+        let from_disk = root.filter(|_| url.scheme() == "file");
+        let doc = match from_disk {
+            Some(r) => r.read_json(ctx, &url, DOC_LIMIT).await?,
+            None => {
+                remote::get_json(ctx, http, url.as_str(), DOC_LIMIT)
+                    .await?
+                    .0
+            }
+        };
         match doc.get("type").and_then(Value::as_str) {
             Some("Feature") => take_item(ctx, doc, &url, &mut seen, &mut out)?,
             Some("FeatureCollection") => {
@@ -218,7 +261,7 @@ async fn walk(
             Some("Catalog" | "Collection") => {
                 for l in links(&doc) {
                     if l.rel == "child" || l.rel == "item" {
-                        queue.push_back(resolve(ctx, &url, &l.href)?);
+                        queue.push_back(resolve(ctx, from_disk, &url, &l.href)?);
                     }
                 }
             }
@@ -292,13 +335,23 @@ impl Fetcher for StacFetcher {
             return Err(ctx.failed("not a stac URL: write stac+https://…"));
         };
         let start = Url::parse(inner).map_err(|e| ctx.failed(format!("malformed URL: {e}")))?;
-        if !matches!(start.scheme(), "http" | "https") {
-            return Err(ctx.failed("a stac URL is stac+https:// (or stac+http://)"));
-        }
+        let root = match start.scheme() {
+            "http" | "https" => None,
+            "file" => Some(LocalRoot::new(&ctx, &start)?),
+            _ => {
+                return Err(ctx.failed(
+                    "a stac URL is stac+https:// (or stac+http://, or stac+file: for a local catalog)",
+                ));
+            }
+        };
         let http = remote::client(&ctx)?;
         let max = spec.options.max_items.unwrap_or(DEFAULT_MAX_ITEMS) as usize;
         let found = if start.path().ends_with(".json") {
-            walk(&ctx, &http, start, max).await?
+            walk(&ctx, &http, root.as_ref(), start, max).await?
+        } else if root.is_some() {
+            return Err(ctx.failed(
+                "a stac+file: URL names the JSON file of a static catalog, collection or item",
+            ));
         } else {
             search(&ctx, &http, start, max).await?
         };
@@ -314,14 +367,29 @@ impl Fetcher for StacFetcher {
                     f.item.id
                 )));
             }
-            let assets = selected(&ctx, &f.item, &spec.options.assets)?;
+            let from_disk = root.as_ref().filter(|_| f.local);
             let stamp = ["updated", "datetime", "end_datetime"]
                 .iter()
                 .find_map(|k| f.item.properties.get(*k).and_then(Value::as_str))
                 .unwrap_or("");
             digest_text.push_str(&format!("{}\0{stamp}", f.item.id));
-            for (k, h) in &assets {
+            if from_disk.is_some() {
+                digest_text.push_str(&format!("\0{}", sha256_hex(f.raw.to_string().as_bytes())));
+            }
+            let mut assets = Vec::new();
+            for (k, h) in selected(&ctx, &f.item, &spec.options.assets)? {
                 digest_text.push_str(&format!("\0{k}={h}"));
+                let url = resolve(&ctx, from_disk, &f.base, &h)?;
+                let local = match from_disk {
+                    Some(r) if url.scheme() == "file" => {
+                        let path = r.inside(&ctx, &h, &url)?;
+                        let (size, mtime) = stac_file::stamp(&ctx, &h, &path)?;
+                        digest_text.push_str(&format!("\0{size}\0{mtime}"));
+                        Some(path)
+                    }
+                    _ => None,
+                };
+                assets.push((k, h, url, local));
             }
             digest_text.push('\n');
             plan.push((f, assets));
@@ -342,10 +410,14 @@ impl Fetcher for StacFetcher {
                 .map_err(|e| ctx.failed(format!("item `{}`: {e}", f.item.id)))?;
             std::fs::write(dir.join("item.json"), json)
                 .map_err(|e| ctx.failed(format!("cannot write {}: {e}", dir.display())))?;
-            for (key, href) in assets {
-                let url = resolve(&ctx, &f.base, &href)?;
+            for (key, href, url, local) in assets {
                 let dest = dir.join(format!("{key}{}", extension(&url)));
-                let n = remote::download(&ctx, &http, url.as_str(), &dest, budget, None).await?;
+                let n = match local {
+                    Some(path) => stac_file::copy_asset(&ctx, &href, &path, &dest, budget).await?,
+                    None => {
+                        remote::download(&ctx, &http, url.as_str(), &dest, budget, None).await?
+                    }
+                };
                 budget = budget.map(|b| b.saturating_sub(n));
             }
         }

@@ -13,4 +13,5 @@ mod formats;
 mod gbif;
 mod s3;
 mod stac;
+mod stac_file;
 mod support;
