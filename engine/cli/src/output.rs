@@ -57,6 +57,13 @@ impl Output {
             .write_all(d.render(self.color).as_bytes());
     }
 
+    /// Writes a warning line to stderr (its values' control characters
+    /// escaped, as [`Output::error`]'s).
+    pub(crate) fn warning(&self, message: &str) {
+        let message = crate::term::lines(message);
+        let _ = writeln!(std::io::stderr().lock(), "warning: {message}");
+    }
+
     /// Writes a plain error line to stderr.
     /// Its values' control characters are escaped ([`crate::term::lines`]).
     pub(crate) fn error(&self, message: &str) {

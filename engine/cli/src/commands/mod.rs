@@ -94,10 +94,14 @@ fn compile_for_run(out: &Output, args: &CompileArgs, run_id: Option<&str>) -> Re
             }
         }
     }
-    compile_file(&args.file, &options).map_err(|e| {
+    let plan = compile_file(&args.file, &options).map_err(|e| {
         out.compile_error(&args.file.display().to_string(), &e);
         exit::INVALID
-    })
+    })?;
+    for warning in validate::plain_http_sources(&plan) {
+        out.warning(&warning);
+    }
+    Ok(plan)
 }
 
 pub(crate) fn schema(out: &Output, site: bool) -> u8 {

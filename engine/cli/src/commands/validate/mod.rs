@@ -3,6 +3,8 @@
 mod host;
 mod sources;
 
+pub(crate) use sources::plain_http_sources;
+
 use super::compile;
 use crate::args::CompileArgs;
 use crate::exit;

@@ -52,6 +52,26 @@ pub(crate) fn missing_credentials(
     problems
 }
 
+/// One warning per source fetched over plain `http://` (a STAC catalog
+/// too): its content travels unencrypted and unauthenticated, which the
+/// `sha256` pin is the one guard against.
+pub(crate) fn plain_http_sources(plan: &Plan) -> Vec<String> {
+    sources(plan)
+        .filter(|s| s.url.starts_with("http://") || s.url.starts_with("stac+http://"))
+        .map(|s| {
+            let pin = if s.sha256.is_some() {
+                "its sha256 pin guards the content"
+            } else {
+                "pin its `sha256`, or use https://, to guard the content"
+            };
+            format!(
+                "source `{}` ({}) is fetched over plain http: unencrypted and unauthenticated; {pin}",
+                s.name, s.url
+            )
+        })
+        .collect()
+}
+
 fn sources(plan: &Plan) -> impl Iterator<Item = &SourceSpec> {
     plan.executors.iter().flat_map(|e| match &e.backend {
         BackendConfig::Fetch(fetch) => fetch.sources.as_slice(),
@@ -121,6 +141,23 @@ mod tests {
         assert!(problems[0].ends_with("set GBIF_PWD"), "{}", problems[0]);
         let both = |_: &str| Some("x".to_owned());
         assert!(missing_credentials(&plan, both, None).is_empty());
+    }
+
+    #[test]
+    fn plain_http_sources_are_warned_about_and_https_ones_are_not() {
+        let mut pinned = source("p", "http://h/a.csv", SourceScheme::Http, None);
+        pinned.sha256 = Some("ab".repeat(32));
+        let plan = plan_with(vec![
+            source("a", "http://h/a.csv", SourceScheme::Http, None),
+            source("s", "stac+http://h/catalog.json", SourceScheme::Stac, None),
+            source("t", "https://h/a.csv", SourceScheme::Http, None),
+            pinned,
+        ]);
+        let warnings = plain_http_sources(&plan);
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert!(warnings[0].starts_with("source `a` (http://h/a.csv)"));
+        assert!(warnings[0].contains("pin its `sha256`"));
+        assert!(warnings[2].contains("its sha256 pin guards"));
     }
 
     #[test]
