@@ -4,7 +4,8 @@
 //! a source is fetched once and reused, a changed upstream file re-runs
 //! exactly its consumers, a data trigger holds its consumers until the
 //! file is published (and `status` shows it awaiting), and a missing or
-//! corrupt source fails naming the source and its URL, losing nothing.
+//! corrupt source fails naming the source and its URL, losing nothing;
+//! two runs the daemon carries at once fetch a shared source once.
 #![expect(
     clippy::expect_used,
     reason = "test helpers fail the test with a message"
@@ -13,7 +14,7 @@
 #[expect(dead_code, reason = "these tests need no daemon")]
 mod common;
 
-use common::{text, twinflow, wait_until};
+use common::{daemon, text, twinflow, wait_until};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -302,4 +303,59 @@ fn a_missing_or_mismatched_source_fails_naming_it_and_its_consumers_are_skipped(
     let blobs = state.join("sources/blobs");
     let published = std::fs::read_dir(&blobs).map_or(0, Iterator::count);
     assert_eq!(published, 0, "{}", blobs.display());
+}
+
+const SHARED: &str = r#"
+version: 1
+name: NAME
+sources:
+  big: { url: "BASE/files/big.bin?slow=10" }
+steps:
+  size:
+    needs: { x: sources.big }
+    run: wc -c < ${{ inputs.x }} > ${{ outputs.o }}
+    outputs: { o: o.txt }
+"#;
+
+/// The daemon carries two runs at once whose sources are the same slow
+/// download: the second waits for the first's fetch (a lock per source in
+/// the state directory's cache) instead of downloading again, and `watch`
+/// shows both to their end.
+#[test]
+fn two_runs_the_daemon_carries_at_once_fetch_a_shared_source_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let files = dir.path().join("files");
+    std::fs::create_dir(&files).expect("mkdir");
+    std::fs::write(files.join("big.bin"), vec![7u8; 4 << 20]).expect("write");
+    let (_rt, base) = devserver(&files);
+    let state = dir.path().join("state");
+    let mut d = daemon(&state, None);
+    let mut runs = Vec::new();
+    for name in ["first", "second"] {
+        let yaml = SHARED.replace("BASE", &base).replace("NAME", name);
+        let wf = write_workflow(dir.path(), &format!("{name}.yaml"), &yaml);
+        let o = twinflow(&state, &["submit", wf.to_str().expect("utf-8")]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        runs.push(text(&o.stdout).trim().to_owned());
+    }
+    for run in &runs {
+        let o = twinflow(&state, &["watch", run]);
+        assert_eq!(o.status.code(), Some(0), "{run}: {}", text(&o.stderr));
+        let status = twinflow(&state, &["status", run, "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap_or_default();
+        let run_dir = v["run"]["run_dir"].as_str().expect("run_dir").to_owned();
+        let size = std::fs::read_to_string(Path::new(&run_dir).join("work/size/0/o.txt"))
+            .expect("size output");
+        assert_eq!(size.trim(), (4 << 20).to_string(), "{run}");
+    }
+    let big = stats(&base, "big.bin");
+    assert_eq!(big["gets"], 1, "one download for both runs: {big}");
+    // ...while both were under way: one of them waited for the other.
+    let waited = runs.iter().any(|run| {
+        let logs = twinflow(&state, &["logs", run, "sources.big", "--stream", "stderr"]);
+        text(&logs.stdout).contains("another fetch of this source is under way")
+    });
+    assert!(waited, "the two fetches did not overlap");
+    let _ = d.kill();
+    let _ = d.wait();
 }

@@ -20,6 +20,7 @@ pub(crate) async fn lock(path: &Path) -> Result<Guard, String> {
         std::fs::create_dir_all(parent)
             .map_err(|e| format!("failed to create {}: {e}", parent.display()))?;
     }
+    let mut told = false;
     loop {
         let file = OpenOptions::new()
             .create(true)
@@ -29,7 +30,16 @@ pub(crate) async fn lock(path: &Path) -> Result<Guard, String> {
             .map_err(|e| format!("failed to open the lock {}: {e}", path.display()))?;
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(held) => return Ok(Guard(held)),
-            Err((_, Errno::EWOULDBLOCK)) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err((_, Errno::EWOULDBLOCK)) => {
+                if !told {
+                    told = true;
+                    crate::progress::note(
+                        "another fetch of this source is under way (another task or run of \
+                         this state directory): waiting for it",
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
             Err((_, e)) => return Err(format!("failed to lock {}: {e}", path.display())),
         }
     }
