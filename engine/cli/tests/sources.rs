@@ -8,6 +8,7 @@
 //! two runs the daemon carries at once fetch a shared source once.
 #![expect(
     clippy::expect_used,
+    clippy::panic,
     reason = "test helpers fail the test with a message"
 )]
 
