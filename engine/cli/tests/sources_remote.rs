@@ -168,14 +168,56 @@ fn real(path: &Path) -> String {
         .to_string()
 }
 
+/// A devserver serving a fresh [`fixture`] for `test` as `data.csv`: the
+/// server (keep it alive), the content and its URL.
+fn served_fixture(test: &str) -> (Server, String, String) {
+    let server = Server::start();
+    let data = fixture(test);
+    let url = server.serve("data.csv", &data);
+    (server, data, url)
+}
+
+/// Runs `yaml` in `tmp` and checks its step `use` succeeded with a handle
+/// starting `handle_prefix` (`slurm:`, `cloud:`, `pid:`: where it ran);
+/// the step's working directory in the run (`work/use/0`).
+fn run_use(tmp: &Path, yaml: &str, handle_prefix: &str) -> PathBuf {
+    let run_dir = run(tmp, yaml);
+    let h = handle(&tmp.join("state"), "use");
+    assert!(
+        h.starts_with(handle_prefix),
+        "`use` ran as {h}, not on {handle_prefix}"
+    );
+    run_dir.join("work/use/0")
+}
+
+/// The path the step's `where.txt` (in `out`) names, which must be under
+/// `root` (links resolved), `what` the step was to read from.
+fn read_under(out: &Path, root: &Path, what: &str) -> PathBuf {
+    let root = real(root);
+    let there = read(&out.join("where.txt"));
+    assert!(
+        there.trim().starts_with(&root),
+        "the input was read from {there}, not {what} {root}"
+    );
+    PathBuf::from(there.trim())
+}
+
+/// A Slurm executor `hpc` reached over SSH on the test sshd, staging to
+/// `scratch`, as a YAML flow mapping.
+fn slurm_ssh_executor(scratch: &Path) -> String {
+    format!(
+        "{{ hpc: {{ kind: slurm, partition: debug, ssh: \"{}\", workdir: \"{}\" }} }}",
+        ssh_target(),
+        scratch.display()
+    )
+}
+
 #[test]
 fn an_http_source_reaches_a_step_on_the_local_slurm() {
     if !gated(&["TWINFLOW_TEST_SLURM"]) {
         return;
     }
-    let server = Server::start();
-    let data = fixture("slurm");
-    let url = server.serve("data.csv", &data);
+    let (_server, data, url) = served_fixture("slurm");
     let tmp = tempfile::tempdir().expect("tmp");
     let yaml = file_workflow(
         "source-slurm",
@@ -183,12 +225,8 @@ fn an_http_source_reaches_a_step_on_the_local_slurm() {
         "{ hpc: { kind: slurm, partition: debug } }",
         "hpc",
     );
-    let run_dir = run(tmp.path(), &yaml);
-    assert!(
-        handle(&tmp.path().join("state"), "use").starts_with("slurm:"),
-        "ran on Slurm"
-    );
-    assert_eq!(read(&run_dir.join("work/use/0/copy.txt")), data);
+    let out = run_use(tmp.path(), &yaml, "slurm:");
+    assert_eq!(read(&out.join("copy.txt")), data);
 }
 
 #[test]
@@ -196,34 +234,21 @@ fn an_http_source_is_staged_over_sftp_to_a_slurm_workdir() {
     if !gated(&["TWINFLOW_TEST_SLURM", "TWINFLOW_TEST_SSH"]) {
         return;
     }
-    let server = Server::start();
-    let data = fixture("slurm-ssh");
-    let url = server.serve("data.csv", &data);
+    let (_server, data, url) = served_fixture("slurm-ssh");
     let tmp = tempfile::tempdir().expect("tmp");
     let scratch = tmp.path().join("cluster-scratch");
-    let executors = format!(
-        "{{ hpc: {{ kind: slurm, partition: debug, ssh: \"{}\", workdir: \"{}\" }} }}",
-        ssh_target(),
-        scratch.display()
+    let yaml = file_workflow(
+        "source-slurm-ssh",
+        &url,
+        &slurm_ssh_executor(&scratch),
+        "hpc",
     );
-    let run_dir = run(
-        tmp.path(),
-        &file_workflow("source-slurm-ssh", &url, &executors, "hpc"),
-    );
-    assert!(
-        handle(&tmp.path().join("state"), "use").starts_with("slurm:"),
-        "ran on Slurm"
-    );
-    assert_eq!(read(&run_dir.join("work/use/0/copy.txt")), data);
+    let out = run_use(tmp.path(), &yaml, "slurm:");
+    assert_eq!(read(&out.join("copy.txt")), data);
     // The task read a copy on the cluster's file system, not the file
     // here through a link that happens to resolve on this machine.
-    let scratch = real(&scratch);
-    let there = read(&run_dir.join("work/use/0/where.txt"));
-    assert!(
-        there.trim().starts_with(&scratch),
-        "the input was read from {there}, not under the cluster's {scratch}"
-    );
-    assert_eq!(read(Path::new(there.trim())), data);
+    let there = read_under(&out, &scratch, "under the cluster's");
+    assert_eq!(read(&there), data);
 }
 
 /// A cloud executor `cloud` on the test sshd (the VM, working in `vm`)
@@ -243,9 +268,7 @@ fn an_http_source_reaches_a_step_on_the_cloud_through_the_store() {
     if !gated(&["TWINFLOW_TEST_SSH", "TWINFLOW_TEST_S3"]) {
         return;
     }
-    let server = Server::start();
-    let data = fixture("cloud");
-    let url = server.serve("data.csv", &data);
+    let (_server, data, url) = served_fixture("cloud");
     let tmp = tempfile::tempdir().expect("tmp");
     let vm = tmp.path().join("vm");
     let yaml = file_workflow(
@@ -254,19 +277,10 @@ fn an_http_source_reaches_a_step_on_the_cloud_through_the_store() {
         &cloud_executor("source-cloud", &vm),
         "cloud",
     );
-    let run_dir = run(tmp.path(), &yaml);
-    assert!(
-        handle(&tmp.path().join("state"), "use").starts_with("cloud:"),
-        "ran on the cloud executor"
-    );
-    assert_eq!(read(&run_dir.join("work/use/0/copy.txt")), data);
-    let vm = real(&vm);
-    let there = read(&run_dir.join("work/use/0/where.txt"));
-    assert!(
-        there.trim().starts_with(&vm),
-        "the input was read from {there}, not fetched to the VM's {vm}"
-    );
-    assert_eq!(read(Path::new(there.trim())), data);
+    let out = run_use(tmp.path(), &yaml, "cloud:");
+    assert_eq!(read(&out.join("copy.txt")), data);
+    let there = read_under(&out, &vm, "fetched to the VM's");
+    assert_eq!(read(&there), data);
 }
 
 /// Objects under a fresh prefix of the test bucket: `(s3 url of the
@@ -340,15 +354,8 @@ fn an_s3_prefix_source_reaches_a_local_step_as_a_directory() {
         "{ here: { kind: local } }",
         "here",
     );
-    let run_dir = run(tmp.path(), &yaml);
-    assert!(
-        handle(&tmp.path().join("state"), "use").starts_with("pid:"),
-        "ran locally"
-    );
-    assert_eq!(
-        read(&run_dir.join("work/use/0/listing.txt")),
-        listing(&files)
-    );
+    let out = run_use(tmp.path(), &yaml, "pid:");
+    assert_eq!(read(&out.join("listing.txt")), listing(&files));
 }
 
 #[test]
@@ -365,21 +372,9 @@ fn an_s3_prefix_source_reaches_a_step_on_the_cloud_as_a_directory() {
         &cloud_executor("source-prefix-cloud", &vm),
         "cloud",
     );
-    let run_dir = run(tmp.path(), &yaml);
-    assert!(
-        handle(&tmp.path().join("state"), "use").starts_with("cloud:"),
-        "ran on the cloud executor"
-    );
-    assert_eq!(
-        read(&run_dir.join("work/use/0/listing.txt")),
-        listing(&files)
-    );
-    let vm = real(&vm);
-    let there = read(&run_dir.join("work/use/0/where.txt"));
-    assert!(
-        there.trim().starts_with(&vm),
-        "the input was read from {there}, not fetched to the VM's {vm}"
-    );
+    let out = run_use(tmp.path(), &yaml, "cloud:");
+    assert_eq!(read(&out.join("listing.txt")), listing(&files));
+    read_under(&out, &vm, "fetched to the VM's");
 }
 
 #[test]
@@ -394,27 +389,13 @@ fn an_s3_prefix_source_is_staged_over_sftp_to_a_slurm_workdir_as_a_directory() {
     let (url, files) = put_prefix("slurm-ssh");
     let tmp = tempfile::tempdir().expect("tmp");
     let scratch = tmp.path().join("cluster-scratch");
-    let executors = format!(
-        "{{ hpc: {{ kind: slurm, partition: debug, ssh: \"{}\", workdir: \"{}\" }} }}",
-        ssh_target(),
-        scratch.display()
+    let yaml = dir_workflow(
+        "source-prefix-slurm-ssh",
+        &url,
+        &slurm_ssh_executor(&scratch),
+        "hpc",
     );
-    let run_dir = run(
-        tmp.path(),
-        &dir_workflow("source-prefix-slurm-ssh", &url, &executors, "hpc"),
-    );
-    assert!(
-        handle(&tmp.path().join("state"), "use").starts_with("slurm:"),
-        "ran on Slurm"
-    );
-    assert_eq!(
-        read(&run_dir.join("work/use/0/listing.txt")),
-        listing(&files)
-    );
-    let scratch = real(&scratch);
-    let there = read(&run_dir.join("work/use/0/where.txt"));
-    assert!(
-        there.trim().starts_with(&scratch),
-        "the input was read from {there}, not under the cluster's {scratch}"
-    );
+    let out = run_use(tmp.path(), &yaml, "slurm:");
+    assert_eq!(read(&out.join("listing.txt")), listing(&files));
+    read_under(&out, &scratch, "under the cluster's");
 }

@@ -133,50 +133,61 @@ fn sources_become_steps_after_the_workflow_s_on_the_fetch_executor_last() {
     assert_eq!(plan.steps[3].tasks.start, 5);
 }
 
+/// Fails unless each `(task, command)` of `want` is that task's command.
+fn assert_commands(plan: &Plan, want: &[(&str, &str)]) {
+    for (task, cmd) in want {
+        assert_eq!(command(plan, task), *cmd, "the command of {task}");
+    }
+}
+
 #[test]
 fn a_source_s_task_fetches_its_url_with_values_percent_encoded() {
-    let plan = compile(WORKFLOW);
-    assert_eq!(
-        command(&plan, "sources.birds"),
-        "gbif:download/0001234-210914110416597"
-    );
-    assert_eq!(
-        command(&plan, "sources.mask"),
-        "https://data.example.org/masks/north%20finland/mask.csv"
-    );
-    assert_eq!(
-        command(&plan, "sources.occ_query"),
-        "gbif:occurrence?taxonKey=212&country=FI"
-    );
-    assert_eq!(
-        command(&plan, "sources.tas@2021-01-01"),
-        "https://data.example.org/tas/tas_2021.nc"
-    );
-    assert_eq!(
-        command(&plan, "sources.scenes@2022-01-01"),
-        "stac+https://stac.example.org/search?collections=s2&datetime=2022-01-01"
+    assert_commands(
+        &compile(WORKFLOW),
+        &[
+            ("sources.birds", "gbif:download/0001234-210914110416597"),
+            (
+                "sources.mask",
+                "https://data.example.org/masks/north%20finland/mask.csv",
+            ),
+            (
+                "sources.occ_query",
+                "gbif:occurrence?taxonKey=212&country=FI",
+            ),
+            (
+                "sources.tas@2021-01-01",
+                "https://data.example.org/tas/tas_2021.nc",
+            ),
+            (
+                "sources.scenes@2022-01-01",
+                "stac+https://stac.example.org/search?collections=s2&datetime=2022-01-01",
+            ),
+        ],
     );
 }
 
 #[test]
 fn consumers_receive_sources_like_outputs() {
     let plan = compile(WORKFLOW);
-    assert_eq!(
-        command(&plan, "prepare"),
-        "prep inputs/occ inputs/mask.csv > out.csv"
-    );
-    assert_eq!(
-        command(&plan, "model@2021-01-01"),
-        "model inputs/tas.nc inputs/prev.nc inputs/table.csv"
-    );
-    assert_eq!(
-        command(&plan, "model@2020-01-01"),
-        "model inputs/tas.nc '' inputs/table.csv"
-    );
-    // A step that does not cycle gathers every instance of a cycling source.
-    assert_eq!(
-        command(&plan, "summary"),
-        "summarise inputs/all/0.nc inputs/all/1.nc inputs/all/2.nc"
+    assert_commands(
+        &plan,
+        &[
+            ("prepare", "prep inputs/occ inputs/mask.csv > out.csv"),
+            (
+                "model@2021-01-01",
+                "model inputs/tas.nc inputs/prev.nc inputs/table.csv",
+            ),
+            (
+                "model@2020-01-01",
+                "model inputs/tas.nc '' inputs/table.csv",
+            ),
+            // A step that does not cycle gathers every instance of a
+            // cycling source.
+            (
+                "summary",
+                "summarise inputs/all/0.nc inputs/all/1.nc inputs/all/2.nc",
+            ),
+        ],
     );
     assert_eq!(
         deps(&plan, "model@2021-01-01"),

@@ -9,6 +9,8 @@
 
 use crate::fetcher::leave_digest;
 use crate::progress::note;
+use crate::remote::Ctx;
+use crate::retry::Attempt;
 use crate::scrub::scrub_url;
 use crate::{Fetched, Fetcher, Request, SourceError, Validators};
 use reqwest::StatusCode;
@@ -18,26 +20,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// How often and how patiently transient faults are retried.
-#[derive(Debug, Clone, Copy)]
-pub struct Retry {
-    /// Tries in all (at least 1).
-    pub attempts: u32,
-    /// The wait before the first retry; doubled for each next one.
-    pub first_delay: Duration,
-    /// The longest wait (also caps `Retry-After`).
-    pub max_delay: Duration,
-}
-
-impl Default for Retry {
-    fn default() -> Self {
-        Self {
-            attempts: 6,
-            first_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(30),
-        }
-    }
-}
+pub use crate::retry::Retry;
 
 /// Fetches `http(s)://` sources.
 #[derive(Debug, Clone)]
@@ -83,49 +66,17 @@ impl Fetcher for HttpFetcher {
         staging: &Path,
         known: Option<&Validators>,
     ) -> Result<Fetched, SourceError> {
-        let (name, shown) = (request.spec.name.clone(), scrub_url(request.url));
-        let attempts = self.retry.attempts.max(1);
-        let mut attempt = 1;
-        loop {
-            let reason = match self.try_once(request, staging, known).await {
-                Try::Done(fetched) => return Ok(fetched),
-                Try::Absent(reason) => {
-                    return Err(SourceError::Absent {
-                        source_name: name,
-                        url: shown,
-                        reason,
-                    });
+        let ctx = &Ctx::new(&request.spec.name, request.url);
+        self.retry
+            .run(ctx, move || async move {
+                match self.try_once(request, staging, known).await {
+                    Try::Done(fetched) => Attempt::Done(Ok(fetched)),
+                    Try::Absent(reason) => Attempt::Done(Err(ctx.absent(reason))),
+                    Try::Failed(reason) => Attempt::Done(Err(ctx.failed(reason))),
+                    Try::Transient(reason, after) => Attempt::Transient { reason, after },
                 }
-                Try::Failed(reason) => {
-                    return Err(SourceError::Failed {
-                        source_name: name,
-                        url: shown,
-                        reason,
-                    });
-                }
-                Try::Transient(reason, _) if attempt >= attempts => {
-                    return Err(SourceError::Transient {
-                        source_name: name,
-                        url: shown,
-                        reason: format!("{reason} (gave up after {attempts} tries)"),
-                    });
-                }
-                Try::Transient(reason, after) => (reason, after),
-            };
-            let backoff = self
-                .retry
-                .first_delay
-                .saturating_mul(1 << (attempt - 1).min(16));
-            let delay = reason.1.unwrap_or(backoff).min(self.retry.max_delay);
-            note(&format!(
-                "source `{name}` ({shown}): {}; try {}/{attempts} in {:.1} s",
-                reason.0,
-                attempt + 1,
-                delay.as_secs_f64()
-            ));
-            tokio::time::sleep(delay).await;
-            attempt += 1;
-        }
+            })
+            .await
     }
 }
 

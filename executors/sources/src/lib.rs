@@ -19,6 +19,7 @@ mod lock;
 pub mod progress;
 pub mod registry;
 mod remote;
+mod retry;
 pub mod s3;
 mod scrub;
 pub mod stac;

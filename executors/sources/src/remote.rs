@@ -1,9 +1,10 @@
 //! What the s3, stac and gbif fetchers share: errors that name the source
 //! and its URL with credentials scrubbed ([`Ctx`]), and plain HTTP GETs
 //! through `reqwest` (JSON documents, and bodies streamed to a file with a
-//! size limit, retrying transient faults with backoff).
+//! size limit, retrying transient faults as [`Retry::REQUESTS`] says).
 
 use crate::SourceError;
+use crate::retry::{Attempt, Retry};
 use std::path::Path;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -78,59 +79,56 @@ pub(crate) fn client(ctx: &Ctx) -> Result<reqwest::Client, SourceError> {
         .map_err(|e| ctx.failed(format!("cannot build an http client: {e}")))
 }
 
-/// Attempts of one request before a transient fault is given up.
-const ATTEMPTS: u32 = 4;
-
 /// Sends the request `make` builds, retrying connection faults, 5xx and
-/// 429 with backoff; maps 404/410 to [`SourceError::Absent`], other 4xx to
-/// [`SourceError::Failed`]. `what` names the request in messages.
+/// 429 as [`Retry::REQUESTS`] says; maps 404/410 to
+/// [`SourceError::Absent`], other 4xx to [`SourceError::Failed`]. `what`
+/// names the request in messages.
 pub(crate) async fn send(
     ctx: &Ctx,
     what: &str,
     make: impl Fn() -> reqwest::RequestBuilder,
 ) -> Result<reqwest::Response, SourceError> {
-    let mut delay = Duration::from_millis(200);
-    let mut attempt = 1;
-    loop {
-        let last = attempt >= ATTEMPTS;
-        match make().send().await {
-            Ok(resp) => {
-                let status = resp.status();
-                if status.is_success() {
-                    return Ok(resp);
+    let make = &make;
+    Retry::REQUESTS
+        .run(ctx, move || async move {
+            match make().send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    if status.is_success() {
+                        return Attempt::Done(Ok(resp));
+                    }
+                    let code = status.as_u16();
+                    let msg = format!("{what}: http {status}");
+                    if code == 404 || code == 410 {
+                        return Attempt::Done(Err(ctx.absent(msg)));
+                    }
+                    if !(status.is_server_error() || code == 429) {
+                        let body = resp.text().await.unwrap_or_default();
+                        let body: String = body.trim().chars().take(200).collect();
+                        return Attempt::Done(Err(ctx.failed(if body.is_empty() {
+                            msg
+                        } else {
+                            format!("{msg}: {body}")
+                        })));
+                    }
+                    Attempt::Transient {
+                        reason: msg,
+                        after: None,
+                    }
                 }
-                let code = status.as_u16();
-                let msg = format!("{what}: http {status}");
-                if code == 404 || code == 410 {
-                    return Err(ctx.absent(msg));
-                }
-                if !(status.is_server_error() || code == 429) {
-                    let body = resp.text().await.unwrap_or_default();
-                    let body: String = body.trim().chars().take(200).collect();
-                    return Err(ctx.failed(if body.is_empty() {
-                        msg
-                    } else {
-                        format!("{msg}: {body}")
-                    }));
-                }
-                if last {
-                    return Err(ctx.transient(format!("{msg} after {attempt} attempts")));
+                Err(e) => {
+                    let msg = format!("{what}: {}", without_url(&e));
+                    if !(e.is_connect() || e.is_timeout() || e.is_request()) {
+                        return Attempt::Done(Err(ctx.failed(msg)));
+                    }
+                    Attempt::Transient {
+                        reason: msg,
+                        after: None,
+                    }
                 }
             }
-            Err(e) => {
-                let msg = format!("{what}: {}", without_url(&e));
-                if !(e.is_connect() || e.is_timeout() || e.is_request()) {
-                    return Err(ctx.failed(msg));
-                }
-                if last {
-                    return Err(ctx.transient(format!("{msg} after {attempt} attempts")));
-                }
-            }
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(10));
-        attempt += 1;
-    }
+        })
+        .await
 }
 
 /// A reqwest error's text without the URL it carries (which may hold

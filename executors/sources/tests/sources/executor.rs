@@ -20,8 +20,9 @@ impl UpdateSink for Sink {
     }
 }
 
+/// A fetch executor of `sources` over the cache of `sv`.
 fn executor(
-    cache: &Path,
+    sv: &Served,
     sources: Vec<SourceSpec>,
 ) -> (
     Arc<dyn twinflow_core::Executor>,
@@ -29,7 +30,7 @@ fn executor(
 ) {
     let (tx, rx) = mpsc::unbounded_channel();
     let factory = FetchFactory {
-        cache_root: cache.to_path_buf(),
+        cache_root: sv.cache.root().to_path_buf(),
         fetchers: Fetchers::builtin().with(SourceScheme::Http, Arc::new(fetcher())),
     };
     let spec = ExecutorSpec {
@@ -93,13 +94,11 @@ async fn statuses(rx: &mut mpsc::UnboundedReceiver<Update>) -> Vec<AttemptStatus
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_gets_its_output_and_provenance() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("occ.csv"), b"id,name\n1,wren\n").unwrap();
-    let base = server(dir.path()).await;
-    let url = format!("{base}/files/occ.csv");
+    let sv = Served::new(&[("occ.csv", b"id,name\n1,wren\n")]).await;
+    let url = sv.url("occ.csv");
     let s = spec("occ", &url);
-    let (ex, mut rx) = executor(&dir.path().join("cache"), vec![s.clone()]);
-    let j = job(dir.path(), 1, &s, &url);
+    let (ex, mut rx) = executor(&sv, vec![s.clone()]);
+    let j = job(sv.dir.path(), 1, &s, &url);
     let workdir = j.workdir.clone();
     ex.submit(j).await.unwrap();
     assert_eq!(final_status(&mut rx).await, AttemptStatus::Exited(0));
@@ -123,20 +122,19 @@ async fn a_job_gets_its_output_and_provenance() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unbuilt_scheme_and_an_absent_file_are_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    let base = server(dir.path()).await;
-    let url = format!("{base}/files/none.csv");
+    let sv = Served::new(&[]).await;
+    let url = sv.url("none.csv");
     let s = spec("none", &url);
     let mut s3 = spec("bucket", "s3://b/k");
     s3.scheme = SourceScheme::S3;
-    let (ex, mut rx) = executor(&dir.path().join("cache"), vec![s.clone(), s3.clone()]);
-    ex.submit(job(dir.path(), 1, &s, &url)).await.unwrap();
+    let (ex, mut rx) = executor(&sv, vec![s.clone(), s3.clone()]);
+    ex.submit(job(sv.dir.path(), 1, &s, &url)).await.unwrap();
     match final_status(&mut rx).await {
         AttemptStatus::Error(m) => assert!(m.contains("not found (HTTP 404"), "{m}"),
         other => panic!("{other:?}"),
     }
     if twinflow_sources::fetcher_for(SourceScheme::S3).is_none() {
-        ex.submit(job(dir.path(), 2, &s3, "s3://b/k"))
+        ex.submit(job(sv.dir.path(), 2, &s3, "s3://b/k"))
             .await
             .unwrap();
         match final_status(&mut rx).await {
@@ -148,19 +146,18 @@ async fn an_unbuilt_scheme_and_an_absent_file_are_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_data_trigger_waits_for_the_file_to_appear() {
-    let dir = tempfile::tempdir().unwrap();
-    let base = server(dir.path()).await;
-    let url = format!("{base}/files/late.csv");
+    let sv = Served::new(&[]).await;
+    let url = sv.url("late.csv");
     let mut s = spec("late", &url);
     s.wait = Some(WaitSpec {
         interval_seconds: 1,
         timeout_seconds: Some(20),
     });
-    let (ex, mut rx) = executor(&dir.path().join("cache"), vec![s.clone()]);
-    let j = job(dir.path(), 1, &s, &url);
+    let (ex, mut rx) = executor(&sv, vec![s.clone()]);
+    let j = job(sv.dir.path(), 1, &s, &url);
     let stderr = j.stderr.clone();
     ex.submit(j).await.unwrap();
-    let root = dir.path().to_path_buf();
+    let root = sv.dir.path().to_path_buf();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         std::fs::write(root.join("late.csv"), b"a\n1\n").unwrap();
@@ -181,21 +178,20 @@ async fn a_data_trigger_waits_for_the_file_to_appear() {
     );
     let log = std::fs::read_to_string(stderr).unwrap();
     assert!(log.contains("check 1: not found"), "{log}");
-    assert!(stats(&base, "late.csv").await["requests"].as_u64().unwrap() >= 2);
+    assert!(sv.stats("late.csv").await["requests"].as_u64().unwrap() >= 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_data_trigger_times_out_naming_what_it_waited_for() {
-    let dir = tempfile::tempdir().unwrap();
-    let base = server(dir.path()).await;
-    let url = format!("{base}/files/never.csv");
+    let sv = Served::new(&[]).await;
+    let url = sv.url("never.csv");
     let mut s = spec("never", &url);
     s.wait = Some(WaitSpec {
         interval_seconds: 1,
         timeout_seconds: Some(2),
     });
-    let (ex, mut rx) = executor(&dir.path().join("cache"), vec![s.clone()]);
-    ex.submit(job(dir.path(), 1, &s, &url)).await.unwrap();
+    let (ex, mut rx) = executor(&sv, vec![s.clone()]);
+    ex.submit(job(sv.dir.path(), 1, &s, &url)).await.unwrap();
     match final_status(&mut rx).await {
         AttemptStatus::Error(m) => assert!(
             m.starts_with(&format!("waited 2 s for source `never` ({url}): not found")),
@@ -207,13 +203,11 @@ async fn a_data_trigger_times_out_naming_what_it_waited_for() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_stops_a_slow_download() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("slow.bin"), data(1 << 20)).unwrap();
-    let base = server(dir.path()).await;
-    let url = format!("{base}/files/slow.bin?slow=50");
+    let sv = Served::new(&[("slow.bin", &data(1 << 20))]).await;
+    let url = sv.url("slow.bin?slow=50");
     let s = spec("slow", &url);
-    let (ex, mut rx) = executor(&dir.path().join("cache"), vec![s.clone()]);
-    let j = job(dir.path(), 1, &s, &url);
+    let (ex, mut rx) = executor(&sv, vec![s.clone()]);
+    let j = job(sv.dir.path(), 1, &s, &url);
     let (key, workdir) = (j.key, j.workdir.clone());
     let handle: Handle = ex.submit(j).await.unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -222,5 +216,5 @@ async fn cancel_stops_a_slow_download() {
     assert_eq!(final_status(&mut rx).await, AttemptStatus::Cancelled);
     assert!(started.elapsed() < Duration::from_secs(1));
     assert!(!workdir.join("out/data.bin").exists());
-    assert_eq!(count_files(&dir.path().join("cache/blobs")), 0);
+    assert_eq!(sv.cache_files("blobs"), 0);
 }

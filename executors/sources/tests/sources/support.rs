@@ -1,5 +1,6 @@
 //! Shared pieces of the sources tests: a devserver over a temp dir, specs,
-//! a fast-retrying HTTP fetcher, the server's per-path counters.
+//! a fast-retrying HTTP fetcher, the server's per-path counters, and
+//! [`Served`]: all of these with a cache, as the cache tests set up.
 
 #![expect(
     clippy::unwrap_used,
@@ -9,7 +10,9 @@
 use std::path::Path;
 use std::time::Duration;
 use twinflow_core::{SourceFormat, SourceOptions, SourceScheme, SourceSpec};
-use twinflow_sources::{HttpFetcher, Retry};
+use twinflow_sources::{
+    Cache, Entry, HttpFetcher, Policy, Request, Resolution, Retry, SourceError,
+};
 
 /// A devserver serving `root`, its base URL.
 pub(crate) async fn server(root: &Path) -> String {
@@ -91,4 +94,74 @@ pub(crate) fn count_files(dir: &Path) -> usize {
             }
         })
         .sum()
+}
+
+/// A devserver over a fresh temp dir holding some files, a cache at
+/// `<dir>/cache` and a fast-retrying fetcher: what each cache test starts
+/// from.
+pub(crate) struct Served {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) base: String,
+    pub(crate) cache: Cache,
+    pub(crate) fetcher: HttpFetcher,
+}
+
+impl Served {
+    /// Serves `files` (name, content) from a fresh temp dir.
+    pub(crate) async fn new(files: &[(&str, &[u8])]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, bytes) in files {
+            std::fs::write(dir.path().join(name), bytes).unwrap();
+        }
+        let base = server(dir.path()).await;
+        let cache = Cache::new(dir.path().join("cache"));
+        Self {
+            dir,
+            base,
+            cache,
+            fetcher: fetcher(),
+        }
+    }
+
+    /// The URL of `/files/<rel>` (`rel` may carry a query).
+    pub(crate) fn url(&self, rel: &str) -> String {
+        format!("{}/files/{rel}", self.base)
+    }
+
+    /// Resolves `spec` at its own URL under `policy`.
+    pub(crate) async fn resolve(
+        &self,
+        spec: &SourceSpec,
+        policy: &Policy,
+    ) -> Result<Resolution, SourceError> {
+        let req = Request {
+            spec,
+            url: &spec.url,
+        };
+        self.cache.resolve(req, &self.fetcher, policy).await
+    }
+
+    /// Resolves `spec` for its current content, which must be ready: the
+    /// entry and whether it was fetched.
+    pub(crate) async fn ready(&self, spec: &SourceSpec) -> (Entry, bool) {
+        ready(self.resolve(spec, &Policy::Current).await.unwrap())
+    }
+
+    /// The server's counters of `/files/<path>`.
+    pub(crate) async fn stats(&self, path: &str) -> serde_json::Value {
+        stats(&self.base, path).await
+    }
+
+    /// Files under the cache's `sub` folder (`blobs`, `index`, `staging`).
+    pub(crate) fn cache_files(&self, sub: &str) -> usize {
+        count_files(&self.dir.path().join("cache").join(sub))
+    }
+}
+
+/// The entry of a ready resolution and whether it was fetched.
+pub(crate) fn ready(r: Resolution) -> (Entry, bool) {
+    match r {
+        Resolution::Ready { entry, fetched } => (entry, fetched),
+        other => panic!("not ready: {other:?}"),
+    }
 }
