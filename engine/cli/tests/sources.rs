@@ -275,15 +275,11 @@ fn a_data_trigger_holds_its_consumer_until_the_file_is_published() {
 /// source awaiting its file, then the run to its end.
 #[test]
 fn watch_shows_a_run_the_daemon_carries_awaiting_its_data() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let files = dir.path().join("files");
-    std::fs::create_dir(&files).expect("mkdir");
-    std::fs::write(files.join("month-1.csv"), "january\n").expect("write");
-    let (_rt, base) = devserver(&files);
-    let state = dir.path().join("state");
-    let wf = write_workflow(dir.path(), "w.yaml", &TRIGGER.replace("BASE", &base));
+    let w = World::serving(&[("month-1.csv", b"january\n")]);
+    let state = w.state.clone();
+    let wf = w.workflow("w.yaml", TRIGGER);
     let mut d = daemon(&state, None);
-    let o = twinflow(&state, &["submit", wf.to_str().expect("utf-8")]);
+    let o = twinflow(&state, &["submit", &wf]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let run = text(&o.stdout).trim().to_owned();
     let watch = Command::new(env!("CARGO_BIN_EXE_twinflow"))
@@ -301,7 +297,7 @@ fn watch_shows_a_run_the_daemon_carries_awaiting_its_data() {
     );
     // Long enough for watch to see a check or two.
     std::thread::sleep(Duration::from_millis(2500));
-    std::fs::write(files.join("month-2.csv"), "february\n").expect("publish");
+    std::fs::write(w.files.join("month-2.csv"), "february\n").expect("publish");
     let out = watch.wait_with_output().expect("watch ends");
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
