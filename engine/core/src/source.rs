@@ -171,6 +171,25 @@ pub struct SourceSpec {
 }
 
 impl SourceSpec {
+    /// A source of `scheme` at `url` named `name`, with nothing pinned,
+    /// `refresh: never`, any format, no options and no wait; consumers see
+    /// it under its name. For programs and tests that build plans without
+    /// the compiler.
+    pub fn new(name: &str, url: &str, scheme: SourceScheme, directory: bool) -> Self {
+        Self {
+            name: name.to_owned(),
+            url: url.to_owned(),
+            scheme,
+            sha256: None,
+            refresh_seconds: None,
+            format: SourceFormat::Any,
+            directory,
+            file_name: name.to_owned(),
+            options: SourceOptions::default(),
+            wait: None,
+        }
+    }
+
     /// The plan step of a source named `name`: `sources.<name>`, which no
     /// workflow step can be called (a step name has no `.`).
     pub fn step_name_of(name: &str) -> String {

@@ -19,7 +19,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use twinflow_core::{SourceFormat, SourceOptions, SourceScheme, SourceSpec};
+use twinflow_core::{SourceScheme, SourceSpec};
 use twinflow_sources::{
     Cache, Fetched, Fetcher, HttpFetcher, Policy, Request, Resolution, Retry, SourceError,
     Validators,
@@ -49,18 +49,7 @@ fn main() {
 }
 
 fn spec(name: &str, url: &str, directory: bool) -> SourceSpec {
-    SourceSpec {
-        name: name.into(),
-        url: url.into(),
-        scheme: SourceScheme::Http,
-        sha256: None,
-        refresh_seconds: None,
-        format: SourceFormat::Any,
-        directory,
-        file_name: name.into(),
-        options: SourceOptions::default(),
-        wait: None,
-    }
+    SourceSpec::new(name, url, SourceScheme::Http, directory)
 }
 
 async fn http(dir: &Path, size_mib: usize, rounds: usize) {

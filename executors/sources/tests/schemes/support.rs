@@ -3,22 +3,11 @@
 //! staging path.
 
 use std::path::PathBuf;
-use twinflow_core::{SourceFormat, SourceOptions, SourceScheme, SourceSpec};
+use twinflow_core::{SourceScheme, SourceSpec};
 use twinflow_sources::{Fetched, Fetcher, Request, SourceError, Validators};
 
 pub(crate) fn spec(name: &str, url: &str, scheme: SourceScheme, directory: bool) -> SourceSpec {
-    SourceSpec {
-        name: name.to_owned(),
-        url: url.to_owned(),
-        scheme,
-        sha256: None,
-        refresh_seconds: None,
-        format: SourceFormat::Any,
-        directory,
-        file_name: name.to_owned(),
-        options: SourceOptions::default(),
-        wait: None,
-    }
+    SourceSpec::new(name, url, scheme, directory)
 }
 
 pub(crate) fn fixtures() -> PathBuf {

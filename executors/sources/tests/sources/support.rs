@@ -9,7 +9,7 @@
 
 use std::path::Path;
 use std::time::Duration;
-use twinflow_core::{SourceFormat, SourceOptions, SourceScheme, SourceSpec};
+use twinflow_core::{SourceScheme, SourceSpec};
 use twinflow_sources::{
     Cache, Entry, HttpFetcher, Policy, Request, Resolution, Retry, SourceError,
 };
@@ -28,18 +28,9 @@ pub(crate) async fn server(root: &Path) -> String {
 }
 
 pub(crate) fn spec(name: &str, url: &str) -> SourceSpec {
-    SourceSpec {
-        name: name.into(),
-        url: url.into(),
-        scheme: SourceScheme::Http,
-        sha256: None,
-        refresh_seconds: None,
-        format: SourceFormat::Any,
-        directory: false,
-        file_name: "data.bin".into(),
-        options: SourceOptions::default(),
-        wait: None,
-    }
+    let mut spec = SourceSpec::new(name, url, SourceScheme::Http, false);
+    spec.file_name = "data.bin".into();
+    spec
 }
 
 pub(crate) fn fetcher() -> HttpFetcher {

@@ -88,7 +88,7 @@ fn is_gbif_query(source: &SourceSpec) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use twinflow_core::{ExecutorSpec, FetchConfig, SourceFormat, SourceOptions};
+    use twinflow_core::{ExecutorSpec, FetchConfig};
 
     fn plan_with(sources: Vec<SourceSpec>) -> Plan {
         let mut plan = twinflow_workflow::compile_str(
@@ -109,21 +109,9 @@ mod tests {
     }
 
     fn source(name: &str, url: &str, scheme: SourceScheme, profile: Option<&str>) -> SourceSpec {
-        SourceSpec {
-            name: name.to_owned(),
-            url: url.to_owned(),
-            scheme,
-            sha256: None,
-            refresh_seconds: None,
-            format: SourceFormat::Any,
-            directory: true,
-            file_name: name.to_owned(),
-            options: SourceOptions {
-                profile: profile.map(str::to_owned),
-                ..SourceOptions::default()
-            },
-            wait: None,
-        }
+        let mut spec = SourceSpec::new(name, url, scheme, true);
+        spec.options.profile = profile.map(str::to_owned);
+        spec
     }
 
     #[test]
