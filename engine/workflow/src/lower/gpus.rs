@@ -5,7 +5,6 @@
 use crate::diag::Diags;
 use crate::model::{GPUS_KEYS, GpuCountDoc, GpuVendorDoc, GpusDoc, ScalarString};
 use crate::span::{Span, Spanned};
-use crate::suggest::did_you_mean;
 use std::collections::HashSet;
 use twinflow_core::{BackendConfig, ExecutorSpec, GpuVendor, Resources};
 
@@ -23,17 +22,7 @@ pub(crate) fn lower(d: &mut Diags, g: &Spanned<GpusDoc>, r: &mut Resources) {
             }
         }
         GpusDoc::Full(full) => {
-            for key in &full.unknown {
-                let help = did_you_mean(&key.value, GPUS_KEYS.iter().copied())
-                    .unwrap_or_else(|| "expected one of `count`, `type`".to_owned());
-                d.at(
-                    "twinflow::unknown-key",
-                    key.span,
-                    format!("unknown key `{}`", key.value),
-                    "not a key here",
-                )
-                .set_help(Some(help));
-            }
+            super::report_unknown_keys(d, &full.unknown, &GPUS_KEYS);
             match &full.count {
                 Some(c) => {
                     if let Some(n) = count(d, c.value, c.span) {

@@ -64,6 +64,33 @@ pub(crate) fn is_name(name: &str) -> bool {
         && name.len() <= 128
 }
 
+/// Reports each key of `unknown` (the keys a two-form mapping such as
+/// `pack:`, `gpus:` or a `wait_for` entry did not know) with a "did you
+/// mean" among `known`; whether there were none.
+pub(crate) fn report_unknown_keys(
+    d: &mut Diags,
+    unknown: &[crate::span::Spanned<String>],
+    known: &[&str],
+) -> bool {
+    for key in unknown {
+        let expected = known
+            .iter()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let help = did_you_mean(&key.value, known.iter().copied())
+            .unwrap_or_else(|| format!("expected one of {expected}"));
+        d.at(
+            "twinflow::unknown-key",
+            key.span,
+            format!("unknown key `{}`", key.value),
+            "not a key here",
+        )
+        .set_help(Some(help));
+    }
+    unknown.is_empty()
+}
+
 pub(crate) fn check_name(d: &mut Diags, span: Span, what: &str, name: &str) -> bool {
     if is_name(name) {
         return true;

@@ -5,7 +5,6 @@
 use crate::diag::Diags;
 use crate::model::{LauncherDoc, PACK_KEYS, PackDoc, ResourcesDoc};
 use crate::span::Spanned;
-use crate::suggest::did_you_mean;
 use twinflow_core::{Launcher, PackSpec, Resources};
 
 /// The most tasks `pack:` may put into one allocation.
@@ -159,19 +158,7 @@ pub(crate) fn pack(d: &mut Diags, p: &Spanned<PackDoc>) -> Option<PackSpec> {
             })
         }
         PackDoc::Full(full) => {
-            let mut ok = true;
-            for key in &full.unknown {
-                let help = did_you_mean(&key.value, PACK_KEYS.iter().copied())
-                    .unwrap_or_else(|| "expected one of `tasks`, `parallel`".to_owned());
-                d.at(
-                    "twinflow::unknown-key",
-                    key.span,
-                    format!("unknown key `{}`", key.value),
-                    "not a key here",
-                )
-                .set_help(Some(help));
-                ok = false;
-            }
+            let mut ok = super::report_unknown_keys(d, &full.unknown, &PACK_KEYS);
             let Some(tasks) = &full.tasks else {
                 d.at(
                     "twinflow::missing-key",

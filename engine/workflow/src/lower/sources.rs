@@ -300,19 +300,7 @@ pub(crate) fn wait_entry(
         }
         WaitForDoc::Full(full) => full,
     };
-    let mut ok = true;
-    for key in &full.unknown {
-        let help = did_you_mean(&key.value, WAIT_FOR_KEYS.iter().copied())
-            .unwrap_or_else(|| "expected one of `source`, `interval`, `timeout`".to_owned());
-        d.at(
-            "twinflow::unknown-key",
-            key.span,
-            format!("unknown key `{}`", key.value),
-            "not a key here",
-        )
-        .set_help(Some(help));
-        ok = false;
-    }
+    let ok = super::report_unknown_keys(d, &full.unknown, &WAIT_FOR_KEYS);
     let interval = full
         .interval
         .as_ref()
