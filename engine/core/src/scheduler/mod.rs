@@ -13,6 +13,14 @@
 //! independent branches go on (`fail_fast` cancels everything instead);
 //! cancelling kills what runs and finishes the run as cancelled.
 //!
+//! Operator actions ([`Event::Operator`], see [`Operator`]): a held task
+//! never launches (a running one finishes; a held one that fails waits
+//! before its retry), also when it becomes ready in the same turn; release
+//! makes it eligible again. Kill stops a running attempt for good (no
+//! retry): the task fails, its dependents are skipped, except held ones,
+//! which wait until released (and are skipped then). A group member is
+//! held, released and killed with its whole instance.
+//!
 //! Coupling groups (`group:`, see [`crate::group_instances`]): the members
 //! of a group instance become ready together (when each one's dependencies
 //! are met), launch together in one batch and only when their summed cost
@@ -93,6 +101,25 @@ pub enum Event {
     Tick,
     /// The user cancelled the run.
     Cancel,
+    /// An operator acted on these tasks (tasks it does not apply to, see
+    /// [`Scheduler::applies`], are left as they are).
+    Operator {
+        /// What to do.
+        op: Operator,
+        /// To which tasks.
+        tasks: Vec<TaskId>,
+    },
+}
+
+/// What an operator does to tasks of a live run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operator {
+    /// Do not launch them (running attempts finish).
+    Hold,
+    /// Let held tasks launch again.
+    Release,
+    /// Kill their running attempts; they fail for good.
+    Kill,
 }
 
 /// Why a task is killed.
@@ -102,6 +129,8 @@ pub enum KillReason {
     Timeout,
     /// The run was cancelled (by the user, or by `fail_fast`).
     Cancelled,
+    /// An operator killed it ([`Operator::Kill`]): it fails, not retried.
+    Operator,
     /// Another member of its coupling-group instance failed (`failed`):
     /// the instance is stopped as a whole, to be retried or given up.
     Group {

@@ -4,6 +4,7 @@
 //! Coupling-group instances live in `groups.rs`.
 
 mod groups;
+mod operator;
 
 use super::{Action, Event, KillReason, Millis, Outcome, RunOutcome, SchedulerConfig, TaskCost};
 use crate::{Plan, TaskId};
@@ -84,6 +85,14 @@ pub struct Scheduler {
     groups: Vec<groups::Instance>,
     /// The instance of each grouped task.
     group_of: HashMap<u32, u32>,
+    /// Tasks an operator holds ([`super::Operator::Hold`]).
+    on_hold: Vec<bool>,
+    /// Held tasks kept out of their executor's queue, and where they were
+    /// taken from (see `operator.rs`).
+    parked: HashMap<u32, operator::Park>,
+    /// Held waiting tasks whose dependency failed for good (that one):
+    /// skipped once released.
+    doomed: HashMap<u32, u32>,
 }
 
 impl Scheduler {
@@ -148,6 +157,9 @@ impl Scheduler {
         Self {
             groups,
             group_of,
+            on_hold: vec![false; n],
+            parked: HashMap::new(),
+            doomed: HashMap::new(),
             state: vec![TaskState::Waiting; n],
             attempt: vec![0; n],
             remaining,
@@ -268,10 +280,14 @@ impl Scheduler {
             }
             Event::Tick => {}
             Event::Cancel => self.cancel(&mut out),
+            Event::Operator { op, tasks } => self.operator(op, &tasks, &mut out),
         }
         self.fire_timers(now, &mut out);
         for t in std::mem::take(&mut self.announced) {
-            if self.state[t as usize] == TaskState::Ready && !self.cancelled {
+            if self.state[t as usize] == TaskState::Ready
+                && !self.cancelled
+                && !self.on_hold[t as usize]
+            {
                 out.push(Action::Ready {
                     task: TaskId(t),
                     attempt: self.attempt[t as usize],
@@ -329,7 +345,7 @@ impl Scheduler {
             self.finish_task(t, TaskState::Cancelled);
             return;
         }
-        if attempt < self.step_retries[step] {
+        if attempt < self.step_retries[step] && kill != Some(KillReason::Operator) {
             let at = self.retry_at(attempt, now);
             self.state[t as usize] = TaskState::RetryWait;
             self.attempt[t as usize] = attempt + 1;
@@ -342,6 +358,12 @@ impl Scheduler {
             });
             return;
         }
+        self.give_up(t, out);
+    }
+
+    /// The task failed for good: its dependents are skipped (or the run
+    /// cancelled with `fail_fast`).
+    fn give_up(&mut self, t: u32, out: &mut Vec<Action>) {
         self.failed_any = true;
         self.finish_task(t, TaskState::Failed);
         out.push(Action::GaveUp { task: TaskId(t) });
@@ -382,8 +404,14 @@ impl Scheduler {
         }
     }
 
+    /// Skips what depends on `failed`, transitively; a held dependent
+    /// waits (it is skipped once released, see `operator.rs`).
     fn skip_dependents(&mut self, failed: u32, out: &mut Vec<Action>) {
-        let mut stack = vec![failed];
+        self.skip_dependents_of(failed, failed, out);
+    }
+
+    fn skip_dependents_of(&mut self, from: u32, failed: u32, out: &mut Vec<Action>) {
+        let mut stack = vec![from];
         while let Some(t) = stack.pop() {
             let (from, to) = (
                 self.dependents_at[t as usize],
@@ -391,7 +419,9 @@ impl Scheduler {
             );
             for i in from..to {
                 let d = self.dependents[i as usize];
-                if self.state[d as usize] == TaskState::Waiting {
+                if self.state[d as usize] == TaskState::Waiting && self.on_hold[d as usize] {
+                    self.doomed.entry(d).or_insert(failed);
+                } else if self.state[d as usize] == TaskState::Waiting {
                     self.finish_task(d, TaskState::Skipped);
                     out.push(Action::Skip {
                         task: TaskId(d),
@@ -476,6 +506,10 @@ impl Scheduler {
     /// Puts a ready task in its executor's queue; a group member, once
     /// every member of its instance is ready, as its instance (the leader).
     fn enqueue(&mut self, t: u32) {
+        if self.on_hold[t as usize] {
+            self.parked.insert(t, operator::Park::BeforeQueue);
+            return;
+        }
         if self.config.announce_ready {
             self.announced.push(t);
         }
@@ -535,6 +569,13 @@ impl Scheduler {
         for e in 0..self.ready.len() {
             let capacity = self.config.capacity(e).limit;
             while let Some(&t) = self.ready[e].front() {
+                if self.on_hold[t as usize] {
+                    // Held after it was queued (a group instance is held
+                    // as a whole, so its leader stands for it).
+                    self.ready[e].pop_front();
+                    self.parked.insert(t, operator::Park::Queued);
+                    continue;
+                }
                 let step = self.step_of[t as usize] as usize;
                 let group = self.instance_of(t);
                 let (cost, cap) = match group {

@@ -31,6 +31,8 @@ pub(super) struct Instance {
     restart: bool,
     /// Members reported done before the start (a resumed or cached result).
     done_before: Vec<u32>,
+    /// An operator killed the current attempt: it is not retried.
+    pub(super) killed: bool,
 }
 
 /// The instances of `plan` and the instance of each grouped task.
@@ -57,6 +59,7 @@ pub(super) fn build(
                 failed: None,
                 restart: false,
                 done_before: Vec::new(),
+                killed: false,
                 spec,
             }
         })
@@ -182,7 +185,8 @@ impl Scheduler {
             .max()
             .unwrap_or(0);
         let restart = std::mem::take(&mut self.groups[i].restart);
-        if restart || attempt < self.groups[i].retries {
+        let killed = std::mem::take(&mut self.groups[i].killed);
+        if restart || (attempt < self.groups[i].retries && !killed) {
             let at = if restart {
                 now
             } else {
