@@ -6,6 +6,7 @@ pub(crate) mod images;
 mod submit;
 
 use crate::RunSettings;
+use crate::control::{ActionReport, ControlError, OperatorAction};
 use crate::dispatch::{Msg, RunSink};
 use crate::event::{RunEvent, RunSummary};
 use crate::state::{StateError, StateStore};
@@ -523,6 +524,31 @@ impl Canceller {
     }
 }
 
+/// Sends operator actions (hold, release, kill) to a live run from
+/// anywhere (the daemon's routes, a run's own socket).
+#[derive(Debug, Clone)]
+pub struct Controller {
+    run_id: String,
+    tx: mpsc::UnboundedSender<Msg>,
+}
+
+impl Controller {
+    /// Resolves the action's selectors against the run's tasks, journals
+    /// it in the state store (who, when, what) and then applies it; two
+    /// actions are applied in the order they reach the run. Refused when a
+    /// selector matches nothing, when it applies to none of the selected
+    /// tasks, or when the run is no longer live.
+    pub async fn act(&self, action: OperatorAction) -> Result<ActionReport, ControlError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let request = crate::dispatch::control::ControlRequest { action, reply };
+        let not_live = || ControlError::NotLive(self.run_id.clone());
+        if self.tx.send(Msg::Control(request)).is_err() {
+            return Err(not_live());
+        }
+        answer.await.unwrap_or_else(|_| Err(not_live()))
+    }
+}
+
 /// A submitted run: its events as they happen, and its outcome.
 #[derive(Debug)]
 pub struct RunHandle {
@@ -554,6 +580,14 @@ impl RunHandle {
     /// Something that cancels this run.
     pub fn canceller(&self) -> Canceller {
         self.control.clone()
+    }
+
+    /// Something that sends operator actions to this run.
+    pub fn controller(&self) -> Controller {
+        Controller {
+            run_id: self.run_id.clone(),
+            tx: self.control.0.clone(),
+        }
     }
 
     /// Cancels the run (see [`Canceller::cancel`]).

@@ -58,6 +58,7 @@
 //! ```
 
 mod artefact;
+mod control;
 mod digest;
 mod dispatch;
 mod engine;
@@ -68,9 +69,12 @@ mod layout;
 mod settings;
 mod state;
 
+pub use control::{
+    ActionKind, ActionRecord, ActionReport, Actor, ControlError, OperatorAction, select_tasks,
+};
 pub use engine::{
-    Canceller, Engine, EngineBuilder, EngineError, RunHandle, RunOptions, default_state_dir,
-    new_run_id, new_run_id_for_file,
+    Canceller, Controller, Engine, EngineBuilder, EngineError, RunHandle, RunOptions,
+    default_state_dir, new_run_id, new_run_id_for_file,
 };
 pub use event::{EVENTS_FORMAT, Outcome, RunEvent, RunSummary, StepSize};
 pub use layout::{TaskPaths, run_dir, task_paths};

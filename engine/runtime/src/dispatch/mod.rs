@@ -21,6 +21,7 @@ use twinflow_core::scheduler::{
 use twinflow_core::{AttemptKey, AttemptStatus, Executor, Handle, Job, Plan, TaskId, Update};
 
 mod cache;
+pub(crate) mod control;
 mod groups;
 mod prepare;
 
@@ -41,6 +42,8 @@ pub(crate) enum Msg {
     },
     /// The user cancelled.
     Cancel,
+    /// An operator acts on some tasks (see `control`).
+    Control(control::ControlRequest),
 }
 
 /// The [`twinflow_core::UpdateSink`] of a run: its loop's channel.
@@ -109,6 +112,10 @@ pub(crate) struct Dispatch {
     grouped: bool,
     summary: RunSummary,
     pending: Vec<Event>,
+    /// Operator actions accepted this turn: applied before `pending`.
+    control: Vec<Event>,
+    /// Why tasks an operator killed ended (`killed by USER (action N)`).
+    operator_killed: HashMap<u32, String>,
     adopted: Vec<(TaskId, u32)>,
     preparer: Preparer,
     prep: HashMap<u32, PrepState>,
@@ -189,6 +196,8 @@ impl Dispatch {
             group_stopped: HashSet::new(),
             grouped,
             pending: Vec::new(),
+            control: Vec::new(),
+            operator_killed: HashMap::new(),
             prep: HashMap::new(),
             backlog: VecDeque::new(),
             preparing: 0,
@@ -254,14 +263,23 @@ impl Dispatch {
                 .collect(),
             resumed: self.resumed,
         });
+        let replayed = if self.resumed {
+            self.replay_journal()?
+        } else {
+            Vec::new()
+        };
         if !self.adopted.is_empty() {
             self.pending
                 .push(Event::Adopted(std::mem::take(&mut self.adopted)));
         }
+        self.pending.extend(replayed);
         self.pending.push(Event::Start);
         loop {
-            while !self.pending.is_empty() {
-                let events = std::mem::take(&mut self.pending);
+            while !self.pending.is_empty() || !self.control.is_empty() {
+                // Operator actions first: a hold that arrives in the same
+                // turn as its task becomes ready keeps it from starting.
+                let mut events = std::mem::take(&mut self.control);
+                events.append(&mut self.pending);
                 for event in events {
                     let actions = self.scheduler.handle(event, self.now());
                     if let Some(outcome) = self.act(actions).await? {
@@ -336,6 +354,7 @@ impl Dispatch {
     fn on_message(&mut self, msg: Msg) {
         match msg {
             Msg::Cancel => self.pending.push(Event::Cancel),
+            Msg::Control(request) => self.on_control(request),
             Msg::Prepared { key, result } => self.on_prepared(key, result),
             Msg::Sealed { key, result } => {
                 let Some(attempt) = self.attempt_of(key) else {
@@ -433,7 +452,10 @@ impl Dispatch {
                 self.failed(t, with_tail(format!("exited with status {code}"), &stderr))
             }
             AttemptStatus::Signalled(how) => {
-                if self.timed_out.contains(&t) || self.group_stopped.contains(&t) {
+                if self.timed_out.contains(&t)
+                    || self.group_stopped.contains(&t)
+                    || self.operator_killed.contains_key(&t)
+                {
                     TaskOutcome::Killed
                 } else {
                     self.failed(t, how)
@@ -451,6 +473,11 @@ impl Dispatch {
             let limit = self.plan.step_of(key.task).timeout_seconds.unwrap_or(0);
             self.reasons
                 .insert(t, format!("timed out after {limit} s and was killed"));
+        }
+        if let Some(why) = self.operator_killed.remove(&t)
+            && outcome != TaskOutcome::Succeeded
+        {
+            self.reasons.insert(t, why);
         }
         if self.group_stopped.remove(&t)
             && outcome != TaskOutcome::Succeeded
@@ -676,7 +703,7 @@ impl Dispatch {
             KillReason::Group { .. } => {
                 self.group_stopped.insert(task.0);
             }
-            KillReason::Cancelled => {}
+            KillReason::Cancelled | KillReason::Operator => {}
         }
         let key = self.key(task, attempt);
         if self.waiting_launch.remove(&task.0).is_some() {

@@ -10,12 +10,14 @@
 //! `TWINFLOW_STATE_LOCKING=exclusive` forces that mode on any file system
 //! (for one the detection misses, and for tests of the daemon's clients).
 
+mod actions;
 mod query;
 mod record;
 mod schema;
 mod states;
 pub(crate) mod write;
 
+pub(crate) use actions::ActionRow;
 pub use query::{ArtefactRow, RunInfo, StepCounts, TaskRow};
 pub use record::{RunArtefact, RunImage, TaskRecord};
 pub use states::{RunState, TaskState, UnknownState};

@@ -5,7 +5,7 @@
 use rusqlite::Connection;
 
 /// The schema this build writes.
-pub(crate) const VERSION: i64 = 1;
+pub(crate) const VERSION: i64 = 2;
 
 /// Version 1. `events` is the append-only record; `runs`, `steps`, `tasks`,
 /// `artefacts` and `cache` are derived from it in the same transactions so
@@ -77,10 +77,29 @@ CREATE TABLE cache (
 ) WITHOUT ROWID;
 ";
 
+/// Version 2: the journal of operator actions (hold, release, kill), one
+/// row per action in the order they were accepted: who, when, what (the
+/// kind as `ActionKind::as_str`, the selectors and the task numbers it
+/// applied to and their names, as JSON arrays). A run's held tasks follow from it.
+const V2: &str = "
+CREATE TABLE actions (
+    seq       INTEGER PRIMARY KEY,
+    run_id    TEXT NOT NULL,
+    at_ms     INTEGER NOT NULL,
+    user      TEXT NOT NULL,
+    uid       INTEGER NOT NULL,
+    kind      TEXT NOT NULL,
+    selectors TEXT NOT NULL,
+    tasks     TEXT NOT NULL,
+    names     TEXT NOT NULL
+);
+CREATE INDEX actions_by_run ON actions (run_id, seq);
+";
+
 /// What opening found.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Migration {
-    /// A new database, created at [`VERSION`].
+    /// A new database, created at [`VERSION`], or an older one brought to it.
     Created,
     /// Already at [`VERSION`].
     Current,
@@ -110,6 +129,9 @@ pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<Migration> {
     if version < 1 {
         tx.execute_batch(V1)?;
     }
+    if version < 2 {
+        tx.execute_batch(V2)?;
+    }
     tx.pragma_update(None, "user_version", VERSION)?;
     tx.commit()?;
     Ok(Migration::Created)
@@ -122,6 +144,28 @@ fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_version_1_database_is_migrated_and_keeps_its_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(crate::state::DB_FILE);
+        {
+            // As the previous version wrote it.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(V1).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute(
+                "INSERT INTO runs VALUES ('r1', 'w', NULL, '/d', 'x', 1, 'succeeded', 1, 2, 'h', 1, 1, '{}')",
+                [],
+            )
+            .unwrap();
+        }
+        let store = crate::state::StateStore::open(dir.path()).unwrap();
+        assert_eq!(store.run("r1").unwrap().unwrap().workflow, "w");
+        assert!(store.actions("r1").unwrap().is_empty());
+        let conn = Connection::open(&path).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), VERSION);
+    }
 
     #[test]
     fn concurrent_first_opens_migrate_once() {

@@ -44,6 +44,11 @@ impl<'a> Tx<'a> {
         Self { tx }
     }
 
+    /// The transaction, for the writes of sibling modules.
+    pub(super) fn raw(&self) -> &Transaction<'a> {
+        &self.tx
+    }
+
     pub(crate) fn commit(self) -> rusqlite::Result<()> {
         self.tx.commit()
     }

@@ -1,0 +1,131 @@
+//! Operator actions in the dispatch loop: an action is resolved to tasks,
+//! refused when it applies to none of them, journalled in the state store
+//! (who, when, what) and only then handed to the scheduler, ahead of the
+//! executor reports of the same turn. A resumed run starts from its
+//! journal: tasks held and not released are held again, and a kill whose
+//! attempt still runs is carried out.
+
+use super::Dispatch;
+use crate::control::{ActionKind, ActionReport, ControlError, OperatorAction, select_tasks};
+use crate::state::wall_ms;
+use twinflow_core::TaskId;
+use twinflow_core::scheduler::{Event, Operator};
+
+/// An action on the way into the loop, with where its answer goes.
+#[derive(Debug)]
+pub(crate) struct ControlRequest {
+    pub action: OperatorAction,
+    pub reply: tokio::sync::oneshot::Sender<Result<ActionReport, ControlError>>,
+}
+
+impl Dispatch {
+    pub(super) fn on_control(&mut self, request: ControlRequest) {
+        let result = self.accept(&request.action);
+        let _ = request.reply.send(result);
+    }
+
+    fn accept(&mut self, action: &OperatorAction) -> Result<ActionReport, ControlError> {
+        let selected = select_tasks(&self.plan, &action.selectors)?;
+        let op = action.kind.operator();
+        let applied: Vec<TaskId> = selected
+            .iter()
+            .copied()
+            .filter(|&t| self.scheduler.applies(op, t))
+            .collect();
+        if applied.is_empty() {
+            return Err(ControlError::nothing_applies(
+                &self.run_id,
+                action.kind,
+                selected.len(),
+            ));
+        }
+        let names: Vec<String> = applied.iter().map(|&t| self.plan.task_name(t)).collect();
+        let numbers: Vec<u32> = applied.iter().map(|t| t.0).collect();
+        let run = self.run_id.clone();
+        let journal_err = |message: String| ControlError::Journal { run, message };
+        // The changes before it first, so that the store keeps their order.
+        if let Err(e) = self.flush() {
+            return Err(journal_err(e.to_string()));
+        }
+        let seq = crate::lock(&self.store)
+            .write(|tx| {
+                tx.action(&crate::state::ActionRow {
+                    run: &self.run_id,
+                    at_ms: wall_ms(),
+                    by: &action.by,
+                    kind: action.kind,
+                    selectors: &action.selectors,
+                    tasks: &numbers,
+                    names: &names,
+                })
+            })
+            .map_err(|e| journal_err(e.to_string()))?;
+        tracing::info!(
+            "run {}: {} by {} (action {seq}): {}",
+            self.run_id,
+            action.kind.as_str(),
+            action.by.user,
+            names.join(", ")
+        );
+        if action.kind == ActionKind::Kill {
+            for &t in &numbers {
+                self.operator_killed
+                    .insert(t, format!("killed by {} (action {seq})", action.by.user));
+            }
+        }
+        self.control.push(Event::Operator { op, tasks: applied });
+        Ok(ActionReport {
+            seq,
+            kind: action.kind,
+            applied: names,
+            skipped: selected.len() - numbers.len(),
+        })
+    }
+
+    /// The journal's effect on a resumed run, as events for before the
+    /// start: holds still in force, and kills of attempts it adopted.
+    pub(super) fn replay_journal(&mut self) -> Result<Vec<Event>, crate::EngineError> {
+        let store = crate::lock(&self.store);
+        let held = store.held_task_ids(&self.run_id)?;
+        let rows = store.action_rows(&self.run_id)?;
+        drop(store);
+        let mut events = Vec::new();
+        if !held.is_empty() {
+            events.push(Event::Operator {
+                op: Operator::Hold,
+                tasks: held.into_iter().map(TaskId).collect(),
+            });
+        }
+        // The newest action naming an adopted task decides: a kill whose
+        // attempt still runs is carried out now.
+        let adopted: std::collections::HashSet<u32> =
+            self.adopted.iter().map(|(t, _)| t.0).collect();
+        let mut last: std::collections::HashMap<u32, (ActionKind, String)> = Default::default();
+        for (record, tasks) in &rows {
+            for t in tasks.iter().filter(|t| adopted.contains(t)) {
+                last.insert(
+                    *t,
+                    (
+                        record.kind,
+                        format!("killed by {} (action {})", record.by.user, record.seq),
+                    ),
+                );
+            }
+        }
+        let kills: Vec<TaskId> = last
+            .into_iter()
+            .filter(|(_, (kind, _))| *kind == ActionKind::Kill)
+            .map(|(t, (_, why))| {
+                self.operator_killed.insert(t, why);
+                TaskId(t)
+            })
+            .collect();
+        if !kills.is_empty() {
+            events.push(Event::Operator {
+                op: Operator::Kill,
+                tasks: kills,
+            });
+        }
+        Ok(events)
+    }
+}

@@ -1,0 +1,164 @@
+//! Operator actions on a live run through `Controller`: hold, release and
+//! kill with the local executor, each journalled in the state store.
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers fail the test with a message"
+)]
+
+use std::time::Duration;
+use twinflow_engine::{
+    ActionKind, Actor, ControlError, OperatorAction, Outcome, RunEvent, RunOptions, StateStore,
+};
+use twinflow_workflow::CompileOptions;
+
+#[expect(dead_code, reason = "the fixture's other helpers serve other tests")]
+mod common;
+use common::Fixture;
+
+fn plan(yaml: &str, run_id: &str) -> twinflow_core::Plan {
+    let options = CompileOptions {
+        run_id: run_id.to_owned(),
+        ..CompileOptions::default()
+    };
+    twinflow_workflow::compile_str("control.yaml", yaml, &options)
+        .unwrap_or_else(|e| panic!("{}", e.render(false)))
+}
+
+fn action(kind: ActionKind, selectors: &[&str]) -> OperatorAction {
+    OperatorAction {
+        kind,
+        selectors: selectors.iter().map(|s| (*s).to_owned()).collect(),
+        by: Actor::current(),
+    }
+}
+
+const HOLD: &str = "
+version: 1
+name: control
+executors: { here: { kind: local, slots: 4 } }
+steps:
+  first:
+    executor: here
+    run: sleep 0.5
+  late:
+    executor: here
+    after: [first]
+    for_each: { k: [a, b] }
+    run: 'true'
+  other:
+    executor: here
+    run: sleep 0.8
+";
+
+#[tokio::test]
+async fn a_held_step_waits_while_others_finish_until_released() {
+    let fx = Fixture::new();
+    let mut run = fx
+        .engine
+        .submit(plan(HOLD, "hold-1"), RunOptions::default())
+        .await
+        .unwrap();
+    let control = run.controller();
+    let report = control
+        .act(action(ActionKind::Hold, &["late"]))
+        .await
+        .unwrap();
+    assert_eq!(report.applied.len(), 2);
+    // A selector that matches nothing is refused; nothing is journalled.
+    let err = control
+        .act(action(ActionKind::Hold, &["nope*"]))
+        .await
+        .unwrap_err();
+    assert!(err.is_bad_request(), "{err}");
+    let mut others = 0;
+    while others < 2 {
+        match run.next_event().await.unwrap() {
+            RunEvent::TaskSucceeded { name, .. } => {
+                assert!(!name.starts_with("late"), "{name} ran while held");
+                others += 1;
+            }
+            RunEvent::TaskSubmitted { name, .. } => {
+                assert!(!name.starts_with("late"), "{name} started while held")
+            }
+            _ => {}
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Released: the run completes.
+    let report = control
+        .act(action(ActionKind::Release, &["late[*]"]))
+        .await
+        .unwrap();
+    assert_eq!(report.applied.len(), 2);
+    while run.next_event().await.is_some() {}
+    assert_eq!(run.wait().await.unwrap().outcome, Outcome::Succeeded);
+    let store = StateStore::open(&fx.path("state")).unwrap();
+    let actions = store.actions("hold-1").unwrap();
+    let kinds: Vec<ActionKind> = actions.iter().map(|a| a.kind).collect();
+    assert_eq!(kinds, [ActionKind::Hold, ActionKind::Release]);
+    assert_eq!(actions[0].by, Actor::current());
+    assert_eq!(actions[0].selectors, ["late"]);
+    assert!(store.held_tasks("hold-1").unwrap().is_empty());
+    // The run is over: an action is refused as not live.
+    assert!(matches!(
+        control.act(action(ActionKind::Hold, &["late"])).await,
+        Err(ControlError::NotLive(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_killed_task_fails_for_good_and_its_dependents_are_skipped() {
+    let fx = Fixture::new();
+    let yaml = "
+version: 1
+name: control
+executors: { here: { kind: local } }
+steps:
+  long:
+    executor: here
+    retries: 2
+    run: sleep 30
+  after:
+    executor: here
+    after: [long]
+    run: 'true'
+";
+    let mut run = fx
+        .engine
+        .submit(plan(yaml, "kill-1"), RunOptions::default())
+        .await
+        .unwrap();
+    let control = run.controller();
+    loop {
+        if let RunEvent::TaskRunning { .. } = run.next_event().await.unwrap() {
+            break;
+        }
+    }
+    // Nothing to release: refused, naming why.
+    let err = control
+        .act(action(ActionKind::Release, &["long"]))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("none is held"), "{err}");
+    let started = std::time::Instant::now();
+    control
+        .act(action(ActionKind::Kill, &["long"]))
+        .await
+        .unwrap();
+    let mut skipped = Vec::new();
+    while let Some(event) = run.next_event().await {
+        if let RunEvent::TaskSkipped { name, .. } = event {
+            skipped.push(name);
+        }
+    }
+    let summary = run.wait().await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10), "not retried");
+    assert_eq!(summary.outcome, Outcome::Failed);
+    assert_eq!(skipped, ["after"]);
+    assert!(
+        summary.failures[0].1.starts_with("killed by "),
+        "{:?}",
+        summary.failures
+    );
+}
