@@ -168,6 +168,12 @@ pub(crate) enum Command {
         #[command(flatten)]
         daemon: DaemonArgs,
     },
+    /// Hold tasks of a run the daemon carries: they do not start (running ones finish).
+    Hold(ActionArgs),
+    /// Release held tasks of a run the daemon carries.
+    Release(ActionArgs),
+    /// Kill running tasks of a run the daemon carries: they fail, not retried; their dependents are skipped.
+    Kill(ActionArgs),
     /// Run the tasks of a packed Slurm job (inside its allocation; the
     /// Slurm executor writes the job script that calls this).
     #[command(hide = true)]
@@ -275,6 +281,20 @@ pub(crate) struct SubmitArgs {
     /// Cancel the run at the first task that fails for good.
     #[arg(long)]
     pub fail_fast: bool,
+}
+
+/// The arguments of `hold`, `release` and `kill`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ActionArgs {
+    /// Run id, unique prefix, or `latest`.
+    pub run: String,
+    /// Task names, step names, or globs over task names (`*`, `?`; quote them).
+    #[arg(required = true, value_name = "SELECTOR")]
+    pub selectors: Vec<String>,
+    #[command(flatten)]
+    pub state: StateArgs,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
 }
 
 /// Graph formats.

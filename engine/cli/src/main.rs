@@ -80,6 +80,13 @@ fn main() -> ExitCode {
             json,
         } => commands::watch(&out, &state, &daemon, &run, json),
         Command::Cancel { run, state, daemon } => commands::cancel(&out, &state, &daemon, &run),
+        Command::Hold(a) => act(&out, a, twinflow_engine::ActionKind::Hold),
+        Command::Release(a) => act(&out, a, twinflow_engine::ActionKind::Release),
+        Command::Kill(a) => act(&out, a, twinflow_engine::ActionKind::Kill),
     };
     ExitCode::from(code)
+}
+
+fn act(out: &output::Output, a: args::ActionArgs, kind: twinflow_engine::ActionKind) -> u8 {
+    commands::act(out, &a.state, &a.daemon, &a.run, kind, &a.selectors)
 }

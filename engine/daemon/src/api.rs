@@ -78,6 +78,12 @@ pub struct RunStatus {
     /// read from a store directly).
     #[serde(default)]
     pub live: bool,
+    /// Its unfinished tasks an operator holds, by name.
+    #[serde(default)]
+    pub held: Vec<String>,
+    /// The operator actions on it, oldest first.
+    #[serde(default)]
+    pub actions: Vec<twinflow_engine::ActionRecord>,
 }
 
 /// Which of a task's output streams.
@@ -222,4 +228,15 @@ pub struct ErrorBody {
     /// On a 404 of a read route: what was not found.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_found: Option<NotFound>,
+}
+
+/// `POST /v1/runs/{id}/actions`: an operator action on tasks of a live run
+/// (answered with a [`twinflow_engine::ActionReport`]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ActionRequest {
+    /// What to do.
+    pub kind: twinflow_engine::ActionKind,
+    /// Task names, step names or globs over task names.
+    pub selectors: Vec<String>,
 }

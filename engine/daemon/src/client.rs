@@ -349,6 +349,29 @@ impl Client {
         Ok(())
     }
 
+    /// An operator action (hold, release, kill) on tasks of a run the
+    /// daemon carries (`POST /v1/runs/{id}/actions`): journalled, then
+    /// applied. A selector that matches nothing, or an action that applies
+    /// to none of the selected tasks, is refused with status 400.
+    pub async fn act(
+        &self,
+        run: &str,
+        kind: twinflow_engine::ActionKind,
+        selectors: &[String],
+    ) -> Result<twinflow_engine::ActionReport, DaemonError> {
+        let body = serde_json::to_vec(&crate::api::ActionRequest {
+            kind,
+            selectors: selectors.to_vec(),
+        })
+        .map_err(|e| DaemonError::Protocol(e.to_string()))?;
+        self.call(
+            Method::POST,
+            &format!("/v1/runs/{}/actions", escape(run)),
+            Some(body),
+        )
+        .await
+    }
+
     /// The events of a run the daemon carries, from now on (with its
     /// `run-started` event first).
     pub async fn events(&self, run: &str) -> Result<EventStream, DaemonError> {

@@ -69,11 +69,15 @@ pub fn status(store: &StateStore, run: Option<&str>) -> Result<RunStatus, QueryE
     let run = find_run(store, run)?;
     let steps = store.step_counts(&run.id)?;
     let tasks = store.tasks(&run.id)?;
+    let held = store.held_tasks(&run.id)?;
+    let actions = store.actions(&run.id)?;
     Ok(RunStatus {
         run,
         steps,
         tasks,
         live: false,
+        held,
+        actions,
     })
 }
 

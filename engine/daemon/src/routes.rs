@@ -3,7 +3,7 @@
 //! thread: on network file systems the store is held exclusively by that
 //! connection, and no other could read it.
 
-use crate::api::{ErrorBody, LogStream, NotFound, Ping, SubmitRequest, Submitted};
+use crate::api::{ActionRequest, ErrorBody, LogStream, NotFound, Ping, SubmitRequest, Submitted};
 use crate::query::{self, QueryError};
 use crate::resume;
 use crate::runs::Runs;
@@ -38,6 +38,7 @@ pub(crate) fn router() -> Router<App> {
         .route("/v1/runs", get(list).post(submit))
         .route("/v1/runs/{id}", get(status))
         .route("/v1/runs/{id}/cancel", post(cancel))
+        .route("/v1/runs/{id}/actions", post(act))
         .route("/v1/runs/{id}/events", get(events))
         .route("/v1/runs/{id}/logs/{task}", get(logs))
         .route("/v1/shutdown", post(stop_daemon))
@@ -282,6 +283,39 @@ async fn cancel(State(app): State<App>, Path(id): Path<String>) -> Response {
             StatusCode::NOT_FOUND,
             format!("run `{id}` is not running in this daemon"),
         )
+    }
+}
+
+/// An operator action on a live run: journalled by the run before it is
+/// applied. The actor is the daemon's user, the only one it serves (the
+/// socket's peer check; the TCP token is that user's).
+async fn act(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    Json(request): Json<ActionRequest>,
+) -> Response {
+    let id = match resolve(&app, id).await {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    let Some(controller) = app.runs.controller(&id) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("run `{id}` is not running in this daemon"),
+        );
+    };
+    let action = twinflow_engine::OperatorAction {
+        kind: request.kind,
+        selectors: request.selectors,
+        by: twinflow_engine::Actor::current(),
+    };
+    match controller.act(action).await {
+        Ok(report) => Json(report).into_response(),
+        Err(e) if e.is_bad_request() => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e @ twinflow_engine::ControlError::NotLive(_)) => {
+            error(StatusCode::NOT_FOUND, e.to_string())
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 

@@ -1,17 +1,19 @@
-//! The runs a daemon carries: each one's canceller and the channel its
+//! The runs a daemon carries: each one's canceller, controller (operator
+//! actions) and the channel its
 //! events go out on to whoever watches. A task per run drives it to its
 //! end, then drops it from the table.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::broadcast;
-use twinflow_engine::{Canceller, RunEvent, RunHandle};
+use twinflow_engine::{Canceller, Controller, RunEvent, RunHandle};
 
 /// How many events a slow watcher may fall behind before it misses some.
 const WATCH_BUFFER: usize = 4096;
 
 struct Live {
     canceller: Canceller,
+    controller: Controller,
     events: broadcast::Sender<Arc<str>>,
     /// The `run-started` event, for watchers that come later.
     started: Option<Arc<str>>,
@@ -53,6 +55,7 @@ impl Runs {
             id.clone(),
             Live {
                 canceller: run.canceller(),
+                controller: run.controller(),
                 events: events.clone(),
                 started: None,
             },
@@ -93,6 +96,11 @@ impl Runs {
     /// Cancels a live run; whether it was live.
     pub(crate) fn cancel(&self, id: &str) -> bool {
         self.table().get(id).map(|l| l.canceller.cancel()).is_some()
+    }
+
+    /// What sends operator actions to a live run.
+    pub(crate) fn controller(&self, id: &str) -> Option<Controller> {
+        self.table().get(id).map(|l| l.controller.clone())
     }
 
     /// A live run's `run-started` event and a receiver of what follows; an

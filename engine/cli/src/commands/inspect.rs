@@ -282,10 +282,14 @@ pub(crate) fn status(
         run: info,
         steps,
         tasks: rows,
+        held,
+        actions,
         ..
     } = status;
     if json {
-        let value = serde_json::json!({ "run": info, "steps": steps, "tasks": rows });
+        let value = serde_json::json!({
+            "run": info, "steps": steps, "tasks": rows, "held": held, "actions": actions,
+        });
         out.print(&format!("{value}\n"));
         return exit::SUCCESS;
     }
@@ -369,6 +373,36 @@ pub(crate) fn status(
                 "  {}: {}",
                 shown(&t.name),
                 shown(t.reason.as_deref().unwrap_or(""))
+            );
+        }
+    }
+    if !held.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nheld tasks ({}; `twinflow release {} SELECTOR` lets them start):",
+            held.len(),
+            shown(&info.id)
+        );
+        for name in &held {
+            let _ = writeln!(s, "  {}", shown(name));
+        }
+    }
+    if !actions.is_empty() {
+        let _ = writeln!(
+            s,
+            "
+operator actions:"
+        );
+        for a in &actions {
+            let _ = writeln!(
+                s,
+                "  #{} {} UTC by {}: {} {} ({} task(s))",
+                a.seq,
+                when(a.at_ms),
+                shown(&a.by.user),
+                a.kind.as_str(),
+                shown(&a.selectors.join(" ")),
+                a.tasks.len()
             );
         }
     }

@@ -1,5 +1,6 @@
 //! One function per subcommand, each returning its exit code.
 
+mod control;
 mod daemon;
 mod export;
 mod graph;
@@ -8,6 +9,7 @@ mod plan;
 mod run;
 mod validate;
 
+pub(crate) use control::act;
 pub(crate) use daemon::{cancel, daemon, submit, watch};
 pub(crate) use export::{provenance, report};
 pub(crate) use graph::graph;

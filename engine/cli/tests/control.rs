@@ -1,0 +1,134 @@
+//! Operator actions from the command line on runs a daemon carries, with
+//! the local executor: `hold` keeps a step's tasks from starting while the
+//! rest finishes, also across a `kill -9` of the daemon; `release` lets the
+//! run complete; `kill` stops a long task, whose dependents are skipped;
+//! an unknown selector exits 2; two actions sent at once are both applied,
+//! in order.
+
+mod common;
+
+use common::{daemon, tasks, text, twinflow, wait_until};
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn state_of(state: &std::path::Path, run: &str, prefix: &str) -> Vec<String> {
+    tasks(state, run)
+        .into_iter()
+        .filter(|(n, _, _)| n.starts_with(prefix))
+        .map(|(_, s, _)| s)
+        .collect()
+}
+
+#[test]
+fn a_held_step_waits_across_a_daemon_sigkill_until_released() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("state");
+    let file = dir.path().join("hold.yaml");
+    std::fs::write(
+        &file,
+        "version: 1\nname: hold\nsteps:\n  first:\n    run: sleep 1\n  late:\n    after: [first]\n    \
+         for_each: { i: [1, 2] }\n    run: 'true'\n  spare:\n    after: [first]\n    run: 'true'\n  \
+         other:\n    run: 'true'\n",
+    )
+    .expect("write workflow");
+    let mut first = daemon(&state, None);
+    let o = twinflow(&state, &["submit", file.to_str().expect("utf-8")]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let run = text(&o.stdout).trim().to_owned();
+    // Two operators at once: both actions are applied, one after the other.
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| twinflow(&state, &["hold", &run, "late"]));
+        let b = s.spawn(|| twinflow(&state, &["hold", &run, "spare"]));
+        (a.join().expect("hold"), b.join().expect("hold"))
+    });
+    assert!(a.status.success(), "{}", text(&a.stderr));
+    assert!(b.status.success(), "{}", text(&b.stderr));
+    assert_eq!(text(&a.stdout).lines().count(), 2, "{}", text(&a.stdout));
+    // An unknown selector: exit 2, naming it.
+    let o = twinflow(&state, &["hold", &run, "nope*"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("`nope*`"), "{}", text(&o.stderr));
+    wait_until("the tasks not held to finish", LIMIT, || {
+        state_of(&state, &run, "first") == ["succeeded"]
+            && state_of(&state, &run, "other") == ["succeeded"]
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        state_of(&state, &run, "late").is_empty(),
+        "a held task started"
+    );
+    let o = twinflow(&state, &["status", &run]);
+    assert!(text(&o.stdout).contains("held"), "{}", text(&o.stdout));
+
+    // The daemon dies; the next one takes the run up, still held.
+    first.kill().expect("SIGKILL the daemon");
+    let _ = first.wait();
+    let mut second = daemon(&state, None);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        state_of(&state, &run, "late").is_empty(),
+        "held lost on restart"
+    );
+    assert!(
+        state_of(&state, &run, "spare").is_empty(),
+        "held lost on restart"
+    );
+    let o = twinflow(&state, &["release", &run, "late[*]", "spare"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = twinflow(&state, &["watch", &run]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(state_of(&state, &run, "late"), ["succeeded", "succeeded"]);
+    // The run is over: nothing takes actions any more.
+    let o = twinflow(&state, &["hold", &run, "late"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("not running"),
+        "{}",
+        text(&o.stderr)
+    );
+    let _ = second.kill();
+    let _ = second.wait();
+}
+
+#[test]
+fn a_killed_task_fails_and_its_dependents_are_skipped() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("state");
+    let file = dir.path().join("kill.yaml");
+    std::fs::write(
+        &file,
+        "version: 1\nname: kill\nsteps:\n  long:\n    retries: 2\n    run: sleep 60\n  \
+         after:\n    after: [long]\n    run: 'true'\n  quick:\n    run: 'true'\n",
+    )
+    .expect("write workflow");
+    let mut d = daemon(&state, None);
+    let o = twinflow(&state, &["submit", file.to_str().expect("utf-8")]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let run = text(&o.stdout).trim().to_owned();
+    wait_until("the long task to run", LIMIT, || {
+        state_of(&state, &run, "long") == ["running"]
+    });
+    let o = twinflow(&state, &["kill", &run, "long"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = twinflow(&state, &["watch", &run]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert_eq!(state_of(&state, &run, "long"), ["failed"]);
+    assert_eq!(state_of(&state, &run, "after"), ["skipped"]);
+    assert_eq!(state_of(&state, &run, "quick"), ["succeeded"]);
+    let _ = d.kill();
+    let _ = d.wait();
+}
+
+#[test]
+fn without_a_daemon_an_action_says_the_run_is_not_live() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("state");
+    let o = twinflow(&state, &["hold", "some-run", "a"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("run `some-run` is not live in a daemon"),
+        "{}",
+        text(&o.stderr)
+    );
+}
