@@ -10,6 +10,7 @@
     reason = "test helpers fail the test with a message"
 )]
 
+#[expect(dead_code, reason = "the shared helpers serve other tests too")]
 mod common;
 
 use common::{Daemon, request};
