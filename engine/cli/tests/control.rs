@@ -132,3 +132,58 @@ fn without_a_daemon_an_action_says_the_run_is_not_live() {
         text(&o.stderr)
     );
 }
+
+/// A kill is about the attempt it stopped: a task killed, then run again
+/// by `--resume`, is not killed again when a later resume adopts its new
+/// attempt (the process running it was SIGKILLed).
+#[test]
+fn a_kill_is_not_replayed_on_a_later_attempt_of_the_task() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("state");
+    let file = dir.path().join("again.yaml");
+    let gate = dir.path().join("gate");
+    std::fs::write(
+        &file,
+        format!(
+            "version: 1\nname: again\nsteps:\n  long:\n    run: while [ ! -e {} ]; do sleep 0.1; done\n",
+            gate.display()
+        ),
+    )
+    .expect("write workflow");
+    let file = file.to_str().expect("utf-8");
+    let mut d = daemon(&state, None);
+    let o = twinflow(&state, &["submit", file]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let run = text(&o.stdout).trim().to_owned();
+    wait_until("the long task to run", LIMIT, || {
+        state_of(&state, &run, "long") == ["running"]
+    });
+    let o = twinflow(&state, &["kill", &run, "long"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = twinflow(&state, &["watch", &run]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let _ = twinflow(&state, &["daemon", "stop"]);
+    let _ = d.wait();
+
+    // The failed task runs again in a `run --resume`, which is SIGKILLed
+    // while it runs: its supervisor keeps the attempt going.
+    let resume = format!("--resume={run}");
+    let mut again = std::process::Command::new(env!("CARGO_BIN_EXE_twinflow"))
+        .args(["run", &resume, file, "--state-dir"])
+        .arg(&state)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("twinflow run --resume");
+    wait_until("the second attempt to run", LIMIT, || {
+        state_of(&state, &run, "long") == ["running"]
+    });
+    again.kill().expect("SIGKILL the run");
+    let _ = again.wait();
+
+    // The next resume adopts that attempt; the old kill does not touch it.
+    std::fs::write(&gate, "").expect("open the gate");
+    let o = twinflow(&state, &["run", &resume, file]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(state_of(&state, &run, "long"), ["succeeded"]);
+}

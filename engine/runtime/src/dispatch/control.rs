@@ -88,6 +88,8 @@ impl Dispatch {
         let store = crate::lock(&self.store);
         let held = store.held_task_ids(&self.run_id)?;
         let rows = store.action_rows(&self.run_id)?;
+        let adopted_ids: Vec<u32> = self.adopted.iter().map(|(t, _)| t.0).collect();
+        let launched = store.launched_ms(&self.run_id, &adopted_ids)?;
         drop(store);
         let mut events = Vec::new();
         if !held.is_empty() {
@@ -97,12 +99,19 @@ impl Dispatch {
             });
         }
         // The newest action naming an adopted task decides: a kill whose
-        // attempt still runs is carried out now.
-        let adopted: std::collections::HashSet<u32> =
-            self.adopted.iter().map(|(t, _)| t.0).collect();
+        // attempt still runs is carried out now. Actions older than the
+        // adopted attempt's launch were about an earlier attempt (a task
+        // killed, then run again by a resume): they do not touch it.
+        let adopted: std::collections::HashSet<u32> = adopted_ids.into_iter().collect();
         let mut last: std::collections::HashMap<u32, (ActionKind, String)> = Default::default();
         for (record, tasks) in &rows {
-            for t in tasks.iter().filter(|t| adopted.contains(t)) {
+            let about_this_attempt =
+                |t: &&u32| launched.get(t).is_none_or(|&launch| record.at_ms >= launch);
+            for t in tasks
+                .iter()
+                .filter(|t| adopted.contains(t))
+                .filter(about_this_attempt)
+            {
                 last.insert(
                     *t,
                     (

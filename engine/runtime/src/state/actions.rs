@@ -100,6 +100,23 @@ impl StateStore {
         Ok(held(&self.action_rows(run)?).into_keys().collect())
     }
 
+    /// When the latest attempt of each of `tasks` (numbers) of run `run`
+    /// was launched, in ms, for those that have been.
+    pub(crate) fn launched_ms(
+        &self,
+        run: &str,
+        tasks: &[u32],
+    ) -> Result<std::collections::HashMap<u32, i64>, StateError> {
+        let rows = self.rows(
+            "SELECT task, started_ms FROM tasks
+             WHERE run_id = ?1 AND started_ms IS NOT NULL
+               AND task IN (SELECT value FROM json_each(?2))",
+            params![run, json(tasks)],
+            |r| Ok((r.get::<_, u32>(0)?, r.get::<_, i64>(1)?)),
+        )?;
+        Ok(rows.into_iter().collect())
+    }
+
     /// The names of the tasks of run `run` an operator holds that have not
     /// finished, in task order.
     pub fn held_tasks(&self, run: &str) -> Result<Vec<String>, StateError> {
