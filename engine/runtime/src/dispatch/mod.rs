@@ -9,6 +9,7 @@ use crate::journal::{Journal, Op};
 use crate::state::{RunState, StateStore, TaskState as Recorded};
 use crate::{EngineError, layout};
 use prepare::{PrepState, Preparer};
+use stall::StallWatch;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -23,6 +24,7 @@ use twinflow_core::{AttemptKey, AttemptStatus, Executor, Handle, Job, Plan, Task
 mod cache;
 mod groups;
 mod prepare;
+mod stall;
 
 /// What reaches the loop.
 #[derive(Debug)]
@@ -126,7 +128,7 @@ pub(crate) struct Dispatch {
     /// [`DispatchSetup::hooks`]; dropped when the run ends.
     hooks: Option<crate::hooks::HookFeed>,
     /// Whether the current stall was announced (see [`Dispatch::stall`]).
-    stalled: bool,
+    stalled: StallWatch,
 }
 
 impl Dispatch {
@@ -205,7 +207,7 @@ impl Dispatch {
             images: setup.images,
             due: Vec::new(),
             hooks: setup.hooks,
-            stalled: false,
+            stalled: StallWatch::default(),
         }
     }
 
@@ -222,7 +224,7 @@ impl Dispatch {
 
     /// Announces a stall once: nothing in flight, nothing being prepared
     /// or due, no timer set, and tasks unfinished (the loop is about to
-    /// wait with the run not over). Anything launched ends the stall.
+    /// wait with the run not over). Anything in flight ends the stall.
     fn stall(&mut self) {
         let idle = self.pending.is_empty()
             && self.in_flight.is_empty()
@@ -231,17 +233,11 @@ impl Dispatch {
             && self.waiting_launch.is_empty()
             && self.due.is_empty()
             && self.wake.is_none();
-        if !idle {
-            if !self.in_flight.is_empty() {
-                self.stalled = false;
-            }
-            return;
-        }
         let s = &self.summary;
         let finished = s.ran + s.cached + s.failed + s.skipped + s.cancelled;
         let unfinished = s.tasks.saturating_sub(finished);
-        if unfinished > 0 && !self.stalled {
-            self.stalled = true;
+        let busy = !self.in_flight.is_empty();
+        if let Some(unfinished) = self.stalled.check(idle, busy, unfinished) {
             tracing::warn!(
                 "run {} stalled: nothing runs or is ready, {unfinished} task(s) unfinished",
                 self.run_id

@@ -112,10 +112,8 @@ impl HookFeed {
         };
         let mut hooks = Vec::new();
         let pick = |hooks: &mut Vec<(String, Hook)>, list: &[Hook], step: Option<&str>| {
-            let mut index = 0;
-            for hook in list.iter().filter(|h| h.event == kind) {
+            for (index, hook) in list.iter().filter(|h| h.event == kind).enumerate() {
                 hooks.push((hook.describe(step, index), hook.clone()));
-                index += 1;
             }
         };
         pick(&mut hooks, &self.plan.hooks, None);
