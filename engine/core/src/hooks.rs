@@ -77,7 +77,8 @@ pub enum HookAction {
         /// `http://` or `https://` URL.
         url: String,
         /// A file of `Name: value` lines sent as headers, read when the
-        /// hook fires (absolute); its values are never logged.
+        /// hook fires (absolute, or `~/…` in the home of the process that
+        /// fires it); its values are never logged.
         headers_file: Option<PathBuf>,
     },
 }

@@ -148,7 +148,7 @@ impl JsonSchema for HooksDoc {
             "properties": {
                 "run": { "type": "string", "minLength": 1, "description": "A shell command (`/bin/sh -c`), run in the run directory with the event as JSON on standard input and in `TWINFLOW_EVENT_*` variables." },
                 "webhook": { "type": "string", "pattern": "^https?://", "description": "An `http(s)://` URL the event is POSTed to as JSON." },
-                "headers_file": { "type": "string", "description": "webhook: a file of `Name: value` lines sent as headers (read when the hook fires, never logged), relative to the workflow's directory." },
+                "headers_file": { "type": "string", "description": "webhook: a file of `Name: value` lines sent as headers (read when the hook fires, never logged), relative to the workflow's directory (or `~/…`)." },
                 "timeout": { "type": ["string", "number"], "description": "Kill (or abandon) the hook after this long (default `30s`)." }
             },
             "oneOf": [ { "required": ["run"] }, { "required": ["webhook"] } ],

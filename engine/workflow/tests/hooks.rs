@@ -41,7 +41,7 @@ fn workflow(on: &str, step_on: &str) -> String {
 #[test]
 fn workflow_and_step_hooks_are_compiled_in_order_with_defaults() {
     let plan = compile(&workflow(
-        "on:\n  failure: { run: ./notify.sh failed }\n  finished:\n    - { run: echo done, timeout: 5m }\n    - { webhook: \"https://chat.example.org/hooks/abc?x=1\", headers_file: secrets/chat }\n  stalled: { run: echo stuck }\n",
+        "on:\n  failure: { run: ./notify.sh failed }\n  finished:\n    - { run: echo done, timeout: 5m }\n    - { webhook: \"https://chat.example.org/hooks/abc?x=1\", headers_file: secrets/chat }\n    - { webhook: \"https://h.example/y\", headers_file: ~/.config/chat }\n  stalled: { run: echo stuck }\n",
         "    on:\n      success: [{ run: echo ok }]\n      retry: { webhook: http://127.0.0.1:9/r, timeout: 2s }\n",
     ));
     assert_eq!(
@@ -73,6 +73,14 @@ fn workflow_and_step_hooks_are_compiled_in_order_with_defaults() {
                 action: HookAction::Webhook {
                     url: "https://chat.example.org/hooks/abc?x=1".into(),
                     headers_file: Some(PathBuf::from("/flows/secrets/chat")),
+                },
+                timeout_seconds: 30,
+            },
+            Hook {
+                event: HookEvent::Finished,
+                action: HookAction::Webhook {
+                    url: "https://h.example/y".into(),
+                    headers_file: Some(PathBuf::from("~/.config/chat")),
                 },
                 timeout_seconds: 30,
             },

@@ -125,6 +125,17 @@ async fn shell(
 /// `Name: value` lines (blank lines and `#` comments skipped). Errors name
 /// the file and line, never a value.
 fn read_headers(path: &Path) -> Result<Vec<(String, String)>, String> {
+    let home;
+    let path = match path.strip_prefix("~") {
+        Ok(rest) => {
+            let Some(dir) = std::env::var_os("HOME").filter(|h| !h.is_empty()) else {
+                return Err(format!("headers file {}: HOME is not set", path.display()));
+            };
+            home = Path::new(&dir).join(rest);
+            home.as_path()
+        }
+        Err(_) => path,
+    };
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("failed to read headers file {}: {e}", path.display()))?;
     let mut headers = Vec::new();

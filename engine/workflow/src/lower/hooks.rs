@@ -161,6 +161,11 @@ fn one(
                     ));
                     return None;
                 }
+                // `~/…` is the home of whoever runs the hook, expanded when
+                // it fires.
+                if h.value.starts_with("~/") {
+                    return Some(std::path::PathBuf::from(&h.value));
+                }
                 Some(workflow_dir.join(&h.value))
             }),
         }),
