@@ -3,13 +3,15 @@
 //! - `/files/...`: a fixture directory, with `ETag`, `Last-Modified`,
 //!   conditional requests and `Range` ([`files`]), and injected faults;
 //! - `/gbif/v1/...`: GBIF's occurrence download API ([`gbif`]);
-//! - `/stac/...`: a STAC API item search over a fixture catalog ([`stac`]).
+//! - `/stac/...`: a STAC API item search over a fixture catalog ([`stac`]);
+//! - `/hooks/NAME`: a webhook receiver that records POSTs ([`hooks`]).
 //!
 //! Tests start it in-process with [`start`]; scripts run the
 //! `twinflow-devserver` binary.
 
 pub mod files;
 pub mod gbif;
+pub mod hooks;
 pub mod stac;
 
 use std::net::SocketAddr;
@@ -44,6 +46,7 @@ pub fn router(config: &Config) -> axum::Router {
         .nest("/files", files::router(config))
         .nest("/gbif/v1", gbif::router(config))
         .nest("/stac", stac::router(config))
+        .nest("/hooks", hooks::router())
 }
 
 /// Starts the server on `addr` (port 0: any free port) on the current

@@ -65,8 +65,13 @@ pub(crate) fn build_engine(
         Some(pool) => local_factory().with_pool(pool),
         None => local_factory(),
     };
+    let webhooks = twinflow_sources::HttpWebhooks::new().map_err(|e| {
+        out.error(&e);
+        exit::UNREACHABLE
+    })?;
     Engine::builder()
         .state_dir(dir)
+        .webhooks(webhooks)
         .executor(ExecutorKind::Local, local)
         .executor(ExecutorKind::Slurm, slurm_factory())
         .executor(ExecutorKind::Cloud, cloud_factory())

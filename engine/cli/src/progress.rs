@@ -193,6 +193,23 @@ impl Reporter {
                 }
                 self.advance(*step);
             }
+            RunEvent::RunStalled { unfinished } => self.note(&format!(
+                "stalled: nothing runs or is ready, {} unfinished",
+                count(*unfinished, "task")
+            )),
+            RunEvent::HookFailed {
+                hook, task, reason, ..
+            } => {
+                let about = task
+                    .as_deref()
+                    .map(|t| format!(" (for {})", shown(t)))
+                    .unwrap_or_default();
+                self.note(&format!(
+                    "hook failed: {}{about}: {}",
+                    shown(hook),
+                    shown(reason)
+                ));
+            }
             RunEvent::RunFinished(_) => {
                 // The live bars give way to one line per step.
                 if let Some(bars) = self.bars.take() {

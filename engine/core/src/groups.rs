@@ -194,6 +194,7 @@ mod tests {
             container: None,
             model: None,
             code: Vec::new(),
+            hooks: Vec::new(),
             tasks: at..at + tasks,
         }
     }

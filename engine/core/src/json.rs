@@ -15,13 +15,14 @@ pub struct PlanJson<'a>(pub &'a Plan);
 impl Serialize for PlanJson<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let plan = self.0;
-        let mut s = serializer.serialize_struct("Plan", 8)?;
+        let mut s = serializer.serialize_struct("Plan", 9)?;
         s.serialize_field("format", PLAN_FORMAT)?;
         s.serialize_field("workflow", &Workflow(plan))?;
         s.serialize_field("params", &Params(&plan.params))?;
         s.serialize_field("cycle", &plan.cycle.as_ref().map(Cycle))?;
         s.serialize_field("executors", &Executors(plan))?;
         s.serialize_field("steps", &Steps(plan))?;
+        s.serialize_field("hooks", &plan.hooks)?;
         s.serialize_field("task_count", &plan.task_count())?;
         s.serialize_field("tasks", &Tasks(plan))?;
         s.end()
@@ -107,7 +108,7 @@ struct Step<'a> {
 impl Serialize for Step<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let (plan, step) = (self.plan, self.step);
-        let mut s = serializer.serialize_struct("Step", 15)?;
+        let mut s = serializer.serialize_struct("Step", 16)?;
         s.serialize_field("name", &step.name)?;
         s.serialize_field("executor", &plan.executors[step.executor.index()].name)?;
         let for_each: Vec<(&str, &[String])> = step
@@ -144,6 +145,7 @@ impl Serialize for Step<'_> {
         s.serialize_field("launcher", &step.launcher)?;
         s.serialize_field("group", &step.group)?;
         s.serialize_field("code", &step.code)?;
+        s.serialize_field("hooks", &step.hooks)?;
         s.serialize_field("first_task", &step.tasks.start)?;
         s.serialize_field("task_count", &step.tasks.len())?;
         s.end()

@@ -14,6 +14,7 @@ mod container;
 mod contract;
 mod executor;
 mod groups;
+mod hooks;
 mod ids;
 mod json;
 mod plan;
@@ -33,6 +34,9 @@ pub use executor::{
     FETCH_EXECUTOR, FETCH_SLOTS, LocalConfig, S3Location, SlurmConfig, SshTarget,
 };
 pub use groups::{GroupInstance, JobGroup, group_dir, group_env, group_instances, job_group};
+pub use hooks::{
+    DEFAULT_HOOK_TIMEOUT_SECONDS, Hook, HookAction, HookEvent, WebhookError, WebhookSender,
+};
 pub use ids::{ExecutorId, StepId, TaskId};
 pub use json::{PLAN_FORMAT, PlanJson};
 pub use plan::{

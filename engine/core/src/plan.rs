@@ -189,6 +189,8 @@ pub struct StepSpec {
     /// and what its `code:` lists. The runtime digests them (and `model`)
     /// once per run, into every task's cache key.
     pub code: Vec<PathBuf>,
+    /// `on:`: hooks fired by its tasks' `failure`, `retry` and `success`.
+    pub hooks: Vec<crate::Hook>,
     /// Ids of its tasks.
     pub tasks: Range<u32>,
 }
@@ -226,6 +228,9 @@ pub struct Plan {
     pub executors: Vec<ExecutorSpec>,
     /// Steps in the workflow file's order.
     pub steps: Vec<StepSpec>,
+    /// The workflow's `on:` hooks (every event; a step's own are in
+    /// [`StepSpec::hooks`]).
+    pub hooks: Vec<crate::Hook>,
     tasks: Vec<Task>,
     deps: Vec<TaskId>,
     input_ranges: Vec<(u32, u32)>,
@@ -557,6 +562,7 @@ impl PlanBuilder {
                 cycle,
                 executors,
                 steps,
+                hooks: Vec::new(),
                 tasks: Vec::with_capacity(total),
                 deps: Vec::new(),
                 input_ranges: Vec::new(),

@@ -73,7 +73,11 @@ impl Runs {
                 {
                     live.started = Some(Arc::clone(&line));
                 }
-                last = Some(Arc::clone(&line));
+                // A hook failing after the run ended is sent to watchers,
+                // but the run's last event stays its `run-finished`.
+                if !matches!(event, RunEvent::HookFailed { .. }) {
+                    last = Some(Arc::clone(&line));
+                }
                 let _ = events.send(line);
             }
             if let Some(last) = last {

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use submit::RunRef;
 use tokio::sync::mpsc;
-use twinflow_core::{Executor, ExecutorFactory, ExecutorKind, Plan, UpdateSink};
+use twinflow_core::{Executor, ExecutorFactory, ExecutorKind, Plan, UpdateSink, WebhookSender};
 
 /// Why the engine could not start or finish a run.
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +145,17 @@ pub enum EngineError {
         /// The cap, as written.
         cap: u32,
     },
+    /// The plan has a webhook hook and the engine was built without a
+    /// [`twinflow_core::WebhookSender`]: refused rather than never posted.
+    #[error(
+        "hook {hook} posts a webhook, and this engine has no webhook sender; the run is \
+         refused rather than run without it (register one with `EngineBuilder::webhooks`, \
+         or use a `run:` hook)"
+    )]
+    NoWebhookSender {
+        /// The first webhook hook, as messages name it.
+        hook: String,
+    },
     /// The run's dispatch loop ended without a summary (a bug).
     #[error("the run's dispatch loop ended unexpectedly: {0}")]
     Aborted(String),
@@ -185,6 +196,7 @@ pub struct Engine {
     store: Arc<Mutex<StateStore>>,
     state_dir: PathBuf,
     factories: HashMap<ExecutorKind, Arc<dyn ExecutorFactory>>,
+    webhooks: Option<Arc<dyn WebhookSender>>,
 }
 
 /// Configures an [`Engine`].
@@ -192,6 +204,7 @@ pub struct Engine {
 pub struct EngineBuilder {
     state_dir: Option<PathBuf>,
     factories: HashMap<ExecutorKind, Arc<dyn ExecutorFactory>>,
+    webhooks: Option<Arc<dyn WebhookSender>>,
 }
 
 impl EngineBuilder {
@@ -205,6 +218,13 @@ impl EngineBuilder {
     /// Runs executors of `kind` with backends from `factory`.
     pub fn executor(mut self, kind: ExecutorKind, factory: impl ExecutorFactory + 'static) -> Self {
         self.factories.insert(kind, Arc::new(factory));
+        self
+    }
+
+    /// Posts the runs' webhook hooks (`on: … webhook:`) with `sender`;
+    /// without one, a plan with a webhook is refused at submit.
+    pub fn webhooks(mut self, sender: impl WebhookSender + 'static) -> Self {
+        self.webhooks = Some(Arc::new(sender));
         self
     }
 
@@ -223,6 +243,7 @@ impl EngineBuilder {
             store: Arc::new(Mutex::new(store)),
             state_dir,
             factories: self.factories,
+            webhooks: self.webhooks,
         })
     }
 }
@@ -324,6 +345,11 @@ impl Engine {
     /// store (or takes it up with `options.resume`), lets the backends take
     /// back what an earlier process left running, then starts dispatching.
     pub async fn submit(&self, plan: Plan, options: RunOptions) -> Result<RunHandle, EngineError> {
+        if self.webhooks.is_none()
+            && let Some(hook) = crate::hooks::first_webhook(&plan)
+        {
+            return Err(EngineError::NoWebhookSender { hook });
+        }
         let run = RunRef::new(&self.state_dir, &plan);
         let (tx, rx) = mpsc::unbounded_channel();
         let sink: Arc<dyn UpdateSink> = Arc::new(RunSink(tx.clone()));

@@ -128,8 +128,31 @@ pub enum RunEvent {
         /// The failed task it depended on (none: the run was cancelled).
         because: Option<String>,
     },
+    /// Nothing runs and nothing is ready, yet tasks are unfinished (held,
+    /// or waiting behind a failed dependency while the run is not over);
+    /// sent once per stall.
+    RunStalled {
+        /// Tasks not finished.
+        unfinished: u64,
+    },
     /// The run is over.
     RunFinished(RunSummary),
+    /// A hook (`on:`) failed: it exited non-zero, timed out, or its webhook
+    /// was not delivered. Never fatal to the run; also in
+    /// `<run dir>/logs/hooks.log`. May come after `run-finished` (the
+    /// run's `finished` hooks run once it is over).
+    HookFailed {
+        /// The hook, e.g. `on.failure[0] (run: ./notify.sh)` or
+        /// `step `x` on.retry[1] (webhook https://host/path)`.
+        hook: String,
+        /// The event that fired it (`failure`, `retry`, `success`,
+        /// `stalled`, `finished`; empty for dropped fires).
+        kind: String,
+        /// The task whose event it was.
+        task: Option<String>,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// How a run went.

@@ -63,6 +63,7 @@ mod digest;
 mod dispatch;
 mod engine;
 mod event;
+mod hooks;
 mod host;
 mod journal;
 mod layout;
@@ -77,12 +78,14 @@ pub use engine::{
     default_state_dir, new_run_id, new_run_id_for_file,
 };
 pub use event::{EVENTS_FORMAT, Outcome, RunEvent, RunSummary, StepSize};
+pub use hooks::payload::HOOK_EVENT_FORMAT;
 pub use layout::{TaskPaths, run_dir, task_paths};
 pub use settings::RunSettings;
 pub use state::{
     ArtefactRow, DB_FILE, RunArtefact, RunImage, RunInfo, RunState, StateError, StateStore,
     StepCounts, TaskRecord, TaskRow, TaskState, UnknownState,
 };
+pub use twinflow_core::{WebhookError, WebhookSender};
 
 /// The digest the store keeps of a run's plan ([`RunInfo::plan_digest`]):
 /// equal for a plan compiled again from an unchanged workflow with the

@@ -171,6 +171,7 @@ pub(crate) fn expand(mut lowered: Lowered, limits: Limits, d: &mut Diags) -> Opt
             })
         })
         .collect();
+    let hooks = std::mem::take(&mut lowered.hooks);
     let specs: Vec<StepSpec> = lowered.steps.into_iter().map(|s: StepIr| s.spec).collect();
     let consts = Consts::new(
         &lowered.info.dir.display().to_string(),
@@ -200,7 +201,9 @@ pub(crate) fn expand(mut lowered: Lowered, limits: Limits, d: &mut Diags) -> Opt
             None => expand_step(&mut builder, StepId(s as u32), template, &consts, points),
         }
     }
-    Some(builder.finish())
+    let mut plan = builder.finish();
+    plan.hooks = hooks;
+    Some(plan)
 }
 
 /// Values quoted once for the whole plan.

@@ -12,6 +12,9 @@ use std::fmt;
 #[path = "model_gpus.rs"]
 mod gpus;
 pub(crate) use gpus::{GPUS_KEYS, GpuCountDoc, GpusDoc};
+#[path = "model_hooks.rs"]
+mod hooks;
+pub(crate) use hooks::{HOOK_KEYS, HookDoc, HooksDoc, OnDoc};
 #[path = "model_pack.rs"]
 mod pack;
 pub(crate) use pack::{PACK_KEYS, PackDoc};
@@ -49,6 +52,10 @@ pub(crate) struct WorkflowDoc {
     /// submitting host and needed as `sources.NAME`.
     #[serde(default)]
     pub(crate) sources: Entries<Spanned<Lenient<SourceDoc>>>,
+    /// Hooks fired by the run's events: `failure`, `retry`, `success` (of
+    /// any task), `stalled` and `finished`.
+    #[serde(default)]
+    pub(crate) on: Option<Spanned<Lenient<OnDoc>>>,
     /// The steps (twins) and how they couple.
     pub(crate) steps: Spanned<Entries<Spanned<Lenient<StepDoc>>>>,
 }
@@ -433,6 +440,10 @@ pub(crate) struct StepDoc {
     /// file's directory. The cache key covers their contents.
     #[serde(default)]
     pub(crate) code: Vec<Spanned<String>>,
+    /// Hooks fired by this step's tasks: `failure`, `retry`, `success`.
+    #[serde(default)]
+    #[schemars(schema_with = "hooks::step_on_schema")]
+    pub(crate) on: Option<Spanned<Lenient<OnDoc>>>,
 }
 
 /// `for_each` values: a literal list or `${{ params.X }}`.

@@ -186,6 +186,7 @@ mod tests {
             container: None,
             model: None,
             code: Vec::new(),
+            hooks: Vec::new(),
             tasks: 0..1,
         };
         assert!(

@@ -95,6 +95,7 @@ fn group_step(resources: Resources, launcher: Option<Launcher>, pack: Option<u32
         container: None,
         model: None,
         code: Vec::new(),
+        hooks: Vec::new(),
         tasks: 0..1,
     }
 }

@@ -196,6 +196,7 @@ fn step(
         container: None,
         model: None,
         code: Vec::new(),
+        hooks: Vec::new(),
         tasks: 0..1,
     }
 }

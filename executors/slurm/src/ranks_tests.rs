@@ -163,6 +163,7 @@ fn step(resources: Resources, launcher: Option<Launcher>) -> StepSpec {
         container: None,
         model: None,
         code: Vec::new(),
+        hooks: Vec::new(),
         tasks: 0..1,
     }
 }

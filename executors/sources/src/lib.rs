@@ -7,6 +7,7 @@
 //! One [`Fetcher`] per scheme (`https`, `s3`, `stac`, `gbif`) gets content
 //! into a staging path; the cache decides when to ask, verifies what came
 //! back and publishes it; the executor waits when a step asked it to.
+//! [`HttpWebhooks`] posts the webhooks of event hooks (`on:`) for the engine.
 
 pub mod cache;
 mod error;
@@ -25,6 +26,7 @@ mod scrub;
 pub mod stac;
 mod stac_file;
 mod tree;
+mod webhook;
 
 pub use cache::{Cache, Entry, Policy, Resolution};
 pub use error::SourceError;
@@ -37,3 +39,4 @@ pub use registry::{Fetchers, fetcher_for};
 pub use s3::S3Fetcher;
 pub use scrub::scrub_url;
 pub use stac::StacFetcher;
+pub use webhook::HttpWebhooks;

@@ -77,6 +77,7 @@ fn plan(steps: &[S], deps: &dyn Fn(u32) -> Vec<u32>, points: usize, runahead: Op
                 container: None,
                 model: None,
                 code: Vec::new(),
+                hooks: Vec::new(),
                 tasks: next..next + st.tasks,
             };
             next += st.tasks;

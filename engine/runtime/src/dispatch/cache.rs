@@ -225,6 +225,7 @@ mod tests {
             container: None,
             model: None,
             code,
+            hooks: Vec::new(),
             tasks: 0..10_000,
         }
     }

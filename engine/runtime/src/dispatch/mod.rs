@@ -9,6 +9,7 @@ use crate::journal::{Journal, Op};
 use crate::state::{RunState, StateStore, TaskState as Recorded};
 use crate::{EngineError, layout};
 use prepare::{PrepState, Preparer};
+use stall::StallWatch;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -24,6 +25,7 @@ mod cache;
 pub(crate) mod control;
 mod groups;
 mod prepare;
+mod stall;
 
 /// What reaches the loop.
 #[derive(Debug)]
@@ -59,6 +61,8 @@ impl twinflow_core::UpdateSink for RunSink {
 /// Everything a loop starts from.
 pub(crate) struct DispatchSetup {
     pub plan: Arc<Plan>,
+    /// The run's hooks (`None`: it has none).
+    pub hooks: Option<crate::hooks::HookFeed>,
     pub run_dir: PathBuf,
     pub store: Arc<Mutex<StateStore>>,
     pub executors: Vec<Arc<dyn Executor>>,
@@ -128,6 +132,10 @@ pub(crate) struct Dispatch {
     /// [`DispatchSetup::images`].
     images: Vec<Option<String>>,
     due: Vec<Job>,
+    /// [`DispatchSetup::hooks`]; dropped when the run ends.
+    hooks: Option<crate::hooks::HookFeed>,
+    /// Whether the current stall was announced (see [`Dispatch::stall`]).
+    stalled: StallWatch,
 }
 
 impl Dispatch {
@@ -207,6 +215,8 @@ impl Dispatch {
             code: cache::CodeDigests::new(n_steps),
             images: setup.images,
             due: Vec::new(),
+            hooks: setup.hooks,
+            stalled: StallWatch::default(),
         }
     }
 
@@ -215,7 +225,34 @@ impl Dispatch {
     }
 
     fn emit(&self, event: RunEvent) {
+        if let Some(hooks) = &self.hooks {
+            hooks.observe(&event);
+        }
         let _ = self.events.send(event);
+    }
+
+    /// Announces a stall once: nothing in flight, nothing being prepared
+    /// or due, no timer set, and tasks unfinished (the loop is about to
+    /// wait with the run not over). Anything in flight ends the stall.
+    fn stall(&mut self) {
+        let idle = self.pending.is_empty()
+            && self.in_flight.is_empty()
+            && self.backlog.is_empty()
+            && self.preparing == 0
+            && self.waiting_launch.is_empty()
+            && self.due.is_empty()
+            && self.wake.is_none();
+        let s = &self.summary;
+        let finished = s.ran + s.cached + s.failed + s.skipped + s.cancelled;
+        let unfinished = s.tasks.saturating_sub(finished);
+        let busy = !self.in_flight.is_empty();
+        if let Some(unfinished) = self.stalled.check(idle, busy, unfinished) {
+            tracing::warn!(
+                "run {} stalled: nothing runs or is ready, {unfinished} task(s) unfinished",
+                self.run_id
+            );
+            self.emit(RunEvent::RunStalled { unfinished });
+        }
     }
 
     fn flush(&mut self) -> Result<(), EngineError> {
@@ -287,6 +324,7 @@ impl Dispatch {
                     }
                 }
             }
+            self.stall();
             // What a crash must not lose is written before the loop waits;
             // the rest when it is due (see `journal::Urgency`).
             self.flush_due()?;
@@ -336,6 +374,8 @@ impl Dispatch {
         self.summary.outcome = outcome;
         self.summary.seconds = self.started.elapsed().as_secs_f64();
         self.emit(RunEvent::RunFinished(self.summary.clone()));
+        // The hook runner ends once its last hook is done.
+        self.hooks = None;
         Ok(self.summary.clone())
     }
 

@@ -252,8 +252,16 @@ impl Engine {
         config.fail_fast = options.fail_fast;
         config.announce_ready = true;
         let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let plan = Arc::new(plan);
+        let hooks = crate::hooks::HookFeed::start(
+            Arc::clone(&plan),
+            run.dir.clone(),
+            events_tx.clone(),
+            self.webhooks.clone(),
+        );
         let dispatch = Dispatch::new(DispatchSetup {
-            plan: Arc::new(plan),
+            plan,
+            hooks,
             run_dir: run.dir.clone(),
             store: Arc::clone(&self.store),
             executors,

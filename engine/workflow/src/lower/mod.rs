@@ -9,6 +9,7 @@ mod executors;
 mod gpus;
 mod graph;
 mod groups;
+mod hooks;
 mod model;
 mod shape;
 mod source_keys;
@@ -52,6 +53,8 @@ pub(crate) struct Lowered {
     pub(crate) cycle: Option<CycleSpec>,
     pub(crate) executors: Vec<ExecutorSpec>,
     pub(crate) steps: Vec<StepIr>,
+    /// The workflow's `on:` hooks.
+    pub(crate) hooks: Vec<twinflow_core::Hook>,
 }
 
 /// Names of steps, outputs, inputs, keys, params and executors.
@@ -153,6 +156,7 @@ pub(crate) fn lower(
     };
     let sources = sources::lower_all(doc, d, &params, cycle.as_ref(), &opts.workflow_dir);
     let mut steps = steps::lower_all(doc, d, &params, &executors, &sources, &opts.workflow_dir);
+    let hooks = hooks::lower(d, doc.on.as_ref(), None, &opts.workflow_dir);
     if !d.is_empty() {
         return None;
     }
@@ -178,6 +182,7 @@ pub(crate) fn lower(
         cycle,
         executors,
         steps,
+        hooks,
     })
 }
 

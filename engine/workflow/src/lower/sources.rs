@@ -405,6 +405,7 @@ pub(crate) fn append(
                 container: None,
                 model: None,
                 code: Vec::new(),
+                hooks: Vec::new(),
                 tasks: 0..0,
             },
             run: source.url,

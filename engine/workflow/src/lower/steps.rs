@@ -395,6 +395,7 @@ impl Ctx<'_> {
             .model
             .as_ref()
             .and_then(|m| super::model::check(d, m, self.workflow_dir));
+        let hooks = super::hooks::lower(d, s.on.as_ref(), Some(&name.value), self.workflow_dir);
         if d.list.len() > before {
             return None;
         }
@@ -418,6 +419,7 @@ impl Ctx<'_> {
                 container,
                 model,
                 code,
+                hooks,
                 tasks: 0..0,
             },
             run: run?,

@@ -252,6 +252,7 @@ fn the_executor_runs_ranks_and_nodes_but_does_not_pack_them() {
         container: None,
         model: None,
         code: Vec::new(),
+        hooks: Vec::new(),
         tasks: 0..1,
     };
     assert!(twinflow_core::default_shape_refusal(&step).is_some());
