@@ -187,3 +187,46 @@ fn a_kill_is_not_replayed_on_a_later_attempt_of_the_task() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert_eq!(state_of(&state, &run, "long"), ["succeeded"]);
 }
+
+/// A run whose only unfinished task is held stalls: nothing runs, nothing
+/// is ready. Its `stalled` hook fires once with the event, and releasing
+/// the task ends the stall and the run.
+#[test]
+fn a_run_stalled_by_a_hold_fires_its_stalled_hook_until_released() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("state");
+    let file = dir.path().join("stall.yaml");
+    std::fs::write(
+        &file,
+        "version: 1\nname: stall\non:\n  stalled: { run: 'cat >> stalled.jsonl; echo >> stalled.jsonl' }\n\
+         steps:\n  first:\n    run: sleep 1\n  second:\n    after: [first]\n    run: 'true'\n",
+    )
+    .expect("write workflow");
+    let mut d = daemon(&state, None);
+    let o = twinflow(&state, &["submit", file.to_str().expect("utf-8")]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let run = text(&o.stdout).trim().to_owned();
+    let o = twinflow(&state, &["hold", &run, "second"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let status = twinflow(&state, &["status", &run, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap_or_default();
+    let run_dir = std::path::PathBuf::from(v["run"]["run_dir"].as_str().expect("run_dir"));
+    let fired = run_dir.join("stalled.jsonl");
+    wait_until("the stalled hook", LIMIT, || fired.exists());
+    // Once per stall, however long it lasts.
+    std::thread::sleep(Duration::from_millis(1500));
+    let text_of = std::fs::read_to_string(&fired).expect("stalled.jsonl");
+    let events: Vec<serde_json::Value> = text_of
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("event JSON"))
+        .collect();
+    assert_eq!(events.len(), 1, "{text_of}");
+    assert_eq!(state_of(&state, &run, "first"), ["succeeded"]);
+    let o = twinflow(&state, &["release", &run, "second"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = twinflow(&state, &["watch", &run]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let _ = d.kill();
+    let _ = d.wait();
+}
