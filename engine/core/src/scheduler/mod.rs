@@ -21,6 +21,16 @@
 //! which wait until released (and are skipped then). A group member is
 //! held, released and killed with its whole instance.
 //!
+//! Rerun ([`Operator::Rerun`]) applies to finished tasks that are not
+//! coupling-group members: each goes back to waiting (a new attempt, with
+//! its retries counted afresh) and runs once its dependencies have
+//! succeeded. Its dependents that are unfinished or skipped wait for it
+//! again (a running one is killed, [`KillReason::Rerun`], and runs again
+//! as a new attempt); with `downstream` its finished dependents run again
+//! too, transitively. A reset task with a dependency that failed for good
+//! is skipped at once. The run's outcome counts the tasks' final states:
+//! a failed task that reruns and succeeds no longer fails the run.
+//!
 //! Coupling groups (`group:`, see [`crate::group_instances`]): the members
 //! of a group instance become ready together (when each one's dependencies
 //! are met), launch together in one batch and only when their summed cost
@@ -120,6 +130,14 @@ pub enum Operator {
     Release,
     /// Kill their running attempts; they fail for good.
     Kill,
+    /// Run finished tasks again as new attempts (never from a cache: see
+    /// [`Action::Reset`]). Their unfinished or skipped dependents wait for
+    /// them (running ones are killed and run again); with `downstream`,
+    /// their finished dependents run again too.
+    Rerun {
+        /// Also every finished dependent, transitively.
+        downstream: bool,
+    },
 }
 
 /// Why a task is killed.
@@ -131,6 +149,9 @@ pub enum KillReason {
     Cancelled,
     /// An operator killed it ([`Operator::Kill`]): it fails, not retried.
     Operator,
+    /// It depends on a task an operator reruns ([`Operator::Rerun`]): it
+    /// goes back to waiting for it and runs again as a new attempt.
+    Rerun,
     /// Another member of its coupling-group instance failed (`failed`):
     /// the instance is stopped as a whole, to be retried or given up.
     Group {
@@ -199,6 +220,16 @@ pub enum Action {
         task: TaskId,
         /// The attempt that will run.
         attempt: u32,
+    },
+    /// An operator's rerun ([`Operator::Rerun`]) put the task back to
+    /// waiting; it was `was` (a running one is also killed, and its end
+    /// reported as usual). Its next attempt must really run: the runtime
+    /// does not satisfy it from a cache, and forgets its sealed outputs.
+    Reset {
+        /// The task.
+        task: TaskId,
+        /// Its state before.
+        was: TaskState,
     },
     /// Call back with [`Event::Tick`] at this time (a retry or a timeout is due).
     WakeAt(Millis),

@@ -5,6 +5,7 @@
 
 mod groups;
 mod operator;
+mod rerun;
 
 use super::{Action, Event, KillReason, Millis, Outcome, RunOutcome, SchedulerConfig, TaskCost};
 use crate::{Plan, TaskId};
@@ -93,6 +94,9 @@ pub struct Scheduler {
     /// Held waiting tasks whose dependency failed for good (that one):
     /// skipped once released.
     doomed: HashMap<u32, u32>,
+    /// The attempt each rerun task's current round began with: its
+    /// retries count from there (see `rerun.rs`).
+    rerun_base: HashMap<u32, u32>,
 }
 
 impl Scheduler {
@@ -160,6 +164,7 @@ impl Scheduler {
             on_hold: vec![false; n],
             parked: HashMap::new(),
             doomed: HashMap::new(),
+            rerun_base: HashMap::new(),
             state: vec![TaskState::Waiting; n],
             attempt: vec![0; n],
             remaining,
@@ -330,6 +335,10 @@ impl Scheduler {
         self.in_use[self.step_exec[step] as usize] -= self.step_cost[step];
         self.deadline.remove(&t);
         let kill = self.killing.remove(&t);
+        if kill == Some(KillReason::Rerun) && !self.cancelled {
+            self.restart(t, out);
+            return;
+        }
         if let Some(i) = self.instance_of(t)
             && !self.cancelled
             && kill != Some(KillReason::Cancelled)
@@ -345,7 +354,8 @@ impl Scheduler {
             self.finish_task(t, TaskState::Cancelled);
             return;
         }
-        if attempt < self.step_retries[step] && kill != Some(KillReason::Operator) {
+        let round = attempt - self.rerun_base.get(&t).copied().unwrap_or(0).min(attempt);
+        if round < self.step_retries[step] && kill != Some(KillReason::Operator) {
             let at = self.retry_at(attempt, now);
             self.state[t as usize] = TaskState::RetryWait;
             self.attempt[t as usize] = attempt + 1;
@@ -394,6 +404,12 @@ impl Scheduler {
         );
         for i in from..to {
             let d = self.dependents[i as usize];
+            if self.state[d as usize].is_terminal() {
+                // Finished before this (a rerun's dependent left as it
+                // was, or one skipped): its count is made afresh if it
+                // is ever reset.
+                continue;
+            }
             self.remaining[d as usize] -= 1;
             if self.remaining[d as usize] == 0
                 && self.state[d as usize] == TaskState::Waiting
@@ -612,6 +628,9 @@ impl Scheduler {
             return;
         }
         self.finished = true;
+        // A task that failed and then ran again successfully (a rerun)
+        // does not fail the run: its final state counts.
+        self.failed_any = self.failed_any && self.state.contains(&TaskState::Failed);
         let outcome = if self.cancelled && !self.failed_any {
             RunOutcome::Cancelled
         } else if self.failed_any {

@@ -801,3 +801,4 @@ fn every_rank_of_a_task_counts_its_cpus() {
 
 mod groups;
 mod operator;
+mod rerun;

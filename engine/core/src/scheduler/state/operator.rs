@@ -27,6 +27,7 @@ impl Scheduler {
             Operator::Hold => !state.is_terminal(),
             Operator::Release => self.on_hold[task.index()],
             Operator::Kill => matches!(state, TaskState::Running | TaskState::RetryWait),
+            Operator::Rerun { .. } => self.can_rerun(task.0),
         }
     }
 
@@ -37,6 +38,10 @@ impl Scheduler {
 
     /// Applies `op` to `tasks` (and to the whole instance of a group member).
     pub(super) fn operator(&mut self, op: Operator, tasks: &[TaskId], out: &mut Vec<Action>) {
+        if let Operator::Rerun { downstream } = op {
+            self.rerun(tasks, downstream, out);
+            return;
+        }
         let mut all: Vec<u32> = Vec::with_capacity(tasks.len());
         for task in tasks {
             if task.index() >= self.state.len() {
@@ -55,6 +60,7 @@ impl Scheduler {
                 Operator::Hold => self.on_hold[t as usize] = true,
                 Operator::Release => self.release(t, out),
                 Operator::Kill => self.kill(t, out),
+                Operator::Rerun { .. } => {}
             }
         }
     }
