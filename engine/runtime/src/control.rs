@@ -1,4 +1,4 @@
-//! Operator actions on a live run (hold, release, kill): their types, as
+//! Operator actions on a live run (hold, release, kill, rerun): their types, as
 //! the store records them and the daemon sends them (the one place their
 //! names are spelled), and how selectors (a task name, a step name, or a
 //! glob over task names) resolve to tasks. The dispatch loop journals an
@@ -20,11 +20,24 @@ pub enum ActionKind {
     /// Running tasks are killed and fail for good; their dependents are
     /// skipped (held ones wait).
     Kill,
+    /// Finished tasks run again as new attempts (never from the cache);
+    /// their unfinished or skipped dependents wait for them (running ones
+    /// are killed and run again).
+    Rerun,
+    /// [`ActionKind::Rerun`] with every finished dependent too,
+    /// transitively (`twinflow rerun --downstream`).
+    RerunDownstream,
 }
 
 impl ActionKind {
     /// Every kind, for tests and help texts.
-    pub const ALL: [Self; 3] = [Self::Hold, Self::Release, Self::Kill];
+    pub const ALL: [Self; 5] = [
+        Self::Hold,
+        Self::Release,
+        Self::Kill,
+        Self::Rerun,
+        Self::RerunDownstream,
+    ];
 
     /// The lowercase name, as stored and sent.
     pub fn as_str(self) -> &'static str {
@@ -32,7 +45,14 @@ impl ActionKind {
             Self::Hold => "hold",
             Self::Release => "release",
             Self::Kill => "kill",
+            Self::Rerun => "rerun",
+            Self::RerunDownstream => "rerun-downstream",
         }
+    }
+
+    /// Whether it reruns tasks.
+    pub fn is_rerun(self) -> bool {
+        matches!(self, Self::Rerun | Self::RerunDownstream)
     }
 
     /// The kind named `name`, as [`ActionKind::as_str`] spells it.
@@ -46,6 +66,10 @@ impl ActionKind {
             Self::Hold => "unfinished",
             Self::Release => "held",
             Self::Kill => "running (or waiting to retry)",
+            Self::Rerun | Self::RerunDownstream => {
+                "finished (succeeded, failed, skipped or cancelled; a running or \
+                 waiting task is not rerun: kill it first, or let it finish)"
+            }
         }
     }
 
@@ -54,6 +78,8 @@ impl ActionKind {
             Self::Hold => Operator::Hold,
             Self::Release => Operator::Release,
             Self::Kill => Operator::Kill,
+            Self::Rerun => Operator::Rerun { downstream: false },
+            Self::RerunDownstream => Operator::Rerun { downstream: true },
         }
     }
 }
@@ -155,6 +181,17 @@ pub enum ControlError {
     /// The run is not live in this process (it ended, or another runs it).
     #[error("run `{0}` is not live here; it ended, or another twinflow process runs it")]
     NotLive(String),
+    /// The action reaches tasks it cannot be applied to (a rerun whose
+    /// tasks or dependents are members of a coupling group).
+    #[error("cannot {kind} on run `{run}`: {why}")]
+    Unsupported {
+        /// The run.
+        run: String,
+        /// The action, as named.
+        kind: String,
+        /// Why.
+        why: String,
+    },
     /// The action could not be journalled; it was not applied.
     #[error("failed to journal the action on run `{run}`: {message}")]
     Journal {
@@ -180,7 +217,10 @@ impl ControlError {
     pub fn is_bad_request(&self) -> bool {
         matches!(
             self,
-            Self::Empty | Self::NoMatch { .. } | Self::NothingApplies { .. }
+            Self::Empty
+                | Self::NoMatch { .. }
+                | Self::NothingApplies { .. }
+                | Self::Unsupported { .. }
         )
     }
 }

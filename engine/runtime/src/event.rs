@@ -128,6 +128,22 @@ pub enum RunEvent {
         /// The failed task it depended on (none: the run was cancelled).
         because: Option<String>,
     },
+    /// An operator's rerun put the task back to waiting: it runs again as
+    /// a new attempt (a running one was killed first). Its earlier end no
+    /// longer counts.
+    TaskReset {
+        /// Task id.
+        task: u32,
+        /// Task name.
+        name: String,
+        /// Step index.
+        step: u32,
+        /// Its state before: `succeeded`, `failed`, `skipped`,
+        /// `cancelled`, `running`, `ready` or `retrying`.
+        was: String,
+        /// Who asked: `rerun by USER (action N)`.
+        by: String,
+    },
     /// Nothing runs and nothing is ready, yet tasks are unfinished (held,
     /// or waiting behind a failed dependency while the run is not over);
     /// sent once per stall.

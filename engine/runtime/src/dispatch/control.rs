@@ -1,7 +1,9 @@
 //! Operator actions in the dispatch loop: an action is resolved to tasks,
 //! refused when it applies to none of them, journalled in the state store
 //! (who, when, what) and only then handed to the scheduler, ahead of the
-//! executor reports of the same turn. A resumed run starts from its
+//! executor reports of the same turn (a rerun first forgets the cache
+//! entries of every task it resets, in the same transaction). A resumed
+//! run starts from its
 //! journal: tasks held and not released are held again, and a kill whose
 //! attempt still runs is carried out.
 
@@ -39,6 +41,27 @@ impl Dispatch {
                 selected.len(),
             ));
         }
+        // A rerun resets dependents too: all of them must be in reach.
+        let reset: Vec<u32> = match op {
+            Operator::Rerun { downstream } => {
+                let reset = self.scheduler.rerun_closure(&applied, downstream);
+                if let Some(&member) = reset
+                    .iter()
+                    .find(|&&t| self.scheduler.group_instance(t).is_some())
+                {
+                    return Err(ControlError::Unsupported {
+                        run: self.run_id.clone(),
+                        kind: action.kind.as_str().to_owned(),
+                        why: format!(
+                            "{} is a member of a coupling group; rerunning group members is not supported",
+                            self.plan.task_name(member)
+                        ),
+                    });
+                }
+                reset.into_iter().map(|t| t.0).collect()
+            }
+            _ => Vec::new(),
+        };
         let names: Vec<String> = applied.iter().map(|&t| self.plan.task_name(t)).collect();
         let numbers: Vec<u32> = applied.iter().map(|t| t.0).collect();
         let run = self.run_id.clone();
@@ -49,7 +72,7 @@ impl Dispatch {
         }
         let seq = crate::lock(&self.store)
             .write(|tx| {
-                tx.action(&crate::state::ActionRow {
+                let seq = tx.action(&crate::state::ActionRow {
                     run: &self.run_id,
                     at_ms: wall_ms(),
                     by: &action.by,
@@ -57,7 +80,9 @@ impl Dispatch {
                     selectors: &action.selectors,
                     tasks: &numbers,
                     names: &names,
-                })
+                })?;
+                tx.forget_cached(&self.run_id, &reset)?;
+                Ok(seq)
             })
             .map_err(|e| journal_err(e.to_string()))?;
         tracing::info!(
@@ -72,6 +97,9 @@ impl Dispatch {
                 self.operator_killed
                     .insert(t, format!("killed by {} (action {seq})", action.by.user));
             }
+        }
+        if action.kind.is_rerun() {
+            self.rerun_by = format!("rerun by {} (action {seq})", action.by.user);
         }
         self.control.push(Event::Operator { op, tasks: applied });
         Ok(ActionReport {

@@ -25,6 +25,7 @@ mod cache;
 pub(crate) mod control;
 mod groups;
 mod prepare;
+mod rerun;
 mod stall;
 
 /// What reaches the loop.
@@ -120,6 +121,14 @@ pub(crate) struct Dispatch {
     control: Vec<Event>,
     /// Why tasks an operator killed ended (`killed by USER (action N)`).
     operator_killed: HashMap<u32, String>,
+    /// Who asked for the rerun being applied (`rerun by USER (action N)`).
+    rerun_by: String,
+    /// Tasks a rerun reset: their next attempt really runs (no cache).
+    rerun: HashSet<u32>,
+    /// Running tasks killed because a task they depend on is rerun.
+    rerun_killed: HashSet<u32>,
+    /// Tasks whose result was reused from the cache (for the summary).
+    from_cache: HashSet<u32>,
     adopted: Vec<(TaskId, u32)>,
     preparer: Preparer,
     prep: HashMap<u32, PrepState>,
@@ -206,6 +215,10 @@ impl Dispatch {
             pending: Vec::new(),
             control: Vec::new(),
             operator_killed: HashMap::new(),
+            rerun_by: String::new(),
+            rerun: HashSet::new(),
+            rerun_killed: HashSet::new(),
+            from_cache: HashSet::new(),
             prep: HashMap::new(),
             backlog: VecDeque::new(),
             preparing: 0,
@@ -401,6 +414,10 @@ impl Dispatch {
                     return;
                 };
                 let t = key.task.0;
+                if self.rerun_killed.contains(&t) {
+                    self.ended_for_rerun(key.task, attempt);
+                    return;
+                }
                 let outcome = match result {
                     Ok(sealed) => {
                         self.succeeded(t, key.attempt, sealed, None);
@@ -420,6 +437,10 @@ impl Dispatch {
         };
         let t = key.task.0;
         if !self.in_flight.contains_key(&t) {
+            return;
+        }
+        if self.rerun_killed.contains(&t) && rerun::ends(&status) {
+            self.ended_for_rerun(key.task, attempt);
             return;
         }
         let outcome = match status {
@@ -577,9 +598,12 @@ impl Dispatch {
                 from: from.clone(),
             });
         }
+        self.rerun.remove(&t);
         if from.is_some() {
             self.summary.cached += 1;
+            self.from_cache.insert(t);
         } else {
+            self.from_cache.remove(&t);
             self.summary.ran += 1;
         }
         self.sealed[t as usize] = Some(sealed.into_boxed_slice());
@@ -642,6 +666,7 @@ impl Dispatch {
                     self.emit_failed(task, persisted, reason, None);
                 }
                 Action::Skip { task, because } => self.skip(task, because),
+                Action::Reset { task, was } => self.reset(task, was),
                 Action::WakeAt(at) => {
                     self.wake = Some(self.started + std::time::Duration::from_millis(at));
                 }
@@ -743,10 +768,17 @@ impl Dispatch {
             KillReason::Group { .. } => {
                 self.group_stopped.insert(task.0);
             }
+            KillReason::Rerun => {
+                self.rerun_killed.insert(task.0);
+            }
             KillReason::Cancelled | KillReason::Operator => {}
         }
         let key = self.key(task, attempt);
         if self.waiting_launch.remove(&task.0).is_some() {
+            if reason == KillReason::Rerun {
+                self.ended_for_rerun(task, attempt);
+                return;
+            }
             // Never handed to a backend: it ends here.
             self.finished(task, attempt, TaskOutcome::Killed);
             return;
@@ -782,7 +814,8 @@ impl Dispatch {
                     // A group member is served only with its whole instance
                     // (`launch_groups`).
                     let member = self.grouped && self.scheduler.group_instance(task).is_some();
-                    let from = if self.cache && !prepared && !member {
+                    let rerun = self.rerun.contains(&task.0);
+                    let from = if self.cache && !prepared && !member && !rerun {
                         self.reuse(task, key.attempt, &cache_key)
                     } else {
                         None

@@ -247,6 +247,7 @@ impl Dispatch {
         let key = self.key(task, attempt);
         let cache_key = self.cache_key(task);
         if self.cache
+            && !self.rerun.contains(&task.0)
             && let Some(from) = self.reuse(task, key.attempt, &cache_key)
         {
             self.precached.insert(task.0, (from, cache_key));

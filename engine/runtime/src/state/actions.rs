@@ -1,5 +1,6 @@
 //! The journal of operator actions in the state store (schema version 2):
-//! writing one before it is applied, reading a run's actions back, and the
+//! writing one before it is applied (a rerun also forgets its tasks'
+//! cache entries), reading a run's actions back, and the
 //! held tasks that follow from them.
 
 use super::write::Tx;
@@ -43,6 +44,17 @@ impl Tx<'_> {
             ],
         )?;
         Ok(self.raw().last_insert_rowid())
+    }
+
+    /// Forgets the cache entries of `tasks` (numbers) of run `run`: a
+    /// rerun's tasks must really run, also when the run is resumed after
+    /// a crash (a resume takes finished tasks from the cache).
+    pub(crate) fn forget_cached(&self, run: &str, tasks: &[u32]) -> rusqlite::Result<()> {
+        self.raw().execute(
+            "DELETE FROM cache WHERE run_id = ?1 AND task IN (SELECT value FROM json_each(?2))",
+            params![run, json(tasks)],
+        )?;
+        Ok(())
     }
 }
 
@@ -166,7 +178,7 @@ fn held(rows: &[(ActionRecord, Vec<u32>)]) -> BTreeMap<u32, String> {
                     held.remove(t);
                 }
             }
-            ActionKind::Kill => {}
+            ActionKind::Kill | ActionKind::Rerun | ActionKind::RerunDownstream => {}
         }
     }
     held

@@ -1,0 +1,106 @@
+//! Reruns in the dispatch loop: what the runtime does when the scheduler
+//! puts a task back to waiting ([`Action::Reset`]): the summary forgets its
+//! earlier end, its sealed outputs are dropped (its consumers stage the
+//! new ones), its next attempt never comes from the cache, and a running
+//! dependent killed for the rerun ends as cancelled, not failed.
+//!
+//! [`Action::Reset`]: twinflow_core::scheduler::Action::Reset
+
+use super::Dispatch;
+use crate::event::RunEvent;
+use crate::journal::Op;
+use crate::state::TaskState as Recorded;
+use twinflow_core::scheduler::{Outcome as TaskOutcome, TaskState};
+use twinflow_core::{AttemptStatus, TaskId};
+
+/// Whether `status` ends an attempt.
+pub(super) fn ends(status: &AttemptStatus) -> bool {
+    matches!(
+        status,
+        AttemptStatus::Exited(_)
+            | AttemptStatus::Signalled(_)
+            | AttemptStatus::Cancelled
+            | AttemptStatus::Lost
+            | AttemptStatus::Error(_)
+    )
+}
+
+impl Dispatch {
+    /// The scheduler reset `task` (it was `was`) for a rerun.
+    pub(super) fn reset(&mut self, task: TaskId, was: TaskState) {
+        let t = task.0;
+        let name = self.plan.task_name(task);
+        match was {
+            TaskState::Succeeded => {
+                if self.from_cache.remove(&t) {
+                    self.summary.cached = self.summary.cached.saturating_sub(1);
+                } else {
+                    self.summary.ran = self.summary.ran.saturating_sub(1);
+                }
+            }
+            TaskState::Failed => {
+                self.summary.failed = self.summary.failed.saturating_sub(1);
+                if let Some(i) = self.summary.failures.iter().position(|(n, _)| *n == name) {
+                    self.summary.failures.remove(i);
+                }
+            }
+            TaskState::Skipped => self.summary.skipped = self.summary.skipped.saturating_sub(1),
+            TaskState::Cancelled => {
+                self.summary.cancelled = self.summary.cancelled.saturating_sub(1);
+            }
+            TaskState::Waiting | TaskState::Ready | TaskState::Running | TaskState::RetryWait => {}
+        }
+        self.rerun.insert(t);
+        self.sealed[task.index()] = None;
+        // What was looked up or prepared for its earlier attempt is stale.
+        self.precached.remove(&t);
+        self.keys.remove(&t);
+        self.prep.remove(&t);
+        self.backlog.retain(|(q, _)| *q != task);
+        tracing::info!(
+            "run {}: {name} goes back to waiting ({})",
+            self.run_id,
+            self.rerun_by
+        );
+        self.emit(RunEvent::TaskReset {
+            task: t,
+            name,
+            step: self.plan.task(task).step.0,
+            was: state_name(was).to_owned(),
+            by: self.rerun_by.clone(),
+        });
+    }
+
+    /// A running task killed because a task it depends on is rerun ended:
+    /// its attempt is recorded as cancelled and the scheduler puts it back
+    /// to waiting.
+    pub(super) fn ended_for_rerun(&mut self, task: TaskId, attempt: u32) {
+        let t = task.0;
+        self.rerun_killed.remove(&t);
+        self.in_flight.remove(&t);
+        let key = self.key(task, attempt);
+        self.journal.push(Op::State {
+            task: t,
+            attempt: key.attempt,
+            state: Recorded::Cancelled,
+            reason: Some(format!(
+                "killed to run again after a task it depends on ({})",
+                self.rerun_by
+            )),
+        });
+        self.finished(task, attempt, TaskOutcome::Killed);
+    }
+}
+
+fn state_name(state: TaskState) -> &'static str {
+    match state {
+        TaskState::Waiting => "waiting",
+        TaskState::Ready => "ready",
+        TaskState::Running => "running",
+        TaskState::RetryWait => "retrying",
+        TaskState::Succeeded => "succeeded",
+        TaskState::Failed => "failed",
+        TaskState::Skipped => "skipped",
+        TaskState::Cancelled => "cancelled",
+    }
+}
