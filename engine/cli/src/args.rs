@@ -174,6 +174,16 @@ pub(crate) enum Command {
     Release(ActionArgs),
     /// Kill running tasks of a run the daemon carries: they fail, not retried; their dependents are skipped.
     Kill(ActionArgs),
+    /// Run finished tasks of a run the daemon carries again, as new
+    /// attempts (never from the cache); their unfinished or skipped
+    /// dependents wait for them (running ones are killed and run again).
+    Rerun {
+        #[command(flatten)]
+        action: ActionArgs,
+        /// Also run every finished dependent again, transitively.
+        #[arg(long)]
+        downstream: bool,
+    },
     /// Run the tasks of a packed Slurm job (inside its allocation; the
     /// Slurm executor writes the job script that calls this).
     #[command(hide = true)]

@@ -83,6 +83,14 @@ fn main() -> ExitCode {
         Command::Hold(a) => act(&out, a, twinflow_engine::ActionKind::Hold),
         Command::Release(a) => act(&out, a, twinflow_engine::ActionKind::Release),
         Command::Kill(a) => act(&out, a, twinflow_engine::ActionKind::Kill),
+        Command::Rerun { action, downstream } => {
+            let kind = if downstream {
+                twinflow_engine::ActionKind::RerunDownstream
+            } else {
+                twinflow_engine::ActionKind::Rerun
+            };
+            act(&out, action, kind)
+        }
     };
     ExitCode::from(code)
 }

@@ -193,6 +193,33 @@ impl Reporter {
                 }
                 self.advance(*step);
             }
+            RunEvent::TaskReset {
+                task,
+                name,
+                step,
+                was,
+                by,
+            } => {
+                self.stopped(*task, *step);
+                if matches!(
+                    was.as_str(),
+                    "succeeded" | "failed" | "skipped" | "cancelled"
+                ) {
+                    self.tally(*step, |s| {
+                        s.done = s.done.saturating_sub(1);
+                        match was.as_str() {
+                            "failed" => s.failed = s.failed.saturating_sub(1),
+                            "skipped" => s.skipped = s.skipped.saturating_sub(1),
+                            _ => {}
+                        }
+                    });
+                    self.done = self.done.saturating_sub(1);
+                    if let Some(bars) = &self.bars {
+                        bars.total.set_position(self.done);
+                    }
+                }
+                self.note(&format!("rerun   {} ({was}; {})", shown(name), shown(by)));
+            }
             RunEvent::RunStalled { unfinished } => self.note(&format!(
                 "stalled: nothing runs or is ready, {} unfinished",
                 count(*unfinished, "task")

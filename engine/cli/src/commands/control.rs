@@ -1,4 +1,4 @@
-//! `twinflow hold|release|kill RUN SEL…`: operator actions on a live run,
+//! `twinflow hold|release|kill|rerun RUN SEL…`: operator actions on a live run,
 //! carried to the daemon that runs it (which journals and applies them).
 
 use crate::args::{DaemonArgs, StateArgs};
@@ -29,6 +29,7 @@ pub(crate) fn act(
                 ActionKind::Hold => "held",
                 ActionKind::Release => "released",
                 ActionKind::Kill => "killing",
+                ActionKind::Rerun | ActionKind::RerunDownstream => "rerunning",
             };
             eprintln!(
                 "{verb} {} task(s) of {} (action {}){}",
@@ -53,6 +54,19 @@ pub(crate) fn act(
                 shown(run)
             ));
             exit::UNREACHABLE
+        }
+        Ok(Err(DaemonError::Refused {
+            status: 404,
+            message,
+        })) if kind.is_rerun() => {
+            // A finished run is not taken up again by a rerun (not built).
+            out.error(&format!(
+                "{message}; rerunning tasks of a finished run is not supported: \
+                 `twinflow run --resume={} FILE` runs a failed or cancelled run's \
+                 unfinished tasks again, and a new run with `--no-cache` runs every task",
+                shown(run)
+            ));
+            exit::INVALID
         }
         Ok(Err(e)) => failed(out, &e),
         Err(code) => code,
