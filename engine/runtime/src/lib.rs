@@ -77,7 +77,7 @@ pub use layout::{TaskPaths, run_dir, task_paths};
 pub use settings::RunSettings;
 pub use state::{
     ArtefactRow, DB_FILE, RunArtefact, RunImage, RunInfo, RunState, StateError, StateStore,
-    StepCounts, TaskRecord, TaskRow, TaskState, UnknownState,
+    StepCounts, TaskFilter, TaskRecord, TaskRow, TaskState, UnknownState,
 };
 
 /// The digest the store keeps of a run's plan ([`RunInfo::plan_digest`]):

@@ -10,12 +10,14 @@
 //! `TWINFLOW_STATE_LOCKING=exclusive` forces that mode on any file system
 //! (for one the detection misses, and for tests of the daemon's clients).
 
+mod page;
 mod query;
 mod record;
 mod schema;
 mod states;
 pub(crate) mod write;
 
+pub use page::TaskFilter;
 pub use query::{ArtefactRow, RunInfo, StepCounts, TaskRow};
 pub use record::{RunArtefact, RunImage, TaskRecord};
 pub use states::{RunState, TaskState, UnknownState};
@@ -146,7 +148,9 @@ impl StateStore {
                     supported: schema::VERSION,
                 });
             }
-            schema::Migration::Created | schema::Migration::Current => {}
+            schema::Migration::Created
+            | schema::Migration::Migrated(_)
+            | schema::Migration::Current => {}
         }
         Ok(Self {
             conn,

@@ -280,7 +280,7 @@ impl StateStore {
             .is_some_and(|&(latest, queued)| attempt < latest || (attempt == latest && queued)))
     }
 
-    fn task_query(
+    pub(super) fn task_query(
         &self,
         tail: &str,
         args: impl rusqlite::Params,

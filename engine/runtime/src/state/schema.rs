@@ -5,7 +5,7 @@
 use rusqlite::Connection;
 
 /// The schema this build writes.
-pub(crate) const VERSION: i64 = 1;
+pub(crate) const VERSION: i64 = 2;
 
 /// Version 1. `events` is the append-only record; `runs`, `steps`, `tasks`,
 /// `artefacts` and `cache` are derived from it in the same transactions so
@@ -77,11 +77,24 @@ CREATE TABLE cache (
 ) WITHOUT ROWID;
 ";
 
+/// Version 2: indexes for `status` at scale (a summary and filtered pages of
+/// a run's tasks, `twinflow_daemon::query`). `tasks_by_state` finds a run's
+/// tasks in one state in task order (pages filtered by state, the first
+/// failures); `tasks_by_step_state` holds every column the per-step counts
+/// read, so they are counted from the index alone. Tables are unchanged: a
+/// version-1 database gains the indexes when it is opened.
+const V2: &str = "
+CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (run_id, state, task);
+CREATE INDEX IF NOT EXISTS tasks_by_step_state ON tasks (run_id, step, state, cached_from);
+";
+
 /// What opening found.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Migration {
     /// A new database, created at [`VERSION`].
     Created,
+    /// Brought forward from this older version.
+    Migrated(i64),
     /// Already at [`VERSION`].
     Current,
     /// Written by a newer twinflow.
@@ -110,9 +123,16 @@ pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<Migration> {
     if version < 1 {
         tx.execute_batch(V1)?;
     }
+    if version < 2 {
+        tx.execute_batch(V2)?;
+    }
     tx.pragma_update(None, "user_version", VERSION)?;
     tx.commit()?;
-    Ok(Migration::Created)
+    Ok(if version < 1 {
+        Migration::Created
+    } else {
+        Migration::Migrated(version)
+    })
 }
 
 fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
@@ -122,6 +142,32 @@ fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_version_1_database_gains_the_status_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("db")).unwrap();
+        conn.execute_batch(V1).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute(
+            "INSERT INTO tasks (run_id, task, name, step, state, attempt, executor)
+             VALUES ('r', 0, 'a', 0, 'failed', 1, 0)",
+            [],
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), Migration::Migrated(1));
+        assert_eq!(user_version(&conn).unwrap(), VERSION);
+        let plan: String = conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT task FROM tasks
+                 WHERE run_id = 'r' AND state = 'failed' AND task > -1 ORDER BY task LIMIT 5",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("tasks_by_state"), "{plan}");
+        assert_eq!(migrate(&mut conn).unwrap(), Migration::Current);
+    }
 
     #[test]
     fn concurrent_first_opens_migrate_once() {
