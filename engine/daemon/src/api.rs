@@ -373,3 +373,38 @@ pub struct TaskPage {
     /// When more tasks match: ask again with `after` set to this.
     pub next_after: Option<u32>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_query_goes_through_its_query_string_unchanged() {
+        let query = TaskQuery {
+            step: Some("grow model".to_owned()),
+            states: vec![TaskState::Failed, TaskState::Awaiting],
+            name: Some("grow[climate=ssp1]@*".to_owned()),
+            after: Some(41),
+            limit: Some(250),
+        };
+        let raw = query.to_query();
+        assert!(!raw.contains('[') && !raw.contains(' '), "{raw}");
+        assert_eq!(TaskQuery::parse(&raw), Ok(query));
+        assert_eq!(TaskQuery::parse(""), Ok(TaskQuery::default()));
+    }
+
+    #[test]
+    fn a_bad_task_query_says_which_parameter() {
+        for (raw, says) in [
+            ("state=sleepy", "unknown task state `sleepy`"),
+            ("limit=0", "expected 1 to 10000"),
+            ("limit=10001", "expected 1 to 10000"),
+            ("after=x", "expected a task id"),
+            ("page=2", "unknown query parameter `page`"),
+            ("name=%zz", "bad percent-encoding"),
+        ] {
+            let e = TaskQuery::parse(raw).unwrap_err();
+            assert!(e.contains(says), "{raw}: {e}");
+        }
+    }
+}
