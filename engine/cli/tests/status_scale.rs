@@ -2,10 +2,15 @@
 //! the same way (id, unique prefix, `latest`) by `status`, `watch` and
 //! `cancel`, with a daemon and without; and `status` answers a summary and
 //! filtered pages of a run's tasks, the same through the daemon.
+#![expect(
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail with a message"
+)]
 
 mod common;
 
-use common::{daemon, text, twinflow, wait_until};
+use common::{daemon, tasks, text, twinflow, wait_until};
 use std::path::Path;
 use std::time::Duration;
 
@@ -56,11 +61,15 @@ fn check_status(state: &Path, run: &str) {
     assert!(v.get("tasks").is_none(), "{v}");
 
     // `--json` holds 100 tasks unless told, and says where to go on.
+    assert_eq!(tasks(state, run).len(), 100);
     let v = json(&twinflow(state, &["status", run, "--json"]));
     assert_eq!(v["tasks"].as_array().map(Vec::len), Some(100));
     let next = v["next_after"].as_u64().expect("more follow");
     let after = next.to_string();
-    let rest = json(&twinflow(state, &["status", run, "--json", "--after", &after]));
+    let rest = json(&twinflow(
+        state,
+        &["status", run, "--json", "--after", &after],
+    ));
     assert_eq!(rest["tasks"].as_array().map(Vec::len), Some(23));
     assert!(rest["next_after"].is_null(), "{rest}");
 
@@ -71,19 +80,36 @@ fn check_status(state: &Path, run: &str) {
     ));
     assert_eq!(
         names(&v),
-        (116..=120).map(|i| format!("sim[i={i}]")).collect::<Vec<_>>()
+        (116..=120)
+            .map(|i| format!("sim[i={i}]"))
+            .collect::<Vec<_>>()
     );
     let v = json(&twinflow(
         state,
         &[
-            "status", run, "--json", "--state", "failed", "--state", "succeeded", "--step",
+            "status",
+            run,
+            "--json",
+            "--state",
+            "failed",
+            "--state",
+            "succeeded",
+            "--step",
             "post",
         ],
     ));
     assert_eq!(names(&v), ["post[j=1]", "post[j=2]", "post[j=3]"]);
     let v = json(&twinflow(
         state,
-        &["status", run, "--json", "--name", "sim[[]i=11?]", "--limit", "3"],
+        &[
+            "status",
+            run,
+            "--json",
+            "--name",
+            "sim[[]i=11?]",
+            "--limit",
+            "3",
+        ],
     ));
     assert_eq!(names(&v), ["sim[i=110]", "sim[i=111]", "sim[i=112]"]);
     assert!(v["next_after"].is_u64(), "{v}");
@@ -130,7 +156,11 @@ fn watch_and_cancel_name_runs_as_status_does() {
     for command in [["watch", "nosuch"], ["cancel", "nosuch"]] {
         let o = twinflow(&state, &command);
         assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
-        assert!(text(&o.stderr).contains("no run `nosuch`"), "{}", text(&o.stderr));
+        assert!(
+            text(&o.stderr).contains("no run `nosuch`"),
+            "{}",
+            text(&o.stderr)
+        );
     }
     let o = twinflow(&state, &["run", &file]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
@@ -161,7 +191,11 @@ fn watch_and_cancel_name_runs_as_status_does() {
     for command in [["watch", "nosuch"], ["cancel", "nosuch"]] {
         let o = twinflow(&state, &command);
         assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
-        assert!(text(&o.stderr).contains("no run `nosuch`"), "{}", text(&o.stderr));
+        assert!(
+            text(&o.stderr).contains("no run `nosuch`"),
+            "{}",
+            text(&o.stderr)
+        );
     }
     let o = twinflow(&state, &["cancel", "latest"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
@@ -173,13 +207,19 @@ fn watch_and_cancel_name_runs_as_status_does() {
 
     // A live run, cancelled by a unique prefix, and watched as `latest`.
     let slow = dir.path().join("slow.yaml");
-    std::fs::write(&slow, "version: 1\nname: slow\nsteps:\n  s:\n    run: sleep 60\n")
-        .expect("write workflow");
+    std::fs::write(
+        &slow,
+        "version: 1\nname: slow\nsteps:\n  s:\n    run: sleep 60\n",
+    )
+    .expect("write workflow");
     let o = twinflow(&state, &["submit", slow.to_str().expect("utf-8")]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let live = text(&o.stdout).trim().to_owned();
     wait_until("the task to run", Duration::from_secs(60), || {
-        let v = json(&twinflow(&state, &["status", "latest", "--summary", "--json"]));
+        let v = json(&twinflow(
+            &state,
+            &["status", "latest", "--summary", "--json"],
+        ));
         v["steps"][0]["running"] == 1 && v["live"] == true
     });
     let o = twinflow(&state, &["cancel", &live[..live.len() - 2]]);
