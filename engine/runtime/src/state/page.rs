@@ -48,7 +48,13 @@ impl StateStore {
         };
         let mut rows = Vec::new();
         for state in states {
-            let mut tail = String::from("WHERE run_id = ?1 AND task > ?2");
+            // Named: without statistics SQLite may walk the primary key
+            // instead, reading the whole run for a state few tasks are in.
+            let mut tail = String::from(if state.is_some() {
+                "INDEXED BY tasks_by_state WHERE run_id = ?1 AND task > ?2"
+            } else {
+                "WHERE run_id = ?1 AND task > ?2"
+            });
             let mut args = vec![
                 Value::Text(run.to_owned()),
                 Value::Integer(after.map_or(-1, i64::from)),
