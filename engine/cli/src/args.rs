@@ -68,15 +68,14 @@ pub(crate) enum Command {
     },
     /// Show a run: its state, per-step counts, failures and where its files are.
     Status {
-        /// Run id or a unique prefix of one (default: the newest run).
+        /// Run id, a unique prefix of one, or `latest` (default: the newest run).
         run: Option<String>,
         #[command(flatten)]
         state: StateArgs,
         #[command(flatten)]
         daemon: DaemonArgs,
-        /// List every task that has a record, with its state.
-        #[arg(long)]
-        tasks: bool,
+        #[command(flatten)]
+        list: StatusArgs,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -149,7 +148,7 @@ pub(crate) enum Command {
     Submit(SubmitArgs),
     /// Follow a run the daemon carries until it ends (exit code as `run`).
     Watch {
-        /// Run id.
+        /// Run id, a unique prefix of one, or `latest`.
         run: String,
         #[command(flatten)]
         state: StateArgs,
@@ -161,7 +160,7 @@ pub(crate) enum Command {
     },
     /// Cancel a run the daemon carries.
     Cancel {
-        /// Run id.
+        /// Run id, a unique prefix of one, or `latest`.
         run: String,
         #[command(flatten)]
         state: StateArgs,
@@ -333,6 +332,59 @@ pub(crate) struct CompileArgs {
     /// Refuse workflows with more tasks than this.
     #[arg(long, value_name = "N", default_value_t = twinflow_workflow::DEFAULT_MAX_TASKS)]
     pub max_tasks: usize,
+}
+
+/// What `twinflow status` lists besides the run's counts.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct StatusArgs {
+    /// Only the summary: the run's state, per-step counts and its first
+    /// failed and awaiting tasks, the same size whatever the run's size
+    /// (with --json: the daemon API's `StatusSummary`).
+    #[arg(long, conflicts_with_all = ["tasks", "step", "task_state", "name", "limit", "after"])]
+    pub(crate) summary: bool,
+    /// List the tasks that have a record, with their state (implied by the
+    /// filters below).
+    #[arg(long)]
+    pub(crate) tasks: bool,
+    /// Only the tasks of this step.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) step: Option<String>,
+    /// Only tasks in this state (repeatable: any of them).
+    #[arg(long = "state", value_name = "STATE", value_parser = parse_task_state)]
+    pub(crate) task_state: Vec<twinflow_engine::TaskState>,
+    /// Only tasks whose name matches this glob (`*`, `?`, `[...]`).
+    #[arg(long, value_name = "GLOB")]
+    pub(crate) name: Option<String>,
+    /// At most this many tasks (default: all in text, 100 with --json;
+    /// at most 10000).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub(crate) limit: Option<u64>,
+    /// Only tasks whose id is above this one (the `next_after` of the
+    /// previous --json page).
+    #[arg(long, value_name = "TASK_ID")]
+    pub(crate) after: Option<u32>,
+}
+
+impl StatusArgs {
+    /// Whether tasks are listed.
+    pub(crate) fn lists_tasks(&self) -> bool {
+        self.tasks
+            || self.step.is_some()
+            || !self.task_state.is_empty()
+            || self.name.is_some()
+            || self.limit.is_some()
+            || self.after.is_some()
+    }
+}
+
+fn parse_task_state(text: &str) -> Result<twinflow_engine::TaskState, String> {
+    text.parse().map_err(|_| {
+        let all: Vec<&str> = twinflow_engine::TaskState::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
+        format!("expected one of {}", all.join(", "))
+    })
 }
 
 /// Where runs are recorded.

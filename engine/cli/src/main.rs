@@ -34,9 +34,9 @@ fn main() -> ExitCode {
             run,
             state,
             daemon,
-            tasks,
+            list,
             json,
-        } => commands::status(&out, &state, &daemon, run.as_deref(), tasks, json),
+        } => commands::status(&out, &state, &daemon, run.as_deref(), &list, json),
         Command::Logs {
             run,
             task,

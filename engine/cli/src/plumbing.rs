@@ -239,3 +239,45 @@ pub(crate) fn find_run(out: &Output, store: &StateStore, run: &str) -> Result<Op
         }
     }
 }
+
+/// The exit code of a client call about run `run` that failed, after
+/// reporting it. When no daemon answers for the state directory, the run is
+/// looked for in the store as `status` finds it, so that a name that names
+/// no run (or several) is said to be wrong (exit 2) before the daemon is
+/// said to be missing (exit 3).
+pub(crate) fn failed_for_run(
+    out: &Output,
+    state: &StateArgs,
+    target: &Target,
+    e: &DaemonError,
+    run: &str,
+) -> u8 {
+    if !target.explicit
+        && matches!(e, DaemonError::NotRunning { .. })
+        && let Ok(store) = StateStore::open(&state_dir(state))
+    {
+        match query::find_run(&store, Some(run)) {
+            Err(QueryError::NotFound(NotFound::Run { .. } | NotFound::NoRuns)) => {
+                out.error(&format!(
+                    "no run `{run}` in {} (`twinflow runs` lists them)",
+                    target.place
+                ));
+                return exit::INVALID;
+            }
+            Err(QueryError::NotFound(nf)) => {
+                out.error(&nf.to_string());
+                return exit::INVALID;
+            }
+            Ok(info) => {
+                out.error(&format!(
+                    "{e}; run {} is {} and no daemon carries it",
+                    info.id,
+                    info.state.as_str()
+                ));
+                return exit::UNREACHABLE;
+            }
+            Err(QueryError::Store(_)) => {}
+        }
+    }
+    failed(out, e)
+}

@@ -59,7 +59,10 @@ fn a_held_step_waits_across_a_daemon_sigkill_until_released() {
         "a held task started"
     );
     let o = twinflow(&state, &["status", &run]);
-    assert!(text(&o.stdout).contains("held"), "{}", text(&o.stdout));
+    let shown = text(&o.stdout);
+    assert!(shown.contains("held tasks (3;"), "{shown}");
+    assert!(shown.contains("operator actions:"), "{shown}");
+    assert!(shown.contains(": hold late (2 task(s))"), "{shown}");
 
     // The daemon dies; the next one takes the run up, still held.
     first.kill().expect("SIGKILL the daemon");

@@ -377,8 +377,15 @@ fn an_ambiguous_run_prefix_is_refused_with_its_candidates() {
         ambiguous(&sandbox.run(&command), &command);
     }
     // A unique prefix names its run through the daemon too (this one ended
-    // before the daemon started, so there is nothing to watch).
+    // before the daemon started: watching it tells how it ended).
     let o = sandbox.run(&["watch", &second[..second.len() - 1]]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains(&format!("run {second} FAILED")),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = sandbox.run(&["cancel", &second[..second.len() - 1]]);
     assert!(
         text(&o.stderr).contains(&format!("run `{second}` is not running in this daemon")),
         "{}",

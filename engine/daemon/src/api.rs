@@ -6,7 +6,7 @@
 //! daemon or read a store itself ([`crate::query`]).
 
 use serde::{Deserialize, Serialize};
-use twinflow_engine::{RunInfo, StepCounts, TaskRow};
+use twinflow_engine::{RunInfo, StepCounts, TaskRow, TaskState};
 
 /// `POST /v1/runs`: run a workflow file, as `twinflow run` would.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -195,6 +195,16 @@ pub enum NotFound {
         /// The step's index.
         step: u32,
     },
+    /// The run has no step of this name.
+    #[error("run {run} has no step `{step}` (its steps: {})", steps.join(", "))]
+    StepName {
+        /// The run.
+        run: String,
+        /// The step asked for.
+        step: String,
+        /// Its steps' names.
+        steps: Vec<String>,
+    },
     /// A log file could not be read.
     #[error("no log at {path}: {reason}")]
     Log {
@@ -239,4 +249,188 @@ pub struct ActionRequest {
     pub kind: twinflow_engine::ActionKind,
     /// Task names, step names or globs over task names.
     pub selectors: Vec<String>,
+}
+
+/// How many failed and awaiting tasks a [`StatusSummary`] names.
+pub const SUMMARY_TASKS: usize = 10;
+
+/// The most tasks one page holds ([`TaskQuery::limit`]).
+pub const MAX_PAGE: usize = 10_000;
+
+/// The tasks a page holds when [`TaskQuery::limit`] is not given.
+pub const DEFAULT_PAGE: usize = 100;
+
+/// `GET /v1/runs/{id}/summary`: a run's state and per-step counts, with its
+/// first failed and awaiting tasks: the same size whatever the run's size.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusSummary {
+    /// The run.
+    pub run: RunInfo,
+    /// Its steps' task counts, in step order.
+    pub steps: Vec<StepCounts>,
+    /// How many of its tasks failed for good.
+    pub failed: u64,
+    /// The first of them (at most [`SUMMARY_TASKS`]), in task order.
+    pub failures: Vec<TaskRow>,
+    /// How many of its tasks await external data.
+    pub awaiting: u64,
+    /// The first of them (at most [`SUMMARY_TASKS`]), in task order.
+    pub awaiting_tasks: Vec<TaskRow>,
+    /// The unfinished tasks an operator holds, by name.
+    #[serde(default)]
+    pub held: Vec<String>,
+    /// How many operator actions the run's journal holds.
+    #[serde(default)]
+    pub action_count: u64,
+    /// The latest of them (at most [`SUMMARY_TASKS`]), oldest first.
+    #[serde(default)]
+    pub actions: Vec<twinflow_engine::ActionRecord>,
+    /// Whether the daemon that answered carries it now.
+    #[serde(default)]
+    pub live: bool,
+}
+
+/// `GET /v1/runs/{id}/tasks?...`: which of a run's tasks to list, and from
+/// where. Every field is optional; as query parameters: `step=NAME`,
+/// `state=STATE` (repeatable), `name=GLOB`, `after=TASK_ID`, `limit=N`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskQuery {
+    /// Only the tasks of the step of this name.
+    pub step: Option<String>,
+    /// Only tasks in one of these states.
+    pub states: Vec<TaskState>,
+    /// Only tasks whose name matches this glob (`*`, `?`, `[...]`).
+    pub name: Option<String>,
+    /// Only tasks whose id is above this one (the previous page's
+    /// [`TaskPage::next_after`]).
+    pub after: Option<u32>,
+    /// At most this many tasks (default [`DEFAULT_PAGE`], at most [`MAX_PAGE`]).
+    pub limit: Option<usize>,
+}
+
+impl TaskQuery {
+    /// The query string (without `?`), each value percent-encoded.
+    pub fn to_query(&self) -> String {
+        let mut pairs = Vec::new();
+        if let Some(step) = &self.step {
+            pairs.push(format!("step={}", crate::client::escape(step)));
+        }
+        for state in &self.states {
+            pairs.push(format!("state={}", state.as_str()));
+        }
+        if let Some(name) = &self.name {
+            pairs.push(format!("name={}", crate::client::escape(name)));
+        }
+        if let Some(after) = self.after {
+            pairs.push(format!("after={after}"));
+        }
+        if let Some(limit) = self.limit {
+            pairs.push(format!("limit={limit}"));
+        }
+        pairs.join("&")
+    }
+
+    /// Parses a query string, or says which parameter is wrong.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let mut query = Self::default();
+        for pair in raw.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let value = unescape(value).ok_or_else(|| format!("{key}: bad percent-encoding"))?;
+            match key {
+                "step" => query.step = Some(value),
+                "state" => {
+                    query.states.push(value.parse().map_err(
+                        |e: twinflow_engine::UnknownState| format!("state={value}: {e}"),
+                    )?)
+                }
+                "name" => query.name = Some(value),
+                "after" => {
+                    query.after = Some(
+                        value
+                            .parse()
+                            .map_err(|_| format!("after={value}: expected a task id"))?,
+                    );
+                }
+                "limit" => {
+                    let limit: usize = value
+                        .parse()
+                        .map_err(|_| format!("limit={value}: expected a number"))?;
+                    if limit == 0 || limit > MAX_PAGE {
+                        return Err(format!("limit={value}: expected 1 to {MAX_PAGE}"));
+                    }
+                    query.limit = Some(limit);
+                }
+                _ => {
+                    return Err(format!(
+                        "unknown query parameter `{key}`: expected step, state, name, after or limit"
+                    ));
+                }
+            }
+        }
+        Ok(query)
+    }
+}
+
+/// Percent-decoding of a query value (`+` stays `+`).
+fn unescape(value: &str) -> Option<String> {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The answer of `GET /v1/runs/{id}/tasks`: one page of a run's tasks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskPage {
+    /// The run's id.
+    pub run_id: String,
+    /// The tasks, in task order.
+    pub tasks: Vec<TaskRow>,
+    /// When more tasks match: ask again with `after` set to this.
+    pub next_after: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_query_goes_through_its_query_string_unchanged() {
+        let query = TaskQuery {
+            step: Some("grow model".to_owned()),
+            states: vec![TaskState::Failed, TaskState::Awaiting],
+            name: Some("grow[climate=ssp1]@*".to_owned()),
+            after: Some(41),
+            limit: Some(250),
+        };
+        let raw = query.to_query();
+        assert!(!raw.contains('[') && !raw.contains(' '), "{raw}");
+        assert_eq!(TaskQuery::parse(&raw), Ok(query));
+        assert_eq!(TaskQuery::parse(""), Ok(TaskQuery::default()));
+    }
+
+    #[test]
+    fn a_bad_task_query_says_which_parameter() {
+        for (raw, says) in [
+            ("state=sleepy", "unknown task state `sleepy`"),
+            ("limit=0", "expected 1 to 10000"),
+            ("limit=10001", "expected 1 to 10000"),
+            ("after=x", "expected a task id"),
+            ("page=2", "unknown query parameter `page`"),
+            ("name=%zz", "bad percent-encoding"),
+        ] {
+            let e = TaskQuery::parse(raw).unwrap_err();
+            assert!(e.contains(says), "{raw}: {e}");
+        }
+    }
 }

@@ -1,7 +1,10 @@
 //! [`Client`]: talks to a daemon over its Unix socket, or over its TCP
 //! listener with the token.
 
-use crate::api::{ErrorBody, LogStream, Ping, RunStatus, SubmitRequest, Submitted, TaskLogs};
+use crate::api::{
+    ErrorBody, LogStream, Ping, RunStatus, StatusSummary, SubmitRequest, Submitted, TaskLogs,
+    TaskPage, TaskQuery,
+};
 use crate::{DaemonError, DaemonPaths};
 use http_body_util::{BodyExt as _, Full};
 use hyper::Method;
@@ -297,6 +300,38 @@ impl Client {
             .await
     }
 
+    /// A run's summary (by id, unique id prefix, or `latest`): its state,
+    /// per-step counts and first failed and awaiting tasks, the same size
+    /// whatever the run's size (`GET /v1/runs/{id}/summary`), as `twinflow
+    /// status` shows it.
+    pub async fn summary(&self, run: &str) -> Result<StatusSummary, DaemonError> {
+        self.call(
+            Method::GET,
+            &format!("/v1/runs/{}/summary", escape(run)),
+            None,
+        )
+        .await
+    }
+
+    /// One page of a run's tasks, filtered by step, state and name glob
+    /// (`GET /v1/runs/{id}/tasks?...`); ask for the next page with `after`
+    /// set to the answer's [`TaskPage::next_after`]. An unknown step is
+    /// [`DaemonError::NotFound`] with [`crate::api::NotFound::StepName`].
+    pub async fn tasks(&self, run: &str, query: &TaskQuery) -> Result<TaskPage, DaemonError> {
+        let query = query.to_query();
+        let query = if query.is_empty() {
+            query
+        } else {
+            format!("?{query}")
+        };
+        self.call(
+            Method::GET,
+            &format!("/v1/runs/{}/tasks{query}", escape(run)),
+            None,
+        )
+        .await
+    }
+
     /// Where the logs of task `task` (its name, as `status` lists it) of
     /// `run` are, for `attempt` (default: the latest), following a reused
     /// result to the run that produced it
@@ -337,16 +372,19 @@ impl Client {
         })
     }
 
-    /// Cancels a run the daemon carries.
-    pub async fn cancel(&self, run: &str) -> Result<(), DaemonError> {
-        let _: serde_json::Value = self
+    /// Cancels a run the daemon carries (by id, unique id prefix, or
+    /// `latest`); returns its id. An unknown or ambiguous name is
+    /// [`DaemonError::NotFound`]; a run the daemon does not carry is
+    /// refused (409).
+    pub async fn cancel(&self, run: &str) -> Result<String, DaemonError> {
+        let answer: serde_json::Value = self
             .call(
                 Method::POST,
                 &format!("/v1/runs/{}/cancel", escape(run)),
                 None,
             )
             .await?;
-        Ok(())
+        Ok(answer["cancelled"].as_str().unwrap_or(run).to_owned())
     }
 
     /// An operator action (hold, release, kill) on tasks of a run the
@@ -372,8 +410,9 @@ impl Client {
         .await
     }
 
-    /// The events of a run the daemon carries, from now on (with its
-    /// `run-started` event first).
+    /// The events of a run the daemon carries (by id, unique id prefix, or
+    /// `latest`), from now on (with its `run-started` event first); of a
+    /// run that ended, its `run-finished` event alone.
     pub async fn events(&self, run: &str) -> Result<EventStream, DaemonError> {
         let response = self
             .send(
@@ -397,7 +436,7 @@ impl Client {
 
 /// A run id or task name as a path segment: letters, digits, `-`, `_` and
 /// `.` as they are, anything else percent-encoded.
-fn escape(segment: &str) -> String {
+pub(crate) fn escape(segment: &str) -> String {
     segment
         .bytes()
         .map(|b| {

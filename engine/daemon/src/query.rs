@@ -3,9 +3,12 @@
 //! daemon to ask (`twinflow runs`, `status`, `logs`) computes the same from
 //! the store itself, so both print the same.
 
-use crate::api::{NotFound, RunStatus, TaskLogs};
+use crate::api::{
+    DEFAULT_PAGE, MAX_PAGE, NotFound, RunStatus, SUMMARY_TASKS, StatusSummary, TaskLogs, TaskPage,
+    TaskQuery,
+};
 use std::path::Path;
-use twinflow_engine::{RunInfo, StateError, StateStore};
+use twinflow_engine::{RunInfo, StateError, StateStore, TaskFilter, TaskState};
 
 /// Follows at most this many reused results from run to run.
 const MAX_REUSE_HOPS: usize = 64;
@@ -78,6 +81,75 @@ pub fn status(store: &StateStore, run: Option<&str>) -> Result<RunStatus, QueryE
         live: false,
         held,
         actions,
+    })
+}
+
+/// A run's summary: its counts and first failed and awaiting tasks, read
+/// through indexes (`live` is left `false`).
+pub fn summary(store: &StateStore, run: Option<&str>) -> Result<StatusSummary, QueryError> {
+    let run = find_run(store, run)?;
+    let steps = store.step_counts(&run.id)?;
+    let first = |state: TaskState| -> Result<Vec<_>, StateError> {
+        let filter = TaskFilter {
+            states: vec![state],
+            ..TaskFilter::default()
+        };
+        Ok(store.task_page(&run.id, &filter, None, SUMMARY_TASKS)?.0)
+    };
+    let failures = first(TaskState::Failed)?;
+    let awaiting_tasks = first(TaskState::Awaiting)?;
+    let held = store.held_tasks(&run.id)?;
+    let mut actions = store.actions(&run.id)?;
+    let action_count = actions.len() as u64;
+    actions.drain(..actions.len().saturating_sub(SUMMARY_TASKS));
+    Ok(StatusSummary {
+        held,
+        action_count,
+        actions,
+        failed: steps.iter().map(|s| s.failed).sum(),
+        awaiting: steps.iter().map(|s| s.awaiting).sum(),
+        run,
+        steps,
+        failures,
+        awaiting_tasks,
+        live: false,
+    })
+}
+
+/// One page of a run's tasks, filtered as `query` says. An unknown step is
+/// [`NotFound::StepName`], with the run's steps.
+pub fn tasks(store: &StateStore, run: &str, query: &TaskQuery) -> Result<TaskPage, QueryError> {
+    let run = find_run(store, Some(run))?;
+    let step = match &query.step {
+        Some(name) => Some(store.step_index(&run.id, name)?.ok_or_else(|| {
+            let steps = store
+                .step_counts(&run.id)
+                .map(|s| s.into_iter().map(|s| s.step).collect())
+                .unwrap_or_default();
+            NotFound::StepName {
+                run: run.id.clone(),
+                step: name.clone(),
+                steps,
+            }
+        })?),
+        None => None,
+    };
+    let filter = TaskFilter {
+        step,
+        states: query.states.clone(),
+        name: query.name.clone(),
+    };
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    let (tasks, more) = store.task_page(&run.id, &filter, query.after, limit)?;
+    let next_after = if more {
+        tasks.last().map(|t| t.task)
+    } else {
+        None
+    };
+    Ok(TaskPage {
+        run_id: run.id,
+        tasks,
+        next_after,
     })
 }
 

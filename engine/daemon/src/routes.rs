@@ -3,7 +3,9 @@
 //! thread: on network file systems the store is held exclusively by that
 //! connection, and no other could read it.
 
-use crate::api::{ActionRequest, ErrorBody, LogStream, NotFound, Ping, SubmitRequest, Submitted};
+use crate::api::{
+    ActionRequest, ErrorBody, LogStream, NotFound, Ping, SubmitRequest, Submitted, TaskQuery,
+};
 use crate::query::{self, QueryError};
 use crate::resume;
 use crate::runs::Runs;
@@ -37,6 +39,8 @@ pub(crate) fn router() -> Router<App> {
         .route("/v1/ping", get(ping))
         .route("/v1/runs", get(list).post(submit))
         .route("/v1/runs/{id}", get(status))
+        .route("/v1/runs/{id}/summary", get(summary))
+        .route("/v1/runs/{id}/tasks", get(tasks))
         .route("/v1/runs/{id}/cancel", post(cancel))
         .route("/v1/runs/{id}/actions", post(act))
         .route("/v1/runs/{id}/events", get(events))
@@ -155,6 +159,34 @@ async fn status(State(app): State<App>, Path(id): Path<String>) -> Response {
     }
 }
 
+async fn summary(State(app): State<App>, Path(id): Path<String>) -> Response {
+    match read(&app, move |store| query::summary(store, Some(&id))).await {
+        Ok(Ok(mut summary)) => {
+            summary.live = app.runs.is_live(&summary.run.id);
+            Json(summary).into_response()
+        }
+        Ok(Err(e)) => query_error(e),
+        Err(response) => response,
+    }
+}
+
+/// `?step=NAME&state=STATE...&name=GLOB&after=ID&limit=N`, all optional.
+async fn tasks(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let asked = match TaskQuery::parse(raw.as_deref().unwrap_or_default()) {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    match read(&app, move |store| query::tasks(store, &id, &asked)).await {
+        Ok(Ok(page)) => Json(page).into_response(),
+        Ok(Err(e)) => query_error(e),
+        Err(response) => response,
+    }
+}
+
 /// `?stream=stdout|stderr&attempt=N`, both optional.
 fn log_query(raw: Option<&str>) -> Result<(Option<LogStream>, Option<u32>), String> {
     let mut stream = None;
@@ -253,36 +285,52 @@ fn log_body(body: Body) -> Response {
         .unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
-/// The id of the run `id` names (an id or a unique prefix of one), when it
-/// is not one this daemon knows as it is; an ambiguous prefix is answered
-/// with its candidates.
-async fn resolve(app: &App, id: String) -> Result<String, Response> {
+/// The run `id` names (an id, a unique prefix of one, or `latest`), found
+/// as every read route finds it ([`query::find_run`]); an unknown or
+/// ambiguous name is answered as the read routes answer it (a 404 with
+/// [`NotFound`]). A run this daemon carries or just ended is taken as named.
+async fn resolve(app: &App, id: String) -> Result<Resolved, Response> {
     if app.runs.knows(&id) {
-        return Ok(id);
+        return Ok(Resolved { id, stored: None });
     }
-    let asked = id.clone();
-    match read(app, move |store| query::find_run(store, Some(&asked))).await? {
-        Ok(run) => Ok(run.id),
-        Err(QueryError::NotFound(nf @ NotFound::Ambiguous { .. })) => {
-            Err(query_error(QueryError::NotFound(nf)))
-        }
-        // Said below as "not running in this daemon".
-        Err(_) => Ok(id),
+    match read(app, move |store| query::find_run(store, Some(&id))).await? {
+        Ok(run) => Ok(Resolved {
+            id: run.id.clone(),
+            stored: Some(run),
+        }),
+        Err(e) => Err(query_error(e)),
     }
 }
 
+/// A run named by a route.
+struct Resolved {
+    id: String,
+    /// Its record, when it was looked up in the store.
+    stored: Option<twinflow_engine::RunInfo>,
+}
+
+/// The answer for a run that exists but that this daemon does not carry.
+fn not_live(run: &Resolved) -> Response {
+    let state = run
+        .stored
+        .as_ref()
+        .map(|r| format!(" (it is {})", r.state.as_str()))
+        .unwrap_or_default();
+    error(
+        StatusCode::CONFLICT,
+        format!("run `{}` is not running in this daemon{state}", run.id),
+    )
+}
+
 async fn cancel(State(app): State<App>, Path(id): Path<String>) -> Response {
-    let id = match resolve(&app, id).await {
-        Ok(id) => id,
+    let run = match resolve(&app, id).await {
+        Ok(run) => run,
         Err(response) => return response,
     };
-    if app.runs.cancel(&id) {
-        Json(serde_json::json!({ "cancelled": id })).into_response()
+    if app.runs.cancel(&run.id) {
+        Json(serde_json::json!({ "cancelled": run.id })).into_response()
     } else {
-        error(
-            StatusCode::NOT_FOUND,
-            format!("run `{id}` is not running in this daemon"),
-        )
+        not_live(&run)
     }
 }
 
@@ -295,7 +343,7 @@ async fn act(
     Json(request): Json<ActionRequest>,
 ) -> Response {
     let id = match resolve(&app, id).await {
-        Ok(id) => id,
+        Ok(run) => run.id,
         Err(response) => return response,
     };
     let Some(controller) = app.runs.controller(&id) else {
@@ -319,16 +367,62 @@ async fn act(
     }
 }
 
+/// The `run-finished` event of a run that ended before this daemon could
+/// keep its last event (another daemon, or `twinflow run`), rebuilt from
+/// the store; `None` for a run that has not ended.
+async fn ended_from_store(app: &App, run: &twinflow_engine::RunInfo) -> Option<Arc<str>> {
+    use twinflow_engine::{Outcome, RunEvent, RunState, RunSummary};
+    let outcome = match run.state {
+        RunState::Succeeded => Outcome::Succeeded,
+        RunState::Failed => Outcome::Failed,
+        RunState::Cancelled => Outcome::Cancelled,
+        RunState::Running | RunState::Interrupted => return None,
+    };
+    let id = run.id.clone();
+    let summary = read(app, move |store| query::summary(store, Some(&id)))
+        .await
+        .ok()?
+        .ok()?;
+    let sum = |f: fn(&twinflow_engine::StepCounts) -> u64| summary.steps.iter().map(f).sum();
+    let cached: u64 = sum(|s| s.cached);
+    let event = RunEvent::RunFinished(RunSummary {
+        run_id: run.id.clone(),
+        outcome,
+        run_dir: run.run_dir.clone().into(),
+        tasks: run.task_count,
+        ran: sum(|s| s.succeeded).saturating_sub(cached),
+        cached,
+        failed: summary.failed,
+        skipped: sum(|s| s.skipped),
+        cancelled: sum(|s| s.cancelled),
+        seconds: run.updated_ms.saturating_sub(run.created_ms) as f64 / 1000.0,
+        failures: summary
+            .failures
+            .into_iter()
+            .map(|t| (t.name, t.reason.unwrap_or_default()))
+            .collect(),
+    });
+    serde_json::to_string(&event).ok().map(Into::into)
+}
+
 async fn events(State(app): State<App>, Path(id): Path<String>) -> Response {
-    let id = match resolve(&app, id).await {
-        Ok(id) => id,
+    let run = match resolve(&app, id).await {
+        Ok(run) => run,
         Err(response) => return response,
     };
-    let Some(watch) = app.runs.watch(&id) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("run `{id}` is not running in this daemon"),
-        );
+    let id = run.id.clone();
+    let watch = match app.runs.watch(&id) {
+        Some(watch) => watch,
+        None => match run.stored.as_ref() {
+            Some(stored) => match ended_from_store(&app, stored).await {
+                Some(last) => crate::runs::Watch {
+                    replay: vec![last],
+                    rx: None,
+                },
+                None => return not_live(&run),
+            },
+            None => return not_live(&run),
+        },
     };
     let mut replay: Vec<String> = watch.replay.iter().map(|s| format!("{s}\n")).collect();
     if watch.rx.is_some() && !replay.is_empty() {

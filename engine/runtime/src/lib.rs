@@ -83,7 +83,7 @@ pub use layout::{TaskPaths, run_dir, task_paths};
 pub use settings::RunSettings;
 pub use state::{
     ArtefactRow, DB_FILE, RunArtefact, RunImage, RunInfo, RunState, StateError, StateStore,
-    StepCounts, TaskRecord, TaskRow, TaskState, UnknownState,
+    StepCounts, TaskFilter, TaskRecord, TaskRow, TaskState, UnknownState,
 };
 pub use twinflow_core::{WebhookError, WebhookSender};
 

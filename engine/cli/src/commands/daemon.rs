@@ -6,7 +6,7 @@ use super::compile;
 use crate::args::{DaemonAction, DaemonArgs, ServeArgs, StateArgs, SubmitArgs};
 use crate::exit;
 use crate::output::Output;
-use crate::plumbing::{block_on, build_engine, failed, state_dir, target};
+use crate::plumbing::{block_on, build_engine, failed, failed_for_run, state_dir, target};
 use crate::progress::{Mode, Reporter, summary_text};
 use crate::term::shown;
 use std::io::IsTerminal as _;
@@ -289,16 +289,16 @@ pub(crate) fn submit(out: &Output, args: &SubmitArgs) -> u8 {
 }
 
 pub(crate) fn cancel(out: &Output, state: &StateArgs, daemon: &DaemonArgs, run: &str) -> u8 {
-    let client = match target(out, state, daemon) {
-        Ok(t) => t.client,
+    let target = match target(out, state, daemon) {
+        Ok(t) => t,
         Err(code) => return code,
     };
-    match block_on(out, client.cancel(run)) {
-        Ok(Ok(())) => {
-            eprintln!("cancelling {}", shown(run));
+    match block_on(out, target.client.cancel(run)) {
+        Ok(Ok(id)) => {
+            eprintln!("cancelling {}", shown(&id));
             exit::SUCCESS
         }
-        Ok(Err(e)) => failed(out, &e),
+        Ok(Err(e)) => failed_for_run(out, state, &target, &e, run),
         Err(code) => code,
     }
 }
@@ -310,10 +310,11 @@ pub(crate) fn watch(
     run: &str,
     json: bool,
 ) -> u8 {
-    let client = match target(out, state, daemon) {
-        Ok(t) => t.client,
+    let target = match target(out, state, daemon) {
+        Ok(t) => t,
         Err(code) => return code,
     };
+    let client = &target.client;
     let mode = if json {
         Mode::Json
     } else if std::io::stderr().is_terminal() {
@@ -368,7 +369,7 @@ pub(crate) fn watch(
             out.error(&format!("the daemon stopped before run {run} ended"));
             exit::UNREACHABLE
         }
-        Ok(Err(e)) => failed(out, &e),
+        Ok(Err(e)) => failed_for_run(out, state, &target, &e, run),
         Err(code) => code,
     }
 }

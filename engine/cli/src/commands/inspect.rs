@@ -1,4 +1,4 @@
-//! `twinflow runs`, `status` and `logs`: asked of the daemon when one
+//! `twinflow runs` and `logs`, and the reader `status` uses: asked of the daemon when one
 //! answers for the state directory (or is named with `--daemon`), else read
 //! from the state store. On network file systems a daemon holds the store
 //! exclusively, so asking it is the only way in while it runs. Both ways
@@ -11,7 +11,7 @@ use crate::output::Output;
 use crate::plumbing::{Target, failed, open_store, runtime, state_dir, target};
 use crate::term::shown;
 use std::fmt::Write as _;
-use twinflow_daemon::api::{LogStream, NotFound, RunStatus, TaskLogs};
+use twinflow_daemon::api::{LogStream, NotFound, StatusSummary, TaskLogs, TaskPage, TaskQuery};
 use twinflow_daemon::query::{self, QueryError};
 use twinflow_daemon::{Client, DaemonError};
 use twinflow_engine::{RunInfo, StateStore};
@@ -26,20 +26,20 @@ enum Source {
 }
 
 /// Why an answer did not come.
-enum Failure {
+pub(super) enum Failure {
     NotFound(NotFound),
     /// Reported already; the exit code.
     Reported(u8),
 }
 
-struct Reader {
+pub(super) struct Reader {
     source: Source,
     /// The state directory or daemon address, for messages.
     place: String,
 }
 
 /// The daemon if one answers (or was named), else the store.
-fn reader(out: &Output, state: &StateArgs, daemon: &DaemonArgs) -> Result<Reader, u8> {
+pub(super) fn reader(out: &Output, state: &StateArgs, daemon: &DaemonArgs) -> Result<Reader, u8> {
     let Target {
         client,
         explicit,
@@ -94,13 +94,34 @@ impl Reader {
         }
     }
 
-    fn status(&self, out: &Output, run: Option<&str>) -> Result<RunStatus, Failure> {
+    pub(super) fn summary(
+        &self,
+        out: &Output,
+        run: Option<&str>,
+    ) -> Result<StatusSummary, Failure> {
         match &self.source {
             Source::Daemon { client, rt } => rt
-                .block_on(client.status(run.unwrap_or("latest")))
+                .block_on(client.summary(run.unwrap_or("latest")))
                 .map_err(|e| Self::daemon_failure(out, e)),
             Source::Store(store) => {
-                query::status(store, run).map_err(|e| Self::store_failure(out, e))
+                query::summary(store, run).map_err(|e| Self::store_failure(out, e))
+            }
+        }
+    }
+
+    /// One page of a run's tasks (`run`: an id, as the summary found it).
+    pub(super) fn tasks(
+        &self,
+        out: &Output,
+        run: &str,
+        asked: &TaskQuery,
+    ) -> Result<TaskPage, Failure> {
+        match &self.source {
+            Source::Daemon { client, rt } => rt
+                .block_on(client.tasks(run, asked))
+                .map_err(|e| Self::daemon_failure(out, e)),
+            Source::Store(store) => {
+                query::tasks(store, run, asked).map_err(|e| Self::store_failure(out, e))
             }
         }
     }
@@ -173,7 +194,7 @@ impl Reader {
     }
 
     /// Reports a failure; its exit code. `asked` is the run the user named.
-    fn report(&self, out: &Output, failure: Failure, asked: Option<&str>) -> u8 {
+    pub(super) fn report(&self, out: &Output, failure: Failure, asked: Option<&str>) -> u8 {
         let nf = match failure {
             Failure::Reported(code) => return code,
             Failure::NotFound(nf) => nf,
@@ -197,14 +218,16 @@ impl Reader {
                 out.error(&nf.to_string());
                 return exit::UNREACHABLE;
             }
-            NotFound::Log { .. } | NotFound::Ambiguous { .. } => out.error(&nf.to_string()),
+            NotFound::Log { .. } | NotFound::Ambiguous { .. } | NotFound::StepName { .. } => {
+                out.error(&nf.to_string());
+            }
         }
         exit::INVALID
     }
 }
 
 /// Milliseconds since the epoch as `YYYY-MM-DD HH:MM:SS` UTC.
-fn when(ms: i64) -> String {
+pub(super) fn when(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let date = jiff::civil::Date::new(1970, 1, 1)
@@ -257,161 +280,6 @@ pub(crate) fn runs(out: &Output, state: &StateArgs, daemon: &DaemonArgs, json: b
             when(r.created_ms),
             shown(&r.workflow)
         );
-    }
-    out.print(&s);
-    exit::SUCCESS
-}
-
-pub(crate) fn status(
-    out: &Output,
-    state: &StateArgs,
-    daemon: &DaemonArgs,
-    run: Option<&str>,
-    tasks: bool,
-    json: bool,
-) -> u8 {
-    let reader = match reader(out, state, daemon) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    let status = match reader.status(out, run) {
-        Ok(s) => s,
-        Err(f) => return reader.report(out, f, run),
-    };
-    let RunStatus {
-        run: info,
-        steps,
-        tasks: rows,
-        held,
-        actions,
-        ..
-    } = status;
-    if json {
-        let value = serde_json::json!({
-            "run": info, "steps": steps, "tasks": rows, "held": held, "actions": actions,
-        });
-        out.print(&format!("{value}\n"));
-        return exit::SUCCESS;
-    }
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "run {} ({}): {}",
-        shown(&info.id),
-        shown(&info.workflow),
-        info.state.as_str()
-    );
-    let _ = writeln!(
-        s,
-        "  created {} UTC, last change {} UTC",
-        when(info.created_ms),
-        when(info.updated_ms)
-    );
-    if let Some(file) = &info.file {
-        let _ = writeln!(s, "  workflow file: {}", shown(file));
-    }
-    let _ = writeln!(s, "  files: {}", shown(&info.run_dir));
-    let width = steps
-        .iter()
-        .map(|st| shown(&st.step).len())
-        .max()
-        .unwrap_or(4)
-        .max(4);
-    let _ = writeln!(
-        s,
-        "\n  {:<width$}  {:>6}  {:>6}  {:>7}  {:>6}  {:>6}  {:>7}  {:>7}  {:>9}",
-        "step", "total", "done", "running", "queued", "failed", "skipped", "waiting", "cancelled"
-    );
-    for st in &steps {
-        let _ = writeln!(
-            s,
-            "  {:<width$}  {:>6}  {:>6}  {:>7}  {:>6}  {:>6}  {:>7}  {:>7}  {:>9}",
-            shown(&st.step),
-            st.total,
-            st.succeeded,
-            st.running + st.awaiting,
-            st.queued + st.retrying,
-            st.failed,
-            st.skipped,
-            st.waiting,
-            st.cancelled
-        );
-    }
-    let cached: u64 = steps.iter().map(|st| st.cached).sum();
-    if cached > 0 {
-        let _ = writeln!(s, "  ({cached} of the done tasks reused earlier results)");
-    }
-    let failed: Vec<_> = rows
-        .iter()
-        .filter(|t| t.state == twinflow_engine::TaskState::Failed)
-        .collect();
-    if !failed.is_empty() {
-        let _ = writeln!(s, "\nfailed tasks:");
-        for t in &failed {
-            let _ = writeln!(
-                s,
-                "  {}: {}",
-                shown(&t.name),
-                shown(t.reason.as_deref().unwrap_or(""))
-            );
-        }
-        let _ = writeln!(
-            s,
-            "  (twinflow logs {} TASK shows a task's output)",
-            shown(&info.id)
-        );
-    }
-    let awaiting: Vec<_> = rows
-        .iter()
-        .filter(|t| t.state == twinflow_engine::TaskState::Awaiting)
-        .collect();
-    if !awaiting.is_empty() {
-        let _ = writeln!(s, "\nawaiting data (counted as running):");
-        for t in &awaiting {
-            let _ = writeln!(
-                s,
-                "  {}: {}",
-                shown(&t.name),
-                shown(t.reason.as_deref().unwrap_or(""))
-            );
-        }
-    }
-    if !held.is_empty() {
-        let _ = writeln!(
-            s,
-            "\nheld tasks ({}; `twinflow release {} SELECTOR` lets them start):",
-            held.len(),
-            shown(&info.id)
-        );
-        for name in &held {
-            let _ = writeln!(s, "  {}", shown(name));
-        }
-    }
-    if !actions.is_empty() {
-        let _ = writeln!(
-            s,
-            "
-operator actions:"
-        );
-        for a in &actions {
-            let _ = writeln!(
-                s,
-                "  #{} {} UTC by {}: {} {} ({} task(s))",
-                a.seq,
-                when(a.at_ms),
-                shown(&a.by.user),
-                a.kind.as_str(),
-                shown(&a.selectors.join(" ")),
-                a.tasks.len()
-            );
-        }
-    }
-    if tasks {
-        let _ = writeln!(s, "\ntasks:");
-        for t in &rows {
-            let secs = t.seconds.map(|x| format!("{x:.1} s")).unwrap_or_default();
-            let _ = writeln!(s, "  {:<10} {:>8}  {}", t.state, secs, shown(&t.name));
-        }
     }
     out.print(&s);
     exit::SUCCESS

@@ -7,15 +7,17 @@ mod graph;
 mod inspect;
 mod plan;
 mod run;
+mod status;
 mod validate;
 
 pub(crate) use control::act;
 pub(crate) use daemon::{cancel, daemon, submit, watch};
 pub(crate) use export::{provenance, report};
 pub(crate) use graph::graph;
-pub(crate) use inspect::{logs, runs, status};
+pub(crate) use inspect::{logs, runs};
 pub(crate) use plan::plan;
 pub(crate) use run::run;
+pub(crate) use status::status;
 pub(crate) use validate::validate;
 
 /// `twinflow worker MANIFEST`: exit 0 once every task of the pack ended

@@ -11,6 +11,7 @@
 //! (for one the detection misses, and for tests of the daemon's clients).
 
 mod actions;
+mod page;
 mod query;
 mod record;
 mod schema;
@@ -18,6 +19,7 @@ mod states;
 pub(crate) mod write;
 
 pub(crate) use actions::ActionRow;
+pub use page::TaskFilter;
 pub use query::{ArtefactRow, RunInfo, StepCounts, TaskRow};
 pub use record::{RunArtefact, RunImage, TaskRecord};
 pub use states::{RunState, TaskState, UnknownState};
@@ -148,7 +150,9 @@ impl StateStore {
                     supported: schema::VERSION,
                 });
             }
-            schema::Migration::Created | schema::Migration::Current => {}
+            schema::Migration::Created
+            | schema::Migration::Migrated(_)
+            | schema::Migration::Current => {}
         }
         Ok(Self {
             conn,

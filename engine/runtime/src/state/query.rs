@@ -204,9 +204,10 @@ impl StateStore {
                 })
             },
         )?;
+        // Kept by triggers on `tasks` (schema version 2): a few rows a
+        // step, whatever the run's size.
         let counts = self.rows(
-            "SELECT step, state, cached_from IS NOT NULL, COUNT(*) FROM tasks
-             WHERE run_id = ?1 GROUP BY step, state, cached_from IS NOT NULL",
+            "SELECT step, state, cached, n FROM task_counts WHERE run_id = ?1 AND n > 0",
             params![run],
             |r| {
                 Ok((
@@ -280,7 +281,7 @@ impl StateStore {
             .is_some_and(|&(latest, queued)| attempt < latest || (attempt == latest && queued)))
     }
 
-    fn task_query(
+    pub(super) fn task_query(
         &self,
         tail: &str,
         args: impl rusqlite::Params,

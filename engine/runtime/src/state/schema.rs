@@ -5,7 +5,7 @@
 use rusqlite::Connection;
 
 /// The schema this build writes.
-pub(crate) const VERSION: i64 = 2;
+pub(crate) const VERSION: i64 = 3;
 
 /// Version 1. `events` is the append-only record; `runs`, `steps`, `tasks`,
 /// `artefacts` and `cache` are derived from it in the same transactions so
@@ -96,11 +96,57 @@ CREATE TABLE actions (
 CREATE INDEX actions_by_run ON actions (run_id, seq);
 ";
 
+/// Version 3: for `status` at scale (a summary and filtered pages of a
+/// run's tasks, `twinflow_daemon::query`). `tasks_by_state` finds a run's
+/// tasks in one state in task order (pages filtered by state, the first
+/// failures). `task_counts` holds how many of a run's tasks each step has in
+/// each state (`cached`: of them, how many reused a result), kept by
+/// triggers on `tasks` in the writer's own transactions, so the per-step
+/// counts are read from a few rows whatever the run's size. An older
+/// database gains them when it is opened, its counts computed once.
+const V3: &str = "
+CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (run_id, state, task);
+CREATE TABLE task_counts (
+    run_id TEXT NOT NULL,
+    step   INTEGER NOT NULL,
+    state  TEXT NOT NULL,
+    cached INTEGER NOT NULL,
+    n      INTEGER NOT NULL,
+    PRIMARY KEY (run_id, step, state, cached)
+) WITHOUT ROWID;
+INSERT INTO task_counts (run_id, step, state, cached, n)
+    SELECT run_id, step, state, cached_from IS NOT NULL, COUNT(*) FROM tasks
+    GROUP BY run_id, step, state, cached_from IS NOT NULL;
+CREATE TRIGGER task_counts_insert AFTER INSERT ON tasks BEGIN
+    INSERT INTO task_counts (run_id, step, state, cached, n)
+        VALUES (NEW.run_id, NEW.step, NEW.state, NEW.cached_from IS NOT NULL, 1)
+        ON CONFLICT (run_id, step, state, cached) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER task_counts_update AFTER UPDATE OF run_id, step, state, cached_from ON tasks
+WHEN OLD.run_id IS NOT NEW.run_id OR OLD.step IS NOT NEW.step OR OLD.state IS NOT NEW.state
+    OR (OLD.cached_from IS NULL) IS NOT (NEW.cached_from IS NULL)
+BEGIN
+    UPDATE task_counts SET n = n - 1
+        WHERE run_id = OLD.run_id AND step = OLD.step AND state = OLD.state
+          AND cached = (OLD.cached_from IS NOT NULL);
+    INSERT INTO task_counts (run_id, step, state, cached, n)
+        VALUES (NEW.run_id, NEW.step, NEW.state, NEW.cached_from IS NOT NULL, 1)
+        ON CONFLICT (run_id, step, state, cached) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER task_counts_delete AFTER DELETE ON tasks BEGIN
+    UPDATE task_counts SET n = n - 1
+        WHERE run_id = OLD.run_id AND step = OLD.step AND state = OLD.state
+          AND cached = (OLD.cached_from IS NOT NULL);
+END;
+";
+
 /// What opening found.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Migration {
     /// A new database, created at [`VERSION`], or an older one brought to it.
     Created,
+    /// Brought forward from this older version.
+    Migrated(i64),
     /// Already at [`VERSION`].
     Current,
     /// Written by a newer twinflow.
@@ -132,9 +178,16 @@ pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<Migration> {
     if version < 2 {
         tx.execute_batch(V2)?;
     }
+    if version < 3 {
+        tx.execute_batch(V3)?;
+    }
     tx.pragma_update(None, "user_version", VERSION)?;
     tx.commit()?;
-    Ok(Migration::Created)
+    Ok(if version < 1 {
+        Migration::Created
+    } else {
+        Migration::Migrated(version)
+    })
 }
 
 fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
@@ -144,6 +197,75 @@ fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn counts(conn: &Connection) -> Vec<(String, bool, i64)> {
+        let mut stmt = conn
+            .prepare(
+                "SELECT state, cached, n FROM task_counts WHERE run_id = 'r' AND n > 0
+                 ORDER BY state, cached",
+            )
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_version_1_database_gains_the_status_index_and_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("db")).unwrap();
+        conn.execute_batch(V1).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO tasks (run_id, task, name, step, state, attempt, executor, cached_from)
+             VALUES ('r', 0, 'a', 0, 'failed', 1, 0, NULL),
+                    ('r', 1, 'b', 0, 'succeeded', 1, 0, 'old'),
+                    ('r', 2, 'c', 0, 'succeeded', 1, 0, NULL)",
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), Migration::Migrated(1));
+        assert_eq!(user_version(&conn).unwrap(), VERSION);
+        let plan: String = conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT task FROM tasks
+                 WHERE run_id = 'r' AND state = 'failed' AND task > -1 ORDER BY task LIMIT 5",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("tasks_by_state"), "{plan}");
+        let s = |t: &str| t.to_owned();
+        assert_eq!(
+            counts(&conn),
+            [
+                (s("failed"), false, 1),
+                (s("succeeded"), false, 1),
+                (s("succeeded"), true, 1)
+            ]
+        );
+        // The triggers keep them: a rerun (as the writer's upsert does it),
+        // a new task, a result reused.
+        conn.execute_batch(
+            "INSERT INTO tasks (run_id, task, name, step, state, attempt, executor)
+             VALUES ('r', 0, 'a', 0, 'queued', 2, 0)
+             ON CONFLICT (run_id, task) DO UPDATE SET state = excluded.state;
+             INSERT INTO tasks (run_id, task, name, step, state, attempt, executor)
+             VALUES ('r', 3, 'd', 0, 'succeeded', 1, 0);
+             UPDATE tasks SET cached_from = 'old' WHERE task = 3;
+             UPDATE tasks SET handle = 'pid:1' WHERE task = 2;",
+        )
+        .unwrap();
+        assert_eq!(
+            counts(&conn),
+            [
+                (s("queued"), false, 1),
+                (s("succeeded"), false, 1),
+                (s("succeeded"), true, 2)
+            ]
+        );
+        assert_eq!(migrate(&mut conn).unwrap(), Migration::Current);
+    }
 
     #[test]
     fn a_version_1_database_is_migrated_and_keeps_its_runs() {
