@@ -32,7 +32,7 @@ fn the_forest_bird_demo_runs_locally_and_reruns_from_the_cache() {
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(err.contains("166 tasks, 166 ran, 0 cached"), "{err}");
 
-    let status = twinflow(state.path(), &["status", "--json"]);
+    let status = twinflow(state.path(), &["status", "--json", "--limit", "10000"]);
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
     let run_dir = PathBuf::from(status["run"]["run_dir"].as_str().expect("run dir"));
     let summary = run_dir.join("work/summary/0");
@@ -207,7 +207,7 @@ fn the_climate_ensemble_simulation_reads_its_months_forcing_from_the_stac_source
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(err.contains("152 tasks, 152 ran, 0 cached"), "{err}");
 
-    let status = twinflow(state.path(), &["status", "--json"]);
+    let status = twinflow(state.path(), &["status", "--json", "--limit", "10000"]);
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
     let run_dir = PathBuf::from(status["run"]["run_dir"].as_str().expect("run dir"));
     // The source: one directory per STAC item, its asset beside item.json.
@@ -279,7 +279,7 @@ fn the_forest_bird_demo_runs_with_its_hpc_role_on_slurm() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(err.contains("166 tasks, 166 ran"), "{err}");
-    let status = twinflow(state.path(), &["status", "--json"]);
+    let status = twinflow(state.path(), &["status", "--json", "--limit", "10000"]);
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
     let forest = status["tasks"]
         .as_array()
@@ -344,7 +344,7 @@ fn the_forest_bird_demo_runs_inside_its_image() {
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(err.contains("20 tasks, 20 ran, 0 cached"), "{err}");
 
-    let status = twinflow(state.path(), &["status", "--json"]);
+    let status = twinflow(state.path(), &["status", "--json", "--limit", "10000"]);
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
     let run_dir = PathBuf::from(status["run"]["run_dir"].as_str().expect("run dir"));
     let table = std::fs::read_to_string(run_dir.join("work/summary/0/summary.csv")).expect("table");

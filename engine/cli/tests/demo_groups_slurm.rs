@@ -44,7 +44,7 @@ fn the_forest_beetle_demo_runs_its_coupled_twins_together_on_slurm() {
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(err.contains("16 tasks, 16 ran, 0 cached"), "{err}");
 
-    let status = twinflow(state.path(), &["status", "--json"]);
+    let status = twinflow(state.path(), &["status", "--json", "--limit", "10000"]);
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
     let handle = |name: &str| -> String {
         status["tasks"]

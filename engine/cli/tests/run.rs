@@ -49,7 +49,7 @@ impl Sandbox {
     }
 
     fn status_json(&self) -> serde_json::Value {
-        let o = self.run(&["status", "--json"]);
+        let o = self.run(&["status", "--json", "--limit", "10000"]);
         serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null)
     }
 }

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::Command;
 
 fn status_json(state: &Path) -> serde_json::Value {
-    let status = twinflow(state, &["status", "--json"]);
+    let status = twinflow(state, &["status", "--json", "--limit", "10000"]);
     serde_json::from_slice(&status.stdout).unwrap_or(serde_json::Value::Null)
 }
 

@@ -88,7 +88,7 @@ fn run(state: &Path, yaml: &str) -> (Option<i32>, String, String, String) {
     std::fs::write(&file, yaml).expect("write workflow");
     let o = twinflow(state, &["run", "--no-cache", file.to_str().expect("utf-8")]);
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    let status = twinflow(state, &["status", "--json"]);
+    let status = twinflow(state, &["status", "--json", "--limit", "10000"]);
     let status: serde_json::Value =
         serde_json::from_slice(&status.stdout).unwrap_or(serde_json::Value::Null);
     let run_dir = status["run"]["run_dir"]
@@ -163,7 +163,7 @@ fn a_pack_of_twenty_tasks_sharing_an_image_starts_one_container() {
         );
     }
     // One Slurm job, a pack: every handle is `slurm-pack:<the job>:…`.
-    let status = twinflow(state.path(), &["status", "--json"]);
+    let status = twinflow(state.path(), &["status", "--json", "--limit", "10000"]);
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status json");
     let mut jobs = BTreeSet::new();
     for t in status["tasks"].as_array().expect("tasks") {

@@ -39,7 +39,7 @@ fn a_parallel_pack_runs_its_tasks_four_at_a_time_in_one_job() {
     let wall = t0.elapsed();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{err}");
-    let status = twinflow(state.path(), &["status", "--json"]);
+    let status = twinflow(state.path(), &["status", "--json", "--limit", "10000"]);
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status --json");
     let run_dir = status["run"]["run_dir"].as_str().expect("run_dir");
     let mut spans = Vec::new();

@@ -54,9 +54,10 @@ pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// Each task's (name, state, handle) from `status --json`.
+/// Each task's (name, state, handle) from `status --json` (every task: up
+/// to 10,000, one page; `--json` alone answers the first 100).
 pub(crate) fn tasks(state: &Path, run: &str) -> Vec<(String, String, String)> {
-    let o = twinflow(state, &["status", run, "--json"]);
+    let o = twinflow(state, &["status", run, "--json", "--limit", "10000"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
     v["tasks"]
         .as_array()
