@@ -96,6 +96,10 @@ pub(crate) enum Command {
         /// Only standard output, or only standard error.
         #[arg(long, value_enum)]
         stream: Option<Stream>,
+        /// Keep printing what the attempt writes until it ends (its
+        /// standard output to stdout, its standard error to stderr).
+        #[arg(long, short = 'f')]
+        follow: bool,
     },
     /// Write a run's provenance as a Workflow Run RO-Crate (Provenance Run
     /// Crate 0.5): a directory, or a zip archive when OUT ends in `.zip`.

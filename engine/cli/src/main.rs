@@ -44,7 +44,17 @@ fn main() -> ExitCode {
             daemon,
             attempt,
             stream,
-        } => commands::logs(&out, &state, &daemon, &run, &task, attempt, stream),
+            follow,
+        } => {
+            let wanted = commands::LogsArgs {
+                run: &run,
+                task: &task,
+                attempt,
+                stream,
+                follow,
+            };
+            commands::logs(&out, &state, &daemon, &wanted)
+        }
         Command::Provenance {
             run,
             out: dir,

@@ -359,9 +359,33 @@ impl Client {
         stream: LogStream,
         attempt: Option<u32>,
     ) -> Result<LogReader, DaemonError> {
+        self.log_body(run, task, stream, attempt, false).await
+    }
+
+    /// One of a task's log files as it is written, until the attempt ends
+    /// (`GET /v1/runs/{id}/logs/{task}?stream=...&attempt=...&follow=1`).
+    pub async fn follow_log(
+        &self,
+        run: &str,
+        task: &str,
+        stream: LogStream,
+        attempt: Option<u32>,
+    ) -> Result<LogReader, DaemonError> {
+        self.log_body(run, task, stream, attempt, true).await
+    }
+
+    async fn log_body(
+        &self,
+        run: &str,
+        task: &str,
+        stream: LogStream,
+        attempt: Option<u32>,
+        follow: bool,
+    ) -> Result<LogReader, DaemonError> {
         let attempt = attempt.map(|a| format!("&attempt={a}")).unwrap_or_default();
+        let follow = if follow { "&follow=1" } else { "" };
         let path = format!(
-            "/v1/runs/{}/logs/{}?stream={}{attempt}",
+            "/v1/runs/{}/logs/{}?stream={}{attempt}{follow}",
             escape(run),
             escape(task),
             stream.as_str()

@@ -33,6 +33,7 @@ pub mod api;
 mod auth;
 mod client;
 mod error;
+pub mod follow;
 mod lock;
 mod paths;
 pub mod query;

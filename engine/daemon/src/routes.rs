@@ -187,10 +187,11 @@ async fn tasks(
     }
 }
 
-/// `?stream=stdout|stderr&attempt=N`, both optional.
-fn log_query(raw: Option<&str>) -> Result<(Option<LogStream>, Option<u32>), String> {
+/// `?stream=stdout|stderr&attempt=N&follow=1`, all optional.
+fn log_query(raw: Option<&str>) -> Result<(Option<LogStream>, Option<u32>, bool), String> {
     let mut stream = None;
     let mut attempt = None;
+    let mut follow = false;
     for pair in raw.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         match key {
@@ -207,24 +208,32 @@ fn log_query(raw: Option<&str>) -> Result<(Option<LogStream>, Option<u32>), Stri
                         .map_err(|_| format!("attempt={value}: expected a number"))?,
                 );
             }
+            "follow" => {
+                follow = match value {
+                    "1" | "true" => true,
+                    "0" | "false" => false,
+                    _ => return Err(format!("follow={value}: expected 1 or 0")),
+                };
+            }
             _ => {
                 return Err(format!(
-                    "unknown query parameter `{key}`: expected stream or attempt"
+                    "unknown query parameter `{key}`: expected stream, attempt or follow"
                 ));
             }
         }
     }
-    Ok((stream, attempt))
+    Ok((stream, attempt, follow))
 }
 
 /// Without `stream=`: where the task's logs are ([`crate::api::TaskLogs`]).
-/// With it: that file's bytes, as they are now.
+/// With it: that file's bytes, as they are now; with `follow=1` too, as
+/// they are written, until the attempt ends ([`crate::follow`]).
 async fn logs(
     State(app): State<App>,
     Path((id, task)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let (stream, attempt) = match log_query(raw.as_deref()) {
+    let (stream, attempt, follow) = match log_query(raw.as_deref()) {
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
@@ -241,6 +250,9 @@ async fn logs(
         return Json(found).into_response();
     };
     let path = found.path(stream).to_owned();
+    if follow {
+        return follow_log(app, found, path);
+    }
     let mut file = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
         // The attempt ran and wrote nothing to this stream.
@@ -271,6 +283,34 @@ async fn logs(
                     return;
                 }
             }
+        }
+    });
+    log_body(Body::from_stream(
+        tokio_stream::wrappers::ReceiverStream::new(rx),
+    ))
+}
+
+/// The body of a followed log: its bytes as they are written, ending when
+/// the attempt has ended.
+fn follow_log(app: App, found: crate::api::TaskLogs, path: String) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::spawn(async move {
+        let over = || {
+            let (app, found) = (app.clone(), found.clone());
+            async move {
+                read(&app, move |store| {
+                    crate::follow::attempt_over(store, &found.run_id, &found.task, found.attempt)
+                })
+                .await
+                .map_or(true, |r| r.unwrap_or(true))
+            }
+        };
+        let emit = |chunk: Vec<u8>| {
+            let tx = tx.clone();
+            async move { tx.send(Ok(Bytes::from(chunk))).await.is_ok() }
+        };
+        if let Err(e) = crate::follow::follow(std::path::Path::new(&path), over, emit).await {
+            let _ = tx.send(Err(e)).await;
         }
     });
     log_body(Body::from_stream(
@@ -469,12 +509,21 @@ mod tests {
 
     #[test]
     fn log_queries_parse_or_say_what_is_wrong() {
-        assert_eq!(log_query(None), Ok((None, None)));
+        assert_eq!(log_query(None), Ok((None, None, false)));
         assert_eq!(
             log_query(Some("stream=stderr&attempt=2")),
-            Ok((Some(LogStream::Stderr), Some(2)))
+            Ok((Some(LogStream::Stderr), Some(2), false))
         );
-        assert_eq!(log_query(Some("attempt=1")), Ok((None, Some(1))));
+        assert_eq!(log_query(Some("attempt=1")), Ok((None, Some(1), false)));
+        assert_eq!(
+            log_query(Some("stream=stdout&follow=1")),
+            Ok((Some(LogStream::Stdout), None, true))
+        );
+        assert!(
+            log_query(Some("follow=yes"))
+                .unwrap_err()
+                .contains("1 or 0")
+        );
         assert!(
             log_query(Some("stream=both"))
                 .unwrap_err()

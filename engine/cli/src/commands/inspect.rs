@@ -193,6 +193,76 @@ impl Reader {
         }
     }
 
+    /// Prints what the attempt of `logs` writes to `streams` as it is
+    /// written (standard output to stdout, standard error to stderr), from
+    /// the start of each file, until the attempt has ended.
+    fn follow_logs(
+        &self,
+        out: &Output,
+        logs: &TaskLogs,
+        streams: &[LogStream],
+    ) -> Result<(), Failure> {
+        let print = |stream: LogStream, bytes: &[u8]| match stream {
+            LogStream::Stdout => out.print_bytes(bytes),
+            LogStream::Stderr => {
+                use std::io::Write as _;
+                let mut err = std::io::stderr().lock();
+                let _ = err.write_all(bytes);
+                let _ = err.flush();
+            }
+        };
+        match &self.source {
+            Source::Daemon { client, rt } => rt.block_on(async {
+                let one = |stream: LogStream| async move {
+                    let mut reader = client
+                        .follow_log(&logs.run_id, &logs.task, stream, Some(logs.attempt))
+                        .await?;
+                    while let Some(bytes) = reader.next().await? {
+                        print(stream, &bytes);
+                    }
+                    Ok::<(), DaemonError>(())
+                };
+                let all = futures_util::future::join_all(streams.iter().map(|&s| one(s))).await;
+                all.into_iter()
+                    .collect::<Result<(), _>>()
+                    .map_err(|e| Self::daemon_failure(out, e))
+            }),
+            Source::Store(store) => {
+                let rt = runtime(out).map_err(Failure::Reported)?;
+                rt.block_on(async {
+                    let one = |stream: LogStream| async move {
+                        let over = || async {
+                            twinflow_daemon::follow::attempt_over(
+                                store,
+                                &logs.run_id,
+                                &logs.task,
+                                logs.attempt,
+                            )
+                            .unwrap_or(true)
+                        };
+                        let emit = |bytes: Vec<u8>| {
+                            print(stream, &bytes);
+                            async { true }
+                        };
+                        let path = std::path::Path::new(logs.path(stream));
+                        twinflow_daemon::follow::follow(path, over, emit)
+                            .await
+                            .map_err(|e| {
+                                Failure::NotFound(NotFound::Log {
+                                    path: logs.path(stream).to_owned(),
+                                    reason: e.to_string(),
+                                })
+                            })
+                    };
+                    futures_util::future::join_all(streams.iter().map(|&s| one(s)))
+                        .await
+                        .into_iter()
+                        .collect::<Result<(), _>>()
+                })
+            }
+        }
+    }
+
     /// Reports a failure; its exit code. `asked` is the run the user named.
     pub(super) fn report(&self, out: &Output, failure: Failure, asked: Option<&str>) -> u8 {
         let nf = match failure {
@@ -285,15 +355,29 @@ pub(crate) fn runs(out: &Output, state: &StateArgs, daemon: &DaemonArgs, json: b
     exit::SUCCESS
 }
 
+/// What `twinflow logs` was asked for.
+#[derive(Debug)]
+pub(crate) struct LogsArgs<'a> {
+    pub run: &'a str,
+    pub task: &'a str,
+    pub attempt: Option<u32>,
+    pub stream: Option<Stream>,
+    pub follow: bool,
+}
+
 pub(crate) fn logs(
     out: &Output,
     state: &StateArgs,
     daemon: &DaemonArgs,
-    run: &str,
-    task: &str,
-    attempt: Option<u32>,
-    stream: Option<Stream>,
+    asked: &LogsArgs<'_>,
 ) -> u8 {
+    let LogsArgs {
+        run,
+        task,
+        attempt,
+        stream,
+        follow,
+    } = *asked;
     let reader = match reader(out, state, daemon) {
         Ok(r) => r,
         Err(code) => return code,
@@ -314,6 +398,16 @@ pub(crate) fn logs(
         Stream::Stdout => LogStream::Stdout,
         Stream::Stderr => LogStream::Stderr,
     });
+    if follow {
+        let streams = match wanted {
+            Some(one) => vec![one],
+            None => vec![LogStream::Stdout, LogStream::Stderr],
+        };
+        return match reader.follow_logs(out, &logs, &streams) {
+            Ok(()) => exit::SUCCESS,
+            Err(f) => reader.report(out, f, Some(run)),
+        };
+    }
     let mut copied = 0;
     for which in [LogStream::Stdout, LogStream::Stderr] {
         if wanted.is_some_and(|w| w != which) {

@@ -14,7 +14,7 @@ pub(crate) use control::act;
 pub(crate) use daemon::{cancel, daemon, submit, watch};
 pub(crate) use export::{provenance, report};
 pub(crate) use graph::graph;
-pub(crate) use inspect::{logs, runs};
+pub(crate) use inspect::{LogsArgs, logs, runs};
 pub(crate) use plan::plan;
 pub(crate) use run::run;
 pub(crate) use status::status;
