@@ -61,7 +61,11 @@ fn check_status(state: &Path, run: &str) {
     assert!(v.get("tasks").is_none(), "{v}");
 
     // `--json` holds 100 tasks unless told, and says where to go on.
-    assert_eq!(tasks(state, run).len(), 100);
+    assert_eq!(
+        tasks(state, run).len(),
+        123,
+        "with --limit 10000: every task"
+    );
     let v = json(&twinflow(state, &["status", run, "--json"]));
     assert_eq!(v["tasks"].as_array().map(Vec::len), Some(100));
     let next = v["next_after"].as_u64().expect("more follow");

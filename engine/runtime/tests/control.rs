@@ -2,36 +2,17 @@
 //! kill with the local executor, each journalled in the state store.
 #![expect(
     clippy::unwrap_used,
-    clippy::panic,
     reason = "test helpers fail the test with a message"
 )]
 
 use std::time::Duration;
-use twinflow_engine::{
-    ActionKind, Actor, ControlError, OperatorAction, Outcome, RunEvent, RunOptions, StateStore,
-};
-use twinflow_workflow::CompileOptions;
+use twinflow_engine::{ActionKind, Actor, ControlError, Outcome, RunEvent, RunOptions, StateStore};
 
 #[expect(dead_code, reason = "the fixture's other helpers serve other tests")]
 mod common;
 use common::Fixture;
-
-fn plan(yaml: &str, run_id: &str) -> twinflow_core::Plan {
-    let options = CompileOptions {
-        run_id: run_id.to_owned(),
-        ..CompileOptions::default()
-    };
-    twinflow_workflow::compile_str("control.yaml", yaml, &options)
-        .unwrap_or_else(|e| panic!("{}", e.render(false)))
-}
-
-fn action(kind: ActionKind, selectors: &[&str]) -> OperatorAction {
-    OperatorAction {
-        kind,
-        selectors: selectors.iter().map(|s| (*s).to_owned()).collect(),
-        by: Actor::current(),
-    }
-}
+mod control_support;
+use control_support::{action, plan};
 
 const HOLD: &str = "
 version: 1

@@ -4,35 +4,16 @@
 //! run again.
 #![expect(
     clippy::unwrap_used,
-    clippy::panic,
     reason = "test helpers fail the test with a message"
 )]
 
-use twinflow_engine::{
-    ActionKind, Actor, OperatorAction, Outcome, RunEvent, RunHandle, RunOptions, StateStore,
-};
-use twinflow_workflow::CompileOptions;
+use twinflow_engine::{ActionKind, Outcome, RunEvent, RunHandle, RunOptions, StateStore};
 
 #[expect(dead_code, reason = "the fixture's other helpers serve other tests")]
 mod common;
 use common::Fixture;
-
-fn plan(yaml: &str, run_id: &str) -> twinflow_core::Plan {
-    let options = CompileOptions {
-        run_id: run_id.to_owned(),
-        ..CompileOptions::default()
-    };
-    twinflow_workflow::compile_str("rerun.yaml", yaml, &options)
-        .unwrap_or_else(|e| panic!("{}", e.render(false)))
-}
-
-fn action(kind: ActionKind, selectors: &[&str]) -> OperatorAction {
-    OperatorAction {
-        kind,
-        selectors: selectors.iter().map(|s| (*s).to_owned()).collect(),
-        by: Actor::current(),
-    }
-}
+mod control_support;
+use control_support::{action, plan};
 
 /// `make` counts its runs in `counter` and writes the count as its output;
 /// `use` appends what it was given to `log` (after `pause` seconds);
