@@ -90,6 +90,44 @@ fn a_held_step_waits_across_a_daemon_sigkill_until_released() {
         "{}",
         text(&o.stderr)
     );
+    // The actions are in the provenance crate (who, when, on which tasks)
+    // and in the report.
+    let crate_dir = dir.path().join("crate");
+    let o = twinflow(
+        &state,
+        &[
+            "provenance",
+            &run,
+            "--out",
+            crate_dir.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let meta = std::fs::read(crate_dir.join("ro-crate-metadata.json")).expect("crate");
+    let meta: serde_json::Value = serde_json::from_slice(&meta).expect("crate JSON");
+    let actions: Vec<&serde_json::Value> = meta["@graph"]
+        .as_array()
+        .expect("graph")
+        .iter()
+        .filter(|e| e["@type"] == "UpdateAction")
+        .collect();
+    let names: Vec<&str> = actions.iter().filter_map(|a| a["name"].as_str()).collect();
+    assert_eq!(names, ["hold", "hold", "release"], "{actions:?}");
+    let release = actions[2];
+    assert_eq!(
+        release["object"].as_array().map(Vec::len),
+        Some(3),
+        "{release}"
+    );
+    assert!(release["startTime"].is_string() && release["agent"]["@id"].is_string());
+    let page = dir.path().join("report.html");
+    let o = twinflow(
+        &state,
+        &["report", &run, "--out", page.to_str().expect("utf-8")],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let html = std::fs::read_to_string(&page).expect("report");
+    assert!(html.contains("Operator actions <span class=\"count\">3</span>"));
     let _ = second.kill();
     let _ = second.wait();
 }

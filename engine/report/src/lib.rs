@@ -15,6 +15,7 @@
 
 mod html;
 mod model;
+mod operator;
 mod provenance;
 mod record;
 mod sink;

@@ -632,6 +632,9 @@ impl<'a> Builder<'a> {
         graph.push(run);
         graph.push(organize);
         graph.extend(entities);
+        graph.extend(crate::operator::entities(&self.record.actions, |name| {
+            format!("#task/{}", iri_safe(name))
+        }));
         graph.extend(file_entities);
         graph.append(&mut self.collections);
         for (rel, script) in &self.scripts {

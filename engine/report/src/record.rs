@@ -23,6 +23,8 @@ pub struct RunRecord {
     /// The images its steps ran in, with the digests their executors
     /// resolved (empty for a run without containers).
     pub images: Vec<RunImage>,
+    /// The operator actions journalled on it, in order.
+    pub actions: Vec<twinflow_engine::ActionRecord>,
 }
 
 impl RunRecord {
@@ -55,6 +57,7 @@ impl RunRecord {
         }
         let span = store.run_span(&run.id)?;
         let images = store.run_images(&run.id)?;
+        let actions = store.actions(&run.id)?;
         Ok(Self {
             run,
             plan,
@@ -62,6 +65,7 @@ impl RunRecord {
             artefacts,
             span,
             images,
+            actions,
         })
     }
 

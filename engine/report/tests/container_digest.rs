@@ -38,6 +38,7 @@ fn the_container_image_of_a_step_carries_its_resolved_digest() {
             runtime: "podman".into(),
             digest: format!("sha256:{hex}"),
         }],
+        actions: Vec::new(),
     };
     let out = dir.path().join("crate");
     write_provenance(&record, &out, &CrateOptions::default()).unwrap();

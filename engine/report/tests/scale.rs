@@ -79,6 +79,7 @@ fn record(tasks_a: usize, tasks_b: usize) -> RunRecord {
         artefacts,
         span: Some((t0, t0 + 100_000)),
         images: Vec::new(),
+        actions: Vec::new(),
     }
 }
 

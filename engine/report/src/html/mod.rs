@@ -143,6 +143,7 @@ pub(crate) fn render(record: &RunRecord, options: &ReportOptions) -> String {
     steps_table(&mut h, record, &stats);
     failures(&mut h, record, options);
     sources::section(&mut h, record);
+    h.push_str(&crate::operator::section(&record.actions, esc));
     artefacts(&mut h, record, &stats, options);
 
     let _ = write!(
