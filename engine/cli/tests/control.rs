@@ -6,19 +6,11 @@
 //! in order.
 
 mod common;
+mod control_support;
 
-use common::{daemon, tasks, text, twinflow, wait_until};
+use common::{daemon, text, twinflow, wait_until};
+use control_support::{LIMIT, state_of};
 use std::time::Duration;
-
-const LIMIT: Duration = Duration::from_secs(60);
-
-fn state_of(state: &std::path::Path, run: &str, prefix: &str) -> Vec<String> {
-    tasks(state, run)
-        .into_iter()
-        .filter(|(n, _, _)| n.starts_with(prefix))
-        .map(|(_, s, _)| s)
-        .collect()
-}
 
 #[test]
 fn a_held_step_waits_across_a_daemon_sigkill_until_released() {

@@ -4,19 +4,10 @@
 //! run is refused with what to do instead (exit 2).
 
 mod common;
+mod control_support;
 
-use common::{daemon, tasks, text, twinflow, wait_until};
-use std::time::Duration;
-
-const LIMIT: Duration = Duration::from_secs(60);
-
-fn state_of(state: &std::path::Path, run: &str, prefix: &str) -> Vec<String> {
-    tasks(state, run)
-        .into_iter()
-        .filter(|(n, _, _)| n.starts_with(prefix))
-        .map(|(_, s, _)| s)
-        .collect()
-}
+use common::{daemon, text, twinflow, wait_until};
+use control_support::{LIMIT, state_of};
 
 #[test]
 fn a_rerun_runs_a_finished_task_and_its_dependents_again_on_a_live_run() {
