@@ -799,6 +799,28 @@ fn every_rank_of_a_task_counts_its_cpus() {
     assert_eq!(launched(&sc.handle(ok(0), 1)), [(2, 0)]);
 }
 
+/// An operator action on `tasks` (the operator and rerun tests).
+fn op(op: Operator, tasks: &[u32]) -> Event {
+    Event::Operator {
+        op,
+        tasks: tasks.iter().map(|&t| TaskId(t)).collect(),
+    }
+}
+
+/// 0 -> 1 -> 2, and an independent 3 (the operator and rerun tests).
+fn chain_and_one() -> Plan {
+    plan(
+        &[s(3), s(1)],
+        &|t| match t {
+            1 => vec![0],
+            2 => vec![1],
+            _ => vec![],
+        },
+        1,
+        None,
+    )
+}
+
 mod groups;
 mod operator;
 mod rerun;

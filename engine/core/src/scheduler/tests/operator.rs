@@ -2,33 +2,12 @@
 
 use super::*;
 
-fn op(op: Operator, tasks: &[u32]) -> Event {
-    Event::Operator {
-        op,
-        tasks: tasks.iter().map(|&t| TaskId(t)).collect(),
-    }
-}
-
 fn killed(t: u32) -> Event {
     Event::Finished {
         task: TaskId(t),
         attempt: 0,
         outcome: Outcome::Killed,
     }
-}
-
-/// 0 -> 1 -> 2, and an independent 3.
-fn chain_and_one() -> Plan {
-    plan(
-        &[s(3), s(1)],
-        &|t| match t {
-            1 => vec![0],
-            2 => vec![1],
-            _ => vec![],
-        },
-        1,
-        None,
-    )
 }
 
 #[test]

@@ -3,10 +3,7 @@
 use super::*;
 
 fn rerun(tasks: &[u32], downstream: bool) -> Event {
-    Event::Operator {
-        op: Operator::Rerun { downstream },
-        tasks: tasks.iter().map(|&t| TaskId(t)).collect(),
-    }
+    op(Operator::Rerun { downstream }, tasks)
 }
 
 fn done(t: u32, attempt: u32) -> Event {
@@ -25,20 +22,6 @@ fn resets(actions: &[Action]) -> Vec<(u32, TaskState)> {
             _ => None,
         })
         .collect()
-}
-
-/// 0 -> 1 -> 2, and an independent 3.
-fn chain_and_one() -> Plan {
-    plan(
-        &[s(3), s(1)],
-        &|t| match t {
-            1 => vec![0],
-            2 => vec![1],
-            _ => vec![],
-        },
-        1,
-        None,
-    )
 }
 
 #[test]
