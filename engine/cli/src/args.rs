@@ -150,10 +150,18 @@ pub(crate) enum Command {
     },
     /// Hand a workflow to the daemon and return: prints the run id.
     Submit(SubmitArgs),
-    /// Follow a run the daemon carries until it ends (exit code as `run`).
+    /// Follow a run the daemon carries until it ends (exit code as `run`);
+    /// with selectors, follow those tasks (their states and output) until
+    /// they end.
     Watch {
         /// Run id, a unique prefix of one, or `latest`.
         run: String,
+        /// Task names, step names, or globs over task names (`*`, `?`;
+        /// quote them): follow only these tasks, printing their state
+        /// changes and their output, until every one has ended (exit 0
+        /// when all succeeded, 1 otherwise).
+        #[arg(value_name = "SELECTOR")]
+        selectors: Vec<String>,
         #[command(flatten)]
         state: StateArgs,
         #[command(flatten)]

@@ -85,9 +85,19 @@ fn main() -> ExitCode {
         Command::Submit(args) => commands::submit(&out, &args),
         Command::Watch {
             run,
+            selectors,
             state,
             daemon,
             json,
+        } if !selectors.is_empty() => {
+            commands::watch_tasks(&out, &state, &daemon, &run, &selectors, json)
+        }
+        Command::Watch {
+            run,
+            state,
+            daemon,
+            json,
+            ..
         } => commands::watch(&out, &state, &daemon, &run, json),
         Command::Cancel { run, state, daemon } => commands::cancel(&out, &state, &daemon, &run),
         Command::Hold(a) => act(&out, a, twinflow_engine::ActionKind::Hold),

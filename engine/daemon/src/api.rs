@@ -251,6 +251,15 @@ pub struct ActionRequest {
     pub selectors: Vec<String>,
 }
 
+/// The body of `POST /v1/runs/{id}/select` (answered with a
+/// [`twinflow_engine::Selection`]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SelectRequest {
+    /// Task names, step names or globs over task names.
+    pub selectors: Vec<String>,
+}
+
 /// How many failed and awaiting tasks a [`StatusSummary`] names.
 pub const SUMMARY_TASKS: usize = 10;
 

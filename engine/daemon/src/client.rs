@@ -434,6 +434,29 @@ impl Client {
         .await
     }
 
+    /// The tasks `selectors` name (task names, step names, globs over task
+    /// names, as [`Client::act`] resolves them) and where each one is now
+    /// (`POST /v1/runs/{id}/select`): a live run's scheduler answers, with
+    /// waiting and held tasks; a run that is not live answers from the
+    /// state store ([`twinflow_engine::Selection::live`] is false). A
+    /// selector that matches nothing is refused with status 400.
+    pub async fn select(
+        &self,
+        run: &str,
+        selectors: &[String],
+    ) -> Result<twinflow_engine::Selection, DaemonError> {
+        let body = serde_json::to_vec(&crate::api::SelectRequest {
+            selectors: selectors.to_vec(),
+        })
+        .map_err(|e| DaemonError::Protocol(e.to_string()))?;
+        self.call(
+            Method::POST,
+            &format!("/v1/runs/{}/select", escape(run)),
+            Some(body),
+        )
+        .await
+    }
+
     /// The events of a run the daemon carries (by id, unique id prefix, or
     /// `latest`), from now on (with its `run-started` event first); of a
     /// run that ended, its `run-finished` event alone.

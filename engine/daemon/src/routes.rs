@@ -4,7 +4,8 @@
 //! connection, and no other could read it.
 
 use crate::api::{
-    ActionRequest, ErrorBody, LogStream, NotFound, Ping, SubmitRequest, Submitted, TaskQuery,
+    ActionRequest, ErrorBody, LogStream, NotFound, Ping, SelectRequest, SubmitRequest, Submitted,
+    TaskQuery,
 };
 use crate::query::{self, QueryError};
 use crate::resume;
@@ -43,6 +44,7 @@ pub(crate) fn router() -> Router<App> {
         .route("/v1/runs/{id}/tasks", get(tasks))
         .route("/v1/runs/{id}/cancel", post(cancel))
         .route("/v1/runs/{id}/actions", post(act))
+        .route("/v1/runs/{id}/select", post(select))
         .route("/v1/runs/{id}/events", get(events))
         .route("/v1/runs/{id}/logs/{task}", get(logs))
         .route("/v1/shutdown", post(stop_daemon))
@@ -403,6 +405,43 @@ async fn act(
         Err(e @ twinflow_engine::ControlError::NotLive(_)) => {
             error(StatusCode::NOT_FOUND, e.to_string())
         }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// The tasks selectors name and where each one is: asked of the live run
+/// (its scheduler's view, waiting tasks too), else read from the store.
+async fn select(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    Json(request): Json<SelectRequest>,
+) -> Response {
+    let id = match resolve(&app, id).await {
+        Ok(run) => run.id,
+        Err(response) => return response,
+    };
+    let answer = match app.runs.controller(&id) {
+        Some(controller) => match controller.select(request.selectors.clone()).await {
+            Err(twinflow_engine::ControlError::NotLive(_)) => None,
+            answer => Some(answer),
+        },
+        None => None,
+    };
+    let answer = match answer {
+        Some(answer) => answer,
+        None => match read(&app, move |store| {
+            store.select_recorded(&id, &request.selectors)
+        })
+        .await
+        {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            Err(response) => return response,
+        },
+    };
+    match answer {
+        Ok(selection) => Json(selection).into_response(),
+        Err(e) if e.is_bad_request() => error(StatusCode::BAD_REQUEST, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

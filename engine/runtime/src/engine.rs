@@ -573,6 +573,22 @@ impl Controller {
         }
         answer.await.unwrap_or_else(|_| Err(not_live()))
     }
+
+    /// The tasks `selectors` name (as [`Controller::act`] resolves them)
+    /// and where each one is now. Refused when a selector matches nothing,
+    /// or when the run is no longer live.
+    pub async fn select(
+        &self,
+        selectors: Vec<String>,
+    ) -> Result<crate::selection::Selection, ControlError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let request = crate::dispatch::select::SelectRequest { selectors, reply };
+        let not_live = || ControlError::NotLive(self.run_id.clone());
+        if self.tx.send(Msg::Select(request)).is_err() {
+            return Err(not_live());
+        }
+        answer.await.unwrap_or_else(|_| Err(not_live()))
+    }
 }
 
 /// A submitted run: its events as they happen, and its outcome.

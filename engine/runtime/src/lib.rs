@@ -67,6 +67,7 @@ mod hooks;
 mod host;
 mod journal;
 mod layout;
+mod selection;
 mod settings;
 mod state;
 
@@ -80,6 +81,7 @@ pub use engine::{
 pub use event::{EVENTS_FORMAT, Outcome, RunEvent, RunSummary, StepSize};
 pub use hooks::payload::HOOK_EVENT_FORMAT;
 pub use layout::{TaskPaths, run_dir, task_paths};
+pub use selection::{LiveState, SelectedTask, Selection, is_glob, sqlite_glob};
 pub use settings::RunSettings;
 pub use state::{
     ArtefactRow, DB_FILE, RunArtefact, RunImage, RunInfo, RunState, StateError, StateStore,

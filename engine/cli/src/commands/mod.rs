@@ -9,6 +9,7 @@ mod plan;
 mod run;
 mod status;
 mod validate;
+mod watch_tasks;
 
 pub(crate) use control::act;
 pub(crate) use daemon::{cancel, daemon, submit, watch};
@@ -19,6 +20,7 @@ pub(crate) use plan::plan;
 pub(crate) use run::run;
 pub(crate) use status::status;
 pub(crate) use validate::validate;
+pub(crate) use watch_tasks::watch_tasks;
 
 /// `twinflow worker MANIFEST`: exit 0 once every task of the pack ended
 /// (their outcomes are in their status files), 2 on an unreadable manifest.

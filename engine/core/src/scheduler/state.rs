@@ -12,8 +12,10 @@ use crate::{Plan, TaskId};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 
-/// Where a task is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a task is in its life (as `twinflow watch` and the daemon's
+/// `select` route report it, in kebab-case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum TaskState {
     /// Some dependency has not succeeded yet.
     Waiting,
@@ -34,6 +36,20 @@ pub enum TaskState {
 }
 
 impl TaskState {
+    /// The lowercase name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Waiting => "waiting",
+            Self::Ready => "ready",
+            Self::Running => "running",
+            Self::RetryWait => "retry-wait",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
     /// True once the task will not change any more.
     pub fn is_terminal(self) -> bool {
         matches!(

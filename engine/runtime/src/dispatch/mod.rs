@@ -26,6 +26,7 @@ pub(crate) mod control;
 mod groups;
 mod prepare;
 mod rerun;
+pub(crate) mod select;
 mod stall;
 
 /// What reaches the loop.
@@ -47,6 +48,8 @@ pub(crate) enum Msg {
     Cancel,
     /// An operator acts on some tasks (see `control`).
     Control(control::ControlRequest),
+    /// Someone asks where some tasks are (see `select`).
+    Select(select::SelectRequest),
 }
 
 /// The [`twinflow_core::UpdateSink`] of a run: its loop's channel.
@@ -408,6 +411,7 @@ impl Dispatch {
         match msg {
             Msg::Cancel => self.pending.push(Event::Cancel),
             Msg::Control(request) => self.on_control(request),
+            Msg::Select(request) => self.on_select(request),
             Msg::Prepared { key, result } => self.on_prepared(key, result),
             Msg::Sealed { key, result } => {
                 let Some(attempt) = self.attempt_of(key) else {

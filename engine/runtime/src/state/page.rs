@@ -3,6 +3,8 @@
 //! run's size (keyset paging on the task id, never `OFFSET`).
 
 use super::{StateError, StateStore, TaskRow, TaskState};
+use crate::control::ControlError;
+use crate::selection::{SelectedTask, Selection};
 use rusqlite::types::Value;
 use serde::{Deserialize, Serialize};
 
@@ -13,8 +15,9 @@ pub struct TaskFilter {
     pub step: Option<u32>,
     /// Only tasks in one of these states (none: any state).
     pub states: Vec<TaskState>,
-    /// Only tasks whose name matches this glob (SQLite `GLOB`: `*`, `?`,
-    /// `[...]`, case-sensitive).
+    /// Only tasks whose name matches this glob: `*` any run of characters,
+    /// `?` one, everything else literal (`[` and `]` too), case-sensitive;
+    /// the glob of operator selectors ([`crate::sqlite_glob`]).
     pub name: Option<String>,
 }
 
@@ -76,7 +79,7 @@ impl StateStore {
                 tail.push_str(&format!(" AND state = ?{}", args.len()));
             }
             if let Some(glob) = &filter.name {
-                args.push(Value::Text(glob.clone()));
+                args.push(Value::Text(crate::sqlite_glob(glob)));
                 tail.push_str(&format!(" AND name GLOB ?{}", args.len()));
             }
             args.push(Value::Integer(
@@ -89,6 +92,64 @@ impl StateStore {
         let more = rows.len() > limit;
         rows.truncate(limit);
         Ok((rows, more))
+    }
+
+    /// The recorded tasks of `run` that `selectors` name (the rules of
+    /// [`crate::select_tasks`]: a task name, else a step name, else a glob),
+    /// for a run that is not live: tasks never launched have no record and
+    /// are not listed. A selector that names nothing recorded is an error.
+    pub fn select_recorded(
+        &self,
+        run: &str,
+        selectors: &[String],
+    ) -> Result<Result<Selection, ControlError>, StateError> {
+        if selectors.is_empty() {
+            return Ok(Err(ControlError::Empty));
+        }
+        let mut rows: Vec<TaskRow> = Vec::new();
+        for selector in selectors {
+            let mut found = self.task_query(
+                "WHERE run_id = ?1 AND name = ?2",
+                rusqlite::params![run, selector],
+            )?;
+            if found.is_empty()
+                && let Some(step) = self.step_index(run, selector)?
+            {
+                found = self.task_query(
+                    "WHERE run_id = ?1 AND step = ?2",
+                    rusqlite::params![run, step],
+                )?;
+            }
+            if found.is_empty() && crate::is_glob(selector) {
+                found = self.task_query(
+                    "WHERE run_id = ?1 AND name GLOB ?2",
+                    rusqlite::params![run, crate::sqlite_glob(selector)],
+                )?;
+            }
+            if found.is_empty() {
+                return Ok(Err(ControlError::NoMatch {
+                    run: run.to_owned(),
+                    selector: selector.clone(),
+                }));
+            }
+            rows.extend(found);
+        }
+        rows.sort_by_key(|r| r.task);
+        rows.dedup_by_key(|r| r.task);
+        Ok(Ok(Selection {
+            run_id: run.to_owned(),
+            live: false,
+            tasks: rows
+                .into_iter()
+                .map(|r| SelectedTask {
+                    task: r.task,
+                    name: r.name,
+                    state: crate::selection::live_state(r.state),
+                    attempt: r.attempt,
+                    held: false,
+                })
+                .collect(),
+        }))
     }
 
     /// The index of `run`'s step named `name`.
