@@ -110,7 +110,7 @@ fn check_status(state: &Path, run: &str) {
             run,
             "--json",
             "--name",
-            "sim[[]i=11?]",
+            "sim[i=11?]",
             "--limit",
             "3",
         ],
