@@ -233,25 +233,35 @@ pub fn select_tasks(plan: &Plan, selectors: &[String]) -> Result<Vec<TaskId>, Co
     if selectors.is_empty() {
         return Err(ControlError::Empty);
     }
-    let names: Vec<String> = (0..plan.task_count() as u32)
-        .map(|t| plan.task_name(TaskId(t)))
-        .collect();
-    let mut chosen = vec![false; names.len()];
+    let mut chosen = vec![false; plan.task_count()];
     for selector in selectors {
         let mut any = false;
-        if let Some(t) = names.iter().position(|n| n == selector) {
-            chosen[t] = true;
+        if let Some(t) = plan.find_task(selector) {
+            chosen[t.index()] = true;
             any = true;
         } else if let Some(step) = plan.steps.iter().find(|s| &s.name == selector) {
             for t in step.tasks.clone() {
                 chosen[t as usize] = true;
                 any = true;
             }
-        } else if selector.contains(['*', '?']) {
-            for (t, name) in names.iter().enumerate() {
-                if glob_match(selector.as_bytes(), name.as_bytes()) {
-                    chosen[t] = true;
-                    any = true;
+        } else if crate::is_glob(selector) {
+            // A glob whose literal start holds `[` or `@` names its step:
+            // only that step's task names are made and matched.
+            let literal = &selector[..selector.find(['*', '?']).unwrap_or(selector.len())];
+            let steps: Vec<&twinflow_core::StepSpec> = match literal.find(['[', '@']) {
+                Some(end) => plan
+                    .steps
+                    .iter()
+                    .filter(|s| s.name == literal[..end])
+                    .collect(),
+                None => plan.steps.iter().collect(),
+            };
+            for step in steps {
+                for t in step.tasks.clone() {
+                    if glob_match(selector.as_bytes(), plan.task_name(TaskId(t)).as_bytes()) {
+                        chosen[t as usize] = true;
+                        any = true;
+                    }
                 }
             }
         }

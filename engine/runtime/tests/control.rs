@@ -143,3 +143,44 @@ steps:
         summary.failures
     );
 }
+
+#[tokio::test]
+async fn actions_sent_together_are_each_taken_against_the_state_the_one_before_left() {
+    let fx = Fixture::new();
+    let mut run = fx
+        .engine
+        .submit(plan(HOLD, "together-1"), RunOptions::default())
+        .await
+        .unwrap();
+    let control = run.controller();
+    // Sent at once, before the run reads either: the release must find the
+    // task held by the hold before it, and the selection sees both.
+    let (hold, release, held_again, selection) = tokio::join!(
+        control.act(action(ActionKind::Hold, &["late[k=a]"])),
+        control.act(action(ActionKind::Release, &["late[k=a]"])),
+        control.act(action(ActionKind::Hold, &["late[k=b]"])),
+        control.select(vec!["late".to_owned()]),
+    );
+    assert_eq!(hold.unwrap().applied, ["late[k=a]"]);
+    assert_eq!(release.unwrap().applied, ["late[k=a]"]);
+    assert_eq!(held_again.unwrap().applied, ["late[k=b]"]);
+    let held: Vec<(String, bool)> = selection
+        .unwrap()
+        .tasks
+        .into_iter()
+        .map(|t| (t.name, t.held))
+        .collect();
+    assert_eq!(
+        held,
+        [
+            ("late[k=a]".to_owned(), false),
+            ("late[k=b]".to_owned(), true)
+        ]
+    );
+    control
+        .act(action(ActionKind::Release, &["late[k=b]"]))
+        .await
+        .unwrap();
+    while run.next_event().await.is_some() {}
+    assert_eq!(run.wait().await.unwrap().outcome, Outcome::Succeeded);
+}

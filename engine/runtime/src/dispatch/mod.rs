@@ -120,6 +120,9 @@ pub(crate) struct Dispatch {
     grouped: bool,
     summary: RunSummary,
     pending: Vec<Event>,
+    /// Operator requests (actions, selections) that came behind other
+    /// messages: taken once those are applied, in order.
+    operator_requests: std::collections::VecDeque<Msg>,
     /// Operator actions accepted this turn: applied before `pending`.
     control: Vec<Event>,
     /// Why tasks an operator killed ended (`killed by USER (action N)`).
@@ -216,6 +219,7 @@ impl Dispatch {
             group_stopped: HashSet::new(),
             grouped,
             pending: Vec::new(),
+            operator_requests: std::collections::VecDeque::new(),
             control: Vec::new(),
             operator_killed: HashMap::new(),
             rerun_by: String::new(),
@@ -328,16 +332,25 @@ impl Dispatch {
         self.pending.extend(replayed);
         self.pending.push(Event::Start);
         loop {
-            while !self.pending.is_empty() || !self.control.is_empty() {
-                // Operator actions first: a hold that arrives in the same
-                // turn as its task becomes ready keeps it from starting.
-                let mut events = std::mem::take(&mut self.control);
-                events.append(&mut self.pending);
-                for event in events {
-                    let actions = self.scheduler.handle(event, self.now());
-                    if let Some(outcome) = self.act(actions).await? {
-                        return self.finish(outcome);
+            loop {
+                while !self.pending.is_empty() || !self.control.is_empty() {
+                    // Operator actions first: a hold that arrives in the same
+                    // turn as its task becomes ready keeps it from starting.
+                    let mut events = std::mem::take(&mut self.control);
+                    events.append(&mut self.pending);
+                    for event in events {
+                        let actions = self.scheduler.handle(event, self.now());
+                        if let Some(outcome) = self.act(actions).await? {
+                            return self.finish(outcome);
+                        }
                     }
+                }
+                // An operator's request is taken against the state every
+                // message before it left, one at a time: a release right
+                // after a hold finds the task held.
+                match self.operator_requests.pop_front() {
+                    Some(msg) => self.on_message(msg),
+                    None => break,
                 }
             }
             self.stall();
@@ -365,11 +378,11 @@ impl Dispatch {
             let Some(msg) = msg else {
                 return Err(EngineError::Aborted("its channel closed".to_owned()));
             };
-            self.on_message(msg);
-            while let Ok(msg) = self.rx.try_recv() {
-                self.on_message(msg);
-                if self.pending.len() >= 4096 {
-                    break;
+            if self.defer_operator(msg) {
+                while let Ok(msg) = self.rx.try_recv() {
+                    if !self.defer_operator(msg) || self.pending.len() >= 4096 {
+                        break;
+                    }
                 }
             }
             if !self.due.is_empty() {
@@ -405,6 +418,18 @@ impl Dispatch {
             task,
             attempt: self.base[task.index()] + attempt,
         }
+    }
+
+    /// Takes a message in, except an operator's request, which waits for
+    /// every message before it to be applied (the loop's top takes it);
+    /// whether to go on reading messages.
+    fn defer_operator(&mut self, msg: Msg) -> bool {
+        if matches!(msg, Msg::Control(_) | Msg::Select(_)) {
+            self.operator_requests.push_back(msg);
+            return false;
+        }
+        self.on_message(msg);
+        true
     }
 
     fn on_message(&mut self, msg: Msg) {
