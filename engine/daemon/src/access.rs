@@ -21,11 +21,12 @@
 //! The daemon writes it (atomically: a new file renamed over the old) when
 //! it starts listening, keeping the token, and when the token is rotated
 //! (`POST /v1/token/rotate`, on the Unix socket only): from then on only the
-//! new token is accepted.
+//! new token is accepted. [`Client::from_access_file`] and
+//! [`Client::tcp_with_access_file`] build a client from it.
 
 use crate::pin::Fingerprint;
 use crate::routes::error;
-use crate::{DaemonError, token};
+use crate::{Client, DaemonError, token};
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -178,6 +179,43 @@ impl AccessFile {
             let _ = std::fs::remove_file(&new);
             DaemonError::io(path, &e)
         })
+    }
+}
+
+/// The TCP constructors of [`Client`] that read an access file.
+impl Client {
+    /// A client of a daemon's TCP listener (`twinflow daemon start --listen
+    /// ADDR`) as its access file `path` (`<state dir>/daemon/token`, mode
+    /// 0600) describes it: at its `address`, with its token, over HTTPS
+    /// pinned to its `tls-sha256` fingerprint, or over plain HTTP when it
+    /// says `plain-http yes` (and only then).
+    pub fn from_access_file(path: &Path) -> Result<Self, DaemonError> {
+        let access = AccessFile::read(path)?;
+        let addr = access.address.clone().ok_or_else(|| {
+            DaemonError::Token(format!(
+                "the access file {} does not say where the daemon listens (no `address` line; \
+                 restart the daemon to rewrite it, or name the address: `--daemon tcp://HOST:PORT`)",
+                path.display()
+            ))
+        })?;
+        Self::tcp_with_access_file(addr, path)
+    }
+
+    /// A client of the daemon's TCP listener at `addr` (`host:port`, e.g.
+    /// the local end of an SSH tunnel) with the token and the pin (or
+    /// `plain-http`) of its access file `path`.
+    pub fn tcp_with_access_file(addr: impl Into<String>, path: &Path) -> Result<Self, DaemonError> {
+        let access = AccessFile::read(path)?;
+        let addr = addr.into();
+        match access.tls_sha256 {
+            Some(pin) => Ok(Self::tcp_pinned(addr, access.token, pin)),
+            None if access.plain_http => Ok(Self::tcp_plain(addr, access.token)),
+            None => Err(DaemonError::Token(format!(
+                "the access file {} pins no certificate (no `tls-sha256` line, and no `plain-http yes`): \
+                 it was written by a twinflow daemon without tls; restart the daemon to rewrite it",
+                path.display()
+            ))),
+        }
     }
 }
 
