@@ -249,6 +249,13 @@ pub(crate) enum DaemonAction {
         #[command(flatten)]
         state: StateArgs,
     },
+    /// Replace the token of the daemon's TCP listener without a restart:
+    /// the new one is written to its access file, the old one is refused
+    /// from then on (no grace period); runs go on. Through the Unix socket.
+    RotateToken {
+        #[command(flatten)]
+        state: StateArgs,
+    },
     /// Whether a daemon runs, with its pid and runs.
     Status {
         #[command(flatten)]
@@ -265,12 +272,18 @@ pub(crate) struct ServeArgs {
     /// each run also keeps to its own executors' `slots`.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub slots: Option<u32>,
-    /// Also listen on TCP at HOST:PORT (none by default). Every request
-    /// there needs the token in `<state dir>/daemon/token` (made with mode
-    /// 0600; refused if others may read it). No TLS: use a loopback address
-    /// or an SSH tunnel.
+    /// Also listen on TCP at HOST:PORT (none by default), with HTTPS: the
+    /// daemon makes a self-signed certificate on its first start and keeps
+    /// it. Every request there needs the token of the access file
+    /// `<state dir>/daemon/token` (mode 0600; refused if others may read
+    /// it), which also holds the address and the certificate's SHA-256
+    /// fingerprint that clients pin.
     #[arg(long, value_name = "HOST:PORT")]
     pub listen: Option<std::net::SocketAddr>,
+    /// Speak plain HTTP on --listen instead of HTTPS: the token and
+    /// everything else travel in clear (warned at start and in the log).
+    #[arg(long, requires = "listen")]
+    pub listen_plain_http: bool,
 }
 
 /// Which daemon a client command asks.
@@ -281,10 +294,15 @@ pub(crate) struct DaemonArgs {
     /// `status` and `logs` then read the state store when no daemon runs).
     #[arg(long, value_name = "URL")]
     pub daemon: Option<String>,
-    /// The token file of a `tcp://` daemon (default: $TWINFLOW_TOKEN_FILE,
-    /// else `<state dir>/daemon/token`); no one but its owner may read it.
-    #[arg(long, value_name = "FILE")]
-    pub token_file: Option<PathBuf>,
+    /// The access file of a daemon's TCP listener (its `<state
+    /// dir>/daemon/token`, copied from its login node): its token,
+    /// address and certificate pin. Without --daemon, the daemon is asked
+    /// at the file's address (also from $TWINFLOW_ACCESS_FILE); with
+    /// `--daemon tcp://HOST:PORT`, there (default: $TWINFLOW_ACCESS_FILE,
+    /// $TWINFLOW_TOKEN_FILE, else `<state dir>/daemon/token`). No one but
+    /// its owner may read it.
+    #[arg(long, value_name = "FILE", visible_alias = "token-file")]
+    pub access_file: Option<PathBuf>,
 }
 
 /// `twinflow submit`.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use twinflow_core::ExecutorKind;
 use twinflow_daemon::api::NotFound;
 use twinflow_daemon::query::{self, QueryError};
-use twinflow_daemon::{Client, DaemonError, DaemonPaths, read_token_file};
+use twinflow_daemon::{Client, DaemonError, DaemonPaths};
 use twinflow_engine::{Engine, RunInfo, RunSettings, StateStore};
 use twinflow_executor_cloud::{CloudFactory, RunnerBinary};
 use twinflow_executor_local::{LocalFactory, SlotPool, SupervisorBinary};
@@ -145,11 +145,28 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-/// The daemon of `--daemon URL` (else `$TWINFLOW_DAEMON`), else of the state
-/// directory's socket. A bad URL exits 2; an unusable token file 3.
+/// The daemon of `--daemon URL` (else `$TWINFLOW_DAEMON`), else at the
+/// address of `--access-file FILE` (else `$TWINFLOW_ACCESS_FILE`), else of
+/// the state directory's socket. A bad URL exits 2; an unusable access file
+/// 3.
 pub(crate) fn target(out: &Output, state: &StateArgs, args: &DaemonArgs) -> Result<Target, u8> {
     let dir = state_dir(state);
-    let Some(url) = args.daemon.clone().or_else(|| env("TWINFLOW_DAEMON")) else {
+    let access_file = args
+        .access_file
+        .clone()
+        .or_else(|| env("TWINFLOW_ACCESS_FILE").map(PathBuf::from));
+    let url = args.daemon.clone().or_else(|| env("TWINFLOW_DAEMON"));
+    if url.is_none()
+        && let Some(file) = &access_file
+    {
+        let client = Client::from_access_file(file).map_err(|e| failed(out, &e))?;
+        return Ok(Target {
+            place: client.endpoint(),
+            client,
+            explicit: true,
+        });
+    }
+    let Some(url) = url else {
         return Ok(Target {
             client: Client::for_state_dir(&dir),
             explicit: false,
@@ -165,14 +182,13 @@ pub(crate) fn target(out: &Output, state: &StateArgs, args: &DaemonArgs) -> Resu
             out.error(&format!("--daemon {url}: expected tcp://HOST:PORT"));
             return Err(exit::INVALID);
         }
-        let token_file = args
-            .token_file
-            .clone()
+        let access_file = access_file
             .or_else(|| env("TWINFLOW_TOKEN_FILE").map(PathBuf::from))
             .unwrap_or_else(|| DaemonPaths::new(&dir).token);
-        let token = read_token_file(&token_file).map_err(|e| failed(out, &e))?;
+        let client =
+            Client::tcp_with_access_file(addr, &access_file).map_err(|e| failed(out, &e))?;
         return Ok(Target {
-            client: Client::tcp(addr, token),
+            client,
             explicit: true,
             place: format!("tcp://{addr}"),
         });

@@ -275,16 +275,54 @@ fn sigterm_stops_the_daemon_gracefully() {
 }
 
 #[test]
-fn a_listener_beyond_this_machine_is_warned_about_on_the_terminal() {
+fn the_listener_speaks_https_and_plain_http_needs_its_flag_and_a_warning() {
     let dir = tempfile::tempdir().expect("temp dir");
     let state = dir.path().join("state");
+    let access = state.join("daemon/token");
+    let o = twinflow(&state, &["daemon", "start", "--listen-plain-http"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "needs --listen: {}",
+        text(&o.stderr)
+    );
+    // HTTPS by default, also beyond this machine: no warning.
     let o = twinflow(&state, &["daemon", "start", "--listen", "0.0.0.0:0"]);
     let _ = twinflow(&state, &["daemon", "stop"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let err = text(&o.stderr);
+    assert!(err.contains("https, certificate sha-256 "), "{err}");
+    assert!(!err.contains("warning"), "{err}");
+    let file = std::fs::read_to_string(&access).expect("the access file");
+    assert!(file.contains("\ntls-sha256 "), "{file}");
+    // Plain http when asked: warned on the terminal and in the log, and
+    // the access file says so.
+    let o = twinflow(
+        &state,
+        &[
+            "daemon",
+            "start",
+            "--listen",
+            "0.0.0.0:0",
+            "--listen-plain-http",
+        ],
+    );
+    let _ = twinflow(&state, &["daemon", "stop"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
     assert!(
-        err.contains("warning: listening on 0.0.0.0:") && err.contains("without TLS"),
+        err.contains("warning: listening on 0.0.0.0:") && err.contains("with plain http"),
         "{err}"
+    );
+    let log = std::fs::read_to_string(state.join("daemon/daemon.log")).expect("the log");
+    assert!(
+        log.contains("with plain http (--listen-plain-http)"),
+        "{log}"
+    );
+    let file = std::fs::read_to_string(&access).expect("the access file");
+    assert!(
+        file.contains("\nplain-http yes") && !file.contains("tls-sha256"),
+        "{file}"
     );
 }
 

@@ -2,7 +2,8 @@
 //! output either way. The state store is held with exclusive locking (as on
 //! NFS/Lustre: `TWINFLOW_STATE_LOCKING=exclusive`), so while the daemon runs
 //! nothing but it can read the store: the commands must ask it. And the
-//! same over the daemon's TCP listener, with its token.
+//! same over the daemon's TCP listener (HTTPS), with its access file: the
+//! token and the certificate's pin.
 #![expect(
     clippy::expect_used,
     reason = "test helpers fail the test with a message"
@@ -35,6 +36,7 @@ impl Sandbox {
             .env("TWINFLOW_STATE_LOCKING", "exclusive")
             .env_remove("TWINFLOW_DAEMON")
             .env_remove("TWINFLOW_TOKEN_FILE")
+            .env_remove("TWINFLOW_ACCESS_FILE")
             .env("NO_COLOR", "1")
             .current_dir(self.dir.path());
         c
@@ -256,6 +258,22 @@ fn tcp_address(sandbox: &Sandbox) -> String {
         .expect("daemon status shows the tcp address")
 }
 
+/// The access file `token`, copied (mode 0600) to `to` with its first line
+/// (the token) replaced by `token_line`, or as it is.
+fn access_copy(token: &Path, to: &Path, token_line: Option<&str>) -> PathBuf {
+    let text = std::fs::read_to_string(token).expect("read the access file");
+    let text = match token_line {
+        Some(line) => {
+            let rest = text.split_once('\n').map_or("", |(_, rest)| rest);
+            format!("{line}\n{rest}")
+        }
+        None => text,
+    };
+    std::fs::write(to, text).expect("write");
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    to.to_path_buf()
+}
+
 #[test]
 fn over_tcp_the_commands_need_the_token_file() {
     let sandbox = Sandbox::new();
@@ -265,6 +283,11 @@ fn over_tcp_the_commands_need_the_token_file() {
     let _stop = StopOnDrop(&sandbox);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains("tcp:"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("https, certificate sha-256 "),
+        "{}",
+        text(&o.stderr)
+    );
     let addr = tcp_address(&sandbox);
     let url = format!("tcp://{addr}");
     let token: PathBuf = sandbox.state().join("daemon/token");
@@ -294,10 +317,96 @@ fn over_tcp_the_commands_need_the_token_file() {
         .expect("run twinflow");
     assert_eq!(seen(&o), local);
 
+    // From another login node: another state directory, the access file
+    // alone (its address, token and pin), through --access-file or
+    // $TWINFLOW_ACCESS_FILE.
+    let elsewhere = tempfile::tempdir().expect("temp dir");
+    let copy = access_copy(&token, &elsewhere.path().join("access"), None);
+    let remote = |args: &[&str]| {
+        sandbox
+            .command(args)
+            .env("TWINFLOW_STATE_DIR", elsewhere.path().join("state"))
+            .output()
+            .expect("run twinflow")
+    };
+    let o = remote(&[
+        "status",
+        &first,
+        "--access-file",
+        copy.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(seen(&o), local);
+    let o = sandbox
+        .command(&["status", &first])
+        .env("TWINFLOW_STATE_DIR", elsewhere.path().join("state"))
+        .env("TWINFLOW_ACCESS_FILE", &copy)
+        .output()
+        .expect("run twinflow");
+    assert_eq!(seen(&o), local);
+    let o = remote(&[
+        "daemon",
+        "status",
+        "--access-file",
+        copy.to_str().expect("utf-8"),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains(&format!("asked:  tcp://{addr}")),
+        "{}",
+        text(&o.stdout)
+    );
+    // A copy pinning another certificate: refused naming both, exit 3.
+    let pin = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("tls-sha256 "))
+            .expect("a pin")
+            .to_owned()
+    };
+    let real = pin(&std::fs::read_to_string(&token).expect("read"));
+    let other = real.replacen(&real[..2], if &real[..2] == "00" { "11" } else { "00" }, 1);
+    std::fs::write(
+        &copy,
+        std::fs::read_to_string(&token)
+            .expect("read")
+            .replace(&real, &other),
+    )
+    .expect("write");
+    let o = remote(&["runs", "--access-file", copy.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains(&real) && text(&o.stderr).contains(&other),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(o.stdout.is_empty());
+    // A token file of before tls (the token alone): refused, not sent in clear.
+    let first_line = std::fs::read_to_string(&token)
+        .expect("read")
+        .lines()
+        .next()
+        .expect("a token")
+        .to_owned();
+    std::fs::write(&copy, format!("{first_line}\n")).expect("write");
+    let o = sandbox.run(&[
+        "runs",
+        "--daemon",
+        &url,
+        "--token-file",
+        copy.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("pins no certificate"),
+        "{}",
+        text(&o.stderr)
+    );
+
     // A wrong token: refused by the daemon (401), exit 3.
-    let wrong = sandbox.dir.path().join("wrong-token");
-    std::fs::write(&wrong, "not-the-token-not-the-token-not-the-token\n").expect("write");
-    std::fs::set_permissions(&wrong, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let wrong = access_copy(
+        &token,
+        &sandbox.dir.path().join("wrong-token"),
+        Some("not-the-token-not-the-token-not-the-token"),
+    );
     let o = sandbox.run(&[
         "runs",
         "--daemon",
@@ -340,6 +449,57 @@ fn over_tcp_the_commands_need_the_token_file() {
         Path::new(&token).exists(),
         "the token is kept for the next daemon"
     );
+}
+
+#[test]
+fn the_token_is_rotated_from_the_command_line_and_runs_go_on() {
+    let sandbox = Sandbox::new();
+    let o = sandbox.run(&["daemon", "start"]);
+    let _stop = StopOnDrop(&sandbox);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    // No listener, no token to rotate: said, exit 2.
+    let o = sandbox.run(&["daemon", "rotate-token"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("no tcp listener"),
+        "{}",
+        text(&o.stderr)
+    );
+    let _ = sandbox.run(&["daemon", "stop"]);
+    let o = sandbox.run(&["daemon", "start", "--listen", "127.0.0.1:0"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let token = sandbox.state().join("daemon/token");
+    let old = access_copy(&token, &sandbox.dir.path().join("old-access"), None);
+    let old = old.to_str().expect("utf-8");
+    let token = token.to_str().expect("utf-8");
+    std::fs::write(
+        sandbox.dir.path().join("slow.yaml"),
+        "version: 1\nname: slow\nsteps:\n  nap:\n    run: sleep 3; echo rested\n",
+    )
+    .expect("write workflow");
+    let o = sandbox.run(&["submit", "slow.yaml", "--local", "--access-file", old]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let run = text(&o.stdout).trim().to_owned();
+
+    let o = sandbox.run(&["daemon", "rotate-token"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("the old one is refused from now on"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = sandbox.run(&["runs", "--access-file", old]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("wrong token"),
+        "{}",
+        text(&o.stderr)
+    );
+    // The new token works, and the run went on to its end.
+    let o = sandbox.run(&["watch", &run, "--access-file", token]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let o = sandbox.run(&["status", &run, "--access-file", token]);
+    assert!(text(&o.stdout).contains("succeeded"), "{}", text(&o.stdout));
 }
 
 #[test]

@@ -409,6 +409,14 @@ pub struct TaskPage {
     pub next_after: Option<u32>,
 }
 
+/// `POST /v1/token/rotate` (Unix socket only): the TCP listener's token
+/// was replaced; the new one is in the access file, the old one is refused.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenRotated {
+    /// The access file holding the new token.
+    pub access_file: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,16 +1,17 @@
 //! Who may use the daemon: on the Unix socket, only its own user (the
 //! peer's uid, `SO_PEERCRED`); on the optional TCP listener, whoever sends
-//! the token (`Authorization: Bearer <token>`), since TCP carries no uid.
+//! the token (`Authorization: Bearer <token>`) of the access file, since
+//! TCP carries no uid.
 
+use crate::access::Access;
 use crate::routes::error;
-use crate::token;
+use crate::tls::TlsListener;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use tokio::net::UnixListener;
+use tokio::net::{TcpListener, UnixListener};
 
 /// Who is on the other end of a Unix connection.
 #[derive(Debug, Clone, Copy)]
@@ -49,9 +50,25 @@ pub(crate) async fn only_owner(
     next.run(req).await
 }
 
-/// The token a TCP request must carry.
-#[derive(Clone)]
-pub(crate) struct Token(pub(crate) Arc<str>);
+/// Who is on the other end of a TCP connection, with or without TLS.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Remote(SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TcpListener>>
+    for Remote
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TcpListener>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
+    for Remote
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}
 
 /// The credentials of an `Authorization` header of the `Bearer` scheme,
 /// whose name is case-insensitive (RFC 7235 section 2.1: `bearer`,
@@ -63,11 +80,11 @@ fn bearer_credentials(value: &str) -> Option<&str> {
         .then_some(credentials.trim_start())
 }
 
-/// Refuses a TCP request without the token (401), comparing in constant
-/// time.
+/// Refuses a TCP request without the token accepted now (401), comparing
+/// in constant time.
 pub(crate) async fn bearer(
-    State(token): State<Token>,
-    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    State(access): State<Access>,
+    ConnectInfo(Remote(from)): ConnectInfo<Remote>,
     req: Request,
     next: Next,
 ) -> Response {
@@ -77,7 +94,7 @@ pub(crate) async fn bearer(
         .and_then(|v| v.to_str().ok())
         .and_then(bearer_credentials);
     let why = match given {
-        Some(given) if token::matches(given.trim().as_bytes(), token.0.as_bytes()) => {
+        Some(given) if access.accepts(given.trim().as_bytes()) => {
             return next.run(req).await;
         }
         Some(_) => "a wrong token",
@@ -87,7 +104,7 @@ pub(crate) async fn bearer(
     let mut response = error(
         StatusCode::UNAUTHORIZED,
         format!(
-            "this twinflow daemon's tcp listener needs `Authorization: Bearer <token>` with the token of its token file; the request had {why}"
+            "this twinflow daemon's tcp listener needs `Authorization: Bearer <token>` with the token of its access file (`<state dir>/daemon/token`; a rotated token replaces the old one); the request had {why}"
         ),
     );
     response.headers_mut().insert(

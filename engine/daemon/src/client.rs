@@ -1,10 +1,12 @@
 //! [`Client`]: talks to a daemon over its Unix socket, or over its TCP
-//! listener with the token.
+//! listener with the token: HTTPS pinned to the certificate fingerprint of
+//! the access file, or plain HTTP only when asked for by name.
 
 use crate::api::{
     ErrorBody, LogStream, Ping, RunStatus, StatusSummary, SubmitRequest, Submitted, TaskLogs,
     TaskPage, TaskQuery,
 };
+use crate::pin::{self, Fingerprint};
 use crate::{DaemonError, DaemonPaths};
 use http_body_util::{BodyExt as _, Full};
 use hyper::Method;
@@ -42,9 +44,10 @@ use twinflow_engine::RunInfo;
 /// while let Some(chunk) = log.next().await? {
 ///     print!("{}", String::from_utf8_lossy(&chunk));
 /// }
-/// // The same daemon over TCP, if it was started with `--listen`.
-/// let token = twinflow_daemon::read_token_file("/home/me/.local/state/twinflow/daemon/token".as_ref())?;
-/// let remote = Client::tcp("127.0.0.1:7788", token);
+/// // The same daemon over TCP (HTTPS), if it was started with `--listen`,
+/// // from another login node: its access file holds the address, the token
+/// // and the certificate's fingerprint.
+/// let remote = Client::from_access_file("/home/me/.local/state/twinflow/daemon/token".as_ref())?;
 /// println!("{} runs", remote.runs().await?.len());
 /// # Ok(())
 /// # }
@@ -57,7 +60,12 @@ pub struct Client {
 #[derive(Clone)]
 enum Transport {
     Unix(PathBuf),
-    Tcp { addr: String, token: String },
+    Tcp {
+        addr: String,
+        token: String,
+        /// The pinned certificate; `None`: plain HTTP.
+        tls: Option<Fingerprint>,
+    },
 }
 
 impl std::fmt::Debug for Client {
@@ -152,14 +160,29 @@ impl Client {
         Self::new(DaemonPaths::new(state_dir).socket)
     }
 
-    /// A client of a daemon's TCP listener (`twinflow daemon start --listen
-    /// ADDR`) at `addr` (`host:port`), sending `token` with every request
-    /// (the contents of the daemon's token file: [`crate::read_token_file`]).
-    pub fn tcp(addr: impl Into<String>, token: impl Into<String>) -> Self {
+    /// A client of a daemon's HTTPS listener at `addr` (`host:port`),
+    /// sending `token` with every request and accepting only the
+    /// certificate whose SHA-256 fingerprint is `pin`: another one is
+    /// refused ([`DaemonError::Tls`], naming both fingerprints).
+    pub fn tcp_pinned(addr: impl Into<String>, token: impl Into<String>, pin: Fingerprint) -> Self {
         Self {
             transport: Transport::Tcp {
                 addr: addr.into(),
                 token: token.into(),
+                tls: Some(pin),
+            },
+        }
+    }
+
+    /// A client of a daemon's plain-HTTP listener (`twinflow daemon start
+    /// --listen ADDR --listen-plain-http`) at `addr`, sending `token` with
+    /// every request in clear.
+    pub fn tcp_plain(addr: impl Into<String>, token: impl Into<String>) -> Self {
+        Self {
+            transport: Transport::Tcp {
+                addr: addr.into(),
+                token: token.into(),
+                tls: None,
             },
         }
     }
@@ -201,11 +224,14 @@ impl Client {
                         })?;
                 handshake(stream).await
             }
-            Transport::Tcp { addr, .. } => {
+            Transport::Tcp { addr, tls, .. } => {
                 let stream = tokio::net::TcpStream::connect(addr.as_str())
                     .await
                     .map_err(|e| not_running(e.to_string()))?;
-                handshake(stream).await
+                match tls {
+                    Some(pin) => handshake(pin::connect(stream, addr, *pin).await?).await,
+                    None => handshake(stream).await,
+                }
             }
         }
         .map_err(|e| not_running(e.to_string()))
@@ -474,6 +500,15 @@ impl Client {
         })
     }
 
+    /// Replaces the token of the daemon's TCP listener without a restart
+    /// (`POST /v1/token/rotate`; over the Unix socket only, refused over
+    /// TCP): the new one is written to the access file, whose path this
+    /// answers, and from then on only it is accepted. Runs and streams in
+    /// progress go on.
+    pub async fn rotate_token(&self) -> Result<crate::api::TokenRotated, DaemonError> {
+        self.call(Method::POST, "/v1/token/rotate", None).await
+    }
+
     /// Asks the daemon to stop (its runs are taken up by the next one).
     pub async fn shutdown(&self) -> Result<(), DaemonError> {
         let _: serde_json::Value = self.call(Method::POST, "/v1/shutdown", None).await?;
@@ -513,7 +548,7 @@ mod tests {
 
     #[test]
     fn a_client_never_shows_its_token() {
-        let client = super::Client::tcp("127.0.0.1:1", "secret-token-secret-token-secret");
+        let client = super::Client::tcp_plain("127.0.0.1:1", "secret-token-secret-token-secret");
         let shown = format!("{client:?}");
         assert!(!shown.contains("secret"), "{shown}");
         assert!(shown.contains("tcp://127.0.0.1:1"), "{shown}");

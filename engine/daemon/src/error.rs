@@ -53,6 +53,10 @@ pub enum DaemonError {
     /// others, not a token).
     #[error("{0}")]
     Token(String),
+    /// The TLS of the TCP listener failed: no handshake, or a certificate
+    /// other than the pinned one (the message names both fingerprints).
+    #[error("{0}")]
+    Tls(String),
     /// The exchange with the daemon broke.
     #[error("talking to the twinflow daemon failed: {0}")]
     Protocol(String),

@@ -10,8 +10,13 @@
 //! Slurm are re-attached, finished tasks are not run again).
 //!
 //! No TCP listener unless asked for ([`ServeOptions::listen`]); one that is
-//! enabled answers only requests carrying the token of a 0600 file
-//! (`<state dir>/daemon/token`).
+//! enabled speaks HTTPS with a self-signed certificate the daemon makes,
+//! and answers only requests carrying the token of its 0600 access file
+//! (`<state dir>/daemon/token`, [`AccessFile`]), which also holds the
+//! certificate's SHA-256 fingerprint: [`Client::from_access_file`] pins it.
+//! Plain HTTP only when asked for by name ([`ServeOptions::plain_http`]).
+//! The token is rotated without a restart through the socket
+//! (`POST /v1/token/rotate`, [`Client::rotate_token`]).
 //!
 //! - [`serve`] (and [`serve_with`], with a TCP listener) runs the daemon
 //!   until its shutdown future resolves or a client asks it to stop: a
@@ -29,6 +34,7 @@
 //! `GET /v1/runs/{id}/logs/{task}` (where the logs are; with
 //! `?stream=stdout|stderr[&attempt=N]` the file's bytes), `POST /v1/shutdown`.
 
+mod access;
 pub mod api;
 mod auth;
 mod client;
@@ -36,16 +42,21 @@ mod error;
 pub mod follow;
 mod lock;
 mod paths;
+mod pin;
 pub mod query;
 mod resume;
 mod routes;
 mod runs;
 mod server;
+mod tcp;
+mod tls;
 mod token;
 
+pub use access::AccessFile;
 pub use client::{Client, EventStream, LogReader};
 pub use error::DaemonError;
 pub use lock::running_pid;
 pub use paths::DaemonPaths;
+pub use pin::Fingerprint;
 pub use server::{ServeOptions, listen_warning, serve, serve_with};
 pub use token::read_token_file;

@@ -1,6 +1,7 @@
 //! Where a daemon's files are: `<state dir>/daemon/` (mode 0700) holds the
-//! socket, the lock file with the pid, the log, and the token of the
-//! optional TCP listener.
+//! socket, the lock file with the pid, the log, and the access file (token
+//! and certificate fingerprint), certificate and key of the optional TCP
+//! listener.
 
 use crate::DaemonError;
 use std::os::unix::fs::PermissionsExt as _;
@@ -17,8 +18,15 @@ pub struct DaemonPaths {
     pub lock: PathBuf,
     /// Where `twinflow daemon start` sends the daemon's output.
     pub log: PathBuf,
-    /// The token of the TCP listener (mode 0600), when one is enabled.
+    /// The access file of the TCP listener (mode 0600), when one is
+    /// enabled: its token on the first line, then where it listens and the
+    /// fingerprint of its certificate (see [`crate::AccessFile`]).
     pub token: PathBuf,
+    /// The TCP listener's self-signed certificate (PEM), made on its first
+    /// start and kept, so clients keep their pin.
+    pub tls_cert: PathBuf,
+    /// The certificate's private key (PEM, mode 0600).
+    pub tls_key: PathBuf,
 }
 
 /// The longest path a Unix socket address holds (`sun_path`, with its NUL).
@@ -33,6 +41,8 @@ impl DaemonPaths {
             lock: dir.join("daemon.lock"),
             log: dir.join("daemon.log"),
             token: dir.join("token"),
+            tls_cert: dir.join("tls-cert.pem"),
+            tls_key: dir.join("tls-key.pem"),
             dir,
         }
     }

@@ -1,15 +1,15 @@
 //! The daemon's lifecycle: the lock, the Unix socket (and the TCP listener
 //! when asked for), taking up interrupted runs, serving until told to stop.
 
-use crate::auth::{self, Peer, Token};
+use crate::auth::{self, Peer};
 use crate::routes::{self, App};
 use crate::runs::Runs;
-use crate::{DaemonError, DaemonPaths, lock, resume, token};
+use crate::{DaemonError, DaemonPaths, access, lock, resume, tcp};
 use axum::middleware;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt as _;
 use std::sync::Arc;
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::UnixListener;
 use tokio::sync::{Notify, watch};
 use twinflow_engine::Engine;
 
@@ -22,29 +22,46 @@ const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct ServeOptions {
-    /// Also listen on this TCP address (none by default). Every request
-    /// there must carry the token of `<state dir>/daemon/token` (made, mode
-    /// 0600, when missing; refused when others may read it). There is no
-    /// TLS: bind to loopback, or reach it through an SSH tunnel.
+    /// Also listen on this TCP address (none by default), speaking HTTPS
+    /// with the daemon's self-signed certificate (`<state dir>/daemon/
+    /// tls-cert.pem`, made on the first start and kept). Every request there
+    /// must carry the token of the access file `<state dir>/daemon/token`
+    /// (made, mode 0600, when missing; refused when others may read it),
+    /// which also holds the certificate's fingerprint for clients to pin.
     pub listen: Option<SocketAddr>,
+    /// Speak plain HTTP on [`ServeOptions::listen`] instead of HTTPS: the
+    /// token and everything else travel in clear (a warning is logged).
+    pub plain_http: bool,
 }
 
 impl ServeOptions {
-    /// Also listen on `addr` (TCP, with the token).
+    /// Also listen on `addr` (HTTPS over TCP, with the token).
     pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.listen = Some(addr);
         self
     }
+
+    /// Plain HTTP instead of HTTPS on the TCP listener.
+    pub fn plain_http(mut self) -> Self {
+        self.plain_http = true;
+        self
+    }
 }
 
-/// The warning a TCP listener on `addr` deserves: one reachable beyond this
-/// machine (not loopback) sends the token without TLS. The daemon logs it;
-/// `twinflow daemon start` also prints it on the terminal.
-pub fn listen_warning(addr: SocketAddr) -> Option<String> {
-    (!addr.ip().is_loopback()).then(|| {
+/// The warning a TCP listener on `addr` deserves: one speaking plain HTTP
+/// sends the token and everything else in clear. The daemon logs it;
+/// `twinflow daemon start` also prints it on the terminal. An HTTPS
+/// listener deserves none.
+pub fn listen_warning(addr: SocketAddr, plain_http: bool) -> Option<String> {
+    plain_http.then(|| {
+        let beyond = if addr.ip().is_loopback() {
+            ""
+        } else {
+            ", beyond this machine"
+        };
         format!(
-            "listening on {addr}, beyond this machine: the token travels without TLS \
-             (bind to 127.0.0.1 and use an SSH tunnel instead)"
+            "listening on {addr}{beyond} with plain http (--listen-plain-http): the token and \
+             everything else travel without tls (drop --listen-plain-http for https)"
         )
     })
 }
@@ -71,22 +88,10 @@ pub async fn serve_with(
     paths.prepare()?;
     let state_dir = engine.state_dir().display().to_string();
     let _lock = lock::acquire(&paths, &state_dir)?;
-    // The token first: a token file that cannot be used stops the daemon
-    // before anything listens.
+    // The TCP listener before the socket: an access file that cannot be
+    // used stops the daemon before anything listens.
     let tcp = match options.listen {
-        Some(addr) => {
-            let token = token::ensure(&paths.token)?;
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|e| DaemonError::Setup(format!("cannot listen on tcp {addr}: {e}")))?;
-            let bound = listener
-                .local_addr()
-                .map_err(|e| DaemonError::Setup(format!("cannot listen on tcp {addr}: {e}")))?;
-            if let Some(warning) = listen_warning(bound) {
-                tracing::warn!("{warning}");
-            }
-            Some((listener, bound, Token(token.into())))
-        }
+        Some(addr) => Some(tcp::open(&paths, addr, options.plain_http).await?),
         None => None,
     };
     // A socket file left by a dead daemon (we hold the lock, so it is dead).
@@ -98,7 +103,7 @@ pub async fn serve_with(
         engine: engine.clone(),
         runs: Runs::default(),
         stop: Arc::new(Notify::new()),
-        listen: tcp.as_ref().map(|(_, bound, _)| bound.to_string()),
+        listen: tcp.as_ref().map(|tcp| tcp.bound.to_string()),
     };
     resume::take_up_interrupted(&engine, &app.runs).await;
     tracing::info!(
@@ -107,7 +112,7 @@ pub async fn serve_with(
         paths.socket.display(),
         app.listen
             .as_ref()
-            .map(|a| format!(" and tcp {a} (token in {})", paths.token.display()))
+            .map(|a| format!(" and tcp {a} (access file {})", paths.token.display()))
             .unwrap_or_default()
     );
     let (stopping, stopped) = watch::channel(false);
@@ -125,25 +130,19 @@ pub async fn serve_with(
     let on_socket = axum::serve(
         unix,
         routes::router()
+            .merge(access::socket_routes(
+                tcp.as_ref().map(|tcp| tcp.access.clone()),
+            ))
             .layer(middleware::from_fn(auth::only_owner))
             .with_state(app.clone())
             .into_make_service_with_connect_info::<Peer>(),
     )
     .with_graceful_shutdown(until_stopped(stopped.clone()));
     let on_tcp = async {
-        let Some((listener, bound, token)) = tcp else {
+        let Some(tcp) = tcp else {
             return Ok(());
         };
-        axum::serve(
-            listener,
-            routes::router()
-                .layer(middleware::from_fn_with_state(token, auth::bearer))
-                .with_state(app.clone())
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(until_stopped(stopped.clone()))
-        .await
-        .map_err(|e| DaemonError::Setup(format!("tcp {bound}: {e}")))
+        tcp::serve(tcp, app.clone(), until_stopped(stopped.clone())).await
     };
     let serving = async { tokio::join!(on_socket.into_future(), on_tcp) };
     let grace_over = async {

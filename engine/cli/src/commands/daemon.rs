@@ -1,4 +1,4 @@
-//! The daemon's commands: `daemon start|run|stop|status`, and the client
+//! The daemon's commands: `daemon start|run|stop|status|rotate-token`, and the client
 //! commands `submit`, `watch` and `cancel`, which talk to it through
 //! [`twinflow_daemon::Client`].
 
@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use twinflow_daemon::api::SubmitRequest;
 use twinflow_daemon::{
-    Client, DaemonError, DaemonPaths, ServeOptions, listen_warning, running_pid,
+    AccessFile, Client, DaemonError, DaemonPaths, ServeOptions, listen_warning, running_pid,
 };
 use twinflow_engine::{Outcome, RunEvent, StepCounts};
 use twinflow_executor_local::SlotPool;
@@ -29,6 +29,7 @@ pub(crate) fn daemon(out: &Output, action: &DaemonAction) -> u8 {
         } => run(out, state, serve, *detached),
         DaemonAction::Start { state, serve } => start(out, state, serve),
         DaemonAction::Stop { state } => stop(out, state),
+        DaemonAction::RotateToken { state } => rotate_token(out, state),
         DaemonAction::Status { state, daemon } => status(out, state, daemon),
     }
 }
@@ -87,6 +88,9 @@ fn run(out: &Output, state: &StateArgs, serve: &ServeArgs, detached: bool) -> u8
         let mut options = ServeOptions::default();
         if let Some(addr) = serve.listen {
             options = options.listen(addr);
+            if serve.listen_plain_http {
+                options = options.plain_http();
+            }
         }
         twinflow_daemon::serve_with(engine, options, shutdown)
             .await
@@ -143,6 +147,9 @@ fn start(out: &Output, state: &StateArgs, serve: &ServeArgs) -> u8 {
         if let Some(addr) = serve.listen {
             command.arg("--listen").arg(addr.to_string());
         }
+        if serve.listen_plain_http {
+            command.arg("--listen-plain-http");
+        }
         command.stdin(Stdio::null()).stdout(log).stderr(err).spawn()
     });
     let mut child = match spawned {
@@ -164,9 +171,23 @@ fn start(out: &Output, state: &StateArgs, serve: &ServeArgs) -> u8 {
                 paths.log.display()
             );
             if let Some(addr) = &ping.listen {
-                eprintln!("  tcp:    {addr} (token in {})", paths.token.display());
+                let scheme = match AccessFile::read(&paths.token) {
+                    Ok(access) => match access.tls_sha256 {
+                        Some(fp) => format!("https, certificate sha-256 {fp}"),
+                        None => "plain http".to_owned(),
+                    },
+                    Err(e) => e.to_string(),
+                };
+                eprintln!(
+                    "  tcp:    {addr} ({scheme})\n  access: {} (copy it, mode 0600, to reach the daemon from another login node)",
+                    paths.token.display()
+                );
                 // Said in the daemon's log too, where nobody may look.
-                if let Some(warning) = addr.parse().ok().and_then(listen_warning) {
+                if let Some(warning) = addr
+                    .parse()
+                    .ok()
+                    .and_then(|a| listen_warning(a, serve.listen_plain_http))
+                {
                     eprintln!("warning: {warning}");
                 }
             }
@@ -213,6 +234,21 @@ fn stop(out: &Output, state: &StateArgs) -> u8 {
     }
     eprintln!("twinflow daemon (pid {pid}) stopped; its runs go on when one starts again");
     exit::SUCCESS
+}
+
+fn rotate_token(out: &Output, state: &StateArgs) -> u8 {
+    let client = Client::for_state_dir(&state_dir(state));
+    match block_on(out, client.rotate_token()) {
+        Ok(Ok(rotated)) => {
+            eprintln!(
+                "the tcp token is replaced: the new one is in {} (copy it again to the other login nodes); the old one is refused from now on",
+                shown(&rotated.access_file)
+            );
+            exit::SUCCESS
+        }
+        Ok(Err(e)) => failed(out, &e),
+        Err(code) => code,
+    }
 }
 
 fn status(out: &Output, state: &StateArgs, daemon: &DaemonArgs) -> u8 {
