@@ -27,6 +27,9 @@ const ENDED_KEPT: usize = 10_000;
 pub(crate) struct Runs {
     live: Arc<Mutex<HashMap<String, Live>>>,
     ended: Arc<Mutex<HashMap<String, Arc<str>>>>,
+    /// Held while an ended run is taken up again (a rerun): a second
+    /// action arriving meanwhile finds the run live once it gets it.
+    taking_up: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// What a watcher gets: the events so far that matter, and what follows
@@ -95,6 +98,11 @@ impl Runs {
             }
             me.table().remove(&id);
         });
+    }
+
+    /// Waits for the right to take an ended run up again (one at a time).
+    pub(crate) async fn taking_up(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        Arc::clone(&self.taking_up).lock_owned().await
     }
 
     /// Cancels a live run; whether it was live.

@@ -132,6 +132,10 @@ pub struct ActionReport {
     /// How many selected tasks it did not apply to (finished, not held,
     /// not running).
     pub skipped: usize,
+    /// Whether the action took an ended run up again (a rerun of a run
+    /// that had ended: it is live again).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub taken_up: bool,
 }
 
 /// One journalled action ([`crate::StateStore::actions`]).

@@ -107,6 +107,7 @@ impl Dispatch {
             kind: action.kind,
             applied: names,
             skipped: selected.len() - numbers.len(),
+            taken_up: false,
         })
     }
 

@@ -76,6 +76,9 @@ pub(crate) struct DispatchSetup {
     pub next_attempts: Vec<(u32, u32)>,
     /// Attempts of an earlier process that their backend follows.
     pub adopted: Vec<(AttemptKey, Handle)>,
+    /// A rerun that took an ended run up: who asked (`rerun by USER
+    /// (action N)`) and the tasks it reset, which really run.
+    pub rerun: Option<(String, Vec<u32>)>,
     pub rx: mpsc::UnboundedReceiver<Msg>,
     pub tx: mpsc::UnboundedSender<Msg>,
     pub events: mpsc::UnboundedSender<RunEvent>,
@@ -175,6 +178,10 @@ impl Dispatch {
         let scheduler = Scheduler::new(&setup.plan, setup.config);
         let run_id = setup.plan.workflow.run_id.clone();
         let grouped = setup.plan.steps.iter().any(|s| s.group.is_some());
+        let (rerun_by, rerun) = setup
+            .rerun
+            .map(|(by, reset)| (by, reset.into_iter().collect()))
+            .unwrap_or_default();
         Self {
             summary: RunSummary {
                 run_id: run_id.clone(),
@@ -215,8 +222,8 @@ impl Dispatch {
             pending: Vec::new(),
             control: Vec::new(),
             operator_killed: HashMap::new(),
-            rerun_by: String::new(),
-            rerun: HashSet::new(),
+            rerun_by,
+            rerun,
             rerun_killed: HashSet::new(),
             from_cache: HashSet::new(),
             prep: HashMap::new(),
