@@ -48,6 +48,21 @@ pub(crate) fn router() -> Router<App> {
         .route("/v1/shutdown", post(stop_daemon))
 }
 
+/// The routes a run's own socket serves ([`crate::RunSocket`]): those about
+/// its one run (reads, actions, cancel, events, logs) and `ping`; no
+/// submissions, no shutdown.
+pub(crate) fn run_router() -> Router<App> {
+    Router::new()
+        .route("/v1/ping", get(ping))
+        .route("/v1/runs/{id}", get(status))
+        .route("/v1/runs/{id}/summary", get(summary))
+        .route("/v1/runs/{id}/tasks", get(tasks))
+        .route("/v1/runs/{id}/cancel", post(cancel))
+        .route("/v1/runs/{id}/actions", post(act))
+        .route("/v1/runs/{id}/events", get(events))
+        .route("/v1/runs/{id}/logs/{task}", get(logs))
+}
+
 pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (
         status,
@@ -397,7 +412,7 @@ async fn act(
     if let Some(controller) = app.runs.controller(&run.id) {
         return act_on(&controller, action).await;
     }
-    if !action.kind.is_rerun() {
+    if !action.kind.is_rerun() || !app.runs.takes_up() {
         return error(
             StatusCode::NOT_FOUND,
             format!("run `{}` is not running in this daemon", run.id),
