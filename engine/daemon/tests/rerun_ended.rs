@@ -176,3 +176,32 @@ async fn two_reruns_of_an_ended_run_at_once_are_both_applied() {
     let status = client.status(&run).await.expect("status");
     assert_eq!(status.actions.len(), 2);
 }
+
+/// A rerun that reaches a run just taken up again, for a task that waits
+/// there to get its earlier result back (its dependency reruns first), is
+/// applied to it: it runs again rather than being reused.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rerun_reaches_a_task_of_a_taken_up_run_before_its_result_is_back() {
+    let daemon = Daemon::start_with(ServeOptions::default());
+    let client = daemon.client();
+    let yaml = "version: 1\nname: wait\nsteps:\n  a:\n    run: sleep 1\n  b:\n    after: [a]\n    run: 'true'\n";
+    let file = daemon.workflow("wait.yaml", yaml);
+    let run = client.submit(&request(file)).await.expect("submit").run_id;
+    wait_for_end(&client, &run).await;
+    let first = client
+        .act(&run, ActionKind::Rerun, &sel(&["a"]))
+        .await
+        .expect("rerun a");
+    assert!(first.taken_up);
+    let second = client
+        .act(&run, ActionKind::Rerun, &sel(&["b"]))
+        .await
+        .expect("rerun b, which waits for a");
+    assert!(!second.taken_up);
+    assert_eq!(second.applied, ["b"]);
+    let last = wait_for_end(&client, &run).await;
+    assert_eq!(last["outcome"], "succeeded", "{last}");
+    let b = row(&client, &run, "b").await;
+    assert_eq!((b.state, b.attempt), (TaskState::Succeeded, 1), "{b:?}");
+    assert!(b.cached_from.is_none(), "b ran again: {b:?}");
+}

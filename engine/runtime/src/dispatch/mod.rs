@@ -130,6 +130,10 @@ pub(crate) struct Dispatch {
     rerun: HashSet<u32>,
     /// Running tasks killed because a task they depend on is rerun.
     rerun_killed: HashSet<u32>,
+    /// Tasks of a resumed run that the store recorded as finished and that
+    /// have not launched (or been reused) here yet: a rerun applies to them
+    /// too (see `rerun::not_back_yet`).
+    finished_before: HashSet<u32>,
     /// Tasks whose result was reused from the cache (for the summary).
     from_cache: HashSet<u32>,
     adopted: Vec<(TaskId, u32)>,
@@ -225,6 +229,7 @@ impl Dispatch {
             rerun_by,
             rerun,
             rerun_killed: HashSet::new(),
+            finished_before: HashSet::new(),
             from_cache: HashSet::new(),
             prep: HashMap::new(),
             backlog: VecDeque::new(),
@@ -807,6 +812,7 @@ impl Dispatch {
             HashMap::new()
         };
         for (task, attempt) in launches {
+            self.finished_before.remove(&task.0);
             self.timed_out.remove(&task.0);
             self.group_stopped.remove(&task.0);
             let key = self.key(task, attempt);
