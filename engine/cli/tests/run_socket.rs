@@ -86,6 +86,11 @@ fn a_foreground_run_takes_actions_status_and_log_follows_through_its_socket() {
     let o = twinflow(&state, &["hold", "latest", "late"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert_eq!(text(&o.stdout).lines().count(), 2, "{}", text(&o.stdout));
+    // `watch` follows the run through its socket to its end.
+    let watcher = {
+        let state = state.clone();
+        std::thread::spawn(move || twinflow(&state, &["watch", "latest"]))
+    };
     wait_until("first to end and long to run", LIMIT, || {
         state_of(&state, "latest", "first") == ["succeeded"]
             && state_of(&state, "latest", "long") == ["running"]
@@ -117,6 +122,8 @@ fn a_foreground_run_takes_actions_status_and_log_follows_through_its_socket() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     let status = run.wait().expect("the run ends");
     assert_eq!(status.code(), Some(1), "a killed task fails the run");
+    let watched = watcher.join().expect("watch");
+    assert_eq!(watched.status.code(), Some(1), "{}", text(&watched.stderr));
     assert_eq!(
         state_of(&state, "latest", "late"),
         ["succeeded", "succeeded"]

@@ -187,3 +187,43 @@ impl RunSocket {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_socket_path_too_long_for_sun_path_falls_back_to_a_short_one() {
+        let short = Path::new("/tmp/s/runs/r-1");
+        assert_eq!(
+            socket_path(short).ok(),
+            Some(short.join("control.sock")),
+            "inside the run directory when it fits"
+        );
+        let long = PathBuf::from(format!("/tmp/{}/runs/r-1", "d".repeat(120)));
+        let path = socket_path(&long).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            path.as_os_str().len() <= SOCKET_PATH_MAX,
+            "{}",
+            path.display()
+        );
+        assert!(path.extension().is_some_and(|e| e == "sock"));
+        assert_eq!(socket_path(&long).ok(), Some(path.clone()), "stable");
+        let other = socket_path(&long.with_file_name("r-2")).ok();
+        assert_ne!(other, Some(path), "one per run");
+    }
+
+    #[test]
+    fn a_run_without_a_live_socket_is_not_live_and_its_stale_files_go() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(live_run_socket(dir.path()), None, "no record");
+        let socket = dir.path().join("control.sock");
+        // A socket whose listener is gone refuses connections.
+        drop(std::os::unix::net::UnixListener::bind(&socket).unwrap_or_else(|e| panic!("{e}")));
+        let record = run_socket_record(dir.path());
+        std::fs::write(&record, format!("{}\n", socket.display()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(live_run_socket(dir.path()), None, "stale");
+        assert!(!record.exists() && !socket.exists(), "stale files removed");
+    }
+}
