@@ -246,3 +246,49 @@ fn a_daemon_killed_after_taking_an_ended_run_up_leaves_the_rerun_to_the_journal(
     let _ = second.kill();
     let _ = second.wait();
 }
+
+/// A daemon does not take up a run a `twinflow run` in progress carries:
+/// asked directly it refuses a rerun (exit 2); without `--daemon` the
+/// action goes to the run's own socket and is applied there.
+#[test]
+fn a_run_another_process_runs_is_not_taken_up_by_the_daemon() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("state");
+    let file = workflow(
+        dir.path(),
+        "busy.yaml",
+        "version: 1\nname: busy\nsteps:\n  quick:\n    run: 'true'\n  long:\n    run: sleep 30\n",
+    );
+    let mut d = daemon(&state, None);
+    let mut run = foreground(&state, &file);
+    wait_until("quick to end and long to run", LIMIT, || {
+        state_of(&state, "latest", "quick") == ["succeeded"]
+            && state_of(&state, "latest", "long") == ["running"]
+    });
+    let socket = state.join("daemon").join("twinflow.sock");
+    let named = format!("unix:{}", socket.display());
+    let o = twinflow(&state, &["rerun", "latest", "quick", "--daemon", &named]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("another twinflow process runs it"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = twinflow(&state, &["rerun", "latest", "quick"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(
+        !text(&o.stderr).contains("live again"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = twinflow(&state, &["kill", "latest", "long"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(run.wait().expect("the run ends").code(), Some(1));
+    assert_eq!(
+        attempt(&state, "quick").0,
+        1,
+        "quick ran again in its own run"
+    );
+    let _ = d.kill();
+    let _ = d.wait();
+}
