@@ -130,6 +130,24 @@ impl Dispatch {
     /// start: holds still in force, and kills of attempts it adopted.
     pub(super) fn replay_journal(&mut self) -> Result<Vec<Event>, crate::EngineError> {
         let store = crate::lock(&self.store);
+        let rows = store.action_rows(&self.run_id)?;
+        // A rerun whose tasks have not launched since it was journalled
+        // (the process died first) still decides: they really run, never
+        // reused from another run's cache either.
+        for (record, tasks) in rows.iter().filter(|(r, _)| r.kind.is_rerun()) {
+            let reset = crate::control::plan_closure(
+                &self.plan,
+                tasks,
+                record.kind == ActionKind::RerunDownstream,
+            );
+            let launched = store.launched_ms(&self.run_id, &reset)?;
+            for t in reset {
+                if launched.get(&t).is_none_or(|&at| at < record.at_ms) {
+                    self.rerun.insert(t);
+                    self.rerun_by = format!("rerun by {} (action {})", record.by.user, record.seq);
+                }
+            }
+        }
         self.finished_before = store
             .tasks(&self.run_id)?
             .into_iter()
@@ -143,7 +161,6 @@ impl Dispatch {
             .map(|t| t.task)
             .collect();
         let held = store.held_task_ids(&self.run_id)?;
-        let rows = store.action_rows(&self.run_id)?;
         let adopted_ids: Vec<u32> = self.adopted.iter().map(|(t, _)| t.0).collect();
         let launched = store.launched_ms(&self.run_id, &adopted_ids)?;
         drop(store);

@@ -7,7 +7,9 @@
 //!
 //! [`RunOptions::rerun`]: super::RunOptions::rerun
 
-use crate::control::{ActionKind, ActionReport, ControlError, OperatorAction, select_tasks};
+use crate::control::{
+    ActionKind, ActionReport, ControlError, OperatorAction, plan_closure, select_tasks,
+};
 use crate::state::{ActionRow, StateStore, TaskState, Tx, wall_ms};
 use std::collections::HashSet;
 use twinflow_core::{Plan, TaskId};
@@ -67,7 +69,7 @@ impl EndedRerun {
         if applied.is_empty() {
             return Err(ControlError::nothing_applies(run, action.kind, selected.len()).into());
         }
-        let reset = closure(plan, &applied, action.kind == ActionKind::RerunDownstream);
+        let reset = plan_closure(plan, &applied, action.kind == ActionKind::RerunDownstream);
         if let Some(&member) = reset
             .iter()
             .find(|&&t| plan.step_of(TaskId(t)).group.is_some())
@@ -117,34 +119,4 @@ impl EndedRerun {
     pub(super) fn by(&self, seq: i64) -> String {
         format!("rerun by {} (action {seq})", self.action.by.user)
     }
-}
-
-/// `tasks` and, with `downstream`, every task depending on one of them,
-/// transitively, in task order. (Without it, the run's dependents that did
-/// not succeed run again anyway when it is taken up, and those that did
-/// are reused only while their inputs' digests match.)
-fn closure(plan: &Plan, tasks: &[u32], downstream: bool) -> Vec<u32> {
-    let n = plan.task_count();
-    let mut chosen = vec![false; n];
-    for &t in tasks {
-        chosen[t as usize] = true;
-    }
-    if downstream {
-        let mut dependents: Vec<Vec<u32>> = vec![Vec::new(); n];
-        for t in 0..n as u32 {
-            for d in plan.dependencies(TaskId(t)) {
-                dependents[d.index()].push(t);
-            }
-        }
-        let mut stack: Vec<u32> = tasks.to_vec();
-        while let Some(t) = stack.pop() {
-            for &d in &dependents[t as usize] {
-                if !chosen[d as usize] {
-                    chosen[d as usize] = true;
-                    stack.push(d);
-                }
-            }
-        }
-    }
-    (0..n as u32).filter(|&t| chosen[t as usize]).collect()
 }
