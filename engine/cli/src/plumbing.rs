@@ -206,6 +206,46 @@ pub(crate) fn target(out: &Output, state: &StateArgs, args: &DaemonArgs) -> Resu
     Err(exit::INVALID)
 }
 
+/// The run `run` names (`None`: the latest) in the state directory's
+/// store, when the store can be read and has it.
+pub(crate) fn stored_run(state: &StateArgs, run: Option<&str>) -> Option<RunInfo> {
+    let store = StateStore::open(&state_dir(state)).ok()?;
+    query::find_run(&store, run).ok()
+}
+
+/// A client of the own socket of the run `run` names, when a `twinflow
+/// run` in progress serves one ([`twinflow_daemon::RunSocket`]); a stale
+/// socket (its process was killed) is removed and gives `None`.
+pub(crate) fn run_socket(state: &StateArgs, run: Option<&str>) -> Option<(Client, String)> {
+    let info = stored_run(state, run)?;
+    let socket = twinflow_daemon::live_run_socket(Path::new(&info.run_dir))?;
+    Some((Client::new(&socket), socket.display().to_string()))
+}
+
+/// The process to ask about run `run`: unless a daemon is named
+/// (`--daemon`, `$TWINFLOW_DAEMON`), the run's own socket when a `twinflow
+/// run` in progress serves it, else the daemon of the state directory
+/// ([`target`]).
+pub(crate) fn target_for_run(
+    out: &Output,
+    state: &StateArgs,
+    args: &DaemonArgs,
+    run: Option<&str>,
+) -> Result<Target, u8> {
+    let target = target(out, state, args)?;
+    if target.explicit {
+        return Ok(target);
+    }
+    Ok(match run_socket(state, run) {
+        Some((client, place)) => Target {
+            client,
+            explicit: true,
+            place,
+        },
+        None => target,
+    })
+}
+
 /// The exit code of a client error, after reporting it: 3 when the daemon
 /// cannot be used (none answers, the token or the user is refused, the
 /// exchange broke), 2 when it refused the request itself.

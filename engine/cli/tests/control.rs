@@ -160,7 +160,7 @@ fn without_a_daemon_an_action_says_the_run_is_not_live() {
     let o = twinflow(&state, &["hold", "some-run", "a"]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
     assert!(
-        text(&o.stderr).contains("run `some-run` is not live in a daemon"),
+        text(&o.stderr).contains("run `some-run` is not live:"),
         "{}",
         text(&o.stderr)
     );

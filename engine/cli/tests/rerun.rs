@@ -1,7 +1,7 @@
 //! `twinflow rerun` on runs a daemon carries, with the local executor: a
 //! finished task runs again (not from the cache) with its dependents, and
 //! they see its new output; a waiting task is refused (exit 2); a finished
-//! run is refused with what to do instead (exit 2).
+//! run is taken up again and ends anew.
 
 mod common;
 mod control_support;
@@ -67,14 +67,16 @@ fn a_rerun_runs_a_finished_task_and_its_dependents_again_on_a_live_run() {
         "{}",
         text(&o.stdout)
     );
-    // The run is over: a rerun says what to do instead.
+    // The run is over: a rerun takes it up again, and it ends anew.
     let o = twinflow(&state, &["rerun", &run, "make"]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert!(
-        text(&o.stderr).contains(&format!("--resume={run}")),
+        text(&o.stderr).contains("live again"),
         "{}",
         text(&o.stderr)
     );
+    let o = twinflow(&state, &["watch", &run]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let _ = d.kill();
     let _ = d.wait();
 }

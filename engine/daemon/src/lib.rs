@@ -22,6 +22,8 @@
 //!   until its shutdown future resolves or a client asks it to stop: a
 //!   library function, so tests boot a real daemon in-process;
 //! - [`Client`] talks to it, over the socket or TCP (the CLI uses it);
+//! - [`RunSocket`] serves the same routes for one `twinflow run` in
+//!   progress, without a daemon, on a socket of its own;
 //! - [`api`] holds the JSON the two exchange;
 //! - [`query`] computes the read routes' answers from a state store, for
 //!   the daemon and for clients that find no daemon to ask.
@@ -46,6 +48,7 @@ mod pin;
 pub mod query;
 mod resume;
 mod routes;
+mod run_socket;
 mod runs;
 mod server;
 mod tcp;
@@ -58,5 +61,6 @@ pub use error::DaemonError;
 pub use lock::running_pid;
 pub use paths::DaemonPaths;
 pub use pin::Fingerprint;
+pub use run_socket::{RunSocket, live_run_socket, run_socket_record};
 pub use server::{ServeOptions, listen_warning, serve, serve_with};
 pub use token::read_token_file;

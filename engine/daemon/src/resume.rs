@@ -5,7 +5,10 @@
 
 use crate::api::SubmitRequest;
 use std::path::Path;
-use twinflow_engine::{Engine, RunOptions, RunSettings, RunState, StateStore};
+use twinflow_engine::{
+    ActionReport, Engine, EngineError, OperatorAction, RunInfo, RunOptions, RunSettings, RunState,
+    StateStore,
+};
 use twinflow_workflow::{CompileOptions, Plan, SiteSource, compile_file, parse_param_arg};
 
 /// Compiles a submission; a compile error comes back rendered (no colour),
@@ -93,5 +96,78 @@ pub(crate) async fn take_up_interrupted(engine: &Engine, runs: &crate::runs::Run
             }
             Err(e) => tracing::warn!("cannot take up run {}: {e}", run.id),
         }
+    }
+}
+
+/// Why an ended run was not taken up again by a rerun.
+#[derive(Debug)]
+pub(crate) enum TakeUpError {
+    /// The action itself was refused (a selector that matches nothing, no
+    /// finished task selected): 400.
+    Refused(String),
+    /// The run cannot be taken up (another process runs it, its workflow
+    /// changed or is gone): 409.
+    Conflict(String),
+    /// The store or the engine failed: 500.
+    Failed(String),
+}
+
+/// Takes the ended run `run` up again by applying the rerun `action` first
+/// ([`RunOptions::rerun`]): its plan is compiled again from its stored
+/// settings, as when a restarted daemon takes up a run, and must be the
+/// plan it ran (as `twinflow run --resume` requires). The run is then
+/// carried like any other; the report says it was taken up.
+pub(crate) async fn take_up_for_rerun(
+    engine: &Engine,
+    runs: &crate::runs::Runs,
+    run: &RunInfo,
+    action: OperatorAction,
+) -> Result<ActionReport, TakeUpError> {
+    let cannot = |why: String| {
+        TakeUpError::Conflict(format!("cannot take run `{}` up again: {why}", run.id))
+    };
+    if run.state == RunState::Running {
+        return Err(cannot(format!(
+            "another twinflow process runs it (pid {} on {}); act through it",
+            run.pid, run.host
+        )));
+    }
+    let Some(file) = run.file.clone() else {
+        return Err(cannot("its workflow file is not recorded".to_owned()));
+    };
+    let settings = run.settings();
+    let req = from_stored(&file, settings.clone());
+    let id = run.id.clone();
+    let plan = match tokio::task::spawn_blocking(move || compile(&req, &id)).await {
+        Ok(Ok(plan)) => plan,
+        Ok(Err(rendered)) => {
+            return Err(cannot(format!(
+                "its workflow {file} no longer compiles: {}",
+                rendered.trim()
+            )));
+        }
+        Err(e) => return Err(TakeUpError::Failed(e.to_string())),
+    };
+    let options = RunOptions {
+        resume: true,
+        args: settings,
+        rerun: Some(action),
+        ..RunOptions::default()
+    };
+    match engine.submit(plan, options).await {
+        Ok(handle) => {
+            let report = handle.taken_up_by().cloned();
+            tracing::info!("took up ended run {} for a rerun", run.id);
+            runs.add(handle);
+            report.ok_or_else(|| TakeUpError::Failed("the rerun was not applied".to_owned()))
+        }
+        Err(EngineError::Action(e)) if e.is_bad_request() => {
+            Err(TakeUpError::Refused(e.to_string()))
+        }
+        Err(e @ (EngineError::StillRunning { .. } | EngineError::PlanChanged(_))) => {
+            Err(cannot(e.to_string()))
+        }
+        Err(e @ EngineError::State(_)) => Err(TakeUpError::Failed(e.to_string())),
+        Err(e) => Err(cannot(e.to_string())),
     }
 }

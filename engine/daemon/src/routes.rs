@@ -50,6 +50,21 @@ pub(crate) fn router() -> Router<App> {
         .route("/v1/shutdown", post(stop_daemon))
 }
 
+/// The routes a run's own socket serves ([`crate::RunSocket`]): those about
+/// its one run (reads, actions, cancel, events, logs) and `ping`; no
+/// submissions, no shutdown.
+pub(crate) fn run_router() -> Router<App> {
+    Router::new()
+        .route("/v1/ping", get(ping))
+        .route("/v1/runs/{id}", get(status))
+        .route("/v1/runs/{id}/summary", get(summary))
+        .route("/v1/runs/{id}/tasks", get(tasks))
+        .route("/v1/runs/{id}/cancel", post(cancel))
+        .route("/v1/runs/{id}/actions", post(act))
+        .route("/v1/runs/{id}/events", get(events))
+        .route("/v1/runs/{id}/logs/{task}", get(logs))
+}
+
 pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (
         status,
@@ -377,28 +392,64 @@ async fn cancel(State(app): State<App>, Path(id): Path<String>) -> Response {
 }
 
 /// An operator action on a live run: journalled by the run before it is
-/// applied. The actor is the daemon's user, the only one it serves (the
-/// socket's peer check; the TCP token is that user's).
+/// applied. A rerun of a run this daemon does not carry takes it up again
+/// ([`resume::take_up_for_rerun`]), one at a time: a second action that
+/// arrives meanwhile goes to the run once it is live. The actor is the
+/// daemon's user, the only one it serves (the socket's peer check; the TCP
+/// token is that user's).
 async fn act(
     State(app): State<App>,
     Path(id): Path<String>,
     Json(request): Json<ActionRequest>,
 ) -> Response {
-    let id = match resolve(&app, id).await {
-        Ok(run) => run.id,
+    let run = match resolve(&app, id).await {
+        Ok(run) => run,
         Err(response) => return response,
-    };
-    let Some(controller) = app.runs.controller(&id) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("run `{id}` is not running in this daemon"),
-        );
     };
     let action = twinflow_engine::OperatorAction {
         kind: request.kind,
         selectors: request.selectors,
         by: twinflow_engine::Actor::current(),
     };
+    if let Some(controller) = app.runs.controller(&run.id) {
+        return act_on(&controller, action).await;
+    }
+    if !action.kind.is_rerun() || !app.runs.takes_up() {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("run `{}` is not running in this daemon", run.id),
+        );
+    }
+    let _one_at_a_time = app.runs.taking_up().await;
+    if let Some(controller) = app.runs.controller(&run.id) {
+        return act_on(&controller, action).await;
+    }
+    // Its record as it is now: it may have ended since it was resolved.
+    let id = run.id.clone();
+    let stored = match read(&app, move |store| store.run(&id)).await {
+        Ok(Ok(Some(info))) => info,
+        Ok(Ok(None)) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("run `{}` is not in this daemon's state directory", run.id),
+            );
+        }
+        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(response) => return response,
+    };
+    match resume::take_up_for_rerun(&app.engine, &app.runs, &stored, action).await {
+        Ok(report) => Json(report).into_response(),
+        Err(resume::TakeUpError::Refused(e)) => error(StatusCode::BAD_REQUEST, e),
+        Err(resume::TakeUpError::Conflict(e)) => error(StatusCode::CONFLICT, e),
+        Err(resume::TakeUpError::Failed(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+/// Sends `action` to a live run and answers what it did.
+async fn act_on(
+    controller: &twinflow_engine::Controller,
+    action: twinflow_engine::OperatorAction,
+) -> Response {
     match controller.act(action).await {
         Ok(report) => Json(report).into_response(),
         Err(e) if e.is_bad_request() => error(StatusCode::BAD_REQUEST, e.to_string()),

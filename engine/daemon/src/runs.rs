@@ -27,6 +27,63 @@ const ENDED_KEPT: usize = 10_000;
 pub(crate) struct Runs {
     live: Arc<Mutex<HashMap<String, Live>>>,
     ended: Arc<Mutex<HashMap<String, Arc<str>>>>,
+    /// Held while an ended run is taken up again (a rerun): a second
+    /// action arriving meanwhile finds the run live once it gets it.
+    taking_up: Arc<tokio::sync::Mutex<()>>,
+    /// A run's own socket's table ([`Runs::for_one_run`]).
+    one_run: bool,
+}
+
+/// Where a live run's events go out to its watchers.
+pub(crate) struct Feed {
+    runs: Runs,
+    id: String,
+    events: broadcast::Sender<Arc<str>>,
+    last: Option<Arc<str>>,
+}
+
+impl Feed {
+    /// Sends `event` to the run's watchers.
+    pub(crate) fn send(&mut self, event: &RunEvent) {
+        let Ok(line) = serde_json::to_string(event) else {
+            return;
+        };
+        let line: Arc<str> = line.into();
+        if matches!(event, RunEvent::RunStarted { .. })
+            && let Some(live) = self.runs.table().get_mut(&self.id)
+        {
+            live.started = Some(Arc::clone(&line));
+        }
+        // A hook failing after the run ended is sent to watchers,
+        // but the run's last event stays its `run-finished`.
+        if !matches!(event, RunEvent::HookFailed { .. }) {
+            self.last = Some(Arc::clone(&line));
+        }
+        let _ = self.events.send(line);
+    }
+
+    /// The run sent its last event: late watchers get it from now on.
+    pub(crate) fn end(self) {
+        if let Some(last) = self.last {
+            let mut ended = self
+                .runs
+                .ended
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if ended.len() >= ENDED_KEPT
+                && let Some(old) = ended.keys().next().cloned()
+            {
+                ended.remove(&old);
+            }
+            ended.insert(self.id.clone(), last);
+        }
+    }
+
+    /// The run is over: it leaves the table of live runs (its watchers'
+    /// streams end).
+    pub(crate) fn remove(&self) {
+        self.runs.table().remove(&self.id);
+    }
 }
 
 /// What a watcher gets: the events so far that matter, and what follows
@@ -49,6 +106,25 @@ impl Runs {
 
     /// Drives `run` to its end on a task of its own.
     pub(crate) fn add(&self, mut run: RunHandle) {
+        let mut feed = self.register(&run);
+        tokio::spawn(async move {
+            while let Some(event) = run.next_event().await {
+                feed.send(&event);
+            }
+            let id = feed.id.clone();
+            let me = feed.runs.clone();
+            feed.end();
+            match run.wait().await {
+                Ok(summary) => tracing::info!("run {id} ended: {:?}", summary.outcome),
+                Err(e) => tracing::warn!("run {id} ended with an error: {e}"),
+            }
+            me.table().remove(&id);
+        });
+    }
+
+    /// Enters `run` in the table of live runs; its events go out through
+    /// the [`Feed`], which the caller sends them to.
+    pub(crate) fn register(&self, run: &RunHandle) -> Feed {
         let id = run.run_id().to_owned();
         let (events, _) = broadcast::channel(WATCH_BUFFER);
         self.table().insert(
@@ -60,41 +136,31 @@ impl Runs {
                 started: None,
             },
         );
-        let me = self.clone();
-        tokio::spawn(async move {
-            let mut last = None;
-            while let Some(event) = run.next_event().await {
-                let Ok(line) = serde_json::to_string(&event) else {
-                    continue;
-                };
-                let line: Arc<str> = line.into();
-                if matches!(event, RunEvent::RunStarted { .. })
-                    && let Some(live) = me.table().get_mut(&id)
-                {
-                    live.started = Some(Arc::clone(&line));
-                }
-                // A hook failing after the run ended is sent to watchers,
-                // but the run's last event stays its `run-finished`.
-                if !matches!(event, RunEvent::HookFailed { .. }) {
-                    last = Some(Arc::clone(&line));
-                }
-                let _ = events.send(line);
-            }
-            if let Some(last) = last {
-                let mut ended = me.ended.lock().unwrap_or_else(PoisonError::into_inner);
-                if ended.len() >= ENDED_KEPT
-                    && let Some(old) = ended.keys().next().cloned()
-                {
-                    ended.remove(&old);
-                }
-                ended.insert(id.clone(), last);
-            }
-            match run.wait().await {
-                Ok(summary) => tracing::info!("run {id} ended: {:?}", summary.outcome),
-                Err(e) => tracing::warn!("run {id} ended with an error: {e}"),
-            }
-            me.table().remove(&id);
-        });
+        Feed {
+            runs: self.clone(),
+            id,
+            events,
+            last: None,
+        }
+    }
+
+    /// A table for a run's own socket: it carries that run alone and takes
+    /// no ended run up again.
+    pub(crate) fn for_one_run() -> Self {
+        Self {
+            one_run: true,
+            ..Self::default()
+        }
+    }
+
+    /// Whether this table may take an ended run up again (a daemon's).
+    pub(crate) fn takes_up(&self) -> bool {
+        !self.one_run
+    }
+
+    /// Waits for the right to take an ended run up again (one at a time).
+    pub(crate) async fn taking_up(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        Arc::clone(&self.taking_up).lock_owned().await
     }
 
     /// Cancels a live run; whether it was live.

@@ -132,6 +132,10 @@ pub struct ActionReport {
     /// How many selected tasks it did not apply to (finished, not held,
     /// not running).
     pub skipped: usize,
+    /// Whether the action took an ended run up again (a rerun of a run
+    /// that had ended: it is live again).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub taken_up: bool,
 }
 
 /// One journalled action ([`crate::StateStore::actions`]).
@@ -278,6 +282,38 @@ pub fn select_tasks(plan: &Plan, selectors: &[String]) -> Result<Vec<TaskId>, Co
         .filter(|(_, c)| **c)
         .map(|(t, _)| TaskId(t as u32))
         .collect())
+}
+
+/// The tasks a rerun of `tasks` resets in a run that is not live (one
+/// taken up again, or resumed after a crash): `tasks` and, with
+/// `downstream`, every task depending on one of them, transitively, in
+/// task order. (Without it, the run's dependents that did not succeed run
+/// again anyway when it is taken up, and those that did are reused only
+/// while their inputs' digests match.)
+pub(crate) fn plan_closure(plan: &Plan, tasks: &[u32], downstream: bool) -> Vec<u32> {
+    let n = plan.task_count();
+    let mut chosen = vec![false; n];
+    for &t in tasks {
+        chosen[t as usize] = true;
+    }
+    if downstream {
+        let mut dependents: Vec<Vec<u32>> = vec![Vec::new(); n];
+        for t in 0..n as u32 {
+            for d in plan.dependencies(TaskId(t)) {
+                dependents[d.index()].push(t);
+            }
+        }
+        let mut stack: Vec<u32> = tasks.to_vec();
+        while let Some(t) = stack.pop() {
+            for &d in &dependents[t as usize] {
+                if !chosen[d as usize] {
+                    chosen[d as usize] = true;
+                    stack.push(d);
+                }
+            }
+        }
+    }
+    (0..n as u32).filter(|&t| chosen[t as usize]).collect()
 }
 
 /// Glob matching over task names: `*` any run of characters, `?` one;

@@ -3,6 +3,7 @@
 //! (how a submission opens, takes up and starts a run: [`submit`]).
 
 pub(crate) mod images;
+mod rerun_ended;
 mod submit;
 
 use crate::RunSettings;
@@ -156,6 +157,10 @@ pub enum EngineError {
         /// The first webhook hook, as messages name it.
         hook: String,
     },
+    /// An operator action that takes an ended run up again was refused
+    /// (see [`RunOptions::rerun`]); nothing was journalled or taken up.
+    #[error(transparent)]
+    Action(#[from] ControlError),
     /// The run's dispatch loop ended without a summary (a bug).
     #[error("the run's dispatch loop ended unexpectedly: {0}")]
     Aborted(String),
@@ -176,6 +181,16 @@ pub struct RunOptions {
     /// The settings stored with a new run, to compile its plan again
     /// (resume, exports); `status --json` shows them as `args`.
     pub args: RunSettings,
+    /// With `resume`: take up an ended run (also one that succeeded) by
+    /// applying this rerun first. It is journalled in the transaction that
+    /// marks the run running again, and the tasks it resets (the selected
+    /// finished ones; with [`crate::ActionKind::RerunDownstream`] their
+    /// dependents too, transitively) lose their cache entries, so they run
+    /// as new attempts before anything else is dispatched. The rest is
+    /// taken up as any resume takes it. Refused ([`EngineError::Action`])
+    /// as on a live run: a selector that matches nothing, no selected task
+    /// finished.
+    pub rerun: Option<OperatorAction>,
 }
 
 impl Default for RunOptions {
@@ -186,6 +201,7 @@ impl Default for RunOptions {
             fail_fast: false,
             default_slots: None,
             args: RunSettings::default(),
+            rerun: None,
         }
     }
 }
@@ -599,6 +615,8 @@ pub struct RunHandle {
     events: mpsc::UnboundedReceiver<RunEvent>,
     control: Canceller,
     join: tokio::task::JoinHandle<Result<RunSummary, EngineError>>,
+    /// The rerun that took the run up again ([`RunOptions::rerun`]).
+    rerun: Option<ActionReport>,
 }
 
 impl RunHandle {
@@ -617,6 +635,12 @@ impl RunHandle {
     /// with [`RunHandle::wait`].
     pub async fn next_event(&mut self) -> Option<RunEvent> {
         self.events.recv().await
+    }
+
+    /// What the rerun of [`RunOptions::rerun`] that took this ended run up
+    /// again did (`None` for any other submission).
+    pub fn taken_up_by(&self) -> Option<&ActionReport> {
+        self.rerun.as_ref()
     }
 
     /// Something that cancels this run.

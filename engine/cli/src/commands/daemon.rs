@@ -6,7 +6,9 @@ use super::compile;
 use crate::args::{DaemonAction, DaemonArgs, ServeArgs, StateArgs, SubmitArgs};
 use crate::exit;
 use crate::output::Output;
-use crate::plumbing::{block_on, build_engine, failed, failed_for_run, state_dir, target};
+use crate::plumbing::{
+    block_on, build_engine, failed, failed_for_run, state_dir, target, target_for_run,
+};
 use crate::progress::{Mode, Reporter, summary_text};
 use crate::term::shown;
 use std::io::IsTerminal as _;
@@ -325,7 +327,7 @@ pub(crate) fn submit(out: &Output, args: &SubmitArgs) -> u8 {
 }
 
 pub(crate) fn cancel(out: &Output, state: &StateArgs, daemon: &DaemonArgs, run: &str) -> u8 {
-    let target = match target(out, state, daemon) {
+    let target = match target_for_run(out, state, daemon, Some(run)) {
         Ok(t) => t,
         Err(code) => return code,
     };
@@ -346,7 +348,7 @@ pub(crate) fn watch(
     run: &str,
     json: bool,
 ) -> u8 {
-    let target = match target(out, state, daemon) {
+    let target = match target_for_run(out, state, daemon, Some(run)) {
         Ok(t) => t,
         Err(code) => return code,
     };

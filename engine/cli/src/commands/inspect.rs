@@ -8,7 +8,7 @@
 use crate::args::{DaemonArgs, StateArgs, Stream};
 use crate::exit;
 use crate::output::Output;
-use crate::plumbing::{Target, failed, open_store, runtime, state_dir, target};
+use crate::plumbing::{Target, failed, open_store, runtime, state_dir, target, target_for_run};
 use crate::term::shown;
 use std::fmt::Write as _;
 use twinflow_daemon::api::{LogStream, NotFound, StatusSummary, TaskLogs, TaskPage, TaskQuery};
@@ -40,11 +40,26 @@ pub(super) struct Reader {
 
 /// The daemon if one answers (or was named), else the store.
 pub(super) fn reader(out: &Output, state: &StateArgs, daemon: &DaemonArgs) -> Result<Reader, u8> {
+    reader_from(out, state, target(out, state, daemon)?)
+}
+
+/// For run `run` (`None`: the latest): its own socket when a `twinflow
+/// run` in progress serves it, else as [`reader`].
+pub(super) fn reader_for(
+    out: &Output,
+    state: &StateArgs,
+    daemon: &DaemonArgs,
+    run: Option<&str>,
+) -> Result<Reader, u8> {
+    reader_from(out, state, target_for_run(out, state, daemon, run)?)
+}
+
+fn reader_from(out: &Output, state: &StateArgs, target: Target) -> Result<Reader, u8> {
     let Target {
         client,
         explicit,
         place,
-    } = target(out, state, daemon)?;
+    } = target;
     let rt = runtime(out)?;
     if !explicit {
         match rt.block_on(client.ping()) {
@@ -378,7 +393,7 @@ pub(crate) fn logs(
         stream,
         follow,
     } = *asked;
-    let reader = match reader(out, state, daemon) {
+    let reader = match reader_for(out, state, daemon, Some(run)) {
         Ok(r) => r,
         Err(code) => return code,
     };

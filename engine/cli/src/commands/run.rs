@@ -1,5 +1,9 @@
 //! `twinflow run`: compiles a workflow and runs it in this process, showing
 //! progress, until it ends or is interrupted (SIGINT/SIGTERM cancel it).
+//! While it runs it serves its own socket ([`twinflow_daemon::RunSocket`]),
+//! so that operator actions, `status`, `logs --follow` and `watch` reach it
+//! without a daemon. Without a daemon, `twinflow rerun` of an ended run
+//! takes it up here the same way ([`take_up_for_rerun`]).
 
 use super::compile_for_run;
 use crate::args::{CompileArgs, RunArgs};
@@ -38,32 +42,60 @@ pub(crate) fn run(out: &Output, args: &RunArgs) -> u8 {
         fail_fast: args.fail_fast,
         default_slots: args.slots,
         args: stored_args(args),
+        ..RunOptions::default()
     };
-    let mode = if args.json {
-        Mode::Json
-    } else if std::io::stderr().is_terminal() {
-        Mode::Live
-    } else {
-        Mode::Lines {
-            verbose: args.verbose,
-        }
-    };
+    let mode = mode(args.json, args.verbose);
     let runtime = match runtime(out) {
         Ok(rt) => rt,
         Err(code) => return code,
     };
     let result = runtime.block_on(drive(engine, plan, options, mode));
+    let file = args.compile.file.display().to_string();
+    let code = ended(out, result, mode, &file, |summary| {
+        print_results(&dir, summary, &sinks);
+    });
+    match code {
+        Ended::Run { code, run_id } => {
+            let exported = write_exports(out, args, &dir, &run_id);
+            if code == exit::SUCCESS {
+                exported
+            } else {
+                code
+            }
+        }
+        Ended::Failed(code) => code,
+    }
+}
+
+/// How a run driven here ended.
+enum Ended {
+    /// It ran to its end: its exit code and id.
+    Run { code: u8, run_id: String },
+    /// It could not start (reported): the exit code.
+    Failed(u8),
+}
+
+/// Prints how a run driven here ended (its summary, and `results` of a
+/// succeeded one) and its exit code: 0, 1 when tasks failed, 130 when
+/// interrupted.
+fn ended(
+    out: &Output,
+    result: Result<(RunSummary, bool), RunError>,
+    mode: Mode,
+    file: &str,
+    results: impl FnOnce(&RunSummary),
+) -> Ended {
     match result {
         Ok((summary, interrupted)) => {
             if mode != Mode::Json {
                 eprint!("{}", summary_text(&summary, interrupted));
                 if summary.outcome == Outcome::Succeeded {
-                    print_results(&dir, &summary, &sinks);
+                    results(&summary);
                 } else {
                     eprintln!(
                         "  take it up again with: twinflow run --resume={} {}",
                         shown(&summary.run_id),
-                        shown(&args.compile.file.display().to_string())
+                        shown(file)
                     );
                 }
             }
@@ -72,24 +104,102 @@ pub(crate) fn run(out: &Output, args: &RunArgs) -> u8 {
                 Outcome::Failed => exit::TASK_FAILED,
                 Outcome::Cancelled => exit::INTERRUPTED,
             };
-            let exported = write_exports(out, args, &dir, &summary.run_id);
-            if code == exit::SUCCESS {
-                exported
-            } else {
-                code
+            Ended::Run {
+                code,
+                run_id: summary.run_id,
             }
+        }
+        Err(RunError::Engine(twinflow_engine::EngineError::Action(e))) => {
+            out.error(&e.to_string());
+            Ended::Failed(if e.is_bad_request() {
+                exit::INVALID
+            } else {
+                exit::UNREACHABLE
+            })
         }
         Err(RunError::Engine(e)) => {
             out.error(&e.to_string());
-            match e {
+            Ended::Failed(match e {
                 twinflow_engine::EngineError::State(_) => exit::UNREACHABLE,
                 _ => exit::INVALID,
-            }
+            })
         }
         Err(RunError::Signals(e)) => {
             out.error(&format!("failed to install signal handlers: {e}"));
-            exit::UNREACHABLE
+            Ended::Failed(exit::UNREACHABLE)
         }
+    }
+}
+
+/// The progress display a run driven here gets: JSON events, live bars on
+/// a terminal, else lines.
+fn mode(json: bool, verbose: bool) -> Mode {
+    if json {
+        Mode::Json
+    } else if std::io::stderr().is_terminal() {
+        Mode::Live
+    } else {
+        Mode::Lines { verbose }
+    }
+}
+
+/// `twinflow rerun RUN SEL…` of a run that has ended, without a daemon:
+/// the run is taken up in this process as `twinflow run --resume` takes it
+/// up (its plan compiled again from its stored settings, and refused when
+/// its workflow changed), with the rerun journalled and applied first
+/// ([`RunOptions::rerun`]); the same progress, summary and exit code.
+pub(crate) fn take_up_for_rerun(
+    out: &Output,
+    dir: &Path,
+    info: &RunInfo,
+    action: twinflow_engine::OperatorAction,
+) -> u8 {
+    let Some(file) = info.file.clone() else {
+        out.error(&format!(
+            "cannot take run `{}` up again: its workflow file is not recorded",
+            shown(&info.id)
+        ));
+        return exit::INVALID;
+    };
+    let settings = info.settings();
+    let given = CompileArgs {
+        file: settings.file.clone().unwrap_or(file).into(),
+        params: Vec::new(),
+        site: None,
+        local: false,
+        max_tasks: twinflow_workflow::DEFAULT_MAX_TASKS,
+    };
+    let (compile, _) = stored_settings(&given, &settings);
+    let plan = match compile_for_run(out, &compile, Some(&info.id)) {
+        Ok(plan) => plan,
+        Err(code) => return code,
+    };
+    let sinks = sink_steps(&plan);
+    let engine = match build_engine(out, dir, None) {
+        Ok(engine) => engine,
+        Err(code) => return code,
+    };
+    let options = RunOptions {
+        resume: true,
+        args: settings,
+        rerun: Some(action),
+        ..RunOptions::default()
+    };
+    let mode = mode(false, false);
+    let runtime = match runtime(out) {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    eprintln!(
+        "run {} has ended and no daemon runs: taking it up here",
+        shown(&info.id)
+    );
+    let result = runtime.block_on(drive(engine, plan, options, mode));
+    let file = compile.file.display().to_string();
+    match ended(out, result, mode, &file, |summary| {
+        print_results(dir, summary, &sinks);
+    }) {
+        Ended::Run { code, .. } | Ended::Failed(code) => code,
     }
 }
 
@@ -126,19 +236,50 @@ async fn drive(
         .submit(plan, options)
         .await
         .map_err(RunError::Engine)?;
+    if let Some(report) = handle.taken_up_by() {
+        eprintln!(
+            "rerunning {} task(s) of {} (action {}){}",
+            report.applied.len(),
+            shown(handle.run_id()),
+            report.seq,
+            match report.skipped {
+                0 => String::new(),
+                n => format!("; {n} selected task(s) left as they are"),
+            }
+        );
+    }
     let mut reporter = Reporter::new(mode);
+    // Operator actions, `status`, `logs --follow` and `watch` reach the
+    // run through its own socket while it runs.
+    let mut socket = match twinflow_daemon::RunSocket::serve(&engine, &handle) {
+        Ok(socket) => Some(socket),
+        Err(e) => {
+            reporter.note(&format!(
+                "the run takes no operator actions (its socket failed: {e})"
+            ));
+            None
+        }
+    };
     let mut ticks = tokio::time::interval(Duration::from_secs(1));
     let mut interrupted = false;
     loop {
         tokio::select! {
             event = handle.next_event() => match event {
-                Some(event) => reporter.event(&event),
+                Some(event) => {
+                    if let Some(socket) = &mut socket {
+                        socket.event(&event);
+                    }
+                    reporter.event(&event);
+                }
                 None => break,
             },
             _ = sigint.recv() => interrupt(&handle, &reporter, &mut interrupted),
             _ = sigterm.recv() => interrupt(&handle, &reporter, &mut interrupted),
             _ = ticks.tick() => reporter.tick(),
         }
+    }
+    if let Some(socket) = socket {
+        socket.close().await;
     }
     let summary = handle.wait().await.map_err(RunError::Engine)?;
     Ok((summary, interrupted))

@@ -4,7 +4,7 @@
 //! as `runs` and `logs` are ([`super::inspect`]); every answer is bounded,
 //! whatever the run's size.
 
-use super::inspect::{reader, when};
+use super::inspect::{reader_for, when};
 use crate::args::{DaemonArgs, StateArgs, StatusArgs};
 use crate::exit;
 use crate::output::Output;
@@ -21,7 +21,7 @@ pub(crate) fn status(
     list: &StatusArgs,
     json: bool,
 ) -> u8 {
-    let reader = match reader(out, state, daemon) {
+    let reader = match reader_for(out, state, daemon, run) {
         Ok(r) => r,
         Err(code) => return code,
     };

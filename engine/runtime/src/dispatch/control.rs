@@ -34,7 +34,12 @@ impl Dispatch {
             .copied()
             .filter(|&t| self.scheduler.applies(op, t))
             .collect();
-        if applied.is_empty() {
+        // Finished tasks of a run taken up again whose result is not back.
+        let not_back = match op {
+            Operator::Rerun { downstream } => self.not_back_yet(&selected, downstream),
+            _ => Vec::new(),
+        };
+        if applied.is_empty() && not_back.is_empty() {
             return Err(ControlError::nothing_applies(
                 &self.run_id,
                 action.kind,
@@ -58,12 +63,17 @@ impl Dispatch {
                         ),
                     });
                 }
-                reset.into_iter().map(|t| t.0).collect()
+                let mut reset: Vec<u32> = reset.into_iter().map(|t| t.0).collect();
+                reset.extend(not_back.iter().map(|t| t.0));
+                reset
             }
             _ => Vec::new(),
         };
-        let names: Vec<String> = applied.iter().map(|&t| self.plan.task_name(t)).collect();
-        let numbers: Vec<u32> = applied.iter().map(|t| t.0).collect();
+        let mut chosen: Vec<TaskId> = applied.clone();
+        chosen.extend(not_back.iter().copied().filter(|t| selected.contains(t)));
+        chosen.sort_unstable();
+        let names: Vec<String> = chosen.iter().map(|&t| self.plan.task_name(t)).collect();
+        let numbers: Vec<u32> = chosen.iter().map(|t| t.0).collect();
         let run = self.run_id.clone();
         let journal_err = |message: String| ControlError::Journal { run, message };
         // The changes before it first, so that the store keeps their order.
@@ -101,12 +111,18 @@ impl Dispatch {
         if action.kind.is_rerun() {
             self.rerun_by = format!("rerun by {} (action {seq})", action.by.user);
         }
-        self.control.push(Event::Operator { op, tasks: applied });
+        for t in &not_back {
+            self.will_run_again(*t);
+        }
+        if !applied.is_empty() {
+            self.control.push(Event::Operator { op, tasks: applied });
+        }
         Ok(ActionReport {
             seq,
             kind: action.kind,
             applied: names,
             skipped: selected.len() - numbers.len(),
+            taken_up: false,
         })
     }
 
@@ -114,8 +130,37 @@ impl Dispatch {
     /// start: holds still in force, and kills of attempts it adopted.
     pub(super) fn replay_journal(&mut self) -> Result<Vec<Event>, crate::EngineError> {
         let store = crate::lock(&self.store);
-        let held = store.held_task_ids(&self.run_id)?;
         let rows = store.action_rows(&self.run_id)?;
+        // A rerun whose tasks have not launched since it was journalled
+        // (the process died first) still decides: they really run, never
+        // reused from another run's cache either.
+        for (record, tasks) in rows.iter().filter(|(r, _)| r.kind.is_rerun()) {
+            let reset = crate::control::plan_closure(
+                &self.plan,
+                tasks,
+                record.kind == ActionKind::RerunDownstream,
+            );
+            let launched = store.launched_ms(&self.run_id, &reset)?;
+            for t in reset {
+                if launched.get(&t).is_none_or(|&at| at < record.at_ms) {
+                    self.rerun.insert(t);
+                    self.rerun_by = format!("rerun by {} (action {})", record.by.user, record.seq);
+                }
+            }
+        }
+        self.finished_before = store
+            .tasks(&self.run_id)?
+            .into_iter()
+            .filter(|t| {
+                use crate::state::TaskState as S;
+                matches!(
+                    t.state,
+                    S::Succeeded | S::Failed | S::Skipped | S::Cancelled | S::Lost
+                ) && !self.rerun.contains(&t.task)
+            })
+            .map(|t| t.task)
+            .collect();
+        let held = store.held_task_ids(&self.run_id)?;
         let adopted_ids: Vec<u32> = self.adopted.iter().map(|(t, _)| t.0).collect();
         let launched = store.launched_ms(&self.run_id, &adopted_ids)?;
         drop(store);

@@ -79,6 +79,9 @@ pub(crate) struct DispatchSetup {
     pub next_attempts: Vec<(u32, u32)>,
     /// Attempts of an earlier process that their backend follows.
     pub adopted: Vec<(AttemptKey, Handle)>,
+    /// A rerun that took an ended run up: who asked (`rerun by USER
+    /// (action N)`) and the tasks it reset, which really run.
+    pub rerun: Option<(String, Vec<u32>)>,
     pub rx: mpsc::UnboundedReceiver<Msg>,
     pub tx: mpsc::UnboundedSender<Msg>,
     pub events: mpsc::UnboundedSender<RunEvent>,
@@ -133,6 +136,10 @@ pub(crate) struct Dispatch {
     rerun: HashSet<u32>,
     /// Running tasks killed because a task they depend on is rerun.
     rerun_killed: HashSet<u32>,
+    /// Tasks of a resumed run that the store recorded as finished and that
+    /// have not launched (or been reused) here yet: a rerun applies to them
+    /// too (see `rerun::not_back_yet`).
+    finished_before: HashSet<u32>,
     /// Tasks whose result was reused from the cache (for the summary).
     from_cache: HashSet<u32>,
     adopted: Vec<(TaskId, u32)>,
@@ -181,6 +188,10 @@ impl Dispatch {
         let scheduler = Scheduler::new(&setup.plan, setup.config);
         let run_id = setup.plan.workflow.run_id.clone();
         let grouped = setup.plan.steps.iter().any(|s| s.group.is_some());
+        let (rerun_by, rerun) = setup
+            .rerun
+            .map(|(by, reset)| (by, reset.into_iter().collect()))
+            .unwrap_or_default();
         Self {
             summary: RunSummary {
                 run_id: run_id.clone(),
@@ -222,9 +233,10 @@ impl Dispatch {
             operator_requests: std::collections::VecDeque::new(),
             control: Vec::new(),
             operator_killed: HashMap::new(),
-            rerun_by: String::new(),
-            rerun: HashSet::new(),
+            rerun_by,
+            rerun,
             rerun_killed: HashSet::new(),
+            finished_before: HashSet::new(),
             from_cache: HashSet::new(),
             prep: HashMap::new(),
             backlog: VecDeque::new(),
@@ -829,6 +841,7 @@ impl Dispatch {
             HashMap::new()
         };
         for (task, attempt) in launches {
+            self.finished_before.remove(&task.0);
             self.timed_out.remove(&task.0);
             self.group_stopped.remove(&task.0);
             let key = self.key(task, attempt);

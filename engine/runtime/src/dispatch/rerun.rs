@@ -71,6 +71,68 @@ impl Dispatch {
         });
     }
 
+    /// The tasks of `selected` a rerun reaches although the scheduler does
+    /// not hold them finished: in a run taken up again, those the store
+    /// recorded as finished that wait to be launched or reused here (a
+    /// rerun arriving right after another took the run up). With
+    /// `downstream`, such dependents of theirs too, transitively. In task
+    /// order.
+    pub(super) fn not_back_yet(&self, selected: &[TaskId], downstream: bool) -> Vec<TaskId> {
+        if self.finished_before.is_empty() {
+            return Vec::new();
+        }
+        let waits = |t: TaskId| {
+            self.finished_before.contains(&t.0)
+                && matches!(
+                    self.scheduler.task_state(t),
+                    TaskState::Waiting | TaskState::Ready
+                )
+        };
+        let mut chosen: std::collections::BTreeSet<u32> = selected
+            .iter()
+            .copied()
+            .filter(|&t| waits(t))
+            .map(|t| t.0)
+            .collect();
+        if downstream && !chosen.is_empty() {
+            // Dependencies come first in a fixed point over the plan.
+            let mut grew = true;
+            while grew {
+                grew = false;
+                for t in 0..self.plan.task_count() as u32 {
+                    let task = TaskId(t);
+                    if !chosen.contains(&t)
+                        && waits(task)
+                        && self
+                            .plan
+                            .dependencies(task)
+                            .iter()
+                            .any(|d| chosen.contains(&d.0))
+                    {
+                        chosen.insert(t);
+                        grew = true;
+                    }
+                }
+            }
+        }
+        chosen.into_iter().map(TaskId).collect()
+    }
+
+    /// `task`, finished before the run was taken up and not launched here
+    /// yet, is rerun: its next attempt really runs (never a reused result).
+    pub(super) fn will_run_again(&mut self, task: TaskId) {
+        let t = task.0;
+        self.finished_before.remove(&t);
+        self.rerun.insert(t);
+        self.precached.remove(&t);
+        tracing::info!(
+            "run {}: {} runs again when its turn comes ({})",
+            self.run_id,
+            self.plan.task_name(task),
+            self.rerun_by
+        );
+    }
+
     /// A running task killed because a task it depends on is rerun ended:
     /// its attempt is recorded as cancelled and the scheduler puts it back
     /// to waiting.

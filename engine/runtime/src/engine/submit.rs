@@ -3,7 +3,9 @@
 //! attempts an earlier process left in flight, and starting the dispatch
 //! loop.
 
+use super::rerun_ended::EndedRerun;
 use super::{Canceller, Engine, EngineError, RunHandle, RunOptions, cores};
+use crate::control::ActionReport;
 use crate::dispatch::{Dispatch, DispatchSetup, Msg};
 use crate::state::{NewRun, RunState};
 use crate::{host, layout};
@@ -50,6 +52,15 @@ impl RunRef {
     }
 }
 
+/// The rerun that took an ended run up: its report, the tasks it reset
+/// and who asked (`rerun by USER (action N)`).
+#[derive(Debug)]
+pub(super) struct TookUp {
+    report: ActionReport,
+    reset: Vec<u32>,
+    by: String,
+}
+
 /// What the store knew of a run taken up (all empty for a new run).
 #[derive(Debug, Default)]
 pub(super) struct Opened {
@@ -60,6 +71,8 @@ pub(super) struct Opened {
     in_flight: Vec<(u32, u32, u32, String)>,
     /// (task, attempt) of attempts recorded in flight, with a handle or not.
     open_attempts: Vec<(u32, u32)>,
+    /// The rerun that took an ended run up.
+    rerun: Option<TookUp>,
 }
 
 /// What a run taken up starts from: the attempt numbers used so far and the
@@ -68,14 +81,16 @@ pub(super) struct Opened {
 pub(super) struct TakenUp {
     next_attempts: Vec<(u32, u32)>,
     adopted: Vec<(AttemptKey, Handle)>,
+    /// The rerun that took an ended run up.
+    rerun: Option<TookUp>,
 }
 
 type Channel = (mpsc::UnboundedSender<Msg>, mpsc::UnboundedReceiver<Msg>);
 
 impl Engine {
     /// Records a new run, or (with `options.resume`) takes up the recorded
-    /// one after checking it may be: not running, not succeeded, the same
-    /// plan.
+    /// one after checking it may be: not running, not succeeded (unless a
+    /// rerun takes it up: [`RunOptions::rerun`]), the same plan.
     pub(super) fn open_or_resume(
         &self,
         run: &RunRef,
@@ -94,7 +109,7 @@ impl Engine {
                         pid: found.pid,
                     });
                 }
-                if found.state == RunState::Succeeded {
+                if found.state == RunState::Succeeded && options.rerun.is_none() {
                     return Err(EngineError::AlreadySucceeded(run.id.clone()));
                 }
                 if found.plan_digest != run.digest {
@@ -104,11 +119,30 @@ impl Engine {
             (None, false) => {}
         }
         if existing.is_some() {
+            let rerun = match (&options.rerun, options.resume) {
+                (Some(action), true) => {
+                    Some(EndedRerun::resolve(&store, &run.id, plan, action.clone())?)
+                }
+                _ => None,
+            };
             return Ok(store.write(|tx| {
+                // The rerun is journalled with the take-up, or neither is.
+                let rerun = match &rerun {
+                    Some(r) => {
+                        let report = r.journal(tx, &run.id)?;
+                        Some(TookUp {
+                            by: r.by(report.seq),
+                            reset: r.reset.clone(),
+                            report,
+                        })
+                    }
+                    None => None,
+                };
                 let opened = Opened {
                     next_attempts: tx.next_attempts(&run.id)?,
                     in_flight: tx.in_flight(&run.id)?,
                     open_attempts: tx.open_attempts(&run.id)?,
+                    rerun,
                 };
                 tx.resume_run(&run.id, run.pid, run.pid_start, &run.hostname, run.now)?;
                 Ok(opened)
@@ -215,6 +249,7 @@ impl Engine {
         Ok(TakenUp {
             next_attempts: opened.next_attempts,
             adopted,
+            rerun: opened.rerun,
         })
     }
 
@@ -271,6 +306,10 @@ impl Engine {
             resumed: options.resume,
             next_attempts: taken.next_attempts,
             adopted: taken.adopted,
+            rerun: taken
+                .rerun
+                .as_ref()
+                .map(|t| (t.by.clone(), t.reset.clone())),
             rx,
             tx: tx.clone(),
             events: events_tx,
@@ -282,6 +321,7 @@ impl Engine {
             events: events_rx,
             control: Canceller(tx),
             join,
+            rerun: taken.rerun.map(|t| t.report),
         }
     }
 }
