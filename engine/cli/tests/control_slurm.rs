@@ -6,7 +6,6 @@
 //! `rerun --downstream` runs a finished task again as a new Slurm job,
 //! with its dependent; `watch RUN SEL…` follows a task there.
 
-
 mod common;
 mod control_support;
 

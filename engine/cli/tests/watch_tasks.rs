@@ -122,3 +122,51 @@ fn watch_follows_the_selected_tasks_until_they_end_not_the_run() {
     let _ = d.kill();
     let _ = d.wait();
 }
+
+#[test]
+fn watch_follows_tasks_of_a_foreground_run_through_its_own_socket() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("state");
+    let file = dir.path().join("fg.yaml");
+    let go = dir.path().join("go");
+    std::fs::write(
+        &file,
+        format!(
+            "version: 1\nname: fg\nsteps:\n  talk:\n    run: until [ -e {} ]; do sleep 0.1; done; echo hello\n",
+            go.display()
+        ),
+    )
+    .expect("write workflow");
+    let mut run = Command::new(env!("CARGO_BIN_EXE_twinflow"))
+        .args(["run", file.to_str().expect("utf-8"), "--state-dir"])
+        .arg(&state)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("twinflow run");
+    // No daemon: the run's own socket answers once it is up.
+    common::wait_until("the run's socket", Duration::from_secs(30), || {
+        let o = twinflow(&state, &["status", "latest", "--summary", "--json"]);
+        serde_json::from_slice::<serde_json::Value>(&o.stdout)
+            .map(|v| v["live"] == true)
+            .unwrap_or(false)
+    });
+    let watch = Command::new(env!("CARGO_BIN_EXE_twinflow"))
+        .args(["watch", "latest", "talk", "--state-dir"])
+        .arg(&state)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("twinflow watch");
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(&go, "").expect("let the task go");
+    let o = watch.wait_with_output().expect("watch ends");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("talk | hello"), "{}", text(&o.stdout));
+    assert!(!text(&o.stderr).contains("(not live"), "{}", text(&o.stderr));
+    assert!(run.wait().expect("run ends").success());
+    // Ended, and nothing serves it: the store answers.
+    let o = twinflow(&state, &["watch", "latest", "talk"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("talk: succeeded"), "{}", text(&o.stderr));
+}

@@ -34,25 +34,17 @@ pub(crate) struct App {
     pub(crate) listen: Option<String>,
 }
 
-/// The routes, before a listener's own checks are layered on.
+/// The routes, before a listener's own checks are layered on: those of a
+/// run's own socket, submissions and shutdown.
 pub(crate) fn router() -> Router<App> {
-    Router::new()
-        .route("/v1/ping", get(ping))
+    run_router()
         .route("/v1/runs", get(list).post(submit))
-        .route("/v1/runs/{id}", get(status))
-        .route("/v1/runs/{id}/summary", get(summary))
-        .route("/v1/runs/{id}/tasks", get(tasks))
-        .route("/v1/runs/{id}/cancel", post(cancel))
-        .route("/v1/runs/{id}/actions", post(act))
-        .route("/v1/runs/{id}/select", post(select))
-        .route("/v1/runs/{id}/events", get(events))
-        .route("/v1/runs/{id}/logs/{task}", get(logs))
         .route("/v1/shutdown", post(stop_daemon))
 }
 
 /// The routes a run's own socket serves ([`crate::RunSocket`]): those about
-/// its one run (reads, actions, cancel, events, logs) and `ping`; no
-/// submissions, no shutdown.
+/// its one run (reads, actions, selections, cancel, events, logs) and
+/// `ping`; no submissions, no shutdown.
 pub(crate) fn run_router() -> Router<App> {
     Router::new()
         .route("/v1/ping", get(ping))
@@ -61,6 +53,7 @@ pub(crate) fn run_router() -> Router<App> {
         .route("/v1/runs/{id}/tasks", get(tasks))
         .route("/v1/runs/{id}/cancel", post(cancel))
         .route("/v1/runs/{id}/actions", post(act))
+        .route("/v1/runs/{id}/select", post(select))
         .route("/v1/runs/{id}/events", get(events))
         .route("/v1/runs/{id}/logs/{task}", get(logs))
 }

@@ -14,14 +14,15 @@
 use crate::args::{DaemonArgs, StateArgs};
 use crate::exit;
 use crate::output::Output;
-use crate::plumbing::{block_on, failed_for_run, target};
+use crate::plumbing::{block_on, failed_for_run, state_dir, target_for_run};
 use crate::term::shown;
 use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use twinflow_daemon::api::LogStream;
-use twinflow_daemon::{Client, DaemonError};
-use twinflow_engine::{LiveState, SelectedTask};
+use twinflow_daemon::{Client, DaemonError, query};
+use twinflow_engine::{LiveState, SelectedTask, Selection, StateStore};
 
 /// How often the selection is asked for again.
 const POLL: Duration = Duration::from_millis(500);
@@ -35,14 +36,20 @@ pub(crate) fn watch_tasks(
     selectors: &[String],
     json: bool,
 ) -> u8 {
-    let target = match target(out, state, daemon) {
+    let target = match target_for_run(out, state, daemon, Some(run)) {
         Ok(t) => t,
         Err(code) => return code,
     };
     let client = target.client.clone();
     let result = block_on(
         out,
-        follow(client, run.to_owned(), selectors.to_vec(), json),
+        follow(
+            client,
+            state_dir(state),
+            run.to_owned(),
+            selectors.to_vec(),
+            json,
+        ),
     );
     match result {
         Ok(Ok(all_succeeded)) => {
@@ -60,6 +67,7 @@ pub(crate) fn watch_tasks(
 /// The loop: whether every selected task succeeded.
 async fn follow(
     client: Client,
+    state: PathBuf,
     run: String,
     selectors: Vec<String>,
     json: bool,
@@ -69,7 +77,12 @@ async fn follow(
     let mut followed: HashSet<(u32, u32)> = HashSet::new();
     let mut first = true;
     loop {
-        let selection = client.select(&run, &selectors).await?;
+        let selection = match client.select(&run, &selectors).await {
+            // Nothing answers (a `twinflow run` ended and closed its
+            // socket, and no daemon runs): the store has the end.
+            Err(DaemonError::NotRunning { .. }) => recorded(&state, &run, &selectors)?,
+            answer => answer?,
+        };
         if first && !json {
             eprintln!(
                 "watching {} task(s) of {}{}",
@@ -128,6 +141,23 @@ async fn follow(
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// The selection as the state store recorded it, for a run no process
+/// serves.
+fn recorded(state: &Path, run: &str, selectors: &[String]) -> Result<Selection, DaemonError> {
+    let store = StateStore::open(state).map_err(|e| DaemonError::Setup(e.to_string()))?;
+    let info = query::find_run(&store, Some(run)).map_err(|e| match e {
+        query::QueryError::NotFound(nf) => DaemonError::NotFound(nf),
+        query::QueryError::Store(e) => DaemonError::Setup(e.to_string()),
+    })?;
+    store
+        .select_recorded(&info.id, selectors)
+        .map_err(|e| DaemonError::Setup(e.to_string()))?
+        .map_err(|e| DaemonError::Refused {
+            status: 400,
+            message: e.to_string(),
+        })
 }
 
 /// One change of a task's state: a line on stderr, or a JSON line.
