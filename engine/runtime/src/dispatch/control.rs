@@ -2,10 +2,12 @@
 //! refused when it applies to none of them, journalled in the state store
 //! (who, when, what) and only then handed to the scheduler, ahead of the
 //! executor reports of the same turn (a rerun first forgets the cache
-//! entries of every task it resets, in the same transaction). A resumed
-//! run starts from its
-//! journal: tasks held and not released are held again, and a kill whose
-//! attempt still runs is carried out.
+//! entries of every task it resets, and a set failed those of its tasks,
+//! in the same transaction; a trigger or a set is checked first, see
+//! `trigger.rs`). A resumed run starts from its
+//! journal: tasks held and not released are held again, a kill whose
+//! attempt still runs is carried out, and triggers and sets are replayed
+//! (`trigger.rs`).
 
 use super::Dispatch;
 use crate::control::{ActionKind, ActionReport, ControlError, OperatorAction, select_tasks};
@@ -29,6 +31,13 @@ impl Dispatch {
     fn accept(&mut self, action: &OperatorAction) -> Result<ActionReport, ControlError> {
         let selected = select_tasks(&self.plan, &action.selectors)?;
         let op = action.kind.operator();
+        let by_hand = matches!(
+            op,
+            Operator::Trigger | Operator::SetSucceeded | Operator::SetFailed
+        );
+        if by_hand {
+            self.refuse_group_members(action.kind, &selected)?;
+        }
         let applied: Vec<TaskId> = selected
             .iter()
             .copied()
@@ -60,7 +69,13 @@ impl Dispatch {
                 }
                 reset.into_iter().map(|t| t.0).collect()
             }
+            Operator::SetFailed => applied.iter().map(|t| t.0).collect(),
             _ => Vec::new(),
+        };
+        let warnings = if by_hand {
+            self.check_by_hand(action.kind, &applied)?
+        } else {
+            Vec::new()
         };
         let names: Vec<String> = applied.iter().map(|&t| self.plan.task_name(t)).collect();
         let numbers: Vec<u32> = applied.iter().map(|t| t.0).collect();
@@ -68,6 +83,7 @@ impl Dispatch {
         let journal_err = |message: String| ControlError::Journal { run, message };
         // The changes before it first, so that the store keeps their order.
         if let Err(e) = self.flush() {
+            self.set_sealed.clear();
             return Err(journal_err(e.to_string()));
         }
         let seq = crate::lock(&self.store)
@@ -84,7 +100,14 @@ impl Dispatch {
                 tx.forget_cached(&self.run_id, &reset)?;
                 Ok(seq)
             })
-            .map_err(|e| journal_err(e.to_string()))?;
+            .map_err(|e| journal_err(e.to_string()));
+        let seq = match seq {
+            Ok(seq) => seq,
+            Err(e) => {
+                self.set_sealed.clear();
+                return Err(e);
+            }
+        };
         tracing::info!(
             "run {}: {} by {} (action {seq}): {}",
             self.run_id,
@@ -101,12 +124,25 @@ impl Dispatch {
         if action.kind.is_rerun() {
             self.rerun_by = format!("rerun by {} (action {seq})", action.by.user);
         }
+        if by_hand {
+            let why = super::trigger::by_hand_text(action.kind, &action.by.user, seq);
+            for &t in &numbers {
+                self.by_hand.insert(t, why.clone());
+                if action.kind == ActionKind::Trigger {
+                    // It runs now: never served from the cache.
+                    self.rerun.insert(t);
+                }
+            }
+            // The dependents a set succeeded puts back to waiting.
+            self.rerun_by = why;
+        }
         self.control.push(Event::Operator { op, tasks: applied });
         Ok(ActionReport {
             seq,
             kind: action.kind,
             applied: names,
             skipped: selected.len() - numbers.len(),
+            warnings,
         })
     }
 
@@ -118,6 +154,7 @@ impl Dispatch {
         let rows = store.action_rows(&self.run_id)?;
         let adopted_ids: Vec<u32> = self.adopted.iter().map(|(t, _)| t.0).collect();
         let launched = store.launched_ms(&self.run_id, &adopted_ids)?;
+        let states = store.task_states(&self.run_id)?;
         drop(store);
         let mut events = Vec::new();
         if !held.is_empty() {
@@ -163,6 +200,7 @@ impl Dispatch {
                 tasks: kills,
             });
         }
+        events.extend(self.replay_by_hand(&rows, &states)?);
         Ok(events)
     }
 }
