@@ -1,4 +1,4 @@
-//! Operator actions (hold, release, kill, rerun) in the exports: each
+//! Operator actions (hold, release, kill, rerun, trigger, set) in the exports: each
 //! journalled action becomes an `UpdateAction` of the provenance crate —
 //! who (`agent`), when (`startTime`), what (`name`, the selectors) and on
 //! which tasks (`object`: their `CreateAction`s) — and a row of the HTML

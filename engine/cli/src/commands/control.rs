@@ -1,4 +1,4 @@
-//! `twinflow hold|release|kill|rerun RUN SEL…`: operator actions on a live run,
+//! `twinflow hold|release|kill|rerun|trigger|set RUN SEL…`: operator actions on a live run,
 //! carried to the daemon that runs it (which journals and applies them).
 
 use crate::args::{DaemonArgs, StateArgs};
@@ -30,7 +30,13 @@ pub(crate) fn act(
                 ActionKind::Release => "released",
                 ActionKind::Kill => "killing",
                 ActionKind::Rerun | ActionKind::RerunDownstream => "rerunning",
+                ActionKind::Trigger => "triggered",
+                ActionKind::SetSucceeded => "set succeeded",
+                ActionKind::SetFailed => "set failed",
             };
+            for warning in &report.warnings {
+                out.warning(warning);
+            }
             eprintln!(
                 "{verb} {} task(s) of {} (action {}){}",
                 report.applied.len(),

@@ -98,6 +98,24 @@ impl Dispatch {
                     names: &names,
                 })?;
                 tx.forget_cached(&self.run_id, &reset)?;
+                // A task set succeeded: its outputs with the action, so
+                // that a crash right after it loses neither.
+                for &t in &numbers {
+                    for a in self.set_sealed.get(&t).into_iter().flatten() {
+                        let path = a.path.display().to_string();
+                        tx.artefact(
+                            &self.run_id,
+                            t,
+                            &crate::state::write::SealedRow {
+                                output: &a.output,
+                                path: &path,
+                                size: a.size,
+                                sha256: &a.sha256,
+                                mtime_ns: a.mtime_ns,
+                            },
+                        )?;
+                    }
+                }
                 Ok(seq)
             })
             .map_err(|e| journal_err(e.to_string()));

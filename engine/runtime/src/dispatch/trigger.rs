@@ -7,9 +7,13 @@
 //! triggered task's queued state carries (who triggered it, which inputs
 //! were missing when it was prepared), and what a resumed run takes from
 //! the journal: the newest trigger or set naming a task decides (a rerun
-//! after it undoes it): a task set succeeded, or triggered, that succeeded
-//! keeps its sealed outputs; one set failed fails again; one triggered
-//! that did not succeed starts at once.
+//! after it undoes it). A set is in force when the store records the task
+//! as it set it, or records nothing of it since the action (the process
+//! ended before it wrote the task's new state; the outputs of a set
+//! succeeded are written with the action): a task set succeeded keeps its
+//! sealed outputs (while they are intact), one set failed fails again. A
+//! task triggered that succeeded keeps its outputs too; one that did not
+//! starts at once.
 //!
 //! [`Action::Set`]: twinflow_core::scheduler::Action::Set
 
@@ -222,15 +226,15 @@ impl Dispatch {
     pub(super) fn replay_by_hand(
         &mut self,
         rows: &[(ActionRecord, Vec<u32>)],
-        states: &HashMap<u32, Recorded>,
+        states: &HashMap<u32, (Recorded, Option<i64>)>,
     ) -> Result<Vec<Event>, crate::EngineError> {
-        let mut last: HashMap<u32, (ActionKind, String)> = HashMap::new();
+        let mut last: HashMap<u32, (ActionKind, String, i64)> = HashMap::new();
         for (record, tasks) in rows {
             for &t in tasks {
                 match record.kind {
                     ActionKind::Trigger | ActionKind::SetSucceeded | ActionKind::SetFailed => {
                         let why = by_hand_text(record.kind, &record.by.user, record.seq);
-                        last.insert(t, (record.kind, why));
+                        last.insert(t, (record.kind, why, record.at_ms));
                     }
                     ActionKind::Rerun | ActionKind::RerunDownstream => {
                         last.remove(&t);
@@ -239,18 +243,24 @@ impl Dispatch {
                 }
             }
         }
-        let mut last: Vec<(u32, (ActionKind, String))> = last
+        let mut last: Vec<(u32, (ActionKind, String, i64))> = last
             .into_iter()
             .filter(|(t, _)| (*t as usize) < self.plan.task_count())
             .collect();
         last.sort_unstable_by_key(|(t, _)| *t);
         let (mut done, mut failed, mut triggered) = (Vec::new(), Vec::new(), Vec::new());
-        for (t, (kind, why)) in last {
-            let state = states.get(&t).copied();
+        for (t, (kind, why, at_ms)) in last {
+            let (state, changed) = match states.get(&t) {
+                Some(&(state, changed)) => (Some(state), changed),
+                None => (None, None),
+            };
+            // Nothing recorded of the task since the action.
+            let unchanged = changed.is_none_or(|c| c <= at_ms);
             let task = TaskId(t);
+            let set_succeeded = kind == ActionKind::SetSucceeded && unchanged;
             match kind {
                 ActionKind::SetSucceeded | ActionKind::Trigger
-                    if state == Some(Recorded::Succeeded) =>
+                    if state == Some(Recorded::Succeeded) || set_succeeded =>
                 {
                     let artefacts =
                         crate::lock(&self.store).write(|tx| tx.artefacts_of(&self.run_id, t))?;
@@ -265,6 +275,15 @@ impl Dispatch {
                         continue;
                     }
                     self.sealed[task.index()] = Some(artefacts.into_boxed_slice());
+                    if state != Some(Recorded::Succeeded) {
+                        // The process ended before it recorded the set.
+                        self.journal.push(Op::State {
+                            task: t,
+                            attempt: self.base[task.index()],
+                            state: Recorded::Succeeded,
+                            reason: Some(why),
+                        });
+                    }
                     self.summary.cached += 1;
                     self.from_cache.insert(t);
                     self.emit(RunEvent::TaskSucceeded {
@@ -276,7 +295,7 @@ impl Dispatch {
                     });
                     done.push(task);
                 }
-                ActionKind::SetFailed if state == Some(Recorded::Failed) => {
+                ActionKind::SetFailed if state == Some(Recorded::Failed) || unchanged => {
                     self.by_hand.insert(t, why);
                     failed.push(task);
                 }

@@ -129,17 +129,29 @@ impl StateStore {
         Ok(rows.into_iter().collect())
     }
 
-    /// The recorded state of every task of run `run` that has a row.
+    /// The recorded state of every task of run `run` that has a row, with
+    /// when it last changed as far as the store tells (its latest launch
+    /// or end, ms).
     pub(crate) fn task_states(
         &self,
         run: &str,
-    ) -> Result<std::collections::HashMap<u32, TaskState>, StateError> {
+    ) -> Result<std::collections::HashMap<u32, (TaskState, Option<i64>)>, StateError> {
         let rows = self.rows(
-            "SELECT task, state FROM tasks WHERE run_id = ?1",
+            "SELECT task, state, MAX(COALESCE(started_ms, 0), COALESCE(finished_ms, 0))
+             FROM tasks WHERE run_id = ?1",
             params![run],
-            |r| Ok((r.get::<_, u32>(0)?, r.get::<_, TaskState>(1)?)),
+            |r| {
+                Ok((
+                    r.get::<_, u32>(0)?,
+                    r.get::<_, TaskState>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            },
         )?;
-        Ok(rows.into_iter().collect())
+        Ok(rows
+            .into_iter()
+            .map(|(t, s, at)| (t, (s, (at > 0).then_some(at))))
+            .collect())
     }
 
     /// The names of the tasks of run `run` an operator holds that have not
