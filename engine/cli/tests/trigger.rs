@@ -5,6 +5,10 @@
 //! across a `kill -9` of the daemon right after the action; set failed
 //! skips the dependents; set succeeded with an output missing is refused
 //! (exit 2).
+#![expect(
+    clippy::expect_used,
+    reason = "test helpers fail the test with a message"
+)]
 
 mod common;
 mod control_support;
