@@ -219,3 +219,43 @@ async fn set_failed_skips_the_dependents() {
     );
     assert_eq!(log(&fx), "", "use never ran");
 }
+
+#[tokio::test]
+async fn members_of_a_coupling_group_are_neither_triggered_nor_set() {
+    let fx = Fixture::new();
+    let yaml = "
+version: 1
+name: grouped
+executors: { here: { kind: local, slots: 4 } }
+steps:
+  gate:
+    run: sleep 1
+  forest:
+    group: fb
+    after: [gate]
+    run: 'true'
+  beetle:
+    group: fb
+    run: 'true'
+";
+    let mut run = fx
+        .engine
+        .submit(plan(yaml, "grouped-1"), RunOptions::default())
+        .await
+        .unwrap();
+    let control = run.controller();
+    for kind in [
+        ActionKind::Trigger,
+        ActionKind::SetSucceeded,
+        ActionKind::SetFailed,
+    ] {
+        let err = control.act(action(kind, &["forest"])).await.unwrap_err();
+        assert!(err.is_bad_request(), "{err}");
+        assert!(
+            err.to_string().contains("member of a coupling group"),
+            "{err}"
+        );
+    }
+    while run.next_event().await.is_some() {}
+    assert_eq!(run.wait().await.unwrap().outcome, Outcome::Succeeded);
+}
