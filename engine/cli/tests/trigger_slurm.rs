@@ -4,19 +4,11 @@
 //! held runs as a Slurm job with its input missing; the held dependency
 //! set failed then fails the run for good, and the triggered task keeps
 //! its result.
-#![expect(
-    clippy::expect_used,
-    reason = "test helpers fail the test with a message"
-)]
-
 mod common;
 mod control_support;
 
 use common::{daemon, text, twinflow, wait_until};
-use control_support::state_of;
-use std::time::Duration;
-
-const LIMIT: Duration = Duration::from_secs(180);
+use control_support::{LIMIT, state_of};
 
 #[test]
 fn trigger_and_set_on_slurm() {
