@@ -198,6 +198,18 @@ async fn set_failed_skips_the_dependents() {
         .act(action(ActionKind::Hold, &["make"]))
         .await
         .unwrap();
+    // A running task is not set: kill it first.
+    until(
+        &mut run,
+        |e| matches!(e, RunEvent::TaskSubmitted { name, .. } if name == "gate"),
+    )
+    .await;
+    let err = control
+        .act(action(ActionKind::SetSucceeded, &["gate"]))
+        .await
+        .unwrap_err();
+    assert!(err.is_bad_request(), "{err}");
+    assert!(err.to_string().contains("kill it first"), "{err}");
     let report = control
         .act(action(ActionKind::SetFailed, &["make"]))
         .await

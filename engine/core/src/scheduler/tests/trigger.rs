@@ -328,3 +328,25 @@ fn a_task_triggered_before_the_start_is_queued_at_the_start_once() {
         [Action::RunFinished(RunOutcome::Succeeded)]
     );
 }
+
+#[test]
+fn a_held_task_whose_dependency_failed_runs_when_triggered() {
+    let p = chain_and_one();
+    let mut sc = sched(&p);
+    sc.handle(op(Operator::Hold, &[1]), 0);
+    sc.handle(Event::Start, 0);
+    // 0 fails: the held 1 waits to be skipped once released.
+    assert!(skipped(&sc.handle(fail(0, 0), 1)).is_empty());
+    assert!(sc.applies(Operator::Trigger, TaskId(1)));
+    assert_eq!(
+        launched(&sc.handle(op(Operator::Trigger, &[1]), 2)),
+        [(1, 0)]
+    );
+    // Not skipped: it ran, and its dependent runs after it.
+    assert_eq!(launched(&sc.handle(ok(1), 3)), [(2, 0)]);
+    sc.handle(ok(2), 4);
+    assert_eq!(
+        sc.handle(ok(3), 5),
+        [Action::RunFinished(RunOutcome::Failed)]
+    );
+}
