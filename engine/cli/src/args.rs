@@ -195,6 +195,21 @@ pub(crate) enum Command {
         #[arg(long)]
         downstream: bool,
     },
+    /// Start tasks of a run the daemon carries now, although their
+    /// dependencies are not done: they run with their inputs as they are
+    /// (missing ones are left out and named); a hold on them is lifted.
+    Trigger(ActionArgs),
+    /// Mark tasks of a run the daemon carries that are not running by hand:
+    /// succeeded seals their declared outputs as they are in their task
+    /// directory (refused if one is missing) and readies their dependents;
+    /// failed fails them for good and skips their dependents.
+    Set {
+        #[command(flatten)]
+        action: ActionArgs,
+        /// What they become.
+        #[arg(long, value_enum)]
+        outcome: SetOutcome,
+    },
     /// Run the tasks of a packed Slurm job (inside its allocation; the
     /// Slurm executor writes the job script that calls this).
     #[command(hide = true)]
@@ -322,7 +337,17 @@ pub(crate) struct SubmitArgs {
     pub fail_fast: bool,
 }
 
-/// The arguments of `hold`, `release` and `kill`.
+/// The outcome `twinflow set` gives tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SetOutcome {
+    /// Succeeded, with their outputs as they are on disk.
+    Succeeded,
+    /// Failed for good.
+    Failed,
+}
+
+/// The arguments of the operator actions (`hold`, `release`, `kill`,
+/// `rerun`, `trigger`, `set`).
 #[derive(Debug, clap::Args)]
 pub(crate) struct ActionArgs {
     /// Run id, unique prefix, or `latest`.

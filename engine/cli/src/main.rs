@@ -111,6 +111,14 @@ fn main() -> ExitCode {
             };
             act(&out, action, kind)
         }
+        Command::Trigger(a) => act(&out, a, twinflow_engine::ActionKind::Trigger),
+        Command::Set { action, outcome } => {
+            let kind = match outcome {
+                args::SetOutcome::Succeeded => twinflow_engine::ActionKind::SetSucceeded,
+                args::SetOutcome::Failed => twinflow_engine::ActionKind::SetFailed,
+            };
+            act(&out, action, kind)
+        }
     };
     ExitCode::from(code)
 }

@@ -437,7 +437,7 @@ impl Client {
         Ok(answer["cancelled"].as_str().unwrap_or(run).to_owned())
     }
 
-    /// An operator action (hold, release, kill) on tasks of a run the
+    /// An operator action (any [`twinflow_engine::ActionKind`]) on tasks of a run the
     /// daemon carries (`POST /v1/runs/{id}/actions`): journalled, then
     /// applied. A selector that matches nothing, or an action that applies
     /// to none of the selected tasks, is refused with status 400.

@@ -1,4 +1,4 @@
-//! Operator actions (hold, release, kill, rerun) in the exports: each
+//! Operator actions (hold, release, kill, rerun, trigger, set) in the exports: each
 //! journalled action becomes an `UpdateAction` of the provenance crate —
 //! who (`agent`), when (`startTime`), what (`name`, the selectors) and on
 //! which tasks (`object`: their `CreateAction`s) — and a row of the HTML
@@ -66,4 +66,41 @@ pub(crate) fn section(actions: &[ActionRecord], esc: impl Fn(&str) -> String) ->
     }
     h.push_str("</tbody></table></section>");
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use twinflow_engine::{ActionKind, Actor};
+
+    #[test]
+    fn every_kind_is_named_as_the_cli_spells_it() {
+        let actions: Vec<ActionRecord> = ActionKind::ALL
+            .into_iter()
+            .enumerate()
+            .map(|(i, kind)| ActionRecord {
+                seq: i as i64 + 1,
+                at_ms: 0,
+                by: Actor {
+                    user: "op".into(),
+                    uid: 1000,
+                },
+                kind,
+                selectors: vec!["make".into()],
+                tasks: vec!["make".into()],
+            })
+            .collect();
+        let graph = entities(&actions, |t| format!("#task/{t}"));
+        let names: Vec<&str> = graph
+            .iter()
+            .filter(|e| e["@type"] == "UpdateAction")
+            .filter_map(|e| e["name"].as_str())
+            .collect();
+        assert_eq!(names.len(), ActionKind::ALL.len());
+        assert!(names.contains(&"trigger"), "{names:?}");
+        assert!(names.contains(&"set-succeeded"), "{names:?}");
+        assert!(names.contains(&"set-failed"), "{names:?}");
+        let html = section(&actions, str::to_owned);
+        assert!(html.contains("<td>set-failed</td>"), "{html}");
+    }
 }

@@ -1,4 +1,5 @@
-//! Operator actions on a live run (hold, release, kill, rerun): their types, as
+//! Operator actions on a live run (hold, release, kill, rerun, trigger,
+//! set succeeded or failed): their types, as
 //! the store records them and the daemon sends them (the one place their
 //! names are spelled), and how selectors (a task name, a step name, or a
 //! glob over task names) resolve to tasks. The dispatch loop journals an
@@ -27,16 +28,30 @@ pub enum ActionKind {
     /// [`ActionKind::Rerun`] with every finished dependent too,
     /// transitively (`twinflow rerun --downstream`).
     RerunDownstream,
+    /// Tasks that have not started (waiting for their dependencies, or
+    /// ready and held) start now, with their inputs as they are (a hold on
+    /// them is lifted); their dependencies' later ends do not touch them.
+    Trigger,
+    /// Tasks that are not running are marked succeeded by hand: their
+    /// declared outputs are sealed as they are in their task directory
+    /// (refused when one is missing) and their dependents become ready.
+    SetSucceeded,
+    /// Tasks that are not running are marked failed for good; their
+    /// dependents are skipped (held ones wait).
+    SetFailed,
 }
 
 impl ActionKind {
     /// Every kind, for tests and help texts.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 8] = [
         Self::Hold,
         Self::Release,
         Self::Kill,
         Self::Rerun,
         Self::RerunDownstream,
+        Self::Trigger,
+        Self::SetSucceeded,
+        Self::SetFailed,
     ];
 
     /// The lowercase name, as stored and sent.
@@ -47,6 +62,9 @@ impl ActionKind {
             Self::Kill => "kill",
             Self::Rerun => "rerun",
             Self::RerunDownstream => "rerun-downstream",
+            Self::Trigger => "trigger",
+            Self::SetSucceeded => "set-succeeded",
+            Self::SetFailed => "set-failed",
         }
     }
 
@@ -60,6 +78,11 @@ impl ActionKind {
         Self::ALL.into_iter().find(|k| k.as_str() == name)
     }
 
+    /// Whether it sets tasks by hand.
+    pub fn is_set(self) -> bool {
+        matches!(self, Self::SetSucceeded | Self::SetFailed)
+    }
+
     /// What it does to tasks it does not apply to, for messages.
     fn applies_to(self) -> &'static str {
         match self {
@@ -69,6 +92,18 @@ impl ActionKind {
             Self::Rerun | Self::RerunDownstream => {
                 "finished (succeeded, failed, skipped or cancelled; a running or \
                  waiting task is not rerun: kill it first, or let it finish)"
+            }
+            Self::Trigger => {
+                "waiting for its dependencies or held (a running or finished task is \
+                 not triggered; a ready task that is not held is queued already)"
+            }
+            Self::SetSucceeded => {
+                "failed, skipped, cancelled, waiting, ready or held (a running task is \
+                 not set: kill it first)"
+            }
+            Self::SetFailed => {
+                "succeeded, skipped, cancelled, waiting, ready or held (a running task \
+                 is not set: kill it first)"
             }
         }
     }
@@ -80,6 +115,9 @@ impl ActionKind {
             Self::Kill => Operator::Kill,
             Self::Rerun => Operator::Rerun { downstream: false },
             Self::RerunDownstream => Operator::Rerun { downstream: true },
+            Self::Trigger => Operator::Trigger,
+            Self::SetSucceeded => Operator::SetSucceeded,
+            Self::SetFailed => Operator::SetFailed,
         }
     }
 }
@@ -136,6 +174,10 @@ pub struct ActionReport {
     /// that had ended: it is live again).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub taken_up: bool,
+    /// What the operator must know about what it did (a trigger names the
+    /// dependencies its tasks start without), one line each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// One journalled action ([`crate::StateStore::actions`]).

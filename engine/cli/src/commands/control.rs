@@ -1,4 +1,4 @@
-//! `twinflow hold|release|kill|rerun RUN SEL…`: operator actions on a live
+//! `twinflow hold|release|kill|rerun|trigger|set RUN SEL…`: operator actions on a live
 //! run, carried to the process that runs it, which journals and applies
 //! them: the run's own socket when a `twinflow run` in progress serves it,
 //! else the daemon (which takes an ended run up again for a rerun). With
@@ -30,6 +30,9 @@ pub(crate) fn act(
     };
     match block_on(out, target.client.act(run, kind, selectors)) {
         Ok(Ok(report)) => {
+            for warning in &report.warnings {
+                out.warning(warning);
+            }
             print_report(run, &report);
             exit::SUCCESS
         }
@@ -72,6 +75,9 @@ fn print_report(run: &str, report: &ActionReport) {
         ActionKind::Release => "released",
         ActionKind::Kill => "killing",
         ActionKind::Rerun | ActionKind::RerunDownstream => "rerunning",
+        ActionKind::Trigger => "triggered",
+        ActionKind::SetSucceeded => "set succeeded",
+        ActionKind::SetFailed => "set failed",
     };
     eprintln!(
         "{verb} {} task(s) of {} (action {}){}{}",

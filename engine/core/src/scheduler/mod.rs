@@ -31,6 +31,19 @@
 //! is skipped at once. The run's outcome counts the tasks' final states:
 //! a failed task that reruns and succeeds no longer fails the run.
 //!
+//! Trigger ([`Operator::Trigger`]) starts a task that has not started
+//! (waiting for its dependencies, or ready and held) now: it is queued on
+//! its executor at once (a hold on it is lifted), and runs with its inputs
+//! as they are. Its dependencies' later ends never queue it again, and a
+//! dependency that fails later does not skip it; a retry of it does not
+//! wait for them either. Set ([`Operator::SetSucceeded`],
+//! [`Operator::SetFailed`], see `state/trigger.rs`) marks tasks that are
+//! not running by hand ([`Action::Set`]): succeeded, its dependents become
+//! ready as if it had run (skipped ones wait for their dependencies
+//! again); failed, it fails for good and its dependents are skipped
+//! (held ones wait), as for a kill. Neither applies to coupling-group
+//! members.
+//!
 //! Coupling groups (`group:`, see [`crate::group_instances`]): the members
 //! of a group instance become ready together (when each one's dependencies
 //! are met), launch together in one batch and only when their summed cost
@@ -138,6 +151,15 @@ pub enum Operator {
         /// Also every finished dependent, transitively.
         downstream: bool,
     },
+    /// Start tasks that have not started now, although their dependencies
+    /// are not done (a hold on them is lifted).
+    Trigger,
+    /// Mark tasks that are not running as succeeded (the runtime sealed
+    /// their outputs); their dependents become ready as if they had run.
+    SetSucceeded,
+    /// Mark tasks that are not running as failed for good; their
+    /// dependents are skipped (held ones wait), as for a kill.
+    SetFailed,
 }
 
 /// Why a task is killed.
@@ -230,6 +252,18 @@ pub enum Action {
         task: TaskId,
         /// Its state before.
         was: TaskState,
+    },
+    /// An operator set the task by hand ([`Operator::SetSucceeded`],
+    /// [`Operator::SetFailed`]); it was `was`. Succeeded: the runtime
+    /// records the outputs it sealed for it. Failed: an
+    /// [`Action::GaveUp`] follows, and the skips of its dependents.
+    Set {
+        /// The task.
+        task: TaskId,
+        /// Its state before.
+        was: TaskState,
+        /// Whether it was set succeeded (else failed).
+        succeeded: bool,
     },
     /// Call back with [`Event::Tick`] at this time (a retry or a timeout is due).
     WakeAt(Millis),

@@ -6,11 +6,12 @@
 mod groups;
 mod operator;
 mod rerun;
+mod trigger;
 
 use super::{Action, Event, KillReason, Millis, Outcome, RunOutcome, SchedulerConfig, TaskCost};
 use crate::{Plan, TaskId};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 
 /// Where a task is in its life (as `twinflow watch` and the daemon's
 /// `select` route report it, in kebab-case).
@@ -113,6 +114,10 @@ pub struct Scheduler {
     /// The attempt each rerun task's current round began with: its
     /// retries count from there (see `rerun.rs`).
     rerun_base: HashMap<u32, u32>,
+    /// Tasks an operator triggered ([`super::Operator::Trigger`]) that
+    /// have not been reset since: they run whatever their dependencies do
+    /// (see `trigger.rs`).
+    triggered: HashSet<u32>,
 }
 
 impl Scheduler {
@@ -181,6 +186,7 @@ impl Scheduler {
             parked: HashMap::new(),
             doomed: HashMap::new(),
             rerun_base: HashMap::new(),
+            triggered: HashSet::new(),
             state: vec![TaskState::Waiting; n],
             attempt: vec![0; n],
             remaining,
@@ -585,6 +591,11 @@ impl Scheduler {
                     {
                         if self.remaining[t as usize] == 0 {
                             self.make_ready(t);
+                        } else if self.triggered.contains(&t) {
+                            // Triggered: its retry does not wait for its
+                            // dependencies either.
+                            self.state[t as usize] = TaskState::Ready;
+                            self.enqueue(t);
                         } else {
                             // A group member restarted after a resume before
                             // its dependencies were done again.

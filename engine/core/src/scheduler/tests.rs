@@ -824,3 +824,4 @@ fn chain_and_one() -> Plan {
 mod groups;
 mod operator;
 mod rerun;
+mod trigger;

@@ -2,10 +2,12 @@
 //! refused when it applies to none of them, journalled in the state store
 //! (who, when, what) and only then handed to the scheduler, ahead of the
 //! executor reports of the same turn (a rerun first forgets the cache
-//! entries of every task it resets, in the same transaction). A resumed
-//! run starts from its
-//! journal: tasks held and not released are held again, and a kill whose
-//! attempt still runs is carried out.
+//! entries of every task it resets, and a set failed those of its tasks,
+//! in the same transaction; a trigger or a set is checked first, see
+//! `trigger.rs`). A resumed run starts from its
+//! journal: tasks held and not released are held again, a kill whose
+//! attempt still runs is carried out, and triggers and sets are replayed
+//! (`trigger.rs`).
 
 use super::Dispatch;
 use crate::control::{ActionKind, ActionReport, ControlError, OperatorAction, select_tasks};
@@ -29,6 +31,13 @@ impl Dispatch {
     fn accept(&mut self, action: &OperatorAction) -> Result<ActionReport, ControlError> {
         let selected = select_tasks(&self.plan, &action.selectors)?;
         let op = action.kind.operator();
+        let by_hand = matches!(
+            op,
+            Operator::Trigger | Operator::SetSucceeded | Operator::SetFailed
+        );
+        if by_hand {
+            self.refuse_group_members(action.kind, &selected)?;
+        }
         let applied: Vec<TaskId> = selected
             .iter()
             .copied()
@@ -67,7 +76,13 @@ impl Dispatch {
                 reset.extend(not_back.iter().map(|t| t.0));
                 reset
             }
+            Operator::SetFailed => applied.iter().map(|t| t.0).collect(),
             _ => Vec::new(),
+        };
+        let warnings = if by_hand {
+            self.check_by_hand(action.kind, &applied)?
+        } else {
+            Vec::new()
         };
         let mut chosen: Vec<TaskId> = applied.clone();
         chosen.extend(not_back.iter().copied().filter(|t| selected.contains(t)));
@@ -78,6 +93,7 @@ impl Dispatch {
         let journal_err = |message: String| ControlError::Journal { run, message };
         // The changes before it first, so that the store keeps their order.
         if let Err(e) = self.flush() {
+            self.set_sealed.clear();
             return Err(journal_err(e.to_string()));
         }
         let seq = crate::lock(&self.store)
@@ -92,9 +108,34 @@ impl Dispatch {
                     names: &names,
                 })?;
                 tx.forget_cached(&self.run_id, &reset)?;
+                // A task set succeeded: its outputs with the action, so
+                // that a crash right after it loses neither.
+                for &t in &numbers {
+                    for a in self.set_sealed.get(&t).into_iter().flatten() {
+                        let path = a.path.display().to_string();
+                        tx.artefact(
+                            &self.run_id,
+                            t,
+                            &crate::state::write::SealedRow {
+                                output: &a.output,
+                                path: &path,
+                                size: a.size,
+                                sha256: &a.sha256,
+                                mtime_ns: a.mtime_ns,
+                            },
+                        )?;
+                    }
+                }
                 Ok(seq)
             })
-            .map_err(|e| journal_err(e.to_string()))?;
+            .map_err(|e| journal_err(e.to_string()));
+        let seq = match seq {
+            Ok(seq) => seq,
+            Err(e) => {
+                self.set_sealed.clear();
+                return Err(e);
+            }
+        };
         tracing::info!(
             "run {}: {} by {} (action {seq}): {}",
             self.run_id,
@@ -114,6 +155,18 @@ impl Dispatch {
         for t in &not_back {
             self.will_run_again(*t);
         }
+        if by_hand {
+            let why = super::trigger::by_hand_text(action.kind, &action.by.user, seq);
+            for &t in &numbers {
+                self.by_hand.insert(t, why.clone());
+                if action.kind == ActionKind::Trigger {
+                    // It runs now: never served from the cache.
+                    self.rerun.insert(t);
+                }
+            }
+            // The dependents a set succeeded puts back to waiting.
+            self.rerun_by = why;
+        }
         if !applied.is_empty() {
             self.control.push(Event::Operator { op, tasks: applied });
         }
@@ -123,6 +176,7 @@ impl Dispatch {
             applied: names,
             skipped: selected.len() - numbers.len(),
             taken_up: false,
+            warnings,
         })
     }
 
@@ -163,6 +217,7 @@ impl Dispatch {
         let held = store.held_task_ids(&self.run_id)?;
         let adopted_ids: Vec<u32> = self.adopted.iter().map(|(t, _)| t.0).collect();
         let launched = store.launched_ms(&self.run_id, &adopted_ids)?;
+        let states = store.task_states(&self.run_id)?;
         drop(store);
         let mut events = Vec::new();
         if !held.is_empty() {
@@ -208,6 +263,7 @@ impl Dispatch {
                 tasks: kills,
             });
         }
+        events.extend(self.replay_by_hand(&rows, &states)?);
         Ok(events)
     }
 }

@@ -28,6 +28,7 @@ mod prepare;
 mod rerun;
 pub(crate) mod select;
 mod stall;
+mod trigger;
 
 /// What reaches the loop.
 #[derive(Debug)]
@@ -142,6 +143,12 @@ pub(crate) struct Dispatch {
     finished_before: HashSet<u32>,
     /// Tasks whose result was reused from the cache (for the summary).
     from_cache: HashSet<u32>,
+    /// Why tasks were triggered or set by hand (`triggered by USER
+    /// (action N)`, see `trigger.rs`).
+    by_hand: HashMap<u32, String>,
+    /// Outputs sealed for tasks being set succeeded, until the scheduler
+    /// sets them.
+    set_sealed: HashMap<u32, Vec<Sealed>>,
     adopted: Vec<(TaskId, u32)>,
     preparer: Preparer,
     prep: HashMap<u32, PrepState>,
@@ -238,6 +245,8 @@ impl Dispatch {
             rerun_killed: HashSet::new(),
             finished_before: HashSet::new(),
             from_cache: HashSet::new(),
+            by_hand: HashMap::new(),
+            set_sealed: HashMap::new(),
             prep: HashMap::new(),
             backlog: VecDeque::new(),
             preparing: 0,
@@ -621,7 +630,8 @@ impl Dispatch {
             state: Recorded::Succeeded,
             reason: from
                 .as_ref()
-                .map(|r| format!("reused the result of run {r}")),
+                .map(|r| format!("reused the result of run {r}"))
+                .or_else(|| self.triggered_reason(task)),
         });
         // After the state: a cached task has no row before it.
         let key = match flight {
@@ -708,6 +718,11 @@ impl Dispatch {
                 }
                 Action::Skip { task, because } => self.skip(task, because),
                 Action::Reset { task, was } => self.reset(task, was),
+                Action::Set {
+                    task,
+                    was,
+                    succeeded,
+                } => self.set_by_hand(task, was, succeeded),
                 Action::WakeAt(at) => {
                     self.wake = Some(self.started + std::time::Duration::from_millis(at));
                 }
@@ -884,11 +899,12 @@ impl Dispatch {
                 self.finished(task, attempt, outcome);
                 continue;
             }
+            let note = self.trigger_note(task);
             self.journal.push(Op::State {
                 task: task.0,
                 attempt: key.attempt,
                 state: Recorded::Queued,
-                reason: None,
+                reason: note,
             });
             let prepared = match self.prep.remove(&task.0) {
                 Some(PrepState::Done(a)) if a == attempt => Ok(self.job(task, key)),

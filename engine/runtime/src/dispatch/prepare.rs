@@ -125,25 +125,30 @@ impl Preparer {
 
 impl Dispatch {
     /// The inputs of `task`, each at its path in the working directory and
-    /// linked to its producer's sealed output.
+    /// linked to its producer's sealed output. A triggered task (see
+    /// `trigger.rs`) starts with those that exist: a missing one is left
+    /// out (its queued state names it).
     fn staged_inputs(&self, task: TaskId) -> Result<Vec<JobInput>, String> {
         let plan = &self.plan;
+        let triggered = self.scheduler.is_triggered(task);
         let mut staged = Vec::new();
         for input in plan.inputs(task) {
             let rels = plan.input_paths(&input);
             for (rel, producer) in rels.into_iter().zip(input.producers) {
-                let source = self.sealed[producer.index()]
+                let found = self.sealed[producer.index()]
                     .as_deref()
-                    .and_then(|s| s.iter().find(|a| a.output == input.spec.output))
-                    .map(|a| a.path.clone())
-                    .ok_or_else(|| {
-                        format!(
-                            "input `{}`: {} has no sealed output `{}`",
-                            input.spec.name,
-                            plan.task_name(*producer),
-                            input.spec.output
-                        )
-                    })?;
+                    .and_then(|s| s.iter().find(|a| a.output == input.spec.output));
+                if found.is_none() && triggered {
+                    continue;
+                }
+                let source = found.map(|a| a.path.clone()).ok_or_else(|| {
+                    format!(
+                        "input `{}`: {} has no sealed output `{}`",
+                        input.spec.name,
+                        plan.task_name(*producer),
+                        input.spec.output
+                    )
+                })?;
                 staged.push(JobInput {
                     rel,
                     producer: *producer,

@@ -30,6 +30,33 @@ impl Dispatch {
     pub(super) fn reset(&mut self, task: TaskId, was: TaskState) {
         let t = task.0;
         let name = self.plan.task_name(task);
+        self.forget_end(task, was);
+        self.rerun.insert(t);
+        self.sealed[task.index()] = None;
+        // What was looked up or prepared for its earlier attempt is stale.
+        self.precached.remove(&t);
+        self.keys.remove(&t);
+        self.prep.remove(&t);
+        self.backlog.retain(|(q, _)| *q != task);
+        tracing::info!(
+            "run {}: {name} goes back to waiting ({})",
+            self.run_id,
+            self.rerun_by
+        );
+        self.emit(RunEvent::TaskReset {
+            task: t,
+            name,
+            step: self.plan.task(task).step.0,
+            was: state_name(was).to_owned(),
+            by: self.rerun_by.clone(),
+        });
+    }
+
+    /// The summary forgets how `task` ended before (it was `was`): it is
+    /// reset or set by hand.
+    pub(super) fn forget_end(&mut self, task: TaskId, was: TaskState) {
+        let t = task.0;
+        let name = self.plan.task_name(task);
         match was {
             TaskState::Succeeded => {
                 if self.from_cache.remove(&t) {
@@ -50,25 +77,6 @@ impl Dispatch {
             }
             TaskState::Waiting | TaskState::Ready | TaskState::Running | TaskState::RetryWait => {}
         }
-        self.rerun.insert(t);
-        self.sealed[task.index()] = None;
-        // What was looked up or prepared for its earlier attempt is stale.
-        self.precached.remove(&t);
-        self.keys.remove(&t);
-        self.prep.remove(&t);
-        self.backlog.retain(|(q, _)| *q != task);
-        tracing::info!(
-            "run {}: {name} goes back to waiting ({})",
-            self.run_id,
-            self.rerun_by
-        );
-        self.emit(RunEvent::TaskReset {
-            task: t,
-            name,
-            step: self.plan.task(task).step.0,
-            was: state_name(was).to_owned(),
-            by: self.rerun_by.clone(),
-        });
     }
 
     /// The tasks of `selected` a rerun reaches although the scheduler does

@@ -112,6 +112,7 @@ impl EndedRerun {
             applied: self.names.clone(),
             skipped: self.skipped,
             taken_up: true,
+            warnings: Vec::new(),
         })
     }
 

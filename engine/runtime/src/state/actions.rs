@@ -1,7 +1,7 @@
 //! The journal of operator actions in the state store (schema version 2):
-//! writing one before it is applied (a rerun also forgets its tasks'
-//! cache entries), reading a run's actions back, and the
-//! held tasks that follow from them.
+//! writing one before it is applied (a rerun, or a set failed, also
+//! forgets its tasks' cache entries), reading a run's actions back, and
+//! the held tasks that follow from them (a trigger lifts a hold).
 
 use super::write::Tx;
 use super::{StateError, StateStore, TaskState};
@@ -129,6 +129,31 @@ impl StateStore {
         Ok(rows.into_iter().collect())
     }
 
+    /// The recorded state of every task of run `run` that has a row, with
+    /// when it last changed as far as the store tells (its latest launch
+    /// or end, ms).
+    pub(crate) fn task_states(
+        &self,
+        run: &str,
+    ) -> Result<std::collections::HashMap<u32, (TaskState, Option<i64>)>, StateError> {
+        let rows = self.rows(
+            "SELECT task, state, MAX(COALESCE(started_ms, 0), COALESCE(finished_ms, 0))
+             FROM tasks WHERE run_id = ?1",
+            params![run],
+            |r| {
+                Ok((
+                    r.get::<_, u32>(0)?,
+                    r.get::<_, TaskState>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            },
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|(t, s, at)| (t, (s, (at > 0).then_some(at))))
+            .collect())
+    }
+
     /// The names of the tasks of run `run` an operator holds that have not
     /// finished, in task order.
     pub fn held_tasks(&self, run: &str) -> Result<Vec<String>, StateError> {
@@ -173,12 +198,17 @@ fn held(rows: &[(ActionRecord, Vec<u32>)]) -> BTreeMap<u32, String> {
                     held.insert(*t, name);
                 }
             }
-            ActionKind::Release => {
+            // A trigger lifts the hold on the tasks it starts.
+            ActionKind::Release | ActionKind::Trigger => {
                 for t in tasks {
                     held.remove(t);
                 }
             }
-            ActionKind::Kill | ActionKind::Rerun | ActionKind::RerunDownstream => {}
+            ActionKind::Kill
+            | ActionKind::Rerun
+            | ActionKind::RerunDownstream
+            | ActionKind::SetSucceeded
+            | ActionKind::SetFailed => {}
         }
     }
     held

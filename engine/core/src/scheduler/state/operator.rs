@@ -28,6 +28,9 @@ impl Scheduler {
             Operator::Release => self.on_hold[task.index()],
             Operator::Kill => matches!(state, TaskState::Running | TaskState::RetryWait),
             Operator::Rerun { .. } => self.can_rerun(task.0),
+            Operator::Trigger => self.can_trigger(task.0),
+            Operator::SetSucceeded => self.can_set(task.0, TaskState::Succeeded),
+            Operator::SetFailed => self.can_set(task.0, TaskState::Failed),
         }
     }
 
@@ -40,6 +43,13 @@ impl Scheduler {
     pub(super) fn operator(&mut self, op: Operator, tasks: &[TaskId], out: &mut Vec<Action>) {
         if let Operator::Rerun { downstream } = op {
             self.rerun(tasks, downstream, out);
+            return;
+        }
+        if matches!(
+            op,
+            Operator::Trigger | Operator::SetSucceeded | Operator::SetFailed
+        ) {
+            self.trigger_or_set(op, tasks, out);
             return;
         }
         let mut all: Vec<u32> = Vec::with_capacity(tasks.len());
@@ -60,7 +70,10 @@ impl Scheduler {
                 Operator::Hold => self.on_hold[t as usize] = true,
                 Operator::Release => self.release(t, out),
                 Operator::Kill => self.kill(t, out),
-                Operator::Rerun { .. } => {}
+                Operator::Rerun { .. }
+                | Operator::Trigger
+                | Operator::SetSucceeded
+                | Operator::SetFailed => {}
             }
         }
     }

@@ -78,10 +78,16 @@ impl Scheduler {
         for &t in &closure {
             self.reset(t, out);
         }
-        // Dependencies counted afresh: a reset task waits for every
-        // dependency that has not succeeded (now or before).
+        self.recount(&closure, out);
+    }
+
+    /// Counts the dependencies of reset tasks afresh: each waits for every
+    /// dependency that has not succeeded (now or before); one with a
+    /// dependency that failed for good is skipped, one whose dependencies
+    /// are done becomes ready.
+    pub(super) fn recount(&mut self, closure: &[u32], out: &mut Vec<Action>) {
         let members: HashSet<u32> = closure.iter().copied().collect();
-        for &t in &closure {
+        for &t in closure {
             self.remaining[t as usize] = 0;
         }
         let mut failed_dep: Vec<(u32, u32)> = Vec::new();
@@ -108,7 +114,7 @@ impl Scheduler {
             self.doom(d, u, out);
         }
         if self.started {
-            for &t in &closure {
+            for &t in closure {
                 if self.state[t as usize] == TaskState::Waiting && self.remaining[t as usize] == 0 {
                     self.make_ready(t);
                 }
@@ -118,9 +124,11 @@ impl Scheduler {
 
     /// Puts `t` back to waiting; a running attempt is killed first (it
     /// waits once it ended, see [`Scheduler::restart`]).
-    fn reset(&mut self, t: u32, out: &mut Vec<Action>) {
+    pub(super) fn reset(&mut self, t: u32, out: &mut Vec<Action>) {
         let was = self.state[t as usize];
         self.doomed.remove(&t);
+        // Reset, it waits for its dependencies again.
+        self.triggered.remove(&t);
         match was {
             TaskState::Running => {
                 if !self.killing.contains_key(&t) {

@@ -289,3 +289,28 @@ fn a_resumed_instance_is_done_only_if_every_member_is_and_a_partly_running_one_r
     assert_eq!(retried(&a), [(1, 1), (3, 1)], "a restart costs no retry");
     assert_eq!(launched(&a), [(1, 1), (3, 1)], "at once, together");
 }
+
+#[test]
+fn group_members_are_neither_triggered_nor_set_by_hand() {
+    // s0 -> s1; s1 and s2 form the group.
+    let p = grouped(
+        plan(
+            &[s(1), s(1), s(1)],
+            &|t| if t == 1 { vec![0] } else { vec![] },
+            1,
+            None,
+        ),
+        &[1, 2],
+    );
+    let mut sc = Scheduler::new(&p, SchedulerConfig::for_plan(&p, 8));
+    assert!(sc.applies(Operator::SetFailed, TaskId(0)), "not a member");
+    assert!(sc.applies(Operator::Trigger, TaskId(0)), "not a member");
+    sc.handle(Event::Start, 0);
+    for t in [1, 2] {
+        assert!(!sc.applies(Operator::Trigger, TaskId(t)), "{t}");
+        assert!(!sc.applies(Operator::SetSucceeded, TaskId(t)), "{t}");
+        assert!(!sc.applies(Operator::SetFailed, TaskId(t)), "{t}");
+    }
+    assert!(launched(&sc.handle(op(Operator::Trigger, &[1]), 1)).is_empty());
+    assert_eq!(sc.task_state(TaskId(1)), TaskState::Waiting);
+}
