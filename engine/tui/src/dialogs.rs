@@ -51,7 +51,12 @@ pub(crate) fn render(model: &Model, frame: &mut Frame<'_>) {
                 .map(|(keys, what)| Line::raw(format!("{keys:<15} {what}")))
                 .collect();
             let height = lines.len() as u16 + 2;
-            window(frame, centered(area, 70, height), " keys (any key closes) ", lines);
+            window(
+                frame,
+                centered(area, 70, height),
+                " keys (any key closes) ",
+                lines,
+            );
         }
         Some(Dialog::Actions { selected }) => {
             let on = targets(&model.selectors());

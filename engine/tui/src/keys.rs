@@ -128,7 +128,11 @@ fn on_run_key(model: &mut Model, key: KeyEvent) -> Vec<Request> {
         KeyCode::Char('g') | KeyCode::Home => return requery(model),
         KeyCode::Enter if model.focus == Focus::Steps => {
             let step = model.selected_step().map(str::to_owned);
-            model.filter.step = if model.filter.step == step { None } else { step };
+            model.filter.step = if model.filter.step == step {
+                None
+            } else {
+                step
+            };
             model.focus = Focus::Tasks;
             return requery(model);
         }

@@ -19,3 +19,11 @@ pub mod model;
 pub mod render;
 
 pub use app::{TICK, TuiError, run};
+
+#[cfg(test)]
+#[expect(
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail with a message"
+)]
+mod tests;

@@ -332,9 +332,17 @@ impl Model {
     /// the marked tasks, else the highlighted task.
     pub fn selectors(&self) -> Vec<String> {
         match self.focus {
-            Focus::Steps => self.selected_step().map(str::to_owned).into_iter().collect(),
+            Focus::Steps => self
+                .selected_step()
+                .map(str::to_owned)
+                .into_iter()
+                .collect(),
             Focus::Tasks if !self.marked.is_empty() => self.marked.iter().cloned().collect(),
-            Focus::Tasks => self.selected_task().map(|t| t.name.clone()).into_iter().collect(),
+            Focus::Tasks => self
+                .selected_task()
+                .map(|t| t.name.clone())
+                .into_iter()
+                .collect(),
         }
     }
 
@@ -419,8 +427,9 @@ impl Model {
                 match summary {
                     Ok(summary) => {
                         self.run = Some(summary.run.id.clone());
-                        self.step_selected =
-                            self.step_selected.min(summary.steps.len().saturating_sub(1));
+                        self.step_selected = self
+                            .step_selected
+                            .min(summary.steps.len().saturating_sub(1));
                         self.summary = Some(summary);
                     }
                     Err(e) => return self.say(e, true),

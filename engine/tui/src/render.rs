@@ -107,8 +107,10 @@ fn render_runs(model: &Model, frame: &mut Frame<'_>, area: Rect) {
     )
     .header(Row::new(vec!["run", "workflow", "state", "tasks"]).style(bold()))
     .row_highlight_style(selected())
+    .highlight_symbol(">")
     .block(Block::new().borders(Borders::ALL).title(" runs "));
-    let mut state = TableState::new().with_selected((!model.runs.is_empty()).then_some(model.runs_selected));
+    let mut state =
+        TableState::new().with_selected((!model.runs.is_empty()).then_some(model.runs_selected));
     frame.render_stateful_widget(table, area, &mut state);
 }
 
@@ -167,7 +169,23 @@ fn render_steps(model: &Model, frame: &mut Frame<'_>, area: Rect) {
         .max()
         .unwrap_or(4)
         .clamp(4, 20);
-    let bar_w = inner.saturating_sub(name_w + 40).clamp(4, 30);
+    // Counts first: the bar takes what is left of the line.
+    let counts = |s: &StepCounts| {
+        format!(
+            "{}/{} ok {} run {} fail",
+            s.succeeded,
+            s.total,
+            s.running + s.queued,
+            s.failed
+        )
+    };
+    let counts_w = summary
+        .steps
+        .iter()
+        .map(|s| counts(s).len())
+        .max()
+        .unwrap_or(0);
+    let bar_w = inner.saturating_sub(name_w + counts_w + 5).clamp(4, 30);
     // The window of steps around the highlighted one.
     let first = model
         .step_selected
@@ -185,15 +203,16 @@ fn render_steps(model: &Model, frame: &mut Frame<'_>, area: Rect) {
             } else {
                 " "
             };
+            let pointer = if focused && i == model.step_selected {
+                ">"
+            } else {
+                ""
+            };
             let text = format!(
-                "{filter}{:<name_w$} {} {}/{} ok {} run {} fail {} wait",
+                "{pointer}{filter}{:<name_w$} {} {}",
                 truncate(&s.step, name_w),
                 bar(s, bar_w),
-                s.succeeded,
-                s.total,
-                s.running + s.queued,
-                s.failed,
-                s.waiting,
+                counts(s),
             );
             let style = if focused && i == model.step_selected {
                 selected()
@@ -242,7 +261,11 @@ fn render_tasks(model: &Model, frame: &mut Frame<'_>, area: Rect) {
         .map(|s| s.held.iter().map(String::as_str).collect())
         .unwrap_or_default();
     let rows = model.page.iter().map(|t| {
-        let mark = if model.marked.contains(&t.name) { "+" } else { " " };
+        let mark = if model.marked.contains(&t.name) {
+            "+"
+        } else {
+            " "
+        };
         let state = if held.contains(t.name.as_str()) {
             format!("{} held", t.state.as_str())
         } else {
@@ -294,6 +317,7 @@ fn render_tasks(model: &Model, frame: &mut Frame<'_>, area: Rect) {
     } else {
         Style::new()
     })
+    .highlight_symbol(">")
     .block(pane(title, model.focus == Focus::Tasks));
     let mut state = TableState::new().with_selected(Some(model.task_selected));
     frame.render_stateful_widget(table, area, &mut state);

@@ -8,6 +8,7 @@ mod inspect;
 mod plan;
 mod run;
 mod status;
+mod tui;
 mod validate;
 
 pub(crate) use control::act;
@@ -18,6 +19,7 @@ pub(crate) use inspect::{LogsArgs, logs, runs};
 pub(crate) use plan::plan;
 pub(crate) use run::run;
 pub(crate) use status::status;
+pub(crate) use tui::tui;
 pub(crate) use validate::validate;
 
 /// `twinflow worker MANIFEST`: exit 0 once every task of the pack ended
