@@ -51,7 +51,7 @@ pub enum Update {
     /// A run's summary and page, each or why not.
     Run {
         /// The summary.
-        summary: Result<StatusSummary, String>,
+        summary: Result<Box<StatusSummary>, String>,
         /// The page.
         page: Result<TaskPage, String>,
         /// The query the page answers.
@@ -84,7 +84,7 @@ pub enum Update {
 pub async fn run_view(client: &Client, run: &str, query: &TaskQuery) -> Update {
     let (summary, page) = tokio::join!(client.summary(run), client.tasks(run, query));
     Update::Run {
-        summary: summary.map_err(|e| e.to_string()),
+        summary: summary.map(Box::new).map_err(|e| e.to_string()),
         page: page.map_err(|e| e.to_string()),
         query: query.clone(),
     }

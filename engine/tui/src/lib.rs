@@ -21,9 +21,4 @@ pub mod render;
 pub use app::{TICK, TuiError, run};
 
 #[cfg(test)]
-#[expect(
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests fail with a message"
-)]
 mod tests;

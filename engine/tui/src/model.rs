@@ -430,7 +430,7 @@ impl Model {
                         self.step_selected = self
                             .step_selected
                             .min(summary.steps.len().saturating_sub(1));
-                        self.summary = Some(summary);
+                        self.summary = Some(*summary);
                     }
                     Err(e) => return self.say(e, true),
                 }

@@ -78,7 +78,7 @@ fn loaded() -> Model {
     let mut model = Model::new(Some("latest".to_owned()));
     let query = model.query();
     model.apply(Update::Run {
-        summary: Ok(summary()),
+        summary: Ok(Box::new(summary())),
         page: Ok(page(1, PAGE as u32, true)),
         query,
     });
@@ -208,7 +208,7 @@ fn filters_are_queries_to_the_daemon_never_a_full_load() {
         ..TaskQuery::default()
     };
     model.apply(Update::Run {
-        summary: Ok(summary()),
+        summary: Ok(Box::new(summary())),
         page: Ok(page(500, 3, false)),
         query: stale,
     });
