@@ -252,3 +252,12 @@ fn the_tui_lists_filters_follows_and_holds_in_tmux() {
     let _ = twinflow(&state, &["daemon", "stop"]);
     let _ = daemon.wait();
 }
+
+#[test]
+fn without_a_daemon_the_tui_says_so_before_taking_the_screen() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let o = twinflow(&dir.path().join("state"), &["tui"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("daemon"), "{}", text(&o.stderr));
+    assert!(o.stdout.is_empty(), "drew on a terminal: {}", text(&o.stdout));
+}

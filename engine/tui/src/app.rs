@@ -32,7 +32,7 @@ pub enum TuiError {
 /// `client` talks to, or run `run` (id, unique prefix or `latest`).
 pub fn run(client: Client, run: Option<String>) -> Result<(), TuiError> {
     let worker = Worker::start(client).map_err(TuiError::Worker)?;
-    let mut terminal = ratatui::try_init()?;
+    let mut terminal = ratatui::try_init().inspect_err(|_| ratatui::restore())?;
     let result = event_loop(&mut terminal, &worker, Model::new(run));
     ratatui::try_restore()?;
     result
