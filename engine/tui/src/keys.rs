@@ -67,11 +67,14 @@ fn on_runs_key(model: &mut Model, key: KeyEvent) -> Vec<Request> {
         KeyCode::Enter => {
             if let Some(run) = model.runs.get(model.runs_selected) {
                 let run = run.id.clone();
+                // Answers to the log followed before stay ignored.
+                let generation = model.log.generation + 1;
                 *model = Model {
                     runs: std::mem::take(&mut model.runs),
                     runs_selected: model.runs_selected,
                     ..Model::new(Some(run))
                 };
+                model.log.generation = generation;
                 return model.refresh().into_iter().collect();
             }
         }

@@ -157,8 +157,13 @@ fn the_runs_screen_and_help_fit_80x24() {
     // for its summary and first page.
     press(&mut model, &[KeyCode::Char('x')]);
     assert_eq!(model.dialog, None);
+    model.log.generation = 7;
     let asked = press(&mut model, &[KeyCode::Char('j'), KeyCode::Enter]);
     assert_eq!(model.screen, Screen::Run);
+    assert!(
+        model.log.generation > 7,
+        "a log answer of the run left could show"
+    );
     assert!(
         matches!(&asked[..], [Request::Run { run, .. }] if run == "wide-20261207-0001"),
         "{asked:?}"
