@@ -259,5 +259,9 @@ fn without_a_daemon_the_tui_says_so_before_taking_the_screen() {
     let o = twinflow(&dir.path().join("state"), &["tui"]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains("daemon"), "{}", text(&o.stderr));
-    assert!(o.stdout.is_empty(), "drew on a terminal: {}", text(&o.stdout));
+    assert!(
+        o.stdout.is_empty(),
+        "drew on a terminal: {}",
+        text(&o.stdout)
+    );
 }
