@@ -80,6 +80,18 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A terminal UI over a daemon: runs, per-step progress, a task table
+    /// with filter and sort, a log that follows, and operator actions with
+    /// confirmation (`?` lists the keys, `q` quits).
+    Tui {
+        /// Run id, a unique prefix of one, or `latest` (default: the list
+        /// of runs).
+        run: Option<String>,
+        #[command(flatten)]
+        state: StateArgs,
+        #[command(flatten)]
+        daemon: DaemonArgs,
+    },
     /// Print the standard output and error of a task.
     Logs {
         /// Run id, a unique prefix of one, or `latest`.

@@ -37,6 +37,7 @@ fn main() -> ExitCode {
             list,
             json,
         } => commands::status(&out, &state, &daemon, run.as_deref(), &list, json),
+        Command::Tui { run, state, daemon } => commands::tui(&out, &state, &daemon, run.as_deref()),
         Command::Logs {
             run,
             task,

@@ -162,11 +162,23 @@ fn watch_follows_tasks_of_a_foreground_run_through_its_own_socket() {
     std::fs::write(&go, "").expect("let the task go");
     let o = watch.wait_with_output().expect("watch ends");
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    assert!(text(&o.stdout).contains("talk | hello"), "{}", text(&o.stdout));
-    assert!(!text(&o.stderr).contains("(not live"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("talk | hello"),
+        "{}",
+        text(&o.stdout)
+    );
+    assert!(
+        !text(&o.stderr).contains("(not live"),
+        "{}",
+        text(&o.stderr)
+    );
     assert!(run.wait().expect("run ends").success());
     // Ended, and nothing serves it: the store answers.
     let o = twinflow(&state, &["watch", "latest", "talk"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    assert!(text(&o.stderr).contains("talk: succeeded"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("talk: succeeded"),
+        "{}",
+        text(&o.stderr)
+    );
 }

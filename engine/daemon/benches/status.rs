@@ -16,14 +16,16 @@
     reason = "a benchmark harness stops at the first broken setup"
 )]
 
-use std::time::{Duration, Instant};
-use twinflow_daemon::Client;
-use twinflow_daemon::api::{SubmitRequest, TaskQuery};
+use std::time::Instant;
+use twinflow_daemon::api::TaskQuery;
 use twinflow_engine::TaskState;
 
 #[path = "../../runtime/benches/support/common.rs"]
 #[expect(dead_code, reason = "only the bench directory is used here")]
 mod common;
+
+#[path = "support/wide_run.rs"]
+mod wide_run;
 
 /// How many times each request is asked.
 const ASKS: usize = 200;
@@ -35,23 +37,10 @@ const PAGE_TARGET_MS: f64 = 20.0;
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let groups = if quick { 100 } else { 1000 };
-    let tasks = groups * 100;
     let dir = common::bench_dir();
-    let state = dir.path().join("state");
-    let file = dir.path().join("wide.yaml");
-    let list: Vec<String> = (0..groups).map(|i| i.to_string()).collect();
-    // 1 % fail: every task of group 7 of each hundred groups.
-    std::fs::write(
-        &file,
-        format!(
-            "version: 1\nname: wide\nsteps:\n  sim:\n    for_each: {{ g: [{}], m: [{}] }}\n    run: test $(( ${{{{ g }}}} % 100 )) -ne 7\n",
-            list.join(", "),
-            (0..100).map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
-        ),
-    )
-    .expect("write the workflow");
     println!(
-        "status benchmark: one run of {tasks} local tasks, files under {}",
+        "status benchmark: one run of {} local tasks, files under {}",
+        groups * 100,
         dir.path().display()
     );
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -59,49 +48,11 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let engine = twinflow_engine::Engine::builder()
-            .state_dir(&state)
-            .executor(
-                twinflow_core::ExecutorKind::Local,
-                twinflow_executor_local::LocalFactory::default()
-                    .with_pool(twinflow_executor_local::SlotPool::of_this_machine()),
-            )
-            .build()
-            .expect("engine");
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(twinflow_daemon::serve(engine, async {
-            let _ = stop_rx.await;
-        }));
-        let client = Client::for_state_dir(&state);
-        let start = Instant::now();
-        while client.ping().await.is_err() {
-            assert!(start.elapsed() < Duration::from_secs(30), "no daemon");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let run = client
-            .submit(&SubmitRequest {
-                file: file.display().to_string(),
-                params: Vec::new(),
-                site: None,
-                local: false,
-                no_cache: true,
-                fail_fast: false,
-            })
-            .await
-            .expect("submit");
-        let start = Instant::now();
-        let mut events = client.events(&run.run_id).await.expect("events");
-        while events.next().await.expect("an event").is_some() {}
-        println!(
-            "recorded: {tasks} tasks in {:.0} s",
-            start.elapsed().as_secs_f64()
-        );
-        let summary = client.summary("latest").await.expect("summary");
-        assert_eq!(summary.run.task_count, tasks as u64);
-        assert_eq!(summary.failed, tasks as u64 / 100);
+        let wide = wide_run::record(dir.path(), groups).await;
+        let (client, run, tasks) = (&wide.client, &wide.run_id, wide.tasks);
 
         let summaries = timed(|| async {
-            client.summary(&run.run_id).await.expect("summary");
+            client.summary(run).await.expect("summary");
         })
         .await;
         let deep = TaskQuery {
@@ -112,7 +63,7 @@ fn main() {
             ..TaskQuery::default()
         };
         let pages = timed(|| async {
-            let page = client.tasks(&run.run_id, &deep).await.expect("page");
+            let page = client.tasks(run, &deep).await.expect("page");
             assert_eq!(page.tasks.len(), 100);
         })
         .await;
@@ -123,12 +74,12 @@ fn main() {
             ..TaskQuery::default()
         };
         let failures = timed(|| async {
-            let page = client.tasks(&run.run_id, &failed).await.expect("page");
+            let page = client.tasks(run, &failed).await.expect("page");
             assert_eq!(page.tasks.len(), 100);
         })
         .await;
         let full = timed_once(|| async {
-            client.status(&run.run_id).await.expect("full status");
+            client.status(run).await.expect("full status");
         })
         .await;
         println!("through Client, {ASKS} asks each (ms):");
@@ -145,8 +96,7 @@ fn main() {
             percentiles(failures)
         );
         println!("  (the full status, every task, once: {full:.0} ms)");
-        let _ = stop_tx.send(());
-        let _ = server.await;
+        wide.stop().await;
     });
 }
 

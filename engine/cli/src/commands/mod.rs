@@ -8,6 +8,7 @@ mod inspect;
 mod plan;
 mod run;
 mod status;
+mod tui;
 mod validate;
 mod watch_tasks;
 
@@ -19,6 +20,7 @@ pub(crate) use inspect::{LogsArgs, logs, runs};
 pub(crate) use plan::plan;
 pub(crate) use run::run;
 pub(crate) use status::status;
+pub(crate) use tui::tui;
 pub(crate) use validate::validate;
 pub(crate) use watch_tasks::watch_tasks;
 
