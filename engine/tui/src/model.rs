@@ -468,14 +468,22 @@ impl Model {
                         0 => String::new(),
                         n => format!("; {n} left as they are"),
                     };
+                    // A trigger's warning (the dependencies its tasks
+                    // start without) is said loudly, in the error colour.
+                    let warnings = report.warnings.join("; ");
                     self.say(
                         format!(
-                            "{}: {} task(s) (action {}){skipped}",
+                            "{}: {} task(s) (action {}){skipped}{}{warnings}",
                             kind.as_str(),
                             report.applied.len(),
-                            report.seq
+                            report.seq,
+                            if warnings.is_empty() {
+                                ""
+                            } else {
+                                "; warning: "
+                            },
                         ),
-                        false,
+                        !warnings.is_empty(),
                     );
                     self.marked.clear();
                 }

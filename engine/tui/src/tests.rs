@@ -315,12 +315,31 @@ fn an_action_goes_through_the_menu_and_a_confirmation() {
             kind: ActionKind::ALL[1],
             applied: vec!["a".to_owned()],
             skipped: 1,
+            taken_up: false,
+            warnings: Vec::new(),
         }),
     });
     assert!(model.marked.is_empty());
     let shown = screen(&model, 80, 24);
     assert!(
         shown.contains("1 task(s) (action 3); 1 left as they are"),
+        "{shown}"
+    );
+    // A trigger's warning is shown with its answer.
+    model.apply(Update::Acted {
+        kind: ActionKind::Trigger,
+        result: Ok(ActionReport {
+            seq: 4,
+            kind: ActionKind::Trigger,
+            applied: vec!["b".to_owned()],
+            skipped: 0,
+            taken_up: false,
+            warnings: vec!["b starts although a did not succeed".to_owned()],
+        }),
+    });
+    let shown = screen(&model, 120, 24);
+    assert!(
+        shown.contains("warning: b starts although a did not succeed"),
         "{shown}"
     );
     // The steps pane: the action applies to the step.
