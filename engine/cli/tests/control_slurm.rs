@@ -4,7 +4,8 @@
 //! while the rest runs, `release` lets it go; `kill` cancels a running
 //! job in Slurm (the task fails for good, its dependent is skipped);
 //! `rerun --downstream` runs a finished task again as a new Slurm job,
-//! with its dependent; `watch RUN SEL…` follows a task there.
+//! with its dependent; `watch RUN SEL…` follows a task there; a rerun of
+//! the ended run takes it up again without running the killed task.
 
 mod common;
 mod control_support;
@@ -144,6 +145,22 @@ fn hold_release_kill_and_rerun_act_on_real_slurm_jobs() {
     let o = twinflow(&state, &["watch", &run]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
     assert_eq!(runs(dir.path(), "long"), 1);
+
+    // The run ended; a rerun takes it up again: `gated` is a third Slurm
+    // job, while the killed `long` stays failed (a kill is for good) and
+    // the run ends failed again.
+    let o = twinflow(&state, &["rerun", &run, "gated"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("the run had ended and is live again"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = twinflow(&state, &["watch", &run]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert_eq!(runs(dir.path(), "gated"), 3);
+    assert_eq!(runs(dir.path(), "long"), 1, "a killed task ran again");
+    assert_eq!(state_of(&state, &run, "after_long"), ["skipped"]);
     let _ = d.kill();
     let _ = d.wait();
 }

@@ -6,7 +6,9 @@
 )]
 
 use std::time::Duration;
-use twinflow_engine::{ActionKind, Actor, ControlError, Outcome, RunEvent, RunOptions, StateStore};
+use twinflow_engine::{
+    ActionKind, Actor, ControlError, Outcome, RunEvent, RunOptions, StateStore, TaskState,
+};
 
 #[expect(dead_code, reason = "the fixture's other helpers serve other tests")]
 mod common;
@@ -141,6 +143,43 @@ steps:
         summary.failures[0].1.starts_with("killed by "),
         "{:?}",
         summary.failures
+    );
+
+    // A kill is for good across a resume too: the killed task does not run
+    // again and its dependent stays skipped (the run ends failed at once).
+    let started = std::time::Instant::now();
+    let mut resumed = fx
+        .engine
+        .submit(
+            plan(yaml, "kill-1"),
+            RunOptions {
+                resume: true,
+                ..RunOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    while let Some(event) = resumed.next_event().await {
+        assert!(
+            !matches!(event, RunEvent::TaskSubmitted { .. }),
+            "a killed task or its dependent ran again: {event:?}"
+        );
+    }
+    assert_eq!(resumed.wait().await.unwrap().outcome, Outcome::Failed);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let store = StateStore::open(&fx.path("state")).unwrap();
+    let states: Vec<(String, TaskState)> = store
+        .tasks("kill-1")
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.name, t.state))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("long".to_owned(), TaskState::Failed),
+            ("after".to_owned(), TaskState::Skipped)
+        ]
     );
 }
 

@@ -90,6 +90,11 @@ pub enum Event {
     Start,
     /// These tasks are already done (a cached or resumed result); only before `Start`.
     AlreadyDone(Vec<TaskId>),
+    /// These tasks already failed for good (an operator killed them in an
+    /// earlier process of the run, and nothing reran them since); only
+    /// before `Start`. Their dependents are skipped; members of coupling
+    /// groups are left to run again.
+    AlreadyFailed(Vec<TaskId>),
     /// These attempts are already running (an earlier process of the
     /// runtime started them and their backend follows them); only before
     /// `Start`. They hold capacity and end with `Finished` like any other.

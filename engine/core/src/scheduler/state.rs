@@ -265,6 +265,22 @@ impl Scheduler {
                     }
                 }
             }
+            Event::AlreadyFailed(tasks) => {
+                for task in tasks {
+                    let t = task.0;
+                    let Some(&state) = self.state.get(t as usize) else {
+                        continue;
+                    };
+                    if !state.is_terminal()
+                        && state != TaskState::Running
+                        && self.instance_of(t).is_none()
+                    {
+                        self.failed_any = true;
+                        self.finish_task(t, TaskState::Failed);
+                        self.skip_dependents(t, &mut out);
+                    }
+                }
+            }
             Event::Adopted(attempts) => {
                 for (task, attempt) in attempts {
                     let t = task.0 as usize;

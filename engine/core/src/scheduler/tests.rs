@@ -598,6 +598,32 @@ fn already_done_tasks_are_not_run_again() {
 }
 
 #[test]
+fn already_failed_tasks_stay_failed_and_skip_their_dependents() {
+    // 0 -> 1; 2 alone.
+    let p = plan(
+        &[s(1), s(1), s(1)],
+        &|t| if t == 1 { vec![0] } else { vec![] },
+        1,
+        None,
+    );
+    let mut sc = sched(&p);
+    let skipped = sc.handle(Event::AlreadyFailed(vec![TaskId(0)]), 0);
+    assert_eq!(
+        skipped,
+        [Action::Skip {
+            task: TaskId(1),
+            because: Some(TaskId(0)),
+        }]
+    );
+    assert_eq!(sc.task_state(TaskId(0)), TaskState::Failed);
+    assert_eq!(launched(&sc.handle(Event::Start, 0)), [(2, 0)]);
+    assert_eq!(
+        sc.handle(ok(2), 1),
+        [Action::RunFinished(RunOutcome::Failed)]
+    );
+}
+
+#[test]
 fn stale_and_unknown_reports_are_ignored() {
     let p = plan(&[S { retries: 1, ..s(1) }], &no_deps, 1, None);
     let mut sc = sched(&p);

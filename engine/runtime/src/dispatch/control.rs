@@ -218,6 +218,7 @@ impl Dispatch {
         let adopted_ids: Vec<u32> = self.adopted.iter().map(|(t, _)| t.0).collect();
         let launched = store.launched_ms(&self.run_id, &adopted_ids)?;
         let states = store.task_states(&self.run_id)?;
+        let killed = self.killed_for_good(&store, &rows, &adopted_ids, &states)?;
         drop(store);
         let mut events = Vec::new();
         if !held.is_empty() {
@@ -263,7 +264,57 @@ impl Dispatch {
                 tasks: kills,
             });
         }
+        if !killed.is_empty() {
+            for t in &killed {
+                self.finished_before.remove(&t.0);
+            }
+            events.push(Event::AlreadyFailed(killed));
+        }
         events.extend(self.replay_by_hand(&rows, &states)?);
         Ok(events)
+    }
+
+    /// The tasks an operator killed whose killed attempt is their latest
+    /// and ended failed, with no action about them since (a rerun, a set,
+    /// a trigger): a kill is for good, so a resume (or a rerun of other
+    /// tasks taking the ended run up again) does not run them again.
+    fn killed_for_good(
+        &self,
+        store: &crate::StateStore,
+        rows: &[(crate::control::ActionRecord, Vec<u32>)],
+        adopted: &[u32],
+        states: &std::collections::HashMap<u32, (crate::TaskState, Option<i64>)>,
+    ) -> Result<Vec<TaskId>, crate::EngineError> {
+        let mut newest: std::collections::HashMap<u32, &crate::control::ActionRecord> =
+            Default::default();
+        for (record, tasks) in rows {
+            for &t in tasks {
+                newest.insert(t, record);
+            }
+        }
+        let candidates: Vec<u32> = newest
+            .iter()
+            .filter(|(t, record)| {
+                record.kind == ActionKind::Kill
+                    && !adopted.contains(t)
+                    && !self.rerun.contains(t)
+                    && states
+                        .get(t)
+                        .is_some_and(|(state, _)| *state == crate::TaskState::Failed)
+            })
+            .map(|(&t, _)| t)
+            .collect();
+        let launched = store.launched_ms(&self.run_id, &candidates)?;
+        let mut killed: Vec<TaskId> = candidates
+            .into_iter()
+            .filter(|t| {
+                launched
+                    .get(t)
+                    .is_some_and(|&at| newest.get(t).is_some_and(|r| at <= r.at_ms))
+            })
+            .map(TaskId)
+            .collect();
+        killed.sort_unstable();
+        Ok(killed)
     }
 }
