@@ -973,7 +973,7 @@ fn task_status(state: TaskState) -> &'static str {
         TaskState::Queued | TaskState::Running | TaskState::Awaiting | TaskState::Retrying => {
             "http://schema.org/ActiveActionStatus"
         }
-        TaskState::Skipped => "http://schema.org/PotentialActionStatus",
+        TaskState::Skipped | TaskState::Waiting => "http://schema.org/PotentialActionStatus",
     }
 }
 

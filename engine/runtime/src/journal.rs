@@ -31,6 +31,8 @@ pub(crate) enum Op {
     },
     /// The attempt began running.
     Running { task: u32 },
+    /// An operator put the task back to wait (see `dispatch/rerun.rs`).
+    Waiting { task: u32, reason: String },
     /// The task's cache key (and the run its result was reused from).
     Cache {
         task: u32,
@@ -103,7 +105,9 @@ impl Journal {
     pub(crate) fn push(&mut self, op: Op) {
         let urgency = match op {
             Op::Running { .. } => Urgency::Lazy,
-            Op::State { .. } | Op::Cache { .. } | Op::Sealed { .. } => Urgency::Soon,
+            Op::State { .. } | Op::Waiting { .. } | Op::Cache { .. } | Op::Sealed { .. } => {
+                Urgency::Soon
+            }
             Op::Handle { .. } | Op::RunFinished { .. } => Urgency::Now,
         };
         self.push_with(op, urgency);
@@ -181,6 +185,7 @@ impl Journal {
                         handle,
                     } => tx.task_handle(run, *task, *attempt, handle, now)?,
                     Op::Running { task } => tx.task_running(run, *task)?,
+                    Op::Waiting { task, reason } => tx.task_waiting(run, *task, reason)?,
                     Op::Cache { task, key, from } => {
                         tx.task_cache(run, *task, key, from.as_deref())?;
                     }

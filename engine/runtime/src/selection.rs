@@ -57,6 +57,7 @@ pub(crate) fn live_state(stored: crate::TaskState) -> LiveState {
         S::Failed | S::Lost => LiveState::Failed,
         S::Skipped => LiveState::Skipped,
         S::Cancelled => LiveState::Cancelled,
+        S::Waiting => LiveState::Waiting,
     }
 }
 

@@ -43,6 +43,14 @@ impl Dispatch {
             self.run_id,
             self.rerun_by
         );
+        // A running attempt is recorded as cancelled when its kill ends
+        // (`ended_for_rerun`), then as waiting.
+        if was != TaskState::Running {
+            self.journal.push(Op::Waiting {
+                task: t,
+                reason: self.rerun_by.clone(),
+            });
+        }
         self.emit(RunEvent::TaskReset {
             task: t,
             name,
@@ -157,6 +165,10 @@ impl Dispatch {
                 "killed to run again after a task it depends on ({})",
                 self.rerun_by
             )),
+        });
+        self.journal.push(Op::Waiting {
+            task: t,
+            reason: self.rerun_by.clone(),
         });
         self.finished(task, attempt, TaskOutcome::Killed);
     }

@@ -236,6 +236,9 @@ impl StateStore {
                 TaskState::Skipped => s.skipped += n,
                 TaskState::Retrying => s.retrying += n,
                 TaskState::Cancelled | TaskState::Lost => s.cancelled += n,
+                // Reset by an operator: counted with the tasks not
+                // launched yet (`total` less every other state).
+                TaskState::Waiting => {}
             }
         }
         for s in &mut steps {

@@ -81,11 +81,16 @@ pub enum TaskState {
     /// Started, and waiting for external data to be published (a source
     /// task of a data trigger); the task's reason says what it waits for.
     Awaiting,
+    /// Put back to wait by an operator (a rerun of it or of a task it
+    /// depends on, or a set that lets a skipped task run): it runs again as
+    /// a new attempt; its reason says who asked. Tasks never launched have
+    /// no record at all.
+    Waiting,
 }
 
 impl TaskState {
     /// Every state, for tests and help texts.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::Queued,
         Self::Running,
         Self::Succeeded,
@@ -95,6 +100,7 @@ impl TaskState {
         Self::Cancelled,
         Self::Lost,
         Self::Awaiting,
+        Self::Waiting,
     ];
 
     /// The lowercase name, as stored and sent.
@@ -109,6 +115,7 @@ impl TaskState {
             Self::Cancelled => "cancelled",
             Self::Lost => "lost",
             Self::Awaiting => "awaiting",
+            Self::Waiting => "waiting",
         }
     }
 
@@ -183,7 +190,8 @@ mod tests {
                 "skipped",
                 "cancelled",
                 "lost",
-                "awaiting"
+                "awaiting",
+                "waiting"
             ]
         );
         for state in TaskState::ALL {

@@ -239,6 +239,18 @@ impl<'a> Tx<'a> {
         Ok(())
     }
 
+    /// Puts a task's record back to `waiting` (an operator's rerun reset
+    /// it), keeping its latest attempt's number and times; a task without
+    /// a record keeps none.
+    pub(crate) fn task_waiting(&self, run: &str, task: u32, reason: &str) -> rusqlite::Result<()> {
+        self.tx
+            .prepare_cached(
+                "UPDATE tasks SET state = 'waiting', reason = ?3 WHERE run_id = ?1 AND task = ?2",
+            )?
+            .execute(params![run, task, reason])?;
+        Ok(())
+    }
+
     /// Records the cache key of a task and, for a cached result, where it came from.
     pub(crate) fn task_cache(
         &self,
