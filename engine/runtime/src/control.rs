@@ -276,14 +276,38 @@ impl ControlError {
 /// tasks), else, when it holds `*` or `?`, a glob over task names.
 /// A selector that names or matches nothing is an error.
 pub fn select_tasks(plan: &Plan, selectors: &[String]) -> Result<Vec<TaskId>, ControlError> {
+    select_tasks_named(
+        plan,
+        |t| std::borrow::Cow::Owned(plan.task_name(t)),
+        selectors,
+    )
+}
+
+/// [`select_tasks`] with task names from `name` (a live run keeps them, so
+/// that a glob over 100,000 tasks does not make each name anew).
+pub(crate) fn select_tasks_named<'n>(
+    plan: &Plan,
+    name: impl Fn(TaskId) -> std::borrow::Cow<'n, str>,
+    selectors: &[String],
+) -> Result<Vec<TaskId>, ControlError> {
     if selectors.is_empty() {
         return Err(ControlError::Empty);
     }
     let mut chosen = vec![false; plan.task_count()];
     for selector in selectors {
         let mut any = false;
-        if let Some(t) = plan.find_task(selector) {
-            chosen[t.index()] = true;
+        // A task name starts with its step's name.
+        let step_named = selector
+            .split(['[', '@'])
+            .next()
+            .and_then(|step| plan.steps.iter().find(|s| s.name == step));
+        let task = step_named.and_then(|step| {
+            step.tasks
+                .clone()
+                .find(|&t| name(TaskId(t)) == selector.as_str())
+        });
+        if let Some(t) = task {
+            chosen[t as usize] = true;
             any = true;
         } else if let Some(step) = plan.steps.iter().find(|s| &s.name == selector) {
             for t in step.tasks.clone() {
@@ -304,7 +328,7 @@ pub fn select_tasks(plan: &Plan, selectors: &[String]) -> Result<Vec<TaskId>, Co
             };
             for step in steps {
                 for t in step.tasks.clone() {
-                    if glob_match(selector.as_bytes(), plan.task_name(TaskId(t)).as_bytes()) {
+                    if glob_match(selector.as_bytes(), name(TaskId(t)).as_bytes()) {
                         chosen[t as usize] = true;
                         any = true;
                     }

@@ -10,7 +10,7 @@
 //! (`trigger.rs`).
 
 use super::Dispatch;
-use crate::control::{ActionKind, ActionReport, ControlError, OperatorAction, select_tasks};
+use crate::control::{ActionKind, ActionReport, ControlError, OperatorAction};
 use crate::state::wall_ms;
 use twinflow_core::TaskId;
 use twinflow_core::scheduler::{Event, Operator};
@@ -29,7 +29,7 @@ impl Dispatch {
     }
 
     fn accept(&mut self, action: &OperatorAction) -> Result<ActionReport, ControlError> {
-        let selected = select_tasks(&self.plan, &action.selectors)?;
+        let selected = self.select(&action.selectors)?;
         let op = action.kind.operator();
         let by_hand = matches!(
             op,

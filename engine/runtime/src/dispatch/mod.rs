@@ -124,6 +124,9 @@ pub(crate) struct Dispatch {
     grouped: bool,
     summary: RunSummary,
     pending: Vec<Event>,
+    /// Every task's name, made at the first operator request (see
+    /// [`Dispatch::task_names`]).
+    task_names: Vec<Box<str>>,
     /// Operator requests (actions, selections) that came behind other
     /// messages: taken once those are applied, in order.
     operator_requests: std::collections::VecDeque<Msg>,
@@ -238,6 +241,7 @@ impl Dispatch {
             grouped,
             pending: Vec::new(),
             operator_requests: std::collections::VecDeque::new(),
+            task_names: Vec::new(),
             control: Vec::new(),
             operator_killed: HashMap::new(),
             rerun_by,
@@ -439,6 +443,32 @@ impl Dispatch {
             task,
             attempt: self.base[task.index()] + attempt,
         }
+    }
+
+    /// Every task's name, by id: made once, at the first operator request
+    /// (about 40 bytes a task), so that selectors are matched without
+    /// making 100,000 names for each request.
+    pub(super) fn task_names(&mut self) -> &[Box<str>] {
+        if self.task_names.len() != self.plan.task_count() {
+            self.task_names = (0..self.plan.task_count() as u32)
+                .map(|t| self.plan.task_name(TaskId(t)).into_boxed_str())
+                .collect();
+        }
+        &self.task_names
+    }
+
+    /// [`crate::control::select_tasks`] over the kept names.
+    pub(super) fn select(
+        &mut self,
+        selectors: &[String],
+    ) -> Result<Vec<TaskId>, crate::ControlError> {
+        self.task_names();
+        let names = &self.task_names;
+        crate::control::select_tasks_named(
+            &self.plan,
+            |t| std::borrow::Cow::Borrowed(&names[t.index()]),
+            selectors,
+        )
     }
 
     /// Takes a message in, except an operator's request, which waits for

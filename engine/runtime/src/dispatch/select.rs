@@ -3,7 +3,7 @@
 //! scheduler sees it, in the loop's order (after every change before it).
 
 use super::Dispatch;
-use crate::control::{ControlError, select_tasks};
+use crate::control::ControlError;
 use crate::selection::{SelectedTask, Selection};
 
 /// A selection query on its way into the loop, with where its answer goes.
@@ -14,15 +14,15 @@ pub(crate) struct SelectRequest {
 }
 
 impl Dispatch {
-    pub(super) fn on_select(&self, request: SelectRequest) {
-        let answer = select_tasks(&self.plan, &request.selectors).map(|tasks| Selection {
+    pub(super) fn on_select(&mut self, request: SelectRequest) {
+        let answer = self.select(&request.selectors).map(|tasks| Selection {
             run_id: self.run_id.clone(),
             live: true,
             tasks: tasks
                 .into_iter()
                 .map(|t| SelectedTask {
                     task: t.0,
-                    name: self.plan.task_name(t),
+                    name: self.task_names[t.index()].to_string(),
                     state: self.scheduler.task_state(t),
                     attempt: self.key(t, self.scheduler.attempt(t)).attempt,
                     held: self.scheduler.is_held(t),
