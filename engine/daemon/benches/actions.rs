@@ -19,13 +19,18 @@
 )]
 
 use std::time::{Duration, Instant};
-use twinflow_daemon::Client;
-use twinflow_daemon::api::SubmitRequest;
 use twinflow_engine::ActionKind;
 
 #[path = "../../runtime/benches/support/common.rs"]
 #[expect(dead_code, reason = "only the bench directory is used here")]
 mod common;
+
+#[path = "support/wide_run.rs"]
+#[expect(
+    dead_code,
+    reason = "only the daemon is used here, not the recorded run"
+)]
+mod wide_run;
 
 /// How many actions (or selections) of each kind.
 const ACTIONS: usize = 1000;
@@ -57,36 +62,9 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let engine = twinflow_engine::Engine::builder()
-            .state_dir(&state)
-            .executor(
-                twinflow_core::ExecutorKind::Local,
-                twinflow_executor_local::LocalFactory::default(),
-            )
-            .build()
-            .expect("engine");
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(twinflow_daemon::serve(engine, async {
-            let _ = stop_rx.await;
-        }));
-        let client = Client::for_state_dir(&state);
-        let start = Instant::now();
-        while client.ping().await.is_err() {
-            assert!(start.elapsed() < Duration::from_secs(30), "no daemon");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let run = client
-            .submit(&SubmitRequest {
-                file: file.display().to_string(),
-                params: Vec::new(),
-                site: None,
-                local: false,
-                no_cache: true,
-                fail_fast: false,
-            })
-            .await
-            .expect("submit")
-            .run_id;
+        let served = wide_run::serve(&state).await;
+        let client = served.client.clone();
+        let run = served.submit(&file).await;
         // Live once the gate runs.
         let gate = ["gate".to_owned()];
         let start = Instant::now();
@@ -152,8 +130,7 @@ fn main() {
             );
         }
         client.cancel(&run).await.expect("cancel");
-        let _ = stop_tx.send(());
-        let _ = server.await;
+        served.stop().await;
     });
 }
 
