@@ -86,7 +86,7 @@ pub use settings::RunSettings;
 pub use state::{
     ArtefactRow, BadCursor, CursorOrder, DB_FILE, RunArtefact, RunImage, RunInfo, RunState,
     StateError, StateStore, StepCounts, TaskCursor, TaskFilter, TaskOrder, TaskRecord, TaskRow,
-    TaskState, UnknownOrder, UnknownState,
+    TaskRows, TaskState, UnknownOrder, UnknownState,
 };
 pub use twinflow_core::{WebhookError, WebhookSender};
 

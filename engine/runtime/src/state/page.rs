@@ -171,6 +171,9 @@ impl<'de> Deserialize<'de> for TaskCursor {
     }
 }
 
+/// A page's tasks and, if more follow, where it ended.
+pub type TaskRows = (Vec<TaskRow>, Option<TaskCursor>);
+
 /// A cursor given for a page in another order.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("page cursor `{cursor}` is a position in order {}, not {order}", cursor.order)]
@@ -197,7 +200,7 @@ impl StateStore {
         order: TaskOrder,
         after: Option<TaskCursor>,
         limit: usize,
-    ) -> Result<Result<(Vec<TaskRow>, Option<TaskCursor>), CursorOrder>, StateError> {
+    ) -> Result<Result<TaskRows, CursorOrder>, StateError> {
         if let Some(cursor) = after.filter(|c| c.order != order) {
             return Ok(Err(CursorOrder { cursor, order }));
         }
