@@ -407,7 +407,7 @@ pub(crate) struct StatusArgs {
     /// Only the summary: the run's state, per-step counts and its first
     /// failed and awaiting tasks, the same size whatever the run's size
     /// (with --json: the daemon API's `StatusSummary`).
-    #[arg(long, conflicts_with_all = ["tasks", "step", "task_state", "name", "limit", "after"])]
+    #[arg(long, conflicts_with_all = ["tasks", "step", "task_state", "name", "order", "limit", "after"])]
     pub(crate) summary: bool,
     /// List the tasks that have a record, with their state (implied by the
     /// filters below).
@@ -426,10 +426,17 @@ pub(crate) struct StatusArgs {
     /// at most 10000).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub(crate) limit: Option<u64>,
-    /// Only tasks whose id is above this one (the `next_after` of the
-    /// previous --json page).
-    #[arg(long, value_name = "TASK_ID")]
-    pub(crate) after: Option<u32>,
+    /// List the tasks in this order: `id` (task order, the default),
+    /// `longest` (running tasks first, the longest running first, then the
+    /// longest ended), `latest` (the most recently started first); tasks
+    /// never started come last.
+    #[arg(long, value_name = "ORDER", value_parser = parse_task_order)]
+    pub(crate) order: Option<twinflow_engine::TaskOrder>,
+    /// Only tasks after this position: the `next_after` of the previous
+    /// --json page (a task id in task order, else `ORDER:KEY:TASK`; give
+    /// the same --order).
+    #[arg(long, value_name = "CURSOR", value_parser = parse_cursor)]
+    pub(crate) after: Option<twinflow_engine::TaskCursor>,
 }
 
 impl StatusArgs {
@@ -440,8 +447,19 @@ impl StatusArgs {
             || !self.task_state.is_empty()
             || self.name.is_some()
             || self.limit.is_some()
+            || self.order.is_some()
             || self.after.is_some()
     }
+}
+
+fn parse_task_order(text: &str) -> Result<twinflow_engine::TaskOrder, String> {
+    text.parse()
+        .map_err(|e: twinflow_engine::UnknownOrder| e.to_string())
+}
+
+fn parse_cursor(text: &str) -> Result<twinflow_engine::TaskCursor, String> {
+    text.parse()
+        .map_err(|e: twinflow_engine::BadCursor| e.to_string())
 }
 
 fn parse_task_state(text: &str) -> Result<twinflow_engine::TaskState, String> {

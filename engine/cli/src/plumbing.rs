@@ -293,6 +293,10 @@ pub(crate) fn find_run(out: &Output, store: &StateStore, run: &str) -> Result<Op
             out.error(&e.to_string());
             Err(exit::UNREACHABLE)
         }
+        Err(QueryError::Invalid(e)) => {
+            out.error(&e);
+            Err(exit::INVALID)
+        }
     }
 }
 
@@ -332,7 +336,7 @@ pub(crate) fn failed_for_run(
                 ));
                 return exit::UNREACHABLE;
             }
-            Err(QueryError::Store(_)) => {}
+            Err(QueryError::Store(_) | QueryError::Invalid(_)) => {}
         }
     }
     failed(out, e)

@@ -243,3 +243,104 @@ fn watch_and_cancel_name_runs_as_status_does() {
     let _ = twinflow(&state, &["daemon", "stop"]);
     let _ = d.wait();
 }
+
+/// Naps of different lengths, for `status --order`.
+const NAPS: &str = r#"
+version: 1
+name: naps
+steps:
+  nap:
+    for_each: { t: ["0.4", "0", "0.9", "0.2"] }
+    run: sleep ${{ t }}
+"#;
+
+/// `status --order longest`, a page at a time, the same through the
+/// daemon and from the store.
+fn check_order(state: &Path, run: &str) {
+    let naps = |v: &serde_json::Value| -> Vec<String> {
+        names(v)
+            .into_iter()
+            .map(|n| {
+                n.trim_start_matches("nap[t=")
+                    .trim_end_matches(']')
+                    .to_owned()
+            })
+            .collect()
+    };
+    let v = json(&twinflow(
+        state,
+        &["status", run, "--json", "--order", "longest"],
+    ));
+    // Longest first, by the time `status` shows (from the hand-over to
+    // the executor to the end: a nap may wait for a slot).
+    let seconds: Vec<f64> = v["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .map(|t| t["seconds"].as_f64().expect("seconds"))
+        .collect();
+    assert_eq!(seconds.len(), 4, "{v}");
+    assert!(seconds.windows(2).all(|w| w[0] >= w[1]), "{v}");
+    assert_eq!(naps(&v)[0], "0.9", "{v}");
+    assert!(v["next_after"].is_null(), "{v}");
+    let all = naps(&v);
+    let first = json(&twinflow(
+        state,
+        &[
+            "status", run, "--json", "--order", "longest", "--limit", "2",
+        ],
+    ));
+    assert_eq!(naps(&first), all[..2], "{first}");
+    let cursor = first["next_after"].as_str().expect("a cursor").to_owned();
+    assert!(cursor.starts_with("longest:"), "{cursor}");
+    let rest = json(&twinflow(
+        state,
+        &[
+            "status", run, "--json", "--order", "longest", "--after", &cursor,
+        ],
+    ));
+    assert_eq!(naps(&rest), all[2..], "{rest}");
+    // The text says how to go on, with the order.
+    let o = twinflow(
+        state,
+        &["status", run, "--order", "longest", "--limit", "1"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("(more follow: add --order longest --after longest:"),
+        "{}",
+        text(&o.stdout)
+    );
+    // A cursor of another order, or an unknown order, is refused.
+    let o = twinflow(state, &["status", run, "--after", &cursor]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("is a position in order longest, not id: give --order longest"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = twinflow(state, &["status", run, "--order", "shortest"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("unknown task order `shortest`: expected id, longest or latest"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
+fn status_orders_tasks_longest_first_with_and_without_a_daemon() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("state");
+    let file = dir.path().join("naps.yaml");
+    std::fs::write(&file, NAPS).expect("write workflow");
+    let o = twinflow(&state, &["run", file.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let v = json(&twinflow(&state, &["runs", "--json"]));
+    let run = v[0]["id"].as_str().expect("an id").to_owned();
+    check_order(&state, &run);
+    let mut d = daemon(&state, None);
+    check_order(&state, &run);
+    let _ = twinflow(&state, &["daemon", "stop"]);
+    let _ = d.wait();
+}

@@ -2,8 +2,10 @@
 //! Unix socket) with a run of 100,000 local `true` tasks recorded, 1 % of
 //! them failed; then, through [`Client`], the summary
 //! (`GET /v1/runs/{id}/summary`) and filtered 100-row pages
-//! (`GET /v1/runs/{id}/tasks?...`), each asked many times, their p50 and
-//! p99 printed beside the targets.
+//! (`GET /v1/runs/{id}/tasks?...`), in task order and ordered by
+//! `longest` and `latest` half-way into the run (keyset paging: a cursor
+//! reached by paging there), each asked many times, their p50 and p99
+//! printed beside the targets.
 //!
 //! The run is recorded the way a user's is: the daemon runs it (its tasks
 //! are real processes), so the store holds what a real run leaves.
@@ -17,8 +19,8 @@
 )]
 
 use std::time::Instant;
-use twinflow_daemon::api::TaskQuery;
-use twinflow_engine::TaskState;
+use twinflow_daemon::api::{MAX_PAGE, TaskQuery};
+use twinflow_engine::{TaskCursor, TaskOrder, TaskState};
 
 #[path = "../../runtime/benches/support/common.rs"]
 #[expect(dead_code, reason = "only the bench directory is used here")]
@@ -58,7 +60,7 @@ fn main() {
         let deep = TaskQuery {
             step: Some("sim".to_owned()),
             states: vec![TaskState::Succeeded],
-            after: Some(tasks as u32 / 2),
+            after: Some(TaskCursor::after_task(tasks as u32 / 2)),
             limit: Some(100),
             ..TaskQuery::default()
         };
@@ -78,6 +80,49 @@ fn main() {
             assert_eq!(page.tasks.len(), 100);
         })
         .await;
+        // Ordered pages, half-way into the run: the cursor there is found
+        // by paging (as a client does), then the next 100 are asked for.
+        let halfway = |order: TaskOrder, states: Vec<TaskState>| {
+            let states = states.clone();
+            async move {
+                let mut query = TaskQuery {
+                    states: states.clone(),
+                    order,
+                    limit: Some(MAX_PAGE.min(tasks / 4)),
+                    ..TaskQuery::default()
+                };
+                let mut seen = 0;
+                while seen < tasks / 2 {
+                    let page = client.tasks(run, &query).await.expect("page");
+                    seen += page.tasks.len();
+                    query.after = Some(page.next_after.expect("more follow"));
+                }
+                query.limit = Some(100);
+                query
+            }
+        };
+        let longest_deep = halfway(TaskOrder::Longest, Vec::new()).await;
+        let longest = timed(|| async {
+            let page = client.tasks(run, &longest_deep).await.expect("page");
+            assert_eq!(page.tasks.len(), 100);
+        })
+        .await;
+        let latest_deep = halfway(TaskOrder::Latest, vec![TaskState::Succeeded]).await;
+        let latest = timed(|| async {
+            let page = client.tasks(run, &latest_deep).await.expect("page");
+            assert_eq!(page.tasks.len(), 100);
+        })
+        .await;
+        let longest_step = TaskQuery {
+            step: Some("sim".to_owned()),
+            name: Some("sim*".to_owned()),
+            ..longest_deep.clone()
+        };
+        let longest_filtered = timed(|| async {
+            let page = client.tasks(run, &longest_step).await.expect("page");
+            assert_eq!(page.tasks.len(), 100);
+        })
+        .await;
         let full = timed_once(|| async {
             client.status(run).await.expect("full status");
         })
@@ -94,6 +139,18 @@ fn main() {
         println!(
             "  page: state failed|skipped, name glob:   {}   target < {PAGE_TARGET_MS} ms",
             percentiles(failures)
+        );
+        println!(
+            "  page: order longest, after n/2:          {}   target < {PAGE_TARGET_MS} ms",
+            percentiles(longest)
+        );
+        println!(
+            "  page: longest, step, name glob, n/2:     {}   target < {PAGE_TARGET_MS} ms",
+            percentiles(longest_filtered)
+        );
+        println!(
+            "  page: latest, state succeeded, n/2:      {}   target < {PAGE_TARGET_MS} ms",
+            percentiles(latest)
         );
         println!("  (the full status, every task, once: {full:.0} ms)");
         wide.stop().await;

@@ -6,7 +6,7 @@
 //! daemon or read a store itself ([`crate::query`]).
 
 use serde::{Deserialize, Serialize};
-use twinflow_engine::{RunInfo, StepCounts, TaskRow, TaskState};
+use twinflow_engine::{RunInfo, StepCounts, TaskCursor, TaskOrder, TaskRow, TaskState};
 
 /// `POST /v1/runs`: run a workflow file, as `twinflow run` would.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -300,8 +300,10 @@ pub struct StatusSummary {
 }
 
 /// `GET /v1/runs/{id}/tasks?...`: which of a run's tasks to list, and from
-/// where. Every field is optional; as query parameters: `step=NAME`,
-/// `state=STATE` (repeatable), `name=GLOB`, `after=TASK_ID`, `limit=N`.
+/// where, in which order. Every field is optional; as query parameters:
+/// `step=NAME`, `state=STATE` (repeatable), `name=GLOB`,
+/// `order=id|longest|latest`, `after=CURSOR` (a page's `next_after`: a task
+/// id in task order, else `ORDER:KEY:TASK`), `limit=N`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskQuery {
     /// Only the tasks of the step of this name.
@@ -310,9 +312,12 @@ pub struct TaskQuery {
     pub states: Vec<TaskState>,
     /// Only tasks whose name matches this glob (`*`, `?`, `[...]`).
     pub name: Option<String>,
-    /// Only tasks whose id is above this one (the previous page's
-    /// [`TaskPage::next_after`]).
-    pub after: Option<u32>,
+    /// The order of the tasks (default: task order).
+    #[serde(default)]
+    pub order: TaskOrder,
+    /// Only tasks after this position in [`TaskQuery::order`] (the previous
+    /// page's [`TaskPage::next_after`]; a cursor of another order is refused).
+    pub after: Option<TaskCursor>,
     /// At most this many tasks (default [`DEFAULT_PAGE`], at most [`MAX_PAGE`]).
     pub limit: Option<usize>,
 }
@@ -330,8 +335,14 @@ impl TaskQuery {
         if let Some(name) = &self.name {
             pairs.push(format!("name={}", crate::client::escape(name)));
         }
+        if self.order != TaskOrder::Id {
+            pairs.push(format!("order={}", self.order));
+        }
         if let Some(after) = self.after {
-            pairs.push(format!("after={after}"));
+            pairs.push(format!(
+                "after={}",
+                crate::client::escape(&after.to_string())
+            ));
         }
         if let Some(limit) = self.limit {
             pairs.push(format!("limit={limit}"));
@@ -353,12 +364,16 @@ impl TaskQuery {
                     )?)
                 }
                 "name" => query.name = Some(value),
+                "order" => {
+                    query.order = value.parse().map_err(|e: twinflow_engine::UnknownOrder| {
+                        format!("order={value}: {e}")
+                    })?;
+                }
                 "after" => {
-                    query.after = Some(
-                        value
-                            .parse()
-                            .map_err(|_| format!("after={value}: expected a task id"))?,
-                    );
+                    query.after =
+                        Some(value.parse().map_err(|e: twinflow_engine::BadCursor| {
+                            format!("after={value}: {e}")
+                        })?);
                 }
                 "limit" => {
                     let limit: usize = value
@@ -371,10 +386,16 @@ impl TaskQuery {
                 }
                 _ => {
                     return Err(format!(
-                        "unknown query parameter `{key}`: expected step, state, name, after or limit"
+                        "unknown query parameter `{key}`: expected step, state, name, order, after or limit"
                     ));
                 }
             }
+        }
+        if let Some(after) = query.after.filter(|a| a.order != query.order) {
+            return Err(format!(
+                "after={after}: a position in order {}, not {} (give order={})",
+                after.order, query.order, after.order
+            ));
         }
         Ok(query)
     }
@@ -403,10 +424,12 @@ fn unescape(value: &str) -> Option<String> {
 pub struct TaskPage {
     /// The run's id.
     pub run_id: String,
-    /// The tasks, in task order.
+    /// The tasks, in the order asked for.
     pub tasks: Vec<TaskRow>,
-    /// When more tasks match: ask again with `after` set to this.
-    pub next_after: Option<u32>,
+    /// When more tasks match: ask again with `after` set to this (and the
+    /// same order). A JSON number (the last task's id) in task order, else
+    /// a string `ORDER:KEY:TASK`.
+    pub next_after: Option<TaskCursor>,
 }
 
 /// `POST /v1/token/rotate` (Unix socket only): the TCP listener's token
@@ -427,13 +450,36 @@ mod tests {
             step: Some("grow model".to_owned()),
             states: vec![TaskState::Failed, TaskState::Awaiting],
             name: Some("grow[climate=ssp1]@*".to_owned()),
-            after: Some(41),
+            order: TaskOrder::Id,
+            after: Some(TaskCursor::after_task(41)),
             limit: Some(250),
         };
         let raw = query.to_query();
         assert!(!raw.contains('[') && !raw.contains(' '), "{raw}");
+        assert!(raw.contains("after=41") && !raw.contains("order="), "{raw}");
         assert_eq!(TaskQuery::parse(&raw), Ok(query));
         assert_eq!(TaskQuery::parse(""), Ok(TaskQuery::default()));
+    }
+
+    #[test]
+    fn an_ordered_task_query_goes_through_its_query_string_unchanged() {
+        for order in [TaskOrder::Longest, TaskOrder::Latest] {
+            let query = TaskQuery {
+                states: vec![TaskState::Succeeded],
+                name: Some("sim*".to_owned()),
+                order,
+                after: Some(TaskCursor {
+                    order,
+                    key: -8_999_998_234_000_000,
+                    task: 77,
+                }),
+                limit: Some(100),
+                ..TaskQuery::default()
+            };
+            let raw = query.to_query();
+            assert!(raw.contains(&format!("order={order}")), "{raw}");
+            assert_eq!(TaskQuery::parse(&raw), Ok(query));
+        }
     }
 
     #[test]
@@ -442,7 +488,16 @@ mod tests {
             ("state=sleepy", "unknown task state `sleepy`"),
             ("limit=0", "expected 1 to 10000"),
             ("limit=10001", "expected 1 to 10000"),
-            ("after=x", "expected a task id"),
+            ("after=x", "bad page cursor `x`"),
+            (
+                "order=name",
+                "unknown task order `name`: expected id, longest or latest",
+            ),
+            (
+                "order=latest&after=41",
+                "a position in order id, not latest",
+            ),
+            ("after=longest:-5:3", "a position in order longest, not id"),
             ("page=2", "unknown query parameter `page`"),
             ("name=%zz", "bad percent-encoding"),
         ] {

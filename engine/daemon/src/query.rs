@@ -8,7 +8,7 @@ use crate::api::{
     TaskQuery,
 };
 use std::path::Path;
-use twinflow_engine::{RunInfo, StateError, StateStore, TaskFilter, TaskState};
+use twinflow_engine::{RunInfo, StateError, StateStore, TaskFilter, TaskOrder, TaskState};
 
 /// Follows at most this many reused results from run to run.
 const MAX_REUSE_HOPS: usize = 64;
@@ -22,6 +22,9 @@ pub enum QueryError {
     /// The store could not be read.
     #[error(transparent)]
     Store(#[from] StateError),
+    /// The question does not hold together (a page cursor of another order).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// Every run, newest first.
@@ -94,7 +97,9 @@ pub fn summary(store: &StateStore, run: Option<&str>) -> Result<StatusSummary, Q
             states: vec![state],
             ..TaskFilter::default()
         };
-        Ok(store.task_page(&run.id, &filter, None, SUMMARY_TASKS)?.0)
+        Ok(store
+            .task_page(&run.id, &filter, TaskOrder::Id, None, SUMMARY_TASKS)?
+            .map_or_else(|_| Vec::new(), |(tasks, _)| tasks))
     };
     let failures = first(TaskState::Failed)?;
     let awaiting_tasks = first(TaskState::Awaiting)?;
@@ -116,8 +121,9 @@ pub fn summary(store: &StateStore, run: Option<&str>) -> Result<StatusSummary, Q
     })
 }
 
-/// One page of a run's tasks, filtered as `query` says. An unknown step is
-/// [`NotFound::StepName`], with the run's steps.
+/// One page of a run's tasks, filtered and ordered as `query` says. An
+/// unknown step is [`NotFound::StepName`], with the run's steps; a cursor of
+/// another order is [`QueryError::Invalid`].
 pub fn tasks(store: &StateStore, run: &str, query: &TaskQuery) -> Result<TaskPage, QueryError> {
     let run = find_run(store, Some(run))?;
     let step = match &query.step {
@@ -140,12 +146,9 @@ pub fn tasks(store: &StateStore, run: &str, query: &TaskQuery) -> Result<TaskPag
         name: query.name.clone(),
     };
     let limit = query.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
-    let (tasks, more) = store.task_page(&run.id, &filter, query.after, limit)?;
-    let next_after = if more {
-        tasks.last().map(|t| t.task)
-    } else {
-        None
-    };
+    let (tasks, next_after) = store
+        .task_page(&run.id, &filter, query.order, query.after, limit)?
+        .map_err(|e| QueryError::Invalid(e.to_string()))?;
     Ok(TaskPage {
         run_id: run.id,
         tasks,

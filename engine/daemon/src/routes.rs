@@ -80,6 +80,7 @@ fn query_error(e: QueryError) -> Response {
         )
             .into_response(),
         QueryError::Store(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        QueryError::Invalid(e) => error(StatusCode::BAD_REQUEST, e),
     }
 }
 
@@ -180,7 +181,8 @@ async fn summary(State(app): State<App>, Path(id): Path<String>) -> Response {
     }
 }
 
-/// `?step=NAME&state=STATE...&name=GLOB&after=ID&limit=N`, all optional.
+/// `?step=NAME&state=STATE...&name=GLOB&order=ORDER&after=CURSOR&limit=N`,
+/// all optional.
 async fn tasks(
     State(app): State<App>,
     Path(id): Path<String>,

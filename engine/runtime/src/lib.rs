@@ -84,8 +84,9 @@ pub use layout::{TaskPaths, run_dir, task_paths};
 pub use selection::{LiveState, SelectedTask, Selection, is_glob, sqlite_glob};
 pub use settings::RunSettings;
 pub use state::{
-    ArtefactRow, DB_FILE, RunArtefact, RunImage, RunInfo, RunState, StateError, StateStore,
-    StepCounts, TaskFilter, TaskRecord, TaskRow, TaskState, UnknownState,
+    ArtefactRow, BadCursor, CursorOrder, DB_FILE, RunArtefact, RunImage, RunInfo, RunState,
+    StateError, StateStore, StepCounts, TaskCursor, TaskFilter, TaskOrder, TaskRecord, TaskRow,
+    TaskRows, TaskState, UnknownOrder, UnknownState,
 };
 pub use twinflow_core::{WebhookError, WebhookSender};
 

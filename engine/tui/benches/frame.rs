@@ -17,7 +17,7 @@
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use std::time::Instant;
-use twinflow_engine::TaskState;
+use twinflow_engine::{TaskCursor, TaskOrder, TaskState};
 use twinflow_tui::fetch::run_view;
 use twinflow_tui::model::{Filter, Model};
 use twinflow_tui::render::render;
@@ -93,9 +93,15 @@ fn main() {
             step: Some("sim".to_owned()),
             name: Some("sim*".to_owned()),
         };
-        deep.cursor = Some(wide.tasks as u32 / 20);
+        deep.cursor = Some(TaskCursor::after_task(wide.tasks as u32 / 20));
+        let mut longest = Model::new(Some(wide.run_id.clone()));
+        longest.order = TaskOrder::Longest;
         let cases = [
             ("first page", frames(&wide.client, first).await),
+            (
+                "first page, order longest",
+                frames(&wide.client, longest).await,
+            ),
             (
                 "failed, step, name glob, after n/20",
                 frames(&wide.client, deep).await,

@@ -20,7 +20,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("f", "filter by state (cycles)"),
     ("/", "filter by name glob (text alone: *text*)"),
     ("c", "clear the filters"),
-    ("o", "sort the page: id, name, state, time"),
+    ("o", "order (by the daemon): id, longest, latest started"),
     ("s", "log: stdout / stderr"),
     ("Space", "mark / unmark a task"),
     ("a", "actions on the marked tasks, the task or the step"),
@@ -157,8 +157,8 @@ fn on_run_key(model: &mut Model, key: KeyEvent) -> Vec<Request> {
             return requery(model);
         }
         KeyCode::Char('o') => {
-            model.sort = model.sort.next();
-            model.sort_page();
+            model.next_order();
+            return requery(model);
         }
         KeyCode::Char('s') => {
             model.log.stream = match model.log.stream {

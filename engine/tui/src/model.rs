@@ -6,7 +6,7 @@
 use crate::fetch::{Request, Update};
 use std::collections::{BTreeSet, VecDeque};
 use twinflow_daemon::api::{LogStream, StatusSummary, TaskQuery};
-use twinflow_engine::{ActionKind, RunInfo, TaskRow, TaskState};
+use twinflow_engine::{ActionKind, RunInfo, TaskCursor, TaskOrder, TaskRow, TaskState};
 
 /// How many tasks one page of the task table asks the daemon for.
 pub const PAGE: usize = 100;
@@ -54,42 +54,6 @@ pub enum Dialog {
         /// What was typed so far.
         input: String,
     },
-}
-
-/// How the rows of the page on screen are ordered (the daemon pages in
-/// task order; a page is sorted on screen).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sort {
-    /// Task order (the plan's ids).
-    Id,
-    /// By name.
-    Name,
-    /// By state, then id.
-    State,
-    /// Longest first.
-    Time,
-}
-
-impl Sort {
-    /// The next order (`o`).
-    pub fn next(self) -> Self {
-        match self {
-            Self::Id => Self::Name,
-            Self::Name => Self::State,
-            Self::State => Self::Time,
-            Self::Time => Self::Id,
-        }
-    }
-
-    /// Its name, as shown.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Id => "id",
-            Self::Name => "name",
-            Self::State => "state",
-            Self::Time => "time",
-        }
-    }
 }
 
 /// Which tasks the table lists: done by the daemon ([`TaskQuery`]).
@@ -232,22 +196,24 @@ pub struct Model {
     pub summary: Option<StatusSummary>,
     /// The highlighted step.
     pub step_selected: usize,
-    /// The page of tasks on screen, in [`Model::sort`] order.
+    /// The page of tasks on screen, in [`Model::order`] (as the daemon
+    /// answered it).
     pub page: Vec<TaskRow>,
     /// Where the page starts (`after` of its query).
-    pub cursor: Option<u32>,
+    pub cursor: Option<TaskCursor>,
     /// Where the pages before it started (for going back).
-    pub back: Vec<Option<u32>>,
+    pub back: Vec<Option<TaskCursor>>,
     /// Where the next page starts, if more tasks match.
-    pub next: Option<u32>,
+    pub next: Option<TaskCursor>,
     /// The highlighted task (index into `page`).
     pub task_selected: usize,
     /// Tasks marked for an action, by name.
     pub marked: BTreeSet<String>,
     /// Which tasks the table lists.
     pub filter: Filter,
-    /// How the page is ordered.
-    pub sort: Sort,
+    /// The order the daemon pages the tasks in (`o` cycles
+    /// [`TaskOrder::ALL`]).
+    pub order: TaskOrder,
     /// The log pane.
     pub log: LogPane,
     /// The bottom line.
@@ -282,7 +248,7 @@ impl Model {
             task_selected: 0,
             marked: BTreeSet::new(),
             filter: Filter::default(),
-            sort: Sort::Id,
+            order: TaskOrder::Id,
             log: LogPane::default(),
             message: None,
             in_flight: 0,
@@ -296,6 +262,7 @@ impl Model {
             step: self.filter.step.clone(),
             states: self.filter.state.into_iter().collect(),
             name: self.filter.name.clone(),
+            order: self.order,
             after: self.cursor,
             limit: Some(PAGE),
         }
@@ -386,25 +353,11 @@ impl Model {
         });
     }
 
-    /// Orders the page as [`Model::sort`] says, keeping the highlighted task.
-    pub fn sort_page(&mut self) {
-        let keep = self.selected_task().map(|t| t.task);
-        match self.sort {
-            Sort::Id => self.page.sort_by_key(|t| t.task),
-            Sort::Name => self.page.sort_by(|a, b| a.name.cmp(&b.name)),
-            Sort::State => self
-                .page
-                .sort_by(|a, b| (a.state.as_str(), a.task).cmp(&(b.state.as_str(), b.task))),
-            Sort::Time => self.page.sort_by(|a, b| {
-                b.seconds
-                    .unwrap_or(-1.0)
-                    .total_cmp(&a.seconds.unwrap_or(-1.0))
-                    .then(a.task.cmp(&b.task))
-            }),
-        }
-        if let Some(id) = keep {
-            self.task_selected = self.page.iter().position(|t| t.task == id).unwrap_or(0);
-        }
+    /// The next order (`o`), after [`TaskOrder::ALL`].
+    pub fn next_order(&mut self) {
+        let all = TaskOrder::ALL;
+        let at = all.iter().position(|o| *o == self.order).unwrap_or(0);
+        self.order = all.get(at + 1).copied().unwrap_or(TaskOrder::Id);
     }
 
     /// Applies an answer of the daemon.
@@ -443,7 +396,6 @@ impl Model {
                         let keep = self.selected_task().map(|t| t.task);
                         self.page = page.tasks;
                         self.next = page.next_after;
-                        self.sort_page();
                         match keep.and_then(|id| self.page.iter().position(|t| t.task == id)) {
                             Some(i) => self.task_selected = i,
                             None => {

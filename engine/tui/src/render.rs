@@ -285,7 +285,7 @@ fn render_tasks(model: &Model, frame: &mut Frame<'_>, area: Rect) {
     let title = format!(
         " tasks p{page}{more} [{}] sort {} ",
         model.filter.describe(),
-        model.sort.as_str()
+        model.order.as_str()
     );
     if model.page.is_empty() {
         let empty = if model.summary.is_none() {

@@ -3,13 +3,15 @@
 
 use crate::fetch::{Request, Update};
 use crate::keys::on_key;
-use crate::model::{Dialog, Focus, Model, PAGE, Screen, Sort};
+use crate::model::{Dialog, Focus, Model, PAGE, Screen};
 use crate::render::render;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use twinflow_daemon::api::{LogStream, StatusSummary, TaskPage, TaskQuery};
-use twinflow_engine::{ActionKind, ActionReport, RunInfo, TaskRow, TaskState};
+use twinflow_engine::{
+    ActionKind, ActionReport, RunInfo, TaskCursor, TaskOrder, TaskRow, TaskState,
+};
 
 fn run_info(id: &str, state: &str, tasks: u64) -> RunInfo {
     serde_json::from_value(serde_json::json!({
@@ -69,7 +71,7 @@ fn page(first: u32, n: u32, more: bool) -> TaskPage {
                 task(i, state, Some(f64::from(i % 7)))
             })
             .collect(),
-        next_after: more.then_some(first + n - 1),
+        next_after: more.then_some(TaskCursor::after_task(first + n - 1)),
     }
 }
 
@@ -229,7 +231,7 @@ fn pages_go_forward_and_back_by_the_daemons_cursor() {
     let [Request::Run { query, .. }] = &asked[..] else {
         panic!("{asked:?}");
     };
-    assert_eq!(query.after, Some(PAGE as u32));
+    assert_eq!(query.after, Some(TaskCursor::after_task(PAGE as u32)));
     let asked = press(&mut model, &[KeyCode::Char('p')]);
     let [Request::Run { query, .. }] = &asked[..] else {
         panic!("{asked:?}");
@@ -242,20 +244,51 @@ fn pages_go_forward_and_back_by_the_daemons_cursor() {
 }
 
 #[test]
-fn sorting_orders_the_page_and_keeps_the_highlighted_task() {
+fn o_asks_the_daemon_for_the_tasks_in_the_next_order_from_the_first_page() {
     let mut model = loaded();
-    model.task_selected = 4;
-    let id = model.page[4].task;
-    press(&mut model, &[KeyCode::Char('o'), KeyCode::Char('o')]);
-    assert_eq!(model.sort, Sort::State);
-    assert_eq!(model.page[model.task_selected].task, id);
-    let states: Vec<&str> = model.page.iter().map(|t| t.state.as_str()).collect();
-    let mut sorted = states.clone();
-    sorted.sort();
-    assert_eq!(states, sorted);
+    // On the second page, with a filter.
+    press(&mut model, &[KeyCode::Char('f'), KeyCode::Char('n')]);
+    let asked = press(&mut model, &[KeyCode::Char('o')]);
+    let [Request::Run { query, .. }] = &asked[..] else {
+        panic!("{asked:?}");
+    };
+    assert_eq!(model.order, TaskOrder::Longest);
+    assert_eq!(query.order, TaskOrder::Longest);
+    assert_eq!(query.after, None, "an order starts at its first page");
+    assert_eq!(query.states, vec![TaskState::Queued], "the filter is kept");
+    // The daemon's answer is shown in its order, and its cursor pages on.
+    let mut answer = page(1, PAGE as u32, false);
+    answer.tasks.reverse();
+    let cursor = TaskCursor {
+        order: TaskOrder::Longest,
+        key: -4_000,
+        task: 1,
+    };
+    answer.next_after = Some(cursor);
+    model.apply(Update::Run {
+        summary: Ok(Box::new(summary())),
+        page: Ok(answer),
+        query: query.clone(),
+    });
+    let ids: Vec<u32> = model.page.iter().take(3).map(|t| t.task).collect();
+    assert_eq!(ids, [PAGE as u32, PAGE as u32 - 1, PAGE as u32 - 2]);
+    assert!(screen(&model, 80, 24).contains("sort longest"));
+    let asked = press(&mut model, &[KeyCode::Char('n')]);
+    let [Request::Run { query, .. }] = &asked[..] else {
+        panic!("{asked:?}");
+    };
+    assert_eq!(
+        (query.order, query.after),
+        (TaskOrder::Longest, Some(cursor))
+    );
+    // Then latest, then back to task order.
+    let asked = press(&mut model, &[KeyCode::Char('o')]);
+    let [Request::Run { query, .. }] = &asked[..] else {
+        panic!("{asked:?}");
+    };
+    assert_eq!((query.order, query.after), (TaskOrder::Latest, None));
     press(&mut model, &[KeyCode::Char('o')]);
-    assert_eq!(model.sort, Sort::Time);
-    assert!(model.page[0].seconds >= model.page[1].seconds);
+    assert_eq!(model.order, TaskOrder::Id);
 }
 
 #[test]

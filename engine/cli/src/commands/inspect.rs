@@ -95,6 +95,10 @@ impl Reader {
                 out.error(&e.to_string());
                 Failure::Reported(exit::UNREACHABLE)
             }
+            QueryError::Invalid(e) => {
+                out.error(&e);
+                Failure::Reported(exit::INVALID)
+            }
         }
     }
 

@@ -1,6 +1,7 @@
 //! `twinflow status`: a run's summary (state, per-step counts, its first
 //! failed and awaiting tasks), and, when asked, its tasks filtered by step,
-//! state and name, a page at a time. Read through the daemon or the store
+//! state and name, in task order or another (`--order`, done by the daemon
+//! or the store), a page at a time. Read through the daemon or the store
 //! as `runs` and `logs` are ([`super::inspect`]); every answer is bounded,
 //! whatever the run's size.
 
@@ -36,10 +37,19 @@ pub(crate) fn status(
         ));
         return exit::SUCCESS;
     }
+    let order = list.order.unwrap_or_default();
+    if let Some(after) = list.after.filter(|a| a.order != order) {
+        out.error(&format!(
+            "--after {after} is a position in order {}, not {order}: give --order {}",
+            after.order, after.order
+        ));
+        return exit::INVALID;
+    }
     let mut asked = TaskQuery {
         step: list.step.clone(),
         states: list.task_state.clone(),
         name: list.name.clone(),
+        order,
         after: list.after,
         limit: None,
     };
@@ -87,7 +97,11 @@ pub(crate) fn status(
             let _ = writeln!(s, "  {:<10} {:>8}  {}", t.state, secs, shown(&t.name));
         }
         if let Some(after) = next_after {
-            let _ = writeln!(s, "  (more follow: add --after {after})");
+            let order = match after.order {
+                twinflow_engine::TaskOrder::Id => String::new(),
+                order => format!("--order {order} "),
+            };
+            let _ = writeln!(s, "  (more follow: add {order}--after {after})");
         }
     }
     out.print(&s);

@@ -150,6 +150,10 @@ fn recorded(state: &Path, run: &str, selectors: &[String]) -> Result<Selection, 
     let info = query::find_run(&store, Some(run)).map_err(|e| match e {
         query::QueryError::NotFound(nf) => DaemonError::NotFound(nf),
         query::QueryError::Store(e) => DaemonError::Setup(e.to_string()),
+        query::QueryError::Invalid(message) => DaemonError::Refused {
+            status: 400,
+            message,
+        },
     })?;
     store
         .select_recorded(&info.id, selectors)

@@ -19,7 +19,7 @@ mod states;
 pub(crate) mod write;
 
 pub(crate) use actions::ActionRow;
-pub use page::TaskFilter;
+pub use page::{BadCursor, CursorOrder, TaskCursor, TaskFilter, TaskOrder, TaskRows, UnknownOrder};
 pub use query::{ArtefactRow, RunInfo, StepCounts, TaskRow};
 pub use record::{RunArtefact, RunImage, TaskRecord};
 pub use states::{RunState, TaskState, UnknownState};

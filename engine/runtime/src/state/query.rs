@@ -289,22 +289,40 @@ impl StateStore {
         tail: &str,
         args: impl rusqlite::Params,
     ) -> Result<Vec<TaskRow>, StateError> {
+        Ok(self
+            .keyed_task_query("0", tail, args)?
+            .into_iter()
+            .map(|(_, row)| row)
+            .collect())
+    }
+
+    /// Task rows, each with the value of the integer expression `key`
+    /// (the sort key of a page, [`super::TaskOrder::key_column`]).
+    pub(super) fn keyed_task_query(
+        &self,
+        key: &str,
+        tail: &str,
+        args: impl rusqlite::Params,
+    ) -> Result<Vec<(i64, TaskRow)>, StateError> {
         let sql = format!(
             "SELECT task, name, step, state, attempt, handle, reason, cached_from,
-                    (finished_ms - started_ms) / 1000.0 FROM tasks {tail}"
+                    (finished_ms - started_ms) / 1000.0, {key} FROM tasks {tail}"
         );
         self.rows(&sql, args, |r| {
-            Ok(TaskRow {
-                task: r.get(0)?,
-                name: r.get(1)?,
-                step: r.get(2)?,
-                state: r.get(3)?,
-                attempt: r.get(4)?,
-                handle: r.get(5)?,
-                reason: r.get(6)?,
-                cached_from: r.get(7)?,
-                seconds: r.get(8)?,
-            })
+            Ok((
+                r.get(9)?,
+                TaskRow {
+                    task: r.get(0)?,
+                    name: r.get(1)?,
+                    step: r.get(2)?,
+                    state: r.get(3)?,
+                    attempt: r.get(4)?,
+                    handle: r.get(5)?,
+                    reason: r.get(6)?,
+                    cached_from: r.get(7)?,
+                    seconds: r.get(8)?,
+                },
+            ))
         })
     }
 
