@@ -166,9 +166,10 @@ fn without_a_daemon_an_action_says_the_run_is_not_live() {
     );
 }
 
-/// A kill is about the attempt it stopped: a task killed, then run again
-/// by `--resume`, is not killed again when a later resume adopts its new
-/// attempt (the process running it was SIGKILLed).
+/// A kill is for good: a resume does not run the killed task again. And a
+/// kill is about the attempt it stopped: the task run again by a `rerun`
+/// is not killed again when a later resume adopts its new attempt (the
+/// process running it was SIGKILLed).
 #[test]
 fn a_kill_is_not_replayed_on_a_later_attempt_of_the_task() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -198,11 +199,17 @@ fn a_kill_is_not_replayed_on_a_later_attempt_of_the_task() {
     let _ = twinflow(&state, &["daemon", "stop"]);
     let _ = d.wait();
 
-    // The failed task runs again in a `run --resume`, which is SIGKILLed
-    // while it runs: its supervisor keeps the attempt going.
+    // A resume does not run a killed task again (a kill is for good).
     let resume = format!("--resume={run}");
+    let o = twinflow(&state, &["run", &resume, file]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert_eq!(state_of(&state, &run, "long"), ["failed"]);
+
+    // A rerun does: without a daemon it takes the run up in the foreground,
+    // and is SIGKILLed while the task runs: its supervisor keeps the
+    // attempt going.
     let mut again = std::process::Command::new(env!("CARGO_BIN_EXE_twinflow"))
-        .args(["run", &resume, file, "--state-dir"])
+        .args(["rerun", &run, "long", "--state-dir"])
         .arg(&state)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
