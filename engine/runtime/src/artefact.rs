@@ -48,6 +48,32 @@ pub(crate) fn seal(workdir: &Path, outputs: &[(String, String)]) -> Result<Vec<S
     Ok(sealed)
 }
 
+/// The largest read buffer of a digest.
+const DIGEST_BUF: u64 = 256 * 1024;
+
+/// Outputs that together are at most this many bytes of plain files are
+/// sealed on the dispatch loop itself (see [`small_files`]).
+pub(crate) const SEAL_INLINE_BYTES: u64 = 64 * 1024;
+
+/// Whether every output is a plain file (not a link, not a directory) and
+/// all of them together hold at most `limit` bytes: sealing them costs
+/// less than handing the work to another thread and back. Anything else,
+/// or anything that cannot be looked at, says no (the thread then seals it,
+/// and reports what is wrong).
+pub(crate) fn small_files(workdir: &Path, outputs: &[(String, String)], limit: u64) -> bool {
+    let mut total = 0u64;
+    for (_, rel) in outputs {
+        match fs::symlink_metadata(workdir.join(rel)) {
+            Ok(meta) if meta.file_type().is_file() => total = total.saturating_add(meta.len()),
+            _ => return false,
+        }
+        if total > limit {
+            return false;
+        }
+    }
+    true
+}
+
 /// Whether a sealed artefact, the output at `rel` of its task directory, is
 /// still what was sealed: the same size and modification time, or else the
 /// same digest (under the rules of sealing).
@@ -104,7 +130,11 @@ pub(crate) fn file_sha256(path: &Path) -> io::Result<String> {
 fn file_digest(path: &Path) -> io::Result<(u64, String)> {
     let mut file = fs::File::open(path)?;
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
+    // Sized to the file (a byte more, to see its end in one read), at most
+    // 256 KiB: a small output costs no large zeroed allocation (which the
+    // allocator maps and the kernel faults in, page by page, every time).
+    let len = file.metadata().map_or(DIGEST_BUF, |m| m.len());
+    let mut buf = vec![0u8; (len.saturating_add(1)).min(DIGEST_BUF) as usize];
     let mut size = 0u64;
     loop {
         let n = file.read(&mut buf)?;
@@ -263,6 +293,44 @@ mod tests {
         assert!(intact(&sealed[0], "f"));
         fs::write(&path, "diff").unwrap();
         assert!(!intact(&sealed[0], "f"));
+    }
+
+    #[test]
+    fn digests_agree_whatever_the_size_around_the_read_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let limit = DIGEST_BUF as usize;
+        for len in [0, 1, limit - 1, limit, limit + 1, 3 * limit + 7] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let path = dir.path().join(format!("f{len}"));
+            fs::write(&path, &bytes).unwrap();
+            let (size, sha) = file_digest(&path).unwrap();
+            assert_eq!(size, len as u64);
+            assert_eq!(sha, hex(&Sha256::digest(&bytes)), "{len} bytes");
+        }
+    }
+
+    #[test]
+    fn only_small_plain_files_are_sealed_on_the_loop() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::write(d.join("small"), "x").unwrap();
+        fs::write(d.join("big"), vec![0u8; 2048]).unwrap();
+        fs::create_dir(d.join("dir")).unwrap();
+        std::os::unix::fs::symlink(d.join("small"), d.join("link")).unwrap();
+        let out = |rels: &[&str]| -> Vec<(String, String)> {
+            rels.iter()
+                .map(|r| ((*r).to_owned(), (*r).to_owned()))
+                .collect()
+        };
+        assert!(small_files(d, &out(&["small"]), 1024));
+        assert!(
+            !small_files(d, &out(&["small", "big"]), 1024),
+            "together too big"
+        );
+        assert!(small_files(d, &out(&["small", "big"]), 4096));
+        for other in ["dir", "link", "missing"] {
+            assert!(!small_files(d, &out(&["small", other]), 4096), "{other}");
+        }
     }
 
     #[test]

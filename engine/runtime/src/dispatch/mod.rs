@@ -579,6 +579,16 @@ impl Dispatch {
                 if outputs.is_empty() {
                     self.succeeded(t, key.attempt, Vec::new(), None);
                     TaskOutcome::Succeeded
+                } else if artefact::small_files(
+                    &paths.workdir,
+                    &outputs,
+                    artefact::SEAL_INLINE_BYTES,
+                ) {
+                    // A few small files: hashed here, without a round trip
+                    // through the blocking pool.
+                    let result = artefact::seal(&paths.workdir, &outputs);
+                    self.on_message(Msg::Sealed { key, result });
+                    return;
                 } else {
                     let tx = self.tx.clone();
                     tokio::task::spawn_blocking(move || {
