@@ -6,15 +6,17 @@
 
 use crate::artefact::Sealed;
 use crate::state::wall_ms;
-use crate::state::write::SealedRow;
+use crate::state::write::{AttemptRow, SealedRow, Tx};
 use crate::state::{RunState, StateError, StateStore, TaskState};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use twinflow_core::{Plan, TaskId};
 
+mod collapse;
+
 /// One change.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum Op {
     /// A task's new state.
     State {
@@ -43,6 +45,21 @@ pub(crate) enum Op {
     Sealed { task: u32, artefacts: Vec<Sealed> },
     /// The run ended.
     RunFinished { state: RunState },
+}
+
+impl Op {
+    /// The task it changes, if it is about one.
+    fn task(&self) -> Option<u32> {
+        match self {
+            Self::State { task, .. }
+            | Self::Handle { task, .. }
+            | Self::Running { task }
+            | Self::Waiting { task, .. }
+            | Self::Cache { task, .. }
+            | Self::Sealed { task, .. } => Some(*task),
+            Self::RunFinished { .. } => None,
+        }
+    }
 }
 
 /// How long a pending change may wait to be written.
@@ -150,14 +167,30 @@ impl Journal {
 
     /// Writes everything pending in one transaction.
     pub(crate) fn flush(&mut self, store: &mut StateStore) -> Result<(), StateError> {
+        self.flush_rows(store, true)
+    }
+
+    /// Writes everything pending in one transaction; `collapse`: a task's
+    /// row once per batch where it can be (see [`collapse`]), else one
+    /// statement per change (what the tests compare it with).
+    fn flush_rows(&mut self, store: &mut StateStore, collapse: bool) -> Result<(), StateError> {
         if self.ops.is_empty() {
             return Ok(());
         }
         let (plan, run) = (&self.plan, self.run_id.as_str());
         let ops = &self.ops;
+        let rows = if collapse {
+            collapse::collapse(ops)
+        } else {
+            std::collections::HashMap::new()
+        };
         store.write(|tx| {
-            for (at, op) in ops {
+            for (i, (at, op)) in ops.iter().enumerate() {
                 let now = *at;
+                if let Some(row) = op.task().and_then(|t| rows.get(&t).map(|r| (t, r))) {
+                    write_collapsed(tx, plan, run, i, row, op, now)?;
+                    continue;
+                }
                 match op {
                     Op::State {
                         task,
@@ -189,22 +222,7 @@ impl Journal {
                     Op::Cache { task, key, from } => {
                         tx.task_cache(run, *task, key, from.as_deref())?;
                     }
-                    Op::Sealed { task, artefacts } => {
-                        for a in artefacts {
-                            let path = a.path.display().to_string();
-                            tx.artefact(
-                                run,
-                                *task,
-                                &SealedRow {
-                                    output: &a.output,
-                                    path: &path,
-                                    size: a.size,
-                                    sha256: &a.sha256,
-                                    mtime_ns: a.mtime_ns,
-                                },
-                            )?;
-                        }
-                    }
+                    Op::Sealed { task, artefacts } => write_sealed(tx, run, *task, artefacts)?,
                     Op::RunFinished { state } => tx.finish_run(run, *state, now)?,
                 }
             }
@@ -216,16 +234,109 @@ impl Journal {
     }
 }
 
+/// Writes one change of a task whose row is written once (see
+/// [`collapse`]): the row at its first change, an event per state and
+/// handle, the sealed outputs; running marks and cache keys are in the row.
+fn write_collapsed(
+    tx: &Tx<'_>,
+    plan: &Plan,
+    run: &str,
+    index: usize,
+    (task, row): (u32, &collapse::Collapsed<'_>),
+    op: &Op,
+    now: i64,
+) -> rusqlite::Result<()> {
+    if index == row.first {
+        let id = TaskId(task);
+        tx.attempt_row(
+            run,
+            &AttemptRow {
+                task,
+                name: &plan.task_name(id),
+                step: plan.task(id).step.0,
+                executor: plan.step_of(id).executor.0,
+                attempt: row.attempt,
+                state: row.state,
+                reason: row.reason,
+                handle: row.handle,
+                started_ms: row.started_ms,
+                finished_ms: row.finished_ms,
+                cache: row.cache,
+            },
+        )?;
+    }
+    match op {
+        Op::State {
+            attempt,
+            state,
+            reason,
+            ..
+        } => tx.event(
+            run,
+            Some(task),
+            Some(*attempt),
+            state.as_str(),
+            reason.as_deref(),
+            now,
+        ),
+        Op::Handle {
+            attempt, handle, ..
+        } => tx.event(
+            run,
+            Some(task),
+            Some(*attempt),
+            "submitted",
+            Some(handle),
+            now,
+        ),
+        Op::Sealed { artefacts, .. } => write_sealed(tx, run, task, artefacts),
+        Op::Running { .. } | Op::Cache { .. } | Op::Waiting { .. } | Op::RunFinished { .. } => {
+            Ok(())
+        }
+    }
+}
+
+fn write_sealed(tx: &Tx<'_>, run: &str, task: u32, artefacts: &[Sealed]) -> rusqlite::Result<()> {
+    for a in artefacts {
+        let path = a.path.display().to_string();
+        tx.artefact(
+            run,
+            task,
+            &SealedRow {
+                output: &a.output,
+                path: &path,
+                size: a.size,
+                sha256: &a.sha256,
+                mtime_ns: a.mtime_ns,
+            },
+        )?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn journal() -> Journal {
-        let yaml = "version: 1\nname: j\nexecutors: { here: { kind: local } }\n\
-                    steps:\n  a:\n    executor: here\n    run: 'true'\n";
+        journal_of(1)
+    }
+
+    /// A journal of run `r` of a plan with one step `a` of `n` tasks.
+    fn journal_of(n: usize) -> Journal {
+        let values: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+        let each = if n > 1 {
+            format!("    for_each: {{ i: [{}] }}\n", values.join(","))
+        } else {
+            String::new()
+        };
+        let yaml = format!(
+            "version: 1\nname: j\nexecutors: {{ here: {{ kind: local }} }}\n\
+             steps:\n  a:\n    executor: here\n{each}    run: 'true'\n"
+        );
         let plan = twinflow_workflow::compile_str(
             "j.yaml",
-            yaml,
+            &yaml,
             &twinflow_workflow::CompileOptions::default(),
         )
         .unwrap();
@@ -281,6 +392,121 @@ mod tests {
         j.push(Op::Running { task: 0 });
         assert!(j.deadline() < lazy);
         assert!(j.due());
+    }
+
+    fn op_state(task: u32, attempt: u32, state: TaskState, reason: Option<&str>) -> Op {
+        Op::State {
+            task,
+            attempt,
+            state,
+            reason: reason.map(str::to_owned),
+        }
+    }
+
+    /// Batches of changes written with rows collapsed and one by one leave
+    /// the same tables (times included: each change keeps its own).
+    #[test]
+    fn a_row_written_once_per_batch_is_the_row_the_changes_one_by_one_leave() {
+        use TaskState::{Failed, Queued, Retrying, Succeeded};
+        let sealed = Sealed {
+            output: "o".to_owned(),
+            path: "/r/o.txt".into(),
+            size: 3,
+            sha256: "abc".to_owned(),
+            mtime_ns: 7,
+        };
+        let cache = |task, key: &str, from: Option<&str>| Op::Cache {
+            task,
+            key: key.to_owned(),
+            from: from.map(str::to_owned),
+        };
+        let handle = |task, attempt, h: &str| Op::Handle {
+            task,
+            attempt,
+            handle: h.to_owned(),
+        };
+        let batches: Vec<Vec<(i64, Op)>> = vec![
+            vec![
+                // Succeeds within the batch, with outputs and a cache key.
+                (10, op_state(0, 1, Queued, None)),
+                (11, handle(0, 1, "pid:1")),
+                (12, Op::Running { task: 0 }),
+                (
+                    13,
+                    Op::Sealed {
+                        task: 0,
+                        artefacts: vec![sealed.clone()],
+                    },
+                ),
+                (14, op_state(0, 1, Succeeded, None)),
+                (14, cache(0, "k0", None)),
+                // Fails, to be retried in the next batch.
+                (10, op_state(1, 1, Queued, Some("triggered"))),
+                (12, handle(1, 1, "pid:2")),
+                (15, op_state(1, 1, Retrying, Some("exited with status 1"))),
+                // Still running when the batch is written.
+                (16, op_state(2, 1, Queued, None)),
+                (17, handle(2, 1, "pid:3")),
+                (18, Op::Running { task: 2 }),
+            ],
+            vec![
+                // A second attempt over the first's row, still queued.
+                (20, op_state(1, 2, Queued, None)),
+                (21, handle(1, 2, "pid:4")),
+                // Ends: not collapsed (its batch does not start it).
+                (22, op_state(2, 1, Failed, Some("killed"))),
+                // Reused from a cache: its state, then its key.
+                (23, op_state(3, 1, Queued, None)),
+                (
+                    23,
+                    op_state(3, 1, Succeeded, Some("reused the result of run r0")),
+                ),
+                (23, cache(3, "k3", Some("r0"))),
+            ],
+            vec![
+                // Two attempts in one batch, and an operator's reset.
+                (30, op_state(1, 2, Retrying, Some("again"))),
+                (31, op_state(1, 3, Queued, None)),
+                (32, op_state(1, 3, Succeeded, None)),
+                (
+                    33,
+                    Op::Waiting {
+                        task: 0,
+                        reason: "rerun by ana".to_owned(),
+                    },
+                ),
+            ],
+        ];
+        let tables = |collapse: bool| {
+            let dir = tempfile::tempdir().unwrap();
+            let mut store = StateStore::open(dir.path()).unwrap();
+            let mut j = journal_of(4);
+            for batch in &batches {
+                for (at, op) in batch {
+                    j.ops.push((*at, op.clone()));
+                }
+                j.flush_rows(&mut store, collapse).unwrap();
+            }
+            [
+                "SELECT * FROM tasks ORDER BY task",
+                "SELECT run_id, at_ms, task, attempt, kind, detail FROM events ORDER BY seq",
+                "SELECT * FROM artefacts ORDER BY task, output",
+                "SELECT * FROM cache ORDER BY key",
+                "SELECT * FROM task_counts WHERE n <> 0 ORDER BY step, state, cached",
+            ]
+            .map(|sql| store.dump(sql))
+        };
+        let collapsible = |batch: &[(i64, Op)]| {
+            let mut tasks: Vec<u32> = collapse::collapse(batch).into_keys().collect();
+            tasks.sort_unstable();
+            tasks
+        };
+        assert_eq!(collapsible(&batches[0]), [0, 1, 2]);
+        assert_eq!(collapsible(&batches[1]), [1, 3], "task 2 ends: not started here");
+        assert!(collapsible(&batches[2]).is_empty(), "a second attempt, a reset");
+        let (collapsed, one_by_one) = (tables(true), tables(false));
+        assert!(!one_by_one[0].is_empty() && !one_by_one[1].is_empty());
+        assert_eq!(collapsed, one_by_one);
     }
 
     #[test]

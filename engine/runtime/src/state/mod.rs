@@ -302,6 +302,25 @@ fn is_network_fs(dir: &Path) -> bool {
 }
 
 #[cfg(test)]
+impl StateStore {
+    /// Every row `sql` selects, each as its columns' values joined by `|`
+    /// (for tests comparing what two ways of writing left).
+    pub(crate) fn dump(&self, sql: &str) -> Vec<String> {
+        let mut stmt = self.conn.prepare(sql).unwrap();
+        let columns = stmt.column_count();
+        stmt.query_map([], |r| {
+            Ok((0..columns)
+                .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
+                .collect::<Vec<_>>()
+                .join("|"))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

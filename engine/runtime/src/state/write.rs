@@ -29,6 +29,25 @@ pub(crate) struct NewRun<'a> {
     pub steps: Vec<(&'a str, u32, u32)>,
 }
 
+/// A task's row as a batch of changes from the start of its attempt left it
+/// ([`Tx::attempt_row`]).
+#[derive(Debug)]
+pub(crate) struct AttemptRow<'a> {
+    pub task: u32,
+    pub name: &'a str,
+    pub step: u32,
+    pub executor: u32,
+    pub attempt: u32,
+    pub state: TaskState,
+    pub reason: Option<&'a str>,
+    pub handle: Option<&'a str>,
+    pub started_ms: i64,
+    /// When the attempt ended, if it did in the batch.
+    pub finished_ms: Option<i64>,
+    /// Its cache key and the run its result was reused from.
+    pub cache: Option<(&'a str, Option<&'a str>)>,
+}
+
 /// An artefact as it is sealed.
 #[derive(Debug, Clone)]
 pub(crate) struct SealedRow<'a> {
@@ -251,6 +270,58 @@ impl<'a> Tx<'a> {
         Ok(())
     }
 
+    /// Writes a task's row as one batch of changes left it, from the start
+    /// of its attempt (see `journal::collapse`): the same row the changes
+    /// one by one would leave, in one statement. Its events are written
+    /// apart, one per change ([`Tx::event`]).
+    pub(crate) fn attempt_row(&self, run: &str, row: &AttemptRow<'_>) -> rusqlite::Result<()> {
+        let (cache_key, cached_from) = match row.cache {
+            Some((key, from)) => (Some(key), from),
+            None => (None, None),
+        };
+        self.tx
+            .prepare_cached(
+                "INSERT INTO tasks (run_id, task, name, step, state, attempt, executor, handle,
+                                    started_ms, finished_ms, reason, cache_key, cached_from)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                 ON CONFLICT (run_id, task) DO UPDATE SET
+                    state = excluded.state,
+                    attempt = excluded.attempt,
+                    handle = excluded.handle,
+                    started_ms = excluded.started_ms,
+                    finished_ms = COALESCE(excluded.finished_ms, finished_ms),
+                    reason = excluded.reason,
+                    cache_key = COALESCE(excluded.cache_key, cache_key),
+                    cached_from = excluded.cached_from",
+            )?
+            .execute(params![
+                run,
+                row.task,
+                row.name,
+                row.step,
+                row.state,
+                row.attempt,
+                row.executor,
+                row.handle,
+                row.started_ms,
+                row.finished_ms,
+                row.reason,
+                cache_key,
+                cached_from
+            ])?;
+        if let Some(key) = cache_key {
+            self.cache_entry(run, row.task, key)?;
+        }
+        Ok(())
+    }
+
+    fn cache_entry(&self, run: &str, task: u32, key: &str) -> rusqlite::Result<()> {
+        self.tx
+            .prepare_cached("INSERT OR REPLACE INTO cache (key, run_id, task) VALUES (?1, ?2, ?3)")?
+            .execute(params![key, run, task])?;
+        Ok(())
+    }
+
     /// Records the cache key of a task and, for a cached result, where it came from.
     pub(crate) fn task_cache(
         &self,
@@ -264,10 +335,7 @@ impl<'a> Tx<'a> {
                 "UPDATE tasks SET cache_key = ?3, cached_from = ?4 WHERE run_id = ?1 AND task = ?2",
             )?
             .execute(params![run, task, key, cached_from])?;
-        self.tx
-            .prepare_cached("INSERT OR REPLACE INTO cache (key, run_id, task) VALUES (?1, ?2, ?3)")?
-            .execute(params![key, run, task])?;
-        Ok(())
+        self.cache_entry(run, task, key)
     }
 
     pub(crate) fn artefact(
