@@ -502,8 +502,15 @@ mod tests {
             tasks
         };
         assert_eq!(collapsible(&batches[0]), [0, 1, 2]);
-        assert_eq!(collapsible(&batches[1]), [1, 3], "task 2 ends: not started here");
-        assert!(collapsible(&batches[2]).is_empty(), "a second attempt, a reset");
+        assert_eq!(
+            collapsible(&batches[1]),
+            [1, 3],
+            "task 2 ends: not started here"
+        );
+        assert!(
+            collapsible(&batches[2]).is_empty(),
+            "a second attempt, a reset"
+        );
         let (collapsed, one_by_one) = (tables(true), tables(false));
         assert!(!one_by_one[0].is_empty() && !one_by_one[1].is_empty());
         assert_eq!(collapsed, one_by_one);
