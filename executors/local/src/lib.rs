@@ -45,6 +45,7 @@
 
 mod attempt;
 mod capture;
+mod clone_start;
 mod executor;
 mod link;
 mod pool;

@@ -1,8 +1,11 @@
 //! Starting and reaping task processes.
 //!
-//! A task (its shell, or the container runtime that runs it) is started with `posix_spawn` (vfork + exec: nothing of this
-//! process's memory is copied, which matters when thousands of short tasks
-//! start) with `POSIX_SPAWN_SETSID`, so it leads a new session and process
+//! A task's shell (a program given by path) is started by
+//! [`crate::clone_start`]: cloned without waiting for its exec. A container
+//! runtime looked up in `PATH` is started with `posix_spawn` (vfork + exec:
+//! nothing of this process's memory is copied, which matters when
+//! thousands of short tasks start) with `POSIX_SPAWN_SETSID`. Either way it
+//! leads a new session and process
 //! group and has no controlling terminal. Its standard input is `/dev/null`
 //! and its standard output and error are the write ends of two pipes
 //! ([`crate::capture`]). Every signal disposition is reset to the default
@@ -147,11 +150,51 @@ impl Drop for SpawnSetup {
     }
 }
 
+/// A started task process.
+#[derive(Debug)]
+pub(crate) enum Spawned {
+    /// Exec'd already (`posix_spawn` returns after the exec).
+    Execd(u32),
+    /// Cloned; its exec is confirmed, or its failure told, by the watch
+    /// (see [`crate::clone_start`]).
+    Starting(u32, crate::clone_start::ExecWatch),
+}
+
 /// Starts `command` (`/bin/sh -e -c SCRIPT`, or a container runtime
 /// running it; `argv[0]` is looked up in `PATH` when it has no `/`) in
 /// `workdir` with `stdout` and `stderr` as its descriptors 1 and 2, and
-/// `mark` (`NAME=value`) in its environment; returns its pid.
+/// `mark` (`NAME=value`) in its environment. A program given by path is
+/// started without waiting for its exec ([`crate::clone_start`]); one
+/// looked up in `PATH` by `posix_spawnp`.
 pub(crate) fn spawn(
+    base: &BaseEnv,
+    command: &Command,
+    workdir: &Path,
+    mark: &str,
+    stdout: &OwnedFd,
+    stderr: &OwnedFd,
+) -> io::Result<Spawned> {
+    if command
+        .argv
+        .first()
+        .is_some_and(|a| crate::clone_start::applies(a))
+    {
+        let argv = command
+            .argv
+            .iter()
+            .map(|a| cstring(a.as_bytes(), "an argument of the task's command"))
+            .collect::<io::Result<Vec<CString>>>()?;
+        let own_env = job_env(&command.env, mark)?;
+        let envp = environment(base, &own_env);
+        let (pid, watch) =
+            crate::clone_start::start(argv, envp, own_env, path_cstring(workdir)?, stdout, stderr)?;
+        return Ok(Spawned::Starting(pid, watch));
+    }
+    posix_spawn(base, command, workdir, mark, stdout, stderr).map(Spawned::Execd)
+}
+
+/// [`spawn`] through `posix_spawnp`: returns once the child has exec'd.
+fn posix_spawn(
     base: &BaseEnv,
     command: &Command,
     workdir: &Path,

@@ -108,6 +108,9 @@ struct Shared {
     /// Ended attempts waiting for their orphans to be looked for (and
     /// killed): woken when none is left.
     sweeps: Mutex<Vec<Sweep>>,
+    /// Attempts whose shell is cloned and has not exec'd yet, with a signal
+    /// that came meanwhile.
+    spawning: Mutex<HashMap<(u32, u32), Option<Signal>>>,
 }
 
 /// An ended attempt, and how to tell its end that its orphans are gone.
@@ -174,6 +177,7 @@ pub(crate) async fn serve(
         changed: Notify::new(),
         outbox: Mutex::default(),
         sweeps: Mutex::default(),
+        spawning: Mutex::default(),
     });
     let mut children = if subreaper {
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()).ok()
@@ -184,7 +188,7 @@ pub(crate) async fn serve(
     // When a child that died is to be reaped, if no sweep does it first.
     let mut reap_at: Option<tokio::time::Instant> = None;
     loop {
-        if !open && shared.tasks().is_empty() {
+        if !open && shared.tasks().is_empty() && lock(&shared.spawning).is_empty() {
             break;
         }
         tokio::select! {
@@ -201,7 +205,13 @@ pub(crate) async fn serve(
             () = tokio::time::sleep_until(reap_at.unwrap_or_else(tokio::time::Instant::now)),
                 if reap_at.is_some() => {
                 reap_at = None;
-                orphans::reap(&shared.orphans, &shared.shell_pids());
+                if lock(&shared.spawning).is_empty() {
+                    orphans::reap(&shared.orphans, &shared.shell_pids());
+                } else {
+                    // A shell that failed its exec may be among the dead,
+                    // and is reaped by its start: look again later.
+                    reap_at = Some(tokio::time::Instant::now() + REAP_DELAY);
+                }
             }
             () = shared.changed.notified() => {}
         }
@@ -301,7 +311,10 @@ fn sweep(shared: &Arc<Shared>) -> bool {
     if ended.is_empty() {
         return false;
     }
-    let live = orphans::survey(&shared.orphans, &shared.shell_pids());
+    // Dead children are reaped only when no shell is being started: one
+    // that failed its exec is reaped by its start.
+    let may_reap = lock(&shared.spawning).is_empty();
+    let live = orphans::survey(&shared.orphans, &shared.shell_pids(), may_reap);
     for (key, done) in ended {
         let mark = orphans::Mark::new(shared.me, key);
         if !orphans::any_marked(&shared.orphans, &mark, &live) {
@@ -317,10 +330,10 @@ fn sweep(shared: &Arc<Shared>) -> bool {
     true
 }
 
-/// Starts one attempt (`posix_spawn` holds the loop until the shell has
-/// exec'd: a fraction of a millisecond, which the attempts waiting here
-/// make up for, and cheaper than handing the start to a thread); its end is
-/// handled on a task of its own.
+/// Starts one attempt: the shell is cloned without waiting for its exec
+/// (see `crate::clone_start`), which a task of its own waits for before
+/// the attempt is followed; a program looked up in `PATH` is started by
+/// `posix_spawnp`, which holds the loop until the exec.
 fn start(shared: &Arc<Shared>, launch: Launch, devices: &[u32]) {
     let key = launch.key;
     let mark = format!("{MARK}={}.{}.{}", shared.me, key.0, key.1);
@@ -329,7 +342,7 @@ fn start(shared: &Arc<Shared>, launch: Launch, devices: &[u32]) {
         .and_then(|command| Ok((command, Pipe::new()?)))
         .and_then(|(command, out)| Ok((command, out, Pipe::new()?)))
         .and_then(|(command, out, err)| {
-            let pid = spawn::spawn(
+            let spawned = spawn::spawn(
                 &shared.env,
                 &command,
                 &launch.workdir,
@@ -337,32 +350,81 @@ fn start(shared: &Arc<Shared>, launch: Launch, devices: &[u32]) {
                 &out.task_end,
                 &err.task_end,
             )?;
-            Ok((pid, out, err, command.container))
+            Ok((spawned, out, err, command.container))
         });
-    let (pid, out, err, container) = match started {
+    let (spawned, out, err, container) = match started {
         Ok(started) => started,
         Err(e) => {
-            release(shared, key);
-            shared.post(
-                None,
-                Reply::Failed {
-                    key,
-                    message: e.to_string(),
-                },
-            );
+            not_started(shared, key, e.to_string());
             return;
         }
     };
-    let start = process::start_time(pid).unwrap_or(0);
     // Our copies of the task's ends close here, so the captures see the end
-    // of file when the task's processes have gone.
+    // of file when the task's processes have gone (the child has its own).
     let logs =
         [(out, launch.stdout), (err, launch.stderr)].map(|(pipe, path)| pipe.drain_into(path));
+    let started = Started {
+        key,
+        devices: devices.to_vec(),
+        cost: launch.cost,
+        logs,
+        container,
+    };
+    match spawned {
+        spawn::Spawned::Execd(pid) => follow(shared, started, pid),
+        spawn::Spawned::Starting(pid, watch) => {
+            lock(&shared.spawning).insert(key, None);
+            let shared = Arc::clone(shared);
+            tokio::spawn(async move {
+                match watch.exec_result().await {
+                    Ok(()) => follow(&shared, started, pid),
+                    Err(e) => {
+                        // It exits with 127: reaped here, never followed.
+                        let _ = spawn::wait(pid).await;
+                        lock(&shared.spawning).remove(&key);
+                        not_started(&shared, key, e.to_string());
+                    }
+                }
+                shared.changed.notify_one();
+            });
+        }
+    }
+}
+
+/// An attempt whose shell is started, waiting to be followed.
+struct Started {
+    key: (u32, u32),
+    devices: Vec<u32>,
+    cost: u32,
+    logs: [std::io::Result<Draining>; 2],
+    container: Option<(String, String)>,
+}
+
+/// An attempt that could not start: its cores are free again.
+fn not_started(shared: &Shared, key: (u32, u32), message: String) {
+    release(shared, key);
+    shared.post(None, Reply::Failed { key, message });
+}
+
+/// Follows a started attempt (its shell has exec'd) to its end: recorded
+/// as started, a signal that came while it was being started delivered.
+fn follow(shared: &Arc<Shared>, started: Started, pid: u32) {
+    let Started {
+        key,
+        devices,
+        cost,
+        logs,
+        container,
+    } = started;
+    let devices = devices.as_slice();
+    // What was read of this pid while it was being started is not its.
+    orphans::forget(&shared.orphans, pid);
+    let start = process::start_time(pid).unwrap_or(0);
     shared.tasks().insert(key, pid);
     // What it holds, for an executor that adopts it after a restart.
     let holds = Record::Holds {
         key,
-        cost: launch.cost.max(1),
+        cost: cost.max(1),
         devices: devices.to_vec(),
     };
     lock(&shared.outbox).lines.push_str(&holds.line());
@@ -379,6 +441,10 @@ fn start(shared: &Arc<Shared>, launch: Launch, devices: &[u32]) {
         Some(&Record::Started { key, pid, start }),
         Reply::Started { key, pid, start },
     );
+    let pending = lock(&shared.spawning).remove(&key).flatten();
+    if let Some(signal) = pending {
+        signal_attempt(shared, key, signal);
+    }
     let shared = Arc::clone(shared);
     tokio::spawn(async move {
         let exit = spawn::wait(pid).await;
@@ -421,6 +487,12 @@ fn start(shared: &Arc<Shared>, launch: Launch, devices: &[u32]) {
 /// Sends `signal` to an attempt's process group and to every orphan that
 /// carries its mark (and their groups).
 fn signal_attempt(shared: &Shared, key: (u32, u32), signal: Signal) {
+    if let Some(pending) = lock(&shared.spawning).get_mut(&key) {
+        // Its shell has not exec'd yet (nor made its session): the signal
+        // goes to it once it has.
+        *pending = Some(signal);
+        return;
+    }
     let Some(pid) = shared.tasks().get(&key).copied() else {
         // Not started yet: it never will be.
         let mut queue = lock(&shared.queue);
