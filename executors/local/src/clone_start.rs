@@ -51,20 +51,25 @@ struct ChildArgs {
 pub(crate) struct ExecWatch {
     /// Read end of the status pipe (close-on-exec, non-blocking).
     status: OwnedFd,
-    _stack: Stack,
-    /// Its arguments and the strings they point into.
-    _args: Box<ChildArgs>,
-    _strings: Vec<CString>,
-    _pointers: [Vec<*mut libc::c_char>; 2],
+    memory: ChildMemory,
     /// For messages: the program and the working directory.
     program: String,
     workdir: String,
 }
 
-// SAFETY: the raw pointers point into the strings the watch owns (or into
-// the supervisor's captured environment, which outlives it); nothing reads
-// them through the watch, which only keeps them alive for the child.
-unsafe impl Send for ExecWatch {}
+/// What the child runs on and reads until its exec: its stack, its
+/// arguments and the strings they point into.
+struct ChildMemory {
+    _stack: Stack,
+    _args: Box<ChildArgs>,
+    _strings: Vec<CString>,
+    _pointers: [Vec<*mut libc::c_char>; 2],
+}
+
+// SAFETY: the raw pointers point into the strings it owns (or into the
+// supervisor's captured environment, which outlives it); nothing reads
+// them through it, which only keeps them alive for the child.
+unsafe impl Send for ChildMemory {}
 
 impl std::fmt::Debug for ExecWatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -81,20 +86,34 @@ impl ExecWatch {
     pub(crate) async fn exec_result(self) -> io::Result<()> {
         let Self {
             status,
+            memory: keep,
             program,
             workdir,
-            ..
         } = self;
+        // What the child may still be using is never freed on a way out
+        // that has not seen it exec or exit: a mapping given back while it
+        // runs there could be handed out again, under its feet.
+        let unsure = |e: io::Error, keep| {
+            std::mem::forget(keep);
+            e
+        };
         // SAFETY: the AsyncFd owns the descriptor (open, and ours alone)
         // for its whole life, so it stays open and unchanged meanwhile.
-        let fd = unsafe {
+        let registered = unsafe {
             tokio::io::unix::AsyncFd::register_with_interest(status, tokio::io::Interest::READABLE)
-        }?;
+        };
+        let fd = match registered {
+            Ok(fd) => fd,
+            Err(e) => return Err(unsure(io::Error::from(e), keep)),
+        };
         let mut errno = [0u8; 4];
         let mut got = 0;
         let mut buf = [0u8; 8];
         loop {
-            let mut ready = fd.readable().await?;
+            let mut ready = match fd.readable().await {
+                Ok(ready) => ready,
+                Err(e) => return Err(unsure(e, keep)),
+            };
             // SAFETY: reads into a live buffer of that length.
             let n =
                 unsafe { libc::read(fd.get_ref().as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
@@ -115,12 +134,12 @@ impl ExecWatch {
                     if e.kind() == io::ErrorKind::WouldBlock {
                         ready.clear_ready();
                     } else if e.kind() != io::ErrorKind::Interrupted {
-                        return Err(e);
+                        return Err(unsure(e, keep));
                     }
                 }
             }
         }
-        drop(fd);
+        drop((fd, keep));
         if got < errno.len() {
             return Ok(());
         }
@@ -134,7 +153,7 @@ impl ExecWatch {
     /// The child's stack, for tests.
     #[cfg(test)]
     fn stack_len(&self) -> usize {
-        self._stack.len
+        self.memory._stack.len
     }
 }
 
@@ -243,7 +262,13 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
             (a.stdout as usize, 1),
             (a.stderr as usize, 2),
         ] {
-            let rc = sys(libc::SYS_dup3, from, to, 0, 0);
+            // Already there (a descriptor this process did not have
+            // open): only its close-on-exec flag goes.
+            let rc = if from == to {
+                sys(libc::SYS_fcntl, from, libc::F_SETFD as usize, 0, 0)
+            } else {
+                sys(libc::SYS_dup3, from, to, 0, 0)
+            };
             if rc < 0 {
                 fail(rc);
             }
@@ -357,10 +382,12 @@ pub(crate) fn start(
         pid,
         ExecWatch {
             status: status_read,
-            _stack: stack,
-            _args: args,
-            _strings: strings,
-            _pointers: [argv_ptrs, envp],
+            memory: ChildMemory {
+                _stack: stack,
+                _args: args,
+                _strings: strings,
+                _pointers: [argv_ptrs, envp],
+            },
             program: program_text,
             workdir: workdir_text,
         },
