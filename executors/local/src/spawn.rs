@@ -179,11 +179,7 @@ pub(crate) fn spawn(
         .first()
         .is_some_and(|a| crate::clone_start::applies(a))
     {
-        let argv = command
-            .argv
-            .iter()
-            .map(|a| cstring(a.as_bytes(), "an argument of the task's command"))
-            .collect::<io::Result<Vec<CString>>>()?;
+        let argv = argv_cstrings(command)?;
         let own_env = job_env(&command.env, mark)?;
         let envp = environment(base, &own_env);
         let (pid, watch) =
@@ -191,6 +187,15 @@ pub(crate) fn spawn(
         return Ok(Spawned::Starting(pid, watch));
     }
     posix_spawn(base, command, workdir, mark, stdout, stderr).map(Spawned::Execd)
+}
+
+/// The command's arguments as C strings (one holding a NUL byte is refused).
+fn argv_cstrings(command: &Command) -> io::Result<Vec<CString>> {
+    command
+        .argv
+        .iter()
+        .map(|a| cstring(a.as_bytes(), "an argument of the task's command"))
+        .collect()
 }
 
 /// [`spawn`] through `posix_spawnp`: returns once the child has exec'd.
@@ -202,11 +207,7 @@ fn posix_spawn(
     stdout: &OwnedFd,
     stderr: &OwnedFd,
 ) -> io::Result<u32> {
-    let argv_owned = command
-        .argv
-        .iter()
-        .map(|a| cstring(a.as_bytes(), "an argument of the task's command"))
-        .collect::<io::Result<Vec<CString>>>()?;
+    let argv_owned = argv_cstrings(command)?;
     let Some(program) = argv_owned.first() else {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
