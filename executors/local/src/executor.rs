@@ -148,6 +148,9 @@ struct Starting {
 #[derive(Debug)]
 pub(crate) struct Running {
     pub(crate) pid: u32,
+    /// The job's name, for a shell that fails its exec after its start
+    /// was reported (empty when adopted).
+    name: String,
     cost: u32,
     gpus: u32,
     pub(crate) cancelled: bool,
@@ -168,6 +171,7 @@ impl Running {
     pub(crate) fn adopted(pid: u32, cost: u32, devices: Vec<u32>) -> Self {
         Self {
             pid,
+            name: String::new(),
             cost,
             gpus: u32::try_from(devices.len()).unwrap_or(u32::MAX),
             cancelled: false,
@@ -208,6 +212,7 @@ pub(crate) fn status_of(exit: Exit, log: Option<String>, cancelled: bool) -> Att
                 .map_or_else(|_| format!("signal {signal}"), |s| s.as_str().to_owned())
         )),
         Exit::WaitFailed(why) => AttemptStatus::Error(why),
+        Exit::NotStarted(why) => AttemptStatus::Error(format!("failed to start /bin/sh: {why}")),
     }
 }
 
@@ -281,6 +286,7 @@ impl Inner {
                         key,
                         Running {
                             pid,
+                            name: starting.name,
                             cost: starting.cost,
                             gpus: starting.gpus,
                             cancelled: starting.cancelled,
@@ -317,7 +323,12 @@ impl Inner {
                 let Some(running) = lock(&self.table).running.remove(&key) else {
                     return;
                 };
-                let status = status_of(exit, log, running.cancelled);
+                let status = match exit {
+                    Exit::NotStarted(why) if !running.cancelled => {
+                        AttemptStatus::Error(self.failed(&running.name, &why).message)
+                    }
+                    exit => status_of(exit, log, running.cancelled),
+                };
                 self.sink.send(Update { key, status });
             }
         }

@@ -85,6 +85,9 @@ pub(crate) enum Exit {
     Signal(i32),
     /// `waitpid` failed (its words).
     WaitFailed(String),
+    /// Its shell, cloned and reported started, failed its exec (why, as
+    /// `posix_spawn` would have put it); it never ran.
+    NotStarted(String),
 }
 
 /// From the supervisor to the executor.
@@ -322,6 +325,7 @@ fn exit_text(exit: &Exit) -> String {
         Exit::Code(c) => format!("c{c}"),
         Exit::Signal(s) => format!("s{s}"),
         Exit::WaitFailed(why) => format!("w{why}"),
+        Exit::NotStarted(why) => format!("n{why}"),
     }
 }
 
@@ -331,6 +335,7 @@ fn parse_exit(text: &str) -> Option<Exit> {
         "c" => Some(Exit::Code(rest.parse().ok()?)),
         "s" => Some(Exit::Signal(rest.parse().ok()?)),
         "w" => Some(Exit::WaitFailed(rest.to_owned())),
+        "n" => Some(Exit::NotStarted(rest.to_owned())),
         _ => None,
     }
 }
@@ -370,12 +375,15 @@ impl Record {
         match self {
             Self::Started { key, pid, start } => format!("S {} {} {pid} {start}\n", key.0, key.1),
             Self::Ended { key, exit, log } => {
-                let exit = match exit {
-                    Exit::WaitFailed(_) => "w".to_owned(),
-                    other => exit_text(other),
+                // The last field is the rest of the line: why the logs are
+                // incomplete, or why the shell never started.
+                let (exit, rest) = match exit {
+                    Exit::WaitFailed(_) => ("w".to_owned(), log.as_deref()),
+                    Exit::NotStarted(why) => ("n".to_owned(), Some(why.as_str())),
+                    other => (exit_text(other), log.as_deref()),
                 };
                 let mut line = format!("E {} {} {exit}", key.0, key.1);
-                if let Some(log) = log {
+                if let Some(log) = rest {
                     line.push(' ');
                     line.extend(log.chars().map(|c| if c.is_control() { ' ' } else { c }));
                 }
@@ -418,11 +426,13 @@ impl Record {
                 start: f.next()?.parse().ok()?,
             }),
             "E" => {
-                let exit = match f.next()? {
+                let exit = f.next()?;
+                let mut log = f.next().map(str::to_owned);
+                let exit = match exit {
                     "w" => Exit::WaitFailed("its status could not be collected".to_owned()),
+                    "n" => Exit::NotStarted(log.take().unwrap_or_default()),
                     other => parse_exit(other)?,
                 };
-                let log = f.next().map(str::to_owned);
                 Some(Self::Ended { key, exit, log })
             }
             "C" => Some(Self::Container {

@@ -53,6 +53,11 @@ fn requests_and_replies_round_trip() {
             exit: Exit::Code(-1),
             log: None,
         },
+        Reply::Exited {
+            key: (3, 1),
+            exit: Exit::NotStarted("No such file or directory (working directory /a b)".to_owned()),
+            log: None,
+        },
     ];
     for r in replies {
         let mut out = Vec::new();
@@ -81,10 +86,16 @@ fn records_round_trip_and_a_cut_line_is_ignored() {
             exit: Exit::Signal(15),
             log: None,
         },
+        // Why its shell never started rides in the last field.
+        Record::Ended {
+            key: (6, 0),
+            exit: Exit::NotStarted("No such file or directory (working directory /a b)".to_owned()),
+            log: None,
+        },
     ];
     let mut text: String = records.iter().map(Record::line).collect();
     assert_eq!(Record::parse_all(&text), records);
-    text.push_str("E 6 0 c");
+    text.push_str("E 7 0 c");
     assert_eq!(Record::parse_all(&text), records, "the cut line is skipped");
     assert!(Record::parse_all("S 1 2 x 4\n").is_empty());
     // A container line; an older reader skips it as an unknown kind.

@@ -188,7 +188,7 @@ pub(crate) async fn serve(
     // When a child that died is to be reaped, if no sweep does it first.
     let mut reap_at: Option<tokio::time::Instant> = None;
     loop {
-        if !open && shared.tasks().is_empty() && lock(&shared.spawning).is_empty() {
+        if !open && shared.tasks().is_empty() {
             break;
         }
         tokio::select! {
@@ -205,13 +205,7 @@ pub(crate) async fn serve(
             () = tokio::time::sleep_until(reap_at.unwrap_or_else(tokio::time::Instant::now)),
                 if reap_at.is_some() => {
                 reap_at = None;
-                if lock(&shared.spawning).is_empty() {
-                    orphans::reap(&shared.orphans, &shared.shell_pids());
-                } else {
-                    // A shell that failed its exec may be among the dead,
-                    // and is reaped by its start: look again later.
-                    reap_at = Some(tokio::time::Instant::now() + REAP_DELAY);
-                }
+                orphans::reap(&shared.orphans, &shared.shell_pids());
             }
             () = shared.changed.notified() => {}
         }
@@ -311,10 +305,9 @@ fn sweep(shared: &Arc<Shared>) -> bool {
     if ended.is_empty() {
         return false;
     }
-    // Dead children are reaped only when no shell is being started: one
-    // that failed its exec is reaped by its start.
-    let may_reap = lock(&shared.spawning).is_empty();
-    let live = orphans::survey(&shared.orphans, &shared.shell_pids(), may_reap);
+    // A shell is among `shell_pids` from its clone on (one that fails its
+    // exec too, reaped by its follower), so what dies here is an orphan.
+    let live = orphans::survey(&shared.orphans, &shared.shell_pids());
     for (key, done) in ended {
         let mark = orphans::Mark::new(shared.me, key);
         if !orphans::any_marked(&shared.orphans, &mark, &live) {
@@ -331,9 +324,9 @@ fn sweep(shared: &Arc<Shared>) -> bool {
 }
 
 /// Starts one attempt: the shell is cloned without waiting for its exec
-/// (see `crate::clone_start`), which a task of its own waits for before
-/// the attempt is followed; a program looked up in `PATH` is started by
-/// `posix_spawnp`, which holds the loop until the exec.
+/// (see `crate::clone_start`) and followed at once; a program looked up in
+/// `PATH` is started by `posix_spawnp`, which holds the loop until the
+/// exec.
 fn start(shared: &Arc<Shared>, launch: Launch, devices: &[u32]) {
     let key = launch.key;
     let mark = format!("{MARK}={}.{}.{}", shared.me, key.0, key.1);
@@ -371,27 +364,16 @@ fn start(shared: &Arc<Shared>, launch: Launch, devices: &[u32]) {
         container,
     };
     match spawned {
-        spawn::Spawned::Execd(pid) => follow(shared, started, pid),
+        spawn::Spawned::Execd(pid) => follow(shared, started, pid, None),
         spawn::Spawned::Starting(pid, watch) => {
+            // Signals wait for its exec (see `signal_attempt`).
             lock(&shared.spawning).insert(key, None);
-            let shared = Arc::clone(shared);
-            tokio::spawn(async move {
-                match watch.exec_result().await {
-                    Ok(()) => follow(&shared, started, pid),
-                    Err(e) => {
-                        // It exits with 127: reaped here, never followed.
-                        let _ = spawn::wait(pid).await;
-                        lock(&shared.spawning).remove(&key);
-                        not_started(&shared, key, e.to_string());
-                    }
-                }
-                shared.changed.notify_one();
-            });
+            follow(shared, started, pid, Some(watch));
         }
     }
 }
 
-/// An attempt whose shell is started, waiting to be followed.
+/// An attempt whose shell is started, to be followed.
 struct Started {
     key: (u32, u32),
     devices: Vec<u32>,
@@ -406,9 +388,17 @@ fn not_started(shared: &Shared, key: (u32, u32), message: String) {
     shared.post(None, Reply::Failed { key, message });
 }
 
-/// Follows a started attempt (its shell has exec'd) to its end: recorded
-/// as started, a signal that came while it was being started delivered.
-fn follow(shared: &Arc<Shared>, started: Started, pid: u32) {
+/// Follows a started attempt to its end: recorded and reported as started
+/// at once. A cloned shell's exec is waited for first (`watch`): then a
+/// signal that came meanwhile is delivered, and a failed exec ends the
+/// attempt as [`Exit::NotStarted`] (its shell exits with 127 and is
+/// reaped here).
+fn follow(
+    shared: &Arc<Shared>,
+    started: Started,
+    pid: u32,
+    watch: Option<crate::clone_start::ExecWatch>,
+) {
     let Started {
         key,
         devices,
@@ -441,12 +431,19 @@ fn follow(shared: &Arc<Shared>, started: Started, pid: u32) {
         Some(&Record::Started { key, pid, start }),
         Reply::Started { key, pid, start },
     );
-    let pending = lock(&shared.spawning).remove(&key).flatten();
-    if let Some(signal) = pending {
-        signal_attempt(shared, key, signal);
-    }
     let shared = Arc::clone(shared);
     tokio::spawn(async move {
+        let execd = match watch {
+            None => Ok(()),
+            Some(watch) => {
+                let execd = watch.exec_result().await;
+                let pending = lock(&shared.spawning).remove(&key).flatten();
+                if let (Ok(()), Some(signal)) = (&execd, pending) {
+                    signal_attempt(&shared, key, signal);
+                }
+                execd
+            }
+        };
         let exit = spawn::wait(pid).await;
         // Whatever the script left behind in its group goes with it, and so
         // does its container (whose processes are not ours: `--rm` removes
@@ -464,11 +461,9 @@ fn follow(shared: &Arc<Shared>, started: Started, pid: u32) {
             let _ = swept.await;
         }
         let log = finish_logs(logs).await;
-        let exit = match exit {
-            Ok(WaitStatus::Exited(_, code)) => Exit::Code(code),
-            Ok(WaitStatus::Signaled(_, signal, _)) => Exit::Signal(signal as i32),
-            Ok(other) => Exit::WaitFailed(format!("ended with wait status {other:?}")),
-            Err(e) => Exit::WaitFailed(format!("failed to wait for pid {pid}: {e}")),
+        let exit = match (execd, exit) {
+            (Err(e), _) => Exit::NotStarted(e.to_string()),
+            (Ok(()), exit) => exit_of(pid, exit),
         };
         release(&shared, key);
         shared.post(
@@ -482,6 +477,16 @@ fn follow(shared: &Arc<Shared>, started: Started, pid: u32) {
         shared.tasks().remove(&key);
         shared.changed.notify_one();
     });
+}
+
+/// How a shell that exec'd ended, as `waitpid` told it.
+fn exit_of(pid: u32, status: std::io::Result<WaitStatus>) -> Exit {
+    match status {
+        Ok(WaitStatus::Exited(_, code)) => Exit::Code(code),
+        Ok(WaitStatus::Signaled(_, signal, _)) => Exit::Signal(signal as i32),
+        Ok(other) => Exit::WaitFailed(format!("ended with wait status {other:?}")),
+        Err(e) => Exit::WaitFailed(format!("failed to wait for pid {pid}: {e}")),
+    }
 }
 
 /// Sends `signal` to an attempt's process group and to every orphan that

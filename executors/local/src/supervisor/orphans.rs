@@ -100,10 +100,10 @@ fn live_orphans(known: &Mutex<Known>, mark: Option<&Mark>, shells: &[u32]) -> Ve
 }
 
 /// One look at the children for attempts that have ended: reaps every dead
-/// child that is not one of `shells` (when `may_reap`), and returns the live ones (orphans of
+/// child that is not one of `shells`, and returns the live ones (orphans of
 /// some attempt, or of none); empty in the common case, in which no mark is
 /// read.
-pub(crate) fn survey(known: &Mutex<Known>, shells: &[u32], may_reap: bool) -> Vec<u32> {
+pub(crate) fn survey(known: &Mutex<Known>, shells: &[u32]) -> Vec<u32> {
     let mut live = Vec::new();
     let mut known = lock(known);
     for pid in children() {
@@ -112,9 +112,6 @@ pub(crate) fn survey(known: &Mutex<Known>, shells: &[u32], may_reap: bool) -> Ve
         }
         if !is_zombie(pid) {
             live.push(pid);
-            continue;
-        }
-        if !may_reap {
             continue;
         }
         let Ok(raw) = i32::try_from(pid) else {
