@@ -163,12 +163,12 @@ fn main() {
         let mut rss = 0;
         let mut tasks = 0;
         for _ in 0..reps {
-            let before = children_cpu_seconds();
+            let before = common::children_cpu_seconds();
             floors.push(floor(w.kind, w.n, cores, &mut keep));
-            let between = children_cpu_seconds();
+            let between = common::children_cpu_seconds();
             let dir = bench_dir();
             let (secs, kb, t, cpu) = measure_child(w.kind, w.n, dir.path());
-            let after = children_cpu_seconds();
+            let after = common::children_cpu_seconds();
             keep.push(dir);
             let floor = floors.last().copied().unwrap_or(f64::NAN);
             // The CPU time of everything each side ran (tasks included),
@@ -226,20 +226,6 @@ fn task_count(kind: &str, n: usize) -> usize {
         "w1" => n + 2,
         _ => n * 10 * 3,
     }
-}
-
-/// CPU seconds (user + system) of this process's children that have ended
-/// and been waited for, and of theirs (`/proc/self/stat` fields 16 and 17).
-fn children_cpu_seconds() -> f64 {
-    let ticks = std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            let after = s.rsplit(')').next()?.to_owned();
-            let f: Vec<&str> = after.split_whitespace().collect();
-            Some(f.get(13)?.parse::<u64>().ok()? + f.get(14)?.parse::<u64>().ok()?)
-        })
-        .unwrap_or(0);
-    ticks as f64 / 100.0
 }
 
 /// Runs one workload in a child process: (seconds, peak RSS in KiB, tasks).

@@ -91,3 +91,17 @@ pub(crate) fn xargs(commands: &[String], cores: usize) {
     let status = child.wait().expect("wait for xargs");
     assert!(status.success(), "the floor's commands failed");
 }
+
+/// CPU seconds (user + system) of this process's children that have ended
+/// and been waited for, and of theirs (`/proc/self/stat` fields 16 and 17).
+pub(crate) fn children_cpu_seconds() -> f64 {
+    let ticks = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let after = s.rsplit(')').next()?.to_owned();
+            let f: Vec<&str> = after.split_whitespace().collect();
+            Some(f.get(13)?.parse::<u64>().ok()? + f.get(14)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0);
+    ticks as f64 / 100.0
+}
