@@ -210,6 +210,9 @@ impl Default for RunOptions {
 #[derive(Debug, Clone)]
 pub struct Engine {
     store: Arc<Mutex<StateStore>>,
+    /// Its runs' pending changes, written in one transaction (see
+    /// `journal`).
+    journals: Arc<crate::journal::Hub>,
     state_dir: PathBuf,
     factories: HashMap<ExecutorKind, Arc<dyn ExecutorFactory>>,
     webhooks: Option<Arc<dyn WebhookSender>>,
@@ -257,6 +260,7 @@ impl EngineBuilder {
         store.checkpoint_in_background();
         Ok(Engine {
             store: Arc::new(Mutex::new(store)),
+            journals: Arc::default(),
             state_dir,
             factories: self.factories,
             webhooks: self.webhooks,

@@ -3,12 +3,19 @@
 //! due ([`Urgency`]): at once for what a crash must not lose (the handle of
 //! a Slurm job), within [`SOON`] for task states, so that a run of many
 //! short tasks writes one transaction per 20 ms rather than one per task.
+//!
+//! The runs of one engine (a daemon's fifty) share a [`Hub`]: a flush
+//! writes the pending changes of every run in the same transaction (a
+//! group commit), so fifty runs commit about as often as one, and each
+//! run's changes are still written within their own deadline.
 
 use crate::artefact::Sealed;
 use crate::state::wall_ms;
 use crate::state::write::{AttemptRow, SealedRow, Tx};
 use crate::state::{RunState, StateError, StateStore, TaskState};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tokio::time::Instant;
 use twinflow_core::{Plan, TaskId};
@@ -95,10 +102,24 @@ pub(crate) const SOON: Duration = Duration::from_millis(20);
 /// Past this many pending changes they are written whatever their urgency.
 const MAX_PENDING: usize = 4096;
 
+/// The pending changes of every run of one engine (see the module
+/// documentation).
+#[derive(Debug, Default)]
+pub(crate) struct Hub {
+    runs: Mutex<HashMap<u64, Pending>>,
+    next: AtomicU64,
+}
+
+impl Hub {
+    fn runs(&self) -> MutexGuard<'_, HashMap<u64, Pending>> {
+        self.runs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// The pending changes of one run, each with the wall-clock time (ms) it
 /// happened at.
 #[derive(Debug)]
-pub(crate) struct Journal {
+struct Pending {
     plan: Arc<Plan>,
     run_id: String,
     ops: Vec<(i64, Op)>,
@@ -107,14 +128,49 @@ pub(crate) struct Journal {
     deadline: Option<Instant>,
 }
 
+impl Pending {
+    fn push(&mut self, op: Op, urgency: Urgency) {
+        let urgency = if self.ops.len() >= MAX_PENDING {
+            Urgency::Now
+        } else {
+            urgency
+        };
+        let due = Instant::now() + urgency.wait();
+        self.deadline = Some(self.deadline.map_or(due, |held| held.min(due)));
+        self.ops.push((wall_ms(), op));
+    }
+}
+
+/// One run's journal: its pending changes, kept in its engine's [`Hub`].
+#[derive(Debug)]
+pub(crate) struct Journal {
+    hub: Arc<Hub>,
+    key: u64,
+}
+
+/// What one run has pending, taken out of the hub to be written.
+struct Batch {
+    key: u64,
+    plan: Arc<Plan>,
+    run_id: String,
+    ops: Vec<(i64, Op)>,
+    deadline: Option<Instant>,
+}
+
 impl Journal {
-    pub(crate) fn new(plan: Arc<Plan>, run_id: String) -> Self {
-        Self {
-            plan,
-            run_id,
-            ops: Vec::new(),
-            deadline: None,
-        }
+    /// The journal of run `run_id`, in `hub`.
+    pub(crate) fn new(hub: Arc<Hub>, plan: Arc<Plan>, run_id: String) -> Self {
+        let key = hub.next.fetch_add(1, Ordering::Relaxed);
+        hub.runs().insert(
+            key,
+            Pending {
+                plan,
+                run_id,
+                ops: Vec::new(),
+                deadline: None,
+            },
+        );
+        Self { hub, key }
     }
 
     /// Adds a change; how urgent it is follows from its kind (a handle is
@@ -145,93 +201,158 @@ impl Journal {
     }
 
     fn push_with(&mut self, op: Op, urgency: Urgency) {
-        let urgency = if self.ops.len() >= MAX_PENDING {
-            Urgency::Now
-        } else {
-            urgency
-        };
-        let due = Instant::now() + urgency.wait();
-        self.deadline = Some(self.deadline.map_or(due, |held| held.min(due)));
-        self.ops.push((wall_ms(), op));
+        if let Some(pending) = self.hub.runs().get_mut(&self.key) {
+            pending.push(op, urgency);
+        }
     }
 
     /// Whether the pending changes must be written now.
     pub(crate) fn due(&self) -> bool {
-        self.deadline.is_some_and(|at| at <= Instant::now())
+        self.deadline().is_some_and(|at| at <= Instant::now())
     }
 
-    /// When the pending changes must be written at the latest.
+    /// When the pending changes must be written at the latest (`None`
+    /// once another run's flush has written them).
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.deadline
+        self.hub.runs().get(&self.key).and_then(|p| p.deadline)
     }
 
-    /// Writes everything pending in one transaction.
+    /// Writes everything pending, this run's and every other run's of the
+    /// hub, in one transaction. Should that fail, this run's changes are
+    /// tried alone (the error is its own only if that fails too) and the
+    /// others' stay pending for their runs to write.
     pub(crate) fn flush(&mut self, store: &mut StateStore) -> Result<(), StateError> {
-        self.flush_rows(store, true)
-    }
-
-    /// Writes everything pending in one transaction; `collapse`: a task's
-    /// row once per batch where it can be (see [`collapse`]), else one
-    /// statement per change (what the tests compare it with).
-    fn flush_rows(&mut self, store: &mut StateStore, collapse: bool) -> Result<(), StateError> {
-        if self.ops.is_empty() {
+        let batches = self.take(true);
+        if batches.is_empty() {
             return Ok(());
         }
-        let (plan, run) = (&self.plan, self.run_id.as_str());
-        let ops = &self.ops;
-        let rows = if collapse {
-            collapse::collapse(ops)
-        } else {
-            std::collections::HashMap::new()
-        };
-        store.write(|tx| {
-            for (i, (at, op)) in ops.iter().enumerate() {
-                let now = *at;
-                if let Some(row) = op.task().and_then(|t| rows.get(&t).map(|r| (t, r))) {
-                    write_collapsed(tx, plan, run, i, row, op, now)?;
-                    continue;
-                }
-                match op {
-                    Op::State {
-                        task,
-                        attempt,
-                        state,
-                        reason,
-                    } => {
-                        let id = TaskId(*task);
-                        let t = plan.task(id);
-                        tx.task_state(
-                            run,
-                            *task,
-                            &plan.task_name(id),
-                            t.step.0,
-                            plan.step_of(id).executor.0,
-                            *attempt,
-                            *state,
-                            reason.as_deref(),
-                            now,
-                        )?;
-                    }
-                    Op::Handle {
-                        task,
-                        attempt,
-                        handle,
-                    } => tx.task_handle(run, *task, *attempt, handle, now)?,
-                    Op::Running { task } => tx.task_running(run, *task)?,
-                    Op::Waiting { task, reason } => tx.task_waiting(run, *task, reason)?,
-                    Op::Cache { task, key, from } => {
-                        tx.task_cache(run, *task, key, from.as_deref())?;
-                    }
-                    Op::Sealed { task, artefacts } => write_sealed(tx, run, *task, artefacts)?,
-                    Op::RunFinished { state } => tx.finish_run(run, *state, now)?,
-                }
+        let written = store.write(|tx| {
+            for b in &batches {
+                write_ops(tx, &b.plan, &b.run_id, &b.ops, true)?;
             }
             Ok(())
-        })?;
-        self.ops.clear();
-        self.deadline = None;
-        Ok(())
+        });
+        if written.is_ok() {
+            return Ok(());
+        }
+        let alone = batches.len() > 1;
+        self.put_back(batches);
+        if alone {
+            self.flush_rows(store, true)
+        } else {
+            written
+        }
     }
+
+    /// Writes this run's pending changes alone in one transaction;
+    /// `collapse`: a task's row once per batch where it can be (see
+    /// [`collapse`]), else one statement per change (what the tests
+    /// compare it with).
+    fn flush_rows(&mut self, store: &mut StateStore, collapse: bool) -> Result<(), StateError> {
+        let batches = self.take(false);
+        let Some(b) = batches.first() else {
+            return Ok(());
+        };
+        let written = store.write(|tx| write_ops(tx, &b.plan, &b.run_id, &b.ops, collapse));
+        if written.is_err() {
+            self.put_back(batches);
+        }
+        written
+    }
+
+    /// Takes what is pending out of the hub: every run's (`all`) or this
+    /// run's alone.
+    fn take(&self, all: bool) -> Vec<Batch> {
+        let mut runs = self.hub.runs();
+        runs.iter_mut()
+            .filter(|(key, p)| (all || **key == self.key) && !p.ops.is_empty())
+            .map(|(key, p)| Batch {
+                key: *key,
+                plan: Arc::clone(&p.plan),
+                run_id: p.run_id.clone(),
+                ops: std::mem::take(&mut p.ops),
+                deadline: p.deadline.take(),
+            })
+            .collect()
+    }
+
+    /// Puts what failed to be written back in front of what came since.
+    fn put_back(&self, batches: Vec<Batch>) {
+        let mut runs = self.hub.runs();
+        for b in batches {
+            if let Some(p) = runs.get_mut(&b.key) {
+                let newer = std::mem::replace(&mut p.ops, b.ops);
+                p.ops.extend(newer);
+                p.deadline = match (p.deadline, b.deadline) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+        }
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.hub.runs().remove(&self.key);
+    }
+}
+
+/// Writes the changes `ops` of run `run` in the transaction `tx`.
+fn write_ops(
+    tx: &Tx<'_>,
+    plan: &Plan,
+    run: &str,
+    ops: &[(i64, Op)],
+    collapse: bool,
+) -> rusqlite::Result<()> {
+    let rows = if collapse {
+        collapse::collapse(ops)
+    } else {
+        HashMap::new()
+    };
+    for (i, (at, op)) in ops.iter().enumerate() {
+        let now = *at;
+        if let Some(row) = op.task().and_then(|t| rows.get(&t).map(|r| (t, r))) {
+            write_collapsed(tx, plan, run, i, row, op, now)?;
+            continue;
+        }
+        match op {
+            Op::State {
+                task,
+                attempt,
+                state,
+                reason,
+            } => {
+                let id = TaskId(*task);
+                let t = plan.task(id);
+                tx.task_state(
+                    run,
+                    *task,
+                    &plan.task_name(id),
+                    t.step.0,
+                    plan.step_of(id).executor.0,
+                    *attempt,
+                    *state,
+                    reason.as_deref(),
+                    now,
+                )?;
+            }
+            Op::Handle {
+                task,
+                attempt,
+                handle,
+            } => tx.task_handle(run, *task, *attempt, handle, now)?,
+            Op::Running { task } => tx.task_running(run, *task)?,
+            Op::Waiting { task, reason } => tx.task_waiting(run, *task, reason)?,
+            Op::Cache { task, key, from } => {
+                tx.task_cache(run, *task, key, from.as_deref())?;
+            }
+            Op::Sealed { task, artefacts } => write_sealed(tx, run, *task, artefacts)?,
+            Op::RunFinished { state } => tx.finish_run(run, *state, now)?,
+        }
+    }
+    Ok(())
 }
 
 /// Writes one change of a task whose row is written once (see
@@ -340,7 +461,19 @@ mod tests {
             &twinflow_workflow::CompileOptions::default(),
         )
         .unwrap();
-        Journal::new(Arc::new(plan), "r".to_owned())
+        Journal::new(Arc::new(Hub::default()), Arc::new(plan), "r".to_owned())
+    }
+
+    impl Journal {
+        /// Adds a change as if it had happened at `at` (ms).
+        fn push_at(&mut self, at: i64, op: Op) {
+            if let Some(p) = self.hub.runs().get_mut(&self.key) {
+                p.push(op, Urgency::Soon);
+                if let Some(last) = p.ops.last_mut() {
+                    last.0 = at;
+                }
+            }
+        }
     }
 
     fn state(state: TaskState) -> Op {
@@ -483,7 +616,7 @@ mod tests {
             let mut j = journal_of(4);
             for batch in &batches {
                 for (at, op) in batch {
-                    j.ops.push((*at, op.clone()));
+                    j.push_at(*at, op.clone());
                 }
                 j.flush_rows(&mut store, collapse).unwrap();
             }
@@ -528,5 +661,53 @@ mod tests {
         assert_eq!(j.deadline(), None);
         let seconds = store.task("r", "a").unwrap().unwrap().seconds.unwrap();
         assert!(seconds >= 0.06, "{seconds} s between the two changes");
+    }
+
+    #[test]
+    fn one_flush_writes_the_changes_of_every_run_of_the_hub() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = StateStore::open(dir.path()).unwrap();
+        let hub = Arc::new(Hub::default());
+        let plan = journal()
+            .hub
+            .runs()
+            .values()
+            .next()
+            .map(|p| Arc::clone(&p.plan));
+        let plan = plan.unwrap();
+        let mut a = Journal::new(Arc::clone(&hub), Arc::clone(&plan), "ra".to_owned());
+        let mut b = Journal::new(Arc::clone(&hub), Arc::clone(&plan), "rb".to_owned());
+        a.push(state(TaskState::Queued));
+        b.push(state(TaskState::Succeeded));
+        assert!(b.deadline().is_some());
+        a.flush(&mut store).unwrap();
+        // Run b's change went in a's transaction: nothing is left for b.
+        assert_eq!(b.deadline(), None);
+        assert_eq!(
+            store.task("rb", "a").unwrap().unwrap().state,
+            TaskState::Succeeded
+        );
+        assert_eq!(
+            store.task("ra", "a").unwrap().unwrap().state,
+            TaskState::Queued
+        );
+        b.flush(&mut store).unwrap();
+        // A run that ended leaves the hub.
+        drop(a);
+        assert_eq!(hub.runs().len(), 1);
+    }
+
+    #[test]
+    fn what_could_not_be_written_goes_back_in_front_of_what_came_since() {
+        let mut j = journal();
+        j.push_at(1, state(TaskState::Queued));
+        let taken = j.take(true);
+        assert_eq!(taken.len(), 1);
+        assert_eq!(j.deadline(), None);
+        j.push_at(2, state(TaskState::Succeeded));
+        j.put_back(taken);
+        let times: Vec<i64> = j.hub.runs()[&j.key].ops.iter().map(|(at, _)| *at).collect();
+        assert_eq!(times, [1, 2]);
+        assert!(j.deadline().is_some(), "its deadline is back too");
     }
 }

@@ -137,6 +137,25 @@ pub(crate) fn signal_group(pid: u32, signal: Signal) {
     }
 }
 
+/// Sends a signal to the process group led by `pid`, or, when there is no
+/// such group yet, to `pid` itself if it is still the process that started
+/// at `start`: a task shell is reported started as soon as it is cloned
+/// (see `crate::clone_start`), before it has made its session, and a
+/// signal meanwhile must not be lost. (SIGKILL ends it at once; another
+/// signal waits, blocked, until its exec, and then acts.)
+pub(crate) fn signal_group_or_leader(pid: u32, start: u64, signal: Signal) {
+    let Ok(raw) = i32::try_from(pid) else { return };
+    match killpg(Pid::from_raw(raw), signal) {
+        Ok(()) => {}
+        Err(nix::errno::Errno::ESRCH) => {
+            if live_start_time(pid) == Some(start) {
+                signal_one(pid, signal);
+            }
+        }
+        Err(e) => tracing::warn!("failed to send {signal} to process group {pid}: {e}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -70,6 +70,8 @@ pub(crate) struct DispatchSetup {
     pub hooks: Option<crate::hooks::HookFeed>,
     pub run_dir: PathBuf,
     pub store: Arc<Mutex<StateStore>>,
+    /// The pending changes of every run of the engine, written together.
+    pub journals: Arc<crate::journal::Hub>,
     pub executors: Vec<Arc<dyn Executor>>,
     /// The digest of each step's resolved image (by step index), `None`
     /// for a step on the host.
@@ -216,7 +218,11 @@ impl Dispatch {
                 seconds: 0.0,
                 failures: Vec::new(),
             },
-            journal: Journal::new(Arc::clone(&setup.plan), run_id.clone()),
+            journal: Journal::new(
+                Arc::clone(&setup.journals),
+                Arc::clone(&setup.plan),
+                run_id.clone(),
+            ),
             adopted,
             plan: setup.plan,
             run_id,

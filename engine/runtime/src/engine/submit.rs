@@ -299,6 +299,7 @@ impl Engine {
             hooks,
             run_dir: run.dir.clone(),
             store: Arc::clone(&self.store),
+            journals: Arc::clone(&self.journals),
             executors,
             images: images.into_iter().map(|i| i.map(|i| i.digest)).collect(),
             config,

@@ -179,7 +179,7 @@ pub(crate) fn reattach(
             (None, Some((pid, start))) => {
                 // Its supervisor died with it: end what is left; it runs again.
                 if process::live_start_time(pid) == Some(start) {
-                    process::signal_group(pid, Signal::SIGKILL);
+                    process::signal_group_or_leader(pid, start, Signal::SIGKILL);
                 }
             }
             (None, None) => {}
@@ -197,7 +197,7 @@ pub(crate) fn reattach(
         // left). A reused pid is left alone.
         match process::start_time(pid) {
             Some(now) if now != start => {}
-            _ => process::signal_group(pid, Signal::SIGKILL),
+            _ => process::signal_group_or_leader(pid, start, Signal::SIGKILL),
         }
     }
     // Tasks of the run that nothing recorded: every task leads its own
