@@ -445,6 +445,11 @@ fn follow(
             }
         };
         let exit = spawn::wait(pid).await;
+        // Its cores go to the next attempt at once (see
+        // `Queue::release_cores`), started in this turn.
+        lock(&shared.queue).release_cores(key);
+        run_queue(&shared);
+        shared.flush();
         if std::env::var_os("TWINFLOW_EXP_EARLY").is_some() {
             release(&shared, key);
             run_queue(&shared);

@@ -90,10 +90,18 @@ impl Queue {
 
     /// Frees what an attempt that ended (or failed to start) took.
     pub(crate) fn release(&mut self, key: (u32, u32)) {
+        self.release_cores(key);
+        self.devices.remove(&key);
+    }
+
+    /// Frees the cores of an attempt whose shell has ended, before what it
+    /// left behind is killed and its logs are read to their end: the next
+    /// attempt starts meanwhile. Its GPUs wait for [`Queue::release`]
+    /// (an orphan may still hold one).
+    pub(crate) fn release_cores(&mut self, key: (u32, u32)) {
         if let Some(cost) = self.costs.remove(&key) {
             self.in_use -= cost;
         }
-        self.devices.remove(&key);
     }
 }
 
@@ -129,6 +137,26 @@ mod tests {
             Next::Wait => None,
             Next::Refuse(l, why) => panic!("{:?} refused: {why}", l.key),
         }
+    }
+
+    #[test]
+    fn an_ended_shell_frees_its_cores_at_once_and_its_gpus_only_when_released() {
+        let mut q = Queue::default();
+        let mut one_slot = |task, gpus| {
+            let mut l = launch(task, gpus);
+            l.slots = 1;
+            l
+        };
+        q.waiting
+            .extend([one_slot(1, 2), one_slot(2, 0), one_slot(3, 2)]);
+        assert_eq!(started(&mut q), Some(((1, 0), vec![4, 7])));
+        assert_eq!(started(&mut q), None, "one core");
+        q.release_cores((1, 0));
+        assert_eq!(started(&mut q), Some(((2, 0), vec![])));
+        q.release_cores((2, 0));
+        assert_eq!(started(&mut q), None, "4 and 7 are still held by 1");
+        q.release((1, 0));
+        assert_eq!(started(&mut q), Some(((3, 0), vec![4, 7])));
     }
 
     #[test]
