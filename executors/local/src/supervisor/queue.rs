@@ -142,7 +142,7 @@ mod tests {
     #[test]
     fn an_ended_shell_frees_its_cores_at_once_and_its_gpus_only_when_released() {
         let mut q = Queue::default();
-        let mut one_slot = |task, gpus| {
+        let one_slot = |task, gpus| {
             let mut l = launch(task, gpus);
             l.slots = 1;
             l
