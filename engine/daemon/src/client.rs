@@ -82,18 +82,25 @@ impl std::fmt::Debug for Client {
 pub struct EventStream {
     body: Incoming,
     buffer: Vec<u8>,
+    /// Where the next line starts in `buffer` (a chunk holds many).
+    start: usize,
 }
 
 impl EventStream {
     /// The next event, `None` once the run has ended.
     pub async fn next(&mut self) -> Result<Option<serde_json::Value>, DaemonError> {
         loop {
-            if let Some(nl) = self.buffer.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = self.buffer.drain(..=nl).collect();
-                return serde_json::from_slice(&line)
+            let rest = &self.buffer[self.start..];
+            if let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+                let parsed = serde_json::from_slice(&rest[..=nl]);
+                self.start += nl + 1;
+                return parsed
                     .map(Some)
                     .map_err(|e| DaemonError::Protocol(format!("a bad event line: {e}")));
             }
+            // Only an unfinished line is left: it moves to the front.
+            self.buffer.drain(..self.start);
+            self.start = 0;
             match self.body.frame().await {
                 None => return Ok(None),
                 Some(Err(e)) => return Err(DaemonError::Protocol(e.to_string())),
@@ -497,6 +504,7 @@ impl Client {
         Ok(EventStream {
             body: response.into_body(),
             buffer: Vec::new(),
+            start: 0,
         })
     }
 

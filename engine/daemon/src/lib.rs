@@ -40,6 +40,7 @@ mod access;
 pub mod api;
 mod auth;
 mod client;
+mod coalesce;
 mod error;
 pub mod follow;
 mod lock;

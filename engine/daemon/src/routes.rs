@@ -576,7 +576,9 @@ async fn events(State(app): State<App>, Path(id): Path<String>) -> Response {
         ),
         None => Box::pin(tokio_stream::empty()),
     };
-    let body = first.chain(rest).map(Ok::<_, std::convert::Infallible>);
+    // Events that are ready together go out in one write.
+    let body =
+        crate::coalesce::Coalesce::new(first.chain(rest)).map(Ok::<_, std::convert::Infallible>);
     Response::builder()
         .header("content-type", "application/x-ndjson")
         .body(Body::from_stream(body))
