@@ -73,7 +73,9 @@ fn main() {
         .expect("runtime");
     let client = Client::for_state_dir(&state);
     rt.block_on(wait_for(&client));
+    let clients_before = common::own_cpu_seconds("self");
     let figures = rt.block_on(clients(&state, files));
+    let clients_cpu = common::own_cpu_seconds("self") - clients_before;
     let rss_kb = common::peak_rss_kb(&child.id().to_string());
     let cpu = common::own_cpu_seconds(&child.id().to_string());
     let _ = rt.block_on(client.shutdown());
@@ -108,6 +110,9 @@ fn main() {
         "all CPU: floor {floor_cpu:.2} s, twinflow {our_cpu:.2} s ({:.2}x, {:+.0} us a task)",
         our_cpu / floor_cpu,
         (our_cpu - floor_cpu) * 1e6 / tasks as f64
+    );
+    println!(
+        "the clients' CPU (this process):       {clients_cpu:.2} s (on the same cores, not in the figures above)"
     );
     let ratio = figures.wall / floor_secs;
     println!(
