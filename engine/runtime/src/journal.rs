@@ -376,13 +376,7 @@ fn write_collapsed(
                 name: &plan.task_name(id),
                 step: plan.task(id).step.0,
                 executor: plan.step_of(id).executor.0,
-                attempt: row.attempt,
-                state: row.state,
-                reason: row.reason,
-                handle: row.handle,
-                started_ms: row.started_ms,
-                finished_ms: row.finished_ms,
-                cache: row.cache,
+                changes: row.changes,
             },
         )?;
     }

@@ -9,6 +9,7 @@
 
 use super::Op;
 use crate::state::TaskState;
+use crate::state::write::AttemptChanges;
 use std::collections::{HashMap, HashSet};
 
 /// A task's row as its changes in the batch leave it.
@@ -16,13 +17,7 @@ use std::collections::{HashMap, HashSet};
 pub(super) struct Collapsed<'a> {
     /// Index of the task's first change in the batch: where the row is written.
     pub first: usize,
-    pub attempt: u32,
-    pub state: TaskState,
-    pub reason: Option<&'a str>,
-    pub handle: Option<&'a str>,
-    pub started_ms: i64,
-    pub finished_ms: Option<i64>,
-    pub cache: Option<(&'a str, Option<&'a str>)>,
+    pub changes: AttemptChanges<'a>,
 }
 
 /// The tasks of `ops` whose row can be written once, with that row. A
@@ -38,7 +33,7 @@ pub(super) fn collapse(ops: &[(i64, Op)]) -> HashMap<u32, Collapsed<'_>> {
         if refused.contains(&task) {
             continue;
         }
-        let Some(row) = rows.get_mut(&task) else {
+        let Some(Collapsed { changes: row, .. }) = rows.get_mut(&task) else {
             match op {
                 Op::State {
                     attempt,
@@ -50,13 +45,15 @@ pub(super) fn collapse(ops: &[(i64, Op)]) -> HashMap<u32, Collapsed<'_>> {
                         task,
                         Collapsed {
                             first: i,
-                            attempt: *attempt,
-                            state: TaskState::Queued,
-                            reason: reason.as_deref(),
-                            handle: None,
-                            started_ms: *at,
-                            finished_ms: None,
-                            cache: None,
+                            changes: AttemptChanges {
+                                attempt: *attempt,
+                                state: TaskState::Queued,
+                                reason: reason.as_deref(),
+                                handle: None,
+                                started_ms: *at,
+                                finished_ms: None,
+                                cache: None,
+                            },
                         },
                     );
                 }

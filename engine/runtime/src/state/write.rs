@@ -37,6 +37,13 @@ pub(crate) struct AttemptRow<'a> {
     pub name: &'a str,
     pub step: u32,
     pub executor: u32,
+    pub changes: AttemptChanges<'a>,
+}
+
+/// What one batch of changes leaves in an attempt's row (see
+/// `journal::collapse`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AttemptChanges<'a> {
     pub attempt: u32,
     pub state: TaskState,
     pub reason: Option<&'a str>,
@@ -275,7 +282,8 @@ impl<'a> Tx<'a> {
     /// one by one would leave, in one statement. Its events are written
     /// apart, one per change ([`Tx::event`]).
     pub(crate) fn attempt_row(&self, run: &str, row: &AttemptRow<'_>) -> rusqlite::Result<()> {
-        let (cache_key, cached_from) = match row.cache {
+        let c = &row.changes;
+        let (cache_key, cached_from) = match c.cache {
             Some((key, from)) => (Some(key), from),
             None => (None, None),
         };
@@ -299,13 +307,13 @@ impl<'a> Tx<'a> {
                 row.task,
                 row.name,
                 row.step,
-                row.state,
-                row.attempt,
+                c.state,
+                c.attempt,
                 row.executor,
-                row.handle,
-                row.started_ms,
-                row.finished_ms,
-                row.reason,
+                c.handle,
+                c.started_ms,
+                c.finished_ms,
+                c.reason,
                 cache_key,
                 cached_from
             ])?;
