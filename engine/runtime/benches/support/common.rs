@@ -63,13 +63,20 @@ pub(crate) fn peak_rss_kb(pid: &str) -> u64 {
 /// CPU seconds (user + system) process `pid` (`"self"`: this one) has used
 /// itself, not counting its children (`/proc/PID/stat` fields 14 and 15).
 pub(crate) fn own_cpu_seconds(pid: &str) -> f64 {
+    stat_cpu_seconds(pid, 14)
+}
+
+/// The sum of fields `first` and `first + 1` (clock ticks) of
+/// `/proc/PID/stat`, in seconds; 0 if it cannot be read.
+fn stat_cpu_seconds(pid: &str, first: usize) -> f64 {
     let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|s| {
             let after = s.rsplit(')').next()?.to_owned();
             let f: Vec<&str> = after.split_whitespace().collect();
-            // After the command: field 3 is f[0], so 14 and 15 are f[11], f[12].
-            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+            // After the command, field 3 is f[0].
+            let at = first - 3;
+            Some(f.get(at)?.parse::<u64>().ok()? + f.get(at + 1)?.parse::<u64>().ok()?)
         })
         .unwrap_or(0);
     ticks as f64 / 100.0
@@ -95,13 +102,5 @@ pub(crate) fn xargs(commands: &[String], cores: usize) {
 /// CPU seconds (user + system) of this process's children that have ended
 /// and been waited for, and of theirs (`/proc/self/stat` fields 16 and 17).
 pub(crate) fn children_cpu_seconds() -> f64 {
-    let ticks = std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            let after = s.rsplit(')').next()?.to_owned();
-            let f: Vec<&str> = after.split_whitespace().collect();
-            Some(f.get(13)?.parse::<u64>().ok()? + f.get(14)?.parse::<u64>().ok()?)
-        })
-        .unwrap_or(0);
-    ticks as f64 / 100.0
+    stat_cpu_seconds("self", 16)
 }
