@@ -60,7 +60,7 @@ pub(crate) struct ExecWatch {
 /// What the child runs on and reads until its exec: its stack, its
 /// arguments and the strings they point into.
 struct ChildMemory {
-    _stack: Stack,
+    stack: Stack,
     _args: Box<ChildArgs>,
     _strings: Vec<CString>,
     _pointers: [Vec<*mut libc::c_char>; 2],
@@ -139,7 +139,10 @@ impl ExecWatch {
                 }
             }
         }
-        drop((fd, keep));
+        drop(fd);
+        // The child is off its stack (exec'd or gone): the next may use it.
+        let ChildMemory { stack, .. } = keep;
+        stack.recycle();
         if got < errno.len() {
             return Ok(());
         }
@@ -153,7 +156,7 @@ impl ExecWatch {
     /// The child's stack, for tests.
     #[cfg(test)]
     fn stack_len(&self) -> usize {
-        self.memory._stack.len
+        self.memory.stack.len
     }
 }
 
@@ -163,7 +166,38 @@ struct Stack {
     len: usize,
 }
 
+// SAFETY: a Stack owns its mapping alone (nothing else points into it once
+// its child is off it), so it may move to another thread.
+unsafe impl Send for Stack {}
+
+/// Stacks whose child has exec'd or died, kept for the next starts: a
+/// mapping, its guard page and its unmapping (a TLB flush) fewer per task.
+static SPARE: std::sync::Mutex<Vec<Stack>> = std::sync::Mutex::new(Vec::new());
+
+/// How many stacks [`SPARE`] keeps at most (64 KiB each).
+const SPARE_MAX: usize = 16;
+
 impl Stack {
+    /// A spare stack, or a new one.
+    fn take() -> io::Result<Self> {
+        let spare = SPARE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        spare.map_or_else(Self::new, Ok)
+    }
+
+    /// Keeps this stack for a later start (its child must be off it), or
+    /// unmaps it when enough are kept.
+    fn recycle(self) {
+        let mut spare = SPARE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if spare.len() < SPARE_MAX {
+            spare.push(self);
+        }
+    }
+
     fn new() -> io::Result<Self> {
         let len = STACK + GUARD;
         // SAFETY: a fresh private anonymous mapping; no existing memory is
@@ -335,7 +369,7 @@ pub(crate) fn start(
     };
     let (status_read, status_write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)?;
-    let stack = Stack::new()?;
+    let stack = Stack::take()?;
     let mut argv_ptrs: Vec<*mut libc::c_char> =
         argv.iter().map(|a| a.as_ptr().cast_mut()).collect();
     argv_ptrs.push(std::ptr::null_mut());
@@ -383,7 +417,7 @@ pub(crate) fn start(
         ExecWatch {
             status: status_read,
             memory: ChildMemory {
-                _stack: stack,
+                stack,
                 _args: args,
                 _strings: strings,
                 _pointers: [argv_ptrs, envp],
@@ -407,6 +441,24 @@ mod tests {
     fn pipe() -> (OwnedFd, OwnedFd) {
         let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
         (r, w)
+    }
+
+    /// Held by every test here: they share the spare stacks.
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        SERIAL
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn spare_bases() -> Vec<usize> {
+        SPARE
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|s| s.base as usize)
+            .collect()
     }
 
     fn run(script: &str, workdir: &str) -> (io::Result<()>, Option<i32>, String) {
@@ -448,7 +500,26 @@ mod tests {
     }
 
     #[test]
+    fn a_stack_is_reused_once_its_child_has_exec_d_and_only_so_many_are_kept() {
+        let _serial = serial();
+        let dir = tempfile::tempdir().unwrap();
+        let (exec, _, _) = run("true", dir.path().to_str().unwrap());
+        exec.unwrap();
+        let spare = spare_bases();
+        assert!(!spare.is_empty(), "the exec'd child's stack is kept");
+        let taken = Stack::take().unwrap();
+        assert_eq!(Some(&(taken.base as usize)), spare.last(), "and taken next");
+        taken.recycle();
+        let fresh: Vec<Stack> = (0..SPARE_MAX + 3).map(|_| Stack::new().unwrap()).collect();
+        for s in fresh {
+            s.recycle();
+        }
+        assert_eq!(spare_bases().len(), SPARE_MAX, "the rest are unmapped");
+    }
+
+    #[test]
     fn a_started_shell_runs_in_its_directory_with_its_environment() {
+        let _serial = serial();
         let dir = tempfile::tempdir().unwrap();
         let (exec, code, out) = run(
             "echo $GREETING; pwd; [ $(cut -d' ' -f6 /proc/$$/stat) -eq $$ ] && echo leads",
@@ -466,6 +537,7 @@ mod tests {
 
     #[test]
     fn a_missing_directory_is_told_as_posix_spawn_would() {
+        let _serial = serial();
         let (exec, code, _) = run("true", "/no/such/dir");
         let e = exec.unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::NotFound);
