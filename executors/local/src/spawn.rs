@@ -174,19 +174,19 @@ pub(crate) fn spawn(
     stdout: &OwnedFd,
     stderr: &OwnedFd,
 ) -> io::Result<Spawned> {
-    if command
-        .argv
+    let argv = argv_cstrings(command)?;
+    let own_env = job_env(&command.env, mark)?;
+    let envp = environment(base, &own_env);
+    let workdir_c = path_cstring(workdir)?;
+    if argv
         .first()
-        .is_some_and(|a| crate::clone_start::applies(a))
+        .is_some_and(|a| crate::clone_start::applies(std::ffi::OsStr::from_bytes(a.as_bytes())))
     {
-        let argv = argv_cstrings(command)?;
-        let own_env = job_env(&command.env, mark)?;
-        let envp = environment(base, &own_env);
         let (pid, watch) =
-            crate::clone_start::start(argv, envp, own_env, path_cstring(workdir)?, stdout, stderr)?;
+            crate::clone_start::start(argv, envp, own_env, workdir_c, stdout, stderr)?;
         return Ok(Spawned::Starting(pid, watch));
     }
-    posix_spawn(base, command, workdir, mark, stdout, stderr).map(Spawned::Execd)
+    posix_spawn(&argv, &envp, &workdir_c, stdout, stderr).map(Spawned::Execd)
 }
 
 /// The command's arguments as C strings (one holding a NUL byte is refused).
@@ -198,28 +198,24 @@ fn argv_cstrings(command: &Command) -> io::Result<Vec<CString>> {
         .collect()
 }
 
-/// [`spawn`] through `posix_spawnp`: returns once the child has exec'd.
+/// [`spawn`] through `posix_spawnp` (`envp` ends in null): returns once the
+/// child has exec'd.
 fn posix_spawn(
-    base: &BaseEnv,
-    command: &Command,
-    workdir: &Path,
-    mark: &str,
+    argv_owned: &[CString],
+    envp: &[*mut libc::c_char],
+    workdir_c: &CString,
     stdout: &OwnedFd,
     stderr: &OwnedFd,
 ) -> io::Result<u32> {
-    let argv_owned = argv_cstrings(command)?;
     let Some(program) = argv_owned.first() else {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "the task's command is empty",
         ));
     };
-    let own_env = job_env(&command.env, mark)?;
-    let workdir_c = path_cstring(workdir)?;
     let mut argv: Vec<*mut libc::c_char> =
         argv_owned.iter().map(|a| a.as_ptr().cast_mut()).collect();
     argv.push(std::ptr::null_mut());
-    let envp = environment(base, &own_env);
 
     let mut setup = SpawnSetup::new()?;
     let s = &mut *setup;
@@ -283,7 +279,7 @@ fn posix_spawn(
                 format!(
                     "{e} (program {}, working directory {})",
                     program.to_string_lossy(),
-                    workdir.display()
+                    workdir_c.to_string_lossy()
                 ),
             ));
         }

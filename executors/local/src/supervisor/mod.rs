@@ -450,11 +450,6 @@ fn follow(
         lock(&shared.queue).release_cores(key);
         run_queue(&shared);
         shared.flush();
-        if std::env::var_os("TWINFLOW_EXP_EARLY").is_some() {
-            release(&shared, key);
-            run_queue(&shared);
-            shared.flush();
-        }
         // Whatever the script left behind in its group goes with it, and so
         // does its container (whose processes are not ours: `--rm` removes
         // it when it ends by itself, not when its runtime's client is
