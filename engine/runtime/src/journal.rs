@@ -223,24 +223,10 @@ impl Journal {
     /// others' stay pending for their runs to write.
     pub(crate) fn flush(&mut self, store: &mut StateStore) -> Result<(), StateError> {
         let batches = self.take(true);
-        if batches.is_empty() {
-            return Ok(());
-        }
-        let written = store.write(|tx| {
-            for b in &batches {
-                write_ops(tx, &b.plan, &b.run_id, &b.ops, true)?;
-            }
-            Ok(())
-        });
-        if written.is_ok() {
-            return Ok(());
-        }
         let alone = batches.len() > 1;
-        self.put_back(batches);
-        if alone {
-            self.flush_rows(store, true)
-        } else {
-            written
+        match self.write(store, batches, true) {
+            Err(_) if alone => self.flush_rows(store, true),
+            written => written,
         }
     }
 
@@ -250,10 +236,26 @@ impl Journal {
     /// compare it with).
     fn flush_rows(&mut self, store: &mut StateStore, collapse: bool) -> Result<(), StateError> {
         let batches = self.take(false);
-        let Some(b) = batches.first() else {
+        self.write(store, batches, collapse)
+    }
+
+    /// Writes `batches` in one transaction; should that fail, they go back
+    /// to the hub.
+    fn write(
+        &self,
+        store: &mut StateStore,
+        batches: Vec<Batch>,
+        collapse: bool,
+    ) -> Result<(), StateError> {
+        if batches.is_empty() {
             return Ok(());
-        };
-        let written = store.write(|tx| write_ops(tx, &b.plan, &b.run_id, &b.ops, collapse));
+        }
+        let written = store.write(|tx| {
+            for b in &batches {
+                write_ops(tx, &b.plan, &b.run_id, &b.ops, collapse)?;
+            }
+            Ok(())
+        });
         if written.is_err() {
             self.put_back(batches);
         }
