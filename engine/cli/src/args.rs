@@ -244,6 +244,38 @@ pub(crate) enum Command {
         /// Where to keep its record file.
         dir: Option<PathBuf>,
     },
+    /// Run a CWL document as the CWL conformance runner contract says:
+    /// compile it and its job object into a plan, run it here with the local
+    /// executor in a private state directory, copy the outputs into
+    /// `--outdir` and print the output object as JSON (exit 33: a feature
+    /// twinflow does not support).
+    CwlRunner {
+        /// Where the outputs go (default: the current directory).
+        #[arg(long, default_value = ".")]
+        outdir: PathBuf,
+        /// Accepted for the contract; twinflow prints only the output object
+        /// on stdout anyway.
+        #[arg(long)]
+        quiet: bool,
+        /// Keep the private state directory (its path goes to stderr).
+        #[arg(long)]
+        keep_state: bool,
+        /// The CWL document (`tool.cwl` or `tool.cwl#id`).
+        document: PathBuf,
+        /// The job object (YAML or JSON).
+        job: Option<PathBuf>,
+    },
+    /// Run one CWL tool in the current directory (what the tasks of a CWL
+    /// plan run).
+    #[command(hide = true)]
+    CwlStep {
+        /// The tool's document (`tool.cwl` or `tool.cwl#id`).
+        #[arg(long)]
+        tool: PathBuf,
+        /// The job object, as JSON with absolute paths.
+        #[arg(long)]
+        job: String,
+    },
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -385,8 +417,10 @@ pub(crate) enum GraphFormat {
 /// What every compiling command takes.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct CompileArgs {
-    /// The workflow file.
+    /// The workflow file (YAML), or a CWL document (`.cwl`, `file.cwl#id`).
     pub file: PathBuf,
+    /// The job object of a CWL document (YAML or JSON).
+    pub job: Option<PathBuf>,
     /// Override a parameter: `key=value`; a list parameter takes `a,b,c`.
     #[arg(long = "param", short = 'p', value_name = "KEY=VALUE")]
     pub params: Vec<String>,

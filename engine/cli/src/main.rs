@@ -79,6 +79,22 @@ fn main() -> ExitCode {
         } => commands::report(&out, &state, &run, &file),
         Command::Schema { site } => commands::schema(&out, site),
         Command::Completions { shell } => commands::completions(shell),
+        Command::CwlRunner {
+            outdir,
+            quiet: _,
+            keep_state,
+            document,
+            job,
+        } => commands::cwl_runner(
+            &out,
+            &commands::RunnerArgs {
+                outdir,
+                document,
+                job,
+                keep: keep_state,
+            },
+        ),
+        Command::CwlStep { tool, job } => commands::cwl_step(&out, &tool, &job),
         Command::Worker { manifest } => commands::worker(&out, &manifest),
         Command::CloudTask { dir } => commands::cloud_task(&out, &dir),
         Command::LocalSupervisor { dir } => commands::local_supervisor(&out, dir.as_deref()),

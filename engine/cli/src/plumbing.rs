@@ -44,6 +44,7 @@ pub(crate) fn stored_settings(
     args.params.clone_from(&stored.params);
     args.site = stored.site.as_ref().map(PathBuf::from);
     args.local = stored.local;
+    args.job = stored.job.as_ref().map(PathBuf::from);
     let mut shown: Vec<String> = args.params.iter().map(|p| format!("-p {p}")).collect();
     if let Some(site) = &args.site {
         shown.push(format!("--site {}", site.display()));

@@ -37,6 +37,7 @@ pub(crate) fn stored_args(req: &SubmitRequest) -> RunSettings {
         params: req.params.clone(),
         site: req.site.clone(),
         local: req.local,
+        job: None,
     }
 }
 

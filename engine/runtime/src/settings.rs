@@ -29,6 +29,10 @@ pub struct RunSettings {
     /// Whether every executor was bound to a local one (`--local`).
     #[serde(default)]
     pub local: bool,
+    /// The job object of a CWL document, absolute (absent for YAML
+    /// workflows, and then not written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
 }
 
 impl RunSettings {
@@ -74,6 +78,7 @@ mod tests {
                 params: vec!["n=3".to_owned(), "name=a b".to_owned()],
                 site: Some("/etc/site.yaml".to_owned()),
                 local: true,
+                job: None,
             }
         );
         for stored in STORED {

@@ -43,7 +43,7 @@ mod expand;
 mod expr;
 mod lower;
 mod model;
-mod node;
+pub mod node;
 mod options;
 mod read;
 mod schema;

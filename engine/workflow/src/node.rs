@@ -11,14 +11,14 @@ pub const MAX_SOURCE_BYTES: usize = 8 * 1024 * 1024;
 
 /// A YAML node with its span.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Node {
-    pub(crate) span: Span,
-    pub(crate) kind: NodeKind,
+pub struct Node {
+    pub span: Span,
+    pub kind: NodeKind,
 }
 
 /// What a node holds.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum NodeKind {
+pub enum NodeKind {
     Null,
     Bool(bool),
     Int(i64),
@@ -31,7 +31,7 @@ pub(crate) enum NodeKind {
 
 impl NodeKind {
     /// How the kind is named in messages.
-    pub(crate) fn describe(&self) -> &'static str {
+    pub fn describe(&self) -> &'static str {
         match self {
             Self::Null => "nothing (null)",
             Self::Bool(_) => "a boolean",
@@ -156,7 +156,7 @@ pub(crate) fn values_with_nul(node: &Node) -> Vec<Span> {
 }
 
 /// Parses YAML text into a node tree.
-pub(crate) fn parse(source: &str) -> Result<Node, serde_saphyr::Error> {
+pub fn parse(source: &str) -> Result<Node, serde_saphyr::Error> {
     let mut budget = serde_saphyr::Budget::default();
     budget.max_depth = 48;
     budget.max_aliases = 1_000;

@@ -144,6 +144,7 @@ fn compile_run_plan(out: &Output, info: &RunInfo) -> Option<twinflow_workflow::P
     for file in candidates {
         let args = CompileArgs {
             file,
+            job: None,
             params: Vec::new(),
             site: None,
             local: false,

@@ -1,6 +1,7 @@
 //! One function per subcommand, each returning its exit code.
 
 mod control;
+mod cwl;
 mod daemon;
 mod export;
 mod graph;
@@ -13,6 +14,7 @@ mod validate;
 mod watch_tasks;
 
 pub(crate) use control::act;
+pub(crate) use cwl::{RunnerArgs, cwl_runner, cwl_step};
 pub(crate) use daemon::{cancel, daemon, submit, watch};
 pub(crate) use export::{provenance, report};
 pub(crate) use graph::graph;
@@ -76,6 +78,16 @@ fn compile(out: &Output, args: &CompileArgs) -> Result<Plan, u8> {
 
 /// Compiles for a run: `run.id` becomes `run_id` when given.
 fn compile_for_run(out: &Output, args: &CompileArgs, run_id: Option<&str>) -> Result<Plan, u8> {
+    if cwl::is_cwl(&args.file) {
+        return cwl::compile_for_run(out, args, run_id);
+    }
+    if let Some(job) = &args.job {
+        out.error(&format!(
+            "{}: a job object is for a CWL document (.cwl); a YAML workflow takes --param",
+            job.display()
+        ));
+        return Err(exit::INVALID);
+    }
     let mut options = CompileOptions {
         local: args.local,
         max_tasks: args.max_tasks,

@@ -164,6 +164,7 @@ pub(crate) fn take_up_for_rerun(
     let settings = info.settings();
     let given = CompileArgs {
         file: settings.file.clone().unwrap_or(file).into(),
+        job: None,
         params: Vec::new(),
         site: None,
         local: false,
@@ -378,6 +379,12 @@ fn stored_args(args: &RunArgs) -> RunSettings {
                 .to_string()
         }),
         local: args.compile.local,
+        job: args.compile.job.as_ref().map(|j| {
+            std::fs::canonicalize(j)
+                .unwrap_or_else(|_| j.clone())
+                .display()
+                .to_string()
+        }),
     }
 }
 

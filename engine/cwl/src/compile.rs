@@ -1,0 +1,200 @@
+//! CWL to a twinflow [`Plan`]: a `CommandLineTool` becomes a one-step plan
+//! whose task runs the step runner (`twinflow cwl-step`) on the job object;
+//! the step's outputs are the tool's output directory and its output
+//! object, so twinflow's staging, caching and provenance carry them.
+
+use crate::error::{CwlError, Result};
+use crate::model::{self, Class, Process};
+use crate::workflow::Workflow;
+use crate::{check, files, load, step, tool};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use twinflow_core::{
+    BackendConfig, ExecutorId, ExecutorSpec, LocalConfig, OutputSpec, Plan, PlanBuilder, Resources,
+    StepId, StepSpec, WorkflowInfo, shell_quote,
+};
+
+/// What to compile.
+#[derive(Debug, Clone)]
+pub struct CwlInput {
+    /// The document (`file.cwl` or `file.cwl#id`).
+    pub document: PathBuf,
+    /// The job object file, if any (YAML or JSON).
+    pub job: Option<PathBuf>,
+    /// The run's id.
+    pub run_id: String,
+    /// The `twinflow` binary the tasks call back into.
+    pub runner: PathBuf,
+}
+
+/// A compiled CWL document: the plan and the process it came from.
+#[derive(Debug)]
+pub struct Compiled {
+    /// The plan.
+    pub plan: Plan,
+    /// The top-level process.
+    pub process: Process,
+    /// The step the process runs as.
+    pub step: String,
+}
+
+/// Loads and checks a document without a job (for `validate`).
+pub fn check_document(document: &Path) -> Result<Process> {
+    let process = model::load(document)?;
+    supported(&process)?;
+    Ok(process)
+}
+
+fn supported(process: &Process) -> Result<()> {
+    check::javascript(process)?;
+    match process.class {
+        Class::CommandLineTool => Ok(()),
+        Class::Workflow => {
+            let wf = Workflow::from_process(process.clone())?;
+            wf.steps.iter().try_for_each(|s| supported(&s.run))
+        }
+        Class::Operation => Err(process.error(
+            "class",
+            CwlError::unsupported("Operation: abstract steps need a binding file"),
+        )),
+        Class::ExpressionTool => Err(process.error(
+            "class",
+            CwlError::unsupported("ExpressionTool: needs JavaScript"),
+        )),
+    }
+}
+
+/// Reads a job object file, File objects resolved against its directory.
+pub fn read_job(path: Option<&Path>) -> Result<Value> {
+    let Some(path) = path else {
+        return Ok(Value::Object(Default::default()));
+    };
+    let doc = load::read(path)?;
+    let mut job = doc.value.clone();
+    files::resolve(&mut job, doc.dir()).map_err(|e| e.in_file(&doc.path))?;
+    if !job.is_object() && !job.is_null() {
+        return Err(CwlError::invalid("the job object must be a mapping").in_file(&doc.path));
+    }
+    Ok(job)
+}
+
+/// Compiles a CWL document and job object into a plan.
+pub fn compile(input: &CwlInput) -> Result<Compiled> {
+    let process = model::load(&input.document)?;
+    supported(&process)?;
+    let job = read_job(input.job.as_deref())?;
+    // Fail on a bad job object now, not in the task.
+    tool::inputs::prepare(&process, &job, tool::inputs::Discovery::FromDisk).map_err(|e| {
+        match &input.job {
+            Some(p) => e.in_file(p),
+            None => e,
+        }
+    })?;
+    let document = load::absolute(&input.document)?;
+    let (file, _) = load::split_fragment(&document);
+    let name = step_name(&file);
+    let command = format!(
+        "exec {} cwl-step --tool {} --job {}",
+        shell_quote(&input.runner.to_string_lossy()),
+        shell_quote(&document.to_string_lossy()),
+        shell_quote(&job.to_string()),
+    );
+    let spec = StepSpec {
+        name: name.clone(),
+        description: process
+            .field("doc")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        executor: ExecutorId(0),
+        for_each: Vec::new(),
+        cycling: false,
+        inputs: Vec::new(),
+        after: Vec::new(),
+        outputs: vec![
+            OutputSpec {
+                name: "out".into(),
+                path: tool::OUT_DIR.into(),
+            },
+            OutputSpec {
+                name: "object".into(),
+                path: step::OUTPUTS_FILE.into(),
+            },
+        ],
+        resources: resources(&process),
+        retries: 0,
+        timeout_seconds: None,
+        pack: None,
+        group: None,
+        launcher: None,
+        env: Vec::new(),
+        container: None,
+        model: None,
+        code: vec![file.clone()],
+        hooks: Vec::new(),
+        tasks: 0..1,
+    };
+    let executor = ExecutorSpec {
+        name: "local".into(),
+        backend: BackendConfig::Local(LocalConfig::default()),
+        prologue: None,
+        env: Vec::new(),
+        container_runtime: None,
+        bound_by: None,
+    };
+    let info = WorkflowInfo {
+        name: name.clone(),
+        description: None,
+        file: Some(file.clone()),
+        dir: file.parent().map(Path::to_path_buf).unwrap_or_default(),
+        run_id: input.run_id.clone(),
+    };
+    let mut builder = PlanBuilder::new(info, Vec::new(), None, vec![executor], vec![spec]);
+    builder.push_task(StepId(0), command, &mut Vec::new());
+    Ok(Compiled {
+        plan: builder.finish(),
+        process,
+        step: name,
+    })
+}
+
+/// A step name from the document's file stem: letters, digits, `-` and `_`.
+fn step_name(file: &Path) -> String {
+    let stem = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut name: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        name.insert_str(0, "tool_");
+    }
+    name
+}
+
+/// twinflow resources from `ResourceRequirement` minimums written as
+/// numbers (expressions are evaluated by the step runner; the plan keeps
+/// the default then).
+fn resources(process: &Process) -> Resources {
+    let mut r = Resources::default();
+    if let Some(req) = process.find("ResourceRequirement") {
+        let number = |k: &str| req.value.get(k).and_then(Value::as_f64);
+        if let Some(c) = number("coresMin").or_else(|| number("coresMax")) {
+            // A local executor cannot give more than the machine has; the
+            // step runner still reports the asked-for cores in `runtime`.
+            let machine = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+            r.cpus = (c.ceil().max(1.0) as u32).min(machine);
+        }
+        if let Some(m) = number("ramMin").or_else(|| number("ramMax")) {
+            r.memory_bytes = Some((m.ceil().max(1.0) as u64) * 1024 * 1024);
+        }
+    }
+    r
+}

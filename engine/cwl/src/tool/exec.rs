@@ -1,0 +1,126 @@
+//! Running a tool's process: its own process group, a clean environment
+//! (`PATH`, `HOME` and `TMPDIR` plus `EnvVarRequirement`), standard streams
+//! redirected to files, `/bin/sh -c` under `ShellCommandRequirement`, and
+//! the whole group killed at `ToolTimeLimit`.
+
+use crate::error::{CwlError, Result};
+use crate::tool::cmdline::{Word, shell_quote};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// The command-line words.
+    pub words: Vec<Word>,
+    /// Run the words, joined, through `/bin/sh -c`.
+    pub shell: bool,
+    /// The environment (nothing else is inherited).
+    pub env: Vec<(String, String)>,
+    /// Working directory (the output directory).
+    pub cwd: PathBuf,
+    /// Standard input from this file.
+    pub stdin: Option<PathBuf>,
+    /// Standard output to this file (else to ours).
+    pub stdout: Option<PathBuf>,
+    /// Standard error to this file (else to ours).
+    pub stderr: Option<PathBuf>,
+    /// Kill after this long.
+    pub timelimit: Option<Duration>,
+}
+
+/// How the process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// It exited with this code (128 + n for signal n).
+    Exited(i32),
+    /// It ran past the time limit and was killed.
+    TimedOut,
+}
+
+/// The shell line of the words: each quoted unless its binding said
+/// `shellQuote: false`.
+pub fn shell_line(words: &[Word]) -> String {
+    words
+        .iter()
+        .map(|w| {
+            if w.quote {
+                shell_quote(&w.text)
+            } else {
+                w.text.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Starts the process and waits for it.
+pub fn run(l: &Launch) -> Result<Ended> {
+    let mut cmd = if l.shell {
+        let mut c = Command::new("/bin/sh");
+        c.arg("-c").arg(shell_line(&l.words));
+        c
+    } else {
+        let Some((first, rest)) = l.words.split_first() else {
+            return Err(CwlError::invalid(
+                "the tool has no command (no baseCommand and no arguments)",
+            ));
+        };
+        let mut c = Command::new(&first.text);
+        c.args(rest.iter().map(|w| &w.text));
+        c
+    };
+    cmd.env_clear()
+        .envs(l.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&l.cwd);
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    cmd.stdin(match &l.stdin {
+        Some(p) => Stdio::from(
+            std::fs::File::open(p).map_err(|e| CwlError::io("cannot read stdin", p, &e))?,
+        ),
+        None => Stdio::null(),
+    });
+    if let Some(p) = &l.stdout {
+        cmd.stdout(
+            std::fs::File::create(p).map_err(|e| CwlError::io("cannot write stdout", p, &e))?,
+        );
+    } else {
+        // Our standard output carries the output object: the tool's goes to
+        // our standard error.
+        cmd.stdout(Stdio::from(std::io::stderr()));
+    }
+    if let Some(p) = &l.stderr {
+        cmd.stderr(
+            std::fs::File::create(p).map_err(|e| CwlError::io("cannot write stderr", p, &e))?,
+        );
+    }
+    let program = l.words.first().map(|w| w.text.clone()).unwrap_or_default();
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| CwlError::failed(format!("cannot start `{program}`: {e}")))?;
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                use std::os::unix::process::ExitStatusExt;
+                let code = status
+                    .code()
+                    .or(status.signal().map(|s| 128 + s))
+                    .unwrap_or(1);
+                return Ok(Ended::Exited(code));
+            }
+            Ok(None) => {}
+            Err(e) => return Err(CwlError::failed(format!("waiting for `{program}`: {e}"))),
+        }
+        if l.timelimit.is_some_and(|t| started.elapsed() >= t) {
+            let group = nix::unistd::Pid::from_raw(-(child.id() as i32));
+            let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+            let _ = child.wait();
+            return Ok(Ended::TimedOut);
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
