@@ -275,6 +275,18 @@ pub(crate) enum Command {
         /// The job object, as JSON with absolute paths.
         #[arg(long)]
         job: String,
+        /// Run this step of the document's workflow (not the whole document).
+        #[arg(long, conflicts_with = "collect")]
+        step: Option<String>,
+        /// Assemble the workflow's output object from its producers.
+        #[arg(long)]
+        collect: bool,
+        /// This task's scatter job: the scattered inputs' values (JSON).
+        #[arg(long, requires = "step")]
+        scattered: Option<String>,
+        /// Where a producer's outputs are staged: STEP=OBJ|DIR;...[@DIMS].
+        #[arg(long)]
+        from: Vec<String>,
     },
     /// Print a shell completion script.
     Completions {

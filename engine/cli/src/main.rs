@@ -94,7 +94,27 @@ fn main() -> ExitCode {
                 keep: keep_state,
             },
         ),
-        Command::CwlStep { tool, job } => commands::cwl_step(&out, &tool, &job),
+        Command::CwlStep {
+            tool,
+            job,
+            step,
+            collect,
+            scattered,
+            from,
+        } => {
+            let mode = match (step, collect) {
+                (Some(id), _) => twinflow_cwl::step::Mode::Step { id, scattered },
+                (None, true) => twinflow_cwl::step::Mode::Collect,
+                (None, false) => twinflow_cwl::step::Mode::Whole,
+            };
+            let args = twinflow_cwl::step::StepArgs {
+                document: tool,
+                mode,
+                job,
+                from,
+            };
+            commands::cwl_step(&out, &args)
+        }
         Command::Worker { manifest } => commands::worker(&out, &manifest),
         Command::CloudTask { dir } => commands::cloud_task(&out, &dir),
         Command::LocalSupervisor { dir } => commands::local_supervisor(&out, dir.as_deref()),

@@ -83,72 +83,45 @@ pub fn compile(input: &CwlInput) -> Result<Compiled> {
     let process = model::load(&input.document)?;
     supported(&process)?;
     let job = read_job(input.job.as_deref())?;
-    // Fail on a bad job object now, not in the task.
-    tool::inputs::prepare(&process, &job, tool::inputs::Discovery::FromDisk).map_err(|e| {
-        match &input.job {
-            Some(p) => e.in_file(p),
-            None => e,
-        }
-    })?;
+    // Fail on a bad job object now, not in the task; the tasks get the
+    // completed values (sizes, secondary files found beside primaries).
+    let inputs =
+        tool::inputs::prepare(&process, &job, tool::inputs::Discovery::FromDisk).map_err(|e| {
+            match &input.job {
+                Some(p) => e.in_file(p),
+                None => e,
+            }
+        })?;
     let document = load::absolute(&input.document)?;
     let (file, _) = load::split_fragment(&document);
     let name = step_name(&file);
+    let info = WorkflowInfo {
+        name: name.clone(),
+        description: process
+            .field("doc")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        file: Some(file.clone()),
+        dir: file.parent().map(Path::to_path_buf).unwrap_or_default(),
+        run_id: input.run_id.clone(),
+    };
+    if process.class == Class::Workflow {
+        let wf = Workflow::from_process(process.clone())?;
+        let (plan, step) = crate::split::plan(&wf, &inputs, &document, &input.runner, info)?;
+        return Ok(Compiled {
+            plan,
+            process,
+            step,
+        });
+    }
     let command = format!(
         "exec {} cwl-step --tool {} --job {}",
         shell_quote(&input.runner.to_string_lossy()),
         shell_quote(&document.to_string_lossy()),
         shell_quote(&job.to_string()),
     );
-    let spec = StepSpec {
-        name: name.clone(),
-        description: process
-            .field("doc")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        executor: ExecutorId(0),
-        for_each: Vec::new(),
-        cycling: false,
-        inputs: Vec::new(),
-        after: Vec::new(),
-        outputs: vec![
-            OutputSpec {
-                name: "out".into(),
-                path: tool::OUT_DIR.into(),
-            },
-            OutputSpec {
-                name: "object".into(),
-                path: step::OUTPUTS_FILE.into(),
-            },
-        ],
-        resources: resources(&process),
-        retries: 0,
-        timeout_seconds: None,
-        pack: None,
-        group: None,
-        launcher: None,
-        env: Vec::new(),
-        container: None,
-        model: None,
-        code: vec![file.clone()],
-        hooks: Vec::new(),
-        tasks: 0..1,
-    };
-    let executor = ExecutorSpec {
-        name: "local".into(),
-        backend: BackendConfig::Local(LocalConfig::default()),
-        prologue: None,
-        env: Vec::new(),
-        container_runtime: None,
-        bound_by: None,
-    };
-    let info = WorkflowInfo {
-        name: name.clone(),
-        description: None,
-        file: Some(file.clone()),
-        dir: file.parent().map(Path::to_path_buf).unwrap_or_default(),
-        run_id: input.run_id.clone(),
-    };
-    let mut builder = PlanBuilder::new(info, Vec::new(), None, vec![executor], vec![spec]);
+    let spec = step_spec(name.clone(), resources(&process), vec![file.clone()]);
+    let mut builder = PlanBuilder::new(info, Vec::new(), None, vec![local_executor()], vec![spec]);
     builder.push_task(StepId(0), command, &mut Vec::new());
     Ok(Compiled {
         plan: builder.finish(),
@@ -157,8 +130,61 @@ pub fn compile(input: &CwlInput) -> Result<Compiled> {
     })
 }
 
+/// The executor every CWL step runs on so far.
+pub(crate) fn local_executor() -> ExecutorSpec {
+    ExecutorSpec {
+        name: "local".into(),
+        backend: BackendConfig::Local(LocalConfig::default()),
+        prologue: None,
+        env: Vec::new(),
+        container_runtime: None,
+        bound_by: None,
+    }
+}
+
+/// A step whose outputs are a CWL run's `out` directory and output object,
+/// with one task (callers set `tasks`, `for_each` and `inputs` as needed).
+pub(crate) fn step_spec(name: String, resources: Resources, code: Vec<PathBuf>) -> StepSpec {
+    StepSpec {
+        name,
+        description: None,
+        executor: ExecutorId(0),
+        for_each: Vec::new(),
+        cycling: false,
+        inputs: Vec::new(),
+        after: Vec::new(),
+        outputs: vec![
+            OutputSpec {
+                name: OUT_OUTPUT.into(),
+                path: tool::OUT_DIR.into(),
+            },
+            OutputSpec {
+                name: OBJECT_OUTPUT.into(),
+                path: step::OUTPUTS_FILE.into(),
+            },
+        ],
+        resources,
+        retries: 0,
+        timeout_seconds: None,
+        pack: None,
+        group: None,
+        launcher: None,
+        env: Vec::new(),
+        container: None,
+        model: None,
+        code,
+        hooks: Vec::new(),
+        tasks: 0..1,
+    }
+}
+
+/// The twinflow output holding a step's output directory.
+pub(crate) const OUT_OUTPUT: &str = "out";
+/// The twinflow output holding a step's output object.
+pub(crate) const OBJECT_OUTPUT: &str = "object";
+
 /// A step name from the document's file stem: letters, digits, `-` and `_`.
-fn step_name(file: &Path) -> String {
+pub(crate) fn step_name(file: &Path) -> String {
     let stem = file
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -182,7 +208,7 @@ fn step_name(file: &Path) -> String {
 /// twinflow resources from `ResourceRequirement` minimums written as
 /// numbers (expressions are evaluated by the step runner; the plan keeps
 /// the default then).
-fn resources(process: &Process) -> Resources {
+pub(crate) fn resources(process: &Process) -> Resources {
     let mut r = Resources::default();
     if let Some(req) = process.find("ResourceRequirement") {
         let number = |k: &str| req.value.get(k).and_then(Value::as_f64);

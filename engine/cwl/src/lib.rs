@@ -19,6 +19,7 @@ pub use error::{CwlError, ErrorKind};
 pub mod check;
 pub mod compile;
 pub mod runner;
+pub mod split;
 pub mod step;
 
 pub use compile::{Compiled, CwlInput, check_document, compile, read_job};

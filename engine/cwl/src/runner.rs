@@ -14,16 +14,44 @@ use std::path::{Path, PathBuf};
 pub fn relocate(outputs: &mut Value, outdir: &Path) -> Result<()> {
     std::fs::create_dir_all(outdir).map_err(|e| CwlError::io("cannot create", outdir, &e))?;
     let mut taken = HashSet::new();
-    walk(outputs, outdir, &mut taken)
+    walk(outputs, outdir, None, &mut taken)
 }
 
-fn walk(v: &mut Value, outdir: &Path, taken: &mut HashSet<PathBuf>) -> Result<()> {
+/// Copies into `outdir` the Files and Directories of `outputs` that are
+/// under `workdir` but not under `outdir` (a step's staged inputs passed
+/// through, a workflow's step directories); those elsewhere stay where
+/// they are.
+pub fn relocate_within(outputs: &mut Value, outdir: &Path, workdir: &Path) -> Result<()> {
+    std::fs::create_dir_all(outdir).map_err(|e| CwlError::io("cannot create", outdir, &e))?;
+    let mut taken = HashSet::new();
+    walk(outputs, outdir, Some(workdir), &mut taken)
+}
+
+fn walk(
+    v: &mut Value,
+    outdir: &Path,
+    within: Option<&Path>,
+    taken: &mut HashSet<PathBuf>,
+) -> Result<()> {
     if files::class_of(v).is_some() {
-        return place(v, outdir, taken);
+        let moves = match (within, files::local_path(v)) {
+            (None, _) => true,
+            (Some(workdir), Some(p)) => p.starts_with(workdir) && !p.starts_with(outdir),
+            (Some(_), None) => false,
+        };
+        return if moves {
+            place(v, outdir, taken)
+        } else {
+            Ok(())
+        };
     }
     match v {
-        Value::Array(items) => items.iter_mut().try_for_each(|x| walk(x, outdir, taken)),
-        Value::Object(m) => m.values_mut().try_for_each(|x| walk(x, outdir, taken)),
+        Value::Array(items) => items
+            .iter_mut()
+            .try_for_each(|x| walk(x, outdir, within, taken)),
+        Value::Object(m) => m
+            .values_mut()
+            .try_for_each(|x| walk(x, outdir, within, taken)),
         _ => Ok(()),
     }
 }

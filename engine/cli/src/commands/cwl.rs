@@ -15,7 +15,7 @@ use twinflow_engine::{Outcome, RunOptions};
 pub(crate) const UNSUPPORTED: u8 = 33;
 
 /// `twinflow cwl-step`: runs the tool in the current directory (the task's).
-pub(crate) fn cwl_step(out: &Output, tool: &Path, job: &str) -> u8 {
+pub(crate) fn cwl_step(out: &Output, args: &step::StepArgs) -> u8 {
     let dir = match std::env::current_dir() {
         Ok(d) => d,
         Err(e) => {
@@ -23,7 +23,7 @@ pub(crate) fn cwl_step(out: &Output, tool: &Path, job: &str) -> u8 {
             return exit::TASK_FAILED;
         }
     };
-    step::main(tool, job, &dir) as u8
+    step::main(args, &dir) as u8
 }
 
 /// Arguments of `twinflow cwl-runner`.

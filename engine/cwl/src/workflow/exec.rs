@@ -33,9 +33,14 @@ pub fn run(wf: &Workflow, job: &Value, dir: &Path, discovery: Discovery) -> Resu
             values.insert(Source::Step(step.id.clone(), o.clone()), v);
         }
     }
+    outputs(wf, &values)
+}
+
+/// The workflow's output object from the values of its inputs and steps.
+pub fn outputs(wf: &Workflow, values: &HashMap<Source, Value>) -> Result<Value> {
     let mut out = Map::new();
     for o in &wf.outputs {
-        let v = links::resolve(&o.link, &values)?;
+        let v = links::resolve(&o.link, values)?;
         if let Some(param) = wf.process.outputs.iter().find(|p| p.id == o.id)
             && v.is_null()
             && !param.ty.is_optional()
