@@ -10,6 +10,7 @@ use serde_json::Value;
 
 /// Fields that hold text, never expressions.
 const PROSE: &[&str] = &[
+    "baseCommand",
     "doc",
     "label",
     "id",
@@ -33,10 +34,13 @@ pub fn javascript(process: &Process) -> Result<()> {
     let js = process.js();
     let mut pointer = String::new();
     if let Some((at, text)) = find(&process.raw, js, &mut pointer) {
-        return Err(process.error(
-            at.trim_start_matches('/'),
-            CwlError::unsupported(format!("needs JavaScript: {text}")),
-        ));
+        let err = match js {
+            expr::Js::Declared => CwlError::unsupported(format!("needs JavaScript: {text}")),
+            expr::Js::NotDeclared => CwlError::invalid(format!(
+                "`{text}` is not a parameter reference (JavaScript needs InlineJavascriptRequirement)"
+            )),
+        };
+        return Err(process.error(at.trim_start_matches('/'), err));
     }
     Ok(())
 }

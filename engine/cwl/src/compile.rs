@@ -80,9 +80,9 @@ pub fn read_job(path: Option<&Path>) -> Result<Value> {
 
 /// Compiles a CWL document and job object into a plan.
 pub fn compile(input: &CwlInput) -> Result<Compiled> {
-    let process = model::load(&input.document)?;
-    supported(&process)?;
     let job = read_job(input.job.as_deref())?;
+    let process = model::with_job_requirements(model::load(&input.document)?, &job)?;
+    supported(&process)?;
     // Fail on a bad job object now, not in the task; the tasks get the
     // completed values (sizes, secondary files found beside primaries).
     let inputs =
@@ -129,6 +129,9 @@ pub fn compile(input: &CwlInput) -> Result<Compiled> {
         step: name,
     })
 }
+
+/// The key of a job object's requirements.
+pub(crate) const JOB_REQUIREMENTS: &str = "cwl:requirements";
 
 /// The executor every CWL step runs on so far.
 pub(crate) fn local_executor() -> ExecutorSpec {

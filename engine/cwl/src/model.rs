@@ -239,6 +239,30 @@ fn strip_namespace(class: &str) -> &str {
         .unwrap_or(class)
 }
 
+/// Adds the `cwl:requirements` of a job object to `process` (they win over
+/// the document's own).
+pub fn with_job_requirements(mut process: Process, job: &Value) -> Result<Process> {
+    let Some(list) = job.get(crate::compile::JOB_REQUIREMENTS) else {
+        return Ok(process);
+    };
+    let extra = requirement_list(Some(list), false)?;
+    for r in &extra {
+        if !SUPPORTED.contains(&r.class.as_str()) {
+            return Err(CwlError::unsupported(format!(
+                "requirement {} in the job object",
+                r.class
+            )));
+        }
+        if r.class == "SchemaDefRequirement"
+            && let Some(types) = r.value.get("types")
+        {
+            process.names.add_schema_defs(types);
+        }
+    }
+    process.requirements.extend(extra);
+    Ok(process)
+}
+
 /// Loads the process at `path` (`file.cwl` or `file.cwl#id`).
 pub fn load(path: &Path) -> Result<Process> {
     let (file, fragment) = load::split_fragment(path);

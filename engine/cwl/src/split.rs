@@ -188,7 +188,9 @@ pub fn plan(
         };
         let job: Map<String, Value> = reads
             .iter()
-            .filter_map(|k| inputs.get(k).map(|v| (k.clone(), v.clone())))
+            .map(String::as_str)
+            .chain([crate::compile::JOB_REQUIREMENTS])
+            .filter_map(|k| inputs.get(k).map(|v| (k.to_owned(), v.clone())))
             .collect();
         let job = shell_quote(&Value::Object(job).to_string());
         for t in 0..tasks {

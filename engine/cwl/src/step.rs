@@ -79,9 +79,9 @@ pub fn main(args: &StepArgs, workdir: &Path) -> i32 {
 }
 
 fn run(args: &StepArgs, workdir: &Path) -> Result<()> {
-    let process = model::load(&args.document)?;
     let job: Value = serde_json::from_str(&args.job)
         .map_err(|e| CwlError::invalid(format!("the job object is not JSON: {e}")))?;
+    let process = model::with_job_requirements(model::load(&args.document)?, &job)?;
     let outdir = workdir.join(tool::OUT_DIR);
     let mut outputs = match (&args.mode, process.class) {
         (Mode::Whole, model::Class::CommandLineTool) => {

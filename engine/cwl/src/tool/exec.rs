@@ -28,6 +28,42 @@ pub struct Launch {
     pub stderr: Option<PathBuf>,
     /// Kill after this long.
     pub timelimit: Option<Duration>,
+    /// Run in a container: the runtime's command line (the streams are
+    /// redirected by its script, see [`container_script`]), and the runtime
+    /// and name to remove it by at the time limit.
+    pub container: Option<(twinflow_launch::Launch, &'static str)>,
+}
+
+/// The script a container runs: the command in `cwd` with its streams
+/// redirected there (the container's own standard streams are not the
+/// tool's).
+pub fn container_script(l: &Launch) -> String {
+    let line = if l.shell {
+        shell_line(&l.words)
+    } else {
+        format!(
+            "exec {}",
+            shell_line(
+                &l.words
+                    .iter()
+                    .map(|w| Word {
+                        text: w.text.clone(),
+                        quote: true
+                    })
+                    .collect::<Vec<_>>()
+            )
+        )
+    };
+    let mut script = format!(
+        "cd {} && {{ {line}\n}}",
+        shell_quote(&l.cwd.to_string_lossy())
+    );
+    for (op, path) in [("<", &l.stdin), (">", &l.stdout), ("2>", &l.stderr)] {
+        if let Some(p) = path {
+            script.push_str(&format!(" {op} {}", shell_quote(&p.to_string_lossy())));
+        }
+    }
+    script
 }
 
 /// How the process ended.
@@ -57,6 +93,9 @@ pub fn shell_line(words: &[Word]) -> String {
 
 /// Starts the process and waits for it.
 pub fn run(l: &Launch) -> Result<Ended> {
+    if let Some((launch, runtime)) = &l.container {
+        return run_container(l, launch, runtime);
+    }
     let mut cmd = if l.shell {
         let mut c = Command::new("/bin/sh");
         c.arg("-c").arg(shell_line(&l.words));
@@ -96,9 +135,43 @@ pub fn run(l: &Launch) -> Result<Ended> {
         );
     }
     let program = l.words.first().map(|w| w.text.clone()).unwrap_or_default();
-    let mut child = cmd
+    let child = cmd
         .spawn()
         .map_err(|e| CwlError::failed(format!("cannot start `{program}`: {e}")))?;
+    wait(child, l.timelimit, &program, || {})
+}
+
+fn run_container(l: &Launch, launch: &twinflow_launch::Launch, runtime: &str) -> Result<Ended> {
+    let Some((program, args)) = launch.argv.split_first() else {
+        return Err(CwlError::failed("an empty container command line"));
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .envs(launch.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&launch.workdir);
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::from(std::io::stderr()));
+    let shown = program.to_string_lossy().into_owned();
+    let child = cmd
+        .spawn()
+        .map_err(|e| CwlError::failed(format!("cannot start `{shown}`: {e}")))?;
+    let name = launch.container.clone();
+    wait(child, l.timelimit, &shown, || {
+        if let Some(name) = &name {
+            let _ = Command::new(runtime).args(["rm", "-f", name]).output();
+        }
+    })
+}
+
+/// Waits for `child`; past `timelimit` kills its process group (and calls
+/// `on_timeout` to stop what runs outside it).
+fn wait(
+    mut child: std::process::Child,
+    timelimit: Option<Duration>,
+    program: &str,
+    on_timeout: impl FnOnce(),
+) -> Result<Ended> {
     let started = Instant::now();
     let mut pause = Duration::from_millis(1);
     loop {
@@ -114,10 +187,11 @@ pub fn run(l: &Launch) -> Result<Ended> {
             Ok(None) => {}
             Err(e) => return Err(CwlError::failed(format!("waiting for `{program}`: {e}"))),
         }
-        if l.timelimit.is_some_and(|t| started.elapsed() >= t) {
+        if timelimit.is_some_and(|t| started.elapsed() >= t) {
             let group = nix::unistd::Pid::from_raw(-(child.id() as i32));
             let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
             let _ = child.wait();
+            on_timeout();
             return Ok(Ended::TimedOut);
         }
         std::thread::sleep(pause);

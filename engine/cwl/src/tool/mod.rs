@@ -7,6 +7,7 @@
 //! `stage/` where its inputs are linked.
 
 pub mod cmdline;
+pub mod container;
 pub mod exec;
 pub mod inputs;
 pub mod outputs;
@@ -44,6 +45,7 @@ pub fn run(
         std::fs::create_dir_all(d).map_err(|e| CwlError::io("cannot create", d, &e))?;
     }
     let mut inputs = inputs::prepare(tool, job, discovery).map_err(|e| tool.error("inputs", e))?;
+    let input_paths = stage::input_paths(&inputs);
     stage::stage_inputs(&mut inputs, &workdir.join("stage"))?;
     let runtime = runtime(tool, &inputs, &outdir, &tmpdir)?;
     stage::initial_workdir(tool, &mut inputs, &runtime, &outdir)
@@ -85,21 +87,14 @@ pub fn run(
         .map(|s| stage::safe_relative(&s).map(|p| outdir.join(p)))
         .transpose()?;
     let shell = tool.find("ShellCommandRequirement").is_some();
-    if let Some(docker) = tool.find("DockerRequirement").filter(|r| !r.hint) {
-        let image = docker
-            .value
-            .get("dockerPull")
-            .and_then(Value::as_str)
-            .unwrap_or("?");
-        return Err(tool.error(
-            "requirements",
-            CwlError::unsupported(format!(
-                "DockerRequirement ({image}): containers are not wired into the CWL front end yet"
-            )),
-        ));
+    let container = container::required(tool).map_err(|e| tool.error("requirements", e))?;
+    let mut env = environment(tool, &ctx, &outdir, &tmpdir)?;
+    if container.is_some() {
+        // Inside the image its own PATH applies.
+        env.retain(|(k, _)| k != "PATH");
     }
-    let launch = exec::Launch {
-        env: environment(tool, &ctx, &outdir, &tmpdir)?,
+    let mut launch = exec::Launch {
+        env,
         shell,
         cwd: outdir.clone(),
         stdin,
@@ -107,7 +102,15 @@ pub fn run(
         stderr: stderr.clone(),
         timelimit: timelimit(tool, &ctx)?,
         words,
+        container: None,
     };
+    if let Some(c) = &container {
+        let script = exec::container_script(&launch);
+        let mut binds = input_paths.clone();
+        binds.retain(|p| !p.starts_with(workdir));
+        let prepared = container::launch(c, &script, workdir, &binds, &launch.env)?;
+        launch.container = Some((prepared, c.program()));
+    }
     let command = exec::shell_line(&launch.words);
     let ended = exec::run(&launch)?;
     let code = match ended {
@@ -136,7 +139,7 @@ pub fn run(
     {
         return Err(CwlError::failed(format!("`{command}` exited with {code}")));
     }
-    stage::materialise_links(&outdir, workdir)?;
+    stage::materialise_links(&outdir, workdir, &input_paths)?;
     let mut runtime = runtime;
     runtime["exitCode"] = json!(code);
     let streams = outputs::Streams { stdout, stderr };

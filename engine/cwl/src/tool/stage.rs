@@ -182,18 +182,20 @@ pub fn copy_tree(src: &Path, target: &Path) -> Result<()> {
     }
 }
 
-/// Replaces the symbolic links under `dir` that lead outside `root` by
-/// copies of what they point at: a tool's output directory may link its
-/// inputs (`cp -r` of a staged directory, `InitialWorkDirRequirement`), and
-/// twinflow keeps no output that points outside its task's directory.
-pub fn materialise_links(dir: &Path, root: &Path) -> Result<()> {
+/// Replaces the symbolic links under `dir` that lead outside `root` to
+/// one of `inputs` (paths, canonical) by copies of what they point at: a
+/// tool's output directory may link its inputs (`cp -r` of a staged
+/// directory), and twinflow keeps no output that points outside its task's
+/// directory. A link to anything else outside `root` is an error (CWL
+/// forbids outputs that escape the output directory).
+pub fn materialise_links(dir: &Path, root: &Path, inputs: &[PathBuf]) -> Result<()> {
     let root = root
         .canonicalize()
         .map_err(|e| CwlError::io("cannot resolve", root, &e))?;
-    materialise_in(dir, &root)
+    materialise_in(dir, &root, inputs)
 }
 
-fn materialise_in(dir: &Path, root: &Path) -> Result<()> {
+fn materialise_in(dir: &Path, root: &Path, inputs: &[PathBuf]) -> Result<()> {
     let entries = std::fs::read_dir(dir).map_err(|e| CwlError::io("cannot list", dir, &e))?;
     for entry in entries {
         let entry = entry.map_err(|e| CwlError::io("cannot list", dir, &e))?;
@@ -205,16 +207,44 @@ fn materialise_in(dir: &Path, root: &Path) -> Result<()> {
             let Ok(target) = path.canonicalize() else {
                 continue; // dangling: nothing to copy, and nothing outside
             };
-            if !target.starts_with(root) {
-                std::fs::remove_file(&path)
-                    .map_err(|e| CwlError::io("cannot replace", &path, &e))?;
-                copy_tree(&target, &path)?;
+            if target.starts_with(root) {
+                continue;
             }
+            if !inputs.iter().any(|i| target.starts_with(i)) {
+                return Err(CwlError::failed(format!(
+                    "output {} links to {}, outside the output directory and not an input",
+                    path.display(),
+                    target.display()
+                )));
+            }
+            std::fs::remove_file(&path).map_err(|e| CwlError::io("cannot replace", &path, &e))?;
+            copy_tree(&target, &path)?;
         } else if kind.is_dir() {
-            materialise_in(&path, root)?;
+            materialise_in(&path, root, inputs)?;
         }
     }
     Ok(())
+}
+
+/// The canonical local paths of the Files and Directories of `v` (and
+/// their secondary files).
+pub fn input_paths(v: &Value) -> Vec<PathBuf> {
+    fn walk(v: &Value, out: &mut Vec<PathBuf>) {
+        if files::class_of(v).is_some()
+            && let Some(p) = files::local_path(v)
+            && let Ok(c) = p.canonicalize()
+        {
+            out.push(c);
+        }
+        match v {
+            Value::Array(items) => items.iter().for_each(|x| walk(x, out)),
+            Value::Object(m) => m.values().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(v, &mut out);
+    out
 }
 
 /// Places the `InitialWorkDirRequirement` listing of `tool` in `outdir`;

@@ -41,14 +41,24 @@ pub fn outputs(wf: &Workflow, values: &HashMap<Source, Value>) -> Result<Value> 
     let mut out = Map::new();
     for o in &wf.outputs {
         let v = links::resolve(&o.link, values)?;
-        if let Some(param) = wf.process.outputs.iter().find(|p| p.id == o.id)
-            && v.is_null()
-            && !param.ty.is_optional()
-        {
-            return Err(wf.process.error(
-                &format!("outputs/{}", o.id),
-                CwlError::failed(format!("required workflow output `{}` is null", o.id)),
-            ));
+        if let Some(param) = wf.process.outputs.iter().find(|p| p.id == o.id) {
+            let wrong = if v.is_null() {
+                (!param.ty.is_optional())
+                    .then(|| format!("required workflow output `{}` is null", o.id))
+            } else {
+                (!param.ty.accepts(&v)).then(|| {
+                    format!(
+                        "workflow output `{}`: {v} is not a value of type {}",
+                        o.id,
+                        param.ty.describe()
+                    )
+                })
+            };
+            if let Some(message) = wrong {
+                return Err(wf
+                    .process
+                    .error(&format!("outputs/{}", o.id), CwlError::failed(message)));
+            }
         }
         out.insert(o.id.clone(), v);
     }
