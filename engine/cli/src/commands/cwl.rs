@@ -72,7 +72,17 @@ pub(crate) fn cwl_runner(out: &Output, args: &RunnerArgs) -> u8 {
             return exit::UNREACHABLE;
         }
     };
-    let code = run_and_collect(out, state.path(), compiled, &args.outdir);
+    let outdir = match std::path::absolute(&args.outdir) {
+        Ok(p) => p,
+        Err(e) => {
+            out.error(&format!(
+                "cannot resolve --outdir {}: {e}",
+                args.outdir.display()
+            ));
+            return exit::INVALID;
+        }
+    };
+    let code = run_and_collect(out, state.path(), compiled, &outdir);
     if args.keep {
         let kept = state.keep();
         eprintln!("state kept in {}", kept.display());

@@ -357,7 +357,14 @@ pub fn to_str(v: &Value) -> Result<String> {
         Value::Bool(true) => "True".into(),
         Value::Bool(false) => "False".into(),
         Value::Null => "None".into(),
-        Value::Number(n) => n.to_string(),
+        // Decimals, never scientific notation (`0.0000123`, `123000`), as
+        // cwltool writes floats on command lines.
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => i.to_string(),
+            (None, Some(u), _) => u.to_string(),
+            (None, None, Some(f)) => format!("{f}"),
+            _ => n.to_string(),
+        },
         Value::Object(_) if crate::files::class_of(v).is_some() => {
             match v.get("path").and_then(Value::as_str) {
                 Some(p) => p.to_owned(),

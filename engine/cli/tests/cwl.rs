@@ -1,0 +1,310 @@
+//! CWL documents as a user runs them: `twinflow cwl-runner` (the
+//! conformance runner contract), `twinflow run`/`validate` of a `.cwl`
+//! file, a workflow split into one twinflow step per CWL step, and the
+//! refusals (JavaScript, a bad job object, a failing tool).
+#![expect(
+    clippy::expect_used,
+    reason = "test helpers fail the test with a message"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+const ECHO_TOOL: &str = "cwlVersion: v1.2
+class: CommandLineTool
+baseCommand: echo
+inputs:
+  word:
+    type: string
+    inputBinding: {position: 1}
+stdout: word.txt
+outputs:
+  out: stdout
+";
+
+const CAT_TOOL: &str = "cwlVersion: v1.2
+class: CommandLineTool
+baseCommand: cat
+inputs:
+  files:
+    type: File[]
+    inputBinding: {position: 1}
+stdout: all.txt
+outputs:
+  all: stdout
+";
+
+const WORKFLOW: &str = "cwlVersion: v1.2
+class: Workflow
+requirements:
+  ScatterFeatureRequirement: {}
+inputs:
+  words: string[]
+outputs:
+  joined:
+    type: File
+    outputSource: join/all
+steps:
+  say:
+    run: echo.cwl
+    scatter: word
+    in: {word: words}
+    out: [out]
+  join:
+    run: cat.cwl
+    in: {files: say/out}
+    out: [all]
+";
+
+impl Sandbox {
+    fn new(files: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).expect("write file");
+        }
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_twinflow"))
+            .args(args)
+            .env("TWINFLOW_STATE_DIR", self.path("state"))
+            .env("NO_COLOR", "1")
+            .current_dir(self.dir.path())
+            .output()
+            .expect("run twinflow")
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn output_object(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the output object is JSON")
+}
+
+fn workflow_sandbox() -> Sandbox {
+    Sandbox::new(&[
+        ("echo.cwl", ECHO_TOOL),
+        ("cat.cwl", CAT_TOOL),
+        ("wf.cwl", WORKFLOW),
+        ("job.yml", "words: [alpha, beta, gamma]\n"),
+    ])
+}
+
+#[test]
+fn cwl_runner_runs_a_scattered_workflow_and_copies_its_outputs_into_outdir() {
+    let sb = workflow_sandbox();
+    let outdir = sb.path("results");
+    let out = sb.run(&[
+        "cwl-runner",
+        "--outdir",
+        &outdir.display().to_string(),
+        "--quiet",
+        "wf.cwl",
+        "job.yml",
+    ]);
+    let object = output_object(&out);
+    let joined = &object["joined"];
+    assert_eq!(joined["class"], "File");
+    let path = joined["path"].as_str().expect("path");
+    assert!(
+        Path::new(path).starts_with(&outdir),
+        "{path} is not in --outdir"
+    );
+    assert_eq!(
+        std::fs::read_to_string(path).expect("read"),
+        "alpha\nbeta\ngamma\n"
+    );
+    assert_eq!(joined["size"], 17);
+    assert_eq!(
+        joined["checksum"],
+        format!("sha1${}", sha1_of("alpha\nbeta\ngamma\n"))
+    );
+}
+
+/// sha1 of a text, by the system's `sha1sum` (an independent check).
+fn sha1_of(text: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("sha1sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sha1sum");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("sha1sum output");
+    text_first_word(&out.stdout)
+}
+
+fn text_first_word(bytes: &[u8]) -> String {
+    text(bytes)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn a_workflow_is_one_twinflow_step_per_cwl_step_with_a_task_per_scatter_job() {
+    let sb = workflow_sandbox();
+    let out = sb.run(&["validate", "wf.cwl", "job.yml"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary = text(&out.stdout);
+    let tasks_of = |step: &str| -> Option<u32> {
+        summary
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(step))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+    };
+    assert_eq!(tasks_of("say"), Some(3), "{summary}");
+    assert_eq!(tasks_of("join"), Some(1), "{summary}");
+    assert_eq!(tasks_of("outputs"), Some(1), "{summary}");
+}
+
+#[test]
+fn twinflow_run_of_a_cwl_workflow_is_a_run_like_any_other() {
+    let sb = workflow_sandbox();
+    let out = sb.run(&["run", "wf.cwl", "job.yml"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let status = sb.run(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    assert_eq!(status["run"]["state"], "succeeded", "{status}");
+    let steps: Vec<&str> = status["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter_map(|s| s["step"].as_str())
+        .collect();
+    assert_eq!(steps, ["say", "join", "outputs"]);
+    let runs = std::fs::read_dir(sb.path("state/runs"))
+        .expect("runs")
+        .next()
+        .expect("a run")
+        .expect("entry");
+    let object = std::fs::read_to_string(runs.path().join("work/outputs/0/outputs.json"))
+        .expect("the output object");
+    assert!(object.contains("\"joined\""), "{object}");
+}
+
+#[test]
+fn javascript_is_refused_with_exit_33_naming_the_document_and_line() {
+    let tool = "cwlVersion: v1.2
+class: CommandLineTool
+requirements:
+  InlineJavascriptRequirement: {}
+baseCommand: echo
+inputs:
+  n: int
+arguments:
+  - $(inputs.n + 1)
+outputs: []
+";
+    let sb = Sandbox::new(&[("js.cwl", tool), ("job.yml", "n: 1\n")]);
+    let out = sb.run(&["cwl-runner", "--outdir", "o", "js.cwl", "job.yml"]);
+    assert_eq!(out.status.code(), Some(33));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("js.cwl:9:") && err.contains("needs JavaScript: $(inputs.n + 1)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_job_value_of_the_wrong_type_is_refused_naming_the_job_file() {
+    let sb = Sandbox::new(&[
+        ("echo.cwl", ECHO_TOOL),
+        ("job.yml", "word: [not, a, string]\n"),
+    ]);
+    let out = sb.run(&["cwl-runner", "--outdir", "o", "echo.cwl", "job.yml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("job.yml") && err.contains("input `word`") && err.contains("type string"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_failing_tool_fails_the_run_with_its_command_and_exit_code() {
+    let tool = "cwlVersion: v1.2
+class: CommandLineTool
+baseCommand: [sh, -c, 'exit 3']
+inputs: []
+outputs: []
+";
+    let sb = Sandbox::new(&[("fail.cwl", tool)]);
+    let out = sb.run(&["cwl-runner", "--outdir", "o", "fail.cwl"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("exited with 3"), "{err}");
+}
+
+#[test]
+fn a_parameter_value_reaches_the_tool_as_one_word_never_through_a_shell() {
+    let sb = Sandbox::new(&[
+        ("echo.cwl", ECHO_TOOL),
+        ("job.yml", "word: \"$(touch pwned); `touch pwned2`\"\n"),
+    ]);
+    let out = sb.run(&["cwl-runner", "--outdir", "o", "echo.cwl", "job.yml"]);
+    let object = output_object(&out);
+    let path = object["out"]["path"].as_str().expect("path");
+    assert_eq!(
+        std::fs::read_to_string(path).expect("read"),
+        "$(touch pwned); `touch pwned2`\n"
+    );
+    assert!(!sb.path("pwned").exists() && !sb.path("o/pwned").exists());
+}
+
+#[test]
+fn a_cycle_between_steps_is_an_error_naming_it() {
+    let wf = "cwlVersion: v1.2
+class: Workflow
+inputs: []
+outputs: []
+steps:
+  a:
+    run: echo.cwl
+    in: {word: b/out}
+    out: [out]
+  b:
+    run: echo.cwl
+    in: {word: a/out}
+    out: [out]
+";
+    let sb = Sandbox::new(&[("echo.cwl", ECHO_TOOL), ("wf.cwl", wf)]);
+    let out = sb.run(&["validate", "wf.cwl"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("dependency cycle: a -> b -> a")
+            || err.contains("dependency cycle: b -> a -> b"),
+        "{err}"
+    );
+}
