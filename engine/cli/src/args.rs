@@ -287,6 +287,11 @@ pub(crate) enum Command {
         /// Where a producer's outputs are staged: STEP=OBJ|DIR;...[@DIMS].
         #[arg(long)]
         from: Vec<String>,
+        /// The run's id: given to steps with `WorkReuse: {enableReuse:
+        /// false}`, it makes their command (so their cache key) unique to
+        /// the run. Not otherwise used.
+        #[arg(long)]
+        run: Option<String>,
     },
     /// Print a shell completion script.
     Completions {

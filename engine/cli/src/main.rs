@@ -101,6 +101,7 @@ fn main() -> ExitCode {
             collect,
             scattered,
             from,
+            run: _,
         } => {
             let mode = match (step, collect) {
                 (Some(id), _) => twinflow_cwl::step::Mode::Step { id, scattered },

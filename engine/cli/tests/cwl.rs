@@ -308,3 +308,32 @@ steps:
         "{err}"
     );
 }
+
+#[test]
+fn work_reuse_false_runs_the_step_again_where_twinflow_would_reuse_it() {
+    let tool = |reuse: bool| {
+        format!(
+            "cwlVersion: v1.2
+class: CommandLineTool
+requirements:
+  WorkReuse: {{enableReuse: {reuse}}}
+baseCommand: date
+inputs: []
+stdout: now.txt
+outputs:
+  now: stdout
+"
+        )
+    };
+    let sb = Sandbox::new(&[("fresh.cwl", &tool(false)), ("reused.cwl", &tool(true))]);
+    for (doc, second) in [
+        ("fresh.cwl", "1 ran, 0 cached"),
+        ("reused.cwl", "0 ran, 1 cached"),
+    ] {
+        let first = sb.run(&["run", doc]);
+        assert!(first.status.success(), "{}", text(&first.stderr));
+        let again = sb.run(&["run", doc]);
+        let err = text(&again.stderr);
+        assert!(err.contains(second), "{doc}: {err}");
+    }
+}

@@ -114,12 +114,15 @@ pub fn compile(input: &CwlInput) -> Result<Compiled> {
             step,
         });
     }
-    let command = format!(
+    let mut command = format!(
         "exec {} cwl-step --tool {} --job {}",
         shell_quote(&input.runner.to_string_lossy()),
         shell_quote(&document.to_string_lossy()),
         shell_quote(&job.to_string()),
     );
+    if process.reuse_disabled() {
+        command.push_str(&no_reuse(&input.run_id));
+    }
     let spec = step_spec(name.clone(), resources(&process), vec![file.clone()]);
     let mut builder = PlanBuilder::new(info, Vec::new(), None, vec![local_executor()], vec![spec]);
     builder.push_task(StepId(0), command, &mut Vec::new());
@@ -128,6 +131,14 @@ pub fn compile(input: &CwlInput) -> Result<Compiled> {
         process,
         step: name,
     })
+}
+
+/// What a step with `WorkReuse: {enableReuse: false}` adds to its command:
+/// the run's id, which makes the command, hence the task's cache key,
+/// unique to the run, so twinflow's cache never hands it another run's
+/// result.
+pub(crate) fn no_reuse(run_id: &str) -> String {
+    format!(" --run {}", shell_quote(run_id))
 }
 
 /// The key of a job object's requirements.

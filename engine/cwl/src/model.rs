@@ -103,7 +103,6 @@ const SUPPORTED: &[&str] = &[
     "InlineJavascriptRequirement",
     "SchemaDefRequirement",
     "DockerRequirement",
-    "SoftwareRequirement",
     "InitialWorkDirRequirement",
     "EnvVarRequirement",
     "ShellCommandRequirement",
@@ -135,6 +134,14 @@ impl Process {
                 .rev()
                 .find(|r| r.hint && r.class == class)
         })
+    }
+
+    /// Whether `WorkReuse` forbids reusing an earlier run's result.
+    pub fn reuse_disabled(&self) -> bool {
+        self.find("WorkReuse")
+            .and_then(|r| r.value.get("enableReuse"))
+            .and_then(Value::as_bool)
+            == Some(false)
     }
 
     /// Whether `InlineJavascriptRequirement` applies.
@@ -405,7 +412,7 @@ pub fn from_value(
 }
 
 /// Requirement classes of CWL that twinflow does not implement.
-const KNOWN_UNSUPPORTED: &[&str] = &["MPIRequirement", "CUDARequirement"];
+const KNOWN_UNSUPPORTED: &[&str] = &["MPIRequirement", "CUDARequirement", "SoftwareRequirement"];
 
 fn pointer_key(id: &str) -> String {
     id.replace('~', "~0").replace('/', "~1")

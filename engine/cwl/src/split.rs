@@ -159,6 +159,7 @@ pub fn plan(
     specs.push(collect_spec);
     step_deps.push(out_deps);
 
+    let run_id = info.run_id.clone();
     let mut builder = PlanBuilder::new(info, Vec::new(), None, vec![local_executor()], specs);
     let runner = shell_quote(&runner.to_string_lossy());
     let doc = shell_quote(&document.to_string_lossy());
@@ -207,6 +208,9 @@ pub fn plan(
             }
             for f in &froms {
                 command.push_str(&format!(" --from {}", shell_quote(&f.to_arg())));
+            }
+            if wf.steps.get(i).is_some_and(|s| s.run.reuse_disabled()) {
+                command.push_str(&crate::compile::no_reuse(&run_id));
             }
             builder.push_task(StepId(i as u32), command, &mut deps);
             deps.clear();

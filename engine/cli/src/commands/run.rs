@@ -50,7 +50,7 @@ pub(crate) fn run(out: &Output, args: &RunArgs) -> u8 {
         Err(code) => return code,
     };
     let result = runtime.block_on(drive(engine, plan, options, mode));
-    let file = args.compile.file.display().to_string();
+    let file = resume_words(&args.compile);
     let code = ended(out, result, mode, &file, |summary| {
         print_results(&dir, summary, &sinks);
     });
@@ -95,7 +95,7 @@ fn ended(
                     eprintln!(
                         "  take it up again with: twinflow run --resume={} {}",
                         shown(&summary.run_id),
-                        shown(file)
+                        file
                     );
                 }
             }
@@ -196,7 +196,7 @@ pub(crate) fn take_up_for_rerun(
         shown(&info.id)
     );
     let result = runtime.block_on(drive(engine, plan, options, mode));
-    let file = compile.file.display().to_string();
+    let file = resume_words(&compile);
     match ended(out, result, mode, &file, |summary| {
         print_results(dir, summary, &sinks);
     }) {
@@ -364,6 +364,17 @@ fn pick_run_id(
         )),
     }
     Err(exit::INVALID)
+}
+
+/// The file (and a CWL document's job) as `run --resume` takes them,
+/// quoted for a shell.
+fn resume_words(compile: &CompileArgs) -> String {
+    let mut words = shown(&compile.file.display().to_string()).into_owned();
+    if let Some(job) = &compile.job {
+        words.push(' ');
+        words.push_str(&shown(&job.display().to_string()));
+    }
+    words
 }
 
 /// The settings stored with the run (`status --json` shows them as `args`).
