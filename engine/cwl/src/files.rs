@@ -100,6 +100,12 @@ fn resolve_object(m: &mut Map<String, Value>, base: &Path) -> Result<()> {
             let text = path.to_string_lossy().into_owned();
             m.insert("path".into(), Value::String(text.clone()));
             m.insert("location".into(), Value::String(format!("file://{text}")));
+            if let Some(parent) = path.parent() {
+                m.insert(
+                    "dirname".into(),
+                    Value::String(parent.to_string_lossy().into_owned()),
+                );
+            }
             if !m.contains_key("basename") {
                 let name = path
                     .file_name()

@@ -119,6 +119,9 @@ fn set_path(obj: &mut Value, target: &Path, name: &str) {
     obj["location"] = Value::String(format!("file://{text}"));
     obj["path"] = Value::String(text);
     obj["basename"] = Value::String(name.to_owned());
+    if let Some(parent) = target.parent() {
+        obj["dirname"] = Value::String(parent.to_string_lossy().into_owned());
+    }
     let (root, ext) = files::split_name(name);
     obj["nameroot"] = Value::from(root);
     obj["nameext"] = Value::from(ext);
@@ -273,7 +276,7 @@ pub fn initial_workdir(
             for item in items {
                 match item {
                     Value::String(_) => out.extend(flatten(expr::eval(item, &ctx, js)?)),
-                    other => out.push(other.clone()),
+                    other => out.extend(flatten(other.clone())),
                 }
             }
             out
@@ -287,6 +290,8 @@ pub fn initial_workdir(
         }
         if files::class_of(&entry).is_some() {
             let mut obj = entry;
+            // A literal object's location is relative to the document.
+            files::resolve(&mut obj, tool.dir())?;
             let old = obj.get("path").and_then(Value::as_str).map(str::to_owned);
             place(
                 &mut obj,
