@@ -337,3 +337,71 @@ outputs:
         assert!(err.contains(second), "{doc}: {err}");
     }
 }
+
+#[test]
+fn a_site_file_puts_the_cwl_steps_on_slurm_a_scatter_as_one_job_array() {
+    if std::env::var("TWINFLOW_TEST_SLURM").as_deref() != Ok("1") {
+        eprintln!("skipped: TWINFLOW_TEST_SLURM is not 1 (scripts/test starts Slurm and sets it)");
+        return;
+    }
+    let sb = workflow_sandbox();
+    std::fs::write(
+        sb.path("site.yaml"),
+        "version: 1\nexecutors:\n  cwl: { kind: slurm, partition: debug }\n",
+    )
+    .expect("write site");
+    let out = sb.run(&["run", "--site", "site.yaml", "wf.cwl", "job.yml"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let status = sb.run(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    let handles: Vec<&str> = status["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .filter_map(|t| t["handle"].as_str())
+        .collect();
+    assert_eq!(handles.len(), 5, "{status}");
+    assert!(
+        handles.iter().all(|h| h.starts_with("slurm:")),
+        "{handles:?}"
+    );
+    // The three scatter tasks went out as one array: `slurm:JOB_0`, `JOB_1`, ...
+    let arrays: std::collections::BTreeSet<&str> = handles[..3]
+        .iter()
+        .filter_map(|h| h.trim_start_matches("slurm:").split('_').next())
+        .collect();
+    assert_eq!(arrays.len(), 1, "{handles:?}");
+    let run_dir = status["run"]["run_dir"].as_str().expect("run_dir");
+    let object = std::fs::read_to_string(Path::new(run_dir).join("work/outputs/0/outputs.json"))
+        .expect("outputs");
+    let object: serde_json::Value = serde_json::from_str(&object).expect("JSON");
+    let joined = Path::new(run_dir)
+        .join("work/outputs/0")
+        .join(object["joined"]["path"].as_str().expect("path"));
+    assert_eq!(
+        std::fs::read_to_string(joined).expect("read"),
+        "alpha\nbeta\ngamma\n"
+    );
+}
+
+#[test]
+fn a_site_that_runs_the_steps_elsewhere_is_refused_naming_the_executor() {
+    let sb = workflow_sandbox();
+    std::fs::write(
+        sb.path("site.yaml"),
+        "version: 1\nexecutors:\n  cwl: { kind: slurm, partition: debug, ssh: \"me@login.example\", workdir: /scratch/me }\n",
+    )
+    .expect("write site");
+    let out = sb.run(&["validate", "--site", "site.yaml", "wf.cwl", "job.yml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("executor `cwl` (slurm) runs elsewhere"),
+        "{err}"
+    );
+}

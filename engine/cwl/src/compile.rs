@@ -10,8 +10,8 @@ use crate::{check, files, load, step, tool};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use twinflow_core::{
-    BackendConfig, ExecutorId, ExecutorSpec, LocalConfig, OutputSpec, Plan, PlanBuilder, Resources,
-    StepId, StepSpec, WorkflowInfo, shell_quote,
+    BackendConfig, ExecutorId, ExecutorSpec, OutputSpec, Piece, Plan, PlanBuilder, Resources,
+    StepId, StepSpec, Template, WorkflowInfo, shell_quote,
 };
 
 /// What to compile.
@@ -25,6 +25,54 @@ pub struct CwlInput {
     pub run_id: String,
     /// The `twinflow` binary the tasks call back into.
     pub runner: PathBuf,
+    /// `--site`: a site file binding the executor role [`EXECUTOR_ROLE`].
+    pub site: Option<twinflow_workflow::SiteSource>,
+    /// `--local`: every step on a local executor.
+    pub local: bool,
+}
+
+/// The executor role every CWL step runs on: local unless a site file binds
+/// it (`executors: {cwl: {kind: slurm, …}}`).
+pub const EXECUTOR_ROLE: &str = "cwl";
+
+/// The executor the steps run on, and the environment its site binding
+/// gives them; refused where the tasks could not reach the twinflow binary,
+/// the documents and the inputs by the paths they have here.
+fn executor(input: &CwlInput) -> Result<(ExecutorSpec, Vec<(String, Template)>)> {
+    let options = twinflow_workflow::CompileOptions {
+        site: input.site.clone(),
+        local: input.local,
+        ..Default::default()
+    };
+    let mut bound = twinflow_workflow::bind_executor_roles(&[EXECUTOR_ROLE], &options)
+        .map_err(|e| CwlError::invalid(e.render(false)))?;
+    let Some((spec, site_env)) = bound.pop() else {
+        return Err(CwlError::invalid("no executor for the CWL steps"));
+    };
+    let remote = match &spec.backend {
+        BackendConfig::Slurm(s) => s.ssh.is_some(),
+        BackendConfig::Cloud(_) => true,
+        BackendConfig::Local(_) | BackendConfig::Fetch(_) => false,
+    };
+    if remote {
+        return Err(CwlError::unsupported(format!(
+            "executor `{}` ({}) runs elsewhere: CWL steps run on a local or a login-node Slurm executor so far (their tasks need this twinflow binary, the documents and the inputs at the paths they have here)",
+            spec.name,
+            spec.backend.kind()
+        )));
+    }
+    let env = site_env
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                k,
+                Template {
+                    pieces: vec![Piece::Lit(v)],
+                },
+            )
+        })
+        .collect();
+    Ok((spec, env))
 }
 
 /// A compiled CWL document: the plan and the process it came from.
@@ -107,7 +155,13 @@ pub fn compile(input: &CwlInput) -> Result<Compiled> {
     };
     if process.class == Class::Workflow {
         let wf = Workflow::from_process(process.clone())?;
-        let (plan, step) = crate::split::plan(&wf, &inputs, &document, &input.runner, info)?;
+        let (executor, env) = executor(input)?;
+        let target = crate::split::Target {
+            runner: &input.runner,
+            executor,
+            env,
+        };
+        let (plan, step) = crate::split::plan(&wf, &inputs, &document, target, info)?;
         return Ok(Compiled {
             plan,
             process,
@@ -123,8 +177,14 @@ pub fn compile(input: &CwlInput) -> Result<Compiled> {
     if process.reuse_disabled() {
         command.push_str(&no_reuse(&input.run_id));
     }
-    let spec = step_spec(name.clone(), resources(&process), vec![file.clone()]);
-    let mut builder = PlanBuilder::new(info, Vec::new(), None, vec![local_executor()], vec![spec]);
+    let (executor, env) = executor(input)?;
+    let mut spec = step_spec(
+        name.clone(),
+        resources(&process, &executor),
+        vec![file.clone()],
+    );
+    spec.env = env;
+    let mut builder = PlanBuilder::new(info, Vec::new(), None, vec![executor], vec![spec]);
     builder.push_task(StepId(0), command, &mut Vec::new());
     Ok(Compiled {
         plan: builder.finish(),
@@ -143,18 +203,6 @@ pub(crate) fn no_reuse(run_id: &str) -> String {
 
 /// The key of a job object's requirements.
 pub(crate) const JOB_REQUIREMENTS: &str = "cwl:requirements";
-
-/// The executor every CWL step runs on so far.
-pub(crate) fn local_executor() -> ExecutorSpec {
-    ExecutorSpec {
-        name: "local".into(),
-        backend: BackendConfig::Local(LocalConfig::default()),
-        prologue: None,
-        env: Vec::new(),
-        container_runtime: None,
-        bound_by: None,
-    }
-}
 
 /// A step whose outputs are a CWL run's `out` directory and output object,
 /// with one task (callers set `tasks`, `for_each` and `inputs` as needed).
@@ -222,15 +270,22 @@ pub(crate) fn step_name(file: &Path) -> String {
 /// twinflow resources from `ResourceRequirement` minimums written as
 /// numbers (expressions are evaluated by the step runner; the plan keeps
 /// the default then).
-pub(crate) fn resources(process: &Process) -> Resources {
+pub(crate) fn resources(process: &Process, executor: &ExecutorSpec) -> Resources {
     let mut r = Resources::default();
     if let Some(req) = process.find("ResourceRequirement") {
         let number = |k: &str| req.value.get(k).and_then(Value::as_f64);
         if let Some(c) = number("coresMin").or_else(|| number("coresMax")) {
             // A local executor cannot give more than the machine has; the
             // step runner still reports the asked-for cores in `runtime`.
-            let machine = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-            r.cpus = (c.ceil().max(1.0) as u32).min(machine);
+            let asked = c.ceil().max(1.0) as u32;
+            r.cpus = match &executor.backend {
+                BackendConfig::Local(l) => {
+                    let machine =
+                        std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+                    asked.min(l.slots.unwrap_or(machine))
+                }
+                _ => asked,
+            };
         }
         if let Some(m) = number("ramMin").or_else(|| number("ramMax")) {
             r.memory_bytes = Some((m.ceil().max(1.0) as u64) * 1024 * 1024);

@@ -11,15 +11,15 @@
 //! workflow input values it reads and where its producers' outputs are
 //! staged.
 
-use crate::compile::{OBJECT_OUTPUT, OUT_OUTPUT, local_executor, resources, step_spec};
+use crate::compile::{OBJECT_OUTPUT, OUT_OUTPUT, resources, step_spec};
 use crate::error::{CwlError, Result};
 use crate::workflow::{Source, Step, Workflow, links, scatter};
 use serde_json::{Map, Value};
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use twinflow_core::{
-    ForEachKey, InputSpec, Plan, PlanBuilder, StepId, TaskId, WorkflowInfo, input_paths,
-    shell_quote,
+    ExecutorSpec, ForEachKey, InputSpec, Plan, PlanBuilder, StepId, TaskId, Template, WorkflowInfo,
+    input_paths, shell_quote,
 };
 
 /// The step that assembles the workflow's outputs (renamed if a CWL step
@@ -95,13 +95,24 @@ struct StaticScatter {
     dims: Vec<usize>,
 }
 
+/// Where the tasks run and what they call.
+#[derive(Debug, Clone)]
+pub struct Target<'a> {
+    /// The `twinflow` binary the tasks run (`twinflow cwl-step`).
+    pub runner: &'a Path,
+    /// The executor every step runs on.
+    pub executor: ExecutorSpec,
+    /// The environment its binding gives every task.
+    pub env: Vec<(String, Template)>,
+}
+
 /// The plan of `wf` run on `inputs` (its completed input object), and the
 /// name of the step that assembles the outputs.
 pub fn plan(
     wf: &Workflow,
     inputs: &Value,
     document: &Path,
-    runner: &Path,
+    target: Target<'_>,
     info: WorkflowInfo,
 ) -> Result<(Plan, String)> {
     let names = step_names(&wf.steps);
@@ -133,7 +144,12 @@ pub fn plan(
             code.push(step.run.doc.path.clone());
         }
         code.sort();
-        let mut spec = step_spec(names[i].clone(), resources(&step.run), code);
+        let mut spec = step_spec(
+            names[i].clone(),
+            resources(&step.run, &target.executor),
+            code,
+        );
+        spec.env.clone_from(&target.env);
         let count = statics[i].as_ref().map_or(1, |s| s.jobs.len() as u32);
         if statics[i].is_some() {
             spec.for_each = vec![ForEachKey {
@@ -154,14 +170,15 @@ pub fn plan(
         Default::default(),
         vec![wf.process.doc.path.clone()],
     );
+    collect_spec.env.clone_from(&target.env);
     collect_spec.inputs = input_specs(&out_deps, &names, &statics);
     collect_spec.tasks = next..next + 1;
     specs.push(collect_spec);
     step_deps.push(out_deps);
 
     let run_id = info.run_id.clone();
-    let mut builder = PlanBuilder::new(info, Vec::new(), None, vec![local_executor()], specs);
-    let runner = shell_quote(&runner.to_string_lossy());
+    let mut builder = PlanBuilder::new(info, Vec::new(), None, vec![target.executor], specs);
+    let runner = shell_quote(&target.runner.to_string_lossy());
     let doc = shell_quote(&document.to_string_lossy());
     let task_range = |i: usize, b: &PlanBuilder| -> Vec<TaskId> {
         b.steps()[i].tasks.clone().map(TaskId).collect()

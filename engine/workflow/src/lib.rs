@@ -80,6 +80,24 @@ pub fn compile_file(path: &Path, options: &CompileOptions) -> Result<Plan, Compi
     compile_named(&path.display().to_string(), &text, &options, &stem(path))
 }
 
+/// The executors of a plan another front end builds (the CWL front end):
+/// each of `roles` a local executor unless `options.site` binds it
+/// (checked and reported as for a workflow), all local with
+/// `options.local`; each with the plain `env` its site binding sets.
+pub fn bind_executor_roles(
+    roles: &[&str],
+    options: &CompileOptions,
+) -> Result<Vec<(twinflow_core::ExecutorSpec, Vec<(String, String)>)>, CompileError> {
+    let name = options.site.as_ref().map_or("site", |s| s.name.as_str());
+    let text = options.site.as_ref().map_or("", |s| s.text.as_str());
+    let mut d = Diags::new(source(name, text));
+    let bound = lower::executors::for_roles(roles, &mut d, options);
+    if !d.is_empty() {
+        return Err(d.into_error());
+    }
+    Ok(bound.into_iter().map(|e| (e.spec, e.site_env)).collect())
+}
+
 /// Compiles workflow text; `name` labels diagnostics (usually the file name).
 pub fn compile_str(name: &str, text: &str, options: &CompileOptions) -> Result<Plan, CompileError> {
     compile_named(name, text, options, &stem(Path::new(name)))

@@ -57,6 +57,8 @@ pub(crate) fn cwl_runner(out: &Output, args: &RunnerArgs) -> u8 {
         job: args.job.clone(),
         run_id: twinflow_engine::new_run_id_for_file(&args.document),
         runner,
+        site: None,
+        local: false,
     };
     let compiled = match twinflow_cwl::compile(&input) {
         Ok(c) => c,
@@ -171,13 +173,16 @@ pub(crate) fn compile_for_run(
         out.error("--param does not apply to a CWL document: give its inputs in a job object");
         return Err(exit::INVALID);
     }
-    if args.site.is_some() {
-        out.error(&format!(
-            "{}: --site with a CWL document is not supported yet (CWL runs on the local executor so far)",
-            args.file.display()
-        ));
-        return Err(exit::INVALID);
-    }
+    let site = match &args.site {
+        Some(path) => match twinflow_workflow::SiteSource::read(path) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                out.compile_error(&path.display().to_string(), &e);
+                return Err(exit::INVALID);
+            }
+        },
+        None => None,
+    };
     let runner = std::env::current_exe().map_err(|e| {
         out.error(&format!("cannot find the twinflow binary: {e}"));
         exit::UNREACHABLE
@@ -187,16 +192,16 @@ pub(crate) fn compile_for_run(
         job: args.job.clone(),
         run_id: run_id.map_or_else(|| "dry-run".to_owned(), str::to_owned),
         runner,
+        site,
+        local: args.local,
     };
     match twinflow_cwl::compile(&input) {
         Ok(c) => Ok(c.plan),
         Err(e) => {
+            // Exit 33 is the conformance runner's; for `run` and `validate`
+            // an unsupported feature is an input twinflow cannot take.
             out.error(&e.to_string());
-            Err(if e.kind == ErrorKind::Unsupported {
-                UNSUPPORTED
-            } else {
-                exit::INVALID
-            })
+            Err(exit::INVALID)
         }
     }
 }

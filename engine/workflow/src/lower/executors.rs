@@ -68,10 +68,46 @@ pub(crate) fn lower_all(doc: &WorkflowDoc, d: &mut Diags, opts: &CompileOptions)
         });
     }
     if let Some(site) = &opts.site {
-        rebind_to_site(&mut out, doc, d, &site.name, &site.text);
+        let roles: Vec<&str> = doc
+            .executors
+            .iter()
+            .map(|(k, _)| k.value.as_str())
+            .collect();
+        rebind_to_site(&mut out, &roles, d, &site.name, &site.text);
     }
+    bind_local(&mut out, opts);
+    out
+}
+
+/// The executors of a plan another front end builds (CWL): each of `roles`
+/// a local executor, unless the site file of `opts` binds it (`--local`
+/// binds them all locally again). Each comes with the site's `env` for it.
+pub(crate) fn for_roles(roles: &[&str], d: &mut Diags, opts: &CompileOptions) -> Vec<ExecIr> {
+    let mut out: Vec<ExecIr> = roles
+        .iter()
+        .map(|role| ExecIr {
+            spec: ExecutorSpec {
+                name: (*role).to_owned(),
+                backend: BackendConfig::Local(LocalConfig::default()),
+                prologue: None,
+                env: Vec::new(),
+                container_runtime: None,
+                bound_by: None,
+            },
+            env: Vec::new(),
+            site_env: Vec::new(),
+        })
+        .collect();
+    if let Some(site) = &opts.site {
+        rebind_to_site(&mut out, roles, d, &site.name, &site.text);
+    }
+    bind_local(&mut out, opts);
+    out
+}
+
+fn bind_local(out: &mut [ExecIr], opts: &CompileOptions) {
     if opts.local {
-        for e in &mut out {
+        for e in out.iter_mut() {
             // A local executor keeps its slots and GPUs; a Slurm or cloud
             // one becomes a local one without GPUs, so a step that asks
             // for GPUs there is refused (see `gpus::check_step`).
@@ -84,10 +120,9 @@ pub(crate) fn lower_all(doc: &WorkflowDoc, d: &mut Diags, opts: &CompileOptions)
             e.spec.bound_by = Some("--local".to_owned());
         }
     }
-    out
 }
 
-fn rebind_to_site(out: &mut [ExecIr], doc: &WorkflowDoc, d: &mut Diags, name: &str, text: &str) {
+fn rebind_to_site(out: &mut [ExecIr], roles: &[&str], d: &mut Diags, name: &str, text: &str) {
     let site_source = source(name, text);
     let mut sd = Diags::new(site_source);
     let parsed = crate::parse_into::<SiteDoc>(text, &mut sd);
@@ -100,11 +135,6 @@ fn rebind_to_site(out: &mut [ExecIr], doc: &WorkflowDoc, d: &mut Diags, name: &s
                 "this twinflow reads version 1",
             );
         }
-        let roles: Vec<&str> = doc
-            .executors
-            .iter()
-            .map(|(k, _)| k.value.as_str())
-            .collect();
         for (role, spanned) in site.executors.iter() {
             let Some(slot) = out.iter_mut().find(|e| e.spec.name == role.value) else {
                 let help = did_you_mean(&role.value, roles.iter().copied())

@@ -5,7 +5,7 @@
 
 mod code;
 mod container;
-mod executors;
+pub(crate) mod executors;
 mod gpus;
 mod graph;
 mod groups;
