@@ -46,7 +46,7 @@ fn executor(input: &CwlInput) -> Result<(ExecutorSpec, Vec<(String, Template)>)>
     };
     let mut bound = twinflow_workflow::bind_executor_roles(&[EXECUTOR_ROLE], &options)
         .map_err(|e| CwlError::invalid(e.render(false)))?;
-    let Some((spec, site_env)) = bound.pop() else {
+    let Some(twinflow_workflow::BoundRole { spec, site_env }) = bound.pop() else {
         return Err(CwlError::invalid("no executor for the CWL steps"));
     };
     let remote = match &spec.backend {

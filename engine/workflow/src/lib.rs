@@ -87,7 +87,7 @@ pub fn compile_file(path: &Path, options: &CompileOptions) -> Result<Plan, Compi
 pub fn bind_executor_roles(
     roles: &[&str],
     options: &CompileOptions,
-) -> Result<Vec<(twinflow_core::ExecutorSpec, Vec<(String, String)>)>, CompileError> {
+) -> Result<Vec<BoundRole>, CompileError> {
     let name = options.site.as_ref().map_or("site", |s| s.name.as_str());
     let text = options.site.as_ref().map_or("", |s| s.text.as_str());
     let mut d = Diags::new(source(name, text));
@@ -95,7 +95,22 @@ pub fn bind_executor_roles(
     if !d.is_empty() {
         return Err(d.into_error());
     }
-    Ok(bound.into_iter().map(|e| (e.spec, e.site_env)).collect())
+    Ok(bound
+        .into_iter()
+        .map(|e| BoundRole {
+            spec: e.spec,
+            site_env: e.site_env,
+        })
+        .collect())
+}
+
+/// An executor role bound by [`bind_executor_roles`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoundRole {
+    /// The executor.
+    pub spec: twinflow_core::ExecutorSpec,
+    /// The plain `env` the site file sets for it (empty when unbound).
+    pub site_env: Vec<(String, String)>,
 }
 
 /// Compiles workflow text; `name` labels diagnostics (usually the file name).
