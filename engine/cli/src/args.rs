@@ -260,6 +260,9 @@ pub(crate) enum Command {
         /// Keep the private state directory (its path goes to stderr).
         #[arg(long)]
         keep_state: bool,
+        /// The binding file of the document's abstract `Operation` steps.
+        #[arg(long, value_name = "FILE")]
+        bind: Option<PathBuf>,
         /// The CWL document (`tool.cwl` or `tool.cwl#id`).
         document: PathBuf,
         /// The job object (YAML or JSON).
@@ -287,6 +290,9 @@ pub(crate) enum Command {
         /// Where a producer's outputs are staged: STEP=OBJ|DIR;...[@DIMS].
         #[arg(long)]
         from: Vec<String>,
+        /// The binding file of the workflow's abstract steps.
+        #[arg(long)]
+        bind: Option<PathBuf>,
         /// The run's id: given to steps with `WorkReuse: {enableReuse:
         /// false}`, it makes their command (so their cache key) unique to
         /// the run. Not otherwise used.
@@ -438,6 +444,10 @@ pub(crate) struct CompileArgs {
     pub file: PathBuf,
     /// The job object of a CWL document (YAML or JSON).
     pub job: Option<PathBuf>,
+    /// A CWL document's binding file: what its abstract `Operation` steps
+    /// run (docs/cwl.md).
+    #[arg(long, value_name = "FILE")]
+    pub bind: Option<PathBuf>,
     /// Override a parameter: `key=value`; a list parameter takes `a,b,c`.
     #[arg(long = "param", short = 'p', value_name = "KEY=VALUE")]
     pub params: Vec<String>,

@@ -83,6 +83,7 @@ fn main() -> ExitCode {
             outdir,
             quiet: _,
             keep_state,
+            bind,
             document,
             job,
         } => commands::cwl_runner(
@@ -92,6 +93,7 @@ fn main() -> ExitCode {
                 document,
                 job,
                 keep: keep_state,
+                bind,
             },
         ),
         Command::CwlStep {
@@ -101,6 +103,7 @@ fn main() -> ExitCode {
             collect,
             scattered,
             from,
+            bind,
             run: _,
         } => {
             let mode = match (step, collect) {
@@ -113,6 +116,7 @@ fn main() -> ExitCode {
                 mode,
                 job,
                 from,
+                bind,
             };
             commands::cwl_step(&out, &args)
         }

@@ -45,6 +45,7 @@ pub(crate) fn stored_settings(
     args.site = stored.site.as_ref().map(PathBuf::from);
     args.local = stored.local;
     args.job = stored.job.as_ref().map(PathBuf::from);
+    args.bind = stored.bind.as_ref().map(PathBuf::from);
     let mut shown: Vec<String> = args.params.iter().map(|p| format!("-p {p}")).collect();
     if let Some(site) = &args.site {
         shown.push(format!("--site {}", site.display()));

@@ -405,3 +405,99 @@ fn a_site_that_runs_the_steps_elsewhere_is_refused_naming_the_executor() {
         "{err}"
     );
 }
+
+const ABSTRACT: &str = "cwlVersion: v1.2
+class: Workflow
+inputs:
+  word: string
+outputs:
+  shouted:
+    type: File
+    outputSource: shout/loud
+steps:
+  say:
+    run:
+      class: Operation
+      inputs: {word: string}
+      outputs: {out: File}
+    in: {word: word}
+    out: [out]
+  shout:
+    run:
+      class: Operation
+      inputs: {text: File}
+      outputs: {loud: File}
+    in: {text: say/out}
+    out: [loud]
+";
+
+#[test]
+fn abstract_operations_run_as_their_binding_file_says() {
+    let bindings = "version: 1
+steps:
+  say:
+    run: echo.cwl
+  shout:
+    command: [sh, -c, 'tr a-z A-Z < \"$0\" > loud.txt', $(inputs.text.path)]
+    outputs: {loud: {glob: loud.txt}}
+";
+    let sb = Sandbox::new(&[
+        ("echo.cwl", ECHO_TOOL),
+        ("abstract.cwl", ABSTRACT),
+        ("bind.yml", bindings),
+        ("job.yml", "word: quiet\n"),
+    ]);
+    let out = sb.run(&[
+        "cwl-runner",
+        "--outdir",
+        "o",
+        "--bind",
+        "bind.yml",
+        "abstract.cwl",
+        "job.yml",
+    ]);
+    let object = output_object(&out);
+    let path = object["shouted"]["path"].as_str().expect("path");
+    assert_eq!(std::fs::read_to_string(path).expect("read"), "QUIET\n");
+    // Through `run` too, each bound step its own twinflow step.
+    let run = sb.run(&["run", "--bind", "bind.yml", "abstract.cwl", "job.yml"]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+}
+
+#[test]
+fn an_unbound_operation_is_refused_naming_the_step() {
+    let sb = Sandbox::new(&[
+        ("abstract.cwl", ABSTRACT),
+        ("bind.yml", "version: 1\nsteps:\n  say: {run: echo.cwl}\n"),
+        ("echo.cwl", ECHO_TOOL),
+        ("job.yml", "word: quiet\n"),
+    ]);
+    let out = sb.run(&["validate", "abstract.cwl", "job.yml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(
+            "step `say` is an abstract Operation and is not bound (give a binding file with --bind)"
+        ),
+        "{err}"
+    );
+    let out = sb.run(&["validate", "--bind", "bind.yml", "abstract.cwl", "job.yml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("step `shout` is an abstract Operation and is not bound")
+            && err.contains("binds say"),
+        "{err}"
+    );
+    std::fs::write(
+        sb.path("typo.yml"),
+        "version: 1\nsteps:\n  say: {rnu: echo.cwl}\n",
+    )
+    .expect("write");
+    let out = sb.run(&["validate", "--bind", "typo.yml", "abstract.cwl", "job.yml"]);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("typo.yml:3:") && err.contains("unknown key `rnu`"),
+        "{err}"
+    );
+}

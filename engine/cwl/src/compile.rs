@@ -29,6 +29,8 @@ pub struct CwlInput {
     pub site: Option<twinflow_workflow::SiteSource>,
     /// `--local`: every step on a local executor.
     pub local: bool,
+    /// `--bind`: the binding file of the document's abstract steps.
+    pub bind: Option<PathBuf>,
 }
 
 /// The executor role every CWL step runs on: local unless a site file binds
@@ -103,7 +105,9 @@ fn supported(process: &Process) -> Result<()> {
         }
         Class::Operation => Err(process.error(
             "class",
-            CwlError::unsupported("Operation: abstract steps need a binding file"),
+            CwlError::invalid(
+                "an Operation runs only as a step of a workflow, bound by a binding file (--bind)",
+            ),
         )),
         Class::ExpressionTool => Err(process.error(
             "class",
@@ -129,7 +133,10 @@ pub fn read_job(path: Option<&Path>) -> Result<Value> {
 /// Compiles a CWL document and job object into a plan.
 pub fn compile(input: &CwlInput) -> Result<Compiled> {
     let job = read_job(input.job.as_deref())?;
-    let process = model::with_job_requirements(model::load(&input.document)?, &job)?;
+    let mut process = model::with_job_requirements(model::load(&input.document)?, &job)?;
+    if let Some(bind) = &input.bind {
+        process.bindings = Some(std::sync::Arc::new(crate::bind::Bindings::read(bind)?));
+    }
     supported(&process)?;
     // Fail on a bad job object now, not in the task; the tasks get the
     // completed values (sizes, secondary files found beside primaries).

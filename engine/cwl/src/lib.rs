@@ -16,6 +16,7 @@ pub mod types;
 pub mod workflow;
 
 pub use error::{CwlError, ErrorKind};
+pub mod bind;
 pub mod check;
 pub mod compile;
 pub mod runner;

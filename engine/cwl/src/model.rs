@@ -96,6 +96,12 @@ pub struct Process {
     pub names: Names,
     /// The process object as written.
     pub raw: Value,
+    /// The binding file its abstract steps are bound by (passed on to its
+    /// steps).
+    pub bindings: Option<Arc<crate::bind::Bindings>>,
+    /// Its step path in the top-level workflow (`""` for the top level,
+    /// `step`, `outer/inner`): how binding files name steps.
+    pub step_path: String,
 }
 
 /// Requirements twinflow implements.
@@ -408,6 +414,8 @@ pub fn from_value(
         requirements,
         names,
         raw: value,
+        bindings: None,
+        step_path: String::new(),
     })
 }
 

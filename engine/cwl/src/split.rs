@@ -140,6 +140,9 @@ pub fn plan(
     let mut step_deps: Vec<Vec<usize>> = Vec::with_capacity(wf.steps.len() + 1);
     for (i, step) in wf.steps.iter().enumerate() {
         let mut code = vec![wf.process.doc.path.clone()];
+        if let Some(file) = wf.process.bindings.as_ref().and_then(|b| b.file.clone()) {
+            code.push(file);
+        }
         if step.run.doc.path != wf.process.doc.path {
             code.push(step.run.doc.path.clone());
         }
@@ -228,6 +231,9 @@ pub fn plan(
             }
             if wf.steps.get(i).is_some_and(|s| s.run.reuse_disabled()) {
                 command.push_str(&crate::compile::no_reuse(&run_id));
+            }
+            if let Some(file) = wf.process.bindings.as_ref().and_then(|b| b.file.as_ref()) {
+                command.push_str(&format!(" --bind {}", shell_quote(&file.to_string_lossy())));
             }
             builder.push_task(StepId(i as u32), command, &mut deps);
             deps.clear();

@@ -49,6 +49,8 @@ pub struct StepArgs {
     pub job: String,
     /// Where producers' outputs are staged ([`crate::split::FromSpec`]).
     pub from: Vec<String>,
+    /// The binding file of the workflow's abstract steps.
+    pub bind: Option<PathBuf>,
 }
 
 /// Runs a step task in `workdir`; returns the process exit code (0, 1, or
@@ -81,7 +83,10 @@ pub fn main(args: &StepArgs, workdir: &Path) -> i32 {
 fn run(args: &StepArgs, workdir: &Path) -> Result<()> {
     let job: Value = serde_json::from_str(&args.job)
         .map_err(|e| CwlError::invalid(format!("the job object is not JSON: {e}")))?;
-    let process = model::with_job_requirements(model::load(&args.document)?, &job)?;
+    let mut process = model::with_job_requirements(model::load(&args.document)?, &job)?;
+    if let Some(bind) = &args.bind {
+        process.bindings = Some(std::sync::Arc::new(crate::bind::Bindings::read(bind)?));
+    }
     let outdir = workdir.join(tool::OUT_DIR);
     let mut outputs = match (&args.mode, process.class) {
         (Mode::Whole, model::Class::CommandLineTool) => {

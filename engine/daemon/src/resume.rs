@@ -38,6 +38,7 @@ pub(crate) fn stored_args(req: &SubmitRequest) -> RunSettings {
         site: req.site.clone(),
         local: req.local,
         job: None,
+        bind: None,
     }
 }
 

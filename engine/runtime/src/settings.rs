@@ -33,6 +33,10 @@ pub struct RunSettings {
     /// workflows, and then not written).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<String>,
+    /// The binding file of a CWL document's abstract steps, absolute
+    /// (absent otherwise, and then not written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind: Option<String>,
 }
 
 impl RunSettings {
@@ -79,6 +83,7 @@ mod tests {
                 site: Some("/etc/site.yaml".to_owned()),
                 local: true,
                 job: None,
+                bind: None,
             }
         );
         for stored in STORED {

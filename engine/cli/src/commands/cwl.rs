@@ -33,6 +33,7 @@ pub(crate) struct RunnerArgs {
     pub(crate) document: PathBuf,
     pub(crate) job: Option<PathBuf>,
     pub(crate) keep: bool,
+    pub(crate) bind: Option<PathBuf>,
 }
 
 fn code_of(e: &CwlError) -> u8 {
@@ -59,6 +60,7 @@ pub(crate) fn cwl_runner(out: &Output, args: &RunnerArgs) -> u8 {
         runner,
         site: None,
         local: false,
+        bind: args.bind.clone(),
     };
     let compiled = match twinflow_cwl::compile(&input) {
         Ok(c) => c,
@@ -194,6 +196,7 @@ pub(crate) fn compile_for_run(
         runner,
         site,
         local: args.local,
+        bind: args.bind.clone(),
     };
     match twinflow_cwl::compile(&input) {
         Ok(c) => Ok(c.plan),

@@ -145,6 +145,7 @@ fn compile_run_plan(out: &Output, info: &RunInfo) -> Option<twinflow_workflow::P
         let args = CompileArgs {
             file,
             job: None,
+            bind: None,
             params: Vec::new(),
             site: None,
             local: false,

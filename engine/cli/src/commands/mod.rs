@@ -88,6 +88,13 @@ fn compile_for_run(out: &Output, args: &CompileArgs, run_id: Option<&str>) -> Re
         ));
         return Err(exit::INVALID);
     }
+    if let Some(bind) = &args.bind {
+        out.error(&format!(
+            "{}: a binding file is for a CWL document's abstract steps (.cwl)",
+            bind.display()
+        ));
+        return Err(exit::INVALID);
+    }
     let mut options = CompileOptions {
         local: args.local,
         max_tasks: args.max_tasks,

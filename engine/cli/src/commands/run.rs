@@ -165,6 +165,7 @@ pub(crate) fn take_up_for_rerun(
     let given = CompileArgs {
         file: settings.file.clone().unwrap_or(file).into(),
         job: None,
+        bind: None,
         params: Vec::new(),
         site: None,
         local: false,
@@ -366,6 +367,15 @@ fn pick_run_id(
     Err(exit::INVALID)
 }
 
+/// A path made absolute for the stored settings (resumes and exports may
+/// run from another directory).
+fn absolute_text(path: &Path) -> String {
+    std::fs::canonicalize(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
 /// The file (and a CWL document's job) as `run --resume` takes them,
 /// quoted for a shell.
 fn resume_words(compile: &CompileArgs) -> String {
@@ -373,6 +383,10 @@ fn resume_words(compile: &CompileArgs) -> String {
     if let Some(job) = &compile.job {
         words.push(' ');
         words.push_str(&shown(&job.display().to_string()));
+    }
+    if let Some(bind) = &compile.bind {
+        words.push_str(" --bind ");
+        words.push_str(&shown(&bind.display().to_string()));
     }
     words
 }
@@ -390,12 +404,8 @@ fn stored_args(args: &RunArgs) -> RunSettings {
                 .to_string()
         }),
         local: args.compile.local,
-        job: args.compile.job.as_ref().map(|j| {
-            std::fs::canonicalize(j)
-                .unwrap_or_else(|_| j.clone())
-                .display()
-                .to_string()
-        }),
+        job: args.compile.job.as_ref().map(|j| absolute_text(j)),
+        bind: args.compile.bind.as_ref().map(|b| absolute_text(b)),
     }
 }
 

@@ -209,6 +209,18 @@ fn read_step(
         }
         _ => return Err(CwlError::invalid(format!("step `{id}` has no `run`"))),
     };
+    let path = if wf.step_path.is_empty() {
+        id.to_owned()
+    } else {
+        format!("{}/{id}", wf.step_path)
+    };
+    let mut run = run;
+    if run.class == Class::Operation {
+        let none = crate::bind::Bindings::default();
+        run = crate::bind::concrete(&run, &path, wf.bindings.as_deref().unwrap_or(&none))?;
+    }
+    run.bindings.clone_from(&wf.bindings);
+    run.step_path = path;
     if run.class == Class::Workflow && depth + 1 > MAX_NESTING {
         return Err(CwlError::invalid("subworkflows nest too deep"));
     }
