@@ -501,3 +501,77 @@ fn an_unbound_operation_is_refused_naming_the_step() {
         "{err}"
     );
 }
+
+const UPPER_TOOL: &str = "cwlVersion: v1.2
+class: CommandLineTool
+baseCommand: [tr, a-z, A-Z]
+inputs:
+  text: {type: File, streamable: true}
+stdin: $(inputs.text.path)
+stdout: upper.txt
+outputs:
+  out: stdout
+";
+
+const CHAIN: &str = "cwlVersion: v1.2
+class: Workflow
+requirements:
+  ScatterFeatureRequirement: {}
+inputs:
+  words: string[]
+outputs:
+  joined:
+    type: File
+    outputSource: join/all
+steps:
+  say:
+    run: echo.cwl
+    scatter: word
+    in: {word: words}
+    out: [out]
+  shout:
+    run: upper.cwl
+    scatter: text
+    in: {text: say/out}
+    out: [out]
+  join:
+    run: cat.cwl
+    in: {files: shout/out}
+    out: [all]
+";
+
+#[test]
+fn a_scatter_over_a_scattered_step_is_one_task_per_producer_task() {
+    let sb = Sandbox::new(&[
+        ("echo.cwl", ECHO_TOOL),
+        ("upper.cwl", UPPER_TOOL),
+        ("cat.cwl", CAT_TOOL),
+        ("chain.cwl", CHAIN),
+        ("job.yml", "words: [alpha, beta, gamma]\n"),
+    ]);
+    let plan = sb.run(&["plan", "--json", "chain.cwl", "job.yml"]);
+    assert!(plan.status.success(), "{}", text(&plan.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).expect("plan JSON");
+    let tasks = plan["tasks"].as_array().expect("tasks");
+    let by_name = |name: &str| {
+        tasks
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap_or_else(|| panic!("no task {name}: {plan}"))
+    };
+    // shout[i=1] waits for say[i=1] alone, not for the whole scatter.
+    let say1 = by_name("say[i=1]")["id"].clone();
+    assert_eq!(
+        by_name("shout[i=1]")["dependencies"],
+        serde_json::json!([say1]),
+        "{plan}"
+    );
+    assert_eq!(by_name("join")["dependencies"].as_array().map(Vec::len), Some(3));
+    let out = sb.run(&["cwl-runner", "--outdir", "o", "chain.cwl", "job.yml"]);
+    let object = output_object(&out);
+    let path = object["joined"]["path"].as_str().expect("path");
+    assert_eq!(
+        std::fs::read_to_string(path).expect("read"),
+        "ALPHA\nBETA\nGAMMA\n"
+    );
+}

@@ -93,6 +93,9 @@ impl FromSpec {
 struct StaticScatter {
     jobs: Vec<Map<String, Value>>,
     dims: Vec<usize>,
+    /// The producer (step index) whose task `i` this step's task `i`
+    /// scatters over (the jobs are then empty: the values come from it).
+    aligned: Option<usize>,
 }
 
 /// Where the tasks run and what they call.
@@ -129,11 +132,14 @@ pub fn plan(
             input_values.insert(Source::Input(k.clone()), v.clone());
         }
     }
-    let statics: Vec<Option<StaticScatter>> = wf
-        .steps
-        .iter()
-        .map(|s| static_scatter(wf, s, &input_values))
-        .collect::<Result<_>>()?;
+    let mut statics: Vec<Option<StaticScatter>> = Vec::with_capacity(wf.steps.len());
+    for s in &wf.steps {
+        let known = match static_scatter(wf, s, &input_values)? {
+            Some(found) => Some(found),
+            None => aligned_scatter(s, &statics, &index),
+        };
+        statics.push(known);
+    }
     // Step specs, task ranges consecutive in workflow order.
     let mut specs = Vec::with_capacity(wf.steps.len() + 1);
     let mut next = 0u32;
@@ -161,7 +167,7 @@ pub fn plan(
             }];
         }
         let deps = producers(step.inputs.iter().flat_map(|i| &i.link.sources), &index);
-        spec.inputs = input_specs(&deps, &names, &statics);
+        spec.inputs = input_specs(&deps, &names, &statics, aligned_to(&statics, i));
         spec.tasks = next..next + count;
         next += count;
         specs.push(spec);
@@ -174,7 +180,7 @@ pub fn plan(
         vec![wf.process.doc.path.clone()],
     );
     collect_spec.env.clone_from(&target.env);
-    collect_spec.inputs = input_specs(&out_deps, &names, &statics);
+    collect_spec.inputs = input_specs(&out_deps, &names, &statics, None);
     collect_spec.tasks = next..next + 1;
     specs.push(collect_spec);
     step_deps.push(out_deps);
@@ -187,7 +193,8 @@ pub fn plan(
         b.steps()[i].tasks.clone().map(TaskId).collect()
     };
     for i in 0..=wf.steps.len() {
-        let froms = from_specs(&step_deps[i], &names, &statics, &wf.steps);
+        let aligned = aligned_to(&statics, i);
+        let froms = from_specs(&step_deps[i], &names, &statics, &wf.steps, aligned);
         let mut deps: Vec<TaskId> = Vec::new();
         let producer_tasks: Vec<Vec<TaskId>> = step_deps[i]
             .iter()
@@ -215,7 +222,12 @@ pub fn plan(
             .collect();
         let job = shell_quote(&Value::Object(job).to_string());
         for t in 0..tasks {
-            for producers in &producer_tasks {
+            for (d, producers) in step_deps[i].iter().zip(&producer_tasks) {
+                // An aligned producer feeds task `t` its task `t` alone.
+                let producers = match aligned {
+                    Some(a) if a == *d => &producers[t as usize..t as usize + 1],
+                    _ => producers.as_slice(),
+                };
                 // Each producer feeds two inputs: its object and its directory.
                 builder.push_input(producers);
                 builder.push_input(producers);
@@ -240,6 +252,68 @@ pub fn plan(
         }
     }
     Ok((builder.finish(), collect))
+}
+
+/// The producer a step's scatter is aligned with, if it is.
+fn aligned_to(statics: &[Option<StaticScatter>], i: usize) -> Option<usize> {
+    statics
+        .get(i)
+        .and_then(|s| s.as_ref())
+        .and_then(|s| s.aligned)
+}
+
+/// A scatter over the outputs of one producer scattered into tasks along
+/// one dimension: task `i` scatters over what task `i` of the producer
+/// made, so the step gets one task per producer task instead of doing the
+/// whole scatter in one. Only when every scattered input reads one output
+/// of that producer and no other input reads the producer (which would
+/// need all its tasks).
+fn aligned_scatter(
+    step: &Step,
+    statics: &[Option<StaticScatter>],
+    index: &HashMap<&str, usize>,
+) -> Option<StaticScatter> {
+    if step.scatter.is_empty() {
+        return None;
+    }
+    if step.scatter.len() > 1 && step.method != crate::workflow::ScatterMethod::Dotproduct {
+        return None;
+    }
+    let mut producer: Option<usize> = None;
+    for name in &step.scatter {
+        let input = step.inputs.iter().find(|i| &i.id == name)?;
+        let [Source::Step(p, _)] = input.link.sources.as_slice() else {
+            return None;
+        };
+        if input.link.listed || input.link.pick.is_some() {
+            return None;
+        }
+        let p = *index.get(p.as_str())?;
+        if producer.is_some_and(|q| q != p) {
+            return None;
+        }
+        producer = Some(p);
+    }
+    let producer = producer?;
+    let produced = statics.get(producer)?.as_ref()?;
+    if produced.dims.len() != 1 {
+        return None;
+    }
+    let reads_producer_elsewhere = step
+        .inputs
+        .iter()
+        .filter(|i| !step.scatter.contains(&i.id))
+        .flat_map(|i| &i.link.sources)
+        .any(|s| matches!(s, Source::Step(p, _) if index.get(p.as_str()) == Some(&producer)));
+    if reads_producer_elsewhere {
+        return None;
+    }
+    let n = produced.jobs.len();
+    Some(StaticScatter {
+        jobs: vec![Map::new(); n],
+        dims: vec![n],
+        aligned: Some(producer),
+    })
 }
 
 /// The scatter of `step` known now: its scattered inputs all come from
@@ -281,7 +355,11 @@ fn static_scatter(
     if jobs.is_empty() {
         return Ok(None);
     }
-    Ok(Some(StaticScatter { jobs, dims }))
+    Ok(Some(StaticScatter {
+        jobs,
+        dims,
+        aligned: None,
+    }))
 }
 
 /// The workflow inputs a step's task reads: those its links name, less
@@ -329,11 +407,12 @@ fn input_specs(
     deps: &[usize],
     names: &[String],
     statics: &[Option<StaticScatter>],
+    aligned: Option<usize>,
 ) -> Vec<InputSpec> {
     let mut out = Vec::with_capacity(deps.len() * 2);
     for d in deps {
         let (o, dir) = input_names_of(&names[*d]);
-        let gather = statics[*d].is_some();
+        let gather = statics[*d].is_some() && aligned != Some(*d);
         for (name, output) in [(o, OBJECT_OUTPUT), (dir, OUT_OUTPUT)] {
             out.push(InputSpec {
                 name,
@@ -352,11 +431,13 @@ fn from_specs(
     names: &[String],
     statics: &[Option<StaticScatter>],
     steps: &[Step],
+    aligned: Option<usize>,
 ) -> Vec<FromSpec> {
     deps.iter()
         .map(|d| {
             let (o, dir) = input_names_of(&names[*d]);
             let (gather, count, dims) = match &statics[*d] {
+                Some(_) if aligned == Some(*d) => (false, 1, None),
                 Some(s) => (true, s.jobs.len(), Some(s.dims.clone())),
                 None => (false, 1, None),
             };
