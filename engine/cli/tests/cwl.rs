@@ -1,7 +1,7 @@
 //! CWL documents as a user runs them: `twinflow cwl-runner` (the
 //! conformance runner contract), `twinflow run`/`validate` of a `.cwl`
 //! file, a workflow split into one twinflow step per CWL step, and the
-//! refusals (JavaScript, a bad job object, a failing tool).
+//! failures (JavaScript errors, a bad job object, a failing tool).
 #![expect(
     clippy::expect_used,
     reason = "test helpers fail the test with a message"
@@ -214,8 +214,74 @@ fn twinflow_run_of_a_cwl_workflow_is_a_run_like_any_other() {
 }
 
 #[test]
-fn javascript_is_refused_with_exit_33_naming_the_document_and_line() {
+fn javascript_evaluates_in_tools_and_expression_tools() {
     let tool = "cwlVersion: v1.2
+class: CommandLineTool
+requirements:
+  InlineJavascriptRequirement:
+    expressionLib:
+      - 'function plus(a, b) { return a + b; }'
+baseCommand: echo
+inputs:
+  n: int
+arguments:
+  - $(inputs.n + 1)
+  - ${ return plus(inputs.n, 10); }
+stdout: out.txt
+outputs:
+  out: stdout
+";
+    let expression_tool = "cwlVersion: v1.2
+class: ExpressionTool
+requirements:
+  InlineJavascriptRequirement: {}
+inputs:
+  n: int
+outputs:
+  squares: int[]
+expression: |
+  ${
+    var out = [];
+    for (var i = 1; i <= inputs.n; i++) { out.push(i * i); }
+    return {'squares': out};
+  }
+";
+    let sb = Sandbox::new(&[
+        ("js.cwl", tool),
+        ("squares.cwl", expression_tool),
+        ("job.yml", "n: 3\n"),
+    ]);
+    let out = sb.run(&[
+        "cwl-runner",
+        "--outdir",
+        "o",
+        "--quiet",
+        "js.cwl",
+        "job.yml",
+    ]);
+    let object = output_object(&out);
+    let path = object["out"]["path"].as_str().expect("path");
+    assert_eq!(
+        std::fs::read_to_string(path).expect("the captured stdout"),
+        "4 13\n"
+    );
+    let out = sb.run(&[
+        "cwl-runner",
+        "--outdir",
+        "o2",
+        "--quiet",
+        "squares.cwl",
+        "job.yml",
+    ]);
+    assert_eq!(
+        output_object(&out),
+        serde_json::json!({"squares": [1, 4, 9]})
+    );
+}
+
+#[test]
+fn javascript_errors_are_reported_with_the_document_and_line() {
+    let broken = "cwlVersion: v1.2
 class: CommandLineTool
 requirements:
   InlineJavascriptRequirement: {}
@@ -223,15 +289,33 @@ baseCommand: echo
 inputs:
   n: int
 arguments:
-  - $(inputs.n + 1)
+  - $(inputs.n +)
 outputs: []
 ";
-    let sb = Sandbox::new(&[("js.cwl", tool), ("job.yml", "n: 1\n")]);
-    let out = sb.run(&["cwl-runner", "--outdir", "o", "js.cwl", "job.yml"]);
-    assert_eq!(out.status.code(), Some(33));
+    let throws = broken.replace("$(inputs.n +)", "$(inputs.n.x.y)");
+    let sb = Sandbox::new(&[
+        ("broken.cwl", broken),
+        ("throws.cwl", &throws),
+        ("job.yml", "n: 1\n"),
+    ]);
+    // A syntax error is found before anything runs, at its line.
+    let out = sb.run(&["cwl-runner", "--outdir", "o", "broken.cwl", "job.yml"]);
+    assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(
-        err.contains("js.cwl:9:") && err.contains("needs JavaScript: $(inputs.n + 1)"),
+        err.contains("broken.cwl:9:")
+            && err.contains("javascript error in $(inputs.n +): SyntaxError"),
+        "{err}"
+    );
+    // An exception fails the run, naming the document, line and expression.
+    let out = sb.run(&["cwl-runner", "--outdir", "o", "throws.cwl", "job.yml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("throws.cwl:9:")
+            && err.contains(
+                "javascript error in $(inputs.n.x.y): TypeError: cannot read property 'y' of undefined"
+            ),
         "{err}"
     );
 }
@@ -566,7 +650,10 @@ fn a_scatter_over_a_scattered_step_is_one_task_per_producer_task() {
         serde_json::json!([say1]),
         "{plan}"
     );
-    assert_eq!(by_name("join")["dependencies"].as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        by_name("join")["dependencies"].as_array().map(Vec::len),
+        Some(3)
+    );
     let out = sb.run(&["cwl-runner", "--outdir", "o", "chain.cwl", "job.yml"]);
     let object = output_object(&out);
     let path = object["joined"]["path"].as_str().expect("path");

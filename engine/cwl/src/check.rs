@@ -1,15 +1,18 @@
-//! Static checks before anything runs: every expression of a process is a
-//! parameter reference twinflow evaluates natively, or the process is
-//! refused as needing JavaScript (naming the field and its line), and
-//! `ExpressionTool`s (JavaScript by definition) are refused the same way.
+//! Static checks of a process's expressions before anything runs, naming
+//! the field and its line: under `InlineJavascriptRequirement` every
+//! JavaScript expression must parse (it is compiled, not run); without it
+//! every `$(...)` must be a parameter reference, since JavaScript needs the
+//! requirement.
 
 use crate::error::{CwlError, Result};
-use crate::expr;
-use crate::model::{Class, Process};
+use crate::expr::{self, ExprError};
+use crate::model::Process;
 use serde_json::Value;
 
-/// Fields that hold text, never expressions.
-const PROSE: &[&str] = &[
+/// Fields that hold text, never expressions, and fields checked elsewhere
+/// (`expressionLib` is JavaScript itself; an inline `run` process is
+/// checked on its own, under its own requirements).
+const SKIPPED: &[&str] = &[
     "baseCommand",
     "doc",
     "label",
@@ -19,35 +22,37 @@ const PROSE: &[&str] = &[
     "$namespaces",
     "$schemas",
     "cwlVersion",
+    "expressionLib",
+    "run",
 ];
 
-/// Refuses `process` if it needs a JavaScript engine.
+/// Refuses `process` if one of its expressions is broken JavaScript, or is
+/// JavaScript without InlineJavascriptRequirement (an invalid document).
 pub fn javascript(process: &Process) -> Result<()> {
-    if process.class == Class::ExpressionTool {
-        return Err(process.error(
-            "class",
-            CwlError::unsupported(
-                "ExpressionTool: needs JavaScript (twinflow evaluates parameter references only)",
-            ),
-        ));
-    }
     let js = process.js();
     let mut pointer = String::new();
-    if let Some((at, text)) = find(&process.raw, js, &mut pointer) {
-        let err = match js {
-            expr::Js::Declared => CwlError::unsupported(format!("needs JavaScript: {text}")),
-            expr::Js::NotDeclared => CwlError::invalid(format!(
-                "`{text}` is not a parameter reference (JavaScript needs InlineJavascriptRequirement)"
-            )),
+    if let Some((at, err)) = find(&process.raw, js, &mut pointer) {
+        let err = match err {
+            ExprError::Invalid { expr, .. } if js == expr::Js::NotDeclared => {
+                CwlError::invalid(format!(
+                    "`{expr}` is not a parameter reference (JavaScript needs InlineJavascriptRequirement)"
+                ))
+            }
+            other => CwlError::invalid(other.to_string()),
         };
         return Err(process.error(at.trim_start_matches('/'), err));
     }
     Ok(())
 }
 
-fn find(v: &Value, js: expr::Js, pointer: &mut String) -> Option<(String, String)> {
+/// The first expression of `v` that fails [`expr::check`], and where.
+fn find(v: &Value, js: expr::Js, pointer: &mut String) -> Option<(String, ExprError)> {
     match v {
-        Value::String(s) if expr::needs_javascript(s, js) => Some((pointer.clone(), s.clone())),
+        // Unterminated text is reported when (and if) the field is evaluated.
+        Value::String(s) => match expr::check(s, js) {
+            Err(ExprError::Syntax { .. }) | Ok(()) => None,
+            Err(e) => Some((pointer.clone(), e)),
+        },
         Value::Array(items) => items.iter().enumerate().find_map(|(i, x)| {
             let len = pointer.len();
             pointer.push_str(&format!("/{i}"));
@@ -57,7 +62,7 @@ fn find(v: &Value, js: expr::Js, pointer: &mut String) -> Option<(String, String
         }),
         Value::Object(m) => m
             .iter()
-            .filter(|(k, _)| !PROSE.contains(&k.as_str()))
+            .filter(|(k, _)| !SKIPPED.contains(&k.as_str()))
             .find_map(|(k, x)| {
                 let len = pointer.len();
                 pointer.push('/');

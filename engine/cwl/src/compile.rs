@@ -98,7 +98,7 @@ pub fn check_document(document: &Path) -> Result<Process> {
 fn supported(process: &Process) -> Result<()> {
     check::javascript(process)?;
     match process.class {
-        Class::CommandLineTool => Ok(()),
+        Class::CommandLineTool | Class::ExpressionTool => Ok(()),
         Class::Workflow => {
             let wf = Workflow::from_process(process.clone())?;
             wf.steps.iter().try_for_each(|s| supported(&s.run))
@@ -108,10 +108,6 @@ fn supported(process: &Process) -> Result<()> {
             CwlError::invalid(
                 "an Operation runs only as a step of a workflow, bound by a binding file (--bind)",
             ),
-        )),
-        Class::ExpressionTool => Err(process.error(
-            "class",
-            CwlError::unsupported("ExpressionTool: needs JavaScript"),
         )),
     }
 }

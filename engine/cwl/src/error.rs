@@ -95,9 +95,8 @@ impl CwlError {
 impl From<crate::expr::ExprError> for CwlError {
     fn from(e: crate::expr::ExprError) -> Self {
         match e {
-            crate::expr::ExprError::NeedsJavaScript { .. } => {
-                Self::unsupported(e.to_string().trim_start_matches("unsupported: ").to_owned())
-            }
+            // The expression ran and failed (an exception, the time limit).
+            crate::expr::ExprError::JavaScript { .. } => Self::failed(e.to_string()),
             other => Self::invalid(other.to_string()),
         }
     }

@@ -1,5 +1,5 @@
-//! CWL v1.2 expressions: parameter references evaluated natively, JavaScript
-//! refused with a typed error.
+//! CWL v1.2 expressions: parameter references evaluated natively, the rest
+//! by the embedded JavaScript engine ([`crate::js`]).
 //!
 //! This module owns everything between a string of a CWL document and its
 //! value: finding `$(...)` and `${...}` in it (cwltool's scanner, quotes and
@@ -10,10 +10,13 @@
 //! a longer string. It follows `cwl_utils.expression` (what cwltool runs):
 //! where the two could differ, cwltool's behaviour is the reference.
 //!
-//! It has no JavaScript engine: a `${...}` body, or a `$(...)` that is not a
-//! parameter reference, is [`ExprError::NeedsJavaScript`] when the document
-//! declares `InlineJavascriptRequirement` and [`ExprError::Invalid`] when it
-//! does not.
+//! When the document declares `InlineJavascriptRequirement`, a `${...}`
+//! body, a `$(...)` that is not a parameter reference, and a reference the
+//! native lookup cannot follow (as cwltool falls back to JavaScript then) go
+//! to the JavaScript engine, with the requirement's `expressionLib` loaded;
+//! a JavaScript failure is [`ExprError::JavaScript`]. Without the
+//! requirement, `${` is literal text and a `$(...)` that is not a parameter
+//! reference is [`ExprError::Invalid`].
 
 use serde_json::{Map, Value};
 
@@ -26,6 +29,10 @@ pub struct Context<'a> {
     pub self_: &'a Value,
     /// The `runtime` object (`outdir`, `tmpdir`, `cores`, `ram`, ...).
     pub runtime: &'a Value,
+    /// The `expressionLib` of InlineJavascriptRequirement
+    /// ([`crate::model::Process::expression_lib`]): JavaScript texts loaded
+    /// before any JavaScript expression runs.
+    pub lib: &'a [Value],
 }
 
 /// Whether the document declares InlineJavascriptRequirement.
@@ -52,11 +59,14 @@ pub enum Whitespace {
 /// Why a string could not be evaluated.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ExprError {
-    /// A `${...}` body or a `$(...)` that is not a parameter reference, under InlineJavascriptRequirement.
-    #[error("unsupported: needs JavaScript: {expr}")]
-    NeedsJavaScript {
+    /// JavaScript failed: an exception, a syntax error, the time or memory
+    /// limit (under InlineJavascriptRequirement).
+    #[error("javascript error in {expr}: {message}")]
+    JavaScript {
         /// The whole expression, `$(` or `${` included.
         expr: String,
+        /// The engine's message (`ReferenceError: x is not defined`).
+        message: String,
     },
     /// A `$(...)` that is not a valid parameter reference and the document has no InlineJavascriptRequirement.
     #[error("invalid parameter reference {expr}: {reason}")]
@@ -143,6 +153,46 @@ pub fn has_expression(text: &str, js: Js) -> bool {
         Ok(pieces) => pieces.iter().any(|piece| !matches!(piece, Piece::Text(_))),
         Err(_) => true,
     }
+}
+
+/// Checks the expressions of `text` without evaluating them: under
+/// [`Js::Declared`], that each one JavaScript would run parses (the first
+/// that does not is [`ExprError::JavaScript`]); otherwise, that each
+/// `$(...)` is a parameter reference ([`ExprError::Invalid`]). Unterminated
+/// text is [`ExprError::Syntax`].
+pub fn check(text: &str, js: Js) -> Result<(), ExprError> {
+    if !mentions_expression(text, js) {
+        return Ok(());
+    }
+    for piece in split(text, js)? {
+        let code = match piece {
+            Piece::Text(_) => continue,
+            Piece::Brace(expr) => (expr, crate::js::Code::Body(brace_body(expr))),
+            Piece::Paren(expr) if !is_native_reference(paren_body(expr)) => {
+                (expr, crate::js::Code::Expression(paren_body(expr)))
+            }
+            Piece::Paren(_) => continue,
+        };
+        match (js, code) {
+            (Js::Declared, (expr, code)) => {
+                crate::js::compiles(code).map_err(|message| javascript_error(expr, message))?;
+            }
+            (Js::NotDeclared, (expr, _)) => {
+                let reason = match parse_reference(paren_body(expr)) {
+                    Err(reason) => reason,
+                    Ok(reference) => format!(
+                        "`{}` is not defined (use inputs, self or runtime)",
+                        reference.root
+                    ),
+                };
+                return Err(ExprError::Invalid {
+                    expr: expr.to_owned(),
+                    reason,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whether the text needs a JavaScript engine (a `${` body when Declared, or a `$(` that is not a parameter reference).
@@ -473,6 +523,13 @@ fn paren_body(expr: &str) -> &str {
         .unwrap_or_default()
 }
 
+/// The inside of a `${...}`.
+fn brace_body(expr: &str) -> &str {
+    expr.strip_prefix("${")
+        .and_then(|body| body.strip_suffix('}'))
+        .unwrap_or_default()
+}
+
 /// Python's `\w` (Unicode alphanumerics and `_`), the spec's symbol characters.
 fn is_symbol_char(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
@@ -586,28 +643,34 @@ fn is_native_reference(body: &str) -> bool {
 // ---------------------------------------------------------------------------
 // Parameter references: evaluation.
 
-/// Why a reference could not be followed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Lookup {
-    /// Nothing there: an error in JavaScript too.
-    Missing(String),
-    /// JavaScript would coerce its way to a value (a string's characters,
-    /// `obj[0]` as `obj["0"]`, ...), which is not emulated.
-    NeedsJavaScript,
-}
-
 /// Evaluates one expression found by the scanner.
 fn evaluate(piece: Piece<'_>, ctx: &Context<'_>, js: Js) -> Result<Value, ExprError> {
     match piece {
         Piece::Text(text) => Ok(Value::String(text.to_owned())),
-        Piece::Brace(expr) => Err(needs_js(expr)),
+        Piece::Brace(expr) => javascript(expr, crate::js::Code::Body(brace_body(expr)), ctx),
         Piece::Paren(expr) => evaluate_reference(expr, ctx, js),
     }
 }
 
-fn needs_js(expr: &str) -> ExprError {
-    ExprError::NeedsJavaScript {
+/// Runs `code` (from `expr`) in the JavaScript engine.
+fn javascript(
+    expr: &str,
+    code: crate::js::Code<'_>,
+    ctx: &Context<'_>,
+) -> Result<Value, ExprError> {
+    let globals = crate::js::Globals {
+        inputs: ctx.inputs,
+        self_: ctx.self_,
+        runtime: ctx.runtime,
+        lib: ctx.lib,
+    };
+    crate::js::evaluate(code, &globals).map_err(|message| javascript_error(expr, message))
+}
+
+fn javascript_error(expr: &str, message: String) -> ExprError {
+    ExprError::JavaScript {
         expr: expr.to_owned(),
+        message,
     }
 }
 
@@ -618,15 +681,18 @@ fn eval_error(expr: &str, reason: String) -> ExprError {
     }
 }
 
-/// Evaluates a whole `$(...)` natively, or says why it cannot be.
+/// Evaluates a whole `$(...)` natively, or says why it cannot be; under
+/// [`Js::Declared`], what is not a reference, or cannot be followed, runs as
+/// JavaScript (cwltool's `evaluator`).
 fn evaluate_reference(expr: &str, ctx: &Context<'_>, js: Js) -> Result<Value, ExprError> {
     let body = paren_body(expr);
     if body == "null" {
         return Ok(Value::Null);
     }
+    let in_javascript = || javascript(expr, crate::js::Code::Expression(body), ctx);
     let reference = match (parse_reference(body), js) {
         (Ok(reference), _) => reference,
-        (Err(_), Js::Declared) => return Err(needs_js(expr)),
+        (Err(_), Js::Declared) => return in_javascript(),
         (Err(reason), Js::NotDeclared) => {
             return Err(ExprError::Invalid {
                 expr: expr.to_owned(),
@@ -636,7 +702,7 @@ fn evaluate_reference(expr: &str, ctx: &Context<'_>, js: Js) -> Result<Value, Ex
     };
     let root = match (root_value(reference.root, ctx), js) {
         (Some(root), _) => root,
-        (None, Js::Declared) => return Err(needs_js(expr)),
+        (None, Js::Declared) => return in_javascript(),
         (None, Js::NotDeclared) => {
             let reason = format!(
                 "`{}` is not defined (use inputs, self or runtime)",
@@ -645,10 +711,13 @@ fn evaluate_reference(expr: &str, ctx: &Context<'_>, js: Js) -> Result<Value, Ex
             return Err(eval_error(expr, reason));
         }
     };
-    follow(root, &reference, js).map_err(|lookup| match lookup {
-        Lookup::Missing(reason) => eval_error(expr, reason),
-        Lookup::NeedsJavaScript => needs_js(expr),
-    })
+    match (follow(root, &reference, js), js) {
+        (Ok(value), _) => Ok(value),
+        // JavaScript finds `undefined` where a lookup finds nothing, and
+        // coerces its way through strings and objects (`name[0]`, `obj[0]`).
+        (Err(_), Js::Declared) => in_javascript(),
+        (Err(reason), Js::NotDeclared) => Err(eval_error(expr, reason)),
+    }
 }
 
 fn root_value<'a>(name: &str, ctx: &Context<'a>) -> Option<&'a Value> {
@@ -660,8 +729,9 @@ fn root_value<'a>(name: &str, ctx: &Context<'a>) -> Option<&'a Value> {
     }
 }
 
-/// Follows the steps of a reference from its root value (cwltool's `regex_eval`).
-fn follow(root: &Value, reference: &Reference<'_>, js: Js) -> Result<Value, Lookup> {
+/// Follows the steps of a reference from its root value (cwltool's
+/// `regex_eval`); the error says which step found nothing.
+fn follow(root: &Value, reference: &Reference<'_>, js: Js) -> Result<Value, String> {
     let mut current = root;
     let mut path = reference.root.to_owned();
     let count = reference.steps.len();
@@ -672,7 +742,7 @@ fn follow(root: &Value, reference: &Reference<'_>, js: Js) -> Result<Value, Look
                 Found::Value(value) => value,
                 Found::Length(length) => return Ok(Value::from(length)),
             },
-            Step::Index { index, raw } => index_step(current, *index, raw, js, &path)?,
+            Step::Index { index, raw } => index_step(current, *index, raw, &path)?,
         };
         path.push_str(step.raw());
     }
@@ -693,23 +763,21 @@ fn key_step<'v>(
     last: bool,
     js: Js,
     path: &str,
-) -> Result<Found<'v>, Lookup> {
+) -> Result<Found<'v>, String> {
     match (current, name) {
         (Value::Array(items), "length") if last => Ok(Found::Length(items.len())),
         // JavaScript's length of a string, in UTF-16 code units.
         (Value::String(text), "length") if last && js == Js::Declared => {
             Ok(Found::Length(text.encode_utf16().count()))
         }
-        (Value::Object(map), _) => map.get(name).map(Found::Value).ok_or_else(|| {
-            Lookup::Missing(format!("{path} has no key '{name}'{}", known_keys(map)))
-        }),
-        (Value::String(_) | Value::Array(_), _) if js == Js::Declared => {
-            Err(Lookup::NeedsJavaScript)
-        }
-        _ => Err(Lookup::Missing(format!(
+        (Value::Object(map), _) => map
+            .get(name)
+            .map(Found::Value)
+            .ok_or_else(|| format!("{path} has no key '{name}'{}", known_keys(map))),
+        _ => Err(format!(
             "{path} is {}, it has no key '{name}'",
             describe(current)
-        ))),
+        )),
     }
 }
 
@@ -718,21 +786,16 @@ fn index_step<'v>(
     current: &'v Value,
     index: Option<usize>,
     raw: &str,
-    js: Js,
     path: &str,
-) -> Result<&'v Value, Lookup> {
+) -> Result<&'v Value, String> {
     match current {
-        Value::Array(items) => index.and_then(|at| items.get(at)).ok_or_else(|| {
-            Lookup::Missing(format!(
-                "{path}{raw} is out of range (length {})",
-                items.len()
-            ))
-        }),
-        Value::String(_) | Value::Object(_) if js == Js::Declared => Err(Lookup::NeedsJavaScript),
-        _ => Err(Lookup::Missing(format!(
+        Value::Array(items) => index
+            .and_then(|at| items.get(at))
+            .ok_or_else(|| format!("{path}{raw} is out of range (length {})", items.len())),
+        _ => Err(format!(
             "{path} is {}, it cannot be indexed by {raw}",
             describe(current)
-        ))),
+        )),
     }
 }
 
@@ -900,6 +963,7 @@ mod tests {
         inputs: Value,
         self_: Value,
         runtime: Value,
+        lib: Vec<Value>,
     }
 
     impl Fixture {
@@ -927,6 +991,10 @@ mod tests {
                 }),
                 self_: json!([{"class": "File", "basename": "first.txt"}, {"basename": "second.txt"}]),
                 runtime: json!({"outdir": "/out", "tmpdir": "/tmp/x", "cores": 2, "ram": 1024}),
+                lib: vec![
+                    json!("function double(x) { return 2 * x; }"),
+                    json!("var greeting = 'hi ' + double(2);"),
+                ],
             }
         }
 
@@ -935,6 +1003,7 @@ mod tests {
                 inputs: &self.inputs,
                 self_: &self.self_,
                 runtime: &self.runtime,
+                lib: &self.lib,
             }
         }
 
@@ -1165,37 +1234,89 @@ mod tests {
     }
 
     #[test]
-    fn javascript_is_refused_under_the_requirement() {
+    fn javascript_runs_under_the_requirement() {
         let f = Fixture::new();
-        for expr in [
-            "$(inputs.x + 1)",
-            "${return 1;}",
-            "$(foo(bar(1)))",
-            "$( inputs.x )",
-            "$(Math.PI)",
-        ] {
-            let got = f.run(&format!("a {expr} b"), Js::Declared);
-            assert_eq!(
-                got,
-                Err(ExprError::NeedsJavaScript {
-                    expr: expr.to_owned()
-                })
-            );
-            assert!(needs_javascript(expr, Js::Declared), "{expr}");
-        }
-        let nested = "${ if (x) { return {'a': '}'}; } }";
+        let js = |text: &str| f.run(text, Js::Declared);
+        assert_eq!(js("$(inputs.n + 1)"), Ok(json!(4)));
+        assert_eq!(js("${return inputs.x * 2;}"), Ok(json!(3)));
+        assert_eq!(js("$( inputs.n )"), Ok(json!(3)));
+        assert_eq!(js("$(Math.max(1, inputs.n))"), Ok(json!(3)));
+        assert_eq!(js("$(self[1].basename)"), Ok(json!("second.txt")));
+        assert_eq!(js("$(self.length + runtime.cores)"), Ok(json!(4)));
+        assert_eq!(js("-t $(runtime.cores * 2)"), Ok(json!("-t 4")));
+        // The library's functions and globals.
+        assert_eq!(js("$(double(inputs.n))"), Ok(json!(6)));
+        assert_eq!(js("${ return greeting; }"), Ok(json!("hi 4")));
+        // undefined (no return, a missing key) is null.
+        assert_eq!(js("${ var x = 1; }"), Ok(Value::Null));
+        assert_eq!(js("$(inputs.obj.nothing)"), Ok(Value::Null));
+        // Interpolated into text as other values are.
         assert_eq!(
-            f.run(nested, Js::Declared),
-            Err(ExprError::NeedsJavaScript {
-                expr: nested.into()
-            })
+            js("a $(inputs.list.map(function(x) { return x / 10; })) b ${return {'k': [1.5]};}"),
+            Ok(json!(r#"a [1, 2, 3] b {"k": [1.5]}"#))
         );
+        // Braces and quotes nest.
+        let nested = "${ if (inputs.flag) { return {'a': '}'}; } }";
+        assert_eq!(js(nested), Ok(json!({"a": "}"})));
+        assert!(needs_javascript("$(inputs.x + 1)", Js::Declared));
         assert!(!needs_javascript(
             "$(inputs.x) $(self[0]) $(null)",
             Js::Declared
         ));
-        let message = needs_js("${return 1;}").to_string();
-        assert_eq!(message, "unsupported: needs JavaScript: ${return 1;}");
+    }
+
+    #[test]
+    fn javascript_errors_name_the_expression() {
+        let f = Fixture::new();
+        let got = f.run("a $(x + 1) b", Js::Declared);
+        assert_eq!(
+            got,
+            Err(ExprError::JavaScript {
+                expr: "$(x + 1)".into(),
+                message: "ReferenceError: x is not defined".into()
+            })
+        );
+        assert_eq!(
+            got.unwrap_err().to_string(),
+            "javascript error in $(x + 1): ReferenceError: x is not defined"
+        );
+        let thrown = f.run("${ throw new Error('no ' + inputs.name); }", Js::Declared);
+        assert_eq!(
+            thrown.unwrap_err().to_string(),
+            "javascript error in ${ throw new Error('no ' + inputs.name); }: Error: no world"
+        );
+        let broken = f.run("$(inputs.n +)", Js::Declared).unwrap_err();
+        assert!(
+            broken
+                .to_string()
+                .starts_with("javascript error in $(inputs.n +): SyntaxError"),
+            "{broken}"
+        );
+    }
+
+    #[test]
+    fn check_compiles_javascript_and_refuses_it_without_the_requirement() {
+        assert_eq!(
+            check("a $(inputs.x + 1) ${return 1;}", Js::Declared),
+            Ok(())
+        );
+        // Checking runs nothing.
+        assert_eq!(check("${while (true) {}}", Js::Declared), Ok(()));
+        let broken = check("ok $(inputs.x) $(inputs.x +)", Js::Declared);
+        assert!(
+            matches!(&broken, Err(ExprError::JavaScript { expr, .. }) if expr == "$(inputs.x +)"),
+            "{broken:?}"
+        );
+        assert_eq!(check("$(inputs.x) ${not js}", Js::NotDeclared), Ok(()));
+        let refused = check("$(inputs.x + 1)", Js::NotDeclared);
+        assert!(
+            matches!(&refused, Err(ExprError::Invalid { expr, .. }) if expr == "$(inputs.x + 1)"),
+            "{refused:?}"
+        );
+        assert!(matches!(
+            check("$(foo.bar)", Js::NotDeclared),
+            Err(ExprError::Invalid { .. })
+        ));
     }
 
     #[test]
@@ -1280,29 +1401,28 @@ mod tests {
     #[test]
     fn lookups_javascript_would_coerce() {
         let f = Fixture::new();
-        for text in [
-            "$(inputs.name[0])",
-            "$(inputs.obj[0])",
-            "$(inputs.list.first)",
-            "$(unknown.x)",
+        for (text, value) in [
+            ("$(inputs.name[0])", json!("w")),
+            ("$(inputs.obj[0])", Value::Null),
+            ("$(inputs.list.first)", Value::Null),
+            ("$(inputs.missing)", Value::Null),
+            ("$(inputs.list[3])", Value::Null),
         ] {
-            let declared = f.run(text, Js::Declared);
-            assert_eq!(
-                declared,
-                Err(ExprError::NeedsJavaScript { expr: text.into() })
-            );
+            assert_eq!(f.run(text, Js::Declared), Ok(value), "{text}");
             let plain = f.run(text, Js::NotDeclared);
             assert!(
                 matches!(plain, Err(ExprError::Eval { .. })),
                 "{text}: {plain:?}"
             );
         }
-        // Nothing JavaScript would find either: still an evaluation error.
-        let missing = f.run("$(inputs.missing)", Js::Declared);
-        assert!(
-            matches!(missing, Err(ExprError::Eval { .. })),
-            "{missing:?}"
-        );
+        // What JavaScript cannot follow either is its error.
+        for text in ["$(unknown.x)", "$(inputs.none.x)"] {
+            let got = f.run(text, Js::Declared);
+            assert!(
+                matches!(&got, Err(ExprError::JavaScript { expr, .. }) if expr == text),
+                "{got:?}"
+            );
+        }
     }
 
     #[test]

@@ -262,19 +262,32 @@ pub fn secondary_name(primary: &str, pattern: &str) -> String {
     format!("{base}{rest}")
 }
 
-/// Normalised `secondaryFiles` entries: `(pattern or expression, required)`.
-pub fn secondary_patterns(spec: &Value, default_required: bool) -> Vec<(Value, bool)> {
-    let one = |v: &Value| -> Option<(Value, bool)> {
+/// The evaluated `required` of a `secondaryFiles` entry (null, as
+/// JavaScript's falsy `inputs.flag` of an absent flag, is false).
+pub fn required(v: &Value) -> Result<bool> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        Value::Null => Ok(false),
+        other => Err(CwlError::invalid(format!(
+            "secondaryFiles `required` gave {other}, not a boolean"
+        ))),
+    }
+}
+
+/// Normalised `secondaryFiles` entries: `(pattern or expression, required)`,
+/// `required` a boolean or an expression that gives one.
+pub fn secondary_patterns(spec: &Value, default_required: bool) -> Vec<(Value, Value)> {
+    let one = |v: &Value| -> Option<(Value, Value)> {
         match v {
             Value::String(s) => match s.strip_suffix('?') {
-                Some(p) => Some((Value::String(p.to_owned()), false)),
-                None => Some((v.clone(), default_required)),
+                Some(p) => Some((Value::String(p.to_owned()), Value::Bool(false))),
+                None => Some((v.clone(), Value::Bool(default_required))),
             },
             Value::Object(m) => {
                 let pattern = m.get("pattern")?.clone();
                 let required = match m.get("required") {
-                    Some(Value::Bool(b)) => *b,
-                    _ => default_required,
+                    None | Some(Value::Null) => Value::Bool(default_required),
+                    Some(r) => r.clone(),
                 };
                 Some((pattern, required))
             }
@@ -310,9 +323,9 @@ mod tests {
         assert_eq!(
             p,
             vec![
-                (json!(".idx"), false),
-                (json!("^.b"), false),
-                (json!(".c"), true)
+                (json!(".idx"), json!(false)),
+                (json!("^.b"), json!(false)),
+                (json!(".c"), json!(true))
             ]
         );
     }

@@ -1,6 +1,6 @@
 //! twinflow's CWL v1.2 front end.
 //!
-//! Turns a CWL `CommandLineTool` or `Workflow` and a job object into a
+//! Turns a CWL `CommandLineTool`, `ExpressionTool` or `Workflow` and a job object into a
 //! twinflow [`Plan`](twinflow_core::Plan) whose tasks call back into this
 //! crate's step runner, which builds each tool's command line, runs it and
 //! collects its outputs at run time (what CWL decides only then: globs,
@@ -8,7 +8,9 @@
 
 pub mod error;
 pub mod expr;
+pub mod expression_tool;
 pub mod files;
+pub mod js;
 pub mod load;
 pub mod model;
 pub mod tool;

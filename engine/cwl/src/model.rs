@@ -162,6 +162,16 @@ impl Process {
         }
     }
 
+    /// The `expressionLib` of the InlineJavascriptRequirement that applies
+    /// (JavaScript texts, `$include`s read by the loader); empty without one.
+    pub fn expression_lib(&self) -> &[Value] {
+        self.find("InlineJavascriptRequirement")
+            .filter(|r| !r.hint)
+            .and_then(|r| r.value.get("expressionLib"))
+            .and_then(Value::as_array)
+            .map_or(&[], Vec::as_slice)
+    }
+
     /// A field of the process object.
     pub fn field(&self, name: &str) -> Option<&Value> {
         self.raw.get(name)
@@ -361,6 +371,9 @@ pub fn from_value(
         }
         None => return Err(at("", CwlError::invalid("the process has no `class`"))),
     };
+    if let Some((field, message)) = newer_syntax(&value, &version) {
+        return Err(at(&field, CwlError::invalid(message)));
+    }
     let own =
         requirement_list(value.get("requirements"), false).map_err(|e| at("requirements", e))?;
     let hints = requirement_list(value.get("hints"), true).map_err(|e| at("hints", e))?;
@@ -417,6 +430,53 @@ pub fn from_value(
         bindings: None,
         step_path: String::new(),
     })
+}
+
+/// The first field of process `value` written with syntax newer than its
+/// `version` (what the schema of that version refuses): a step's `when`
+/// (v1.2), fractional ResourceRequirement numbers (v1.2), `secondaryFiles`
+/// entries as `{pattern, required}` objects (v1.1).
+fn newer_syntax(value: &Value, version: &str) -> Option<(String, String)> {
+    if version == "v1.2" {
+        return None;
+    }
+    let steps = entries(value.get("steps"), "id").unwrap_or_default();
+    if let Some((id, _)) = steps.iter().find(|(_, s)| s.get("when").is_some()) {
+        let message = format!("step `{id}`: `when` is CWL v1.2, this document is {version}");
+        return Some(("steps".into(), message));
+    }
+    for field in ["requirements", "hints"] {
+        let list = requirement_list(value.get(field), false).unwrap_or_default();
+        for r in list.iter().filter(|r| r.class == "ResourceRequirement") {
+            let fractional = r.value.as_object().and_then(|m| {
+                m.iter()
+                    .find(|(_, v)| v.as_f64().is_some_and(|x| x.fract() != 0.0))
+            });
+            if let Some((key, n)) = fractional {
+                let message = format!(
+                    "ResourceRequirement {key}: {n}: fractional values are CWL v1.2, this document is {version}"
+                );
+                return Some((field.into(), message));
+            }
+        }
+    }
+    if version == "v1.0" {
+        for field in ["inputs", "outputs"] {
+            let params = entries(value.get(field), "id").unwrap_or_default();
+            let uses_objects = |(_, p): &&(String, Value)| match p.get("secondaryFiles") {
+                Some(Value::Array(items)) => items.iter().any(Value::is_object),
+                Some(one) => one.is_object(),
+                None => false,
+            };
+            if let Some((id, _)) = params.iter().find(uses_objects) {
+                let message = format!(
+                    "{field} `{id}`: secondaryFiles as {{pattern, required}} is CWL v1.1, this document is v1.0"
+                );
+                return Some((field.into(), message));
+            }
+        }
+    }
+    None
 }
 
 /// Requirement classes of CWL that twinflow does not implement.

@@ -94,6 +94,9 @@ fn run(args: &StepArgs, workdir: &Path) -> Result<()> {
             eprintln!("ran: {}", result.command);
             result.outputs
         }
+        (Mode::Whole, model::Class::ExpressionTool) => {
+            crate::expression_tool::run(&process, &job, workdir, Discovery::FromDisk)?
+        }
         (Mode::Whole, model::Class::Workflow) => {
             let wf = Workflow::from_process(process)?;
             workflow::exec::run(&wf, &job, &workdir.join("steps"), Discovery::FromDisk)?

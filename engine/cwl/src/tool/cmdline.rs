@@ -39,6 +39,8 @@ struct Bound {
     datum: Value,
     /// Bound from an input (not an `arguments` entry).
     from_input: bool,
+    /// Where it is written in the process (`arguments/0`, `inputs/x`), for errors.
+    at: String,
 }
 
 /// One word of the command line and whether it may be shell-quoted.
@@ -53,6 +55,12 @@ pub struct Word {
 /// Builds the words of `tool`'s command line for inputs `inputs`.
 pub fn build(tool: &Process, inputs: &Value, runtime: &Value) -> Result<Vec<Word>> {
     let js = tool.js();
+    let base = Context {
+        inputs,
+        self_: &Value::Null,
+        runtime,
+        lib: tool.expression_lib(),
+    };
     let mut bound = Vec::new();
     if let Some(Value::Array(args)) = tool.field("arguments") {
         for (i, arg) in args.iter().enumerate() {
@@ -68,35 +76,37 @@ pub fn build(tool: &Process, inputs: &Value, runtime: &Value) -> Result<Vec<Word
                     load_contents: false,
                 },
             };
-            let ctx = Context {
-                inputs,
-                self_: &Value::Null,
-                runtime,
-            };
-            let mut key = position(&binding.position, &ctx, js)?;
+            let at = format!("arguments/{i}");
+            let mut key = position(&binding.position, &base, js).map_err(|e| tool.error(&at, e))?;
             key.push(KeyPart::Num(i as f64));
             bound.push(Bound {
                 key,
                 binding,
                 datum: Value::Null,
                 from_input: false,
+                at,
             });
         }
     }
     for param in &tool.inputs {
         let datum = inputs.get(&param.id).cloned().unwrap_or(Value::Null);
         let tail = vec![KeyPart::Name(param.id.clone())];
+        let at = format!("inputs/{}", param.id);
+        let first = bound.len();
         bind(
             &param.ty,
             param.binding.as_ref(),
             &datum,
             &[],
             &tail,
-            inputs,
-            runtime,
+            &base,
             js,
             &mut bound,
-        )?;
+        )
+        .map_err(|e| tool.error(&at, e))?;
+        for b in bound.iter_mut().skip(first) {
+            b.at.clone_from(&at);
+        }
     }
     bound.sort_by(|a, b| compare_keys(&a.key, &b.key));
     let mut words: Vec<Word> = Vec::new();
@@ -117,7 +127,7 @@ pub fn build(tool: &Process, inputs: &Value, runtime: &Value) -> Result<Vec<Word
     }
     for b in &bound {
         let quote = b.binding.shell_quote;
-        for text in generate(b, inputs, runtime, js)? {
+        for text in generate(b, &base, js).map_err(|e| tool.error(&b.at, e))? {
             words.push(Word { text, quote });
         }
     }
@@ -155,7 +165,8 @@ fn position(pos: &Value, ctx: &Context, js: Js) -> Result<Vec<KeyPart>> {
 }
 
 /// cwltool's `bind_input`: the bindings of `datum` of type `ty` whose own
-/// binding is `binding`, keys prefixed by `lead` and followed by `tail`.
+/// binding is `binding`, keys prefixed by `lead` and followed by `tail`;
+/// expressions see `base` (with `self` the datum).
 #[expect(
     clippy::too_many_arguments,
     reason = "mirrors cwltool's bind_input, recursive"
@@ -166,17 +177,15 @@ fn bind(
     datum: &Value,
     lead: &[KeyPart],
     tail: &[KeyPart],
-    inputs: &Value,
-    runtime: &Value,
+    base: &Context<'_>,
     js: Js,
     out: &mut Vec<Bound>,
 ) -> Result<()> {
     let mut own: Option<Bound> = match binding {
         Some(b) => {
             let ctx = Context {
-                inputs,
                 self_: datum,
-                runtime,
+                ..*base
             };
             let mut key = lead.to_vec();
             key.extend(position(&b.position, &ctx, js)?);
@@ -186,6 +195,7 @@ fn bind(
                 binding: b.clone(),
                 datum: datum.clone(),
                 from_input: true,
+                at: String::new(),
             })
         }
         None => None,
@@ -217,8 +227,7 @@ fn bind(
                             v,
                             &[],
                             &tail,
-                            inputs,
-                            runtime,
+                            base,
                             js,
                             &mut children,
                         )?;
@@ -245,25 +254,14 @@ fn bind(
                         item,
                         &lead,
                         &[],
-                        inputs,
-                        runtime,
+                        base,
                         js,
                         &mut children,
                     )?;
                 }
             }
             (Type::Enum(_, Some(b)), v) => {
-                bind(
-                    &Type::String,
-                    Some(b),
-                    v,
-                    &[],
-                    &[],
-                    inputs,
-                    runtime,
-                    js,
-                    &mut children,
-                )?;
+                bind(&Type::String, Some(b), v, &[], &[], base, js, &mut children)?;
             }
             _ => {}
         }
@@ -283,24 +281,18 @@ fn bind(
 }
 
 /// cwltool's `generate_arg`: the words of one binding.
-fn generate(b: &Bound, inputs: &Value, runtime: &Value, js: Js) -> Result<Vec<String>> {
+fn generate(b: &Bound, base: &Context<'_>, js: Js) -> Result<Vec<String>> {
     let binding = &b.binding;
     let value = match &binding.value_from {
+        // The spec: a null input's `valueFrom` is not evaluated, and the
+        // input adds nothing.
+        Some(_) if b.from_input && b.datum.is_null() => Value::Null,
         Some(vf) => {
             let ctx = Context {
-                inputs,
                 self_: &b.datum,
-                runtime,
+                ..*base
             };
-            match expr::eval(vf, &ctx, js) {
-                Ok(v) => v,
-                // cwltool: a reference into an absent (null) input binds
-                // nothing rather than failing the tool.
-                Err(expr::ExprError::Eval { .. }) if b.from_input && b.datum.is_null() => {
-                    Value::Null
-                }
-                Err(e) => return Err(e.into()),
-            }
+            expr::eval(vf, &ctx, js)?
         }
         None => b.datum.clone(),
     };

@@ -252,10 +252,12 @@ fn secondary_files(
             inputs,
             self_: v,
             runtime: &runtime,
+            lib: tool.expression_lib(),
         };
         let is_expr = pattern
             .as_str()
             .is_some_and(|p| p.contains("$(") || p.contains("${"));
+        let required = files::required(&expr::eval(&required, &ctx, tool.js())?)?;
         let found = match expr::eval(&pattern, &ctx, tool.js())? {
             Value::String(name) if is_expr => vec![Value::String(name)],
             Value::String(p) => vec![Value::String(files::secondary_name(&basename, &p))],

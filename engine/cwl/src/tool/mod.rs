@@ -56,6 +56,7 @@ pub fn run(
         inputs: &inputs,
         self_: &Value::Null,
         runtime: &runtime,
+        lib: tool.expression_lib(),
     };
     let stream = |field: &str| -> Result<Option<String>> {
         match tool.field(field) {
@@ -149,7 +150,12 @@ pub fn run(
 
 /// `runtime`: directories and the resources of `ResourceRequirement`
 /// (minimums, rounded up; cwltool's defaults of 1 core and 256 MiB).
-fn runtime(tool: &Process, inputs: &Value, outdir: &Path, tmpdir: &Path) -> Result<Value> {
+pub(crate) fn runtime(
+    tool: &Process,
+    inputs: &Value,
+    outdir: &Path,
+    tmpdir: &Path,
+) -> Result<Value> {
     let mut rt = json!({
         "outdir": outdir.to_string_lossy(),
         "tmpdir": tmpdir.to_string_lossy(),
@@ -164,6 +170,7 @@ fn runtime(tool: &Process, inputs: &Value, outdir: &Path, tmpdir: &Path) -> Resu
             inputs,
             self_: &Value::Null,
             runtime: &snapshot,
+            lib: tool.expression_lib(),
         };
         for (key, min, max) in [
             ("cores", "coresMin", "coresMax"),

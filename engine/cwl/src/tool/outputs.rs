@@ -44,19 +44,41 @@ pub fn collect(
 
 fn from_custom(tool: &Process, path: &Path, outdir: &Path) -> Result<Value> {
     let text = std::fs::read_to_string(path).map_err(|e| CwlError::io("cannot read", path, &e))?;
-    let mut v: Value = serde_json::from_str(&text)
+    let v: Value = serde_json::from_str(&text)
         .map_err(|e| CwlError::failed(format!("{} is not JSON: {e}", path.display())))?;
-    files::resolve(&mut v, outdir)?;
-    complete_files(&mut v)?;
-    let Value::Object(mut m) = v else {
+    let Value::Object(m) = v else {
         return Err(CwlError::failed(format!(
             "{} is not a JSON object",
             path.display()
         )));
     };
+    from_object(tool, m, outdir, false)
+}
+
+/// An output object given whole (`cwl.output.json`, an ExpressionTool's
+/// value): File and Directory literals written to `outdir`, locations
+/// resolved against it, Files completed (size, checksum), each declared
+/// output checked against its type (a missing one is null; with
+/// `null_any`, null passes for an output of type `Any`, as cwltool lets an
+/// ExpressionTool give it).
+pub fn from_object(
+    tool: &Process,
+    m: Map<String, Value>,
+    outdir: &Path,
+    null_any: bool,
+) -> Result<Value> {
+    let mut v = Value::Object(m);
+    super::stage::write_literals(&mut v, outdir)?;
+    files::resolve(&mut v, outdir)?;
+    complete_files(&mut v)?;
+    let Value::Object(mut m) = v else {
+        return Err(CwlError::failed("the output object is not an object"));
+    };
     for param in &tool.outputs {
         let value = m.entry(param.id.clone()).or_insert(Value::Null);
-        check(param, value)?;
+        if !(null_any && value.is_null() && param.ty == Type::Any) {
+            check(param, value)?;
+        }
     }
     Ok(Value::Object(m))
 }
@@ -74,6 +96,11 @@ fn complete_files(v: &mut Value) -> Result<()> {
             let format = v.get("format").cloned();
             *v = found;
             if let Some(name) = keep_name {
+                if let Some(text) = name.as_str() {
+                    let (root, ext) = files::split_name(text);
+                    v["nameroot"] = Value::from(root);
+                    v["nameext"] = Value::from(ext);
+                }
                 v["basename"] = name;
             }
             if let Some(mut sf) = secondary {
@@ -182,6 +209,7 @@ fn from_binding(
         inputs,
         self_: &Value::Null,
         runtime,
+        lib: tool.expression_lib(),
     };
     let mut found: Vec<Value> = Vec::new();
     let mut globbed = false;
@@ -226,6 +254,7 @@ fn from_binding(
             inputs,
             self_: &self_,
             runtime,
+            lib: tool.expression_lib(),
         };
         let mut v = expr::eval(eval, &ctx, js)?;
         files::resolve(&mut v, outdir)?;
@@ -343,7 +372,9 @@ fn add_secondary(
                     inputs,
                     self_: v,
                     runtime,
+                    lib: tool.expression_lib(),
                 };
+                let required = files::required(&expr::eval(&required, &ctx, tool.js())?)?;
                 let names: Vec<Value> = match expr::eval(&pattern, &ctx, tool.js())? {
                     Value::String(n) if is_expr => vec![Value::String(n)],
                     Value::String(p) => vec![Value::String(files::secondary_name(&basename, &p))],
@@ -352,15 +383,23 @@ fn add_secondary(
                     other => vec![other],
                 };
                 for n in names {
-                    let path = match &n {
-                        Value::String(s) => dir.join(s),
+                    let (path, rename) = match &n {
+                        Value::String(s) => (dir.join(s), None),
                         obj => match files::local_path(obj) {
-                            Some(p) => dir.join(p),
+                            Some(p) => (dir.join(p), obj.get("basename").and_then(Value::as_str)),
                             None => continue,
                         },
                     };
                     if path.exists() {
-                        list.push(files::object_of(&path, true)?);
+                        let mut found = files::object_of(&path, true)?;
+                        // A File object given a basename of its own is renamed.
+                        if let Some(name) = rename {
+                            let (root, ext) = files::split_name(name);
+                            found["basename"] = Value::from(name);
+                            found["nameroot"] = Value::from(root);
+                            found["nameext"] = Value::from(ext);
+                        }
+                        list.push(found);
                     } else if required {
                         return Err(CwlError::failed(format!(
                             "missing secondary file {}",
@@ -392,6 +431,7 @@ fn set_format(
                 inputs,
                 self_: v,
                 runtime,
+                lib: tool.expression_lib(),
             };
             if let Value::String(f) = expr::eval(format, &ctx, tool.js())? {
                 v["format"] = Value::String(expand_namespace(tool, &f));

@@ -51,6 +51,19 @@ pub fn stage_inputs(inputs: &mut Value, stage_dir: &Path) -> Result<()> {
     })
 }
 
+/// Writes every File and Directory literal of `v` (an object with neither
+/// `path` nor `location`: a File's `contents`, a Directory's `listing`)
+/// into `dir` under its basename, and points it there.
+pub fn write_literals(v: &mut Value, dir: &Path) -> Result<()> {
+    walk(v, &mut |obj| {
+        if files::local_path(obj).is_some() {
+            return Ok(());
+        }
+        mkdir(dir)?;
+        place(obj, dir, true)
+    })
+}
+
 /// Applies `f` to every top-level File/Directory object in `v`.
 fn walk(v: &mut Value, f: &mut dyn FnMut(&mut Value) -> Result<()>) -> Result<()> {
     if files::class_of(v).is_some() {
@@ -268,6 +281,7 @@ pub fn initial_workdir(
         inputs: &snapshot,
         self_: &Value::Null,
         runtime,
+        lib: tool.expression_lib(),
     };
     let entries: Vec<Value> = match &listing {
         Value::String(_) => flatten(expr::eval(&listing, &ctx, js)?),

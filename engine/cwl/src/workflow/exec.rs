@@ -155,6 +155,7 @@ pub fn run_job(
             inputs: &inputs,
             self_: &Value::Null,
             runtime: &Value::Null,
+            lib: wf.process.expression_lib(),
         };
         match expr::eval(when, &ctx, wf.process.js())? {
             Value::Bool(true) => {}
@@ -194,6 +195,7 @@ fn value_from(wf: &Workflow, step: &Step, job: Map<String, Value>) -> Result<Map
                 inputs: &before,
                 self_: &self_,
                 runtime: &Value::Null,
+                lib: wf.process.expression_lib(),
             };
             let v = expr::eval(vf, &ctx, wf.process.js())?;
             after.insert(i.id.clone(), v);
@@ -211,10 +213,7 @@ pub fn run_process(process: &Process, job: &Value, dir: &Path) -> Result<Value> 
             let wf = Workflow::from_process(process.clone())?;
             run(&wf, job, dir, Discovery::Listed)
         }
-        Class::ExpressionTool => Err(process.error(
-            "class",
-            CwlError::unsupported("ExpressionTool: needs JavaScript"),
-        )),
+        Class::ExpressionTool => crate::expression_tool::run(process, job, dir, Discovery::Listed),
         Class::Operation => Err(process.error(
             "class",
             CwlError::unsupported(

@@ -52,8 +52,8 @@ pub enum PickValue {
 pub struct Link {
     /// The sources, in order.
     pub sources: Vec<Source>,
-    /// Whether `source` was written as a list (a single-element list still
-    /// gives a list under `merge_nested`).
+    /// Whether `source` was written as a list with `linkMerge` (a
+    /// single-element list then still gives a list).
     pub listed: bool,
     /// `linkMerge`.
     pub merge: LinkMerge,
@@ -329,6 +329,8 @@ fn link(source: Option<&Value>, spec: &Value, prefix: Option<&str>) -> Result<Li
         Some("all_non_null") => Some(PickValue::AllNonNull),
         Some(other) => return Err(CwlError::invalid(format!("unknown pickValue `{other}`"))),
     };
+    // A one-item list is wrapped only when `linkMerge` is written (v1.2).
+    let listed = listed && spec.get("linkMerge").is_some_and(|m| !m.is_null());
     Ok(Link {
         sources,
         listed,
