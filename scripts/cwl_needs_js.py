@@ -443,6 +443,14 @@ def report(
         f"(target: >= {TEN_TAGS_TARGET}){note}",
         file=out,
     )
+    passed_all = sum(1 for t in ten if results.get(t.id) == PASSED)
+    print(
+        f"ten tags, JavaScript included: {passed_all} of {len(ten)}; "
+        f"required, JavaScript included: "
+        f"{sum(1 for t in select(all_tests, ['required']) if results.get(t.id) == PASSED)} "
+        f"of {len(select(all_tests, ['required']))}",
+        file=out,
+    )
 
     rc = 0
     if require_pass:
