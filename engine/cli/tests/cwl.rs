@@ -662,3 +662,57 @@ fn a_scatter_over_a_scattered_step_is_one_task_per_producer_task() {
         "ALPHA\nBETA\nGAMMA\n"
     );
 }
+
+#[test]
+fn validate_without_a_job_checks_the_document_alone() {
+    let sb = workflow_sandbox();
+    let out = sb.run(&["validate", "wf.cwl"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("CWL Workflow is valid (1 inputs, 1 outputs)"),
+        "{said}"
+    );
+    std::fs::write(
+        sb.path("broken.cwl"),
+        WORKFLOW.replace("run: cat.cwl", "run: missing.cwl"),
+    )
+    .expect("write");
+    let out = sb.run(&["validate", "broken.cwl"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("missing.cwl"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_cwl_run_exports_a_provenance_crate_with_its_tasks_and_artefacts() {
+    let sb = workflow_sandbox();
+    let out = sb.run(&["run", "wf.cwl", "job.yml"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let crate_dir = sb.path("crate");
+    let out = sb.run(&[
+        "provenance",
+        "latest",
+        "--out",
+        &crate_dir.display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let metadata =
+        std::fs::read_to_string(crate_dir.join("ro-crate-metadata.json")).expect("metadata");
+    let metadata: serde_json::Value = serde_json::from_str(&metadata).expect("JSON");
+    let graph = metadata["@graph"].as_array().expect("@graph");
+    let actions = graph
+        .iter()
+        .filter(|e| {
+            e["@type"] == "CreateAction"
+                || e["@type"]
+                    .as_array()
+                    .is_some_and(|t| t.iter().any(|x| x == "CreateAction"))
+        })
+        .count();
+    // say[i=0..2], join and outputs.
+    assert!(actions >= 5, "{actions} actions: {metadata}");
+}

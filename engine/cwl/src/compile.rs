@@ -89,8 +89,11 @@ pub struct Compiled {
 }
 
 /// Loads and checks a document without a job (for `validate`).
-pub fn check_document(document: &Path) -> Result<Process> {
-    let process = model::load(document)?;
+pub fn check_document(document: &Path, bind: Option<&Path>) -> Result<Process> {
+    let mut process = model::load(document)?;
+    if let Some(bind) = bind {
+        process.bindings = Some(std::sync::Arc::new(crate::bind::Bindings::read(bind)?));
+    }
     supported(&process)?;
     Ok(process)
 }
@@ -254,7 +257,13 @@ pub(crate) fn step_name(file: &Path) -> String {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut name: String = stem
+    twinflow_name(&stem, "tool_")
+}
+
+/// `text` as a twinflow step name: letters, digits, `-` and `_` (anything
+/// else `_`), starting with a letter (else `prefix` is put first).
+pub(crate) fn twinflow_name(text: &str, prefix: &str) -> String {
+    let mut name: String = text
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
@@ -265,7 +274,7 @@ pub(crate) fn step_name(file: &Path) -> String {
         })
         .collect();
     if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
-        name.insert_str(0, "tool_");
+        name.insert_str(0, prefix);
     }
     name
 }

@@ -4,7 +4,7 @@
 
 use crate::error::{CwlError, Result};
 use crate::files;
-use crate::tool::stage::copy_tree;
+use crate::tool::stage::{copy_tree, rebase};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -87,23 +87,4 @@ fn place(obj: &mut Value, outdir: &Path, taken: &mut HashSet<PathBuf>) -> Result
         }
     }
     Ok(())
-}
-
-fn rebase(v: &mut Value, from: &Path, to: &Path) {
-    match v {
-        Value::Array(items) => items.iter_mut().for_each(|x| rebase(x, from, to)),
-        Value::Object(m) => {
-            if let Some(Value::String(p)) = m.get("path")
-                && let Ok(rest) = Path::new(p).strip_prefix(from)
-            {
-                let new = to.join(rest).to_string_lossy().into_owned();
-                m.insert("location".into(), Value::String(format!("file://{new}")));
-                m.insert("path".into(), Value::String(new));
-            }
-            if let Some(l) = m.get_mut("listing") {
-                rebase(l, from, to);
-            }
-        }
-        _ => {}
-    }
 }

@@ -456,19 +456,7 @@ fn from_specs(
 fn step_names(steps: &[Step]) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(steps.len());
     for s in steps {
-        let mut name: String =
-            s.id.chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-        if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
-            name.insert_str(0, "step_");
-        }
+        let name = crate::compile::twinflow_name(&s.id, "step_");
         let name = unique(&name, &out);
         out.push(name);
     }

@@ -208,3 +208,24 @@ pub(crate) fn compile_for_run(
         }
     }
 }
+
+/// `validate DOC.cwl` without a job object: the document alone (its plan
+/// needs the job's values to count tasks).
+pub(crate) fn validate_document(out: &Output, args: &crate::args::CompileArgs) -> u8 {
+    match twinflow_cwl::check_document(&args.file, args.bind.as_deref()) {
+        Ok(process) => {
+            out.print(&format!(
+                "{}: CWL {:?} is valid ({} inputs, {} outputs); give a job object to see its tasks\n",
+                args.file.display(),
+                process.class,
+                process.inputs.len(),
+                process.outputs.len()
+            ));
+            exit::SUCCESS
+        }
+        Err(e) => {
+            out.error(&e.to_string());
+            exit::INVALID
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! One function per subcommand, each returning its exit code.
 
 mod control;
-mod cwl;
+pub(crate) mod cwl;
 mod daemon;
 mod export;
 mod graph;

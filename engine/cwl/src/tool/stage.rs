@@ -147,7 +147,7 @@ fn set_path(obj: &mut Value, target: &Path, name: &str) {
 }
 
 /// Rewrites paths under `from` to be under `to` in a listing.
-fn rebase(v: &mut Value, from: &Path, to: &Path) {
+pub(crate) fn rebase(v: &mut Value, from: &Path, to: &Path) {
     match v {
         Value::Array(items) => items.iter_mut().for_each(|x| rebase(x, from, to)),
         Value::Object(m) => {

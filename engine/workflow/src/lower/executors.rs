@@ -54,18 +54,7 @@ pub(crate) fn lower_all(doc: &WorkflowDoc, d: &mut Diags, opts: &CompileOptions)
         }
     }
     if doc.executors.is_empty() {
-        out.push(ExecIr {
-            spec: ExecutorSpec {
-                name: IMPLICIT_LOCAL.to_owned(),
-                backend: BackendConfig::Local(LocalConfig::default()),
-                prologue: None,
-                env: Vec::new(),
-                container_runtime: None,
-                bound_by: None,
-            },
-            env: Vec::new(),
-            site_env: Vec::new(),
-        });
+        out.push(local_role(IMPLICIT_LOCAL));
     }
     if let Some(site) = &opts.site {
         let roles: Vec<&str> = doc
@@ -83,26 +72,28 @@ pub(crate) fn lower_all(doc: &WorkflowDoc, d: &mut Diags, opts: &CompileOptions)
 /// a local executor, unless the site file of `opts` binds it (`--local`
 /// binds them all locally again). Each comes with the site's `env` for it.
 pub(crate) fn for_roles(roles: &[&str], d: &mut Diags, opts: &CompileOptions) -> Vec<ExecIr> {
-    let mut out: Vec<ExecIr> = roles
-        .iter()
-        .map(|role| ExecIr {
-            spec: ExecutorSpec {
-                name: (*role).to_owned(),
-                backend: BackendConfig::Local(LocalConfig::default()),
-                prologue: None,
-                env: Vec::new(),
-                container_runtime: None,
-                bound_by: None,
-            },
-            env: Vec::new(),
-            site_env: Vec::new(),
-        })
-        .collect();
+    let mut out: Vec<ExecIr> = roles.iter().map(|role| local_role(role)).collect();
     if let Some(site) = &opts.site {
         rebind_to_site(&mut out, roles, d, &site.name, &site.text);
     }
     bind_local(&mut out, opts);
     out
+}
+
+/// Role `name` as a local executor with the machine's cores.
+fn local_role(name: &str) -> ExecIr {
+    ExecIr {
+        spec: ExecutorSpec {
+            name: name.to_owned(),
+            backend: BackendConfig::Local(LocalConfig::default()),
+            prologue: None,
+            env: Vec::new(),
+            container_runtime: None,
+            bound_by: None,
+        },
+        env: Vec::new(),
+        site_env: Vec::new(),
+    }
 }
 
 fn bind_local(out: &mut [ExecIr], opts: &CompileOptions) {

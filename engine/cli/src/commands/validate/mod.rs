@@ -13,6 +13,9 @@ use std::fmt::Write as _;
 use twinflow_workflow::Plan;
 
 pub(crate) fn validate(out: &Output, args: &CompileArgs) -> u8 {
+    if super::cwl::is_cwl(&args.file) && args.job.is_none() {
+        return super::cwl::validate_document(out, args);
+    }
     match compile(out, args) {
         Ok(plan) => {
             let mut problems = host::missing_runtimes(&plan, std::env::var_os("PATH").as_deref());
