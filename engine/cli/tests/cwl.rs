@@ -716,3 +716,15 @@ fn a_cwl_run_exports_a_provenance_crate_with_its_tasks_and_artefacts() {
     // say[i=0..2], join and outputs.
     assert!(actions >= 5, "{actions} actions: {metadata}");
 }
+
+#[test]
+fn submitting_a_cwl_document_to_the_daemon_is_refused_not_misread() {
+    let sb = workflow_sandbox();
+    let out = sb.run(&["submit", "wf.cwl", "job.yml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("the daemon does not take CWL documents yet"),
+        "{err}"
+    );
+}

@@ -291,6 +291,13 @@ fn absolute(path: &Path) -> PathBuf {
 }
 
 pub(crate) fn submit(out: &Output, args: &SubmitArgs) -> u8 {
+    if super::cwl::is_cwl(&args.compile.file) {
+        out.error(&format!(
+            "{}: the daemon does not take CWL documents yet; run it with `twinflow run` (docs/cwl.md)",
+            args.compile.file.display()
+        ));
+        return exit::INVALID;
+    }
     // Checked here first, so diagnostics show in this terminal, in colour.
     if let Err(code) = compile(out, &args.compile) {
         return code;
