@@ -211,6 +211,12 @@ fn twinflow_run_of_a_cwl_workflow_is_a_run_like_any_other() {
     let object = std::fs::read_to_string(runs.path().join("work/outputs/0/outputs.json"))
         .expect("the output object");
     assert!(object.contains("\"joined\""), "{object}");
+    // The outputs step links the workflow's files, it does not copy them.
+    use std::os::unix::fs::MetadataExt;
+    let made = std::fs::metadata(runs.path().join("work/join/0/out/all.txt")).expect("join's file");
+    let kept =
+        std::fs::metadata(runs.path().join("work/outputs/0/out/all.txt")).expect("outputs' file");
+    assert_eq!((made.dev(), made.ino()), (kept.dev(), kept.ino()));
 }
 
 #[test]

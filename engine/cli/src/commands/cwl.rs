@@ -141,7 +141,7 @@ fn run_and_collect(
         };
     }
     let collected = step::read_outputs(&workdir).and_then(|mut v| {
-        twinflow_cwl::runner::relocate(&mut v, outdir)?;
+        twinflow_cwl::runner::relocate(&mut v, outdir, Some(&summary.run_dir))?;
         Ok(v)
     });
     match collected {

@@ -182,20 +182,40 @@ fn link_or_copy(src: &Path, target: &Path, writable: bool) -> Result<()> {
 
 /// Copies a file, or a directory recursively.
 pub fn copy_tree(src: &Path, target: &Path) -> Result<()> {
+    duplicate_tree(src, target, false)
+}
+
+/// [`copy_tree`], but files become hard links of the originals where the
+/// file system allows (a copy where it does not): for files of the run's
+/// own directory, which nothing writes again, so a workflow's outputs are
+/// not copied byte by byte into the step that assembles them.
+pub fn link_tree(src: &Path, target: &Path) -> Result<()> {
+    duplicate_tree(src, target, true)
+}
+
+fn duplicate_tree(src: &Path, target: &Path, link: bool) -> Result<()> {
     let meta = std::fs::metadata(src).map_err(|e| CwlError::io("cannot read", src, &e))?;
     if meta.is_dir() {
         mkdir(target)?;
         let entries = std::fs::read_dir(src).map_err(|e| CwlError::io("cannot list", src, &e))?;
         for entry in entries {
             let entry = entry.map_err(|e| CwlError::io("cannot list", src, &e))?;
-            copy_tree(&entry.path(), &target.join(entry.file_name()))?;
+            duplicate_tree(&entry.path(), &target.join(entry.file_name()), link)?;
         }
-        Ok(())
-    } else {
-        std::fs::copy(src, target)
-            .map(|_| ())
-            .map_err(|e| CwlError::io("cannot copy to", target, &e))
+        return Ok(());
     }
+    if link {
+        // The file itself, not a symbolic link on the way to it.
+        let real = src
+            .canonicalize()
+            .map_err(|e| CwlError::io("cannot resolve", src, &e))?;
+        if std::fs::hard_link(&real, target).is_ok() {
+            return Ok(());
+        }
+    }
+    std::fs::copy(src, target)
+        .map(|_| ())
+        .map_err(|e| CwlError::io("cannot copy to", target, &e))
 }
 
 /// Replaces the symbolic links under `dir` that lead outside `root` to
