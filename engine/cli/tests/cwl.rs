@@ -734,3 +734,27 @@ fn submitting_a_cwl_document_to_the_daemon_is_refused_not_misread() {
         "{err}"
     );
 }
+
+#[test]
+fn the_forest_bird_cwl_example_runs_each_scenario_as_its_own_tasks() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows/forest-bird-cwl");
+    let sb = Sandbox::new(&[]);
+    let doc = root.join("forest-bird.cwl").display().to_string();
+    let job = root.join("job.json").display().to_string();
+    let out = sb.run(&["cwl-runner", "--outdir", "o", &doc, &job]);
+    let object = output_object(&out);
+    let table =
+        std::fs::read_to_string(object["table"]["path"].as_str().expect("path")).expect("table");
+    for scenario in ["ssp126", "ssp245", "ssp585"] {
+        assert!(
+            table.contains(scenario),
+            "{scenario} missing from:\n{table}"
+        );
+    }
+    let chart =
+        std::fs::read_to_string(object["chart"]["path"].as_str().expect("path")).expect("chart");
+    assert!(
+        chart.starts_with("<svg") || chart.contains("<svg"),
+        "not an SVG chart"
+    );
+}
