@@ -29,6 +29,7 @@
 //! orphans are not followed, and the tasks die with the process.
 
 pub(crate) mod orphans;
+mod outbox;
 mod queue;
 pub(crate) mod resident;
 
@@ -40,7 +41,6 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -104,7 +104,7 @@ struct Shared {
     me: u32,
     changed: Notify,
     /// Record lines and replies of this turn of the loop.
-    outbox: Mutex<Outbox>,
+    outbox: outbox::Outbox,
     /// Ended attempts waiting for their orphans to be looked for (and
     /// killed): woken when none is left.
     sweeps: Mutex<Vec<Sweep>>,
@@ -116,12 +116,6 @@ struct Shared {
 /// An ended attempt, and how to tell its end that its orphans are gone.
 type Sweep = ((u32, u32), oneshot::Sender<()>);
 
-#[derive(Default)]
-struct Outbox {
-    lines: String,
-    replies: Vec<Reply>,
-}
-
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -129,24 +123,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Shared {
     /// Records `record` and then sends `reply`, with the rest of this turn.
     fn post(&self, record: Option<&Record>, reply: Reply) {
-        let mut outbox = lock(&self.outbox);
-        if let (Some(record), Some(_)) = (record, &self.cfg.records) {
-            outbox.lines.push_str(&record.line());
-        }
-        outbox.replies.push(reply);
+        self.outbox.post(record, self.cfg.records.is_some(), reply);
     }
 
     /// Appends this turn's lines in one write, then sends its replies.
     fn flush(&self) {
-        let Outbox { lines, replies } = std::mem::take(&mut *lock(&self.outbox));
-        if let (Some(file), false) = (&self.cfg.records, lines.is_empty())
-            && let Err(e) = (&*file).write_all(lines.as_bytes())
-        {
-            tracing::warn!("failed to append to the local supervisor's record file: {e}");
-        }
-        for reply in replies {
-            let _ = self.replies.send(reply);
-        }
+        self.outbox.flush(self.cfg.records.as_ref(), &self.replies);
     }
 
     fn tasks(&self) -> std::sync::MutexGuard<'_, HashMap<(u32, u32), u32>> {
@@ -175,7 +157,7 @@ pub(crate) async fn serve(
         orphans: Mutex::default(),
         me: std::process::id(),
         changed: Notify::new(),
-        outbox: Mutex::default(),
+        outbox: outbox::Outbox::default(),
         sweeps: Mutex::default(),
         spawning: Mutex::default(),
     });
@@ -417,7 +399,7 @@ fn follow(
         cost: cost.max(1),
         devices: devices.to_vec(),
     };
-    lock(&shared.outbox).lines.push_str(&holds.line());
+    shared.outbox.record(&holds.line());
     if let Some((runtime, name)) = &container {
         lock(&shared.containers).insert(key, (runtime.clone(), name.clone()));
         let record = Record::Container {
@@ -425,7 +407,7 @@ fn follow(
             runtime: runtime.clone(),
             name: name.clone(),
         };
-        lock(&shared.outbox).lines.push_str(&record.line());
+        shared.outbox.record(&record.line());
     }
     shared.post(
         Some(&Record::Started { key, pid, start }),
