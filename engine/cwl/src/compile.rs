@@ -104,7 +104,25 @@ fn supported(process: &Process) -> Result<()> {
         Class::CommandLineTool | Class::ExpressionTool => Ok(()),
         Class::Workflow => {
             let wf = Workflow::from_process(process.clone())?;
-            wf.steps.iter().try_for_each(|s| supported(&s.run))
+            for step in &wf.steps {
+                // Each step works on its own sealed copy of what it is given:
+                // an update in place would not reach the next step.
+                if step
+                    .run
+                    .find("InplaceUpdateRequirement")
+                    .is_some_and(|r| !r.hint)
+                {
+                    return Err(step.run.error(
+                        "requirements",
+                        CwlError::unsupported(format!(
+                            "InplaceUpdateRequirement in workflow step `{}`: each twinflow step works on its own copy of its inputs",
+                            step.id
+                        )),
+                    ));
+                }
+                supported(&step.run)?;
+            }
+            Ok(())
         }
         Class::Operation => Err(process.error(
             "class",
