@@ -7,7 +7,7 @@ use crate::error::{CwlError, Result};
 use crate::tool::cmdline::{Word, shell_quote};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What to start.
 #[derive(Debug, Clone)]
@@ -164,37 +164,50 @@ fn run_container(l: &Launch, launch: &twinflow_launch::Launch, runtime: &str) ->
     })
 }
 
-/// Waits for `child`; past `timelimit` kills its process group (and calls
-/// `on_timeout` to stop what runs outside it).
+/// Waits for `child` (blocking, so its end is seen at once); with a
+/// `timelimit`, a watchdog thread kills its process group when the limit
+/// passes, and `on_timeout` then stops what runs outside it.
 fn wait(
     mut child: std::process::Child,
     timelimit: Option<Duration>,
     program: &str,
     on_timeout: impl FnOnce(),
 ) -> Result<Ended> {
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(1);
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => {
-                use std::os::unix::process::ExitStatusExt;
-                let code = status
-                    .code()
-                    .or(status.signal().map(|s| 128 + s))
-                    .unwrap_or(1);
-                return Ok(Ended::Exited(code));
-            }
-            Ok(None) => {}
-            Err(e) => return Err(CwlError::failed(format!("waiting for `{program}`: {e}"))),
-        }
-        if timelimit.is_some_and(|t| started.elapsed() >= t) {
-            let group = nix::unistd::Pid::from_raw(-(child.id() as i32));
+    use std::os::unix::process::ExitStatusExt;
+    let failed = |e: std::io::Error| CwlError::failed(format!("waiting for `{program}`: {e}"));
+    let Some(limit) = timelimit else {
+        let status = child.wait().map_err(failed)?;
+        return Ok(Ended::Exited(code_of(status)));
+    };
+    let group = nix::unistd::Pid::from_raw(-(child.id() as i32));
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        let late = matches!(
+            finished.recv_timeout(limit),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+        );
+        if late {
             let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
-            let _ = child.wait();
-            on_timeout();
-            return Ok(Ended::TimedOut);
         }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(50));
+        late
+    });
+    let status = child.wait();
+    let _ = done.send(());
+    let killed = watchdog.join().unwrap_or(false);
+    let status = status.map_err(failed)?;
+    // Killed at the limit (not ended just before it, on its own).
+    if killed && status.signal() == Some(nix::sys::signal::Signal::SIGKILL as i32) {
+        on_timeout();
+        return Ok(Ended::TimedOut);
     }
+    Ok(Ended::Exited(code_of(status)))
+}
+
+/// An exit status as a code (128 + n for signal n).
+fn code_of(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or(status.signal().map(|s| 128 + s))
+        .unwrap_or(1)
 }
