@@ -758,3 +758,25 @@ fn the_forest_bird_cwl_example_runs_each_scenario_as_its_own_tasks() {
         "not an SVG chart"
     );
 }
+
+#[test]
+fn max_tasks_bounds_a_cwl_plan_as_it_bounds_a_yaml_one() {
+    let sb = workflow_sandbox();
+    let out = sb.run(&["validate", "--max-tasks", "2", "wf.cwl", "job.yml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("more than 2 tasks (step `say` scatters into 3 jobs)"),
+        "{err}"
+    );
+    let out = sb.run(&["validate", "--max-tasks", "4", "wf.cwl", "job.yml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr)
+            .contains("more than 4 tasks (5 with the step that assembles the outputs)"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = sb.run(&["validate", "--max-tasks", "5", "wf.cwl", "job.yml"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}

@@ -31,6 +31,8 @@ pub struct CwlInput {
     pub local: bool,
     /// `--bind`: the binding file of the document's abstract steps.
     pub bind: Option<PathBuf>,
+    /// `--max-tasks`: the most tasks the plan may have.
+    pub max_tasks: usize,
 }
 
 /// The executor role every CWL step runs on: local unless a site file binds
@@ -184,6 +186,7 @@ pub fn compile(input: &CwlInput) -> Result<Compiled> {
             runner: &input.runner,
             executor,
             env,
+            max_tasks: input.max_tasks,
         };
         let (plan, step) = crate::split::plan(&wf, &inputs, &document, target, info)?;
         return Ok(Compiled {

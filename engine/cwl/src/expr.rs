@@ -658,13 +658,7 @@ fn javascript(
     code: crate::js::Code<'_>,
     ctx: &Context<'_>,
 ) -> Result<Value, ExprError> {
-    let globals = crate::js::Globals {
-        inputs: ctx.inputs,
-        self_: ctx.self_,
-        runtime: ctx.runtime,
-        lib: ctx.lib,
-    };
-    crate::js::evaluate(code, &globals).map_err(|message| javascript_error(expr, message))
+    crate::js::evaluate(code, ctx).map_err(|message| javascript_error(expr, message))
 }
 
 fn javascript_error(expr: &str, message: String) -> ExprError {

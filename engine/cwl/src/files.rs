@@ -18,6 +18,20 @@ pub fn class_of(v: &Value) -> Option<&str> {
         .filter(|c| *c == "File" || *c == "Directory")
 }
 
+/// Applies `f` to every File and Directory object of `v` that is not
+/// inside another one (through arrays and records; a File's own
+/// `secondaryFiles` and a Directory's `listing` are `f`'s to handle).
+pub fn for_each_object(v: &mut Value, f: &mut dyn FnMut(&mut Value) -> Result<()>) -> Result<()> {
+    if class_of(v).is_some() {
+        return f(v);
+    }
+    match v {
+        Value::Array(items) => items.iter_mut().try_for_each(|x| for_each_object(x, f)),
+        Value::Object(m) => m.values_mut().try_for_each(|x| for_each_object(x, f)),
+        _ => Ok(()),
+    }
+}
+
 /// The local path of a File/Directory object (`path`, else a `file:`
 /// `location`), when it has one.
 pub fn local_path(v: &Value) -> Option<PathBuf> {
@@ -272,6 +286,34 @@ pub fn required(v: &Value) -> Result<bool> {
             "secondaryFiles `required` gave {other}, not a boolean"
         ))),
     }
+}
+
+/// What one `secondaryFiles` entry names for the primary File `ctx.self_`,
+/// and whether it is required: a plain pattern applied to the primary's
+/// basename (a name, as a string, beside the primary), else whatever its
+/// expression gives (a name, a File object, a list of them, or null).
+pub fn secondary_names(
+    pattern: &Value,
+    required: &Value,
+    ctx: &crate::expr::Context<'_>,
+    js: crate::expr::Js,
+) -> Result<(Value, bool)> {
+    let is_expr = pattern
+        .as_str()
+        .is_some_and(|p| p.contains("$(") || p.contains("${"));
+    let required = self::required(&crate::expr::eval(required, ctx, js)?)?;
+    let names = match crate::expr::eval(pattern, ctx, js)? {
+        Value::String(p) if !is_expr => {
+            let basename = ctx
+                .self_
+                .get("basename")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            Value::String(secondary_name(basename, &p))
+        }
+        other => other,
+    };
+    Ok((names, required))
 }
 
 /// Normalised `secondaryFiles` entries: `(pattern or expression, required)`,

@@ -61,18 +61,9 @@ impl Code<'_> {
     }
 }
 
-/// What the code sees.
-#[derive(Debug, Clone, Copy)]
-pub struct Globals<'a> {
-    /// `inputs`.
-    pub inputs: &'a Value,
-    /// `self`.
-    pub self_: &'a Value,
-    /// `runtime`.
-    pub runtime: &'a Value,
-    /// The `expressionLib` entries (strings), loaded first.
-    pub lib: &'a [Value],
-}
+/// What the code sees: `inputs`, `self`, `runtime`, and the
+/// `expressionLib` entries (strings), loaded first.
+pub use crate::expr::Context as Globals;
 
 /// Evaluates `code` with `globals`; the error is a lowercase-fragment
 /// message (`ReferenceError: x is not defined`, `timed out after 60 s`).

@@ -52,20 +52,17 @@ struct Target<'a> {
     link_root: Option<&'a Path>,
 }
 
+/// Places the objects of `v`: all of them, or (`within`) those under the
+/// working directory and not yet in the output directory.
 fn walk(v: &mut Value, within: Option<&Path>, to: &mut Target<'_>) -> Result<()> {
-    if files::class_of(v).is_some() {
-        let moves = match (within, files::local_path(v)) {
+    files::for_each_object(v, &mut |obj| {
+        let moves = match (within, files::local_path(obj)) {
             (None, _) => true,
             (Some(workdir), Some(p)) => p.starts_with(workdir) && !p.starts_with(to.outdir),
             (Some(_), None) => false,
         };
-        return if moves { place(v, to) } else { Ok(()) };
-    }
-    match v {
-        Value::Array(items) => items.iter_mut().try_for_each(|x| walk(x, within, to)),
-        Value::Object(m) => m.values_mut().try_for_each(|x| walk(x, within, to)),
-        _ => Ok(()),
-    }
+        if moves { place(obj, to) } else { Ok(()) }
+    })
 }
 
 fn place(obj: &mut Value, to: &mut Target<'_>) -> Result<()> {

@@ -107,6 +107,8 @@ pub struct Target<'a> {
     pub executor: ExecutorSpec,
     /// The environment its binding gives every task.
     pub env: Vec<(String, Template)>,
+    /// The most tasks the plan may have (`--max-tasks`).
+    pub max_tasks: usize,
 }
 
 /// The plan of `wf` run on `inputs` (its completed input object), and the
@@ -134,7 +136,7 @@ pub fn plan(
     }
     let mut statics: Vec<Option<StaticScatter>> = Vec::with_capacity(wf.steps.len());
     for s in &wf.steps {
-        let known = match static_scatter(wf, s, &input_values)? {
+        let known = match static_scatter(wf, s, &input_values, target.max_tasks)? {
             Some(found) => Some(found),
             None => aligned_scatter(s, &statics, &index),
         };
@@ -172,6 +174,13 @@ pub fn plan(
         next += count;
         specs.push(spec);
         step_deps.push(deps);
+    }
+    if next as usize >= target.max_tasks {
+        let total = u64::from(next) + 1;
+        return Err(too_many(
+            target.max_tasks,
+            &format!("{total} with the step that assembles the outputs"),
+        ));
     }
     let out_deps = producers(wf.outputs.iter().flat_map(|o| &o.link.sources), &index);
     let mut collect_spec = step_spec(
@@ -254,6 +263,13 @@ pub fn plan(
     Ok((builder.finish(), collect))
 }
 
+/// The refusal of a plan over `--max-tasks`, as for YAML workflows.
+fn too_many(max_tasks: usize, what: &str) -> CwlError {
+    CwlError::invalid(format!(
+        "the workflow would have more than {max_tasks} tasks ({what}); raise the limit with `--max-tasks`"
+    ))
+}
+
 /// The producer a step's scatter is aligned with, if it is.
 fn aligned_to(statics: &[Option<StaticScatter>], i: usize) -> Option<usize> {
     statics
@@ -322,6 +338,7 @@ fn static_scatter(
     wf: &Workflow,
     step: &Step,
     values: &HashMap<Source, Value>,
+    max_tasks: usize,
 ) -> Result<Option<StaticScatter>> {
     if step.scatter.is_empty() {
         return Ok(None);
@@ -347,6 +364,19 @@ fn static_scatter(
             crate::files::resolve(&mut v, wf.process.dir())?;
         }
         scattered.insert(name.clone(), v);
+    }
+    // Counted before the jobs are made: a crossproduct of a few long lists
+    // is more than memory holds.
+    let lengths = scattered.values().map(|v| v.as_array().map_or(0, Vec::len));
+    let count = match step.method {
+        crate::workflow::ScatterMethod::Dotproduct => lengths.max().unwrap_or(0) as u64,
+        _ => lengths.fold(1u64, |n, l| n.saturating_mul(l as u64)),
+    };
+    if count > max_tasks as u64 {
+        return Err(too_many(
+            max_tasks,
+            &format!("step `{}` scatters into {count} jobs", step.id),
+        ));
     }
     let Ok((jobs, dims)) = scatter::jobs(&scattered, &step.scatter, step.method) else {
         // Not arrays, or unequal lengths: the task reports it when it runs.

@@ -80,6 +80,14 @@ pub fn compile_file(path: &Path, options: &CompileOptions) -> Result<Plan, Compi
     compile_named(&path.display().to_string(), &text, &options, &stem(path))
 }
 
+/// `rel` normalised (`./a/../b` as `b`), if it is a relative path that
+/// stays inside the directory it is relative to (no leading `/`, no `..`
+/// above it, not empty): how `code:` entries are checked, and what other
+/// front ends use for names they place in a task's directory.
+pub fn relative_inside(rel: &str) -> Option<std::path::PathBuf> {
+    lower::code::inside(rel)
+}
+
 /// The executors of a plan another front end builds (the CWL front end):
 /// each of `roles` a local executor unless `options.site` binds it
 /// (checked and reported as for a workflow), all local with

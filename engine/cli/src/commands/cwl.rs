@@ -46,12 +46,9 @@ fn code_of(e: &CwlError) -> u8 {
 
 /// `twinflow cwl-runner`.
 pub(crate) fn cwl_runner(out: &Output, args: &RunnerArgs) -> u8 {
-    let runner = match std::env::current_exe() {
+    let runner = match runner_binary(out) {
         Ok(p) => p,
-        Err(e) => {
-            out.error(&format!("cannot find the twinflow binary: {e}"));
-            return exit::UNREACHABLE;
-        }
+        Err(code) => return code,
     };
     let input = CwlInput {
         document: args.document.clone(),
@@ -61,6 +58,7 @@ pub(crate) fn cwl_runner(out: &Output, args: &RunnerArgs) -> u8 {
         site: None,
         local: false,
         bind: args.bind.clone(),
+        max_tasks: twinflow_workflow::DEFAULT_MAX_TASKS,
     };
     let compiled = match twinflow_cwl::compile(&input) {
         Ok(c) => c,
@@ -159,6 +157,14 @@ fn run_and_collect(
     }
 }
 
+/// This `twinflow` binary: what the tasks of a CWL plan run.
+fn runner_binary(out: &Output) -> Result<std::path::PathBuf, u8> {
+    std::env::current_exe().map_err(|e| {
+        out.error(&format!("cannot find the twinflow binary: {e}"));
+        exit::UNREACHABLE
+    })
+}
+
 /// Whether `file` names a CWL document (`.cwl`, perhaps with `#id`).
 pub(crate) fn is_cwl(file: &Path) -> bool {
     let (file, _) = twinflow_cwl::load::split_fragment(file);
@@ -175,28 +181,15 @@ pub(crate) fn compile_for_run(
         out.error("--param does not apply to a CWL document: give its inputs in a job object");
         return Err(exit::INVALID);
     }
-    let site = match &args.site {
-        Some(path) => match twinflow_workflow::SiteSource::read(path) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                out.compile_error(&path.display().to_string(), &e);
-                return Err(exit::INVALID);
-            }
-        },
-        None => None,
-    };
-    let runner = std::env::current_exe().map_err(|e| {
-        out.error(&format!("cannot find the twinflow binary: {e}"));
-        exit::UNREACHABLE
-    })?;
     let input = CwlInput {
         document: args.file.clone(),
         job: args.job.clone(),
-        run_id: run_id.map_or_else(|| "dry-run".to_owned(), str::to_owned),
-        runner,
-        site,
+        run_id: run_id.map_or_else(|| twinflow_workflow::DRY_RUN_ID.to_owned(), str::to_owned),
+        runner: runner_binary(out)?,
+        site: super::read_site(out, args)?,
         local: args.local,
         bind: args.bind.clone(),
+        max_tasks: args.max_tasks,
     };
     match twinflow_cwl::compile(&input) {
         Ok(c) => Ok(c.plan),

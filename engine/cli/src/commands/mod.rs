@@ -112,15 +112,7 @@ fn compile_for_run(out: &Output, args: &CompileArgs, run_id: Option<&str>) -> Re
             }
         }
     }
-    if let Some(site) = &args.site {
-        match SiteSource::read(site) {
-            Ok(s) => options.site = Some(s),
-            Err(e) => {
-                out.compile_error(&site.display().to_string(), &e);
-                return Err(exit::INVALID);
-            }
-        }
-    }
+    options.site = read_site(out, args)?;
     let plan = compile_file(&args.file, &options).map_err(|e| {
         out.compile_error(&args.file.display().to_string(), &e);
         exit::INVALID
@@ -129,6 +121,17 @@ fn compile_for_run(out: &Output, args: &CompileArgs, run_id: Option<&str>) -> Re
         out.warning(&warning);
     }
     Ok(plan)
+}
+
+/// The site file `--site` names, read; an unreadable one is reported (exit 2).
+fn read_site(out: &Output, args: &CompileArgs) -> Result<Option<SiteSource>, u8> {
+    let Some(site) = &args.site else {
+        return Ok(None);
+    };
+    SiteSource::read(site).map(Some).map_err(|e| {
+        out.compile_error(&site.display().to_string(), &e);
+        exit::INVALID
+    })
 }
 
 pub(crate) fn schema(out: &Output, site: bool) -> u8 {

@@ -4,7 +4,7 @@
 //! found beside the primary, `listing` per `loadListing`).
 
 use crate::error::{CwlError, Result};
-use crate::expr::{self, Context};
+use crate::expr::Context;
 use crate::files;
 use crate::model::{InputParam, Process};
 use crate::types::Type;
@@ -237,11 +237,6 @@ fn secondary_files(
         .parent()
         .map(std::path::Path::to_path_buf)
         .unwrap_or_default();
-    let basename = v
-        .get("basename")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
     let mut listed: Vec<Value> = match v.get("secondaryFiles") {
         Some(Value::Array(l)) => l.clone(),
         _ => Vec::new(),
@@ -254,16 +249,11 @@ fn secondary_files(
             runtime: &runtime,
             lib: tool.expression_lib(),
         };
-        let is_expr = pattern
-            .as_str()
-            .is_some_and(|p| p.contains("$(") || p.contains("${"));
-        let required = files::required(&expr::eval(&required, &ctx, tool.js())?)?;
-        let found = match expr::eval(&pattern, &ctx, tool.js())? {
-            Value::String(name) if is_expr => vec![Value::String(name)],
-            Value::String(p) => vec![Value::String(files::secondary_name(&basename, &p))],
+        let (names, required) = files::secondary_names(&pattern, &required, &ctx, tool.js())?;
+        let found = match names {
+            Value::String(_) | Value::Object(_) => vec![names],
             Value::Array(items) => items,
             Value::Null => Vec::new(),
-            obj @ Value::Object(_) => vec![obj],
             other => return Err(CwlError::invalid(format!("secondaryFiles gave {other}"))),
         };
         for item in found {

@@ -355,29 +355,20 @@ fn add_secondary(
                 return Ok(());
             };
             let dir = primary.parent().map(Path::to_path_buf).unwrap_or_default();
-            let basename = v
-                .get("basename")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
             let mut list = match v.get("secondaryFiles") {
                 Some(Value::Array(l)) => l.clone(),
                 _ => Vec::new(),
             };
             for (pattern, required) in files::secondary_patterns(spec, false) {
-                let is_expr = pattern
-                    .as_str()
-                    .is_some_and(|p| p.contains("$(") || p.contains("${"));
                 let ctx = Context {
                     inputs,
                     self_: v,
                     runtime,
                     lib: tool.expression_lib(),
                 };
-                let required = files::required(&expr::eval(&required, &ctx, tool.js())?)?;
-                let names: Vec<Value> = match expr::eval(&pattern, &ctx, tool.js())? {
-                    Value::String(n) if is_expr => vec![Value::String(n)],
-                    Value::String(p) => vec![Value::String(files::secondary_name(&basename, &p))],
+                let (names, required) =
+                    files::secondary_names(&pattern, &required, &ctx, tool.js())?;
+                let names: Vec<Value> = match names {
                     Value::Array(items) => items,
                     Value::Null => Vec::new(),
                     other => vec![other],

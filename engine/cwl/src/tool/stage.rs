@@ -29,21 +29,18 @@ pub fn safe_relative(path: &str) -> Result<PathBuf> {
             "entryname {path}: an absolute path needs a container"
         )));
     }
-    let norm = files::normalise(p);
-    let escapes = p.components().any(|c| c == std::path::Component::ParentDir)
-        && !files::normalise(&Path::new("/x").join(p)).starts_with("/x");
-    if escapes || norm.as_os_str().is_empty() || path.contains('\0') {
-        return Err(CwlError::invalid(format!(
+    match twinflow_workflow::relative_inside(path) {
+        Some(norm) if !path.contains('\0') => Ok(norm),
+        _ => Err(CwlError::invalid(format!(
             "`{path}` leaves the output directory"
-        )));
+        ))),
     }
-    Ok(norm)
 }
 
 /// Stages every File and Directory of `inputs` under `stage_dir`.
 pub fn stage_inputs(inputs: &mut Value, stage_dir: &Path) -> Result<()> {
     let mut n = 0usize;
-    walk(inputs, &mut |obj| {
+    files::for_each_object(inputs, &mut |obj| {
         n += 1;
         let dir = stage_dir.join(n.to_string());
         mkdir(&dir)?;
@@ -55,25 +52,13 @@ pub fn stage_inputs(inputs: &mut Value, stage_dir: &Path) -> Result<()> {
 /// `path` nor `location`: a File's `contents`, a Directory's `listing`)
 /// into `dir` under its basename, and points it there.
 pub fn write_literals(v: &mut Value, dir: &Path) -> Result<()> {
-    walk(v, &mut |obj| {
+    files::for_each_object(v, &mut |obj| {
         if files::local_path(obj).is_some() {
             return Ok(());
         }
         mkdir(dir)?;
         place(obj, dir, true)
     })
-}
-
-/// Applies `f` to every top-level File/Directory object in `v`.
-fn walk(v: &mut Value, f: &mut dyn FnMut(&mut Value) -> Result<()>) -> Result<()> {
-    if files::class_of(v).is_some() {
-        return f(v);
-    }
-    match v {
-        Value::Array(items) => items.iter_mut().try_for_each(|x| walk(x, f)),
-        Value::Object(m) => m.values_mut().try_for_each(|x| walk(x, f)),
-        _ => Ok(()),
-    }
 }
 
 fn mkdir(dir: &Path) -> Result<()> {
@@ -427,15 +412,11 @@ fn flatten(v: Value) -> Vec<Value> {
 /// Replaces the File/Directory object whose path is `old` by `new`
 /// everywhere in `v`.
 fn replace_path(v: &mut Value, old: &str, new: &Value) {
-    if files::class_of(v).is_some() {
-        if v.get("path").and_then(Value::as_str) == Some(old) {
-            *v = new.clone();
+    // The closure never fails.
+    let _ = files::for_each_object(v, &mut |obj| {
+        if obj.get("path").and_then(Value::as_str) == Some(old) {
+            *obj = new.clone();
         }
-        return;
-    }
-    match v {
-        Value::Array(items) => items.iter_mut().for_each(|x| replace_path(x, old, new)),
-        Value::Object(m) => m.values_mut().for_each(|x| replace_path(x, old, new)),
-        _ => {}
-    }
+        Ok(())
+    });
 }

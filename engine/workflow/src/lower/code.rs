@@ -61,7 +61,7 @@ fn named_in_run(run: &Template, workflow_dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 /// `rel` normalised, if it is a relative path that stays inside.
-fn inside(rel: &str) -> Option<PathBuf> {
+pub(crate) fn inside(rel: &str) -> Option<PathBuf> {
     let mut out = PathBuf::new();
     for part in Path::new(rel).components() {
         match part {

@@ -3,7 +3,7 @@
 //! and resolves every `${{ }}`. Reports all it finds; expansion into tasks
 //! happens only when nothing was wrong.
 
-mod code;
+pub(crate) mod code;
 mod container;
 pub(crate) mod executors;
 mod gpus;
