@@ -537,15 +537,21 @@ fn an_ambiguous_run_prefix_is_refused_with_its_candidates() {
         ambiguous(&sandbox.run(&command), &command);
     }
     // A unique prefix names its run through the daemon too (this one ended
-    // before the daemon started: watching it tells how it ended).
-    let o = sandbox.run(&["watch", &second[..second.len() - 1]]);
+    // before the daemon started: watching it tells how it ended). The ids
+    // end in 4 random hex digits: when the two runs share the first 3 as
+    // well, only the whole id is unique.
+    let unique = match &second[..second.len() - 1] {
+        short if first.starts_with(short) => second.as_str(),
+        short => short,
+    };
+    let o = sandbox.run(&["watch", unique]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
     assert!(
         text(&o.stderr).contains(&format!("run {second} FAILED")),
         "{}",
         text(&o.stderr)
     );
-    let o = sandbox.run(&["cancel", &second[..second.len() - 1]]);
+    let o = sandbox.run(&["cancel", unique]);
     assert!(
         text(&o.stderr).contains(&format!("run `{second}` is not running in this daemon")),
         "{}",
